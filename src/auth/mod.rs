@@ -1,0 +1,8 @@
+//! Authentication and authorization: who the caller is ([`Principal`]) and what it may do
+//! ([`Permission`], [`PermissionSet`]).
+
+pub mod permissions;
+pub mod principal;
+
+pub use permissions::{Operation, Permission, PermissionSet, UnknownPermission};
+pub use principal::Principal;

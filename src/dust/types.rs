@@ -1,0 +1,412 @@
+//! The Dust API shapes this server reads and writes.
+//!
+//! They follow `shared/reference/dust-api.md` (the zod schemas of `@dust-tt/client`), not the
+//! looser published swagger. Every struct ignores unknown fields and defaults what Dust may omit,
+//! because Dust spreads internal objects into its answers and adds fields without notice; a new
+//! field must never break a user's tool call. Parts we only pass through to the model stay
+//! `serde_json::Value`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// An agent as listed by `GET /assistant/agent_configurations` (`LightAgentConfiguration`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentConfiguration {
+    /// The agent's string id (`dust` for the global Dust agent, 10 characters for custom ones).
+    pub s_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub instructions: Option<String>,
+    #[serde(default)]
+    pub picture_url: Option<String>,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub scope: String,
+    #[serde(default)]
+    pub model: Option<Value>,
+    #[serde(default)]
+    pub version: Option<u64>,
+}
+
+/// `context` of a user message: who is asking. Dust requires `username` and a valid IANA
+/// `timezone`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageContext {
+    pub username: String,
+    pub timezone: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_picture_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+}
+
+/// One agent mention: the agents that run for a message are exactly its mentions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Mention {
+    pub configuration_id: String,
+}
+
+/// The body of `POST /assistant/conversations/{cId}/messages`, and the `message` member of a
+/// conversation creation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PostMessage {
+    pub content: String,
+    pub mentions: Vec<Mention>,
+    pub context: MessageContext,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocking: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_tools_validation: Option<bool>,
+}
+
+/// The body of `POST /assistant/conversations`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateConversation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<String>,
+    pub message: PostMessage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocking: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_tools_validation: Option<bool>,
+}
+
+/// A user message (`UserMessageSchema`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UserMessage {
+    pub s_id: String,
+    #[serde(default)]
+    pub created: i64,
+    #[serde(default)]
+    pub content: String,
+    #[serde(default)]
+    pub mentions: Vec<Value>,
+    #[serde(default)]
+    pub context: Option<Value>,
+    #[serde(default)]
+    pub visibility: Option<String>,
+}
+
+/// An error attached to a failed agent message or carried by an error event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AgentErrorInfo {
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// An agent message (`AgentMessageTypeSchema`). `content` is the answer once `status` is
+/// `succeeded`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentMessage {
+    pub s_id: String,
+    #[serde(default)]
+    pub created: i64,
+    /// `created` (still running), `succeeded`, `failed` or `cancelled`.
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub content: Option<String>,
+    #[serde(default)]
+    pub chain_of_thought: Option<String>,
+    #[serde(default)]
+    pub parent_message_id: Option<String>,
+    #[serde(default)]
+    pub configuration: Option<Value>,
+    #[serde(default)]
+    pub actions: Vec<Value>,
+    #[serde(default)]
+    pub error: Option<AgentErrorInfo>,
+}
+
+impl AgentMessage {
+    /// The `sId` of the agent that wrote this message, when Dust included its configuration.
+    pub fn agent_id(&self) -> Option<&str> {
+        self.configuration.as_ref()?.get("sId")?.as_str()
+    }
+}
+
+/// One slot of a conversation's `content`: the versions of one message, of one kind.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ConversationItem {
+    UserMessage(UserMessage),
+    AgentMessage(AgentMessage),
+    ContentFragment(Value),
+    #[serde(other)]
+    Other,
+}
+
+/// A conversation (`ConversationSchema`). `content` holds one array of versions per message.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Conversation {
+    pub s_id: String,
+    #[serde(default)]
+    pub created: i64,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub content: Vec<Vec<ConversationItem>>,
+}
+
+impl Conversation {
+    /// The latest version of every message, in conversation order (compacted slots skipped).
+    pub fn latest_messages(&self) -> impl Iterator<Item = &ConversationItem> {
+        self.content.iter().filter_map(|versions| versions.last())
+    }
+
+    /// The latest version of the agent message answering the user message `user_message_id`.
+    pub fn agent_reply_to(&self, user_message_id: &str) -> Option<&AgentMessage> {
+        self.latest_messages().find_map(|item| match item {
+            ConversationItem::AgentMessage(m)
+                if m.parent_message_id.as_deref() == Some(user_message_id) =>
+            {
+                Some(m)
+            }
+            _ => None,
+        })
+    }
+}
+
+/// The answer to `POST /assistant/conversations`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CreatedConversation {
+    pub conversation: Conversation,
+    #[serde(default)]
+    pub message: Option<UserMessage>,
+}
+
+/// The answer to `POST /assistant/conversations/{cId}/messages`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PostedMessage {
+    pub message: UserMessage,
+    #[serde(default)]
+    pub agent_messages: Vec<AgentMessage>,
+}
+
+/// A Dust space (`SpaceTypeSchema`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Space {
+    pub s_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub is_restricted: bool,
+}
+
+/// A data source (`DataSourceTypeSchema`): what this server calls a knowledge base.
+/// `connector_provider` is `None` for folders, which are the only API-writable kind.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DataSource {
+    pub s_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<i64>,
+    #[serde(default)]
+    pub connector_id: Option<String>,
+    #[serde(default)]
+    pub connector_provider: Option<String>,
+    #[serde(default)]
+    pub edited_by_user: Option<Value>,
+}
+
+/// A chunk of a document that matched a search, with its relevance score.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Chunk {
+    #[serde(default)]
+    pub text: String,
+    #[serde(default)]
+    pub offset: Option<u64>,
+    #[serde(default)]
+    pub score: Option<f64>,
+}
+
+/// A core document (`CoreAPIDocumentSchema`), as returned by search, list and get.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Document {
+    pub document_id: String,
+    #[serde(default)]
+    pub data_source_id: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub source_url: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub timestamp: Option<i64>,
+    #[serde(default)]
+    pub created: Option<i64>,
+    #[serde(default)]
+    pub mime_type: Option<String>,
+    #[serde(default)]
+    pub text_size: Option<u64>,
+    #[serde(default)]
+    pub chunk_count: Option<u64>,
+    #[serde(default)]
+    pub chunks: Vec<Chunk>,
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+/// A page of `GET .../documents`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DocumentPage {
+    pub documents: Vec<Document>,
+    #[serde(default)]
+    pub total: u64,
+}
+
+/// Query of a data source search. Serialised by the client, never sent with `full_text=false`
+/// (Dust coerces any non-empty string, `"false"` included, to true).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchQuery {
+    pub query: String,
+    pub top_k: u32,
+    pub full_text: bool,
+    pub tags_in: Vec<String>,
+    pub tags_not: Vec<String>,
+    pub timestamp_gt: Option<i64>,
+    pub timestamp_lt: Option<i64>,
+}
+
+/// The body of a document upsert (`POST .../documents/{documentId}`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct UpsertDocument {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+}
+
+/// One event of an agent message's stream (`AgentMessageEventDataSchema`), with the `eventId`
+/// that resumes the stream after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentEvent {
+    pub event_id: String,
+    pub kind: AgentEventKind,
+}
+
+/// The events this server acts on; the rest are kept as `Other` with their type name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentEventKind {
+    /// A piece of generated text; only `classification == "tokens"` is answer text.
+    GenerationTokens { text: String, classification: String },
+    /// The agent started a tool.
+    ToolCallStarted { tool_name: String },
+    /// A tool reported progress or finished.
+    ToolProgress { label: String },
+    /// Terminal: the final message, whose `content` is the answer.
+    Success { message: Box<AgentMessage> },
+    /// Terminal: the agent failed.
+    Error { error: AgentErrorInfo },
+    /// Terminal: the generation was cancelled.
+    Cancelled,
+    /// Terminal: the user message itself was refused.
+    UserMessageError { error: AgentErrorInfo },
+    /// Any other event (`agent_message_done`, `tool_params`, ...).
+    Other { event_type: String },
+}
+
+impl AgentEventKind {
+    /// Whether no event follows this one on the message's stream.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Self::Success { .. } | Self::Error { .. } | Self::Cancelled | Self::UserMessageError { .. }
+        )
+    }
+
+    /// Decodes the `data` member of a stream frame.
+    pub fn from_event_data(data: &Value) -> Self {
+        let event_type = data.get("type").and_then(Value::as_str).unwrap_or_default();
+        let str_field = |name: &str| {
+            data.get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let error_field = || {
+            data.get("error")
+                .cloned()
+                .and_then(|e| serde_json::from_value(e).ok())
+                .unwrap_or(AgentErrorInfo {
+                    code: "unknown".into(),
+                    message: "The agent failed without saying why.".into(),
+                })
+        };
+        match event_type {
+            "generation_tokens" => Self::GenerationTokens {
+                text: str_field("text"),
+                classification: str_field("classification"),
+            },
+            "tool_call_started" => Self::ToolCallStarted {
+                tool_name: str_field("toolName"),
+            },
+            "tool_notification" => Self::ToolProgress {
+                label: data
+                    .pointer("/notification/data/label")
+                    .and_then(Value::as_str)
+                    .unwrap_or("working")
+                    .to_owned(),
+            },
+            "agent_message_success" | "agent_message_gracefully_stopped" => {
+                match data
+                    .get("message")
+                    .cloned()
+                    .map(serde_json::from_value::<AgentMessage>)
+                {
+                    Some(Ok(message)) => Self::Success {
+                        message: Box::new(message),
+                    },
+                    _ => Self::Other {
+                        event_type: event_type.to_owned(),
+                    },
+                }
+            }
+            "agent_error" => Self::Error {
+                error: error_field(),
+            },
+            "agent_generation_cancelled" => Self::Cancelled,
+            "user_message_error" => Self::UserMessageError {
+                error: error_field(),
+            },
+            other => Self::Other {
+                event_type: other.to_owned(),
+            },
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! PLACEHOLDER: the Dust simulator is being written (helper A). Replace this file entirely.
