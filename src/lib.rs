@@ -1,10 +1,22 @@
 //! mcp-dust-server: a Model Context Protocol server for Dust workspaces.
 //!
 //! Module map:
-//! - [`dust`]: the upstream, the `DustApi` trait and its HTTP client.
+//! - [`cli`], [`config`], [`telemetry`]: the command line, settings, logging.
+//! - [`dust`]: the upstream: the `DustApi` trait and its HTTP client.
 //! - [`sim`]: a Dust API simulator that follows the same contract, for demos and tests.
-//! - [`auth`]: who the caller is (`Principal`) and what it may do (permissions).
+//! - [`auth`]: who the caller is (`Principal`) and what it may do (permissions, key format).
+//! - [`mcp`]: the MCP server (tools, resources, prompts), one type for every transport.
+//! - [`stdio`]: the stdio transport: credentials from the environment.
+//! - [`store`]: server-side state behind small traits (conversation ownership).
+//! - [`secret`]: random secrets.
 
 pub mod auth;
+pub mod cli;
+pub mod config;
 pub mod dust;
+pub mod mcp;
+pub mod secret;
 pub mod sim;
+pub mod stdio;
+pub mod store;
+pub mod telemetry;

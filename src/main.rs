@@ -1,1 +1,48 @@
-fn main() {}
+//! `mcp-dust-server`: parse the command line, set up logging, hand over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use mcp_dust_server::{
+    cli::{Cli, Command},
+    config::{self, Config, LogFormat},
+    secret, sim, stdio, telemetry,
+};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("mcp-dust-server: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Stdio => {
+            let config = Config::load(cli.config.as_deref())?;
+            telemetry::init(&config.log_level, config.log_format);
+            stdio::run(config).await
+        }
+        Command::Sim(sim_config) => {
+            telemetry::init("info", LogFormat::Pretty);
+            sim::run_cli(sim_config).await
+        }
+        Command::GenSecret => {
+            println!("{}", secret::generate());
+            Ok(())
+        }
+        Command::ConfigTable { env } => {
+            if env {
+                print!("{}", config::env_example());
+            } else {
+                print!("{}", config::markdown_table());
+            }
+            Ok(())
+        }
+    }
+}

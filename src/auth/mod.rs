@@ -1,6 +1,7 @@
 //! Authentication and authorization: who the caller is ([`Principal`]) and what it may do
 //! ([`Permission`], [`PermissionSet`]).
 
+pub mod api_key;
 pub mod permissions;
 pub mod principal;
 

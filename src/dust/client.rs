@@ -22,3 +22,5 @@ pub struct ClientOptions {
 pub struct HttpDustClient {
     options: ClientOptions,
 }
+impl Default for ClientOptions { fn default() -> Self { todo!() } }
+impl HttpDustClient { pub fn new(options: ClientOptions) -> Result<Self, super::DustError> { Ok(Self{options}) } }

@@ -1,0 +1,38 @@
+//! The command line: `mcp-dust-server <command>`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::sim::SimConfig;
+
+/// A secure MCP server for Dust workspaces.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-dust-server", version, about, long_about = None)]
+pub struct Cli {
+    /// A TOML file with settings (keys named like the environment variables); the environment
+    /// wins over it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve MCP on standard input and output for a local client (Claude Desktop, Cursor, ...).
+    /// Credentials come from DUST_API_KEY and DUST_WORKSPACE_ID; logs go to standard error.
+    Stdio,
+    /// Run the Dust API simulator, for trying things without a Dust account and for tests.
+    Sim(SimConfig),
+    /// Print a new random secret for SECURITY_SECRET_KEY.
+    GenSecret,
+    /// Print the configuration table (Markdown) of every setting, or `.env.example` with --env.
+    #[command(hide = true)]
+    ConfigTable {
+        /// Print `.env.example` instead of the Markdown table.
+        #[arg(long)]
+        env: bool,
+    },
+}

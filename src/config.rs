@@ -1,0 +1,589 @@
+//! Configuration: defaults, then an optional TOML file, then the environment.
+//!
+//! Every setting is one row of [`SETTINGS`]: its environment variable (the names of
+//! `shared/spec/interface.md`, which users' deployment files depend on), aliases, default and
+//! help. The loader, the README's configuration table (`mcp-dust-server config-table`) and
+//! `.env.example` all come from that one list, so they cannot drift apart.
+//!
+//! Values are read as text and parsed here, by us, with errors that name the variable and never
+//! echo a secret's value. (A generic loader that guesses types turns an all-digit workspace id
+//! into a number; this one does not.)
+
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+use anyhow::{Context, bail};
+use ipnet::IpNet;
+use secrecy::SecretString;
+use url::Url;
+
+use crate::auth::PermissionSet;
+
+/// One configuration setting.
+#[derive(Debug)]
+pub struct Setting {
+    /// The environment variable, also the key in the TOML file.
+    pub env: &'static str,
+    /// Other accepted names (read only when the main name is absent).
+    pub aliases: &'static [&'static str],
+    /// The default, as text; `None` when unset by default.
+    pub default: Option<&'static str>,
+    /// Never echoed in errors, logs or `Debug` output.
+    pub secret: bool,
+    pub help: &'static str,
+}
+
+const fn s(env: &'static str, default: Option<&'static str>, help: &'static str) -> Setting {
+    Setting {
+        env,
+        aliases: &[],
+        default,
+        secret: false,
+        help,
+    }
+}
+
+/// Every setting, in the order of interface.md.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        aliases: &["DUST_DOMAIN"],
+        ..s(
+            "DUST_BASE_URL",
+            Some("https://dust.tt"),
+            "Dust API base (`https://eu.dust.tt` for the EU region)",
+        )
+    },
+    Setting {
+        secret: true,
+        ..s(
+            "DUST_API_KEY",
+            None,
+            "the Dust API key `stdio` uses; `serve` never needs one",
+        )
+    },
+    s(
+        "DUST_WORKSPACE_ID",
+        None,
+        "default workspace for logins that name none, and for `stdio`",
+    ),
+    s(
+        "DUST_AGENT_ID",
+        None,
+        "default agent for `ask_agent` when the caller names none",
+    ),
+    s(
+        "DUST_USERNAME",
+        Some("mcp-dust-server"),
+        "username sent with messages to Dust",
+    ),
+    s("DUST_EMAIL", None, "email sent with messages to Dust"),
+    s("DUST_FULL_NAME", None, "full name sent with messages to Dust"),
+    s(
+        "DUST_TIMEZONE",
+        Some("UTC"),
+        "IANA timezone sent with messages to Dust",
+    ),
+    s(
+        "MCP_SERVER_NAME",
+        Some("mcp-dust-server"),
+        "server name reported to MCP clients",
+    ),
+    s("MCP_SERVER_HOST", Some("127.0.0.1"), "where `serve` listens"),
+    s("MCP_SERVER_PORT", Some("5001"), "port `serve` listens on"),
+    s(
+        "MCP_SERVER_TIMEOUT",
+        Some("120"),
+        "seconds an agent run may take before the tool call ends with a clear timeout",
+    ),
+    s(
+        "ALLOWED_HOSTS",
+        None,
+        "comma-separated `Host` values accepted (default: the bind address and `localhost`)",
+    ),
+    Setting {
+        aliases: &["APP_ENV"],
+        ..s(
+            "NODE_ENV",
+            Some("development"),
+            "`production` turns on the production guards",
+        )
+    },
+    Setting {
+        secret: true,
+        ..s(
+            "SECURITY_SECRET_KEY",
+            None,
+            "root secret (≥ 32 bytes of randomness; `mcp-dust-server gen-secret`); generated per process in development",
+        )
+    },
+    s(
+        "SECURITY_TOKEN_EXPIRATION",
+        Some("3600"),
+        "JWT lifetime in seconds",
+    ),
+    s(
+        "SESSION_TTL",
+        Some("3600000"),
+        "browser session idle timeout in milliseconds",
+    ),
+    s(
+        "CORS_ALLOWED_ORIGINS",
+        None,
+        "comma-separated exact origins",
+    ),
+    s(
+        "RATE_LIMIT_MAX",
+        Some("100"),
+        "requests per window per client IP",
+    ),
+    s(
+        "RATE_LIMIT_WINDOW",
+        Some("3600"),
+        "rate-limit window in seconds",
+    ),
+    s(
+        "TRUSTED_PROXIES",
+        None,
+        "comma-separated CIDRs whose forwarded headers are believed",
+    ),
+    Setting {
+        secret: true,
+        ..s(
+            "REDIS_URL",
+            None,
+            "when set, shared state lives in Redis",
+        )
+    },
+    s(
+        "AUDIT_LOG_FILE",
+        None,
+        "where security audit events go (default: stdout), one JSON object a line",
+    ),
+    Setting {
+        secret: true,
+        ..s(
+            "ALERT_WEBHOOK_URL",
+            None,
+            "where high-severity security events are posted",
+        )
+    },
+    s("LOG_LEVEL", Some("info"), "log level or tracing filter"),
+    s(
+        "LOG_FORMAT",
+        None,
+        "`json` or `pretty` (default: json in production, pretty otherwise)",
+    ),
+    s(
+        "LOG_REQUEST_BODY",
+        Some("false"),
+        "log request bodies (masked)",
+    ),
+    s(
+        "LOG_REQUEST_HEADERS",
+        Some("false"),
+        "log request headers (masked)",
+    ),
+    s(
+        "LOG_RESPONSE_BODY",
+        Some("false"),
+        "log response bodies (masked)",
+    ),
+    s(
+        "LOG_RESPONSE_HEADERS",
+        Some("false"),
+        "log response headers (masked)",
+    ),
+    s("ENABLE_METRICS", Some("true"), "serve Prometheus metrics"),
+    s(
+        "METRICS_PREFIX",
+        Some("mcp_dust_server"),
+        "prefix of metric names",
+    ),
+    s(
+        "PERMISSIONS_DEFAULT",
+        Some("read:workspaces,read:agents,execute:agents,read:knowledge-bases,read:connectors"),
+        "what a valid key may do unless the policy says otherwise",
+    ),
+];
+
+/// `development` or `production` (`NODE_ENV`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dust_base_url: Url,
+    pub dust_api_key: Option<SecretString>,
+    pub dust_workspace_id: Option<String>,
+    pub dust_agent_id: Option<String>,
+    pub dust_username: String,
+    pub dust_email: Option<String>,
+    pub dust_full_name: Option<String>,
+    pub dust_timezone: String,
+    pub server_name: String,
+    pub host: String,
+    pub port: u16,
+    /// How long an agent run may take (`MCP_SERVER_TIMEOUT`).
+    pub agent_timeout: Duration,
+    pub allowed_hosts: Vec<String>,
+    pub environment: Environment,
+    pub secret_key: Option<SecretString>,
+    pub token_expiration: Duration,
+    pub session_ttl: Duration,
+    pub cors_allowed_origins: Vec<String>,
+    pub rate_limit_max: u32,
+    pub rate_limit_window: Duration,
+    pub trusted_proxies: Vec<IpNet>,
+    pub redis_url: Option<SecretString>,
+    pub audit_log_file: Option<String>,
+    pub alert_webhook_url: Option<SecretString>,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub log_request_body: bool,
+    pub log_request_headers: bool,
+    pub log_response_body: bool,
+    pub log_response_headers: bool,
+    pub enable_metrics: bool,
+    pub metrics_prefix: String,
+    pub permissions_default: PermissionSet,
+}
+
+impl Config {
+    /// Loads defaults, then `file` (TOML, keys named like the environment variables, any case),
+    /// then the process environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let file_values = match file {
+            Some(path) => read_toml(path)?,
+            None => BTreeMap::new(),
+        };
+        Self::from_sources(&file_values, |name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from file values and an environment lookup (tests pass a map).
+    pub fn from_sources(
+        file: &BTreeMap<String, String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        let mut raw = Raw::default();
+        for setting in SETTINGS {
+            let from_env = std::iter::once(setting.env)
+                .chain(setting.aliases.iter().copied())
+                .find_map(&env);
+            let from_file = || {
+                std::iter::once(setting.env)
+                    .chain(setting.aliases.iter().copied())
+                    .find_map(|name| file.get(&name.to_ascii_lowercase()).cloned())
+            };
+            let value = from_env
+                .or_else(from_file)
+                .or_else(|| setting.default.map(str::to_owned))
+                .filter(|v| !v.trim().is_empty());
+            if let Some(value) = value {
+                raw.0.insert(setting.env, value);
+            }
+        }
+        raw.build()
+    }
+
+    /// Whether `NODE_ENV=production`.
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+}
+
+fn read_toml(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let mut values = BTreeMap::new();
+    for (key, value) in table {
+        let key = key.to_ascii_lowercase();
+        if !SETTINGS.iter().any(|s| s.env.eq_ignore_ascii_case(&key)) {
+            bail!("{}: unknown setting {key:?}", path.display());
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => bail!("{}: {key} must be a string, number, boolean or list", path.display()),
+        };
+        values.insert(key, text);
+    }
+    Ok(values)
+}
+
+/// The raw text of each setting that has a value.
+#[derive(Default)]
+struct Raw(BTreeMap<&'static str, String>);
+
+impl Raw {
+    fn text(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+
+    fn required(&self, name: &str) -> anyhow::Result<String> {
+        self.text(name)
+            .with_context(|| format!("{name} has no default and is not set"))
+    }
+
+    fn secret(&self, name: &str) -> Option<SecretString> {
+        self.text(name).map(SecretString::from)
+    }
+
+    fn list(&self, name: &str) -> Vec<String> {
+        self.text(name)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &str) -> anyhow::Result<T> {
+        let text = self.required(name)?;
+        text.trim()
+            .parse()
+            .ok()
+            .with_context(|| format!("{name} must be a whole number, got {text:?}"))
+    }
+
+    fn seconds(&self, name: &str) -> anyhow::Result<Duration> {
+        let secs: u64 = self.number(name)?;
+        if secs == 0 {
+            bail!("{name} must be at least 1 second");
+        }
+        Ok(Duration::from_secs(secs))
+    }
+
+    fn flag(&self, name: &str) -> anyhow::Result<bool> {
+        match self.required(name)?.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            other => bail!("{name} must be true or false, got {other:?}"),
+        }
+    }
+
+    fn build(self) -> anyhow::Result<Config> {
+        let environment = match self.required("NODE_ENV")?.trim() {
+            "production" => Environment::Production,
+            "development" | "test" => Environment::Development,
+            other => bail!("NODE_ENV must be development or production, got {other:?}"),
+        };
+        let dust_base_url = {
+            let text = self.required("DUST_BASE_URL")?;
+            // `DUST_DOMAIN=eu.dust.tt` (no scheme) is how the older server took it.
+            let text = if text.contains("://") {
+                text
+            } else {
+                format!("https://{text}")
+            };
+            let url = Url::parse(&text)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .with_context(|| format!("DUST_BASE_URL must be an http(s) URL, got {text:?}"))?;
+            url
+        };
+        let log_format = match self.text("LOG_FORMAT").as_deref().map(str::trim) {
+            Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => bail!("LOG_FORMAT must be json or pretty, got {other:?}"),
+            None if environment == Environment::Production => LogFormat::Json,
+            None => LogFormat::Pretty,
+        };
+        let session_ms: u64 = self.number("SESSION_TTL")?;
+        if session_ms < 1000 {
+            bail!("SESSION_TTL is in milliseconds and must be at least 1000");
+        }
+        let trusted_proxies = self
+            .list("TRUSTED_PROXIES")
+            .iter()
+            .map(|cidr| {
+                cidr.parse::<IpNet>()
+                    .or_else(|_| cidr.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .with_context(|| {
+                        format!("TRUSTED_PROXIES: {cidr:?} is not an IP address or CIDR")
+                    })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let permissions_default = PermissionSet::parse_list(&self.required("PERMISSIONS_DEFAULT")?)
+            .context("PERMISSIONS_DEFAULT")?;
+        let host = self.required("MCP_SERVER_HOST")?;
+        let port = self.number("MCP_SERVER_PORT")?;
+        let mut allowed_hosts = self.list("ALLOWED_HOSTS");
+        if allowed_hosts.is_empty() {
+            allowed_hosts = vec![host.clone(), "localhost".to_owned()];
+        }
+        Ok(Config {
+            dust_base_url,
+            dust_api_key: self.secret("DUST_API_KEY"),
+            dust_workspace_id: self.text("DUST_WORKSPACE_ID"),
+            dust_agent_id: self.text("DUST_AGENT_ID"),
+            dust_username: self.required("DUST_USERNAME")?,
+            dust_email: self.text("DUST_EMAIL"),
+            dust_full_name: self.text("DUST_FULL_NAME"),
+            dust_timezone: self.required("DUST_TIMEZONE")?,
+            server_name: self.required("MCP_SERVER_NAME")?,
+            host,
+            port,
+            agent_timeout: self.seconds("MCP_SERVER_TIMEOUT")?,
+            allowed_hosts,
+            environment,
+            secret_key: self.secret("SECURITY_SECRET_KEY"),
+            token_expiration: self.seconds("SECURITY_TOKEN_EXPIRATION")?,
+            session_ttl: Duration::from_millis(session_ms),
+            cors_allowed_origins: self.list("CORS_ALLOWED_ORIGINS"),
+            rate_limit_max: self.number("RATE_LIMIT_MAX")?,
+            rate_limit_window: self.seconds("RATE_LIMIT_WINDOW")?,
+            trusted_proxies,
+            redis_url: self.secret("REDIS_URL"),
+            audit_log_file: self.text("AUDIT_LOG_FILE"),
+            alert_webhook_url: self.secret("ALERT_WEBHOOK_URL"),
+            log_level: self.required("LOG_LEVEL")?,
+            log_format,
+            log_request_body: self.flag("LOG_REQUEST_BODY")?,
+            log_request_headers: self.flag("LOG_REQUEST_HEADERS")?,
+            log_response_body: self.flag("LOG_RESPONSE_BODY")?,
+            log_response_headers: self.flag("LOG_RESPONSE_HEADERS")?,
+            enable_metrics: self.flag("ENABLE_METRICS")?,
+            metrics_prefix: self.required("METRICS_PREFIX")?,
+            permissions_default,
+        })
+    }
+}
+
+/// The configuration table of the README, generated from [`SETTINGS`].
+pub fn markdown_table() -> String {
+    let mut out = String::from("| variable | default | meaning |\n|---|---|---|\n");
+    for setting in SETTINGS {
+        let mut name = format!("`{}`", setting.env);
+        for alias in setting.aliases {
+            name.push_str(&format!(" (alias `{alias}`)"));
+        }
+        let default = setting
+            .default
+            .map_or_else(|| "—".to_owned(), |d| format!("`{d}`"));
+        out.push_str(&format!("| {name} | {default} | {} |\n", setting.help));
+    }
+    out
+}
+
+/// `.env.example`, generated from [`SETTINGS`]: every variable, commented out, with its default.
+pub fn env_example() -> String {
+    let mut out = String::from(
+        "# mcp-dust-server settings (generated by `mcp-dust-server config-table --env`).\n\
+         # Every line is commented out: uncomment what you change. Never commit real keys.\n",
+    );
+    for setting in SETTINGS {
+        out.push_str(&format!("\n# {}\n", setting.help));
+        for alias in setting.aliases {
+            out.push_str(&format!("# (also accepted as {alias})\n"));
+        }
+        out.push_str(&format!("# {}={}\n", setting.env, setting.default.unwrap_or("")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)]) -> anyhow::Result<Config> {
+        load_with_file(&[], env)
+    }
+
+    fn load_with_file(file: &[(&str, &str)], env: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let file = file
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned()))
+            .collect();
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_sources(&file, |name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_interface() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.dust_base_url.as_str(), "https://dust.tt/");
+        assert_eq!(c.port, 5001);
+        assert_eq!(c.host, "127.0.0.1");
+        assert_eq!(c.agent_timeout, Duration::from_secs(120));
+        assert_eq!(c.allowed_hosts, ["127.0.0.1", "localhost"]);
+        assert_eq!(c.environment, Environment::Development);
+        assert_eq!(c.log_format, LogFormat::Pretty);
+        assert_eq!(c.rate_limit_max, 100);
+        assert_eq!(c.session_ttl, Duration::from_secs(3600));
+        assert_eq!(c.permissions_default, PermissionSet::DEFAULT);
+        assert_eq!(c.dust_username, "mcp-dust-server");
+        assert!(c.dust_api_key.is_none());
+    }
+
+    #[test]
+    fn environment_wins_over_file_and_aliases_work() {
+        let c = load_with_file(
+            &[("MCP_SERVER_PORT", "7000"), ("DUST_AGENT_ID", "fromfile")],
+            &[("MCP_SERVER_PORT", "8000"), ("DUST_DOMAIN", "eu.dust.tt"), ("APP_ENV", "production")],
+        )
+        .unwrap();
+        assert_eq!(c.port, 8000);
+        assert_eq!(c.dust_agent_id.as_deref(), Some("fromfile"));
+        assert_eq!(c.dust_base_url.as_str(), "https://eu.dust.tt/");
+        assert!(c.is_production());
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn all_digit_workspace_ids_stay_text() {
+        let c = load(&[("DUST_WORKSPACE_ID", "0012345678")]).unwrap();
+        assert_eq!(c.dust_workspace_id.as_deref(), Some("0012345678"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_hide_secrets() {
+        let err = load(&[("MCP_SERVER_TIMEOUT", "2m")]).unwrap_err();
+        assert!(format!("{err:#}").contains("MCP_SERVER_TIMEOUT"));
+        let err = load(&[("PERMISSIONS_DEFAULT", "read:agents,root")]).unwrap_err();
+        assert!(format!("{err:#}").contains("root"));
+        let err = load(&[("TRUSTED_PROXIES", "10.0.0.0/33")]).unwrap_err();
+        assert!(format!("{err:#}").contains("TRUSTED_PROXIES"));
+        let c = load(&[("DUST_API_KEY", "sk-canarycanarycanarycanary0000000")]).unwrap();
+        assert!(!format!("{c:?}").contains("canary"));
+    }
+
+    #[test]
+    fn readme_and_env_example_match_the_settings() {
+        let readme = include_str!("../README.md");
+        assert!(
+            readme.contains(&markdown_table()),
+            "README.md's configuration table is stale: paste `mcp-dust-server config-table`"
+        );
+        assert_eq!(
+            include_str!("../.env.example"),
+            env_example(),
+            ".env.example is stale: regenerate it with `mcp-dust-server config-table --env`"
+        );
+    }
+}

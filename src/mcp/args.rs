@@ -1,0 +1,268 @@
+//! Tool arguments: their schemas (what the model sees) and their validation.
+//!
+//! Every struct denies unknown fields, so its `inputSchema` says `additionalProperties: false`
+//! and a stray argument is refused rather than ignored. Identifiers are checked against an ASCII
+//! allowlist before anything reaches Dust (catalogue V8, V14): they become URL path segments.
+//! Free text (`message`, `query`, `text`) is never altered; it reaches Dust byte for byte (V11).
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::errors::invalid_params;
+use rmcp::ErrorData as McpError;
+
+/// Longest identifier accepted (Dust sIds are 10 characters; document ids are caller-chosen).
+pub const MAX_ID_LEN: usize = 256;
+
+/// Most search results asked of Dust at once.
+pub const MAX_TOP_K: u32 = 64;
+
+/// Most documents listed at once.
+pub const MAX_LIST_LIMIT: u32 = 100;
+
+/// Largest message or query accepted, in bytes (Dust refuses far smaller content fragments).
+pub const MAX_TEXT_BYTES: usize = 512 * 1024;
+
+/// Largest document text accepted for an upsert, in bytes.
+pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024 * 1024;
+
+/// A tool without arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListAgentsArgs {
+    /// Only agents whose name or description contains this text (case-insensitive).
+    pub query: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AgentIdArgs {
+    /// The agent's id (`sId`), e.g. `dust`, as returned by `list_agents`.
+    pub agent_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AskAgentArgs {
+    /// The agent to ask (`sId` from `list_agents`). Defaults to the server's configured agent.
+    pub agent_id: Option<String>,
+    /// The question or instruction for the agent, sent as is.
+    pub message: String,
+    /// Continue this conversation (from an earlier `ask_agent` result) instead of starting one.
+    pub conversation_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConversationIdArgs {
+    /// A conversation id returned by `ask_agent` or `list_conversations`.
+    pub conversation_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListKnowledgeBasesArgs {
+    /// Only the knowledge bases of this space (`vlt_...` from `list_spaces`).
+    pub space_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SearchKnowledgeArgs {
+    /// What to look for, in natural language.
+    pub query: String,
+    /// Search only this knowledge base (`dts_...`); all the caller can see when absent.
+    pub knowledge_base_id: Option<String>,
+    /// How many results to return (1 to 64, default 8).
+    pub top_k: Option<u32>,
+    /// Only documents carrying one of these tags.
+    pub tags_in: Option<Vec<String>>,
+    /// Exclude documents carrying any of these tags.
+    pub tags_not: Option<Vec<String>>,
+    /// Only documents newer than this time (milliseconds since the epoch).
+    pub timestamp_gt: Option<i64>,
+    /// Only documents older than this time (milliseconds since the epoch).
+    pub timestamp_lt: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListDocumentsArgs {
+    /// The knowledge base (`dts_...`).
+    pub knowledge_base_id: String,
+    /// How many documents (1 to 100, default 10).
+    pub limit: Option<u32>,
+    /// How many to skip, for paging (default 0).
+    pub offset: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DocumentArgs {
+    /// The knowledge base (`dts_...`).
+    pub knowledge_base_id: String,
+    /// The document's id within the knowledge base.
+    pub document_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpsertDocumentArgs {
+    /// The knowledge base (`dts_...`); it must be a folder, not a connector.
+    pub knowledge_base_id: String,
+    /// The document's id; an existing document with this id is replaced.
+    pub document_id: String,
+    /// The full text of the document.
+    pub text: String,
+    /// A title (defaults to the document id).
+    pub title: Option<String>,
+    /// Where the document comes from (an http or https URL).
+    pub source_url: Option<String>,
+    /// Tags, e.g. `lang:en`.
+    pub tags: Option<Vec<String>>,
+}
+
+/// Checks an identifier: 1 to [`MAX_ID_LEN`] ASCII letters, digits, `_` or `-` (Dust's sIds
+/// and prefixed ids), so it can never change a URL path.
+pub fn check_id(field: &str, value: &str) -> Result<(), McpError> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_ID_LEN
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid_params(format!(
+            "{field} must be 1 to {MAX_ID_LEN} ASCII letters, digits, '_' or '-'"
+        )))
+    }
+}
+
+/// Checks a document id: Dust lets callers choose them, so also `.`, `:`, `@`, `+` and `=` are
+/// allowed, but never a path separator, `?`, `#`, `%`, a control character, a lone `.`/`..`, or
+/// anything outside printable ASCII. The client percent-encodes it as one path segment anyway;
+/// this keeps look-alike and traversal-shaped ids from ever reaching Dust.
+pub fn check_document_id(field: &str, value: &str) -> Result<(), McpError> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_ID_LEN
+        && value != "."
+        && !value.contains("..")
+        && value.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'@' | b'+' | b'=')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid_params(format!(
+            "{field} must be 1 to {MAX_ID_LEN} ASCII letters, digits or '_-.:@+=', without '..'"
+        )))
+    }
+}
+
+/// Checks free text: not empty (unless allowed), at most `max` bytes. The text is not changed.
+pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), McpError> {
+    if value.trim().is_empty() {
+        return Err(invalid_params(format!("{field} must not be empty")));
+    }
+    if value.len() > max {
+        return Err(invalid_params(format!(
+            "{field} is {} bytes; at most {max} are accepted",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a number against an inclusive range.
+pub fn check_range(field: &str, value: u32, min: u32, max: u32) -> Result<u32, McpError> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(invalid_params(format!(
+            "{field} must be between {min} and {max}, got {value}"
+        )))
+    }
+}
+
+/// Checks tags: each 1 to 256 bytes without control characters, at most 32 of them.
+pub fn check_tags(field: &str, tags: &[String]) -> Result<(), McpError> {
+    if tags.len() > 32 {
+        return Err(invalid_params(format!("{field} has more than 32 tags")));
+    }
+    for tag in tags {
+        if tag.is_empty() || tag.len() > 256 || tag.chars().any(char::is_control) {
+            return Err(invalid_params(format!(
+                "{field}: each tag must be 1 to 256 bytes without control characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks an optional source URL: absolute http or https.
+pub fn check_source_url(value: &str) -> Result<(), McpError> {
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        _ => Err(invalid_params(
+            "sourceUrl must be an absolute http or https URL",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_refuse_traversal_and_lookalikes() {
+        for bad in [
+            "",
+            "../../w/other",
+            "%2e%2e%2f",
+            "a/../b",
+            "abc?x=1",
+            "abc#f",
+            "abc%00",
+            "abc\0",
+            "ａｂｃ",
+            "abc\u{202e}",
+            "a b",
+            "a\r\nb",
+        ] {
+            assert!(check_id("id", bad).is_err(), "{bad:?}");
+            assert!(check_document_id("id", bad).is_err(), "{bad:?}");
+        }
+        assert!(check_id("id", &"a".repeat(257)).is_err());
+        for good in ["dust", "dts_AbC123xyz0", "3d8f6a2c1b", "vlt-1"] {
+            assert!(check_id("id", good).is_ok(), "{good}");
+        }
+        for good in ["faq-1", "notion:page.42", "report@2024", "a.b"] {
+            assert!(check_document_id("id", good).is_ok(), "{good}");
+        }
+        for bad in [".", "..", "a..b"] {
+            assert!(check_document_id("id", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn text_is_checked_not_changed() {
+        assert!(check_text("message", "   ", 10).is_err());
+        assert!(check_text("message", "SELECT * FROM users; --", 100).is_ok());
+        assert!(check_text("message", "abcdef", 5).is_err());
+    }
+
+    #[test]
+    fn ranges_and_urls() {
+        assert!(check_range("topK", 0, 1, 64).is_err());
+        assert!(check_range("topK", 65, 1, 64).is_err());
+        assert_eq!(check_range("topK", 8, 1, 64).unwrap(), 8);
+        assert!(check_source_url("https://example.com/a").is_ok());
+        assert!(check_source_url("javascript:alert(1)").is_err());
+        assert!(check_source_url("/relative").is_err());
+    }
+}

@@ -1,0 +1,76 @@
+//! How failures reach an MCP client.
+//!
+//! Two kinds, as the MCP spec and `rmcp` intend (catalogue §6.9):
+//! - the request itself is wrong (bad arguments, a permission the caller lacks): a JSON-RPC
+//!   error, `-32602` or [`PERMISSION_DENIED`];
+//! - the tool ran and Dust failed or said no: a tool result with `isError: true` and a message
+//!   the model can act on ("not found", "rate-limited, retry in 30 s", ...).
+//!
+//! No message here ever contains a key or token: Dust's messages don't, and ours name only ids.
+
+use rmcp::{
+    ErrorData as McpError,
+    model::{CallToolResult, ContentBlock, ErrorCode},
+};
+
+use crate::{auth::Permission, dust::DustError, dust::DustErrorKind};
+
+/// JSON-RPC error code of a refused permission (implementation-defined range).
+pub const PERMISSION_DENIED: ErrorCode = ErrorCode(-32003);
+
+/// JSON-RPC error code when no authenticated caller is attached to the request.
+pub const UNAUTHENTICATED: ErrorCode = ErrorCode(-32001);
+
+pub fn invalid_params(message: impl Into<String>) -> McpError {
+    McpError::invalid_params(message.into(), None)
+}
+
+/// The caller lacks `permission`.
+pub fn permission_denied(permission: Permission) -> McpError {
+    McpError::new(
+        PERMISSION_DENIED,
+        format!("permission denied: needs {permission}"),
+        Some(serde_json::json!({ "requiredPermission": permission.as_str() })),
+    )
+}
+
+pub fn unauthenticated() -> McpError {
+    McpError::new(UNAUTHENTICATED, "authentication required", None)
+}
+
+/// A tool result reporting a failure to the model.
+pub fn tool_error(message: impl Into<String>) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message.into())])
+}
+
+/// Words a model can act on for a Dust failure while doing `action` (e.g. "listing agents").
+pub fn describe_dust_error(action: &str, error: &DustError) -> String {
+    let detail = match &error.error_type {
+        Some(kind) => format!("{} ({kind})", error.message),
+        None => error.message.clone(),
+    };
+    match error.kind {
+        DustErrorKind::Unauthorized => format!(
+            "Dust refused the API key while {action}: {detail}. The key may be revoked or belong to another workspace."
+        ),
+        DustErrorKind::Forbidden => format!("Dust does not allow {action}: {detail}."),
+        DustErrorKind::NotFound => format!("Not found while {action}: {detail}."),
+        DustErrorKind::InvalidRequest => format!("Dust rejected the request while {action}: {detail}."),
+        DustErrorKind::RateLimited => match error.retry_after {
+            Some(after) => format!(
+                "Dust is rate-limiting this workspace ({action}): {detail}. Retry in {} s.",
+                after.as_secs().max(1)
+            ),
+            None => format!("Dust is rate-limiting this workspace ({action}): {detail}. Retry later."),
+        },
+        DustErrorKind::Timeout => format!("Dust did not answer in time while {action}. Try again."),
+        DustErrorKind::Network | DustErrorKind::Upstream | DustErrorKind::Protocol => {
+            format!("Dust is unavailable while {action}: {detail}. Try again later.")
+        }
+    }
+}
+
+/// A tool result for a Dust failure.
+pub fn dust_tool_error(action: &str, error: &DustError) -> CallToolResult {
+    tool_error(describe_dust_error(action, error))
+}

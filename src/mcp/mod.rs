@@ -1,0 +1,269 @@
+//! The MCP surface: one server type, [`DustMcp`], for stdio and Streamable HTTP, both protocol
+//! eras (rmcp negotiates them).
+//!
+//! Every request starts by finding its [`Principal`]: on HTTP the authentication layer puts it
+//! in the request's extensions (rmcp hands tools the HTTP `Parts`); on stdio it is fixed at start
+//! from the environment. Then each tool, resource and prompt makes one explicit permission check
+//! (tool level, resource level, and the operation the permission names) before anything reaches
+//! Dust. Lists show a caller only what it may use; calling a hidden tool by name is refused all
+//! the same.
+//!
+//! Files: `tools.rs` (the tool table and simple tools), `ask.rs` (running an agent with progress,
+//! cancellation and timeout), `knowledge.rs` (knowledge bases and search), `resources.rs`,
+//! `prompts.rs` (prompts and completions), `args.rs` (argument schemas and validation),
+//! `views.rs` (the JSON shapes returned), `errors.rs`.
+
+mod args;
+mod ask;
+mod errors;
+mod knowledge;
+mod prompts;
+mod resources;
+mod tools;
+mod views;
+
+use std::{sync::Arc, time::Duration};
+
+use rmcp::{
+    ErrorData as McpError, RoleServer, ServerHandler,
+    model::{
+        CacheScope, CallToolRequestParams, CallToolResponse, CompleteRequestParams,
+        CompleteResult, GetPromptRequestParams, GetPromptResponse, Implementation,
+        ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+        PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+        ServerCapabilities, ServerConfig, Tool,
+    },
+    service::RequestContext,
+};
+
+use crate::{
+    auth::Principal,
+    dust::{DustApi, MessageContext},
+    store::ConversationStore,
+};
+
+pub use errors::{PERMISSION_DENIED, UNAUTHENTICATED};
+pub use knowledge::KnowledgeCache;
+
+/// What the server tells clients about itself.
+const INSTRUCTIONS: &str = "Gives access to a Dust workspace: its agents (list_agents, ask_agent), \
+its knowledge bases (list_knowledge_bases, search_knowledge, documents) and connectors. Ask an \
+agent when the question needs the company's knowledge or tools; search the knowledge bases to \
+quote sources directly.";
+
+/// Settings of the MCP surface, taken from the configuration.
+#[derive(Debug, Clone)]
+pub struct McpSettings {
+    /// `MCP_SERVER_NAME`: the name reported to clients.
+    pub server_name: String,
+    /// `DUST_AGENT_ID`: the agent `ask_agent` uses when the caller names none.
+    pub default_agent_id: Option<String>,
+    /// `DUST_TIMEZONE`: sent with messages (Dust requires a valid IANA name).
+    pub timezone: String,
+    /// `MCP_SERVER_TIMEOUT`: how long an agent run may take.
+    pub agent_timeout: Duration,
+    /// The Dust base URL, to report the workspace's web address.
+    pub dust_base_url: url::Url,
+}
+
+/// What every MCP request shares: the upstream, the stores and the settings.
+pub struct McpContext {
+    pub dust: Arc<dyn DustApi>,
+    pub conversations: Arc<dyn ConversationStore>,
+    pub knowledge: KnowledgeCache,
+    pub settings: McpSettings,
+}
+
+impl std::fmt::Debug for McpContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpContext")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl McpContext {
+    pub fn new(
+        dust: Arc<dyn DustApi>,
+        conversations: Arc<dyn ConversationStore>,
+        settings: McpSettings,
+    ) -> Self {
+        Self {
+            dust,
+            conversations,
+            knowledge: KnowledgeCache::default(),
+            settings,
+        }
+    }
+
+    /// The `context` of a message sent to Dust on behalf of `principal`.
+    fn message_context(&self, principal: &Principal) -> MessageContext {
+        MessageContext {
+            username: principal.username.clone(),
+            timezone: self.settings.timezone.clone(),
+            full_name: principal.full_name.clone(),
+            email: principal.email.clone(),
+            profile_picture_url: None,
+            origin: Some("api".to_owned()),
+        }
+    }
+}
+
+/// The MCP server. Cheap to clone: rmcp builds one per HTTP request.
+#[derive(Debug, Clone)]
+pub struct DustMcp {
+    ctx: Arc<McpContext>,
+    /// The caller on stdio; `None` on HTTP, where each request carries its own.
+    fixed_principal: Option<Arc<Principal>>,
+}
+
+impl DustMcp {
+    /// A server whose callers are authenticated per request (HTTP).
+    pub fn new(ctx: Arc<McpContext>) -> Self {
+        Self {
+            ctx,
+            fixed_principal: None,
+        }
+    }
+
+    /// A server with one caller, fixed at start (stdio).
+    pub fn with_principal(ctx: Arc<McpContext>, principal: Principal) -> Self {
+        Self {
+            ctx,
+            fixed_principal: Some(Arc::new(principal)),
+        }
+    }
+
+    /// The caller of this request: set by the HTTP authentication layer, or fixed (stdio).
+    fn principal(&self, request: &RequestContext<RoleServer>) -> Result<Arc<Principal>, McpError> {
+        let from_http = request
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Arc<Principal>>())
+            .cloned();
+        from_http
+            .or_else(|| self.fixed_principal.clone())
+            .ok_or_else(errors::unauthenticated)
+    }
+}
+
+impl ServerHandler for DustMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_prompts()
+                .enable_completions()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new(
+                self.ctx.settings.server_name.clone(),
+                env!("CARGO_PKG_VERSION"),
+            )
+            .with_title("Dust"),
+        )
+        .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let principal = self.principal(&context)?;
+        let visible: Vec<Tool> = tools::catalogue()
+            .iter()
+            .filter(|spec| principal.can(spec.permission))
+            .map(|spec| spec.tool.clone())
+            .collect();
+        Ok(ListToolsResult::with_all_items(visible)
+            .with_ttl_ms(0)
+            .with_cache_scope(CacheScope::Private))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        tools::catalogue()
+            .iter()
+            .find(|spec| spec.tool.name == name)
+            .map(|spec| spec.tool.clone())
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let principal = self.principal(&context)?;
+        tools::call(&self.ctx, &principal, request, context)
+            .await
+            .map(CallToolResponse::from)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let principal = self.principal(&context)?;
+        Ok(ListResourcesResult::with_all_items(resources::list(&principal))
+            .with_ttl_ms(0)
+            .with_cache_scope(CacheScope::Private))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let principal = self.principal(&context)?;
+        Ok(
+            ListResourceTemplatesResult::with_all_items(resources::templates(&principal))
+                .with_ttl_ms(0)
+                .with_cache_scope(CacheScope::Private),
+        )
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let principal = self.principal(&context)?;
+        resources::read(&self.ctx, &principal, &request.uri)
+            .await
+            .map(ReadResourceResponse::from)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let principal = self.principal(&context)?;
+        Ok(ListPromptsResult::with_all_items(prompts::list(&principal))
+            .with_ttl_ms(0)
+            .with_cache_scope(CacheScope::Private))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let principal = self.principal(&context)?;
+        prompts::get(&self.ctx, &principal, request)
+            .await
+            .map(GetPromptResponse::from)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        let principal = self.principal(&context)?;
+        prompts::complete(&self.ctx, &principal, request).await
+    }
+}

@@ -1,0 +1,293 @@
+//! Resources: the security guide's hierarchy under `dust://workspaces`.
+//!
+//! ```text
+//! dust://workspaces
+//! dust://workspaces/{workspaceId}
+//!     /agents, /agents/{agentId}
+//!     /knowledge-bases, /knowledge-bases/{knowledgeBaseId}
+//!     /knowledge-bases/{knowledgeBaseId}/documents/{documentId}
+//!     /connectors, /connectors/{connectorId}
+//!     /conversations/{conversationId}
+//! ```
+//! Each URI needs the read permission of its resource kind (the resource level of the guide).
+//! The workspace in a URI must be the caller's own; any other answers "not found", exactly like
+//! a workspace that does not exist, so nothing is learnt by probing.
+
+use rmcp::{
+    ErrorData as McpError,
+    model::{ReadResourceResult, Resource, ResourceContents, ResourceTemplate},
+};
+use serde::Serialize;
+
+use super::{
+    McpContext,
+    args::{check_document_id, check_id},
+    errors, knowledge,
+    tools::{owned_conversation, workspace_view},
+    views::{AgentView, ConversationView, KnowledgeBaseView},
+};
+use crate::{
+    auth::{Permission, Principal},
+    dust::DustError,
+};
+
+const ROOT: &str = "dust://workspaces";
+const JSON: &str = "application/json";
+
+/// A parsed resource URI.
+#[derive(Debug, PartialEq)]
+enum Uri {
+    Workspaces,
+    Workspace,
+    Agents,
+    Agent(String),
+    KnowledgeBases,
+    KnowledgeBase(String),
+    Document(String, String),
+    Connectors,
+    Connector(String),
+    Conversation(String),
+}
+
+impl Uri {
+    fn permission(&self) -> Permission {
+        match self {
+            Self::Workspaces | Self::Workspace => Permission::ReadWorkspaces,
+            Self::Agents | Self::Agent(_) | Self::Conversation(_) => Permission::ReadAgents,
+            Self::KnowledgeBases | Self::KnowledgeBase(_) | Self::Document(..) => {
+                Permission::ReadKnowledgeBases
+            }
+            Self::Connectors | Self::Connector(_) => Permission::ReadConnectors,
+        }
+    }
+}
+
+fn not_found(uri: &str) -> McpError {
+    McpError::resource_not_found(
+        format!("resource not found: {uri}"),
+        Some(serde_json::json!({ "uri": uri })),
+    )
+}
+
+/// Parses `uri` for `principal`; another workspace's URI is "not found".
+fn parse(uri: &str, principal: &Principal) -> Result<Uri, McpError> {
+    let Some(rest) = uri.strip_prefix(ROOT) else {
+        return Err(not_found(uri));
+    };
+    if rest.is_empty() {
+        return Ok(Uri::Workspaces);
+    }
+    let Some(rest) = rest.strip_prefix('/') else {
+        return Err(not_found(uri));
+    };
+    let segments = rest
+        .split('/')
+        .map(|s| {
+            urlencoding::decode(s)
+                .map(|s| s.into_owned())
+                .map_err(|_| not_found(uri))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let (workspace, tail) = segments.split_first().ok_or_else(|| not_found(uri))?;
+    if *workspace != principal.workspace_id {
+        return Err(not_found(uri));
+    }
+    let parsed = match tail {
+        [] => Uri::Workspace,
+        ["agents"] => Uri::Agents,
+        ["agents", id] => {
+            check_id("agentId", id)?;
+            Uri::Agent((*id).to_owned())
+        }
+        ["knowledge-bases"] => Uri::KnowledgeBases,
+        ["knowledge-bases", id] => {
+            check_id("knowledgeBaseId", id)?;
+            Uri::KnowledgeBase((*id).to_owned())
+        }
+        ["knowledge-bases", id, "documents", doc] => {
+            check_id("knowledgeBaseId", id)?;
+            check_document_id("documentId", doc)?;
+            Uri::Document((*id).to_owned(), (*doc).to_owned())
+        }
+        ["connectors"] => Uri::Connectors,
+        ["connectors", id] => {
+            check_id("connectorId", id)?;
+            Uri::Connector((*id).to_owned())
+        }
+        ["conversations", id] => {
+            check_id("conversationId", id)?;
+            Uri::Conversation((*id).to_owned())
+        }
+        _ => return Err(not_found(uri)),
+    };
+    Ok(parsed)
+}
+
+/// The fixed resources `principal` may read.
+pub fn list(principal: &Principal) -> Vec<Resource> {
+    let ws = format!("{ROOT}/{}", principal.workspace_id);
+    let all = [
+        (ROOT.to_owned(), "workspaces", "Your Dust workspace", Permission::ReadWorkspaces),
+        (ws.clone(), "workspace", "This workspace and your permissions in it", Permission::ReadWorkspaces),
+        (format!("{ws}/agents"), "agents", "The workspace's agents", Permission::ReadAgents),
+        (
+            format!("{ws}/knowledge-bases"),
+            "knowledge-bases",
+            "Knowledge bases (data sources) you can see",
+            Permission::ReadKnowledgeBases,
+        ),
+        (
+            format!("{ws}/connectors"),
+            "connectors",
+            "Knowledge bases fed by connectors",
+            Permission::ReadConnectors,
+        ),
+    ];
+    all.into_iter()
+        .filter(|(_, _, _, permission)| principal.can(*permission))
+        .map(|(uri, name, description, _)| {
+            Resource::new(uri, name)
+                .with_description(description)
+                .with_mime_type(JSON)
+        })
+        .collect()
+}
+
+/// The resource templates `principal` may read.
+pub fn templates(principal: &Principal) -> Vec<ResourceTemplate> {
+    let ws = format!("{ROOT}/{}", principal.workspace_id);
+    let all = [
+        (format!("{ws}/agents/{{agentId}}"), "agent", "One agent's configuration", Permission::ReadAgents),
+        (
+            format!("{ws}/knowledge-bases/{{knowledgeBaseId}}"),
+            "knowledge-base",
+            "One knowledge base",
+            Permission::ReadKnowledgeBases,
+        ),
+        (
+            format!("{ws}/knowledge-bases/{{knowledgeBaseId}}/documents/{{documentId}}"),
+            "document",
+            "One document with its text",
+            Permission::ReadKnowledgeBases,
+        ),
+        (
+            format!("{ws}/connectors/{{connectorId}}"),
+            "connector",
+            "One connector-fed knowledge base (by knowledge base id)",
+            Permission::ReadConnectors,
+        ),
+        (
+            format!("{ws}/conversations/{{conversationId}}"),
+            "conversation",
+            "One of your conversations with its messages",
+            Permission::ReadAgents,
+        ),
+    ];
+    all.into_iter()
+        .filter(|(_, _, _, permission)| principal.can(*permission))
+        .map(|(uri, name, description, _)| {
+            ResourceTemplate::new(uri, name)
+                .with_description(description)
+                .with_mime_type(JSON)
+        })
+        .collect()
+}
+
+fn contents<T: Serialize>(uri: &str, value: &T) -> Result<ReadResourceResult, McpError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| McpError::internal_error(format!("cannot encode the resource: {e}"), None))?;
+    Ok(ReadResourceResult::new(vec![
+        ResourceContents::text(text, uri).with_mime_type(JSON),
+    ]))
+}
+
+/// A Dust failure while reading a resource: "not found" stays "not found"; anything else is an
+/// internal error carrying the model-readable description.
+fn dust_failure(uri: &str, action: &str, error: &DustError) -> McpError {
+    match error.kind {
+        crate::dust::DustErrorKind::NotFound => not_found(uri),
+        _ => McpError::internal_error(errors::describe_dust_error(action, error), None),
+    }
+}
+
+pub async fn read(
+    ctx: &McpContext,
+    principal: &Principal,
+    uri: &str,
+) -> Result<ReadResourceResult, McpError> {
+    let parsed = parse(uri, principal)?;
+    let permission = parsed.permission();
+    if !principal.can(permission) {
+        return Err(errors::permission_denied(permission));
+    }
+    let creds = &principal.credentials;
+    match parsed {
+        Uri::Workspaces => contents(
+            uri,
+            &serde_json::json!({ "workspaces": [{
+                "workspaceId": principal.workspace_id,
+                "uri": format!("{ROOT}/{}", principal.workspace_id),
+            }] }),
+        ),
+        Uri::Workspace => contents(uri, &workspace_view(ctx, principal)),
+        Uri::Agents => {
+            let agents = ctx
+                .dust
+                .list_agents(creds)
+                .await
+                .map_err(|e| dust_failure(uri, "listing agents", &e))?;
+            let views: Vec<_> = agents.iter().map(AgentView::summary).collect();
+            contents(uri, &serde_json::json!({ "agents": views }))
+        }
+        Uri::Agent(id) => {
+            let agent = ctx
+                .dust
+                .get_agent(creds, &id)
+                .await
+                .map_err(|e| dust_failure(uri, "reading the agent", &e))?;
+            contents(uri, &AgentView::full(&agent))
+        }
+        Uri::KnowledgeBases | Uri::Connectors | Uri::KnowledgeBase(_) | Uri::Connector(_) => {
+            let list = knowledge::knowledge_bases(ctx, principal)
+                .await
+                .map_err(|e| dust_failure(uri, "listing knowledge bases", &e))?;
+            let connectors_only = matches!(parsed, Uri::Connectors | Uri::Connector(_));
+            let mut views = list
+                .iter()
+                .filter(|kb| !connectors_only || kb.source.connector_provider.is_some())
+                .map(|kb| KnowledgeBaseView::new(&kb.space, &kb.source));
+            match &parsed {
+                Uri::KnowledgeBase(id) | Uri::Connector(id) => {
+                    let view = views.find(|v| &v.id == id).ok_or_else(|| not_found(uri))?;
+                    contents(uri, &view)
+                }
+                _ => contents(uri, &views.collect::<Vec<_>>()),
+            }
+        }
+        Uri::Document(kb_id, document_id) => {
+            let list = knowledge::knowledge_bases(ctx, principal)
+                .await
+                .map_err(|e| dust_failure(uri, "listing knowledge bases", &e))?;
+            let kb = list
+                .iter()
+                .find(|kb| kb.source.s_id == kb_id)
+                .ok_or_else(|| not_found(uri))?;
+            let view = knowledge::fetch_document(ctx, principal, kb, &document_id)
+                .await
+                .map_err(|e| dust_failure(uri, "reading the document", &e))?;
+            contents(uri, &view)
+        }
+        Uri::Conversation(id) => {
+            if owned_conversation(ctx, principal, &id).await?.is_none() {
+                return Err(not_found(uri));
+            }
+            let conversation = ctx
+                .dust
+                .get_conversation(creds, &id)
+                .await
+                .map_err(|e| dust_failure(uri, "reading the conversation", &e))?;
+            contents(uri, &ConversationView::from(&conversation))
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! The tool table and the dispatcher.
+//!
+//! Each tool is one row: name, the permission it needs, description (written for the model:
+//! what it does, then when to use it), argument type (its schema is generated from the Rust
+//! struct), output type where structured output helps, and truthful annotations. The dispatcher
+//! checks the permission first (a tool hidden from `tools/list` is refused by name too), then
+//! parses and validates the arguments (`-32602` on anything wrong), and only then calls Dust.
+
+use std::sync::{Arc, LazyLock};
+
+use rmcp::{
+    ErrorData as McpError, RoleServer,
+    handler::server::common::{schema_for_input, schema_for_output},
+    model::{CallToolRequestParams, CallToolResult, JsonObject, Tool, ToolAnnotations},
+    service::RequestContext,
+};
+use schemars::JsonSchema;
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::{
+    McpContext,
+    args::*,
+    ask, errors, knowledge,
+    views::{AgentAnswer, AgentList, AgentView, ConversationView, SearchResults},
+};
+use crate::{auth::Permission, auth::Principal, store::ConversationRecord};
+
+/// One tool: its definition as clients see it, and the permission it needs.
+#[derive(Debug)]
+pub struct ToolSpec {
+    pub tool: Tool,
+    pub permission: Permission,
+}
+
+/// How a tool behaves, for its annotations.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// Reads the workspace; no side effect.
+    Read,
+    /// Runs an agent: creates conversations and messages, and the agent may reach the web.
+    Run,
+    /// Creates or replaces a document.
+    Write,
+    /// Deletes a document.
+    Delete,
+}
+
+fn spec<A: JsonSchema + 'static>(
+    name: &'static str,
+    title: &str,
+    permission: Permission,
+    kind: Kind,
+    description: &'static str,
+) -> ToolSpec {
+    let schema = schema_for_input::<A>().expect("tool arguments are JSON objects");
+    let annotations = ToolAnnotations::with_title(title);
+    let annotations = match kind {
+        Kind::Read => annotations
+            .read_only(true)
+            .destructive(false)
+            .idempotent(true)
+            .open_world(false),
+        Kind::Run => annotations
+            .read_only(false)
+            .destructive(false)
+            .idempotent(false)
+            .open_world(true),
+        Kind::Write => annotations
+            .read_only(false)
+            .destructive(true)
+            .idempotent(true)
+            .open_world(false),
+        Kind::Delete => annotations
+            .read_only(false)
+            .destructive(true)
+            .idempotent(true)
+            .open_world(false),
+    };
+    ToolSpec {
+        tool: Tool::new(name, description, schema)
+            .with_title(title)
+            .with_annotations(annotations),
+        permission,
+    }
+}
+
+fn with_output<O: JsonSchema + 'static>(mut spec: ToolSpec) -> ToolSpec {
+    spec.tool = spec.tool.with_raw_output_schema(schema_for_output::<O>());
+    spec
+}
+
+static CATALOGUE: LazyLock<Vec<ToolSpec>> = LazyLock::new(|| {
+    use Kind::*;
+    use Permission as P;
+    vec![
+        spec::<NoArgs>(
+            "get_workspace",
+            "Workspace",
+            P::ReadWorkspaces,
+            Read,
+            "Describes the Dust workspace this connection uses and the caller's permissions. Use it to learn what you may do here.",
+        ),
+        with_output::<AgentList>(spec::<ListAgentsArgs>(
+            "list_agents",
+            "List agents",
+            P::ReadAgents,
+            Read,
+            "Lists the Dust agents of the workspace, optionally filtered by name. Use it to find the agentId to pass to ask_agent.",
+        )),
+        spec::<AgentIdArgs>(
+            "get_agent",
+            "Get agent",
+            P::ReadAgents,
+            Read,
+            "Shows one Dust agent's configuration, including its instructions. Use it to decide whether an agent fits a question.",
+        ),
+        with_output::<AgentAnswer>(spec::<AskAgentArgs>(
+            "ask_agent",
+            "Ask agent",
+            P::ExecuteAgents,
+            Run,
+            "Asks a Dust agent a question and returns its answer with the conversation and message ids. Use it when the answer needs the company's knowledge or the agent's tools; pass conversationId to follow up.",
+        )),
+        spec::<NoArgs>(
+            "list_conversations",
+            "List conversations",
+            P::ReadAgents,
+            Read,
+            "Lists the conversations you started with Dust agents through this server, newest first. Use it to find a conversationId to continue or read.",
+        ),
+        spec::<ConversationIdArgs>(
+            "get_conversation",
+            "Get conversation",
+            P::ReadAgents,
+            Read,
+            "Returns one of your conversations with its messages in order. Use it to read an answer that took too long, or to recall context.",
+        ),
+        spec::<NoArgs>(
+            "list_spaces",
+            "List spaces",
+            P::ReadKnowledgeBases,
+            Read,
+            "Lists the Dust spaces the key can see. Use it to narrow list_knowledge_bases to one space.",
+        ),
+        spec::<ListKnowledgeBasesArgs>(
+            "list_knowledge_bases",
+            "List knowledge bases",
+            P::ReadKnowledgeBases,
+            Read,
+            "Lists knowledge bases (Dust data sources: folders and connectors), optionally in one space. Use it to find a knowledgeBaseId.",
+        ),
+        with_output::<SearchResults>(spec::<SearchKnowledgeArgs>(
+            "search_knowledge",
+            "Search knowledge",
+            P::ReadKnowledgeBases,
+            Read,
+            "Semantic search in one knowledge base, or in all you can see, returning the best passages with their documents and scores. Use it to find and quote sources.",
+        )),
+        spec::<ListDocumentsArgs>(
+            "list_documents",
+            "List documents",
+            P::ReadKnowledgeBases,
+            Read,
+            "Lists the documents of a knowledge base, a page at a time. Use it to browse what a knowledge base holds.",
+        ),
+        spec::<DocumentArgs>(
+            "get_document",
+            "Get document",
+            P::ReadKnowledgeBases,
+            Read,
+            "Returns one document of a knowledge base with its full text. Use it to read a search hit in full.",
+        ),
+        spec::<UpsertDocumentArgs>(
+            "upsert_document",
+            "Write document",
+            P::WriteKnowledgeBases,
+            Write,
+            "Creates a document in a folder knowledge base, or replaces the document with the same id. Use it to add or update knowledge.",
+        ),
+        spec::<DocumentArgs>(
+            "delete_document",
+            "Delete document",
+            P::DeleteKnowledgeBases,
+            Delete,
+            "Deletes a document from a folder knowledge base. This cannot be undone.",
+        ),
+        spec::<NoArgs>(
+            "list_connectors",
+            "List connectors",
+            P::ReadConnectors,
+            Read,
+            "Lists the knowledge bases fed by a connector (Notion, Slack, Google Drive, ...) with their provider. Use it to see where the workspace's knowledge comes from.",
+        ),
+    ]
+});
+
+/// Every tool, in a stable order.
+pub fn catalogue() -> &'static [ToolSpec] {
+    &CATALOGUE
+}
+
+/// Parses a tool's arguments into its type: any mismatch is `-32602` naming the problem.
+pub(super) fn parse<T: DeserializeOwned>(
+    tool: &str,
+    arguments: Option<JsonObject>,
+) -> Result<T, McpError> {
+    let value = serde_json::Value::Object(arguments.unwrap_or_default());
+    serde_json::from_value(value)
+        .map_err(|e| errors::invalid_params(format!("invalid arguments for {tool}: {e}")))
+}
+
+/// A successful result carrying `value` both as structured content and as JSON text.
+pub(super) fn structured<T: Serialize>(value: &T) -> Result<CallToolResult, McpError> {
+    let value = serde_json::to_value(value)
+        .map_err(|e| McpError::internal_error(format!("cannot encode the result: {e}"), None))?;
+    Ok(CallToolResult::structured(value))
+}
+
+/// Runs a tool call for `principal`.
+pub async fn call(
+    ctx: &Arc<McpContext>,
+    principal: &Principal,
+    request: CallToolRequestParams,
+    context: RequestContext<RoleServer>,
+) -> Result<CallToolResult, McpError> {
+    let name = request.name.as_ref();
+    let Some(spec) = catalogue().iter().find(|s| s.tool.name == name) else {
+        return Err(errors::invalid_params(format!("unknown tool {name:?}")));
+    };
+    if !principal.can(spec.permission) {
+        return Err(errors::permission_denied(spec.permission));
+    }
+    let args = request.arguments;
+    match name {
+        "get_workspace" => {
+            parse::<NoArgs>(name, args)?;
+            get_workspace(ctx, principal)
+        }
+        "list_agents" => list_agents(ctx, principal, parse(name, args)?).await,
+        "get_agent" => get_agent(ctx, principal, parse(name, args)?).await,
+        "ask_agent" => ask::ask_agent(ctx, principal, parse(name, args)?, context).await,
+        "list_conversations" => {
+            parse::<NoArgs>(name, args)?;
+            list_conversations(ctx, principal).await
+        }
+        "get_conversation" => get_conversation(ctx, principal, parse(name, args)?).await,
+        "list_spaces" => {
+            parse::<NoArgs>(name, args)?;
+            knowledge::list_spaces(ctx, principal).await
+        }
+        "list_knowledge_bases" => {
+            knowledge::list_knowledge_bases(ctx, principal, parse(name, args)?).await
+        }
+        "search_knowledge" => knowledge::search(ctx, principal, parse(name, args)?).await,
+        "list_documents" => knowledge::list_documents(ctx, principal, parse(name, args)?).await,
+        "get_document" => knowledge::get_document(ctx, principal, parse(name, args)?).await,
+        "upsert_document" => {
+            knowledge::upsert_document(ctx, principal, parse(name, args)?).await
+        }
+        "delete_document" => {
+            knowledge::delete_document(ctx, principal, parse(name, args)?).await
+        }
+        "list_connectors" => {
+            parse::<NoArgs>(name, args)?;
+            knowledge::list_connectors(ctx, principal).await
+        }
+        other => Err(McpError::internal_error(
+            format!("tool {other:?} has no handler"),
+            None,
+        )),
+    }
+}
+
+pub(super) fn workspace_view(ctx: &McpContext, principal: &Principal) -> serde_json::Value {
+    let mut web = ctx.settings.dust_base_url.clone();
+    web.set_path(&format!("w/{}", principal.workspace_id));
+    serde_json::json!({
+        "workspaceId": principal.workspace_id,
+        "dustBaseUrl": ctx.settings.dust_base_url.as_str(),
+        "webUrl": web.as_str(),
+        "you": {
+            "userId": principal.user_id,
+            "username": principal.username,
+            "permissions": principal.permissions.names(),
+        },
+        "defaultAgentId": ctx.settings.default_agent_id,
+    })
+}
+
+fn get_workspace(ctx: &McpContext, principal: &Principal) -> Result<CallToolResult, McpError> {
+    structured(&workspace_view(ctx, principal))
+}
+
+/// Agents matching `query` (case-insensitive, in name or description), or all.
+pub(super) fn filter_agents<'a>(
+    agents: &'a [crate::dust::AgentConfiguration],
+    query: Option<&str>,
+) -> impl Iterator<Item = &'a crate::dust::AgentConfiguration> {
+    let needle = query.map(str::to_lowercase).filter(|q| !q.trim().is_empty());
+    agents.iter().filter(move |a| match &needle {
+        Some(q) => a.name.to_lowercase().contains(q) || a.description.to_lowercase().contains(q),
+        None => true,
+    })
+}
+
+async fn list_agents(
+    ctx: &McpContext,
+    principal: &Principal,
+    args: ListAgentsArgs,
+) -> Result<CallToolResult, McpError> {
+    if let Some(q) = &args.query
+        && q.len() > MAX_ID_LEN
+    {
+        return Err(errors::invalid_params(format!(
+            "query must be at most {MAX_ID_LEN} bytes"
+        )));
+    }
+    let agents = match ctx.dust.list_agents(&principal.credentials).await {
+        Ok(agents) => agents,
+        Err(e) => return Ok(errors::dust_tool_error("listing agents", &e)),
+    };
+    let agents = filter_agents(&agents, args.query.as_deref())
+        .filter(|a| a.status.is_empty() || a.status == "active")
+        .map(AgentView::summary)
+        .collect();
+    structured(&AgentList { agents })
+}
+
+async fn get_agent(
+    ctx: &McpContext,
+    principal: &Principal,
+    args: AgentIdArgs,
+) -> Result<CallToolResult, McpError> {
+    check_id("agentId", &args.agent_id)?;
+    match ctx
+        .dust
+        .get_agent(&principal.credentials, &args.agent_id)
+        .await
+    {
+        Ok(agent) => structured(&AgentView::full(&agent)),
+        Err(e) => Ok(errors::dust_tool_error(
+            &format!("reading agent {}", args.agent_id),
+            &e,
+        )),
+    }
+}
+
+async fn list_conversations(
+    ctx: &McpContext,
+    principal: &Principal,
+) -> Result<CallToolResult, McpError> {
+    let records = ctx
+        .conversations
+        .list(&principal.workspace_id, &principal.user_id)
+        .await
+        .map_err(|e| McpError::internal_error(e.to_string(), None))?;
+    let conversations: Vec<_> = records
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "conversationId": r.conversation_id,
+                "title": r.title,
+                "agentId": r.agent_id,
+                "created": r.created_at,
+            })
+        })
+        .collect();
+    structured(&serde_json::json!({ "conversations": conversations }))
+}
+
+/// The conversation record if `principal` owns it; anyone else is told "not found", and Dust is
+/// not asked.
+pub(super) async fn owned_conversation(
+    ctx: &McpContext,
+    principal: &Principal,
+    conversation_id: &str,
+) -> Result<Option<ConversationRecord>, McpError> {
+    let record = ctx
+        .conversations
+        .get(&principal.workspace_id, conversation_id)
+        .await
+        .map_err(|e| McpError::internal_error(e.to_string(), None))?;
+    Ok(record.filter(|r| r.owner == principal.user_id))
+}
+
+pub(super) fn conversation_not_found(conversation_id: &str) -> CallToolResult {
+    errors::tool_error(format!(
+        "Conversation {conversation_id} not found. Only conversations you started through this server (list_conversations) can be read or continued."
+    ))
+}
+
+async fn get_conversation(
+    ctx: &McpContext,
+    principal: &Principal,
+    args: ConversationIdArgs,
+) -> Result<CallToolResult, McpError> {
+    check_id("conversationId", &args.conversation_id)?;
+    if owned_conversation(ctx, principal, &args.conversation_id)
+        .await?
+        .is_none()
+    {
+        return Ok(conversation_not_found(&args.conversation_id));
+    }
+    match ctx
+        .dust
+        .get_conversation(&principal.credentials, &args.conversation_id)
+        .await
+    {
+        Ok(conversation) => structured(&ConversationView::from(&conversation)),
+        Err(e) => Ok(errors::dust_tool_error("reading the conversation", &e)),
+    }
+}

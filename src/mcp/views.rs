@@ -1,0 +1,263 @@
+//! The JSON shapes tools and resources return: compact views of Dust objects with camelCase
+//! names and the ids a model needs for its next call. Dust's full objects carry much that only
+//! costs a model's context (model settings, picture URLs, hashes).
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::dust::{
+    AgentConfiguration, Conversation, ConversationItem, DataSource, Document, Space,
+};
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentView {
+    /// Pass this as `agentId` to `ask_agent`.
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub scope: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+}
+
+impl AgentView {
+    pub fn summary(agent: &AgentConfiguration) -> Self {
+        Self {
+            id: agent.s_id.clone(),
+            name: agent.name.clone(),
+            description: agent.description.clone(),
+            scope: agent.scope.clone(),
+            status: agent.status.clone(),
+            instructions: None,
+        }
+    }
+
+    pub fn full(agent: &AgentConfiguration) -> Self {
+        Self {
+            instructions: agent.instructions.clone(),
+            ..Self::summary(agent)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AgentList {
+    pub agents: Vec<AgentView>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SpaceView {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub restricted: bool,
+}
+
+impl From<&Space> for SpaceView {
+    fn from(space: &Space) -> Self {
+        Self {
+            id: space.s_id.clone(),
+            name: space.name.clone(),
+            kind: space.kind.clone(),
+            restricted: space.is_restricted,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KnowledgeBaseView {
+    /// Pass this as `knowledgeBaseId`.
+    pub id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub space_id: String,
+    pub space_name: String,
+    /// `folder` (documents can be written through this server) or `connector`.
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector_provider: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector_id: Option<String>,
+    /// When a person last edited it, if Dust says (milliseconds since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
+}
+
+impl KnowledgeBaseView {
+    pub fn new(space: &Space, source: &DataSource) -> Self {
+        Self {
+            id: source.s_id.clone(),
+            name: source.name.clone(),
+            description: source.description.clone(),
+            space_id: space.s_id.clone(),
+            space_name: space.name.clone(),
+            kind: if source.connector_provider.is_some() {
+                "connector"
+            } else {
+                "folder"
+            },
+            connector_provider: source.connector_provider.clone(),
+            connector_id: source.connector_id.clone(),
+            edited_at: source
+                .edited_by_user
+                .as_ref()
+                .and_then(|e| e.get("editedAt"))
+                .and_then(serde_json::Value::as_i64),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchHit {
+    pub knowledge_base_id: String,
+    pub document_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_url: Option<String>,
+    /// The best chunk's relevance, higher is better.
+    pub score: f64,
+    /// The matching passages, best first.
+    pub chunks: Vec<String>,
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+}
+
+impl SearchHit {
+    pub fn new(knowledge_base_id: &str, document: Document) -> Self {
+        let mut chunks = document.chunks;
+        chunks.sort_by(|a, b| b.score.unwrap_or(0.0).total_cmp(&a.score.unwrap_or(0.0)));
+        Self {
+            knowledge_base_id: knowledge_base_id.to_owned(),
+            score: chunks.first().and_then(|c| c.score).unwrap_or(0.0),
+            chunks: chunks.into_iter().map(|c| c.text).collect(),
+            document_id: document.document_id,
+            title: document.title,
+            source_url: document.source_url,
+            tags: document.tags,
+            timestamp: document.timestamp,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SearchResults {
+    pub results: Vec<SearchHit>,
+    /// Knowledge bases that could not be searched, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentView {
+    pub knowledge_base_id: String,
+    pub document_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_url: Option<String>,
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+impl DocumentView {
+    pub fn new(knowledge_base_id: &str, document: Document, with_text: bool) -> Self {
+        Self {
+            knowledge_base_id: knowledge_base_id.to_owned(),
+            document_id: document.document_id,
+            title: document.title,
+            source_url: document.source_url,
+            tags: document.tags,
+            timestamp: document.timestamp,
+            text_size: document.text_size,
+            text: if with_text { document.text } else { None },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageView {
+    /// `user` or `agent`.
+    pub role: &'static str,
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    pub created: i64,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationView {
+    pub conversation_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub messages: Vec<MessageView>,
+}
+
+impl From<&Conversation> for ConversationView {
+    fn from(conversation: &Conversation) -> Self {
+        let messages = conversation
+            .latest_messages()
+            .filter_map(|item| match item {
+                ConversationItem::UserMessage(m) => Some(MessageView {
+                    role: "user",
+                    id: m.s_id.clone(),
+                    agent_id: None,
+                    content: Some(m.content.clone()),
+                    status: None,
+                    created: m.created,
+                }),
+                ConversationItem::AgentMessage(m) => Some(MessageView {
+                    role: "agent",
+                    id: m.s_id.clone(),
+                    agent_id: m.agent_id().map(str::to_owned),
+                    content: m.content.clone(),
+                    status: Some(m.status.clone()),
+                    created: m.created,
+                }),
+                _ => None,
+            })
+            .collect();
+        Self {
+            conversation_id: conversation.s_id.clone(),
+            title: conversation.title.clone(),
+            url: conversation.url.clone(),
+            messages,
+        }
+    }
+}
+
+/// The result of `ask_agent`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentAnswer {
+    /// The agent's final answer.
+    pub answer: String,
+    pub agent_id: String,
+    /// Pass this as `conversationId` to ask a follow-up in the same conversation.
+    pub conversation_id: String,
+    /// The agent message holding the answer.
+    pub message_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation_url: Option<String>,
+}

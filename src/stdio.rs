@@ -1,0 +1,106 @@
+//! `mcp-dust-server stdio`: one person's MCP server on standard input and output.
+//!
+//! The key and workspace come from the environment and are checked against Dust before the
+//! server answers anything, so a wrong key fails at start with a clear message (and a non-zero
+//! exit) instead of failing every tool call later. The same permission policy as HTTP applies:
+//! the principal gets `PERMISSIONS_DEFAULT`.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use rmcp::ServiceExt;
+use secrecy::ExposeSecret;
+
+use crate::{
+    auth::{Principal, api_key},
+    config::Config,
+    dust::{ClientOptions, DustApi, DustCredentials, DustErrorKind, HttpDustClient},
+    mcp::{DustMcp, McpContext, McpSettings},
+    store::MemoryConversationStore,
+};
+
+/// The MCP settings of a configuration.
+pub fn mcp_settings(config: &Config) -> McpSettings {
+    McpSettings {
+        server_name: config.server_name.clone(),
+        default_agent_id: config.dust_agent_id.clone(),
+        timezone: config.dust_timezone.clone(),
+        agent_timeout: config.agent_timeout,
+        dust_base_url: config.dust_base_url.clone(),
+    }
+}
+
+/// The Dust client of a configuration.
+pub fn dust_client(config: &Config) -> anyhow::Result<HttpDustClient> {
+    let options = ClientOptions {
+        base_url: config.dust_base_url.clone(),
+        ..ClientOptions::default()
+    };
+    HttpDustClient::new(options).context("cannot build the Dust client")
+}
+
+/// Checks the stdio credentials and builds the principal they stand for.
+pub async fn authenticate(config: &Config, dust: &dyn DustApi) -> anyhow::Result<Principal> {
+    let Some(key) = &config.dust_api_key else {
+        bail!("DUST_API_KEY is not set: stdio needs a Dust API key (Dust → Admin → API keys)");
+    };
+    let Some(workspace_id) = &config.dust_workspace_id else {
+        bail!("DUST_WORKSPACE_ID is not set: stdio needs the id of your Dust workspace");
+    };
+    if let Err(problem) = api_key::check_format(key.expose_secret()) {
+        bail!("DUST_API_KEY is not a Dust API key: {problem}");
+    }
+    let credentials = DustCredentials {
+        workspace_id: workspace_id.clone(),
+        api_key: key.clone(),
+    };
+    if let Err(e) = dust.check_key(&credentials).await {
+        match e.kind {
+            DustErrorKind::Unauthorized | DustErrorKind::NotFound | DustErrorKind::Forbidden => {
+                bail!(
+                    "Dust rejected DUST_API_KEY for workspace {workspace_id}: {} (check the key, the workspace id and DUST_BASE_URL {})",
+                    e.message,
+                    config.dust_base_url
+                )
+            }
+            _ => bail!(
+                "cannot check DUST_API_KEY against Dust at {}: {}",
+                config.dust_base_url,
+                e.message
+            ),
+        }
+    }
+    Ok(Principal {
+        user_id: Principal::user_id_for_key(b"", &credentials),
+        username: config.dust_username.clone(),
+        email: config.dust_email.clone(),
+        full_name: config.dust_full_name.clone(),
+        workspace_id: workspace_id.clone(),
+        permissions: config.permissions_default,
+        token_id: None,
+        credentials,
+    })
+}
+
+/// Runs the stdio server until the client closes standard input.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let dust: Arc<dyn DustApi> = Arc::new(dust_client(&config)?);
+    let principal = authenticate(&config, dust.as_ref()).await?;
+    tracing::info!(
+        workspace.id = %principal.workspace_id,
+        principal.id = %principal.user_id,
+        permissions = ?principal.permissions,
+        "stdio server ready"
+    );
+    let ctx = Arc::new(McpContext::new(
+        dust,
+        Arc::new(MemoryConversationStore::new()),
+        mcp_settings(&config),
+    ));
+    let service = DustMcp::with_principal(ctx, principal)
+        .serve(rmcp::transport::stdio())
+        .await
+        .context("MCP handshake on stdio failed")?;
+    service.waiting().await.context("stdio server stopped")?;
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! Logging setup.
+//!
+//! Logs always go to standard error: on `stdio` standard output belongs to the MCP protocol, and
+//! elsewhere it carries what a person reads (the simulator's banner, `gen-secret`) or the audit
+//! stream. `LOG_LEVEL` takes a level or a full tracing filter; `LOG_FORMAT` picks JSON lines or
+//! human-readable output.
+
+use tracing_subscriber::{EnvFilter, fmt};
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber. Calling it twice is harmless (the second call is ignored).
+pub fn init(level: &str, format: LogFormat) {
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Pretty => builder.with_ansi(false).compact().try_init(),
+    };
+}

@@ -1,0 +1,129 @@
+"""Drives mcp-dust-server with the official MCP Python SDK (mcp==2.3.0), as an independent client.
+
+Usage: python_client.py MODE TARGET
+  MODE    auto | legacy | 2026-07-28
+  TARGET  "stdio" (runs $MCP_DUST_SERVER_BIN stdio, credentials from the environment)
+          or an http(s) URL of /mcp (a bearer token from $MCP_BEARER_TOKEN)
+
+Expectations come from the environment, set by the Rust test that runs this script:
+  EXPECT_AGENT_ID        an agent that repeats the question in its answer
+  EXPECT_KB_ID           a knowledge base to search
+  EXPECT_SEARCH_QUERY    a query with at least one hit in it
+  EXPECT_WORKSPACE_ID    the workspace
+  EXPECT_READ_ONLY       "1" when the caller must not see or call write tools
+Prints one JSON line with what it saw; exits non-zero on the first failed expectation.
+"""
+
+import json
+import os
+import sys
+
+import anyio
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+READ_TOOLS = {
+    "get_workspace", "list_agents", "get_agent", "list_conversations", "get_conversation",
+    "list_spaces", "list_knowledge_bases", "search_knowledge", "list_documents",
+    "get_document", "list_connectors",
+}
+
+# Free text that a naive "SQL injection / XSS" filter would mangle; it must reach Dust untouched.
+QUESTION = "Héllo 👋 — SELECT * FROM users WHERE id=1 OR 1=1; -- <script>alert(1)</script>"
+
+
+def check(condition, message):
+    if not condition:
+        raise AssertionError(message)
+
+
+async def main(mode, target):
+    if target == "stdio":
+        server = StdioServerParameters(
+            command=os.environ["MCP_DUST_SERVER_BIN"], args=["stdio"], env=dict(os.environ)
+        )
+    else:
+        server = target  # Streamable HTTP; the bearer token arrives with the HTTP issue's tests
+    seen = {"mode": mode}
+    async with Client(server, mode=mode, read_timeout_seconds=60) as c:
+        seen["protocol_version"] = str(c.protocol_version)
+        seen["server"] = c.server_info.name if c.server_info else None
+        check(seen["server"] == "mcp-dust-server", f"server name {seen['server']!r}")
+        if mode == "legacy":
+            check(seen["protocol_version"] <= "2025-11-25", f"legacy got {seen['protocol_version']}")
+        if mode == "2026-07-28":
+            check(seen["protocol_version"] == "2026-07-28", f"modern got {seen['protocol_version']}")
+
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+        seen["tools"] = sorted(tools)
+        check(READ_TOOLS <= set(tools), f"missing read tools: {READ_TOOLS - set(tools)}")
+        read_only = os.environ.get("EXPECT_READ_ONLY") == "1"
+        check(("upsert_document" in tools) != read_only, "write tool visibility")
+        check(tools["list_agents"].annotations.read_only_hint is True, "list_agents readOnlyHint")
+        check(tools["search_knowledge"].input_schema.get("additionalProperties") is False,
+              "inputSchema allows unknown properties")
+
+        agents = await c.call_tool("list_agents", {})
+        check(not agents.is_error, f"list_agents failed: {agents.content}")
+        ids = [a["id"] for a in agents.structured_content["agents"]]
+        check(os.environ["EXPECT_AGENT_ID"] in ids, f"agent missing from {ids}")
+
+        progress = []
+
+        async def on_progress(value, total, message):
+            progress.append(message)
+
+        answer = await c.call_tool(
+            "ask_agent",
+            {"agentId": os.environ["EXPECT_AGENT_ID"], "message": QUESTION},
+            progress_callback=on_progress,
+        )
+        check(not answer.is_error, f"ask_agent failed: {answer.content}")
+        out = answer.structured_content
+        check(QUESTION in out["answer"], f"question not in answer: {out['answer']!r}")
+        check(out["conversationId"] and out["messageId"], "ids missing")
+        seen["progress_notifications"] = len(progress)
+        check(len(progress) > 0, "no progress notification")
+
+        found = await c.call_tool(
+            "search_knowledge",
+            {"query": os.environ["EXPECT_SEARCH_QUERY"], "knowledgeBaseId": os.environ["EXPECT_KB_ID"]},
+        )
+        check(not found.is_error, f"search failed: {found.content}")
+        hits = found.structured_content["results"]
+        seen["search_hits"] = len(hits)
+        check(len(hits) > 0, "no search hit")
+
+        ws = os.environ["EXPECT_WORKSPACE_ID"]
+        resource = await c.read_resource(f"dust://workspaces/{ws}/agents")
+        text = resource.contents[0].text
+        check(os.environ["EXPECT_AGENT_ID"] in text, "agent missing from resource")
+
+        prompt = await c.get_prompt(
+            "consult_agent", {"agentId": os.environ["EXPECT_AGENT_ID"], "question": "Why?"}
+        )
+        check("ask_agent" in prompt.messages[0].content.text, "prompt text")
+
+        if read_only:
+            try:
+                refused = await c.call_tool(
+                    "upsert_document",
+                    {"knowledgeBaseId": os.environ["EXPECT_KB_ID"], "documentId": "x", "text": "y"},
+                )
+                check(refused.is_error, "write allowed for a read-only caller")
+                seen["write_refused"] = "tool error"
+            except AssertionError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a JSON-RPC error is the expected refusal
+                check("permission denied" in str(e), f"unexpected refusal: {e}")
+                seen["write_refused"] = str(e)
+
+    print(json.dumps(seen))
+
+
+if __name__ == "__main__":
+    try:
+        anyio.run(main, sys.argv[1], sys.argv[2])
+    except Exception as e:  # noqa: BLE001 - report any failure as a test failure
+        print(f"FAILED: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
