@@ -446,7 +446,12 @@ impl HttpDustClient {
     /// it names the URL, and we prefer messages that name the operation and the origin only.
     fn transport_error(&self, call: &Call, error: &reqwest::Error) -> DustError {
         if error.is_timeout() {
-            return self.timeout_error(call, self.options.timeout);
+            let limit = if error.is_connect() {
+                self.options.connect_timeout
+            } else {
+                self.options.timeout
+            };
+            return self.timeout_error(call, limit);
         }
         let cause = root_cause(error);
         let message = if error.is_connect() {
