@@ -19,7 +19,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::{StreamExt, stream::BoxStream};
+use futures::StreamExt;
 use rand::Rng;
 use reqwest::{
     Method, Response,
@@ -31,8 +31,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use url::Url;
 
 use super::{
-    DustCredentials, DustError, DustErrorKind, EventStream, Result,
-    sse::{DustFrame, SseParser, agent_frame},
+    DustCredentials, DustError, DustErrorKind, EventStream, Result, sse::agent_event_stream,
 };
 
 /// Sent as `User-Agent`, so Dust can tell this server's traffic apart.
@@ -502,7 +501,7 @@ fn retry_after(response: &Response) -> Option<Duration> {
 }
 
 /// The innermost error's message ("Connection refused (os error 111)").
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = error;
     while let Some(source) = cause.source() {
         cause = source;
@@ -535,73 +534,6 @@ async fn read_limited(
         body.extend_from_slice(&chunk);
     }
     Ok(body.into())
-}
-
-/// Turns the byte stream of one SSE connection into agent events. A broken connection, an
-/// idle timeout or an oversized frame yields one error and ends the stream; Dust closing it
-/// ends it quietly.
-fn agent_event_stream(
-    body: BoxStream<'static, reqwest::Result<Bytes>>,
-    idle_timeout: Duration,
-    origin: String,
-) -> EventStream {
-    struct State {
-        body: BoxStream<'static, reqwest::Result<Bytes>>,
-        parser: SseParser,
-        ready: std::collections::VecDeque<super::AgentEvent>,
-        finished: bool,
-    }
-    let state = State {
-        body,
-        parser: SseParser::new(),
-        ready: Default::default(),
-        finished: false,
-    };
-    futures::stream::unfold(state, move |mut state| {
-        let origin = origin.clone();
-        async move {
-            loop {
-                if let Some(event) = state.ready.pop_front() {
-                    return Some((Ok(event), state));
-                }
-                if state.finished {
-                    return None;
-                }
-                let failure = match tokio::time::timeout(idle_timeout, state.body.next()).await {
-                    Ok(None) => return None,
-                    Ok(Some(Ok(chunk))) => match state.parser.push(&chunk) {
-                        Ok(frames) => {
-                            state.ready.extend(frames.iter().filter_map(
-                                |frame| match agent_frame(frame) {
-                                    DustFrame::Event(event) => Some(event),
-                                    DustFrame::Skip => None,
-                                },
-                            ));
-                            continue;
-                        }
-                        Err(error) => error,
-                    },
-                    Ok(Some(Err(error))) => DustError::new(
-                        DustErrorKind::Network,
-                        format!(
-                            "the agent event stream from Dust at {origin} broke: {}",
-                            root_cause(&error)
-                        ),
-                    ),
-                    Err(_) => DustError::new(
-                        DustErrorKind::Timeout,
-                        format!(
-                            "the agent event stream from Dust at {origin} was silent for {:.0} s",
-                            idle_timeout.as_secs_f64()
-                        ),
-                    ),
-                };
-                state.finished = true;
-                return Some((Err(failure), state));
-            }
-        }
-    })
-    .boxed()
 }
 
 #[cfg(test)]

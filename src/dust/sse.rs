@@ -1,5 +1,5 @@
-//! A small incremental parser for `text/event-stream` bodies, and the mapping of Dust's frames to
-//! [`AgentEvent`]s.
+//! A small incremental parser for `text/event-stream` bodies, the mapping of Dust's frames to
+//! [`AgentEvent`]s, and the event stream of one connection built from both.
 //!
 //! We parse by hand rather than through `sse-stream` because the parser has to sit between a
 //! `reqwest` byte stream and our own idle timeout, and because it must be bounded: a peer that
@@ -8,9 +8,15 @@
 //! blank line ends a frame, several `data:` lines join with `\n`, one space after the colon is
 //! dropped, and lines starting with `:` are comments.
 
+use std::{collections::VecDeque, time::Duration};
+
+use bytes::Bytes;
+use futures::{StreamExt, stream::BoxStream};
 use serde_json::Value;
 
-use super::{AgentEvent, AgentEventKind, DustError, DustErrorKind};
+use super::{
+    AgentEvent, AgentEventKind, DustError, DustErrorKind, EventStream, client::root_cause,
+};
 
 /// Largest frame (all its lines together) we accept. A final `agent_message_success` carries the
 /// whole answer and its actions, so this is generous; past it the stream ends with a
@@ -167,6 +173,73 @@ pub fn agent_frame(frame: &SseFrame) -> DustFrame {
             DustFrame::Skip
         }
     }
+}
+
+/// Turns the byte stream of one SSE connection into agent events. A broken connection, an
+/// idle timeout or an oversized frame yields one error and ends the stream; Dust closing it
+/// ends it quietly.
+pub(super) fn agent_event_stream(
+    body: BoxStream<'static, reqwest::Result<Bytes>>,
+    idle_timeout: Duration,
+    origin: String,
+) -> EventStream {
+    struct State {
+        body: BoxStream<'static, reqwest::Result<Bytes>>,
+        parser: SseParser,
+        ready: VecDeque<AgentEvent>,
+        finished: bool,
+    }
+    let state = State {
+        body,
+        parser: SseParser::new(),
+        ready: Default::default(),
+        finished: false,
+    };
+    futures::stream::unfold(state, move |mut state| {
+        let origin = origin.clone();
+        async move {
+            loop {
+                if let Some(event) = state.ready.pop_front() {
+                    return Some((Ok(event), state));
+                }
+                if state.finished {
+                    return None;
+                }
+                let failure = match tokio::time::timeout(idle_timeout, state.body.next()).await {
+                    Ok(None) => return None,
+                    Ok(Some(Ok(chunk))) => match state.parser.push(&chunk) {
+                        Ok(frames) => {
+                            state.ready.extend(frames.iter().filter_map(
+                                |frame| match agent_frame(frame) {
+                                    DustFrame::Event(event) => Some(event),
+                                    DustFrame::Skip => None,
+                                },
+                            ));
+                            continue;
+                        }
+                        Err(error) => error,
+                    },
+                    Ok(Some(Err(error))) => DustError::new(
+                        DustErrorKind::Network,
+                        format!(
+                            "the agent event stream from Dust at {origin} broke: {}",
+                            root_cause(&error)
+                        ),
+                    ),
+                    Err(_) => DustError::new(
+                        DustErrorKind::Timeout,
+                        format!(
+                            "the agent event stream from Dust at {origin} was silent for {:.0} s",
+                            idle_timeout.as_secs_f64()
+                        ),
+                    ),
+                };
+                state.finished = true;
+                return Some((Err(failure), state));
+            }
+        }
+    })
+    .boxed()
 }
 
 #[cfg(test)]
