@@ -916,6 +916,51 @@ async fn follow_agent_message_resumes_with_last_event_id_without_duplicates() {
     assert_eq!(ids, ["1-0", "2-0", "3-0", "4-0"]);
 }
 
+#[tokio::test]
+async fn follow_agent_message_resumes_after_a_broken_connection() {
+    let broken_body = format!(
+        "event: dust-handshake\ndata: {{}}\n\n{}",
+        frame("1-0", &tokens("Hel"))
+    );
+    // The declared length is never reached: the connection breaks mid-body.
+    let broken = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\n\r\n{broken_body}",
+        broken_body.len() + 500
+    );
+    let resumed_body = format!(
+        "event: dust-handshake\ndata: {{}}\n\n{}{}data: done\n\n",
+        frame("1-0", &tokens("Hel")),
+        frame("2-0", &success("Hello"))
+    );
+    let resumed = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{resumed_body}",
+        resumed_body.len()
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let base = raw_server_recording(
+        vec![broken.into_bytes(), resumed.into_bytes()],
+        Duration::ZERO,
+        seen.clone(),
+    )
+    .await;
+    let dust: Arc<dyn DustApi> = Arc::new(HttpDustClient::new(options(&base)).unwrap());
+    let events = follow_agent_message(dust, creds(), "c1".into(), "m1".into());
+    let ids: Vec<String> = collect(events)
+        .await
+        .into_iter()
+        .map(|e| e.unwrap().event_id)
+        .collect();
+    assert_eq!(ids, ["1-0", "2-0"]);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            format!("GET {} HTTP/1.1", api(EVENTS)),
+            format!("GET {}?lastEventId=1-0 HTTP/1.1", api(EVENTS)),
+        ]
+    );
+}
+
 // --- secrets ---------------------------------------------------------------------------------
 
 /// A `MakeWriter` collecting every log line in memory.
@@ -1034,6 +1079,15 @@ async fn raw_server(responses: Vec<Vec<u8>>) -> String {
 
 /// Like [`raw_server`], keeping each connection open for `hold` after writing.
 async fn raw_server_holding(responses: Vec<Vec<u8>>, hold: Duration) -> String {
+    raw_server_recording(responses, hold, Arc::default()).await
+}
+
+/// Like [`raw_server_holding`], recording each request line (`GET /path?query HTTP/1.1`).
+async fn raw_server_recording(
+    responses: Vec<Vec<u8>>,
+    hold: Duration,
+    seen: Arc<Mutex<Vec<String>>>,
+) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -1041,6 +1095,7 @@ async fn raw_server_holding(responses: Vec<Vec<u8>>, hold: Duration) -> String {
             let Ok((mut socket, _)) = listener.accept().await else {
                 return;
             };
+            let seen = seen.clone();
             tokio::spawn(async move {
                 let mut request = Vec::new();
                 let mut buf = [0u8; 4096];
@@ -1050,6 +1105,10 @@ async fn raw_server_holding(responses: Vec<Vec<u8>>, hold: Duration) -> String {
                         Ok(n) => request.extend_from_slice(&buf[..n]),
                     }
                 }
+                let head = String::from_utf8_lossy(&request);
+                seen.lock()
+                    .unwrap()
+                    .push(head.lines().next().unwrap_or_default().to_owned());
                 let _ = socket.write_all(&response).await;
                 let _ = socket.flush().await;
                 tokio::time::sleep(hold).await;
