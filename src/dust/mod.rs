@@ -8,8 +8,10 @@
 //! over HTTP each person logs in with their own key, and one shared connection pool serves them
 //! all. The key is a [`SecretString`]: it is only exposed to build the `Authorization` header.
 
+mod calls;
 mod client;
 mod error;
+mod sse;
 mod stream;
 pub mod types;
 
@@ -19,7 +21,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use secrecy::SecretString;
 
-pub use client::{ClientOptions, HttpDustClient};
+pub use client::{ClientOptions, HttpDustClient, MAX_RESPONSE_BYTES, USER_AGENT};
 pub use error::{DustError, DustErrorKind};
 pub use stream::follow_agent_message;
 pub use types::*;
@@ -67,8 +69,11 @@ pub trait DustApi: Send + Sync + 'static {
     async fn list_agents(&self, creds: &DustCredentials) -> Result<Vec<AgentConfiguration>>;
 
     /// `GET /assistant/agent_configurations/{sId}`.
-    async fn get_agent(&self, creds: &DustCredentials, agent_id: &str)
-    -> Result<AgentConfiguration>;
+    async fn get_agent(
+        &self,
+        creds: &DustCredentials,
+        agent_id: &str,
+    ) -> Result<AgentConfiguration>;
 
     /// `GET /assistant/agent_configurations/search?q=`.
     async fn search_agents(

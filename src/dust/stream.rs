@@ -63,7 +63,14 @@ pub fn follow_agent_message(
                 }
             };
             let mut delivered = false;
-            while let Some(item) = events.next().await {
+            loop {
+                // Stop reading (and drop the connection) as soon as nobody listens, instead of
+                // holding it open until Dust's next event or its ~60 s close.
+                let item = tokio::select! {
+                    item = events.next() => item,
+                    () = tx.closed() => return,
+                };
+                let Some(item) = item else { break };
                 match item {
                     Ok(event) => {
                         if last_event_id.as_deref() == Some(event.event_id.as_str()) {

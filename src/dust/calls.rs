@@ -1,0 +1,406 @@
+//! [`DustApi`] for [`HttpDustClient`]: one short method per Dust route.
+//!
+//! Each method names its route twice: as segments (every id pushed as its own encoded segment,
+//! see `client.rs`) and as a template for the logs. Answers are unwrapped from Dust's envelopes
+//! (`{"agentConfigurations": [...]}`, `{"document": {...}}`, ...) here, so callers get the
+//! shapes of `types.rs`.
+
+use async_trait::async_trait;
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    AgentConfiguration, Conversation, CreateConversation, CreatedConversation, DataSource,
+    Document, DocumentPage, DustApi, DustCredentials, DustError, DustErrorKind, EventStream,
+    PostMessage, PostedMessage, Result, SearchQuery, Space, UpsertDocument,
+    client::{Call, HttpDustClient},
+};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AgentsBody {
+    agent_configurations: Vec<AgentConfiguration>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AgentBody {
+    agent_configuration: AgentConfiguration,
+}
+
+#[derive(Deserialize)]
+struct ConversationBody {
+    conversation: Conversation,
+}
+
+#[derive(Deserialize)]
+struct SpacesBody {
+    spaces: Vec<Space>,
+}
+
+#[derive(Deserialize)]
+struct DataSourcesBody {
+    data_sources: Vec<DataSource>,
+}
+
+#[derive(Deserialize)]
+struct DocumentsBody {
+    documents: Vec<Document>,
+}
+
+#[derive(Deserialize)]
+struct DocumentBody {
+    document: Value,
+}
+
+const AGENTS: &str = "/assistant/agent_configurations";
+const DOCUMENT: &str = "/spaces/{spaceId}/data_sources/{dsId}/documents/{documentId}";
+
+impl HttpDustClient {
+    fn get(
+        &self,
+        creds: &DustCredentials,
+        op: &'static str,
+        template: &'static str,
+        segments: &[&str],
+    ) -> Result<Call> {
+        let url = self.endpoint(&creds.workspace_id, segments)?;
+        Ok(Call::new(op, template, Method::GET, url))
+    }
+}
+
+/// Decodes a `{"document": ...}` answer. A light or async upsert answer may lack
+/// `document_id`; the id we addressed fills it in.
+fn document_from(body: DocumentBody, document_id: &str, op: &str) -> Result<Document> {
+    let mut value = body.document;
+    if let Some(object) = value.as_object_mut() {
+        object
+            .entry("document_id")
+            .or_insert_with(|| Value::from(document_id));
+    }
+    serde_json::from_value(value).map_err(|error| {
+        DustError::new(
+            DustErrorKind::Protocol,
+            format!("Dust's answer to {op} could not be read: {error}"),
+        )
+    })
+}
+
+#[async_trait]
+impl DustApi for HttpDustClient {
+    async fn check_key(&self, creds: &DustCredentials) -> Result<()> {
+        let call = self.get(creds, "check the API key", "/exists", &["exists"])?;
+        match self.execute(creds, &call).await {
+            Ok(_) => Ok(()),
+            // An older deployment without `/exists` answers a bare 404; an unknown workspace
+            // answers 404 `workspace_not_found`, which is the real answer.
+            Err(error)
+                if error.status == Some(404)
+                    && error.error_type.as_deref() != Some("workspace_not_found") =>
+            {
+                self.list_spaces(creds).await.map(drop)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn list_agents(&self, creds: &DustCredentials) -> Result<Vec<AgentConfiguration>> {
+        let call = self.get(
+            creds,
+            "list agents",
+            AGENTS,
+            &["assistant", "agent_configurations"],
+        )?;
+        let body: AgentsBody = self.execute_json(creds, &call).await?;
+        Ok(body.agent_configurations)
+    }
+
+    async fn get_agent(
+        &self,
+        creds: &DustCredentials,
+        agent_id: &str,
+    ) -> Result<AgentConfiguration> {
+        let call = self.get(
+            creds,
+            "get an agent",
+            "/assistant/agent_configurations/{sId}",
+            &["assistant", "agent_configurations", agent_id],
+        )?;
+        let body: AgentBody = self.execute_json(creds, &call).await?;
+        Ok(body.agent_configuration)
+    }
+
+    async fn search_agents(
+        &self,
+        creds: &DustCredentials,
+        query: &str,
+    ) -> Result<Vec<AgentConfiguration>> {
+        let mut call = self.get(
+            creds,
+            "search agents",
+            "/assistant/agent_configurations/search",
+            &["assistant", "agent_configurations", "search"],
+        )?;
+        call.url.query_pairs_mut().append_pair("q", query);
+        let body: AgentsBody = self.execute_json(creds, &call).await?;
+        Ok(body.agent_configurations)
+    }
+
+    async fn create_conversation(
+        &self,
+        creds: &DustCredentials,
+        request: &CreateConversation,
+    ) -> Result<CreatedConversation> {
+        let url = self.endpoint(&creds.workspace_id, &["assistant", "conversations"])?;
+        let call = Call::new(
+            "create a conversation",
+            "/assistant/conversations",
+            Method::POST,
+            url,
+        )
+        .json(request)?;
+        self.execute_json(creds, &call).await
+    }
+
+    async fn get_conversation(
+        &self,
+        creds: &DustCredentials,
+        conversation_id: &str,
+    ) -> Result<Conversation> {
+        let call = self.get(
+            creds,
+            "get a conversation",
+            "/assistant/conversations/{cId}",
+            &["assistant", "conversations", conversation_id],
+        )?;
+        let body: ConversationBody = self.execute_json(creds, &call).await?;
+        Ok(body.conversation)
+    }
+
+    async fn post_message(
+        &self,
+        creds: &DustCredentials,
+        conversation_id: &str,
+        message: &PostMessage,
+    ) -> Result<PostedMessage> {
+        let url = self.endpoint(
+            &creds.workspace_id,
+            &["assistant", "conversations", conversation_id, "messages"],
+        )?;
+        let call = Call::new(
+            "post a message",
+            "/assistant/conversations/{cId}/messages",
+            Method::POST,
+            url,
+        )
+        .json(message)?;
+        self.execute_json(creds, &call).await
+    }
+
+    async fn cancel_messages(
+        &self,
+        creds: &DustCredentials,
+        conversation_id: &str,
+        message_ids: &[String],
+    ) -> Result<()> {
+        let url = self.endpoint(
+            &creds.workspace_id,
+            &["assistant", "conversations", conversation_id, "cancel"],
+        )?;
+        let call = Call::new(
+            "cancel agent messages",
+            "/assistant/conversations/{cId}/cancel",
+            Method::POST,
+            url,
+        )
+        .json(&json!({ "messageIds": message_ids }))?;
+        self.execute(creds, &call).await.map(drop)
+    }
+
+    async fn agent_message_events(
+        &self,
+        creds: &DustCredentials,
+        conversation_id: &str,
+        message_id: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<EventStream> {
+        let mut call = self.get(
+            creds,
+            "stream agent events",
+            "/assistant/conversations/{cId}/messages/{mId}/events",
+            &[
+                "assistant",
+                "conversations",
+                conversation_id,
+                "messages",
+                message_id,
+                "events",
+            ],
+        )?;
+        if let Some(last_event_id) = last_event_id {
+            call.url
+                .query_pairs_mut()
+                .append_pair("lastEventId", last_event_id);
+        }
+        self.open_event_stream(creds, &call).await
+    }
+
+    async fn list_spaces(&self, creds: &DustCredentials) -> Result<Vec<Space>> {
+        let call = self.get(creds, "list spaces", "/spaces", &["spaces"])?;
+        let body: SpacesBody = self.execute_json(creds, &call).await?;
+        Ok(body.spaces)
+    }
+
+    async fn list_data_sources(
+        &self,
+        creds: &DustCredentials,
+        space_id: &str,
+    ) -> Result<Vec<DataSource>> {
+        let call = self.get(
+            creds,
+            "list data sources",
+            "/spaces/{spaceId}/data_sources",
+            &["spaces", space_id, "data_sources"],
+        )?;
+        let body: DataSourcesBody = self.execute_json(creds, &call).await?;
+        Ok(body.data_sources)
+    }
+
+    async fn search_data_source(
+        &self,
+        creds: &DustCredentials,
+        space_id: &str,
+        data_source_id: &str,
+        query: &SearchQuery,
+    ) -> Result<Vec<Document>> {
+        let mut call = self.get(
+            creds,
+            "search a data source",
+            "/spaces/{spaceId}/data_sources/{dsId}/search",
+            &["spaces", space_id, "data_sources", data_source_id, "search"],
+        )?;
+        {
+            let mut pairs = call.url.query_pairs_mut();
+            pairs
+                .append_pair("query", &query.query)
+                .append_pair("top_k", &query.top_k.to_string());
+            // Dust coerces any non-empty `full_text`, "false" included, to true: only an
+            // absent parameter means false.
+            if query.full_text {
+                pairs.append_pair("full_text", "true");
+            }
+            for tag in &query.tags_in {
+                pairs.append_pair("tags_in", tag);
+            }
+            for tag in &query.tags_not {
+                pairs.append_pair("tags_not", tag);
+            }
+            if let Some(gt) = query.timestamp_gt {
+                pairs.append_pair("timestamp_gt", &gt.to_string());
+            }
+            if let Some(lt) = query.timestamp_lt {
+                pairs.append_pair("timestamp_lt", &lt.to_string());
+            }
+        }
+        let body: DocumentsBody = self.execute_json(creds, &call).await?;
+        Ok(body.documents)
+    }
+
+    async fn list_documents(
+        &self,
+        creds: &DustCredentials,
+        space_id: &str,
+        data_source_id: &str,
+        limit: u32,
+        offset: u32,
+    ) -> Result<DocumentPage> {
+        let mut call = self.get(
+            creds,
+            "list documents",
+            "/spaces/{spaceId}/data_sources/{dsId}/documents",
+            &[
+                "spaces",
+                space_id,
+                "data_sources",
+                data_source_id,
+                "documents",
+            ],
+        )?;
+        call.url
+            .query_pairs_mut()
+            .append_pair("limit", &limit.to_string())
+            .append_pair("offset", &offset.to_string());
+        self.execute_json(creds, &call).await
+    }
+
+    async fn get_document(
+        &self,
+        creds: &DustCredentials,
+        space_id: &str,
+        data_source_id: &str,
+        document_id: &str,
+    ) -> Result<Document> {
+        let call = self.get(
+            creds,
+            "get a document",
+            DOCUMENT,
+            &[
+                "spaces",
+                space_id,
+                "data_sources",
+                data_source_id,
+                "documents",
+                document_id,
+            ],
+        )?;
+        let body: DocumentBody = self.execute_json(creds, &call).await?;
+        document_from(body, document_id, call.op)
+    }
+
+    async fn upsert_document(
+        &self,
+        creds: &DustCredentials,
+        space_id: &str,
+        data_source_id: &str,
+        document_id: &str,
+        document: &UpsertDocument,
+    ) -> Result<Document> {
+        let url = self.endpoint(
+            &creds.workspace_id,
+            &[
+                "spaces",
+                space_id,
+                "data_sources",
+                data_source_id,
+                "documents",
+                document_id,
+            ],
+        )?;
+        let call = Call::new("upsert a document", DOCUMENT, Method::POST, url).json(document)?;
+        let body: DocumentBody = self.execute_json(creds, &call).await?;
+        document_from(body, document_id, call.op)
+    }
+
+    async fn delete_document(
+        &self,
+        creds: &DustCredentials,
+        space_id: &str,
+        data_source_id: &str,
+        document_id: &str,
+    ) -> Result<()> {
+        let url = self.endpoint(
+            &creds.workspace_id,
+            &[
+                "spaces",
+                space_id,
+                "data_sources",
+                data_source_id,
+                "documents",
+                document_id,
+            ],
+        )?;
+        let call = Call::new("delete a document", DOCUMENT, Method::DELETE, url);
+        self.execute(creds, &call).await.map(drop)
+    }
+}
