@@ -21,6 +21,8 @@ pub const MAX_EMPTY_RECONNECTS: u32 = 10;
 /// Delay before the first reconnection; it doubles up to [`MAX_RECONNECT_DELAY`].
 const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(100);
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+/// Longest wait a `Retry-After` may impose before a reconnection.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// The events of one agent message, from the start to its terminal event, resuming dropped
 /// connections. The stream ends after the terminal event, or with one error when Dust refuses
@@ -53,7 +55,7 @@ pub fn follow_agent_message(
                         let _ = tx.send(Err(error)).await;
                         return;
                     }
-                    tokio::time::sleep(error.retry_after.unwrap_or(delay)).await;
+                    tokio::time::sleep(error.retry_after.unwrap_or(delay).min(MAX_RETRY_AFTER)).await;
                     delay = (delay * 2).min(MAX_RECONNECT_DELAY);
                     continue;
                 }
