@@ -67,8 +67,11 @@ pub trait DustApi: Send + Sync + 'static {
     async fn list_agents(&self, creds: &DustCredentials) -> Result<Vec<AgentConfiguration>>;
 
     /// `GET /assistant/agent_configurations/{sId}`.
-    async fn get_agent(&self, creds: &DustCredentials, agent_id: &str)
-    -> Result<AgentConfiguration>;
+    async fn get_agent(
+        &self,
+        creds: &DustCredentials,
+        agent_id: &str,
+    ) -> Result<AgentConfiguration>;
 
     /// `GET /assistant/agent_configurations/search?q=`.
     async fn search_agents(

@@ -324,7 +324,10 @@ pub struct AgentEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentEventKind {
     /// A piece of generated text; only `classification == "tokens"` is answer text.
-    GenerationTokens { text: String, classification: String },
+    GenerationTokens {
+        text: String,
+        classification: String,
+    },
     /// The agent started a tool.
     ToolCallStarted { tool_name: String },
     /// A tool reported progress or finished.
@@ -346,7 +349,10 @@ impl AgentEventKind {
     pub fn is_terminal(&self) -> bool {
         matches!(
             self,
-            Self::Success { .. } | Self::Error { .. } | Self::Cancelled | Self::UserMessageError { .. }
+            Self::Success { .. }
+                | Self::Error { .. }
+                | Self::Cancelled
+                | Self::UserMessageError { .. }
         )
     }
 
