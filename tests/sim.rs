@@ -374,7 +374,7 @@ async fn blocking_creation_returns_the_answer_byte_for_byte() {
     let msg = agent_message(&created);
     assert!(msg["content"].as_str().unwrap().contains("Expense Policy"));
     assert_eq!(msg["actions"].as_array().map(Vec::len), Some(1));
-    assert_eq!(msg["chainOfThought"].as_str().is_some(), true);
+    assert!(msg["chainOfThought"].as_str().is_some());
 }
 
 #[tokio::test]
