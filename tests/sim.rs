@@ -942,3 +942,30 @@ async fn request_log_records_without_keys() {
     assert!(!served.to_string().contains(h.api_key()));
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn hanging_requests_end_at_shutdown_and_banner_names_the_env() {
+    let config = fast();
+    let banner = sim::banner("127.0.0.1:18080".parse().unwrap(), &config);
+    assert!(banner.contains("DUST_BASE_URL=http://127.0.0.1:18080"));
+    assert!(banner.contains(&format!("DUST_WORKSPACE_ID={}", config.workspace_id)));
+    assert!(banner.contains(&format!("DUST_API_KEY={}", config.api_key)));
+    assert!(!format!("{config:?}").contains(&config.api_key));
+
+    let (h, c) = start(SimConfig {
+        hang_rate: 1.0,
+        fault_seed: Some(3),
+        ..config
+    })
+    .await;
+    let hung = c
+        .get(url(&h, "exists"))
+        .bearer_auth(h.api_key())
+        .timeout(std::time::Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(hung.unwrap_err().is_timeout());
+    tokio::time::timeout(std::time::Duration::from_secs(5), h.shutdown())
+        .await
+        .expect("shutdown does not wait for hanging requests");
+}
