@@ -1,0 +1,221 @@
+//! The simulated workspace's state: agents, spaces, data sources, documents, conversations.
+//!
+//! One [`World`] per workspace, behind a `std::sync::Mutex` (never held across an `.await`:
+//! every handler copies what it needs out, like mini-redis' `Db`). The records here are the
+//! simulator's own; their Dust JSON shapes are rendered by the modules that serve them.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
+
+use serde_json::Value;
+
+use super::event_log::MessageLog;
+
+/// How a seeded agent produces its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AgentKind {
+    /// Searches every data source of the workspace and answers with the best chunk.
+    Dust,
+    /// Searches one data source only.
+    Knowledge { data_source_id: &'static str },
+    /// Repeats the user's message verbatim.
+    Echo,
+    /// Streams a little, then fails with `agent_error`.
+    Failing,
+    /// Streams a long answer with long pauses (for timeouts and cancellation).
+    Slow,
+}
+
+/// A seeded agent configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Agent {
+    pub s_id: &'static str,
+    pub id: u64,
+    pub name: &'static str,
+    pub description: &'static str,
+    pub instructions: Option<&'static str>,
+    /// `global` for built-in agents, `visible` for custom ones.
+    pub scope: &'static str,
+    pub model_provider: &'static str,
+    pub model_id: &'static str,
+    pub kind: AgentKind,
+}
+
+/// A space (`vlt_` id).
+#[derive(Debug, Clone)]
+pub(crate) struct Space {
+    pub s_id: &'static str,
+    pub name: &'static str,
+    /// `global` or `regular`.
+    pub kind: &'static str,
+    pub created_at: i64,
+}
+
+/// A data source (`dts_` id) and its documents.
+#[derive(Debug, Clone)]
+pub(crate) struct DataSource {
+    pub id: u64,
+    pub s_id: &'static str,
+    pub space_id: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+    /// `None` for folders (API-writable); `Some("notion")` etc. for managed connectors.
+    pub connector_provider: Option<&'static str>,
+    pub connector_id: Option<&'static str>,
+    pub created_at: i64,
+    /// Documents by id; a `BTreeMap` so listing order is stable.
+    pub documents: BTreeMap<String, Document>,
+}
+
+/// A document stored in a data source.
+#[derive(Debug, Clone)]
+pub(crate) struct Document {
+    pub document_id: String,
+    pub title: String,
+    pub source_url: Option<String>,
+    pub tags: Vec<String>,
+    pub timestamp: i64,
+    pub created: i64,
+    pub mime_type: String,
+    pub text: String,
+}
+
+/// Where an agent message stands (the public statuses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AgentStatus {
+    Created,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl AgentStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A user message of a conversation.
+#[derive(Debug, Clone)]
+pub(crate) struct UserMsg {
+    pub id: u64,
+    pub s_id: String,
+    pub created: i64,
+    pub rank: usize,
+    pub content: String,
+    pub mentions: Vec<String>,
+    /// The normalised `context` object, stored as sent back.
+    pub context: Value,
+}
+
+/// An agent message of a conversation; the runner updates it as the agent progresses.
+#[derive(Debug, Clone)]
+pub(crate) struct AgentMsg {
+    pub id: u64,
+    pub agent_message_id: u64,
+    pub s_id: String,
+    pub created: i64,
+    pub rank: usize,
+    pub parent_message_id: String,
+    pub agent_id: String,
+    pub status: AgentStatus,
+    pub content: Option<String>,
+    pub chain_of_thought: Option<String>,
+    pub error: Option<Value>,
+    pub actions: Vec<Value>,
+}
+
+/// One message slot of a conversation (Dust keeps versions; the simulator has only v0).
+#[derive(Debug, Clone)]
+pub(crate) enum Slot {
+    User(UserMsg),
+    Agent(AgentMsg),
+}
+
+/// A conversation.
+#[derive(Debug, Clone)]
+pub(crate) struct Conversation {
+    pub id: u64,
+    pub s_id: String,
+    pub created: i64,
+    pub updated: i64,
+    pub title: Option<String>,
+    pub visibility: String,
+    pub slots: Vec<Slot>,
+}
+
+impl Conversation {
+    pub(crate) fn agent_message_mut(&mut self, s_id: &str) -> Option<&mut AgentMsg> {
+        self.slots.iter_mut().find_map(|slot| match slot {
+            Slot::Agent(m) if m.s_id == s_id => Some(m),
+            _ => None,
+        })
+    }
+}
+
+/// Everything one workspace holds.
+#[derive(Debug, Default)]
+pub(crate) struct World {
+    pub agents: Vec<Agent>,
+    pub spaces: Vec<Space>,
+    pub data_sources: Vec<DataSource>,
+    pub conversations: HashMap<String, Conversation>,
+    /// Event logs of agent messages, by agent message sId.
+    pub message_logs: HashMap<String, Arc<MessageLog>>,
+    next_id: u64,
+}
+
+impl World {
+    /// A world with the given seed; numeric ids continue after the seeded ones.
+    pub(crate) fn new(
+        agents: Vec<Agent>,
+        spaces: Vec<Space>,
+        data_sources: Vec<DataSource>,
+    ) -> Self {
+        Self {
+            agents,
+            spaces,
+            data_sources,
+            next_id: 1000,
+            ..Self::default()
+        }
+    }
+
+    /// A fresh numeric model id.
+    pub(crate) fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    pub(crate) fn agent(&self, s_id: &str) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.s_id == s_id)
+    }
+
+    pub(crate) fn space(&self, s_id: &str) -> Option<&Space> {
+        self.spaces.iter().find(|s| s.s_id == s_id)
+    }
+
+    /// The data source `ds_id` (sId, or legacy name) of space `space_id`.
+    pub(crate) fn data_source(&self, space_id: &str, ds_id: &str) -> Option<&DataSource> {
+        self.data_sources
+            .iter()
+            .find(|d| d.space_id == space_id && (d.s_id == ds_id || d.name == ds_id))
+    }
+
+    pub(crate) fn data_source_mut(
+        &mut self,
+        space_id: &str,
+        ds_id: &str,
+    ) -> Option<&mut DataSource> {
+        self.data_sources
+            .iter_mut()
+            .find(|d| d.space_id == space_id && (d.s_id == ds_id || d.name == ds_id))
+    }
+}
