@@ -25,7 +25,7 @@ pub enum Command {
     /// Credentials come from DUST_API_KEY and DUST_WORKSPACE_ID; logs go to standard error.
     Stdio,
     /// Run the Dust API simulator, for trying things without a Dust account and for tests.
-    Sim(SimConfig),
+    Sim(Box<SimConfig>),
     /// Print a new random secret for SECURITY_SECRET_KEY.
     GenSecret,
     /// Print the configuration table (Markdown) of every setting, or `.env.example` with --env.

@@ -76,7 +76,11 @@ pub const SETTINGS: &[Setting] = &[
         "username sent with messages to Dust",
     ),
     s("DUST_EMAIL", None, "email sent with messages to Dust"),
-    s("DUST_FULL_NAME", None, "full name sent with messages to Dust"),
+    s(
+        "DUST_FULL_NAME",
+        None,
+        "full name sent with messages to Dust",
+    ),
     s(
         "DUST_TIMEZONE",
         Some("UTC"),
@@ -87,7 +91,11 @@ pub const SETTINGS: &[Setting] = &[
         Some("mcp-dust-server"),
         "server name reported to MCP clients",
     ),
-    s("MCP_SERVER_HOST", Some("127.0.0.1"), "where `serve` listens"),
+    s(
+        "MCP_SERVER_HOST",
+        Some("127.0.0.1"),
+        "where `serve` listens",
+    ),
     s("MCP_SERVER_PORT", Some("5001"), "port `serve` listens on"),
     s(
         "MCP_SERVER_TIMEOUT",
@@ -147,11 +155,7 @@ pub const SETTINGS: &[Setting] = &[
     ),
     Setting {
         secret: true,
-        ..s(
-            "REDIS_URL",
-            None,
-            "when set, shared state lives in Redis",
-        )
+        ..s("REDIS_URL", None, "when set, shared state lives in Redis")
     },
     s(
         "AUDIT_LOG_FILE",
@@ -323,7 +327,10 @@ fn read_toml(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
                 .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
                 .collect::<Vec<_>>()
                 .join(","),
-            _ => bail!("{}: {key} must be a string, number, boolean or list", path.display()),
+            _ => bail!(
+                "{}: {key} must be a string, number, boolean or list",
+                path.display()
+            ),
         };
         values.insert(key, text);
     }
@@ -398,11 +405,10 @@ impl Raw {
             } else {
                 format!("https://{text}")
             };
-            let url = Url::parse(&text)
+            Url::parse(&text)
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                .with_context(|| format!("DUST_BASE_URL must be an http(s) URL, got {text:?}"))?;
-            url
+                .with_context(|| format!("DUST_BASE_URL must be an http(s) URL, got {text:?}"))?
         };
         let log_format = match self.text("LOG_FORMAT").as_deref().map(str::trim) {
             Some("json") => LogFormat::Json,
@@ -499,7 +505,11 @@ pub fn env_example() -> String {
         for alias in setting.aliases {
             out.push_str(&format!("# (also accepted as {alias})\n"));
         }
-        out.push_str(&format!("# {}={}\n", setting.env, setting.default.unwrap_or("")));
+        out.push_str(&format!(
+            "# {}={}\n",
+            setting.env,
+            setting.default.unwrap_or("")
+        ));
     }
     out
 }
@@ -545,7 +555,11 @@ mod tests {
     fn environment_wins_over_file_and_aliases_work() {
         let c = load_with_file(
             &[("MCP_SERVER_PORT", "7000"), ("DUST_AGENT_ID", "fromfile")],
-            &[("MCP_SERVER_PORT", "8000"), ("DUST_DOMAIN", "eu.dust.tt"), ("APP_ENV", "production")],
+            &[
+                ("MCP_SERVER_PORT", "8000"),
+                ("DUST_DOMAIN", "eu.dust.tt"),
+                ("APP_ENV", "production"),
+            ],
         )
         .unwrap();
         assert_eq!(c.port, 8000);

@@ -30,7 +30,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sim(sim_config) => {
             telemetry::init("info", LogFormat::Pretty);
-            sim::run_cli(sim_config).await
+            sim::run_cli(*sim_config).await
         }
         Command::GenSecret => {
             println!("{}", secret::generate());

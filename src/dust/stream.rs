@@ -55,7 +55,8 @@ pub fn follow_agent_message(
                         let _ = tx.send(Err(error)).await;
                         return;
                     }
-                    tokio::time::sleep(error.retry_after.unwrap_or(delay).min(MAX_RETRY_AFTER)).await;
+                    tokio::time::sleep(error.retry_after.unwrap_or(delay).min(MAX_RETRY_AFTER))
+                        .await;
                     delay = (delay * 2).min(MAX_RECONNECT_DELAY);
                     continue;
                 }

@@ -64,13 +64,13 @@ pub async fn ask_agent(
     args: AskAgentArgs,
     request: RequestContext<RoleServer>,
 ) -> Result<CallToolResult, McpError> {
-    let agent_id = match args.agent_id.or_else(|| ctx.settings.default_agent_id.clone()) {
-        Some(id) => id,
-        None => {
-            return Err(errors::invalid_params(
-                "agentId is required: this server has no default agent (DUST_AGENT_ID)",
-            ));
-        }
+    let Some(agent_id) = args
+        .agent_id
+        .or_else(|| ctx.settings.default_agent_id.clone())
+    else {
+        return Err(errors::invalid_params(
+            "agentId is required: this server has no default agent (DUST_AGENT_ID)",
+        ));
     };
     check_id("agentId", &agent_id)?;
     check_text("message", &args.message, MAX_TEXT_BYTES)?;
@@ -95,7 +95,11 @@ pub async fn ask_agent(
     // Post the question and find the agent message that answers it.
     let (conversation_id, agent_message_id, conversation_url) = match &args.conversation_id {
         Some(conversation_id) => {
-            let posted = match ctx.dust.post_message(creds, conversation_id, &message).await {
+            let posted = match ctx
+                .dust
+                .post_message(creds, conversation_id, &message)
+                .await
+            {
                 Ok(posted) => posted,
                 Err(e) => return Ok(errors::dust_tool_error("asking the agent", &e)),
             };
@@ -190,7 +194,12 @@ pub async fn ask_agent(
         };
         let event = match event {
             Some(Ok(event)) => event,
-            Some(Err(e)) => return Ok(errors::dust_tool_error("waiting for the agent's answer", &e)),
+            Some(Err(e)) => {
+                return Ok(errors::dust_tool_error(
+                    "waiting for the agent's answer",
+                    &e,
+                ));
+            }
             None => {
                 return Ok(errors::tool_error(
                     "Dust closed the agent's event stream without an answer.",
@@ -229,8 +238,8 @@ pub async fn ask_agent(
         if let (Some(token), Some(note)) = (&progress_token, note) {
             progress += 1;
             let note: String = note.chars().take(MAX_PROGRESS_MESSAGE).collect();
-            let param =
-                ProgressNotificationParam::new(token.clone(), f64::from(progress)).with_message(note);
+            let param = ProgressNotificationParam::new(token.clone(), f64::from(progress))
+                .with_message(note);
             // A client that stopped listening to progress is not a reason to stop the run.
             if let Err(e) = request.peer.notify_progress(param).await {
                 tracing::debug!(error = %e, "progress notification not delivered");

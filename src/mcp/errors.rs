@@ -55,13 +55,17 @@ pub fn describe_dust_error(action: &str, error: &DustError) -> String {
         ),
         DustErrorKind::Forbidden => format!("Dust does not allow {action}: {detail}."),
         DustErrorKind::NotFound => format!("Not found while {action}: {detail}."),
-        DustErrorKind::InvalidRequest => format!("Dust rejected the request while {action}: {detail}."),
+        DustErrorKind::InvalidRequest => {
+            format!("Dust rejected the request while {action}: {detail}.")
+        }
         DustErrorKind::RateLimited => match error.retry_after {
             Some(after) => format!(
                 "Dust is rate-limiting this workspace ({action}): {detail}. Retry in {} s.",
                 after.as_secs().max(1)
             ),
-            None => format!("Dust is rate-limiting this workspace ({action}): {detail}. Retry later."),
+            None => {
+                format!("Dust is rate-limiting this workspace ({action}): {detail}. Retry later.")
+            }
         },
         DustErrorKind::Timeout => format!("Dust did not answer in time while {action}. Try again."),
         DustErrorKind::Network | DustErrorKind::Upstream | DustErrorKind::Protocol => {

@@ -42,10 +42,14 @@ pub struct KnowledgeBase {
     pub source: DataSource,
 }
 
+/// A principal's knowledge bases and when they were listed.
+type CacheEntry = (Instant, Arc<Vec<KnowledgeBase>>);
+
 /// Per-principal cache of knowledge bases.
 #[derive(Debug, Default)]
 pub struct KnowledgeCache {
-    entries: Mutex<HashMap<String, (Instant, Arc<Vec<KnowledgeBase>>)>>,
+    /// Principal `user_id` → its listing.
+    entries: Mutex<HashMap<String, CacheEntry>>,
 }
 
 impl KnowledgeCache {
@@ -224,21 +228,22 @@ pub async fn search(
             Err(e) => return Ok(errors::dust_tool_error("listing knowledge bases", &e)),
         },
     };
-    let outcomes: Vec<(KnowledgeBase, Result<_, DustError>)> = stream::iter(targets.iter().cloned())
-        .map(|kb| {
-            let dust = ctx.dust.clone();
-            let creds = principal.credentials.clone();
-            let query = query.clone();
-            async move {
-                let found = dust
-                    .search_data_source(&creds, &kb.space.s_id, &kb.source.s_id, &query)
-                    .await;
-                (kb, found)
-            }
-        })
-        .buffer_unordered(SEARCH_CONCURRENCY)
-        .collect()
-        .await;
+    let outcomes: Vec<(KnowledgeBase, Result<_, DustError>)> =
+        stream::iter(targets.iter().cloned())
+            .map(|kb| {
+                let dust = ctx.dust.clone();
+                let creds = principal.credentials.clone();
+                let query = query.clone();
+                async move {
+                    let found = dust
+                        .search_data_source(&creds, &kb.space.s_id, &kb.source.s_id, &query)
+                        .await;
+                    (kb, found)
+                }
+            })
+            .buffer_unordered(SEARCH_CONCURRENCY)
+            .collect()
+            .await;
     let mut results = Vec::new();
     let mut skipped = Vec::new();
     let mut last_error = None;

@@ -7,8 +7,9 @@
 use rmcp::{
     ErrorData as McpError,
     model::{
-        ArgumentInfo, CompleteRequestParams, CompleteResult, CompletionInfo, GetPromptRequestParams,
-        GetPromptResult, Prompt, PromptArgument, PromptMessage, Reference, Role,
+        ArgumentInfo, CompleteRequestParams, CompleteResult, CompletionInfo,
+        GetPromptRequestParams, GetPromptResult, Prompt, PromptArgument, PromptMessage, Reference,
+        Role,
     },
 };
 
@@ -74,11 +75,7 @@ pub async fn get(
     let question = argument(&request, "question")?;
     check_id("agentId", &agent_id)?;
     check_text("question", &question, MAX_TEXT_BYTES)?;
-    let about = match ctx
-        .dust
-        .get_agent(&principal.credentials, &agent_id)
-        .await
-    {
+    let about = match ctx.dust.get_agent(&principal.credentials, &agent_id).await {
         Ok(agent) if !agent.description.is_empty() => {
             format!("the Dust agent \"{}\" ({})", agent.name, agent.description)
         }
@@ -101,7 +98,10 @@ pub async fn get(
     )
 }
 
-fn prefix_matches(value: &str, candidates: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+fn prefix_matches(
+    value: &str,
+    candidates: impl IntoIterator<Item = (String, String)>,
+) -> Vec<String> {
     let needle = value.to_lowercase();
     let mut out: Vec<String> = candidates
         .into_iter()
@@ -122,7 +122,9 @@ pub async fn complete(
 ) -> Result<CompleteResult, McpError> {
     let ArgumentInfo { name, value, .. } = &request.argument;
     let wants = match (&request.r#ref, name.as_str()) {
-        (Reference::Prompt(p), "agentId") if p.name == CONSULT_AGENT => Some(Permission::ReadAgents),
+        (Reference::Prompt(p), "agentId") if p.name == CONSULT_AGENT => {
+            Some(Permission::ReadAgents)
+        }
         (Reference::Resource(_), "agentId" | "conversationId") => Some(Permission::ReadAgents),
         (Reference::Resource(_), "knowledgeBaseId" | "documentId") => {
             Some(Permission::ReadKnowledgeBases)
@@ -133,10 +135,7 @@ pub async fn complete(
     let values = match wants {
         Some(permission) if principal.can(permission) => match name.as_str() {
             "agentId" => match ctx.dust.list_agents(&principal.credentials).await {
-                Ok(agents) => prefix_matches(
-                    value,
-                    agents.into_iter().map(|a| (a.s_id, a.name)),
-                ),
+                Ok(agents) => prefix_matches(value, agents.into_iter().map(|a| (a.s_id, a.name))),
                 Err(_) => Vec::new(),
             },
             "knowledgeBaseId" | "connectorId" => {
@@ -144,7 +143,9 @@ pub async fn complete(
                     Ok(list) => prefix_matches(
                         value,
                         list.iter()
-                            .filter(|kb| name != "connectorId" || kb.source.connector_provider.is_some())
+                            .filter(|kb| {
+                                name != "connectorId" || kb.source.connector_provider.is_some()
+                            })
                             .map(|kb| (kb.source.s_id.clone(), kb.source.name.clone())),
                     ),
                     Err(_) => Vec::new(),

@@ -128,9 +128,24 @@ fn parse(uri: &str, principal: &Principal) -> Result<Uri, McpError> {
 pub fn list(principal: &Principal) -> Vec<Resource> {
     let ws = format!("{ROOT}/{}", principal.workspace_id);
     let all = [
-        (ROOT.to_owned(), "workspaces", "Your Dust workspace", Permission::ReadWorkspaces),
-        (ws.clone(), "workspace", "This workspace and your permissions in it", Permission::ReadWorkspaces),
-        (format!("{ws}/agents"), "agents", "The workspace's agents", Permission::ReadAgents),
+        (
+            ROOT.to_owned(),
+            "workspaces",
+            "Your Dust workspace",
+            Permission::ReadWorkspaces,
+        ),
+        (
+            ws.clone(),
+            "workspace",
+            "This workspace and your permissions in it",
+            Permission::ReadWorkspaces,
+        ),
+        (
+            format!("{ws}/agents"),
+            "agents",
+            "The workspace's agents",
+            Permission::ReadAgents,
+        ),
         (
             format!("{ws}/knowledge-bases"),
             "knowledge-bases",
@@ -158,7 +173,12 @@ pub fn list(principal: &Principal) -> Vec<Resource> {
 pub fn templates(principal: &Principal) -> Vec<ResourceTemplate> {
     let ws = format!("{ROOT}/{}", principal.workspace_id);
     let all = [
-        (format!("{ws}/agents/{{agentId}}"), "agent", "One agent's configuration", Permission::ReadAgents),
+        (
+            format!("{ws}/agents/{{agentId}}"),
+            "agent",
+            "One agent's configuration",
+            Permission::ReadAgents,
+        ),
         (
             format!("{ws}/knowledge-bases/{{knowledgeBaseId}}"),
             "knowledge-base",

@@ -254,12 +254,8 @@ pub async fn call(
         "search_knowledge" => knowledge::search(ctx, principal, parse(name, args)?).await,
         "list_documents" => knowledge::list_documents(ctx, principal, parse(name, args)?).await,
         "get_document" => knowledge::get_document(ctx, principal, parse(name, args)?).await,
-        "upsert_document" => {
-            knowledge::upsert_document(ctx, principal, parse(name, args)?).await
-        }
-        "delete_document" => {
-            knowledge::delete_document(ctx, principal, parse(name, args)?).await
-        }
+        "upsert_document" => knowledge::upsert_document(ctx, principal, parse(name, args)?).await,
+        "delete_document" => knowledge::delete_document(ctx, principal, parse(name, args)?).await,
         "list_connectors" => {
             parse::<NoArgs>(name, args)?;
             knowledge::list_connectors(ctx, principal).await
@@ -296,7 +292,9 @@ pub(super) fn filter_agents<'a>(
     agents: &'a [crate::dust::AgentConfiguration],
     query: Option<&str>,
 ) -> impl Iterator<Item = &'a crate::dust::AgentConfiguration> {
-    let needle = query.map(str::to_lowercase).filter(|q| !q.trim().is_empty());
+    let needle = query
+        .map(str::to_lowercase)
+        .filter(|q| !q.trim().is_empty());
     agents.iter().filter(move |a| match &needle {
         Some(q) => a.name.to_lowercase().contains(q) || a.description.to_lowercase().contains(q),
         None => true,

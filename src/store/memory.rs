@@ -37,14 +37,12 @@ impl ConversationStore for MemoryConversationStore {
         let conversations = map.entry(record.workspace_id.clone()).or_default();
         if conversations.len() >= MAX_CONVERSATIONS_PER_WORKSPACE
             && !conversations.contains_key(&record.conversation_id)
-        {
-            if let Some(oldest) = conversations
+            && let Some(oldest) = conversations
                 .values()
                 .min_by_key(|r| r.created_at)
                 .map(|r| r.conversation_id.clone())
-            {
-                conversations.remove(&oldest);
-            }
+        {
+            conversations.remove(&oldest);
         }
         conversations
             .entry(record.conversation_id.clone())
@@ -77,7 +75,7 @@ impl ConversationStore for MemoryConversationStore {
             .filter(|r| r.owner == owner)
             .cloned()
             .collect();
-        records.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        records.sort_by_key(|r| std::cmp::Reverse(r.created_at));
         Ok(records)
     }
 }

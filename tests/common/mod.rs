@@ -1,0 +1,181 @@
+//! Shared test setup: a simulator, the real Dust client pointed at it, and an MCP server with a
+//! chosen principal, connected to an rmcp client over an in-memory pipe.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use mcp_dust_server::{
+    auth::{PermissionSet, Principal},
+    dust::{DustApi, DustCredentials, HttpDustClient},
+    mcp::{DustMcp, McpContext, McpSettings},
+    sim::{self, SimConfig, SimHandle},
+    store::{ConversationStore, MemoryConversationStore},
+};
+use rmcp::{
+    ClientHandler, RoleClient, ServiceExt,
+    model::{CallToolRequestParams, CallToolResult, ProgressNotificationParam},
+    service::{NotificationContext, RunningService, ServiceError},
+};
+use serde_json::{Value, json};
+
+/// A client that records the progress notifications it receives.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    pub progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+}
+
+impl ClientHandler for Recorder {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.progress.lock().unwrap().push(params);
+    }
+}
+
+pub fn sim_config() -> SimConfig {
+    SimConfig {
+        token_delay_ms: 1,
+        ..SimConfig::default()
+    }
+}
+
+pub fn settings(base_url: &str) -> McpSettings {
+    McpSettings {
+        server_name: "mcp-dust-server".into(),
+        default_agent_id: None,
+        timezone: "Europe/Paris".into(),
+        agent_timeout: Duration::from_secs(30),
+        dust_base_url: base_url.parse().unwrap(),
+    }
+}
+
+pub fn principal(sim: &SimHandle, permissions: PermissionSet, user_id: &str) -> Principal {
+    let credentials = DustCredentials::new(sim.workspace_id(), sim.api_key());
+    Principal {
+        user_id: user_id.to_owned(),
+        username: "test-user".into(),
+        email: Some("test@example.com".into()),
+        full_name: None,
+        workspace_id: sim.workspace_id().to_owned(),
+        permissions,
+        token_id: None,
+        credentials,
+    }
+}
+
+/// A running simulator and an MCP client connected to a server for one principal.
+pub struct McpTest {
+    pub sim: SimHandle,
+    pub ctx: Arc<McpContext>,
+    pub client: RunningService<RoleClient, Recorder>,
+    pub recorder: Recorder,
+}
+
+impl McpTest {
+    pub async fn start(permissions: PermissionSet) -> Self {
+        Self::start_with(sim_config(), permissions, |_| {}).await
+    }
+
+    pub async fn start_with(
+        sim_config: SimConfig,
+        permissions: PermissionSet,
+        tweak: impl FnOnce(&mut McpSettings),
+    ) -> Self {
+        let sim = sim::spawn(sim_config).await.unwrap();
+        let dust: Arc<dyn DustApi> =
+            Arc::new(HttpDustClient::with_base_url(&sim.base_url()).unwrap());
+        let conversations: Arc<dyn ConversationStore> = Arc::new(MemoryConversationStore::new());
+        let mut mcp_settings = settings(&sim.base_url());
+        tweak(&mut mcp_settings);
+        let ctx = Arc::new(McpContext::new(dust, conversations, mcp_settings));
+        let principal = principal(&sim, permissions, "usr_alice");
+        let client = connect(ctx.clone(), principal).await;
+        let recorder = client.service().clone();
+        Self {
+            sim,
+            ctx,
+            client,
+            recorder,
+        }
+    }
+
+    /// Another client on the same server state (same stores), as another principal.
+    pub async fn connect_as(
+        &self,
+        user_id: &str,
+        permissions: PermissionSet,
+    ) -> RunningService<RoleClient, Recorder> {
+        connect(self.ctx.clone(), principal(&self.sim, permissions, user_id)).await
+    }
+
+    pub async fn call(&self, tool: &str, args: Value) -> Result<CallToolResult, ServiceError> {
+        call(&self.client, tool, args).await
+    }
+
+    /// Requests the simulator received for `path_fragment` (method and path).
+    pub fn upstream_calls(&self, path_fragment: &str) -> Vec<String> {
+        self.sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.contains(path_fragment))
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+}
+
+pub async fn connect(
+    ctx: Arc<McpContext>,
+    principal: Principal,
+) -> RunningService<RoleClient, Recorder> {
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        let server = DustMcp::with_principal(ctx, principal)
+            .serve(server_io)
+            .await
+            .unwrap();
+        let _ = server.waiting().await;
+    });
+    Recorder::default().serve(client_io).await.unwrap()
+}
+
+pub async fn call(
+    client: &RunningService<RoleClient, Recorder>,
+    tool: &str,
+    args: Value,
+) -> Result<CallToolResult, ServiceError> {
+    let Value::Object(args) = args else {
+        panic!("arguments must be an object")
+    };
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args))
+        .await
+}
+
+/// The text of a tool result's first content block.
+pub fn text(result: &CallToolResult) -> String {
+    result
+        .content
+        .first()
+        .and_then(|c| c.as_text())
+        .map(|t| t.text.clone())
+        .unwrap_or_default()
+}
+
+/// The JSON-RPC error code of a failed call.
+pub fn error_code(error: &ServiceError) -> i32 {
+    match error {
+        ServiceError::McpError(e) => e.code.0,
+        other => panic!("expected a JSON-RPC error, got {other:?}"),
+    }
+}
+
+pub fn structured(result: &CallToolResult) -> Value {
+    assert_ne!(result.is_error, Some(true), "tool failed: {}", text(result));
+    result.structured_content.clone().unwrap_or(json!(null))
+}

@@ -1,0 +1,115 @@
+//! Interoperability with an independent client: the official MCP Python SDK (`mcp==2.3.0`)
+//! drives `mcp-dust-server stdio` against a running simulator, in both protocol eras.
+//!
+//! The test builds a virtual environment under `target/interop-venv` once (pip needs PyPI).
+
+use std::{path::PathBuf, process::Command, sync::OnceLock};
+
+use mcp_dust_server::sim::{self, ECHO_AGENT_ID, HANDBOOK_DS_ID, SimConfig};
+
+/// The Python SDK version the interoperability tests pin.
+const PYTHON_SDK: &str = "mcp==2.3.0";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The venv's python, created on first use (one test binary, guarded by a `OnceLock`).
+fn python() -> &'static PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let venv = root().join("target/interop-venv");
+        let python = venv.join("bin/python");
+        let ready = venv.join(".ready-mcp-2.3.0");
+        if !ready.exists() {
+            let status = Command::new("python3")
+                .args(["-m", "venv", "--clear"])
+                .arg(&venv)
+                .status()
+                .expect("python3 is needed for the interoperability tests");
+            assert!(status.success(), "python3 -m venv failed");
+            let status = Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    PYTHON_SDK,
+                ])
+                .status()
+                .expect("pip");
+            assert!(status.success(), "pip install {PYTHON_SDK} failed");
+            std::fs::write(&ready, PYTHON_SDK).unwrap();
+        }
+        python
+    })
+}
+
+/// Runs the Python client script in `mode` against `stdio`, with extra environment.
+async fn run_python(mode: &str, extra_env: &[(&str, &str)]) {
+    let python = tokio::task::spawn_blocking(python).await.unwrap();
+    let sim = sim::spawn(SimConfig {
+        token_delay_ms: 1,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut command = tokio::process::Command::new(python);
+    command
+        .arg(root().join("tests/interop/python_client.py"))
+        .args([mode, "stdio"])
+        .env("MCP_DUST_SERVER_BIN", env!("CARGO_BIN_EXE_mcp-dust-server"))
+        .env("DUST_BASE_URL", sim.base_url())
+        .env("DUST_WORKSPACE_ID", sim.workspace_id())
+        .env("DUST_API_KEY", sim.api_key())
+        .env("LOG_LEVEL", "warn")
+        .env("EXPECT_AGENT_ID", ECHO_AGENT_ID)
+        .env("EXPECT_KB_ID", HANDBOOK_DS_ID)
+        .env("EXPECT_SEARCH_QUERY", "paid time off")
+        .env("EXPECT_WORKSPACE_ID", sim.workspace_id())
+        .kill_on_drop(true);
+    for (name, value) in extra_env {
+        command.env(name, value);
+    }
+    let output = tokio::time::timeout(std::time::Duration::from_secs(120), command.output())
+        .await
+        .expect("the Python client took more than 2 minutes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "python client ({mode}) failed\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert!(seen["progress_notifications"].as_u64().unwrap() > 0);
+    assert!(seen["search_hits"].as_u64().unwrap() > 0);
+    // The key never shows in what the client saw or what the server logged.
+    assert!(!stdout.contains(sim.api_key()) && !stderr.contains(sim.api_key()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_legacy_era_over_stdio() {
+    run_python("legacy", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_2026_era_over_stdio() {
+    run_python("2026-07-28", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_auto_mode_with_write_permission() {
+    run_python(
+        "auto",
+        &[
+            (
+                "PERMISSIONS_DEFAULT",
+                "read:workspaces,read:agents,execute:agents,read:knowledge-bases,write:knowledge-bases,read:connectors",
+            ),
+            ("EXPECT_WRITE", "1"),
+        ],
+    )
+    .await;
+}

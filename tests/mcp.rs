@@ -1,0 +1,634 @@
+//! The MCP surface in process: an rmcp client over an in-memory pipe, the real server and the
+//! real Dust client, with the simulator as Dust.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{McpTest, call, error_code, structured, text};
+use mcp_dust_server::{
+    auth::{Permission, PermissionSet},
+    mcp::PERMISSION_DENIED,
+    sim::{ECHO_AGENT_ID, FAILING_AGENT_ID, Faults, HANDBOOK_DS_ID, NOTION_DS_ID, SLOW_AGENT_ID},
+};
+use rmcp::{
+    model::{
+        CallToolRequestParams, ClientRequest, GetPromptRequestParams, ReadResourceRequestParams,
+        Request,
+    },
+    service::PeerRequestOptions,
+};
+use serde_json::json;
+
+const READ_TOOLS: [&str; 12] = [
+    "ask_agent",
+    "get_agent",
+    "get_conversation",
+    "get_document",
+    "get_workspace",
+    "list_agents",
+    "list_connectors",
+    "list_conversations",
+    "list_documents",
+    "list_knowledge_bases",
+    "list_spaces",
+    "search_knowledge",
+];
+
+fn writer() -> PermissionSet {
+    PermissionSet::DEFAULT
+        .iter()
+        .chain([
+            Permission::WriteKnowledgeBases,
+            Permission::DeleteKnowledgeBases,
+        ])
+        .collect()
+}
+
+#[tokio::test]
+async fn server_reports_its_own_name_and_version() {
+    let t = McpTest::start(PermissionSet::DEFAULT).await;
+    let info = t.client.peer_info().expect("server info");
+    let implementation = info.server_info.as_ref().expect("implementation");
+    assert_eq!(implementation.name, "mcp-dust-server");
+    assert_eq!(implementation.version, env!("CARGO_PKG_VERSION"));
+    assert!(info.capabilities.tools.is_some());
+    assert!(info.capabilities.resources.is_some());
+    assert!(info.capabilities.prompts.is_some());
+    assert!(info.capabilities.completions.is_some());
+}
+
+#[tokio::test]
+async fn tools_list_shows_only_permitted_tools_with_strict_schemas() {
+    let t = McpTest::start(PermissionSet::DEFAULT).await;
+    let tools = t.client.list_all_tools().await.unwrap();
+    let mut names: Vec<_> = tools.iter().map(|t| t.name.to_string()).collect();
+    names.sort();
+    assert_eq!(names, READ_TOOLS);
+    for tool in &tools {
+        assert_eq!(
+            tool.input_schema.get("additionalProperties"),
+            Some(&json!(false)),
+            "{} accepts unknown arguments",
+            tool.name
+        );
+        let annotations = tool.annotations.as_ref().expect("annotations");
+        let read_only = tool.name != "ask_agent";
+        assert_eq!(annotations.read_only_hint, Some(read_only), "{}", tool.name);
+    }
+    let ask = tools.iter().find(|t| t.name == "ask_agent").unwrap();
+    assert!(ask.output_schema.is_some());
+    assert_eq!(
+        ask.annotations.as_ref().unwrap().open_world_hint,
+        Some(true)
+    );
+
+    let all = McpTest::start(PermissionSet::all()).await;
+    let tools = all.client.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 14);
+    let delete = tools.iter().find(|t| t.name == "delete_document").unwrap();
+    assert_eq!(
+        delete.annotations.as_ref().unwrap().destructive_hint,
+        Some(true)
+    );
+
+    let nothing = McpTest::start(PermissionSet::EMPTY).await;
+    assert!(nothing.client.list_all_tools().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn hidden_tool_called_by_name_is_refused_before_dust() {
+    let t = McpTest::start(PermissionSet::DEFAULT).await;
+    let err = t
+        .call(
+            "upsert_document",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "documentId": "x", "text": "y"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&err), PERMISSION_DENIED.0);
+    assert!(err.to_string().contains("needs write:knowledge-bases"));
+    assert!(t.sim.requests().is_empty(), "Dust was called");
+}
+
+#[tokio::test]
+async fn bad_arguments_are_invalid_params_and_reach_no_upstream() {
+    let t = McpTest::start(PermissionSet::DEFAULT).await;
+    let cases = [
+        ("list_agents", json!({"unexpected": 1})),
+        ("get_agent", json!({})),
+        ("get_agent", json!({"agentId": "../../w/other"})),
+        ("get_agent", json!({"agentId": "abc?x=1"})),
+        ("get_agent", json!({"agentId": "ａｂｃ"})),
+        ("search_knowledge", json!({"query": "x", "topK": 0})),
+        ("search_knowledge", json!({"query": "x", "topK": 65})),
+        ("search_knowledge", json!({"query": "x", "topK": "10abc"})),
+        ("search_knowledge", json!({"query": "x", "topK": 1.5})),
+        ("search_knowledge", json!({"query": "x", "topK": -1})),
+        (
+            "search_knowledge",
+            json!({"query": "x", "topK": 9223372036854775808u64}),
+        ),
+        ("search_knowledge", json!({"query": "   "})),
+        (
+            "list_documents",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "limit": 0}),
+        ),
+        (
+            "get_document",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "documentId": "a/../b"}),
+        ),
+        (
+            "get_document",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "documentId": "abc%00"}),
+        ),
+        ("ask_agent", json!({"message": "no agent and no default"})),
+        (
+            "ask_agent",
+            json!({"agentId": ECHO_AGENT_ID, "message": ""}),
+        ),
+        (
+            "ask_agent",
+            json!({"agentId": ECHO_AGENT_ID, "message": "x", "conversationId": "a#b"}),
+        ),
+        ("get_conversation", json!({"conversationId": 42})),
+    ];
+    for (tool, args) in cases {
+        let err = t.call(tool, args.clone()).await.unwrap_err();
+        assert_eq!(error_code(&err), -32602, "{tool} {args}");
+    }
+    assert!(
+        t.sim.requests().is_empty(),
+        "Dust was called: {:?}",
+        t.sim.requests()
+    );
+}
+
+#[tokio::test]
+async fn list_and_get_agents() {
+    let t = McpTest::start(PermissionSet::DEFAULT).await;
+    let agents = structured(&t.call("list_agents", json!({})).await.unwrap());
+    let ids: Vec<_> = agents["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(ids.contains(&"dust".to_owned()));
+    assert!(ids.contains(&ECHO_AGENT_ID.to_owned()));
+
+    let echo = structured(
+        &t.call("list_agents", json!({"query": "ECHO"}))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(echo["agents"].as_array().unwrap().len(), 1);
+
+    let agent = structured(
+        &t.call("get_agent", json!({"agentId": ECHO_AGENT_ID}))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(agent["id"], ECHO_AGENT_ID);
+    assert!(agent.get("instructions").is_some());
+
+    let missing = t
+        .call("get_agent", json!({"agentId": "nope000000"}))
+        .await
+        .unwrap();
+    assert_eq!(missing.is_error, Some(true));
+    assert!(text(&missing).contains("Not found"), "{}", text(&missing));
+}
+
+#[tokio::test]
+async fn ask_agent_relays_progress_and_delivers_text_byte_for_byte() {
+    let t = McpTest::start(PermissionSet::DEFAULT).await;
+    let question =
+        "Héllo 👋\n SELECT * FROM users WHERE id=1 OR 1=1; -- <script>alert(1)</script>\u{0}";
+    let result = t
+        .call(
+            "ask_agent",
+            json!({"agentId": ECHO_AGENT_ID, "message": question}),
+        )
+        .await
+        .unwrap();
+    let out = structured(&result);
+    assert_eq!(out["answer"], format!("You said: {question}"));
+    assert_eq!(out["agentId"], ECHO_AGENT_ID);
+    let conversation_id = out["conversationId"].as_str().unwrap().to_owned();
+    assert!(!out["messageId"].as_str().unwrap().is_empty());
+
+    // The question reached Dust unchanged, inside the JSON body.
+    let create = t
+        .sim
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path.ends_with("/assistant/conversations"))
+        .expect("conversation created");
+    let body: serde_json::Value = serde_json::from_slice(&create.body).unwrap();
+    assert_eq!(body["message"]["content"], question);
+    assert_eq!(
+        body["message"]["mentions"],
+        json!([{"configurationId": ECHO_AGENT_ID}])
+    );
+    assert_eq!(body["message"]["context"]["username"], "test-user");
+    assert_eq!(body["message"]["context"]["timezone"], "Europe/Paris");
+
+    let progress = t.recorder.progress.lock().unwrap().clone();
+    assert!(!progress.is_empty(), "no progress notification");
+    let mut last = 0.0;
+    for p in &progress {
+        assert!(p.progress > last, "progress not increasing");
+        last = p.progress;
+    }
+
+    // A follow-up in the same conversation.
+    let follow = structured(
+        &t.call(
+            "ask_agent",
+            json!({"agentId": ECHO_AGENT_ID, "message": "again", "conversationId": conversation_id}),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(follow["answer"], "You said: again");
+    assert_eq!(follow["conversationId"], conversation_id);
+
+    let listed = structured(&t.call("list_conversations", json!({})).await.unwrap());
+    assert_eq!(listed["conversations"].as_array().unwrap().len(), 1);
+    let read = structured(
+        &t.call(
+            "get_conversation",
+            json!({"conversationId": conversation_id}),
+        )
+        .await
+        .unwrap(),
+    );
+    let messages = read["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 4);
+    assert_eq!(messages[0]["content"], question);
+    assert_eq!(messages[3]["content"], "You said: again");
+}
+
+#[tokio::test]
+async fn conversations_of_others_are_not_found_and_dust_is_not_asked() {
+    let t = McpTest::start(PermissionSet::DEFAULT).await;
+    let out = structured(
+        &t.call(
+            "ask_agent",
+            json!({"agentId": ECHO_AGENT_ID, "message": "mine"}),
+        )
+        .await
+        .unwrap(),
+    );
+    let conversation_id = out["conversationId"].as_str().unwrap().to_owned();
+    let before = t.sim.requests().len();
+
+    let mallory = t.connect_as("usr_mallory", PermissionSet::DEFAULT).await;
+    for (tool, args) in [
+        (
+            "get_conversation",
+            json!({"conversationId": conversation_id}),
+        ),
+        (
+            "ask_agent",
+            json!({"agentId": ECHO_AGENT_ID, "message": "hi", "conversationId": conversation_id}),
+        ),
+    ] {
+        let result = call(&mallory, tool, args).await.unwrap();
+        assert_eq!(result.is_error, Some(true));
+        assert!(text(&result).contains("not found"), "{}", text(&result));
+    }
+    let listed = structured(
+        &call(&mallory, "list_conversations", json!({}))
+            .await
+            .unwrap(),
+    );
+    assert!(listed["conversations"].as_array().unwrap().is_empty());
+    let uri = format!(
+        "dust://workspaces/{}/conversations/{conversation_id}",
+        t.sim.workspace_id()
+    );
+    let err = mallory
+        .read_resource(ReadResourceRequestParams::new(uri))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not found"));
+    assert_eq!(
+        t.sim.requests().len(),
+        before,
+        "Dust was asked for another's conversation"
+    );
+}
+
+#[tokio::test]
+async fn failing_agent_is_a_tool_error() {
+    let t = McpTest::start(PermissionSet::DEFAULT).await;
+    let result = t
+        .call(
+            "ask_agent",
+            json!({"agentId": FAILING_AGENT_ID, "message": "fail please"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.is_error, Some(true));
+    assert!(
+        text(&result).contains("The agent failed"),
+        "{}",
+        text(&result)
+    );
+}
+
+#[tokio::test]
+async fn ask_agent_times_out_clearly() {
+    let t = McpTest::start_with(common::sim_config(), PermissionSet::DEFAULT, |s| {
+        s.agent_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let result = t
+        .call(
+            "ask_agent",
+            json!({"agentId": SLOW_AGENT_ID, "message": "take your time"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.is_error, Some(true));
+    let message = text(&result);
+    assert!(message.contains("did not finish within"), "{message}");
+    assert!(message.contains("get_conversation"), "{message}");
+}
+
+#[tokio::test]
+async fn cancelling_ask_agent_cancels_the_dust_message() {
+    let t = McpTest::start(PermissionSet::DEFAULT).await;
+    let Some(serde_json::Value::Object(args)) =
+        Some(json!({"agentId": SLOW_AGENT_ID, "message": "long task"}))
+    else {
+        unreachable!()
+    };
+    let request = ClientRequest::CallToolRequest(Request::new(
+        CallToolRequestParams::new("ask_agent").with_arguments(args),
+    ));
+    let handle = t
+        .client
+        .send_cancellable_request(request, PeerRequestOptions::no_options())
+        .await
+        .unwrap();
+    // Wait until the agent is running (its first progress notification).
+    for _ in 0..200 {
+        if !t.recorder.progress.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    handle.cancel(Some("user stopped".into())).await.unwrap();
+    for _ in 0..200 {
+        if !t.upstream_calls("/cancel").is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("Dust message was not cancelled: {:?}", t.upstream_calls(""));
+}
+
+#[tokio::test]
+async fn knowledge_bases_search_and_documents() {
+    let t = McpTest::start(writer()).await;
+    let kbs = structured(&t.call("list_knowledge_bases", json!({})).await.unwrap());
+    let kbs = kbs["knowledgeBases"].as_array().unwrap();
+    assert!(
+        kbs.iter()
+            .any(|k| k["id"] == HANDBOOK_DS_ID && k["kind"] == "folder")
+    );
+    assert!(
+        kbs.iter()
+            .any(|k| k["id"] == NOTION_DS_ID && k["kind"] == "connector")
+    );
+
+    let connectors = structured(&t.call("list_connectors", json!({})).await.unwrap());
+    assert!(
+        connectors["connectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["kind"] == "connector")
+    );
+    let spaces = structured(&t.call("list_spaces", json!({})).await.unwrap());
+    assert_eq!(spaces["spaces"].as_array().unwrap().len(), 2);
+
+    let hits = structured(
+        &t.call(
+            "search_knowledge",
+            json!({"query": "paid time off PTO", "knowledgeBaseId": HANDBOOK_DS_ID, "topK": 2}),
+        )
+        .await
+        .unwrap(),
+    );
+    let results = hits["results"].as_array().unwrap();
+    assert!(!results.is_empty() && results.len() <= 2);
+    assert_eq!(results[0]["documentId"], "pto-policy");
+    // The client never sends full_text=false, which Dust would read as true.
+    assert!(
+        t.sim
+            .requests()
+            .iter()
+            .all(|r| !r.query.as_deref().unwrap_or("").contains("full_text"))
+    );
+
+    let everywhere = structured(
+        &t.call("search_knowledge", json!({"query": "deploy"}))
+            .await
+            .unwrap(),
+    );
+    assert!(!everywhere["results"].as_array().unwrap().is_empty());
+
+    let doc_id = "notes:2026.q4";
+    let written = t
+        .call(
+            "upsert_document",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "documentId": doc_id,
+                   "text": "Ünïcode text; DROP TABLE docs; --", "title": "Notes",
+                   "sourceUrl": "https://example.com/notes", "tags": ["lang:en"]}),
+        )
+        .await
+        .unwrap();
+    structured(&written);
+    let read = structured(
+        &t.call(
+            "get_document",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "documentId": doc_id}),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(read["text"], "Ünïcode text; DROP TABLE docs; --");
+    assert_eq!(read["title"], "Notes");
+    let page = structured(
+        &t.call(
+            "list_documents",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "limit": 100}),
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(
+        page["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["documentId"] == doc_id)
+    );
+    structured(
+        &t.call(
+            "delete_document",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "documentId": doc_id}),
+        )
+        .await
+        .unwrap(),
+    );
+    let gone = t
+        .call(
+            "get_document",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "documentId": doc_id}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(gone.is_error, Some(true));
+
+    // A connector-fed knowledge base is refused before Dust.
+    let posts_before = t.upstream_calls("/documents/").len();
+    let refused = t
+        .call(
+            "upsert_document",
+            json!({"knowledgeBaseId": NOTION_DS_ID, "documentId": "x", "text": "y"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.is_error, Some(true));
+    assert!(text(&refused).contains("connector"));
+    assert_eq!(t.upstream_calls("/documents/").len(), posts_before);
+
+    let unknown = t
+        .call(
+            "list_documents",
+            json!({"knowledgeBaseId": "dts_doesnotexist"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(unknown.is_error, Some(true));
+}
+
+#[tokio::test]
+async fn dust_outage_is_a_tool_error_a_model_can_act_on() {
+    let t = McpTest::start(PermissionSet::DEFAULT).await;
+    t.sim.set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    });
+    let result = t.call("list_agents", json!({})).await.unwrap();
+    assert_eq!(result.is_error, Some(true));
+    assert!(text(&result).contains("unavailable"), "{}", text(&result));
+}
+
+#[tokio::test]
+async fn resources_follow_the_hierarchy_and_permissions() {
+    let t = McpTest::start(PermissionSet::DEFAULT).await;
+    let ws = t.sim.workspace_id().to_owned();
+    let resources = t.client.list_all_resources().await.unwrap();
+    let uris: Vec<_> = resources.iter().map(|r| r.uri.clone()).collect();
+    assert!(uris.contains(&"dust://workspaces".to_owned()));
+    assert!(uris.contains(&format!("dust://workspaces/{ws}/agents")));
+    let templates = t.client.list_all_resource_templates().await.unwrap();
+    assert!(
+        templates
+            .iter()
+            .any(|r| r.uri_template.ends_with("/documents/{documentId}"))
+    );
+
+    let read = |uri: String| {
+        let client = &t.client;
+        async move {
+            client
+                .read_resource(ReadResourceRequestParams::new(uri))
+                .await
+        }
+    };
+    let agents = read(format!("dust://workspaces/{ws}/agents"))
+        .await
+        .unwrap();
+    let text = serde_json::to_string(&agents.contents).unwrap();
+    assert!(text.contains(ECHO_AGENT_ID));
+    let doc = read(format!(
+        "dust://workspaces/{ws}/knowledge-bases/{HANDBOOK_DS_ID}/documents/pto-policy"
+    ))
+    .await
+    .unwrap();
+    assert!(
+        serde_json::to_string(&doc.contents)
+            .unwrap()
+            .contains("pto-policy")
+    );
+
+    // Another workspace looks exactly like a missing one, and Dust is not asked.
+    let before = t.sim.requests().len();
+    let err = read("dust://workspaces/OtherWsp01/agents".to_owned())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not found"));
+    assert!(read("dust://elsewhere/x".to_owned()).await.is_err());
+    assert_eq!(t.sim.requests().len(), before);
+
+    let narrow = McpTest::start(PermissionSet::of(&[Permission::ReadAgents])).await;
+    let uris: Vec<_> = narrow
+        .client
+        .list_all_resources()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.uri)
+        .collect();
+    assert_eq!(
+        uris,
+        [format!(
+            "dust://workspaces/{}/agents",
+            narrow.sim.workspace_id()
+        )]
+    );
+    let err = narrow
+        .client
+        .read_resource(ReadResourceRequestParams::new(format!(
+            "dust://workspaces/{}/knowledge-bases",
+            narrow.sim.workspace_id()
+        )))
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&err), PERMISSION_DENIED.0);
+}
+
+#[tokio::test]
+async fn prompt_and_completion() {
+    let t = McpTest::start(PermissionSet::DEFAULT).await;
+    let prompts = t.client.list_all_prompts().await.unwrap();
+    assert_eq!(prompts.len(), 1);
+    assert_eq!(prompts[0].name, "consult_agent");
+    let mut args = serde_json::Map::new();
+    args.insert("agentId".into(), json!(ECHO_AGENT_ID));
+    args.insert("question".into(), json!("What is our PTO policy?"));
+    let prompt = t
+        .client
+        .get_prompt(GetPromptRequestParams::new("consult_agent").with_arguments(args))
+        .await
+        .unwrap();
+    let text = serde_json::to_string(&prompt.messages).unwrap();
+    assert!(text.contains("ask_agent") && text.contains(ECHO_AGENT_ID));
+
+    let completion = t
+        .client
+        .complete_prompt_simple("consult_agent", "agentId", "ech")
+        .await
+        .unwrap();
+    assert_eq!(completion, [ECHO_AGENT_ID]);
+
+    let none = McpTest::start(PermissionSet::of(&[Permission::ReadAgents])).await;
+    assert!(none.client.list_all_prompts().await.unwrap().is_empty());
+}
