@@ -446,8 +446,17 @@ pub fn mask_headers(headers: &HeaderMap) -> Vec<(String, String)> {
 /// many bytes of the masked input were left out (catalogue L8); the marker comes on top of
 /// `max_len`.
 pub fn sanitize_for_log(input: &str, max_len: usize) -> String {
+    sanitize_with(input, max_len, mask_text)
+}
+
+/// [`sanitize_for_log`] for a URL or request target: masked with [`mask_url`] (userinfo too).
+pub fn sanitize_url_for_log(url: &str, max_len: usize) -> String {
+    sanitize_with(url, max_len, mask_url)
+}
+
+fn sanitize_with(input: &str, max_len: usize, mask: fn(&str) -> Cow<'_, str>) -> String {
     let window = floor_char_boundary(input, max_len.saturating_add(MASK_LOOKAHEAD_BYTES));
-    let masked = mask_text(&input[..window]);
+    let masked = mask(&input[..window]);
     let mut out = String::with_capacity(masked.len().min(max_len) + 32);
     let mut omitted = input.len() - window;
     let mut piece = String::with_capacity(12);
