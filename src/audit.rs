@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 
 use crate::mask;
 
-pub use detect::detect_suspicious;
+pub use detect::{SCRIPT_INJECTION, SQL_INJECTION, detect_suspicious};
 pub use writer::{
     AUDIT_QUEUE_CAPACITY, AuditError, AuditOptions, AuditSink, Auditor, MemoryAudit, Result,
 };

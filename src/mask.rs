@@ -166,7 +166,7 @@ pub fn classify_name(name: &str) -> NameKind {
 }
 
 /// Whether a query-string, form or cookie parameter of this name holds a secret: the rule of
-/// [`classify_name`] plus [`SECRET_PARAMS`].
+/// [`classify_name`] plus the names `key` and `code`.
 pub fn is_secret_param(name: &str) -> bool {
     if classify_name(name) == NameKind::Secret {
         return true;
