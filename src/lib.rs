@@ -9,11 +9,15 @@
 //! - [`stdio`]: the stdio transport: credentials from the environment.
 //! - [`store`]: server-side state behind small traits (conversation ownership).
 //! - [`secret`]: random secrets.
+//! - [`mask`]: masking of secrets in text, URLs, headers and JSON, for every log and error path.
+//! - [`audit`]: the security audit trail (event vocabulary, bounded queue, JSON lines).
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod dust;
+pub mod mask;
 pub mod mcp;
 pub mod secret;
 pub mod sim;
