@@ -2,8 +2,10 @@
 //! ([`Permission`], [`PermissionSet`]).
 
 pub mod api_key;
+pub mod keys;
 pub mod permissions;
 pub mod principal;
 
+pub use keys::{Keys, WeakSecret, check_root_secret};
 pub use permissions::{Operation, Permission, PermissionSet, UnknownPermission};
 pub use principal::Principal;
