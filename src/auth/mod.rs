@@ -2,10 +2,12 @@
 //! ([`Permission`], [`PermissionSet`]).
 
 pub mod api_key;
+pub mod jwt;
 pub mod keys;
 pub mod permissions;
 pub mod principal;
 
+pub use jwt::{Claims, JwtIssuer, TokenError, TokenSubject, looks_like_dust_key};
 pub use keys::{Keys, WeakSecret, check_root_secret};
 pub use permissions::{Operation, Permission, PermissionSet, UnknownPermission};
 pub use principal::Principal;
