@@ -6,8 +6,10 @@ pub mod jwt;
 pub mod keys;
 pub mod permissions;
 pub mod principal;
+pub mod tokens;
 
 pub use jwt::{Claims, JwtIssuer, TokenError, TokenSubject, looks_like_dust_key};
 pub use keys::{Keys, WeakSecret, check_root_secret};
 pub use permissions::{Operation, Permission, PermissionSet, UnknownPermission};
 pub use principal::Principal;
+pub use tokens::{KeyCipher, MemoryTokenStore, TokenRecord, TokenStore, new_token_id};
