@@ -4,12 +4,16 @@
 pub mod api_key;
 pub mod jwt;
 pub mod keys;
+pub mod lockout;
 pub mod permissions;
+pub mod policy;
 pub mod principal;
 pub mod tokens;
 
 pub use jwt::{Claims, JwtIssuer, TokenError, TokenSubject, looks_like_dust_key};
 pub use keys::{Keys, WeakSecret, check_root_secret};
+pub use lockout::LoginThrottle;
 pub use permissions::{Operation, Permission, PermissionSet, UnknownPermission};
+pub use policy::{Policy, PolicyError};
 pub use principal::Principal;
 pub use tokens::{KeyCipher, MemoryTokenStore, TokenRecord, TokenStore, new_token_id};
