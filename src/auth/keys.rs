@@ -183,7 +183,7 @@ pub fn check_root_secret(root: Option<&SecretString>, production: bool) -> Resul
 /// Whether `s` is one shorter chunk repeated (`abcdefghijklmnopabcdefghijklmnop`).
 fn is_repetition(s: &[u8]) -> bool {
     (1..=s.len() / 2)
-        .filter(|period| s.len() % period == 0)
+        .filter(|period| s.len().is_multiple_of(*period))
         .any(|period| s.chunks(period).all(|chunk| chunk == &s[..period]))
 }
 

@@ -1,5 +1,11 @@
 //! Authentication and authorization: who the caller is ([`Principal`]) and what it may do
-//! ([`Permission`], [`PermissionSet`]).
+//! ([`Permission`], [`PermissionSet`], [`Policy`]).
+//!
+//! - [`keys`]: four keys derived from `SECURITY_SECRET_KEY`, and the production secret guard.
+//! - [`jwt`]: the access-token profile (HS256 only, `typ`, `iss`, `aud`, `jti`).
+//! - [`tokens`]: what a `jti` stands for: records with the Dust key sealed at rest.
+//! - [`lockout`]: failed-login throttling per IP and per key.
+//! - [`policy`]: the optional permissions policy file.
 
 pub mod api_key;
 pub mod jwt;
