@@ -4,7 +4,8 @@
 //! - [`cli`], [`config`], [`telemetry`]: the command line, settings, logging.
 //! - [`dust`]: the upstream: the `DustApi` trait and its HTTP client.
 //! - [`sim`]: a Dust API simulator that follows the same contract, for demos and tests.
-//! - [`auth`]: who the caller is (`Principal`) and what it may do (permissions, key format).
+//! - [`auth`]: who the caller is (`Principal`) and what it may do (permissions, policy file);
+//!   derived keys, the JWT profile, sealed token records, login throttling.
 //! - [`mcp`]: the MCP server (tools, resources, prompts), one type for every transport.
 //! - [`stdio`]: the stdio transport: credentials from the environment.
 //! - [`store`]: server-side state behind small traits (conversation ownership).
