@@ -334,7 +334,8 @@ fn bound_strings(value: &mut Value) {
 ///
 /// Formatted by hand (days to civil date, after Howard Hinnant's algorithm) rather than adding
 /// a date crate for one format.
-fn rfc3339_millis(at: SystemTime) -> String {
+/// `at` as UTC RFC 3339 with milliseconds, ending in `Z` (the audit timestamp format).
+pub fn rfc3339_millis(at: SystemTime) -> String {
     let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since_epoch.as_secs();
     let (year, month, day) = civil_from_days(secs / 86_400);

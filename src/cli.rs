@@ -21,6 +21,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve MCP over Streamable HTTP at /mcp, with login, the REST API and operations routes.
+    Serve,
+    /// The simulator and the server in one process, with a demo key and ready-to-paste client
+    /// configuration.
+    Demo,
     /// Serve MCP on standard input and output for a local client (Claude Desktop, Cursor, ...).
     /// Credentials come from DUST_API_KEY and DUST_WORKSPACE_ID; logs go to standard error.
     Stdio,

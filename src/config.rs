@@ -98,6 +98,11 @@ pub const SETTINGS: &[Setting] = &[
     ),
     s("MCP_SERVER_PORT", Some("5001"), "port `serve` listens on"),
     s(
+        "MCP_PUBLIC_URL",
+        None,
+        "the server's public URL as clients reach it, e.g. `https://mcp.example.com` (default: `http://<host>:<port>`); tokens are bound to `<url>/mcp`",
+    ),
+    s(
         "MCP_SERVER_TIMEOUT",
         Some("120"),
         "seconds an agent run may take before the tool call ends with a clear timeout",
@@ -203,6 +208,11 @@ pub const SETTINGS: &[Setting] = &[
         "prefix of metric names",
     ),
     s(
+        "PERMISSIONS_POLICY_FILE",
+        None,
+        "TOML file granting permissions per key fingerprint (`usr_...`) or username, beyond `PERMISSIONS_DEFAULT`",
+    ),
+    s(
         "PERMISSIONS_DEFAULT",
         Some("read:workspaces,read:agents,execute:agents,read:knowledge-bases,read:connectors"),
         "what a valid key may do unless the policy says otherwise",
@@ -237,6 +247,8 @@ pub struct Config {
     pub server_name: String,
     pub host: String,
     pub port: u16,
+    /// The canonical public URL (no trailing slash): JWT issuer, and `<url>/mcp` its audience.
+    pub public_url: String,
     /// How long an agent run may take (`MCP_SERVER_TIMEOUT`).
     pub agent_timeout: Duration,
     pub allowed_hosts: Vec<String>,
@@ -260,6 +272,7 @@ pub struct Config {
     pub enable_metrics: bool,
     pub metrics_prefix: String,
     pub permissions_default: PermissionSet,
+    pub permissions_policy_file: Option<String>,
 }
 
 impl Config {
@@ -297,6 +310,33 @@ impl Config {
             }
         }
         raw.build()
+    }
+
+    /// Problems that stop a production start (`NODE_ENV=production`); each message names the
+    /// setting and the fix, never a secret's value. Outside production the same problems are
+    /// only warnings, returned for the caller to log.
+    pub fn production_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(weak) =
+            crate::auth::keys::check_root_secret(self.secret_key.as_ref(), self.is_production())
+        {
+            problems.push(format!(
+                "SECURITY_SECRET_KEY: {weak}; generate one with `mcp-dust-server gen-secret`"
+            ));
+        }
+        if self.cors_allowed_origins.iter().any(|o| o.contains('*')) {
+            problems.push(
+                "CORS_ALLOWED_ORIGINS: wildcards are not allowed; list exact origins such as https://app.example.com"
+                    .to_owned(),
+            );
+        }
+        if self.is_production() && !self.public_url.starts_with("https://") {
+            problems.push(
+                "MCP_PUBLIC_URL: set the https:// URL clients use (tokens are bound to it)"
+                    .to_owned(),
+            );
+        }
+        problems
     }
 
     /// Whether `NODE_ENV=production`.
@@ -440,7 +480,26 @@ impl Raw {
         if allowed_hosts.is_empty() {
             allowed_hosts = vec![host.clone(), "localhost".to_owned()];
         }
+        let public_url = match self.text("MCP_PUBLIC_URL") {
+            Some(text) => {
+                let url = Url::parse(text.trim())
+                    .ok()
+                    .filter(|u| {
+                        matches!(u.scheme(), "http" | "https")
+                            && u.host().is_some()
+                            && u.query().is_none()
+                            && u.fragment().is_none()
+                    })
+                    .with_context(|| {
+                        format!("MCP_PUBLIC_URL must be an http(s) URL without query, got {text:?}")
+                    })?;
+                url.as_str().trim_end_matches('/').to_owned()
+            }
+            None if host.contains(':') => format!("http://[{host}]:{port}"),
+            None => format!("http://{host}:{port}"),
+        };
         Ok(Config {
+            public_url,
             dust_base_url,
             dust_api_key: self.secret("DUST_API_KEY"),
             dust_workspace_id: self.text("DUST_WORKSPACE_ID"),
@@ -474,6 +533,7 @@ impl Raw {
             enable_metrics: self.flag("ENABLE_METRICS")?,
             metrics_prefix: self.required("METRICS_PREFIX")?,
             permissions_default,
+            permissions_policy_file: self.text("PERMISSIONS_POLICY_FILE"),
         })
     }
 }

@@ -12,16 +12,25 @@
 //! - [`secret`]: random secrets.
 //! - [`mask`]: masking of secrets in text, URLs, headers and JSON, for every log and error path.
 //! - [`audit`]: the security audit trail (event vocabulary, bounded queue, JSON lines).
+//! - [`http`], [`error`], [`state`]: the HTTP server (`/mcp`, login, operations), its one
+//!   error envelope and its shared state; [`serve`] and [`demo`] assemble and run it.
+//! - [`observe`]: Prometheus metrics.
 
 pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod dust;
+pub mod error;
+pub mod http;
 pub mod mask;
 pub mod mcp;
+pub mod observe;
 pub mod secret;
+pub mod serve;
 pub mod sim;
+pub mod state;
 pub mod stdio;
 pub mod store;
 pub mod telemetry;

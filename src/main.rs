@@ -6,7 +6,7 @@ use clap::Parser;
 use mcp_dust_server::{
     cli::{Cli, Command},
     config::{self, Config, LogFormat},
-    secret, sim, stdio, telemetry,
+    demo, secret, serve, sim, stdio, telemetry,
 };
 
 #[tokio::main]
@@ -23,6 +23,16 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Serve => {
+            let config = Config::load(cli.config.as_deref())?;
+            telemetry::init(&config.log_level, config.log_format);
+            serve::run(config).await
+        }
+        Command::Demo => {
+            let config = Config::load(cli.config.as_deref())?;
+            telemetry::init(&config.log_level, config.log_format);
+            demo::run(config).await
+        }
         Command::Stdio => {
             let config = Config::load(cli.config.as_deref())?;
             telemetry::init(&config.log_level, config.log_format);

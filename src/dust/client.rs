@@ -309,7 +309,18 @@ impl HttpDustClient {
                     .await
                     .map_err(|error| self.transport_error(call, &error))
             };
-            let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let elapsed = started.elapsed();
+            let latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+            let outcome: &'static str = match &sent {
+                Ok(response) if response.status().is_success() => "ok",
+                Ok(response) if response.status().is_client_error() => "client_error",
+                Ok(_) => "server_error",
+                Err(_) => "unreachable",
+            };
+            metrics::counter!("dust_requests_total", "op" => call.op, "outcome" => outcome)
+                .increment(1);
+            metrics::histogram!("dust_request_duration_seconds", "op" => call.op)
+                .record(elapsed.as_secs_f64());
             let response = match sent {
                 Ok(response) => response,
                 Err(error) => {

@@ -27,6 +27,7 @@ pub fn invalid_params(message: impl Into<String>) -> McpError {
 
 /// The caller lacks `permission`.
 pub fn permission_denied(permission: Permission) -> McpError {
+    metrics::counter!("authz_denials_total", "permission" => permission.as_str()).increment(1);
     McpError::new(
         PERMISSION_DENIED,
         format!("permission denied: needs {permission}"),

@@ -36,6 +36,7 @@ use rmcp::{
 };
 
 use crate::{
+    audit::{AuditEvent, Auditor, RequestInfo},
     auth::Principal,
     dust::{DustApi, MessageContext},
     store::ConversationStore,
@@ -71,6 +72,8 @@ pub struct McpContext {
     pub conversations: Arc<dyn ConversationStore>,
     pub knowledge: KnowledgeCache,
     pub settings: McpSettings,
+    /// Where tool calls, refusals and suspicious input are recorded (`None`: not audited).
+    pub auditor: Option<Auditor>,
 }
 
 impl std::fmt::Debug for McpContext {
@@ -92,6 +95,21 @@ impl McpContext {
             conversations,
             knowledge: KnowledgeCache::default(),
             settings,
+            auditor: None,
+        }
+    }
+
+    /// Records tool calls and refusals with `auditor`.
+    #[must_use]
+    pub fn with_auditor(mut self, auditor: Auditor) -> Self {
+        self.auditor = Some(auditor);
+        self
+    }
+
+    /// Records `event` when auditing is on.
+    pub(crate) fn audit(&self, event: AuditEvent) {
+        if let Some(auditor) = &self.auditor {
+            auditor.record(event);
         }
     }
 
@@ -133,6 +151,26 @@ impl DustMcp {
         }
     }
 
+    fn audit_denial(
+        &self,
+        principal: &Principal,
+        context: &RequestContext<RoleServer>,
+        kind: &str,
+        id: &str,
+    ) {
+        self.ctx.audit(
+            AuditEvent::new(
+                crate::audit::AuditEventType::AuthzFail,
+                crate::audit::Severity::Medium,
+                "access refused",
+            )
+            .user(&principal.user_id, Some(&principal.username))
+            .request(&request_info(context))
+            .resource(kind, id)
+            .result(crate::audit::AuditResult::Denied),
+        );
+    }
+
     /// The caller of this request: set by the HTTP authentication layer, or fixed (stdio).
     fn principal(&self, request: &RequestContext<RoleServer>) -> Result<Arc<Principal>, McpError> {
         let from_http = request
@@ -143,6 +181,30 @@ impl DustMcp {
         from_http
             .or_else(|| self.fixed_principal.clone())
             .ok_or_else(errors::unauthenticated)
+    }
+}
+
+/// What the audit log records about the HTTP request behind an MCP call (empty on stdio).
+pub(crate) fn request_info(request: &RequestContext<RoleServer>) -> RequestInfo {
+    let Some(parts) = request.extensions.get::<axum::http::request::Parts>() else {
+        return RequestInfo::default();
+    };
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    RequestInfo {
+        ip: parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip()),
+        user_agent: header("user-agent"),
+        method: Some(parts.method.to_string()),
+        path: Some(parts.uri.path().to_owned()),
+        request_id: header("x-request-id"),
     }
 }
 
@@ -232,9 +294,13 @@ impl ServerHandler for DustMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let principal = self.principal(&context)?;
-        resources::read(&self.ctx, &principal, &request.uri)
-            .await
-            .map(ReadResourceResponse::from)
+        let result = resources::read(&self.ctx, &principal, &request.uri).await;
+        if let Err(error) = &result
+            && error.code == PERMISSION_DENIED
+        {
+            self.audit_denial(&principal, &context, "resource", &request.uri);
+        }
+        result.map(ReadResourceResponse::from)
     }
 
     async fn list_prompts(
@@ -254,9 +320,14 @@ impl ServerHandler for DustMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let principal = self.principal(&context)?;
-        prompts::get(&self.ctx, &principal, request)
-            .await
-            .map(GetPromptResponse::from)
+        let name = request.name.clone();
+        let result = prompts::get(&self.ctx, &principal, request).await;
+        if let Err(error) = &result
+            && error.code == PERMISSION_DENIED
+        {
+            self.audit_denial(&principal, &context, "prompt", &name);
+        }
+        result.map(GetPromptResponse::from)
     }
 
     async fn complete(

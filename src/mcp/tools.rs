@@ -23,7 +23,11 @@ use super::{
     ask, errors, knowledge,
     views::{AgentAnswer, AgentList, AgentView, ConversationView, SearchResults},
 };
-use crate::{auth::Permission, auth::Principal, store::ConversationRecord};
+use crate::{
+    audit::{AuditEvent, AuditEventType, AuditResult, Severity, detect_suspicious},
+    auth::{Operation, Permission, Principal},
+    store::ConversationRecord,
+};
 
 /// One tool: its definition as clients see it, and the permission it needs.
 #[derive(Debug)]
@@ -216,6 +220,59 @@ pub(super) fn structured<T: Serialize>(value: &T) -> Result<CallToolResult, McpE
     Ok(CallToolResult::structured(value))
 }
 
+/// Records the call (`resource_access` or `resource_modified`) and, log-only, free text that
+/// looks like an injection attempt. The text itself is passed on unchanged.
+fn audit_call(
+    ctx: &McpContext,
+    principal: &Principal,
+    info: &crate::audit::RequestInfo,
+    spec: &ToolSpec,
+    args: Option<&JsonObject>,
+) {
+    if ctx.auditor.is_none() {
+        return;
+    }
+    let name = spec.tool.name.as_ref();
+    let modifies = !matches!(spec.permission.operation(), Operation::Read);
+    let (event_type, message) = if modifies {
+        (AuditEventType::ResourceModified, "tool call")
+    } else {
+        (AuditEventType::ResourceAccess, "tool call")
+    };
+    let target = args.and_then(|a| {
+        ["documentId", "knowledgeBaseId", "conversationId", "agentId"]
+            .iter()
+            .find_map(|key| a.get(*key).and_then(|v| v.as_str()).map(|v| (*key, v)))
+    });
+    let mut event = AuditEvent::new(event_type, Severity::Info, message)
+        .user(&principal.user_id, Some(&principal.username))
+        .request(info)
+        .action(name)
+        .result(AuditResult::Success);
+    if let Some((kind, id)) = target {
+        event = event.resource(kind, id);
+    }
+    ctx.audit(event);
+    for field in ["message", "query", "text"] {
+        if let Some(text) = args.and_then(|a| a.get(field)).and_then(|v| v.as_str())
+            && let Some(label) = detect_suspicious(text)
+        {
+            ctx.audit(
+                AuditEvent::new(
+                    AuditEventType::MaliciousInput,
+                    Severity::Low,
+                    "suspicious pattern in free text (passed on unchanged)",
+                )
+                .user(&principal.user_id, Some(&principal.username))
+                .request(info)
+                .action(name)
+                .extra("pattern", label)
+                .extra("field", field),
+            );
+        }
+    }
+}
+
 /// Runs a tool call for `principal`.
 pub async fn call(
     ctx: &Arc<McpContext>,
@@ -227,10 +284,20 @@ pub async fn call(
     let Some(spec) = catalogue().iter().find(|s| s.tool.name == name) else {
         return Err(errors::invalid_params(format!("unknown tool {name:?}")));
     };
+    let info = super::request_info(&context);
     if !principal.can(spec.permission) {
+        ctx.audit(
+            AuditEvent::new(AuditEventType::AuthzFail, Severity::Medium, "tool refused")
+                .user(&principal.user_id, Some(&principal.username))
+                .request(&info)
+                .resource("tool", name)
+                .action(spec.permission.as_str())
+                .result(AuditResult::Denied),
+        );
         return Err(errors::permission_denied(spec.permission));
     }
     let args = request.arguments;
+    audit_call(ctx, principal, &info, spec, args.as_ref());
     match name {
         "get_workspace" => {
             parse::<NoArgs>(name, args)?;

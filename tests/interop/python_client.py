@@ -3,7 +3,9 @@
 Usage: python_client.py MODE TARGET
   MODE    auto | legacy | 2026-07-28
   TARGET  "stdio" (runs $MCP_DUST_SERVER_BIN stdio, credentials from the environment)
-          or an http(s) URL of /mcp (a bearer token from $MCP_BEARER_TOKEN)
+          or the http(s) URL of /mcp: the script logs in at /api/v1/auth/login with
+          $DUST_API_KEY and $DUST_WORKSPACE_ID (and the JSON list $LOGIN_PERMISSIONS, if set)
+          and uses the token it gets as a bearer token
 
 Expectations come from the environment, set by the Rust test that runs this script:
   EXPECT_AGENT_ID        an agent that repeats the question in its answer
@@ -44,7 +46,19 @@ async def main(mode, target):
             command=os.environ["MCP_DUST_SERVER_BIN"], args=["stdio"], env=dict(os.environ)
         )
     else:
-        server = target  # Streamable HTTP; the bearer token arrives with the HTTP issue's tests
+        import httpx2
+        from mcp.client.streamable_http import streamable_http_client
+
+        login = {"apiKey": os.environ["DUST_API_KEY"], "workspaceId": os.environ["DUST_WORKSPACE_ID"]}
+        if os.environ.get("LOGIN_PERMISSIONS"):
+            login["permissions"] = json.loads(os.environ["LOGIN_PERMISSIONS"])
+        origin = target.rsplit("/mcp", 1)[0]
+        async with httpx2.AsyncClient() as plain:
+            answer = await plain.post(f"{origin}/api/v1/auth/login", json=login)
+            check(answer.status_code == 200, f"login answered {answer.status_code}: {answer.text}")
+            token = answer.json()["token"]
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        server = streamable_http_client(target, http_client=http)
     seen = {"mode": mode}
     async with Client(server, mode=mode, read_timeout_seconds=60) as c:
         seen["protocol_version"] = str(c.protocol_version)

@@ -1,0 +1,153 @@
+//! The one error type of the HTTP routes and its JSON envelope.
+//!
+//! Every refusal is `{"error": {"code", "message", "requestId"}}` with a precise status. For a
+//! 5xx the message is generic (the detail goes to the log, once, where the error is handled);
+//! no message ever carries a key, token or cookie, because none is ever formatted into one.
+//! 401s carry `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750) with the protected
+//! resource metadata URL the MCP authorization spec asks for.
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+/// The request id header, set by the outermost middleware and echoed in error bodies.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// An HTTP error: status, a stable machine code, and a message for people.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Extra response headers (`WWW-Authenticate`, `Retry-After`).
+    pub headers: Vec<(HeaderName, String)>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    /// 401 with the bearer challenge; `resource_metadata` is the RFC 9728 document URL.
+    pub fn unauthorized(message: impl Into<String>, resource_metadata: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message).with_header(
+            header::WWW_AUTHENTICATE,
+            format!("Bearer error=\"invalid_token\", resource_metadata=\"{resource_metadata}\""),
+        )
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 403 for a missing permission, with the scope challenge of RFC 6750 §3.1.
+    pub fn insufficient_scope(permission: &str, resource_metadata: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("permission denied: needs {permission}"),
+        )
+        .with_header(
+            header::WWW_AUTHENTICATE,
+            format!(
+                "Bearer error=\"insufficient_scope\", scope=\"{permission}\", resource_metadata=\"{resource_metadata}\""
+            ),
+        )
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn too_many_requests(message: impl Into<String>, retry_after: Duration) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).with_header(
+            header::RETRY_AFTER,
+            retry_after.as_secs().max(1).to_string(),
+        )
+    }
+
+    /// Dust could not be reached or failed: nothing was issued or changed.
+    pub fn upstream_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream_unavailable",
+            "Dust is unavailable right now; try again later",
+        )
+    }
+
+    /// A server fault: the detail is logged by the caller, the client sees a generic message.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal error; quote the request id when reporting it",
+        )
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The response, with the request id of `request_headers` in the body.
+    pub fn into_response_for(self, request_headers: &HeaderMap) -> Response {
+        let request_id = request_headers
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        self.render(request_id.as_deref())
+    }
+
+    fn render(self, request_id: Option<&str>) -> Response {
+        let body = json!({
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "requestId": request_id,
+            }
+        });
+        let mut response = (self.status, Json(body)).into_response();
+        for (name, value) in self.headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().append(name, value);
+            }
+        }
+        response
+    }
+}
+
+impl IntoResponse for ApiError {
+    /// Without the request headers at hand, the request id is added by the middleware that
+    /// propagates it (`x-request-id` response header); the body carries `null`.
+    fn into_response(self) -> Response {
+        self.render(None)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}

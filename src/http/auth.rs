@@ -1,0 +1,228 @@
+//! Bearer authentication: from an `Authorization` header to a [`Principal`].
+//!
+//! The token must be one of ours: an HS256 JWT with our issuer, audience and type, within its
+//! lifetime, whose `tokenId` names a live token record. The record holds the caller's Dust key,
+//! sealed with the at-rest key; it is opened here, per request, and never leaves the server.
+//! Revocation is by `tokenId` (catalogue J9/J10), so a re-encoded copy of a revoked token is
+//! refused too. A Dust key presented as a bearer token is refused (no token passthrough, J16);
+//! tokens in the query string are never read (J14).
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderMap, header},
+    middleware::Next,
+    response::Response,
+};
+
+use crate::{
+    audit::{AuditEvent, AuditEventType, AuditResult, Severity},
+    auth::{Principal, jwt, tokens::TokenRecord},
+    dust::DustCredentials,
+    error::ApiError,
+    state::AppState,
+};
+
+use super::request_info;
+
+/// Longest `Authorization` header read, in bytes (J13): anything longer is refused unparsed.
+pub const MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
+
+/// Why a bearer token was refused; `reason` goes to the audit log, never the token.
+#[derive(Debug, Clone)]
+pub struct AuthFailure {
+    pub reason: &'static str,
+    pub message: &'static str,
+}
+
+impl AuthFailure {
+    const fn new(reason: &'static str, message: &'static str) -> Self {
+        Self { reason, message }
+    }
+}
+
+/// The bearer token of `headers`, if any. Exactly one `Authorization` header with the
+/// (case-insensitive) `Bearer` scheme and one space; anything else is refused.
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<String>, AuthFailure> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(AuthFailure::new(
+            "duplicate_header",
+            "send exactly one Authorization header",
+        ));
+    }
+    if value.len() > MAX_AUTHORIZATION_BYTES {
+        return Err(AuthFailure::new(
+            "too_large",
+            "the Authorization header is too large",
+        ));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| AuthFailure::new("malformed", "malformed Authorization header"))?;
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return Err(AuthFailure::new(
+            "malformed",
+            "malformed Authorization header",
+        ));
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthFailure::new(
+            "scheme",
+            "use the Bearer scheme with a token from /api/v1/auth/login",
+        ));
+    }
+    if token.is_empty() || token.contains(' ') {
+        return Err(AuthFailure::new(
+            "malformed",
+            "malformed Authorization header",
+        ));
+    }
+    Ok(Some(token.to_owned()))
+}
+
+/// Verifies `token` and builds the principal it stands for.
+pub async fn principal_from_token(
+    state: &AppState,
+    token: &str,
+) -> Result<(Principal, TokenRecord), AuthFailure> {
+    if jwt::looks_like_dust_key(token) {
+        return Err(AuthFailure::new(
+            "dust_key",
+            "a Dust API key is not a bearer token here: exchange it at /api/v1/auth/login",
+        ));
+    }
+    let now = state.now();
+    let claims = state
+        .jwt
+        .verify(token, now)
+        .map_err(|e| AuthFailure::new(e.reason(), "invalid or expired token"))?;
+    let record = match state.tokens.get(&claims.jti).await {
+        Ok(Some(record)) => record,
+        Ok(None) => {
+            return Err(AuthFailure::new(
+                "unknown_token",
+                "invalid or expired token",
+            ));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "token store unavailable");
+            return Err(AuthFailure::new(
+                "store_unavailable",
+                "authentication is unavailable",
+            ));
+        }
+    };
+    if record.revoked_at.is_some() {
+        return Err(AuthFailure::new("revoked", "this token has been revoked"));
+    }
+    let now_secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    if record.expires_at <= now_secs {
+        return Err(AuthFailure::new("expired", "invalid or expired token"));
+    }
+    if record.user_id != claims.user_id || record.workspace_id != claims.workspace_id {
+        return Err(AuthFailure::new(
+            "claims_mismatch",
+            "invalid or expired token",
+        ));
+    }
+    let api_key = state
+        .cipher
+        .open(&record.sealed_key, &record.token_id)
+        .map_err(|_| AuthFailure::new("sealed_key", "invalid or expired token"))?;
+    let principal = Principal {
+        user_id: record.user_id.clone(),
+        username: record.username.clone(),
+        email: record.email.clone(),
+        full_name: None,
+        workspace_id: record.workspace_id.clone(),
+        permissions: record.permissions,
+        token_id: Some(record.token_id.clone()),
+        credentials: DustCredentials {
+            workspace_id: record.workspace_id.clone(),
+            api_key,
+        },
+    };
+    Ok((principal, record))
+}
+
+/// Authenticates a request or explains the refusal (and audits it).
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    info: &crate::audit::RequestInfo,
+) -> Result<(Principal, TokenRecord), ApiError> {
+    let failure = match bearer_token(headers) {
+        Ok(Some(token)) => match principal_from_token(state, &token).await {
+            Ok(found) => return Ok(found),
+            Err(failure) => failure,
+        },
+        Ok(None) => AuthFailure::new(
+            "missing",
+            "authentication required: send Authorization: Bearer <token from /api/v1/auth/login>",
+        ),
+        Err(failure) => failure,
+    };
+    if failure.reason != "missing" {
+        state.auditor.record(
+            AuditEvent::new(
+                AuditEventType::AuthnTokenInvalid,
+                if failure.reason == "revoked" {
+                    Severity::High
+                } else {
+                    Severity::Medium
+                },
+                "bearer token refused",
+            )
+            .request(info)
+            .action("authenticate")
+            .result(AuditResult::Denied)
+            .extra("reason", failure.reason),
+        );
+    }
+    metrics::counter!("auth_failures_total", "reason" => failure.reason).increment(1);
+    if failure.reason == "store_unavailable" {
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            failure.message,
+        ));
+    }
+    Err(ApiError::unauthorized(
+        failure.message,
+        &state.resource_metadata_url(),
+    ))
+}
+
+/// Middleware of the protected routes: a verified [`Principal`] in the request extensions
+/// (as `Arc<Principal>`, where rmcp's tools find it through the HTTP parts), or a 401.
+pub async fn require_principal(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers().clone();
+    let info = request_info(&request);
+    match authenticate(&state, &headers, &info).await {
+        Ok((principal, record)) => {
+            request.extensions_mut().insert(Arc::new(principal));
+            request.extensions_mut().insert(Arc::new(record));
+            next.run(request).await
+        }
+        Err(error) => error.into_response_for(&headers),
+    }
+}
+
+/// The peer address, when the server was started with connect info.
+pub fn peer_ip(request: &Request) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}

@@ -1,0 +1,383 @@
+//! `/api/v1/auth/login`, `/refresh` and `/logout`: a Dust API key in, a short-lived JWT out.
+//!
+//! The order of checks is the security argument:
+//! 1. the body is JSON with known fields only, and no key rides in the query string (K12);
+//! 2. the key's format (no trimming) and the workspace id's, before anything else (K1–K3);
+//! 3. the login throttle for this client IP and key fingerprint (K9, lockout with backoff);
+//! 4. Dust itself: a refusal is a generic 401, an outage a 503, and neither issues anything
+//!    (K4–K7);
+//! 5. the permission policy, narrowed by what the caller asked for;
+//! 6. a token record holding the key sealed with the at-rest key, then the JWT.
+//!
+//! Each outcome is audited; the key appears only as its keyed fingerprint.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Extension, Json,
+    extract::{Request, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{
+    audit::{AuditEvent, AuditEventType, AuditResult, RequestInfo, Severity},
+    auth::{
+        Policy, Principal, TokenSubject, api_key,
+        tokens::{self, TokenRecord},
+    },
+    dust::{DustCredentials, DustErrorKind},
+    error::ApiError,
+    mask,
+    state::AppState,
+};
+
+/// How long the key check against Dust may take before the login fails with 503 (K6).
+pub const LOGIN_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most live tokens one key may hold at once (K13); the oldest are revoked past it.
+pub const MAX_LIVE_TOKENS_PER_USER: usize = 20;
+
+/// The login request body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LoginRequest {
+    api_key: SecretString,
+    workspace_id: Option<String>,
+    username: Option<String>,
+    email: Option<String>,
+    permissions: Option<Vec<String>>,
+}
+
+fn unix_seconds(time: std::time::SystemTime) -> i64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn rfc3339(seconds: i64) -> String {
+    crate::audit::rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_secs(seconds.max(0) as u64))
+}
+
+fn login_failed(
+    state: &AppState,
+    info: &RequestInfo,
+    reason: &'static str,
+    fingerprint: Option<&str>,
+    severity: Severity,
+) {
+    state.auditor.record(
+        AuditEvent::new(AuditEventType::AuthnLoginFail, severity, "login refused")
+            .request(info)
+            .action("login")
+            .result(AuditResult::Failure)
+            .extra("reason", reason)
+            .extra("key.fingerprint", fingerprint),
+    );
+    metrics::counter!("auth_failures_total", "reason" => reason).increment(1);
+}
+
+/// Checks a username or email asserted at login: printable, bounded.
+fn check_label(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() || value.len() > 254 || value.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "{field} must be 1 to 254 printable characters"
+        )));
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/auth/login`.
+pub async fn login(State(state): State<AppState>, request: Request) -> Response {
+    let headers = request.headers().clone();
+    let info = super::request_info(&request);
+    match login_inner(&state, request, &info).await {
+        Ok(response) => response,
+        Err(error) => error.into_response_for(&headers),
+    }
+}
+
+async fn login_inner(
+    state: &AppState,
+    request: Request,
+    info: &RequestInfo,
+) -> Result<Response, ApiError> {
+    if let Some(query) = request.uri().query()
+        && mask::mask_url(&format!("?{query}")) != format!("?{query}")
+    {
+        login_failed(state, info, "key_in_query", None, Severity::Medium);
+        return Err(ApiError::bad_request(
+            "credentials are not accepted in the URL; send them in the JSON body",
+        ));
+    }
+    super::csrf::check_login_origin(state, request.headers())?;
+    let body = super::read_json::<LoginRequest>(request, super::MAX_LOGIN_BODY).await?;
+    let key = body.api_key;
+    if let Err(problem) = api_key::check_format(secrecy::ExposeSecret::expose_secret(&key)) {
+        login_failed(state, info, "format", None, Severity::Low);
+        return Err(ApiError::bad_request(problem.to_string()));
+    }
+    let Some(workspace_id) = body
+        .workspace_id
+        .or_else(|| state.config.dust_workspace_id.clone())
+    else {
+        return Err(ApiError::bad_request(
+            "workspaceId is required (this server has no default workspace)",
+        ));
+    };
+    if workspace_id.is_empty()
+        || workspace_id.len() > 64
+        || !workspace_id.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        login_failed(state, info, "workspace_format", None, Severity::Low);
+        return Err(ApiError::bad_request(
+            "workspaceId must be 1 to 64 ASCII letters or digits",
+        ));
+    }
+    if let Some(username) = &body.username {
+        check_label("username", username)?;
+    }
+    if let Some(email) = &body.email {
+        check_label("email", email)?;
+    }
+    let credentials = DustCredentials {
+        workspace_id: workspace_id.clone(),
+        api_key: key,
+    };
+    let user_id = Principal::user_id_for_key(state.keys.fingerprint(), &credentials);
+    let ip = info
+        .ip
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let now = state.now();
+    if let Err(retry_after) = state.throttle.check(ip, &user_id, now) {
+        login_failed(state, info, "throttled", Some(&user_id), Severity::High);
+        return Err(ApiError::too_many_requests(
+            "too many failed logins; wait before trying again",
+            retry_after,
+        ));
+    }
+
+    let checked =
+        tokio::time::timeout(LOGIN_UPSTREAM_TIMEOUT, state.dust.check_key(&credentials)).await;
+    match checked {
+        Ok(Ok(())) => state.throttle.record_success(&user_id),
+        Ok(Err(e))
+            if matches!(
+                e.kind,
+                DustErrorKind::Unauthorized | DustErrorKind::NotFound | DustErrorKind::Forbidden
+            ) =>
+        {
+            state.throttle.record_failure(ip, &user_id, now);
+            login_failed(
+                state,
+                info,
+                "rejected_by_dust",
+                Some(&user_id),
+                Severity::Medium,
+            );
+            return Err(ApiError::unauthorized(
+                "invalid API key or workspace",
+                &state.resource_metadata_url(),
+            ));
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "Dust unavailable during login");
+            login_failed(
+                state,
+                info,
+                "upstream_error",
+                Some(&user_id),
+                Severity::Medium,
+            );
+            return Err(ApiError::upstream_unavailable());
+        }
+        Err(_) => {
+            login_failed(
+                state,
+                info,
+                "upstream_timeout",
+                Some(&user_id),
+                Severity::Medium,
+            );
+            return Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "Dust did not answer in time; try again later",
+            ));
+        }
+    }
+
+    let username = body
+        .username
+        .unwrap_or_else(|| state.config.dust_username.clone());
+    let email = body.email.or_else(|| state.config.dust_email.clone());
+    let granted = state.policy.grant(&user_id, &username);
+    let permissions = Policy::narrow(granted, body.permissions.as_deref())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+
+    let issued = issue(
+        state,
+        Principal {
+            user_id,
+            username,
+            email,
+            full_name: state.config.dust_full_name.clone(),
+            workspace_id,
+            permissions,
+            token_id: None,
+            credentials,
+        },
+    )
+    .await?;
+    state.auditor.record(
+        AuditEvent::new(AuditEventType::AuthnLoginSuccess, Severity::Info, "login")
+            .user(&issued.record.user_id, Some(&issued.record.username))
+            .request(info)
+            .action("login")
+            .result(AuditResult::Success)
+            .resource("token", &issued.record.token_id),
+    );
+    Ok(issued.into_response())
+}
+
+/// A freshly issued token.
+struct Issued {
+    token: String,
+    record: TokenRecord,
+}
+
+impl IntoResponse for Issued {
+    fn into_response(self) -> Response {
+        let r = &self.record;
+        Json(json!({
+            "token": self.token,
+            "tokenType": "Bearer",
+            "expiresAt": rfc3339(r.expires_at),
+            "user": {
+                "id": r.user_id,
+                "username": r.username,
+                "email": r.email,
+                "workspaceId": r.workspace_id,
+                "permissions": r.permissions.names(),
+            }
+        }))
+        .into_response()
+    }
+}
+
+/// Stores a token record for `principal` and signs its JWT.
+async fn issue(state: &AppState, principal: Principal) -> Result<Issued, ApiError> {
+    let now = state.now();
+    let token_id = tokens::new_token_id();
+    let (token, claims) = state
+        .jwt
+        .issue(&TokenSubject::from(&principal), &token_id, now);
+    let record = TokenRecord {
+        token_id: token_id.clone(),
+        user_id: principal.user_id.clone(),
+        username: principal.username.clone(),
+        email: principal.email.clone(),
+        workspace_id: principal.workspace_id.clone(),
+        permissions: principal.permissions,
+        sealed_key: state.cipher.seal(&principal.credentials.api_key, &token_id),
+        issued_at: unix_seconds(now),
+        expires_at: claims.exp,
+        revoked_at: None,
+    };
+    let store_error = |e: crate::store::StoreError| {
+        tracing::error!(error = %e, "token store unavailable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "authentication is unavailable right now",
+        )
+    };
+    let mut live = state
+        .tokens
+        .list_for_user(&record.workspace_id, &record.user_id)
+        .await
+        .map_err(store_error)?;
+    if live.len() >= MAX_LIVE_TOKENS_PER_USER {
+        live.sort_by_key(|r| r.issued_at);
+        for old in &live[..=live.len() - MAX_LIVE_TOKENS_PER_USER] {
+            state
+                .tokens
+                .revoke(&old.token_id, unix_seconds(now))
+                .await
+                .map_err(store_error)?;
+        }
+    }
+    state
+        .tokens
+        .save(record.clone())
+        .await
+        .map_err(store_error)?;
+    Ok(Issued { token, record })
+}
+
+/// `POST /api/v1/auth/refresh`: a new token for the same principal; the old one is revoked.
+pub async fn refresh(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    headers: HeaderMap,
+    request: Request,
+) -> Response {
+    let info = super::request_info(&request);
+    let old = principal.token_id.clone().unwrap_or_default();
+    let issued = match issue(&state, principal.as_ref().clone()).await {
+        Ok(issued) => issued,
+        Err(error) => return error.into_response_for(&headers),
+    };
+    if let Err(e) = state.tokens.revoke(&old, unix_seconds(state.now())).await {
+        tracing::error!(error = %e, "could not revoke the refreshed token");
+    }
+    state.auditor.record(
+        AuditEvent::new(
+            AuditEventType::AuthnTokenRefreshed,
+            Severity::Info,
+            "token refreshed",
+        )
+        .user(&principal.user_id, Some(&principal.username))
+        .request(&info)
+        .action("refresh")
+        .result(AuditResult::Success)
+        .resource("token", &issued.record.token_id)
+        .extra("token.replaces", old.clone()),
+    );
+    issued.into_response()
+}
+
+/// `POST /api/v1/auth/logout`: revokes the token used for this request.
+pub async fn logout(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    headers: HeaderMap,
+    request: Request,
+) -> Response {
+    let info = super::request_info(&request);
+    let token_id = principal.token_id.clone().unwrap_or_default();
+    if let Err(e) = state
+        .tokens
+        .revoke(&token_id, unix_seconds(state.now()))
+        .await
+    {
+        tracing::error!(error = %e, "could not revoke a token at logout");
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "logout is unavailable right now; the token stays valid until it expires",
+        )
+        .into_response_for(&headers);
+    }
+    state.auditor.record(
+        AuditEvent::new(AuditEventType::AuthnTokenRevoked, Severity::Info, "logout")
+            .user(&principal.user_id, Some(&principal.username))
+            .request(&info)
+            .action("logout")
+            .result(AuditResult::Success)
+            .resource("token", &token_id),
+    );
+    Json(json!({ "revoked": true })).into_response()
+}

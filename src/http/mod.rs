@@ -1,0 +1,240 @@
+//! The HTTP server: routes in one place ([`build_router`]), layers in one place
+//! ([`apply_middleware`]), and [`serve`], which takes a listener and a shutdown future.
+//!
+//! Request path: request id → trace → catch-panic → timeout → body limit → (protected routes
+//! only) bearer authentication → `/mcp` (rmcp's Streamable HTTP service, stateless, both
+//! protocol eras) or the REST handlers. Public routes (health, status, login) sit outside the
+//! authentication layer; everything else is inside it.
+
+pub mod auth;
+mod csrf;
+mod login;
+mod ops;
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{ConnectInfo, DefaultBodyLimit, Request},
+    http::{StatusCode, header},
+    middleware::from_fn_with_state,
+    routing::{get, post},
+};
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpServerConfig, StreamableHttpService, session::never::NeverSessionManager,
+};
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    sensitive_headers::SetSensitiveRequestHeadersLayer,
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+
+use crate::{
+    audit::RequestInfo, error::ApiError, error::REQUEST_ID, mask, mcp::DustMcp, state::AppState,
+};
+
+/// Largest `/mcp` request body (a tool call with a document to upsert fits; 413 beyond).
+pub const MAX_MCP_BODY: usize = 8 * 1024 * 1024;
+
+/// Largest REST request body (413 beyond).
+pub const MAX_REST_BODY: usize = 1024 * 1024;
+
+/// Largest login body: a key, a workspace id, a name, an email and a few permissions.
+pub const MAX_LOGIN_BODY: usize = 16 * 1024;
+
+/// Time a request may take beyond the agent timeout before the server gives up on it.
+const REQUEST_TIMEOUT_MARGIN: Duration = Duration::from_secs(15);
+
+/// Routes: public ones, then the protected ones behind [`auth::require_principal`].
+pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
+    let mcp = mcp_service(&state, shutdown);
+    let protected = Router::new()
+        .nest_service("/mcp", mcp)
+        .route("/api/v1/auth/refresh", post(login::refresh))
+        .route("/api/v1/auth/logout", post(login::logout))
+        .route("/metrics", get(ops::metrics))
+        .layer(from_fn_with_state(state.clone(), auth::require_principal));
+    let public = Router::new()
+        .route("/health", get(ops::live))
+        .route("/live", get(ops::live))
+        .route("/ready", get(ops::ready))
+        .route("/api/v1/status", get(ops::status))
+        .route("/api/v1/auth/login", post(login::login));
+    Router::new()
+        .merge(public)
+        .merge(protected)
+        .layer(axum::middleware::from_fn(record_metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Counts requests and their latency per route template (never per raw path: bounded labels).
+async fn record_metrics(
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The MCP endpoint: rmcp's service, stateless for every protocol era (no `Mcp-Session-Id`,
+/// GET and DELETE answer 405), with the Host and Origin checks against DNS rebinding.
+fn mcp_service(
+    state: &AppState,
+    shutdown: CancellationToken,
+) -> StreamableHttpService<DustMcp, NeverSessionManager> {
+    let mut config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_cancellation_token(shutdown)
+        .with_max_request_body_bytes(MAX_MCP_BODY)
+        .with_allowed_hosts(state.config.allowed_hosts.clone());
+    // An Origin header that is present and not listed gets 403 (2025-11-25 rule). Browsers on
+    // other origins are refused even when no origin is configured.
+    config = config
+        .with_allowed_origins(state.config.cors_allowed_origins.clone())
+        .enforce_origin_validation();
+    let ctx = state.mcp.clone();
+    StreamableHttpService::new(
+        move || Ok(DustMcp::new(ctx.clone())),
+        Arc::new(NeverSessionManager::default()),
+        config,
+    )
+}
+
+/// Layers, outermost last. Later `.layer()` calls wrap earlier ones, so the order below reads
+/// from the innermost to the outermost.
+pub fn apply_middleware(state: &AppState, router: Router) -> Router {
+    let timeout = state.config.agent_timeout + REQUEST_TIMEOUT_MARGIN;
+    router
+        .layer(DefaultBodyLimit::max(MAX_REST_BODY))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            axum::response::IntoResponse::into_response(ApiError::internal())
+        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let request_id = request
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!(
+                    "http",
+                    http.method = %request.method(),
+                    http.path = %mask::sanitize_for_log(request.uri().path(), 256),
+                    request.id = %request_id,
+                )
+            }),
+        )
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+            header::PROXY_AUTHORIZATION,
+        ]))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+async fn not_found(request: Request) -> axum::response::Response {
+    ApiError::not_found("no such route").into_response_for(request.headers())
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let cancel = CancellationToken::new();
+    let app = apply_middleware(&state, build_router(state.clone(), cancel.child_token()));
+    let stop = cancel.clone();
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        stop.cancel();
+    })
+    .await;
+    state.auditor.flush().await;
+    result
+}
+
+/// What the audit log records about a request: client IP, user agent, method, path, id.
+pub fn request_info(request: &Request) -> RequestInfo {
+    let headers = request.headers();
+    RequestInfo {
+        ip: request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        method: Some(request.method().to_string()),
+        path: Some(request.uri().path().to_owned()),
+        request_id: headers
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    }
+}
+
+/// Reads a JSON body of at most `limit` bytes into `T`: 415 without a JSON content type, 413
+/// past the limit, 400 with serde's precise message otherwise.
+pub async fn read_json<T: DeserializeOwned>(request: Request, limit: usize) -> Result<T, ApiError> {
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as application/json",
+        ));
+    }
+    let bytes: Bytes = axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body must be at most {limit} bytes"),
+            )
+        })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        // serde_json quotes a mistyped string value in its message: mask it in case the value
+        // was a key sent in the wrong field.
+        ApiError::bad_request(format!(
+            "invalid JSON body: {}",
+            mask::mask_text(&e.to_string())
+        ))
+    })
+}

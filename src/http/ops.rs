@@ -1,0 +1,78 @@
+//! Operations routes: liveness, readiness, status and Prometheus metrics.
+//!
+//! `/health`, `/live` and `/ready` need no authentication and are never rate-limited, so
+//! orchestrators can probe freely; they reveal nothing but "up". `/metrics` needs a token with
+//! `admin:metrics`: request counts and latencies say who uses the server and how.
+
+use std::sync::Arc;
+
+use axum::{
+    Extension, Json,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+use crate::{auth::Permission, auth::Principal, error::ApiError, state::AppState};
+
+/// `GET /health` and `GET /live`: the process answers.
+pub async fn live() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `GET /ready`: the stores answer (a store that cannot be read means requests would fail).
+pub async fn ready(State(state): State<AppState>) -> Response {
+    match state.check_stores().await {
+        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(problem) => {
+            tracing::warn!(error = %problem, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "reason": "state store unavailable" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// `GET /api/v1/status`: version, uptime, and whether the caller's token is valid.
+pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
+    let authenticated = match super::auth::bearer_token(&headers) {
+        Ok(Some(token)) => super::auth::principal_from_token(&state, &token)
+            .await
+            .is_ok(),
+        _ => false,
+    };
+    Json(json!({
+        "name": state.config.server_name,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptimeSeconds": state.started_at.elapsed().as_secs(),
+        "authenticated": authenticated,
+        "mcpEndpoint": state.mcp_url(),
+    }))
+}
+
+/// `GET /metrics`: Prometheus text format, for callers with `admin:metrics`.
+pub async fn metrics(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    headers: HeaderMap,
+) -> Response {
+    if !principal.can(Permission::AdminMetrics) {
+        return ApiError::insufficient_scope(
+            Permission::AdminMetrics.as_str(),
+            &state.resource_metadata_url(),
+        )
+        .into_response_for(&headers);
+    }
+    match &state.metrics {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => ApiError::not_found("metrics are disabled (ENABLE_METRICS=false)")
+            .into_response_for(&headers),
+    }
+}

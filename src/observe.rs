@@ -1,0 +1,34 @@
+//! Prometheus metrics: one process-wide recorder, installed on first use.
+//!
+//! Metric names in the code are short (`http_requests_total`); the recorder prefixes them with
+//! `METRICS_PREFIX` (`mcp_dust_server_http_requests_total`). The recorder is global (the
+//! `metrics` facade allows one per process), so the first configuration's prefix wins; tests
+//! that build many servers share it.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_util::layers::{Layer, PrefixLayer};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The handle that renders `/metrics`, installing the recorder on first call.
+pub fn install(prefix: &str) -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0, 30.0, 120.0,
+                ])
+                .expect("static buckets are valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            let prefixed = PrefixLayer::new(prefix.to_owned()).layer(recorder);
+            if metrics::set_global_recorder(prefixed).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+            }
+            handle
+        })
+        .clone()
+}

@@ -1,0 +1,169 @@
+//! `mcp-dust-server serve` and `demo`: assemble the application state from the configuration
+//! and run the HTTP server.
+//!
+//! Start-up refuses a production configuration with a weak secret, a wildcard origin or no
+//! https public URL, naming the setting and never its value. In development a missing secret is
+//! replaced by a random one per process (tokens then die with the process), with a warning.
+
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+
+use crate::{
+    audit::{AuditEvent, AuditEventType, AuditSink, Auditor, Severity},
+    auth::{
+        jwt::JwtIssuer,
+        keys::Keys,
+        lockout::LoginThrottle,
+        policy::Policy,
+        tokens::{KeyCipher, MemoryTokenStore, TokenStore},
+    },
+    config::Config,
+    dust::{DustApi, HttpDustClient},
+    mcp::McpContext,
+    observe,
+    state::{App, AppState, Clock, SystemClock},
+    stdio::{dust_client, mcp_settings},
+    store::MemoryConversationStore,
+};
+
+/// The parts of the state that tests and `demo` replace.
+pub struct Parts {
+    pub dust: Arc<dyn DustApi>,
+    pub tokens: Arc<dyn TokenStore>,
+    pub auditor: Auditor,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Parts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parts").finish_non_exhaustive()
+    }
+}
+
+/// The audit sink of a configuration: `AUDIT_LOG_FILE`, or standard output.
+pub fn audit_sink(config: &Config) -> AuditSink {
+    match &config.audit_log_file {
+        Some(path) => AuditSink::File(path.into()),
+        None => AuditSink::Stdout,
+    }
+}
+
+/// Checks the configuration for `serve`: production problems stop the start.
+pub fn check_config(config: &Config) -> anyhow::Result<()> {
+    let problems = config.production_problems();
+    if config.is_production() && !problems.is_empty() {
+        bail!(
+            "refusing to start in production:\n  - {}",
+            problems.join("\n  - ")
+        );
+    }
+    for problem in problems {
+        tracing::warn!("{problem} (allowed outside production)");
+    }
+    Ok(())
+}
+
+/// Builds the application state.
+pub fn build_state(config: Config, parts: Parts) -> anyhow::Result<AppState> {
+    let keys = match &config.secret_key {
+        Some(root) => Keys::derive(root),
+        None => {
+            tracing::warn!(
+                "SECURITY_SECRET_KEY is not set: using a random secret for this process; tokens will not survive a restart"
+            );
+            Keys::ephemeral()
+        }
+    };
+    let policy = match &config.permissions_policy_file {
+        Some(path) => Policy::load(std::path::Path::new(path))
+            .with_context(|| format!("PERMISSIONS_POLICY_FILE {path}"))?
+            .or_default(config.permissions_default),
+        None => Policy::from_default(config.permissions_default),
+    };
+    let public_url = config.public_url.clone();
+    let jwt = JwtIssuer::new(
+        &keys,
+        public_url.clone(),
+        format!("{public_url}/mcp"),
+        config.token_expiration,
+    );
+    let cipher = KeyCipher::new(&keys);
+    let mcp = Arc::new(
+        McpContext::new(
+            parts.dust.clone(),
+            Arc::new(MemoryConversationStore::new()),
+            mcp_settings(&config),
+        )
+        .with_auditor(parts.auditor.clone()),
+    );
+    let metrics = config
+        .enable_metrics
+        .then(|| observe::install(&config.metrics_prefix));
+    if config.is_production() && config.log_level.contains("debug") {
+        parts.auditor.record(AuditEvent::new(
+            AuditEventType::ConfigWarning,
+            Severity::Medium,
+            "LOG_LEVEL is debug in production",
+        ));
+    }
+    Ok(AppState(Arc::new(App {
+        started_at: Instant::now(),
+        public_url,
+        dust: parts.dust,
+        mcp,
+        tokens: parts.tokens,
+        jwt,
+        cipher,
+        keys,
+        throttle: LoginThrottle::default(),
+        policy,
+        auditor: parts.auditor,
+        metrics,
+        clock: parts.clock,
+        config,
+    })))
+}
+
+/// The production parts of a configuration: the real Dust client, memory stores, the
+/// configured audit sink, the system clock.
+pub fn default_parts(config: &Config) -> anyhow::Result<Parts> {
+    let dust: Arc<dyn DustApi> = Arc::new(dust_client(config)?);
+    Ok(Parts {
+        dust,
+        tokens: Arc::new(MemoryTokenStore::new()),
+        auditor: Auditor::start(audit_sink(config)).context("cannot open the audit log")?,
+        clock: Arc::new(SystemClock),
+    })
+}
+
+/// `mcp-dust-server serve`.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    check_config(&config)?;
+    let addr: SocketAddr = format!("{}:{}", config.host, config.port)
+        .parse()
+        .or_else(|_| format!("[{}]:{}", config.host, config.port).parse())
+        .with_context(|| format!("MCP_SERVER_HOST {:?} is not an IP address", config.host))?;
+    let parts = default_parts(&config)?;
+    let state = build_state(config, parts)?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(
+        listen = %addr,
+        mcp = %state.mcp_url(),
+        dust = %state.config.dust_base_url,
+        "mcp-dust-server listening"
+    );
+    crate::http::serve(listener, state.clone(), crate::shutdown_signal()).await?;
+    state.auditor.clone().shutdown().await;
+    Ok(())
+}
+
+/// A test or demo helper: the HTTP client of `base_url`.
+pub fn dust_for(base_url: &str) -> anyhow::Result<Arc<dyn DustApi>> {
+    Ok(Arc::new(
+        HttpDustClient::with_base_url(base_url).context("bad Dust base URL")?,
+    ))
+}

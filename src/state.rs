@@ -1,0 +1,107 @@
+//! The application state every HTTP handler shares: `AppState(Arc<App>)`.
+//!
+//! Swappable parts (the Dust client, the stores, the clock) are trait objects, so tests put a
+//! simulator, memory stores or a manual clock in their place. Nothing here is `Debug`-printed
+//! with secrets: keys live in types that redact themselves.
+
+use std::{
+    ops::Deref,
+    sync::Arc,
+    time::{Instant, SystemTime},
+};
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::{
+    audit::Auditor,
+    auth::{
+        jwt::JwtIssuer,
+        keys::Keys,
+        lockout::LoginThrottle,
+        policy::Policy,
+        tokens::{KeyCipher, TokenStore},
+    },
+    config::Config,
+    dust::DustApi,
+    mcp::McpContext,
+    store::StoreError,
+};
+
+/// The time source; tests inject a manual clock to cross expiry boundaries without sleeping.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> SystemTime;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// Everything the HTTP layer needs.
+pub struct App {
+    pub config: Config,
+    pub started_at: Instant,
+    /// The canonical public URL of this server (no trailing slash), the JWT issuer.
+    pub public_url: String,
+    pub dust: Arc<dyn DustApi>,
+    pub mcp: Arc<McpContext>,
+    pub tokens: Arc<dyn TokenStore>,
+    pub keys: Keys,
+    pub jwt: JwtIssuer,
+    pub cipher: KeyCipher,
+    pub throttle: LoginThrottle,
+    pub policy: Policy,
+    pub auditor: Auditor,
+    pub metrics: Option<PrometheusHandle>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("public_url", &self.public_url)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// The `/mcp` endpoint URL: the audience of every token this server issues.
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.public_url)
+    }
+
+    /// The RFC 9728 protected resource metadata URL of `/mcp`.
+    pub fn resource_metadata_url(&self) -> String {
+        format!(
+            "{}/.well-known/oauth-protected-resource/mcp",
+            self.public_url
+        )
+    }
+
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
+    /// Whether the stores answer (for `/ready`).
+    pub async fn check_stores(&self) -> Result<(), StoreError> {
+        self.tokens.get("readiness-probe").await.map(|_| ())
+    }
+}
+
+/// Shared, cheap-to-clone handle on [`App`].
+#[derive(Debug, Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}

@@ -1,0 +1,176 @@
+//! A real server on 127.0.0.1:0 with the simulator as Dust, memory stores, an in-memory audit
+//! sink and a manual clock, plus a plain HTTP client.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+
+use mcp_dust_server::{
+    audit::{AuditSink, Auditor, MemoryAudit},
+    auth::tokens::MemoryTokenStore,
+    config::Config,
+    serve::{Parts, build_state},
+    sim::{self, SimConfig, SimHandle},
+    state::{AppState, Clock},
+};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// A clock tests move by hand.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<SystemTime>);
+
+impl ManualClock {
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        *self.0.lock().unwrap()
+    }
+}
+
+pub struct TestServer {
+    pub sim: SimHandle,
+    pub state: AppState,
+    pub addr: SocketAddr,
+    pub base: String,
+    pub audit: MemoryAudit,
+    pub clock: Arc<ManualClock>,
+    pub http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts with extra configuration (environment-style names).
+    pub async fn start_with(env: &[(&str, &str)]) -> Self {
+        let sim = sim::spawn(SimConfig {
+            token_delay_ms: 1,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut vars: Vec<(String, String)> = vec![
+            ("DUST_BASE_URL".into(), sim.base_url()),
+            ("MCP_SERVER_PORT".into(), addr.port().to_string()),
+            (
+                "SECURITY_SECRET_KEY".into(),
+                "3f1c9a7be2d84c6f0a5e1b7d9c3f2e8a4b6d0c1e7f9a2b4c6d8e0f1a3b5c7d9e".into(),
+            ),
+            ("LOG_LEVEL".into(), "warn".into()),
+        ];
+        for (k, v) in env {
+            vars.retain(|(name, _)| name != k);
+            vars.push(((*k).into(), (*v).into()));
+        }
+        let config = Config::from_sources(&Default::default(), |name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+        .unwrap();
+        let audit = MemoryAudit::new();
+        let clock = Arc::new(ManualClock(Mutex::new(SystemTime::now())));
+        let parts = Parts {
+            dust: mcp_dust_server::serve::dust_for(&sim.base_url()).unwrap(),
+            tokens: Arc::new(MemoryTokenStore::new()),
+            auditor: Auditor::start(audit.sink()).unwrap(),
+            clock: clock.clone(),
+        };
+        let state = build_state(config, parts).unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(mcp_dust_server::http::serve(listener, state.clone(), async move {
+            let _ = rx.await;
+        }));
+        Self {
+            sim,
+            state,
+            addr,
+            base: format!("http://{addr}"),
+            audit,
+            clock,
+            http: reqwest::Client::new(),
+            stop: Some(tx),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Logs in with the simulator's key; returns the whole answer.
+    pub async fn login_with(&self, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/v1/auth/login"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A token for the simulator's key, with optional narrowed permissions.
+    pub async fn token(&self, permissions: Option<&[&str]>) -> String {
+        let mut body = json!({ "apiKey": self.sim.api_key(), "workspaceId": self.sim.workspace_id() });
+        if let Some(p) = permissions {
+            body["permissions"] = json!(p);
+        }
+        let response = self.login_with(body).await;
+        assert_eq!(response.status(), 200, "login failed");
+        let body: Value = response.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// One JSON-RPC request to /mcp (2025-11-25 era, no session), returning status and body.
+    pub async fn mcp(&self, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(self.url("/mcp"))
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2025-11-25")
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, parse_mcp_body(&text))
+    }
+
+    /// `tools/call` through /mcp.
+    pub async fn call_tool(&self, token: &str, name: &str, arguments: Value) -> (u16, Value) {
+        self.mcp(
+            Some(token),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                   "params": {"name": name, "arguments": arguments}}),
+        )
+        .await
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.state.auditor.flush().await;
+    }
+}
+
+/// A JSON body, or the last `data:` frame of an SSE body.
+pub fn parse_mcp_body(text: &str) -> Value {
+    if let Ok(value) = serde_json::from_str(text) {
+        return value;
+    }
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .next_back()
+        .unwrap_or(Value::Null)
+}
