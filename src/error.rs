@@ -18,6 +18,9 @@ use serde_json::json;
 /// The request id header, set by the outermost middleware and echoed in error bodies.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The realm of our bearer challenges.
+pub const REALM: &str = "mcp-dust-server";
+
 /// An HTTP error: status, a stable machine code, and a message for people.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -42,12 +45,15 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
 
-    /// 401 with the bearer challenge; `resource_metadata` is the RFC 9728 document URL.
-    pub fn unauthorized(message: impl Into<String>, resource_metadata: &str) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message).with_header(
-            header::WWW_AUTHENTICATE,
-            format!("Bearer error=\"invalid_token\", resource_metadata=\"{resource_metadata}\""),
-        )
+    /// 401 with the bearer challenge; `invalid_token` says a token was sent and refused.
+    pub fn unauthorized(message: impl Into<String>, invalid_token: bool) -> Self {
+        let challenge = if invalid_token {
+            format!("Bearer realm=\"{REALM}\", error=\"invalid_token\"")
+        } else {
+            format!("Bearer realm=\"{REALM}\"")
+        };
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+            .with_header(header::WWW_AUTHENTICATE, challenge)
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -55,7 +61,7 @@ impl ApiError {
     }
 
     /// 403 for a missing permission, with the scope challenge of RFC 6750 §3.1.
-    pub fn insufficient_scope(permission: &str, resource_metadata: &str) -> Self {
+    pub fn insufficient_scope(permission: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             "insufficient_scope",
@@ -64,7 +70,7 @@ impl ApiError {
         .with_header(
             header::WWW_AUTHENTICATE,
             format!(
-                "Bearer error=\"insufficient_scope\", scope=\"{permission}\", resource_metadata=\"{resource_metadata}\""
+                "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{permission}\""
             ),
         )
     }

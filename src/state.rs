@@ -76,14 +76,6 @@ impl App {
         format!("{}/mcp", self.public_url)
     }
 
-    /// The RFC 9728 protected resource metadata URL of `/mcp`.
-    pub fn resource_metadata_url(&self) -> String {
-        format!(
-            "{}/.well-known/oauth-protected-resource/mcp",
-            self.public_url
-        )
-    }
-
     pub fn now(&self) -> SystemTime {
         self.clock.now()
     }

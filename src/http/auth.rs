@@ -196,7 +196,7 @@ pub async fn authenticate(
     }
     Err(ApiError::unauthorized(
         failure.message,
-        &state.resource_metadata_url(),
+        failure.reason != "missing",
     ))
 }
 

@@ -177,10 +177,7 @@ async fn login_inner(
                 Some(&user_id),
                 Severity::Medium,
             );
-            return Err(ApiError::unauthorized(
-                "invalid API key or workspace",
-                &state.resource_metadata_url(),
-            ));
+            return Err(ApiError::unauthorized("invalid API key or workspace", true));
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "Dust unavailable during login");

@@ -60,11 +60,8 @@ pub async fn metrics(
     headers: HeaderMap,
 ) -> Response {
     if !principal.can(Permission::AdminMetrics) {
-        return ApiError::insufficient_scope(
-            Permission::AdminMetrics.as_str(),
-            &state.resource_metadata_url(),
-        )
-        .into_response_for(&headers);
+        return ApiError::insufficient_scope(Permission::AdminMetrics.as_str())
+            .into_response_for(&headers);
     }
     match &state.metrics {
         Some(handle) => (
