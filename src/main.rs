@@ -12,6 +12,7 @@ use mcp_dust_server::{
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    mcp_dust_server::dust::install_crypto_provider();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -1,11 +1,16 @@
 //! Interoperability with an independent client: the official MCP Python SDK (`mcp==2.3.0`)
-//! drives `mcp-dust-server stdio` against a running simulator, in both protocol eras.
+//! drives `mcp-dust-server stdio` against a running simulator, and the HTTP server (logging in
+//! through the REST endpoint, then using the bearer token), in both protocol eras.
 //!
 //! The test builds a virtual environment under `target/interop-venv` once (pip needs PyPI).
 
 use std::{path::PathBuf, process::Command, sync::OnceLock};
 
 use mcp_dust_server::sim::{self, ECHO_AGENT_ID, HANDBOOK_DS_ID, SimConfig};
+
+#[path = "common/http.rs"]
+#[allow(dead_code)]
+mod http_harness;
 
 /// The Python SDK version the interoperability tests pin.
 const PYTHON_SDK: &str = "mcp==2.3.0";
@@ -48,17 +53,30 @@ fn python() -> &'static PathBuf {
 
 /// Runs the Python client script in `mode` against `stdio`, with extra environment.
 async fn run_python(mode: &str, extra_env: &[(&str, &str)]) {
-    let python = tokio::task::spawn_blocking(python).await.unwrap();
     let sim = sim::spawn(SimConfig {
         token_delay_ms: 1,
         ..SimConfig::default()
     })
     .await
     .unwrap();
+    run_script(&sim, mode, "stdio", extra_env).await;
+}
+
+/// Runs the Python client script in `mode` against a real HTTP server whose environment is
+/// `server_env`; the script logs in with the simulator's key.
+async fn run_python_http(mode: &str, server_env: &[(&str, &str)], extra_env: &[(&str, &str)]) {
+    let server = http_harness::TestServer::start_with(server_env).await;
+    let url = server.url("/mcp");
+    run_script(&server.sim, mode, &url, extra_env).await;
+    server.shutdown().await;
+}
+
+async fn run_script(sim: &sim::SimHandle, mode: &str, target: &str, extra_env: &[(&str, &str)]) {
+    let python = tokio::task::spawn_blocking(python).await.unwrap();
     let mut command = tokio::process::Command::new(python);
     command
         .arg(root().join("tests/interop/python_client.py"))
-        .args([mode, "stdio"])
+        .args([mode, target])
         .env("MCP_DUST_SERVER_BIN", env!("CARGO_BIN_EXE_mcp-dust-server"))
         .env("DUST_BASE_URL", sim.base_url())
         .env("DUST_WORKSPACE_ID", sim.workspace_id())
@@ -80,7 +98,7 @@ async fn run_python(mode: &str, extra_env: &[(&str, &str)]) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "python client ({mode}) failed\nstdout: {stdout}\nstderr: {stderr}"
+        "python client ({mode}, {target}) failed\nstdout: {stdout}\nstderr: {stderr}"
     );
     let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     assert!(seen["progress_notifications"].as_u64().unwrap() > 0);
@@ -103,13 +121,39 @@ async fn python_sdk_2026_era_over_stdio() {
 async fn python_sdk_auto_mode_with_write_permission() {
     run_python(
         "auto",
-        &[
-            (
-                "PERMISSIONS_DEFAULT",
-                "read:workspaces,read:agents,execute:agents,read:knowledge-bases,write:knowledge-bases,read:connectors",
-            ),
-            ("EXPECT_WRITE", "1"),
-        ],
+        &[("PERMISSIONS_DEFAULT", WRITER), ("EXPECT_WRITE", "1")],
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_legacy_era_over_http_with_a_bearer_token() {
+    run_python_http("legacy", &[], &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_2026_era_over_http_with_a_read_only_token() {
+    // The policy grants writes; the token asks for reads only, and must be refused a write.
+    run_python_http(
+        "2026-07-28",
+        &[("PERMISSIONS_DEFAULT", WRITER)],
+        &[(
+            "LOGIN_PERMISSIONS",
+            r#"["read:workspaces","read:agents","execute:agents","read:knowledge-bases","read:connectors"]"#,
+        )],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_auto_mode_over_http_with_write_permission() {
+    run_python_http(
+        "auto",
+        &[("PERMISSIONS_DEFAULT", WRITER)],
+        &[("EXPECT_WRITE", "1")],
+    )
+    .await;
+}
+
+/// Reads plus writing documents.
+const WRITER: &str = "read:workspaces,read:agents,execute:agents,read:knowledge-bases,write:knowledge-bases,read:connectors";

@@ -144,6 +144,13 @@ impl Call {
     }
 }
 
+/// Installs the pure-Rust TLS provider (ring) for every `reqwest` client of the process.
+/// reqwest is built without a bundled provider (no C build); call this before building any
+/// client. Calling it again is harmless: an error only means a provider is already installed.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl HttpDustClient {
     /// Builds the client. Fails on a base URL that cannot take a path or carries credentials,
     /// or when the TLS stack cannot be set up.
@@ -161,9 +168,7 @@ impl HttpDustClient {
         base.set_fragment(None);
         let origin = base.origin().ascii_serialization();
 
-        // reqwest is built without a bundled crypto provider; install ring, once per process.
-        // An error only means a provider is already installed, which is what we want.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
 
         let policy = redirect::Policy::custom(|attempt| {
             let same_origin = attempt

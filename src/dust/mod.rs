@@ -21,7 +21,9 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use secrecy::SecretString;
 
-pub use client::{ClientOptions, HttpDustClient, MAX_RESPONSE_BYTES, USER_AGENT};
+pub use client::{
+    ClientOptions, HttpDustClient, MAX_RESPONSE_BYTES, USER_AGENT, install_crypto_provider,
+};
 pub use error::{DustError, DustErrorKind};
 pub use stream::follow_agent_message;
 pub use types::*;
