@@ -161,7 +161,9 @@ async fn not_found(request: Request) -> axum::response::Response {
     ApiError::not_found("no such route").into_response_for(request.headers())
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+/// Serves `state` on `listener` until `shutdown` resolves, then stops accepting and lets
+/// in-flight requests (tool calls included) finish before returning. rmcp's own cancellation
+/// token fires only after that, so a graceful stop never cuts a running call short.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -169,16 +171,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let cancel = CancellationToken::new();
     let app = apply_middleware(&state, build_router(state.clone(), cancel.child_token()));
-    let stop = cancel.clone();
     let result = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        stop.cancel();
-    })
+    .with_graceful_shutdown(shutdown)
     .await;
+    cancel.cancel();
     state.auditor.flush().await;
     result
 }
