@@ -180,3 +180,12 @@ pub fn parse_mcp_body(text: &str) -> Value {
         .next_back()
         .unwrap_or(Value::Null)
 }
+
+impl TestServer {
+    /// Sends the stop signal (graceful shutdown) and keeps the simulator running.
+    pub fn stop_accepting(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
