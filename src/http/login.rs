@@ -153,6 +153,18 @@ async fn login_inner(
     let now = state.now();
     if let Err(retry_after) = state.throttle.check(ip, &user_id, now) {
         login_failed(state, info, "throttled", Some(&user_id), Severity::High);
+        state.auditor.record(
+            AuditEvent::new(
+                AuditEventType::RatelimitExceeded,
+                Severity::High,
+                "login locked out after repeated failures",
+            )
+            .request(info)
+            .action("login")
+            .result(AuditResult::Denied)
+            .extra("key.fingerprint", user_id.as_str())
+            .extra("retry_after_secs", retry_after.as_secs()),
+        );
         return Err(ApiError::too_many_requests(
             "too many failed logins; wait before trying again",
             retry_after,

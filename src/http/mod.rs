@@ -10,6 +10,7 @@ pub mod auth;
 mod csrf;
 mod login;
 mod ops;
+mod wire_log;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -124,6 +125,7 @@ fn mcp_service(
 pub fn apply_middleware(state: &AppState, router: Router) -> Router {
     let timeout = state.config.agent_timeout + REQUEST_TIMEOUT_MARGIN;
     router
+        .layer(from_fn_with_state(state.clone(), wire_log::log_wire))
         .layer(DefaultBodyLimit::max(MAX_REST_BODY))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
