@@ -220,14 +220,14 @@ pub(super) fn structured<T: Serialize>(value: &T) -> Result<CallToolResult, McpE
     Ok(CallToolResult::structured(value))
 }
 
-/// Records the call (`resource_access` or `resource_modified`) and, log-only, free text that
-/// looks like an injection attempt. The text itself is passed on unchanged.
+/// Records the call (`resource_access` or `resource_modified`) with its outcome.
 fn audit_call(
     ctx: &McpContext,
     principal: &Principal,
     info: &crate::audit::RequestInfo,
     spec: &ToolSpec,
     args: Option<&JsonObject>,
+    outcome: AuditResult,
 ) {
     if ctx.auditor.is_none() {
         return;
@@ -248,11 +248,24 @@ fn audit_call(
         .user(&principal.user_id, Some(&principal.username))
         .request(info)
         .action(name)
-        .result(AuditResult::Success);
+        .result(outcome);
     if let Some((kind, id)) = target {
         event = event.resource(kind, id);
     }
     ctx.audit(event);
+}
+
+/// Notes, log-only, free text that looks like an injection attempt; the text goes on unchanged.
+fn note_suspicious_text(
+    ctx: &McpContext,
+    principal: &Principal,
+    info: &crate::audit::RequestInfo,
+    name: &str,
+    args: Option<&JsonObject>,
+) {
+    if ctx.auditor.is_none() {
+        return;
+    }
     for field in ["message", "query", "text"] {
         if let Some(text) = args.and_then(|a| a.get(field)).and_then(|v| v.as_str())
             && let Some(label) = detect_suspicious(text)
@@ -297,7 +310,42 @@ pub async fn call(
         return Err(errors::permission_denied(spec.permission));
     }
     let args = request.arguments;
-    audit_call(ctx, principal, &info, spec, args.as_ref());
+    note_suspicious_text(ctx, principal, &info, name, args.as_ref());
+    let audited_args = ctx.auditor.is_some().then(|| args.clone()).flatten();
+    let result = dispatch(ctx, principal, name, args, context).await;
+    let outcome = match &result {
+        Ok(r) if r.is_error == Some(true) => AuditResult::Failure,
+        Ok(_) => AuditResult::Success,
+        Err(_) => AuditResult::Denied,
+    };
+    audit_call(ctx, principal, &info, spec, audited_args.as_ref(), outcome);
+    if let Err(error) = &result
+        && error.code == rmcp::model::ErrorCode::INVALID_PARAMS
+    {
+        ctx.audit(
+            AuditEvent::new(
+                AuditEventType::InputValidationFail,
+                Severity::Low,
+                "tool arguments refused",
+            )
+            .user(&principal.user_id, Some(&principal.username))
+            .request(&info)
+            .action(name)
+            .result(AuditResult::Denied)
+            .extra("reason", error.message.as_ref()),
+        );
+    }
+    result
+}
+
+/// Parses the arguments of tool `name` and runs it.
+async fn dispatch(
+    ctx: &Arc<McpContext>,
+    principal: &Principal,
+    name: &str,
+    args: Option<JsonObject>,
+    context: RequestContext<RoleServer>,
+) -> Result<CallToolResult, McpError> {
     match name {
         "get_workspace" => {
             parse::<NoArgs>(name, args)?;
