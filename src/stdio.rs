@@ -12,6 +12,7 @@ use rmcp::ServiceExt;
 use secrecy::ExposeSecret;
 
 use crate::{
+    audit::{AuditSink, Auditor},
     auth::{Principal, api_key},
     config::Config,
     dust::{ClientOptions, DustApi, DustCredentials, DustErrorKind, HttpDustClient},
@@ -92,15 +93,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         permissions = ?principal.permissions,
         "stdio server ready"
     );
-    let ctx = Arc::new(McpContext::new(
-        dust,
-        Arc::new(MemoryConversationStore::new()),
-        mcp_settings(&config),
-    ));
+    // Standard output is the protocol: audit records go to AUDIT_LOG_FILE or standard error.
+    let sink = match &config.audit_log_file {
+        Some(path) => AuditSink::File(path.into()),
+        None => AuditSink::Stderr,
+    };
+    let auditor = Auditor::start(sink).context("cannot open the audit log")?;
+    let ctx = Arc::new(
+        McpContext::new(
+            dust,
+            Arc::new(MemoryConversationStore::new()),
+            mcp_settings(&config),
+        )
+        .with_auditor(auditor.clone()),
+    );
     let service = DustMcp::with_principal(ctx, principal)
         .serve(rmcp::transport::stdio())
         .await
         .context("MCP handshake on stdio failed")?;
     service.waiting().await.context("stdio server stopped")?;
+    auditor.shutdown().await;
     Ok(())
 }
