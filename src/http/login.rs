@@ -341,7 +341,7 @@ pub async fn refresh(
         .action("refresh")
         .result(AuditResult::Success)
         .resource("token", &issued.record.token_id)
-        .extra("token.replaces", old.clone()),
+        .extra("replaces.jti", old.clone()),
     );
     issued.into_response()
 }
