@@ -699,7 +699,8 @@ async fn j7_not_yet_valid_is_refused() {
 async fn j8_missing_or_ill_typed_claims_are_refused_never_500() {
     let s = TestServer::start().await;
     let (_, claims) = token_and_claims(&s).await;
-    let mutations: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let mutations: Vec<(&str, Mutation)> = vec![
         (
             "no exp",
             Box::new(|c| drop(c.as_object_mut().unwrap().remove("exp"))),
