@@ -38,9 +38,6 @@ use crate::{
 /// How long the key check against Dust may take before the login fails with 503 (K6).
 pub const LOGIN_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Most live tokens one key may hold at once (K13); the oldest are revoked past it.
-pub const MAX_LIVE_TOKENS_PER_USER: usize = 20;
-
 /// The login request body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -303,26 +300,30 @@ async fn issue(state: &AppState, principal: Principal) -> Result<Issued, ApiErro
             "authentication is unavailable right now",
         )
     };
-    let mut live = state
-        .tokens
-        .list_for_user(&record.workspace_id, &record.user_id)
-        .await
-        .map_err(store_error)?;
-    if live.len() >= MAX_LIVE_TOKENS_PER_USER {
-        live.sort_by_key(|r| r.issued_at);
-        for old in &live[..=live.len() - MAX_LIVE_TOKENS_PER_USER] {
-            state
-                .tokens
-                .revoke(&old.token_id, unix_seconds(now))
-                .await
-                .map_err(store_error)?;
-        }
+    // The cap counts live tokens only (K13): revoked records wait for their expiry in the
+    // store, and must not push another client's live token out.
+    let displaced = tokens::save_capped(
+        state.tokens.as_ref(),
+        record.clone(),
+        tokens::MAX_LIVE_TOKENS_PER_USER,
+        unix_seconds(now),
+    )
+    .await
+    .map_err(store_error)?;
+    for token_id in displaced {
+        state.auditor.record(
+            AuditEvent::new(
+                AuditEventType::AuthnTokenRevoked,
+                Severity::Low,
+                "token revoked: live token cap reached",
+            )
+            .user(&record.user_id, Some(&record.username))
+            .action("revoke")
+            .result(AuditResult::Success)
+            .resource("token", &token_id)
+            .extra("reason", "cap"),
+        );
     }
-    state
-        .tokens
-        .save(record.clone())
-        .await
-        .map_err(store_error)?;
     Ok(Issued { token, record })
 }
 
@@ -335,13 +336,21 @@ pub async fn refresh(
 ) -> Response {
     let info = super::request_info(&request);
     let old = principal.token_id.clone().unwrap_or_default();
+    // Rotation: the old token goes first, so that at the live-token cap the new one replaces
+    // it rather than another client's token. If it cannot be revoked, nothing is issued.
+    if let Err(e) = state.tokens.revoke(&old, unix_seconds(state.now())).await {
+        tracing::error!(error = %e, "could not revoke the refreshed token");
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "authentication is unavailable right now",
+        )
+        .into_response_for(&headers);
+    }
     let issued = match issue(&state, principal.as_ref().clone()).await {
         Ok(issued) => issued,
         Err(error) => return error.into_response_for(&headers),
     };
-    if let Err(e) = state.tokens.revoke(&old, unix_seconds(state.now())).await {
-        tracing::error!(error = %e, "could not revoke the refreshed token");
-    }
     state.auditor.record(
         AuditEvent::new(
             AuditEventType::AuthnTokenRefreshed,
@@ -353,7 +362,7 @@ pub async fn refresh(
         .action("refresh")
         .result(AuditResult::Success)
         .resource("token", &issued.record.token_id)
-        .extra("token.replaces", old.clone()),
+        .extra("replaces.jti", old.clone()),
     );
     issued.into_response()
 }

@@ -18,6 +18,9 @@ use mcp_dust_server::{
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+/// The `SECURITY_SECRET_KEY` of every test server (tests derive the JWT key from it).
+pub const SECRET: &str = "3f1c9a7be2d84c6f0a5e1b7d9c3f2e8a4b6d0c1e7f9a2b4c6d8e0f1a3b5c7d9e";
+
 /// A clock tests move by hand.
 #[derive(Debug)]
 pub struct ManualClock(Mutex<SystemTime>);
@@ -58,15 +61,19 @@ impl TestServer {
         })
         .await
         .unwrap();
+        Self::start_on(sim, env, None).await
+    }
+
+    /// Starts in front of `sim`, with the Dust client pointed at `dust_url` when given (a
+    /// recording proxy, a mock, a closed port) and at the simulator otherwise.
+    pub async fn start_on(sim: SimHandle, env: &[(&str, &str)], dust_url: Option<&str>) -> Self {
+        let dust_url = dust_url.map_or_else(|| sim.base_url(), str::to_owned);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut vars: Vec<(String, String)> = vec![
-            ("DUST_BASE_URL".into(), sim.base_url()),
+            ("DUST_BASE_URL".into(), dust_url.clone()),
             ("MCP_SERVER_PORT".into(), addr.port().to_string()),
-            (
-                "SECURITY_SECRET_KEY".into(),
-                "3f1c9a7be2d84c6f0a5e1b7d9c3f2e8a4b6d0c1e7f9a2b4c6d8e0f1a3b5c7d9e".into(),
-            ),
+            ("SECURITY_SECRET_KEY".into(), SECRET.into()),
             ("LOG_LEVEL".into(), "warn".into()),
         ];
         for (k, v) in env {
@@ -80,7 +87,7 @@ impl TestServer {
         let audit = MemoryAudit::new();
         let clock = Arc::new(ManualClock(Mutex::new(SystemTime::now())));
         let parts = Parts {
-            dust: mcp_dust_server::serve::dust_for(&sim.base_url()).unwrap(),
+            dust: mcp_dust_server::serve::dust_for(&dust_url).unwrap(),
             tokens: Arc::new(MemoryTokenStore::new()),
             auditor: Auditor::start(audit.sink()).unwrap(),
             clock: clock.clone(),

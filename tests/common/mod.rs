@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod http;
+
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
