@@ -8,7 +8,7 @@ use std::{
 };
 
 use mcp_dust_server::{
-    audit::{AuditSink, Auditor, MemoryAudit},
+    audit::{Auditor, MemoryAudit},
     auth::tokens::MemoryTokenStore,
     config::Config,
     serve::{Parts, build_state},
@@ -87,9 +87,13 @@ impl TestServer {
         };
         let state = build_state(config, parts).unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(mcp_dust_server::http::serve(listener, state.clone(), async move {
-            let _ = rx.await;
-        }));
+        tokio::spawn(mcp_dust_server::http::serve(
+            listener,
+            state.clone(),
+            async move {
+                let _ = rx.await;
+            },
+        ));
         Self {
             sim,
             state,
@@ -118,7 +122,8 @@ impl TestServer {
 
     /// A token for the simulator's key, with optional narrowed permissions.
     pub async fn token(&self, permissions: Option<&[&str]>) -> String {
-        let mut body = json!({ "apiKey": self.sim.api_key(), "workspaceId": self.sim.workspace_id() });
+        let mut body =
+            json!({ "apiKey": self.sim.api_key(), "workspaceId": self.sim.workspace_id() });
         if let Some(p) = permissions {
             body["permissions"] = json!(p);
         }
