@@ -84,6 +84,7 @@ const SECRET_WORDS: &[&str] = &[
     "credential",
     "privatekey",
     "codeverifier",
+    "jwt",
 ];
 
 /// Endings of a normalised name that describe a secret rather than hold it (`tokenType`,
@@ -209,7 +210,7 @@ fn segments(name: &str) -> impl Iterator<Item = &str> {
 /// and [`is_secret_param`] decide. Names and values of pairs that are not secret are masked
 /// again, so a match never hides a secret from the other rules.
 static PATTERN: LazyLock<Regex> = LazyLock::new(|| {
-    const NAME: &str = r"(?i:[A-Za-z0-9_.\-]*(?:key|token|secret|passw|pwd|auth|cookie|sess|sid|csrf|xsrf|credential|code|verifier)[A-Za-z0-9_.\-]*)";
+    const NAME: &str = r"(?i:[A-Za-z0-9_.\-]*(?:key|token|secret|passw|pwd|auth|cookie|sess|sid|csrf|xsrf|credential|code|verifier|jwt)[A-Za-z0-9_.\-]*)";
     let alternatives = [
         // A JSON pair inside a JSON string (a logged upstream body): \"name\": \"value\".
         format!(

@@ -76,7 +76,10 @@ pub async fn ask_agent(
     check_text("message", &args.message, MAX_TEXT_BYTES)?;
     if let Some(id) = &args.conversation_id {
         check_id("conversationId", id)?;
-        if owned_conversation(ctx, principal, id).await?.is_none() {
+        if owned_conversation(ctx, principal, id, &super::request_info(&request))
+            .await?
+            .is_none()
+        {
             return Ok(conversation_not_found(id));
         }
     }

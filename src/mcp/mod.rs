@@ -203,7 +203,15 @@ pub(crate) fn request_info(request: &RequestContext<RoleServer>) -> RequestInfo 
             .map(|c| c.0.ip()),
         user_agent: header("user-agent"),
         method: Some(parts.method.to_string()),
-        path: Some(parts.uri.path().to_owned()),
+        // `/mcp` is a nested service: its own URI has the prefix stripped, the original has not.
+        path: Some(
+            parts
+                .extensions
+                .get::<axum::extract::OriginalUri>()
+                .map_or(&parts.uri, |original| &original.0)
+                .path()
+                .to_owned(),
+        ),
         request_id: header("x-request-id"),
     }
 }
@@ -294,7 +302,8 @@ impl ServerHandler for DustMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let principal = self.principal(&context)?;
-        let result = resources::read(&self.ctx, &principal, &request.uri).await;
+        let result =
+            resources::read(&self.ctx, &principal, &request.uri, &request_info(&context)).await;
         if let Err(error) = &result
             && error.code == PERMISSION_DENIED
         {

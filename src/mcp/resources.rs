@@ -235,6 +235,7 @@ pub async fn read(
     ctx: &McpContext,
     principal: &Principal,
     uri: &str,
+    info: &crate::audit::RequestInfo,
 ) -> Result<ReadResourceResult, McpError> {
     let parsed = parse(uri, principal)?;
     let permission = parsed.permission();
@@ -299,7 +300,10 @@ pub async fn read(
             contents(uri, &view)
         }
         Uri::Conversation(id) => {
-            if owned_conversation(ctx, principal, &id).await?.is_none() {
+            if owned_conversation(ctx, principal, &id, info)
+                .await?
+                .is_none()
+            {
                 return Err(not_found(uri));
             }
             let conversation = ctx

@@ -358,7 +358,7 @@ async fn dispatch(
             parse::<NoArgs>(name, args)?;
             list_conversations(ctx, principal).await
         }
-        "get_conversation" => get_conversation(ctx, principal, parse(name, args)?).await,
+        "get_conversation" => get_conversation(ctx, principal, parse(name, args)?, &info).await,
         "list_spaces" => {
             parse::<NoArgs>(name, args)?;
             knowledge::list_spaces(ctx, principal).await
@@ -482,18 +482,38 @@ async fn list_conversations(
 }
 
 /// The conversation record if `principal` owns it; anyone else is told "not found", and Dust is
-/// not asked.
+/// not asked. Asking for another user's conversation is recorded (`authz_fail`, catalogue Z6);
+/// the caller still sees exactly what an unknown id gives.
 pub(super) async fn owned_conversation(
     ctx: &McpContext,
     principal: &Principal,
     conversation_id: &str,
+    info: &crate::audit::RequestInfo,
 ) -> Result<Option<ConversationRecord>, McpError> {
     let record = ctx
         .conversations
         .get(&principal.workspace_id, conversation_id)
         .await
         .map_err(|e| McpError::internal_error(e.to_string(), None))?;
-    Ok(record.filter(|r| r.owner == principal.user_id))
+    match record {
+        Some(record) if record.owner == principal.user_id => Ok(Some(record)),
+        Some(_) => {
+            ctx.audit(
+                AuditEvent::new(
+                    AuditEventType::AuthzFail,
+                    Severity::Medium,
+                    "another user's conversation refused (answered not found)",
+                )
+                .user(&principal.user_id, Some(&principal.username))
+                .request(info)
+                .resource("conversation", conversation_id)
+                .action("access_conversation")
+                .result(AuditResult::Denied),
+            );
+            Ok(None)
+        }
+        None => Ok(None),
+    }
 }
 
 pub(super) fn conversation_not_found(conversation_id: &str) -> CallToolResult {
@@ -506,9 +526,10 @@ async fn get_conversation(
     ctx: &McpContext,
     principal: &Principal,
     args: ConversationIdArgs,
+    info: &crate::audit::RequestInfo,
 ) -> Result<CallToolResult, McpError> {
     check_id("conversationId", &args.conversation_id)?;
-    if owned_conversation(ctx, principal, &args.conversation_id)
+    if owned_conversation(ctx, principal, &args.conversation_id, info)
         .await?
         .is_none()
     {

@@ -1,0 +1,787 @@
+//! Authorization over the real HTTP server (catalogue §4.3, Z1–Z10): the simulator as Dust, the
+//! real router on 127.0.0.1:0, an in-memory audit sink. Every refusal is checked three ways: the
+//! answer (a JSON-RPC `-32003` inside a 200, or "not found"), the simulator's request log (Dust
+//! was not asked), and the audit trail.
+
+#[allow(dead_code)] // shared with other test binaries; each uses a part of it
+#[path = "common/http.rs"]
+mod server;
+
+use mcp_dust_server::{
+    audit::AuditEventType,
+    auth::{PermissionSet, TokenSubject, tokens::TokenRecord},
+    sim::{ECHO_AGENT_ID, HANDBOOK_DS_ID},
+};
+use reqwest::{Method, header::HeaderMap};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use server::{TestServer, parse_mcp_body};
+
+/// Every permission of the interface, for servers whose policy grants them all.
+const ALL_PERMISSIONS: &str = "read:workspaces,write:workspaces,read:agents,write:agents,\
+execute:agents,read:knowledge-bases,write:knowledge-bases,delete:knowledge-bases,read:connectors,\
+write:connectors,execute:connectors,admin:audit,admin:metrics,admin:tokens";
+
+/// Reads, no execute or write.
+const READ_ONLY: &[&str] = &[
+    "read:workspaces",
+    "read:agents",
+    "read:knowledge-bases",
+    "read:connectors",
+];
+
+const PERMISSION_DENIED: i64 = -32003;
+const INVALID_PARAMS: i64 = -32602;
+const RESOURCE_NOT_FOUND: i64 = -32002;
+
+async fn all_permissions_server() -> TestServer {
+    TestServer::start_with(&[("PERMISSIONS_DEFAULT", ALL_PERMISSIONS)]).await
+}
+
+/// How many requests reached the simulator so far.
+fn upstream(srv: &TestServer) -> usize {
+    srv.sim.requests().len()
+}
+
+async fn flush(srv: &TestServer) {
+    srv.state.auditor.flush().await;
+}
+
+fn error_code(body: &Value) -> i64 {
+    body["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("expected a JSON-RPC error, got {body}"))
+}
+
+/// A raw request to `path` with `method`, optional bearer token and extra headers: status,
+/// response headers and body text.
+async fn send(
+    srv: &TestServer,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, HeaderMap, String) {
+    let mut request = srv.http.request(method, srv.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap())
+}
+
+/// A 2026-07-28 request: `_meta` with protocol version, client info and capabilities, and the
+/// matching `MCP-Protocol-Version`, `Mcp-Method` and (for calls) `Mcp-Name` headers.
+async fn mcp_2026(
+    srv: &TestServer,
+    token: Option<&str>,
+    method: &str,
+    name: Option<&str>,
+    mut params: Value,
+) -> (u16, Value) {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "authz-test", "version": "1.0"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let mut headers = vec![
+        ("Accept", "application/json, text/event-stream"),
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", method),
+    ];
+    if let Some(name) = name {
+        headers.push(("Mcp-Name", name));
+    }
+    let (status, _, text) = send(
+        srv,
+        Method::POST,
+        "/mcp",
+        token,
+        &headers,
+        Some(json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params})),
+    )
+    .await;
+    (status, parse_mcp_body(&text))
+}
+
+async fn read_resource(srv: &TestServer, token: &str, uri: &str) -> (u16, Value) {
+    srv.mcp(
+        Some(token),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "resources/read", "params": {"uri": uri}}),
+    )
+    .await
+}
+
+async fn tool_names(srv: &TestServer, token: &str) -> Vec<String> {
+    let (status, body) = srv
+        .mcp(
+            Some(token),
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn z1_tool_outside_permissions_is_denied_before_dust_and_audited() {
+    let srv = TestServer::start().await;
+    let token = srv.token(Some(&["read:agents"])).await;
+    srv.audit.clear();
+    let before = upstream(&srv);
+
+    let (status, body) = srv.call_tool(&token, "list_spaces", json!({})).await;
+
+    assert_eq!(
+        status, 200,
+        "a denied tool is a JSON-RPC error, not an HTTP one"
+    );
+    assert_eq!(error_code(&body), PERMISSION_DENIED, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "permission denied: needs read:knowledge-bases"
+    );
+    assert_eq!(upstream(&srv), before, "Dust was called for a denied tool");
+    flush(&srv).await;
+    let denials = srv.audit.of_type(AuditEventType::AuthzFail);
+    assert_eq!(denials.len(), 1, "{denials:?}");
+    let record = &denials[0];
+    assert_eq!(record["resource_type"], "tool");
+    assert_eq!(record["resource_id"], "list_spaces");
+    assert_eq!(record["result"], "denied");
+    assert!(record["user_id"].as_str().unwrap().starts_with("usr_"));
+    assert!(
+        srv.audit.of_type(AuditEventType::ResourceAccess).is_empty(),
+        "a denied call is not a resource access"
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn z2_hidden_tool_called_by_name_or_lookalike_is_never_executed() {
+    let srv = all_permissions_server().await;
+    let token = srv.token(Some(READ_ONLY)).await;
+    let visible = tool_names(&srv, &token).await;
+    assert!(visible.contains(&"list_agents".to_owned()));
+    assert!(
+        !visible.contains(&"upsert_document".to_owned()),
+        "{visible:?}"
+    );
+    srv.audit.clear();
+    let before = upstream(&srv);
+
+    let args = json!({"knowledgeBaseId": HANDBOOK_DS_ID, "documentId": "z2", "text": "pwned"});
+    let (_, body) = srv.call_tool(&token, "upsert_document", args.clone()).await;
+    assert_eq!(error_code(&body), PERMISSION_DENIED, "{body}");
+    for name in [
+        "UPSERT_DOCUMENT",
+        "Upsert_Document",
+        "ｕｐｓｅｒｔ_ｄｏｃｕｍｅｎｔ",
+        "upsert_document ",
+        " upsert_document",
+        "upsert_document\u{200b}",
+        "upsert\u{2010}document",
+    ] {
+        let (status, body) = srv.call_tool(&token, name, args.clone()).await;
+        assert_eq!(status, 200, "{name:?}: {body}");
+        let code = error_code(&body);
+        assert!(
+            code == INVALID_PARAMS || code == PERMISSION_DENIED,
+            "{name:?} gave {body}"
+        );
+    }
+    assert_eq!(upstream(&srv), before, "a hidden tool reached Dust");
+    flush(&srv).await;
+    assert!(
+        srv.audit
+            .of_type(AuditEventType::ResourceModified)
+            .is_empty()
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn z3_read_only_token_cannot_run_agents_or_write() {
+    let srv = all_permissions_server().await;
+    let token = srv.token(Some(READ_ONLY)).await;
+    let before = upstream(&srv);
+
+    let cases = [
+        (
+            "ask_agent",
+            json!({"agentId": ECHO_AGENT_ID, "message": "create a conversation"}),
+            "execute:agents",
+        ),
+        (
+            "upsert_document",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "documentId": "z3", "text": "x"}),
+            "write:knowledge-bases",
+        ),
+        (
+            "delete_document",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "documentId": "z3"}),
+            "delete:knowledge-bases",
+        ),
+    ];
+    for (tool, args, needs) in cases {
+        let (status, body) = srv.call_tool(&token, tool, args).await;
+        assert_eq!(status, 200);
+        assert_eq!(error_code(&body), PERMISSION_DENIED, "{tool}: {body}");
+        assert_eq!(
+            body["error"]["message"],
+            format!("permission denied: needs {needs}")
+        );
+    }
+    assert_eq!(upstream(&srv), before);
+    flush(&srv).await;
+    assert_eq!(srv.audit.of_type(AuditEventType::AuthzFail).len(), 3);
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn z4_resource_of_another_workspace_is_not_found() {
+    let srv = TestServer::start().await;
+    let token = srv.token(None).await;
+    let own = srv.sim.workspace_id().to_owned();
+    let other = srv.sim.other_workspace_id().to_owned();
+    let before = upstream(&srv);
+
+    let mut messages = Vec::new();
+    for uri in [
+        format!("dust://workspaces/{other}"),
+        format!("dust://workspaces/{other}/agents"),
+        format!("dust://workspaces/{other}/knowledge-bases/{HANDBOOK_DS_ID}"),
+        format!("dust://workspaces/{own}/../{other}/agents"),
+        format!("dust://workspaces/{own}%2F..%2F{other}/agents"),
+        "dust://workspaces/doesNotExist/agents".to_owned(),
+    ] {
+        let (status, body) = read_resource(&srv, &token, &uri).await;
+        assert_eq!(status, 200, "{uri}: {body}");
+        assert_eq!(error_code(&body), RESOURCE_NOT_FOUND, "{uri}: {body}");
+        messages.push(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .replace(&uri, "<uri>"),
+        );
+    }
+    assert!(
+        messages.windows(2).all(|w| w[0] == w[1]),
+        "another workspace must look exactly like a missing one: {messages:?}"
+    );
+    assert_eq!(
+        upstream(&srv),
+        before,
+        "Dust was asked about another workspace"
+    );
+
+    // A resource of the caller's own workspace that its permissions do not cover: -32003.
+    let narrow = srv.token(Some(&["read:agents"])).await;
+    srv.audit.clear();
+    let uri = format!("dust://workspaces/{own}/knowledge-bases");
+    let (_, body) = read_resource(&srv, &narrow, &uri).await;
+    assert_eq!(error_code(&body), PERMISSION_DENIED, "{body}");
+    flush(&srv).await;
+    let denials = srv.audit.of_type(AuditEventType::AuthzFail);
+    assert_eq!(denials.len(), 1);
+    assert_eq!(denials[0]["resource_type"], "resource");
+    assert_eq!(denials[0]["resource_id"], uri);
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn z5_workspace_or_space_smuggled_into_arguments_is_refused_by_the_schema() {
+    let srv = all_permissions_server().await;
+    let token = srv.token(None).await;
+    let other = srv.sim.other_workspace_id().to_owned();
+    let before = upstream(&srv);
+
+    let cases = [
+        ("list_agents", json!({"workspaceId": other})),
+        ("get_workspace", json!({"workspaceId": other})),
+        (
+            "ask_agent",
+            json!({"agentId": ECHO_AGENT_ID, "message": "hi", "workspaceId": other}),
+        ),
+        (
+            "search_knowledge",
+            json!({"query": "vacation", "spaceId": "vlt_0therSpace"}),
+        ),
+        (
+            "search_knowledge",
+            json!({"query": "vacation", "workspaceId": other, "wId": other}),
+        ),
+        (
+            "get_document",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "documentId": "d", "spaceId": "vlt_x"}),
+        ),
+    ];
+    for (tool, args) in cases {
+        let (status, body) = srv.call_tool(&token, tool, args.clone()).await;
+        assert_eq!(status, 200);
+        assert_eq!(error_code(&body), INVALID_PARAMS, "{tool} {args}: {body}");
+    }
+    assert_eq!(upstream(&srv), before, "a refused call reached Dust");
+
+    // A workspace named in headers changes nothing either: the token's workspace is used.
+    let (status, _, _) = send(
+        &srv,
+        Method::POST,
+        "/mcp",
+        Some(&token),
+        &[
+            ("Accept", "application/json, text/event-stream"),
+            ("MCP-Protocol-Version", "2025-11-25"),
+            ("X-Dust-Workspace-Id", &other),
+            ("Dust-Workspace", &other),
+        ],
+        Some(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                     "params": {"name": "list_agents", "arguments": {}}})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(upstream(&srv) > before);
+    for request in srv.sim.requests() {
+        let target = format!(
+            "{} {}",
+            request.path,
+            request.query.as_deref().unwrap_or_default()
+        );
+        assert!(
+            !target.contains(&other) && !request.body_text().contains(&other),
+            "Dust saw the other workspace: {target}"
+        );
+    }
+    srv.shutdown().await;
+}
+
+/// A second principal in the same workspace: a token record of another user id holding the same
+/// sealed key, and a JWT for it signed by the server.
+async fn other_user_token(srv: &TestServer, permissions: PermissionSet) -> String {
+    let token_id = mcp_dust_server::auth::tokens::new_token_id();
+    let now = srv.state.now();
+    let now_secs = now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let subject = TokenSubject {
+        user_id: "usr_0123456789abcdef01234567".to_owned(),
+        username: "mallory".to_owned(),
+        workspace_id: srv.sim.workspace_id().to_owned(),
+        permissions,
+    };
+    let record = TokenRecord {
+        token_id: token_id.clone(),
+        user_id: subject.user_id.clone(),
+        username: subject.username.clone(),
+        email: None,
+        workspace_id: subject.workspace_id.clone(),
+        permissions,
+        sealed_key: srv
+            .state
+            .cipher
+            .seal(&SecretString::from(srv.sim.api_key().to_owned()), &token_id),
+        issued_at: now_secs,
+        expires_at: now_secs + 3600,
+        revoked_at: None,
+    };
+    srv.state.tokens.save(record).await.unwrap();
+    srv.state.jwt.issue(&subject, &token_id, now).0
+}
+
+#[tokio::test]
+async fn z6_another_users_conversation_is_not_found_and_dust_is_not_asked() {
+    let srv = TestServer::start().await;
+    let alice = srv.token(None).await;
+    let (_, body) = srv
+        .call_tool(
+            &alice,
+            "ask_agent",
+            json!({"agentId": ECHO_AGENT_ID, "message": "alice's private question"}),
+        )
+        .await;
+    let conversation = body["result"]["structuredContent"]["conversationId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no conversation id in {body}"))
+        .to_owned();
+    // Alice reads it back.
+    let (_, body) = srv
+        .call_tool(
+            &alice,
+            "get_conversation",
+            json!({"conversationId": conversation}),
+        )
+        .await;
+    assert_ne!(body["result"]["isError"], true, "{body}");
+
+    let mallory = other_user_token(
+        &srv,
+        PermissionSet::parse_list(
+            "read:workspaces,read:agents,execute:agents,read:knowledge-bases",
+        )
+        .unwrap(),
+    )
+    .await;
+    srv.audit.clear();
+    let before = upstream(&srv);
+
+    let (status, body) = srv
+        .call_tool(
+            &mallory,
+            "get_conversation",
+            json!({"conversationId": conversation}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["result"]["isError"], true, "{body}");
+    let text = body["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("not found"), "{text}");
+
+    // Exactly the answer of a conversation that does not exist (no existence oracle).
+    let (_, missing) = srv
+        .call_tool(
+            &mallory,
+            "get_conversation",
+            json!({"conversationId": "n0tAC0nv01"}),
+        )
+        .await;
+    assert_eq!(
+        missing["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .replace("n0tAC0nv01", "<id>"),
+        text.replace(&conversation, "<id>")
+    );
+
+    // Posting into it, or reading it as a resource: not found as well.
+    let (_, body) = srv
+        .call_tool(
+            &mallory,
+            "ask_agent",
+            json!({"agentId": ECHO_AGENT_ID, "message": "hijack", "conversationId": conversation}),
+        )
+        .await;
+    assert_eq!(body["result"]["isError"], true, "{body}");
+    let uri = format!(
+        "dust://workspaces/{}/conversations/{conversation}",
+        srv.sim.workspace_id()
+    );
+    let (_, body) = read_resource(&srv, &mallory, &uri).await;
+    assert_eq!(error_code(&body), RESOURCE_NOT_FOUND, "{body}");
+    let (_, body) = srv
+        .call_tool(&mallory, "list_conversations", json!({}))
+        .await;
+    assert_eq!(
+        body["result"]["structuredContent"]["conversations"],
+        json!([]),
+        "{body}"
+    );
+
+    assert_eq!(
+        upstream(&srv),
+        before,
+        "Dust was asked for another user's conversation"
+    );
+    flush(&srv).await;
+    let denials = srv.audit.of_type(AuditEventType::AuthzFail);
+    assert_eq!(denials.len(), 3, "one authz_fail per attempt: {denials:?}");
+    for record in &denials {
+        assert_eq!(record["resource_type"], "conversation");
+        assert_eq!(record["resource_id"], conversation);
+        assert_eq!(record["user_id"], "usr_0123456789abcdef01234567");
+    }
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn z8_mass_assignment_is_refused_by_additional_properties_false() {
+    let srv = all_permissions_server().await;
+    let token = srv.token(None).await;
+    let (_, body) = srv
+        .mcp(
+            Some(&token),
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}),
+        )
+        .await;
+    for tool in body["result"]["tools"].as_array().unwrap() {
+        assert_eq!(
+            tool["inputSchema"]["additionalProperties"], false,
+            "{} accepts unknown fields",
+            tool["name"]
+        );
+    }
+    let before = upstream(&srv);
+    for extra in [
+        json!({"permissions": ["admin:tokens"]}),
+        json!({"visibility": "public"}),
+        json!({"workspaceId": "w"}),
+        json!({"spaceId": "vlt_x"}),
+        json!({"sourceurl": "https://x"}),
+    ] {
+        let mut args = json!({"knowledgeBaseId": HANDBOOK_DS_ID, "documentId": "z8", "text": "t"});
+        args.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (_, body) = srv.call_tool(&token, "upsert_document", args).await;
+        assert_eq!(error_code(&body), INVALID_PARAMS, "{extra}: {body}");
+    }
+    assert_eq!(
+        upstream(&srv),
+        before,
+        "a mass-assignment attempt reached Dust"
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn z9_metrics_and_other_verbs() {
+    let srv = all_permissions_server().await;
+    let plain = srv.token(Some(&["read:agents"])).await;
+    let admin = srv.token(Some(&["read:agents", "admin:metrics"])).await;
+
+    let (status, headers, _) = send(&srv, Method::GET, "/metrics", None, &[], None).await;
+    assert_eq!(status, 401);
+    assert!(headers.contains_key("www-authenticate"));
+
+    let (status, headers, body) =
+        send(&srv, Method::GET, "/metrics", Some(&plain), &[], None).await;
+    assert_eq!(status, 403, "{body}");
+    let challenge = headers["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    assert!(!body.contains("http_requests_total"));
+
+    let (status, headers, body) =
+        send(&srv, Method::GET, "/metrics", Some(&admin), &[], None).await;
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert!(
+        body.contains("mcp_dust_server_http_requests_total"),
+        "{body}"
+    );
+
+    // Verb tampering never bypasses authentication.
+    for method in [
+        Method::OPTIONS,
+        Method::HEAD,
+        Method::TRACE,
+        Method::PUT,
+        Method::GET,
+    ] {
+        for path in ["/metrics", "/mcp", "/api/v1/auth/logout"] {
+            let (status, _, _) = send(&srv, method.clone(), path, None, &[], None).await;
+            assert!(
+                status == 401 || status == 405,
+                "{method} {path} without a token answered {status}"
+            );
+        }
+        let (status, _, body) =
+            send(&srv, method.clone(), "/metrics", Some(&plain), &[], None).await;
+        assert!(
+            !(200..300).contains(&status),
+            "{method} /metrics: {status} {body}"
+        );
+    }
+    for method in [Method::TRACE, Method::PUT, Method::PATCH] {
+        let (status, _, _) = send(&srv, method.clone(), "/mcp", Some(&plain), &[], None).await;
+        assert_eq!(status, 405, "{method} /mcp");
+    }
+    let (status, _, _) = send(&srv, Method::TRACE, "/metrics", Some(&admin), &[], None).await;
+    assert_eq!(status, 405);
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn z9_mcp_is_stateless_post_only_and_checks_origin_and_host() {
+    let srv = TestServer::start().await;
+    let token = srv.token(None).await;
+    let accept = ("Accept", "application/json, text/event-stream");
+
+    for method in [Method::GET, Method::DELETE] {
+        let (status, headers, _) =
+            send(&srv, method.clone(), "/mcp", Some(&token), &[accept], None).await;
+        assert_eq!(status, 405, "{method} /mcp");
+        assert!(!headers.contains_key("mcp-session-id"));
+    }
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "authz-test", "version": "1.0"}}});
+    let (status, headers, body) = send(
+        &srv,
+        Method::POST,
+        "/mcp",
+        Some(&token),
+        &[accept],
+        Some(initialize.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !headers.contains_key("mcp-session-id"),
+        "a session id was minted"
+    );
+
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}});
+    let version = ("MCP-Protocol-Version", "2025-11-25");
+    let (status, headers, _) = send(
+        &srv,
+        Method::POST,
+        "/mcp",
+        Some(&token),
+        &[accept, version],
+        Some(list.clone()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(!headers.contains_key("mcp-session-id"));
+
+    // A browser on another origin, and a rebound host name: refused before anything runs.
+    let before = upstream(&srv);
+    let (status, _, _) = send(
+        &srv,
+        Method::POST,
+        "/mcp",
+        Some(&token),
+        &[accept, version, ("Origin", "https://evil.example")],
+        Some(list.clone()),
+    )
+    .await;
+    assert_eq!(status, 403, "foreign Origin");
+    let (status, _, _) = send(
+        &srv,
+        Method::POST,
+        "/mcp",
+        Some(&token),
+        &[accept, version, ("Host", "evil.example")],
+        Some(list.clone()),
+    )
+    .await;
+    assert_eq!(status, 403, "foreign Host (DNS rebinding)");
+    let port = srv.addr.port().to_string();
+    let (status, _, _) = send(
+        &srv,
+        Method::POST,
+        "/mcp",
+        Some(&token),
+        &[accept, version, ("Host", &format!("evil.example:{port}"))],
+        Some(list),
+    )
+    .await;
+    assert_eq!(status, 403, "foreign Host with our port");
+    assert_eq!(upstream(&srv), before);
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn z9_the_2026_07_28_era_works_with_a_bearer_token_and_only_with_one() {
+    let srv = TestServer::start().await;
+    let token = srv.token(Some(&["read:agents"])).await;
+
+    let (status, body) = mcp_2026(&srv, Some(&token), "tools/list", None, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let names: Vec<&str> = body["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"list_agents") && !names.contains(&"ask_agent"),
+        "{names:?}"
+    );
+
+    let (status, body) = mcp_2026(
+        &srv,
+        Some(&token),
+        "tools/call",
+        Some("list_agents"),
+        json!({"name": "list_agents", "arguments": {}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["result"]["structuredContent"]["agents"].is_array(),
+        "{body}"
+    );
+
+    // The same permission check in this era.
+    let before = upstream(&srv);
+    let (status, body) = mcp_2026(
+        &srv,
+        Some(&token),
+        "tools/call",
+        Some("list_spaces"),
+        json!({"name": "list_spaces", "arguments": {}}),
+    )
+    .await;
+    assert_eq!(error_code(&body), PERMISSION_DENIED, "{status} {body}");
+
+    // No token, or a bad one: 401 before anything runs.
+    let (status, _) = mcp_2026(&srv, None, "tools/list", None, json!({})).await;
+    assert_eq!(status, 401);
+    let (status, _) = mcp_2026(&srv, Some("not-a-token"), "tools/list", None, json!({})).await;
+    assert_eq!(status, 401);
+    assert_eq!(upstream(&srv), before);
+    srv.shutdown().await;
+}
+
+/// Z10: this server keeps no live stream a revoked token could hold. `/mcp` answers in JSON
+/// (no SSE), GET (the standalone stream) is 405, and every POST is authenticated anew, so
+/// revocation takes effect at the very next request. A long agent run already in flight ends
+/// at `MCP_SERVER_TIMEOUT`.
+#[tokio::test]
+async fn z10_no_stream_outlives_a_revoked_token() {
+    let srv = TestServer::start().await;
+    let token = srv.token(None).await;
+    let (status, headers, _) = send(
+        &srv,
+        Method::GET,
+        "/mcp",
+        Some(&token),
+        &[("Accept", "text/event-stream")],
+        None,
+    )
+    .await;
+    assert_eq!(status, 405);
+    assert!(
+        !headers
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap_or("").contains("event-stream"))
+    );
+    let (status, _) = srv.call_tool(&token, "list_agents", json!({})).await;
+    assert_eq!(status, 200);
+
+    let (status, _, body) = send(
+        &srv,
+        Method::POST,
+        "/api/v1/auth/logout",
+        Some(&token),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let before = upstream(&srv);
+    let (status, _) = srv.call_tool(&token, "list_agents", json!({})).await;
+    assert_eq!(status, 401, "a revoked token still works");
+    assert_eq!(upstream(&srv), before);
+    srv.shutdown().await;
+}
