@@ -9,9 +9,20 @@ use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::config::LogFormat;
 
+/// The filter directive that keeps rmcp's message dumps out of the log.
+pub const RMCP_CAP: &str = "rmcp=info";
+
+/// The log filter of `LOG_LEVEL`. rmcp logs whole JSON-RPC messages (tool arguments, agent
+/// answers, document text) at debug: user data with no place in operational logs, so that
+/// target is held at info whatever the level. An unparsable level falls back to `info`.
+pub fn filter(level: &str) -> EnvFilter {
+    EnvFilter::try_new(format!("{level},{RMCP_CAP}"))
+        .unwrap_or_else(|_| EnvFilter::new(format!("info,{RMCP_CAP}")))
+}
+
 /// Installs the global subscriber. Calling it twice is harmless (the second call is ignored).
 pub fn init(level: &str, format: LogFormat) {
-    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = filter(level);
     let builder = fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -91,8 +91,14 @@ fn document_from(body: DocumentBody, document_id: &str, op: &str) -> Result<Docu
 impl DustApi for HttpDustClient {
     async fn check_key(&self, creds: &DustCredentials) -> Result<()> {
         let call = self.get(creds, "check the API key", "/exists", &["exists"])?;
-        match self.execute(creds, &call).await {
-            Ok(_) => Ok(()),
+        // Only Dust's own answer counts: a 2xx that is not `{"exists": true}` (a captive portal,
+        // a proxy's page, another service) is a protocol error, never a valid key.
+        match self.execute_json::<ExistsBody>(creds, &call).await {
+            Ok(ExistsBody { exists: true }) => Ok(()),
+            Ok(ExistsBody { exists: false }) => Err(DustError::new(
+                DustErrorKind::NotFound,
+                "Dust says this workspace does not exist",
+            )),
             // An older deployment without `/exists` answers a bare 404; an unknown workspace
             // answers 404 `workspace_not_found`, which is the real answer.
             Err(error)
@@ -403,4 +409,10 @@ impl DustApi for HttpDustClient {
         let call = Call::new("delete a document", DOCUMENT, Method::DELETE, url);
         self.execute(creds, &call).await.map(drop)
     }
+}
+
+/// The answer of `GET /exists`.
+#[derive(serde::Deserialize)]
+struct ExistsBody {
+    exists: bool,
 }

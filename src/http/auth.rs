@@ -118,7 +118,7 @@ pub async fn principal_from_token(
         }
     };
     if record.revoked_at.is_some() {
-        return Err(AuthFailure::new("revoked", "this token has been revoked"));
+        return Err(AuthFailure::new("revoked", "invalid or expired token"));
     }
     let now_secs = now
         .duration_since(std::time::UNIX_EPOCH)

@@ -186,7 +186,25 @@ async fn login_inner(
                 Some(&user_id),
                 Severity::Medium,
             );
-            return Err(ApiError::unauthorized("invalid API key or workspace", true));
+            return Err(ApiError::unauthorized(
+                "invalid API key or workspace",
+                false,
+            ));
+        }
+        Ok(Err(e)) if e.kind == DustErrorKind::Protocol => {
+            tracing::warn!(error = %e, "Dust answered the key check with something unreadable");
+            login_failed(
+                state,
+                info,
+                "upstream_garbage",
+                Some(&user_id),
+                Severity::Medium,
+            );
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "Dust's answer could not be understood; nothing was issued",
+            ));
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "Dust unavailable during login");

@@ -312,7 +312,7 @@ pub async fn call(
     let args = request.arguments;
     note_suspicious_text(ctx, principal, &info, name, args.as_ref());
     let audited_args = ctx.auditor.is_some().then(|| args.clone()).flatten();
-    let result = dispatch(ctx, principal, name, args, context).await;
+    let result = dispatch(ctx, principal, name, args, &info, context).await;
     let outcome = match &result {
         Ok(r) if r.is_error == Some(true) => AuditResult::Failure,
         Ok(_) => AuditResult::Success,
@@ -344,6 +344,7 @@ async fn dispatch(
     principal: &Principal,
     name: &str,
     args: Option<JsonObject>,
+    info: &crate::audit::RequestInfo,
     context: RequestContext<RoleServer>,
 ) -> Result<CallToolResult, McpError> {
     match name {
@@ -358,7 +359,7 @@ async fn dispatch(
             parse::<NoArgs>(name, args)?;
             list_conversations(ctx, principal).await
         }
-        "get_conversation" => get_conversation(ctx, principal, parse(name, args)?, &info).await,
+        "get_conversation" => get_conversation(ctx, principal, parse(name, args)?, info).await,
         "list_spaces" => {
             parse::<NoArgs>(name, args)?;
             knowledge::list_spaces(ctx, principal).await
