@@ -10,9 +10,12 @@ use std::{net::SocketAddr, sync::Arc, time::Instant};
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
 
+use secrecy::{ExposeSecret, SecretSlice};
+
 use crate::{
-    audit::{AuditEvent, AuditEventType, AuditSink, Auditor, Severity},
+    audit::{AuditEvent, AuditEventType, AuditResult, AuditSink, Auditor, Severity},
     auth::{
+        Principal,
         jwt::JwtIssuer,
         keys::Keys,
         lockout::LoginThrottle,
@@ -20,7 +23,7 @@ use crate::{
         tokens::{KeyCipher, MemoryTokenStore, TokenStore},
     },
     config::Config,
-    dust::{DustApi, HttpDustClient},
+    dust::{DustApi, DustCredentials, HttpDustClient, KeyWatch, RejectedKeyHook},
     mcp::McpContext,
     observe,
     state::{App, AppState, Clock, SystemClock},
@@ -90,9 +93,13 @@ pub fn build_state(config: Config, parts: Parts) -> anyhow::Result<AppState> {
         config.token_expiration,
     );
     let cipher = KeyCipher::new(&keys);
+    let dust: Arc<dyn DustApi> = Arc::new(KeyWatch::new(
+        parts.dust,
+        revoke_rejected_keys(&keys, parts.tokens.clone(), parts.auditor.clone()),
+    ));
     let mcp = Arc::new(
         McpContext::new(
-            parts.dust.clone(),
+            dust.clone(),
             Arc::new(MemoryConversationStore::new()),
             mcp_settings(&config),
         )
@@ -111,7 +118,7 @@ pub fn build_state(config: Config, parts: Parts) -> anyhow::Result<AppState> {
     Ok(AppState(Arc::new(App {
         started_at: Instant::now(),
         public_url,
-        dust: parts.dust,
+        dust,
         mcp,
         tokens: parts.tokens,
         jwt,
@@ -124,6 +131,51 @@ pub fn build_state(config: Config, parts: Parts) -> anyhow::Result<AppState> {
         clock: parts.clock,
         config,
     })))
+}
+
+/// The hook that revokes every live token holding a key Dust no longer accepts (J19), so the
+/// next request with any of them is a 401 instead of another refused call upstream.
+fn revoke_rejected_keys(
+    keys: &Keys,
+    tokens: Arc<dyn TokenStore>,
+    auditor: Auditor,
+) -> RejectedKeyHook {
+    let fingerprint_key: Arc<SecretSlice<u8>> =
+        Arc::new(SecretSlice::from(keys.fingerprint().to_vec()));
+    Arc::new(move |creds: &DustCredentials| {
+        let user_id = Principal::user_id_for_key(fingerprint_key.expose_secret(), creds);
+        let workspace_id = creds.workspace_id.clone();
+        let tokens = tokens.clone();
+        let auditor = auditor.clone();
+        tokio::spawn(async move {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let live = match tokens.list_for_user(&workspace_id, &user_id).await {
+                Ok(records) => records,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot revoke the tokens of a refused key");
+                    return;
+                }
+            };
+            for record in live.into_iter().filter(|r| r.revoked_at.is_none()) {
+                if matches!(tokens.revoke(&record.token_id, now).await, Ok(true)) {
+                    auditor.record(
+                        AuditEvent::new(
+                            AuditEventType::AuthnTokenRevoked,
+                            Severity::High,
+                            "Dust refused the key behind this token; token revoked",
+                        )
+                        .user(&record.user_id, Some(&record.username))
+                        .resource("token", &record.token_id)
+                        .action("revoke")
+                        .result(AuditResult::Success)
+                        .extra("reason", "dust_rejected_key"),
+                    );
+                }
+            }
+        });
+    })
 }
 
 /// The production parts of a configuration: the real Dust client, memory stores, the

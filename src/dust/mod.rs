@@ -14,6 +14,7 @@ mod error;
 mod sse;
 mod stream;
 pub mod types;
+mod watch;
 
 use std::fmt;
 
@@ -27,6 +28,7 @@ pub use client::{
 pub use error::{DustError, DustErrorKind};
 pub use stream::follow_agent_message;
 pub use types::*;
+pub use watch::{KeyWatch, RejectedKeyHook};
 
 /// Result of a Dust call.
 pub type Result<T, E = DustError> = std::result::Result<T, E>;
