@@ -59,8 +59,13 @@ pub enum AuditEventType {
     AuthnTokenRefreshed,
     /// A token was revoked (logout, admin action).
     AuthnTokenRevoked,
-    /// A bad, expired or revoked token was presented.
+    /// A bad or expired token was presented.
     AuthnTokenInvalid,
+    /// A revoked token was presented again (logged out, refreshed, or its key refused): a
+    /// stolen-token signal, high severity.
+    AuthnTokenReuse,
+    /// A login was refused because the address or key is locked out after repeated failures.
+    AuthnLoginFailMax,
     /// An authenticated caller asked for something its permissions do not allow.
     AuthzFail,
     /// A rate limit was exceeded.
@@ -96,6 +101,8 @@ impl AuditEventType {
             Self::AuthnTokenRefreshed => "authn_token_refreshed",
             Self::AuthnTokenRevoked => "authn_token_revoked",
             Self::AuthnTokenInvalid => "authn_token_invalid",
+            Self::AuthnTokenReuse => "authn_token_reuse",
+            Self::AuthnLoginFailMax => "authn_login_fail_max",
             Self::AuthzFail => "authz_fail",
             Self::RatelimitExceeded => "ratelimit_exceeded",
             Self::InputValidationFail => "input_validation_fail",

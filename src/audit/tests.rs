@@ -105,6 +105,8 @@ fn the_vocabulary_serialises_as_written() {
     for t in [
         AuditEventType::AuthnLoginSuccess,
         AuditEventType::AuthnTokenInvalid,
+        AuditEventType::AuthnTokenReuse,
+        AuditEventType::AuthnLoginFailMax,
         AuditEventType::RatelimitExceeded,
         AuditEventType::MaliciousInput,
         AuditEventType::CsrfFail,

@@ -171,15 +171,19 @@ pub async fn authenticate(
     };
     if failure.reason != "missing" {
         state.auditor.record(
-            AuditEvent::new(
-                AuditEventType::AuthnTokenInvalid,
-                if failure.reason == "revoked" {
-                    Severity::High
-                } else {
-                    Severity::Medium
-                },
-                "bearer token refused",
-            )
+            if failure.reason == "revoked" {
+                AuditEvent::new(
+                    AuditEventType::AuthnTokenReuse,
+                    Severity::High,
+                    "revoked token presented again",
+                )
+            } else {
+                AuditEvent::new(
+                    AuditEventType::AuthnTokenInvalid,
+                    Severity::Medium,
+                    "bearer token refused",
+                )
+            }
             .request(info)
             .action("authenticate")
             .result(AuditResult::Denied)

@@ -152,7 +152,7 @@ async fn login_inner(
         login_failed(state, info, "throttled", Some(&user_id), Severity::High);
         state.auditor.record(
             AuditEvent::new(
-                AuditEventType::RatelimitExceeded,
+                AuditEventType::AuthnLoginFailMax,
                 Severity::High,
                 "login locked out after repeated failures",
             )
