@@ -8,6 +8,7 @@
 
 pub mod auth;
 mod csrf;
+mod jsonrpc;
 mod login;
 mod ops;
 mod wire_log;
@@ -55,8 +56,11 @@ const REQUEST_TIMEOUT_MARGIN: Duration = Duration::from_secs(15);
 /// Routes: public ones, then the protected ones behind [`auth::require_principal`].
 pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
     let mcp = mcp_service(&state, shutdown);
-    let protected = Router::new()
+    let mcp = Router::new()
         .nest_service("/mcp", mcp)
+        .layer(axum::middleware::from_fn(jsonrpc::check_message));
+    let protected = Router::new()
+        .merge(mcp)
         .route("/api/v1/auth/refresh", post(login::refresh))
         .route("/api/v1/auth/logout", post(login::logout))
         .route("/metrics", get(ops::metrics))
