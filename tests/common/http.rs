@@ -14,6 +14,7 @@ use mcp_dust_server::{
     serve::{Parts, build_state},
     sim::{self, SimConfig, SimHandle},
     state::{AppState, Clock},
+    store::MemoryCounterStore,
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -75,6 +76,10 @@ impl TestServer {
             ("MCP_SERVER_PORT".into(), addr.port().to_string()),
             ("SECURITY_SECRET_KEY".into(), SECRET.into()),
             ("LOG_LEVEL".into(), "warn".into()),
+            // Tests make many requests from 127.0.0.1: rate limits are high unless a test
+            // sets its own (tests/http_rate_limit.rs).
+            ("RATE_LIMIT_MAX".into(), "100000".into()),
+            ("RATE_LIMIT_LOGIN_MAX".into(), "100000".into()),
         ];
         for (k, v) in env {
             vars.retain(|(name, _)| name != k);
@@ -89,6 +94,7 @@ impl TestServer {
         let parts = Parts {
             dust: mcp_dust_server::serve::dust_for(&dust_url).unwrap(),
             tokens: Arc::new(MemoryTokenStore::new()),
+            counters: Arc::new(MemoryCounterStore::new()),
             auditor: Auditor::start(audit.sink()).unwrap(),
             clock: clock.clone(),
         };
