@@ -14,7 +14,7 @@ use mcp_dust_server::{
     serve::{Parts, build_state},
     sim::{self, SimConfig, SimHandle},
     state::{AppState, Clock},
-    store::MemoryCounterStore,
+    store::{CounterStore, MemoryCounterStore},
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -68,6 +68,16 @@ impl TestServer {
     /// Starts in front of `sim`, with the Dust client pointed at `dust_url` when given (a
     /// recording proxy, a mock, a closed port) and at the simulator otherwise.
     pub async fn start_on(sim: SimHandle, env: &[(&str, &str)], dust_url: Option<&str>) -> Self {
+        Self::start_with_counters(sim, env, dust_url, Arc::new(MemoryCounterStore::new())).await
+    }
+
+    /// [`Self::start_on`] with the given rate-limit counter store.
+    pub async fn start_with_counters(
+        sim: SimHandle,
+        env: &[(&str, &str)],
+        dust_url: Option<&str>,
+        counters: Arc<dyn CounterStore>,
+    ) -> Self {
         let dust_url = dust_url.map_or_else(|| sim.base_url(), str::to_owned);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -94,7 +104,7 @@ impl TestServer {
         let parts = Parts {
             dust: mcp_dust_server::serve::dust_for(&dust_url).unwrap(),
             tokens: Arc::new(MemoryTokenStore::new()),
-            counters: Arc::new(MemoryCounterStore::new()),
+            counters,
             auditor: Auditor::start(audit.sink()).unwrap(),
             clock: clock.clone(),
         };
