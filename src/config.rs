@@ -154,6 +154,11 @@ pub const SETTINGS: &[Setting] = &[
         "rate-limit window in seconds",
     ),
     s(
+        "RATE_LIMIT_LOGIN_MAX",
+        Some("10"),
+        "login attempts per minute per client IP, successful ones included",
+    ),
+    s(
         "TRUSTED_PROXIES",
         None,
         "comma-separated CIDRs whose forwarded headers are believed",
@@ -259,6 +264,8 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     pub rate_limit_max: u32,
     pub rate_limit_window: Duration,
+    /// Login attempts per minute per client IP (`RATE_LIMIT_LOGIN_MAX`).
+    pub rate_limit_login_max: u32,
     pub trusted_proxies: Vec<IpNet>,
     pub redis_url: Option<SecretString>,
     pub audit_log_file: Option<String>,
@@ -520,6 +527,7 @@ impl Raw {
             cors_allowed_origins: self.list("CORS_ALLOWED_ORIGINS"),
             rate_limit_max: self.number("RATE_LIMIT_MAX")?,
             rate_limit_window: self.seconds("RATE_LIMIT_WINDOW")?,
+            rate_limit_login_max: self.number("RATE_LIMIT_LOGIN_MAX")?,
             trusted_proxies,
             redis_url: self.secret("REDIS_URL"),
             audit_log_file: self.text("AUDIT_LOG_FILE"),

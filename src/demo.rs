@@ -17,6 +17,7 @@ use crate::{
     serve::{Parts, build_state, dust_for},
     sim::{self, SimConfig},
     state::SystemClock,
+    store::MemoryCounterStore,
 };
 
 /// `mcp-dust-server demo`.
@@ -40,6 +41,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let parts = Parts {
         dust: dust_for(&sim.base_url())?,
         tokens: Arc::new(MemoryTokenStore::new()),
+        counters: Arc::new(MemoryCounterStore::new()),
         auditor: Auditor::start(sink).context("cannot open the audit log")?,
         clock: Arc::new(SystemClock),
     };

@@ -28,13 +28,14 @@ use crate::{
     observe,
     state::{App, AppState, Clock, SystemClock},
     stdio::{dust_client, mcp_settings},
-    store::MemoryConversationStore,
+    store::{CounterStore, MemoryConversationStore, MemoryCounterStore},
 };
 
 /// The parts of the state that tests and `demo` replace.
 pub struct Parts {
     pub dust: Arc<dyn DustApi>,
     pub tokens: Arc<dyn TokenStore>,
+    pub counters: Arc<dyn CounterStore>,
     pub auditor: Auditor,
     pub clock: Arc<dyn Clock>,
 }
@@ -125,6 +126,7 @@ pub fn build_state(config: Config, parts: Parts) -> anyhow::Result<AppState> {
         cipher,
         keys,
         throttle: LoginThrottle::default(),
+        counters: parts.counters,
         policy,
         auditor: parts.auditor,
         metrics,
@@ -185,6 +187,7 @@ pub fn default_parts(config: &Config) -> anyhow::Result<Parts> {
     Ok(Parts {
         dust,
         tokens: Arc::new(MemoryTokenStore::new()),
+        counters: Arc::new(MemoryCounterStore::new()),
         auditor: Auditor::start(audit_sink(config)).context("cannot open the audit log")?,
         clock: Arc::new(SystemClock),
     })

@@ -24,7 +24,7 @@ use crate::{
     config::Config,
     dust::DustApi,
     mcp::McpContext,
-    store::StoreError,
+    store::{CounterStore, StoreError},
 };
 
 /// The time source; tests inject a manual clock to cross expiry boundaries without sleeping.
@@ -55,6 +55,8 @@ pub struct App {
     pub jwt: JwtIssuer,
     pub cipher: KeyCipher,
     pub throttle: LoginThrottle,
+    /// Rate-limit counters (`http::rate_limit`).
+    pub counters: Arc<dyn CounterStore>,
     pub policy: Policy,
     pub auditor: Auditor,
     pub metrics: Option<PrometheusHandle>,

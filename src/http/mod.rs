@@ -7,10 +7,12 @@
 //! authentication layer; everything else is inside it.
 
 pub mod auth;
+pub mod client_ip;
 mod csrf;
 mod jsonrpc;
 mod login;
 mod ops;
+pub mod rate_limit;
 mod wire_log;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -18,7 +20,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use axum::{
     Router,
     body::Bytes,
-    extract::{ConnectInfo, DefaultBodyLimit, Request},
+    extract::{DefaultBodyLimit, Request},
     http::{StatusCode, header},
     middleware::from_fn_with_state,
     routing::{get, post},
@@ -64,6 +66,10 @@ pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
         .route("/api/v1/auth/refresh", post(login::refresh))
         .route("/api/v1/auth/logout", post(login::logout))
         .route("/metrics", get(ops::metrics))
+        .layer(from_fn_with_state(
+            state.clone(),
+            rate_limit::limit_principal,
+        ))
         .layer(from_fn_with_state(state.clone(), auth::require_principal));
     let public = Router::new()
         .route("/health", get(ops::live))
@@ -126,10 +132,22 @@ fn mcp_service(
 
 /// Layers, outermost last. Later `.layer()` calls wrap earlier ones, so the order below reads
 /// from the innermost to the outermost.
+///
+/// The client IP is decided before the rate limit (both key on it, and so do the lockout and the
+/// audit); the rate limit runs before authentication (in `build_router`), so floods of bad
+/// tokens are cut for the price of one counter increment.
 pub fn apply_middleware(state: &AppState, router: Router) -> Router {
     let timeout = state.config.agent_timeout + REQUEST_TIMEOUT_MARGIN;
     router
         .layer(from_fn_with_state(state.clone(), wire_log::log_wire))
+        .layer(from_fn_with_state(
+            state.clone(),
+            rate_limit::limit_requests,
+        ))
+        .layer(from_fn_with_state(
+            state.clone(),
+            client_ip::attach_client_ip,
+        ))
         .layer(DefaultBodyLimit::max(MAX_REST_BODY))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -188,14 +206,16 @@ pub async fn serve(
     result
 }
 
-/// What the audit log records about a request: client IP, user agent, method, path, id.
+/// What the audit log records about a request: client IP ([`client_ip::ClientIp`], else the
+/// peer), user agent, method, path, id.
 pub fn request_info(request: &Request) -> RequestInfo {
     let headers = request.headers();
     RequestInfo {
         ip: request
             .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip()),
+            .get::<client_ip::ClientIp>()
+            .map(|c| c.0)
+            .or_else(|| auth::peer_ip(request)),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())

@@ -199,8 +199,14 @@ pub(crate) fn request_info(request: &RequestContext<RoleServer>) -> RequestInfo 
     RequestInfo {
         ip: parts
             .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip()),
+            .get::<crate::http::client_ip::ClientIp>()
+            .map(|c| c.0)
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    .map(|c| c.0.ip())
+            }),
         user_agent: header("user-agent"),
         method: Some(parts.method.to_string()),
         // `/mcp` is a nested service: its own URI has the prefix stripped, the original has not.

@@ -1,13 +1,16 @@
 //! Server-side state behind small async traits, so one instance keeps it in memory and a
 //! cluster shares it (Redis, in its own module later) without the callers changing.
 //!
-//! Each trait has one contract test suite (`tests/store_contract.rs`) that every backend passes.
+//! Each trait has one contract test suite that every backend passes (for counters:
+//! [`counters::testing::counter_store_contract`]).
 
+pub mod counters;
 mod memory;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use counters::{CounterStore, MemoryCounterStore, WindowCount};
 pub use memory::MemoryConversationStore;
 
 /// A failure of the backing store. Callers fail closed: a request that needs the store is

@@ -14,6 +14,7 @@ use mcp_dust_server::{
     serve::{Parts, build_state},
     sim::{self, SimConfig, SimHandle},
     state::{AppState, Clock},
+    store::{CounterStore, MemoryCounterStore},
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -67,6 +68,16 @@ impl TestServer {
     /// Starts in front of `sim`, with the Dust client pointed at `dust_url` when given (a
     /// recording proxy, a mock, a closed port) and at the simulator otherwise.
     pub async fn start_on(sim: SimHandle, env: &[(&str, &str)], dust_url: Option<&str>) -> Self {
+        Self::start_with_counters(sim, env, dust_url, Arc::new(MemoryCounterStore::new())).await
+    }
+
+    /// [`Self::start_on`] with the given rate-limit counter store.
+    pub async fn start_with_counters(
+        sim: SimHandle,
+        env: &[(&str, &str)],
+        dust_url: Option<&str>,
+        counters: Arc<dyn CounterStore>,
+    ) -> Self {
         let dust_url = dust_url.map_or_else(|| sim.base_url(), str::to_owned);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -75,6 +86,10 @@ impl TestServer {
             ("MCP_SERVER_PORT".into(), addr.port().to_string()),
             ("SECURITY_SECRET_KEY".into(), SECRET.into()),
             ("LOG_LEVEL".into(), "warn".into()),
+            // Tests make many requests from 127.0.0.1: rate limits are high unless a test
+            // sets its own (tests/http_rate_limit.rs).
+            ("RATE_LIMIT_MAX".into(), "100000".into()),
+            ("RATE_LIMIT_LOGIN_MAX".into(), "100000".into()),
         ];
         for (k, v) in env {
             vars.retain(|(name, _)| name != k);
@@ -89,6 +104,7 @@ impl TestServer {
         let parts = Parts {
             dust: mcp_dust_server::serve::dust_for(&dust_url).unwrap(),
             tokens: Arc::new(MemoryTokenStore::new()),
+            counters,
             auditor: Auditor::start(audit.sink()).unwrap(),
             clock: clock.clone(),
         };
