@@ -20,6 +20,9 @@ use crate::{
     store::MemoryCounterStore,
 };
 
+/// Requests per window and address in the demo, unless `RATE_LIMIT_MAX` says otherwise.
+pub const DEMO_RATE_LIMIT_MAX: u32 = 10_000;
+
 /// `mcp-dust-server demo`.
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let sim = sim::spawn(SimConfig::default())
@@ -28,6 +31,11 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     config.dust_base_url = sim.base_url().parse()?;
     config.dust_workspace_id = Some(sim.workspace_id().to_owned());
     config.environment = Environment::Development;
+    // One person trying things on localhost: the production default (100 requests an hour per
+    // address) would stop a demo within minutes. An explicit RATE_LIMIT_MAX still wins.
+    if std::env::var_os("RATE_LIMIT_MAX").is_none() {
+        config.rate_limit_max = DEMO_RATE_LIMIT_MAX;
+    }
     let addr: SocketAddr = format!("{}:{}", config.host, config.port)
         .parse()
         .with_context(|| format!("MCP_SERVER_HOST {:?} is not an IP address", config.host))?;
