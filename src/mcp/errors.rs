@@ -54,8 +54,12 @@ pub fn describe_dust_error(action: &str, error: &DustError) -> String {
         DustErrorKind::Unauthorized => format!(
             "Dust refused the API key while {action}: {detail}. The key may be revoked or belong to another workspace."
         ),
-        DustErrorKind::Forbidden => format!("Dust does not allow {action}: {detail}."),
-        DustErrorKind::NotFound => format!("Not found while {action}: {detail}."),
+        // Dust's own words for a refusal or a miss are not relayed (catalogue Z7): they could
+        // tell a caller what exists beyond the key's spaces. The kind is enough to act on.
+        DustErrorKind::Forbidden => format!(
+            "Dust does not allow {action} with this key (it may lack access to that space)."
+        ),
+        DustErrorKind::NotFound => format!("Not found while {action}."),
         DustErrorKind::InvalidRequest => {
             format!("Dust rejected the request while {action}: {detail}.")
         }
