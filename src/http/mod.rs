@@ -1,13 +1,14 @@
 //! The HTTP server: routes in one place ([`build_router`]), layers in one place
 //! ([`apply_middleware`]), and [`serve`], which takes a listener and a shutdown future.
 //!
-//! Request path: request id → trace → catch-panic → timeout → body limit → (protected routes
-//! only) bearer authentication → `/mcp` (rmcp's Streamable HTTP service, stateless, both
-//! protocol eras) or the REST handlers. Public routes (health, status, login) sit outside the
-//! authentication layer; everything else is inside it.
+//! Request path: security headers → request id → trace → catch-panic → timeout → body
+//! limit → (protected routes only) bearer authentication → `/mcp` (rmcp's Streamable HTTP
+//! service, stateless, both protocol eras) or the REST handlers. Public routes (health,
+//! status, login) sit outside the authentication layer; everything else is inside it.
 
 pub mod auth;
 mod csrf;
+pub mod headers;
 mod login;
 mod ops;
 mod wire_log;
@@ -121,7 +122,10 @@ fn mcp_service(
 }
 
 /// Layers, outermost last. Later `.layer()` calls wrap earlier ones, so the order below reads
-/// from the innermost to the outermost.
+/// from the innermost to the outermost. The security headers go last (outermost) so that every
+/// answer gets them, including the panic handler's 500, the 404 fallback, body-limit 413s,
+/// rmcp's own refusals; their request-id screen must also run before `SetRequestIdLayer` keeps
+/// a client's id (H14).
 pub fn apply_middleware(state: &AppState, router: Router) -> Router {
     let timeout = state.config.agent_timeout + REQUEST_TIMEOUT_MARGIN;
     router
@@ -157,6 +161,7 @@ pub fn apply_middleware(state: &AppState, router: Router) -> Router {
         ]))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(headers::layer(&state.config))
 }
 
 async fn not_found(request: Request) -> axum::response::Response {
