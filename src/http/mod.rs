@@ -1,12 +1,13 @@
 //! The HTTP server: routes in one place ([`build_router`]), layers in one place
 //! ([`apply_middleware`]), and [`serve`], which takes a listener and a shutdown future.
 //!
-//! Request path: security headers → request id → trace → catch-panic → timeout → body
+//! Request path: security headers → request id → trace → CORS → catch-panic → timeout → body
 //! limit → (protected routes only) bearer authentication → `/mcp` (rmcp's Streamable HTTP
 //! service, stateless, both protocol eras) or the REST handlers. Public routes (health,
 //! status, login) sit outside the authentication layer; everything else is inside it.
 
 pub mod auth;
+mod cors;
 mod csrf;
 pub mod headers;
 mod login;
@@ -124,8 +125,10 @@ fn mcp_service(
 /// Layers, outermost last. Later `.layer()` calls wrap earlier ones, so the order below reads
 /// from the innermost to the outermost. The security headers go last (outermost) so that every
 /// answer gets them, including the panic handler's 500, the 404 fallback, body-limit 413s,
-/// rmcp's own refusals; their request-id screen must also run before `SetRequestIdLayer` keeps
-/// a client's id (H14).
+/// rmcp's own refusals and CORS preflights; their request-id screen must also run before
+/// `SetRequestIdLayer` keeps a client's id (H14). CORS sits outside the panic handler (a 500
+/// stays readable by an allowed browser origin) and inside the request-id and trace layers (a
+/// refused preflight is traced and audited with its id).
 pub fn apply_middleware(state: &AppState, router: Router) -> Router {
     let timeout = state.config.agent_timeout + REQUEST_TIMEOUT_MARGIN;
     router
@@ -139,6 +142,7 @@ pub fn apply_middleware(state: &AppState, router: Router) -> Router {
             tracing::error!("a request handler panicked");
             axum::response::IntoResponse::into_response(ApiError::internal())
         }))
+        .layer(cors::layer(state))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 let request_id = request
