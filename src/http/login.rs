@@ -16,7 +16,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     Extension, Json,
     extract::{Request, State},
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, HeaderName, StatusCode},
     response::{IntoResponse, Response},
 };
 use secrecy::SecretString;
@@ -415,5 +415,14 @@ pub async fn logout(
             .result(AuditResult::Success)
             .resource("token", &token_id),
     );
-    Json(json!({ "revoked": true })).into_response()
+    // H13: the browser drops what it kept for this origin; only on success, since a failed
+    // logout leaves the token valid.
+    (
+        [(
+            HeaderName::from_static("clear-site-data"),
+            super::headers::CLEAR_SITE_DATA_ON_LOGOUT,
+        )],
+        Json(json!({ "revoked": true })),
+    )
+        .into_response()
 }

@@ -1,14 +1,16 @@
 //! The HTTP server: routes in one place ([`build_router`]), layers in one place
 //! ([`apply_middleware`]), and [`serve`], which takes a listener and a shutdown future.
 //!
-//! Request path: request id → trace → catch-panic → timeout → body limit → (protected routes
-//! only) bearer authentication → `/mcp` (rmcp's Streamable HTTP service, stateless, both
-//! protocol eras) or the REST handlers. Public routes (health, status, login) sit outside the
-//! authentication layer; everything else is inside it.
+//! Request path: security headers → request id → trace → CORS → catch-panic → timeout → body
+//! limit → (protected routes only) bearer authentication → `/mcp` (rmcp's Streamable HTTP
+//! service, stateless, both protocol eras) or the REST handlers. Public routes (health,
+//! status, login) sit outside the authentication layer; everything else is inside it.
 
 pub mod auth;
 pub mod client_ip;
+mod cors;
 mod csrf;
+pub mod headers;
 mod jsonrpc;
 mod login;
 mod ops;
@@ -131,11 +133,17 @@ fn mcp_service(
 }
 
 /// Layers, outermost last. Later `.layer()` calls wrap earlier ones, so the order below reads
-/// from the innermost to the outermost.
+/// from the innermost to the outermost. The security headers go last (outermost) so that every
+/// answer gets them, including the panic handler's 500, the 404 fallback, body-limit 413s,
+/// rate-limit 429s, rmcp's own refusals and CORS preflights; their request-id screen must also
+/// run before `SetRequestIdLayer` keeps a client's id (H14). CORS sits outside the panic handler
+/// (a 500 stays readable by an allowed browser origin) and inside the request-id and trace
+/// layers (a refused preflight is traced and audited with its id).
 ///
 /// The client IP is decided before the rate limit (both key on it, and so do the lockout and the
 /// audit); the rate limit runs before authentication (in `build_router`), so floods of bad
-/// tokens are cut for the price of one counter increment.
+/// tokens are cut for the price of one counter increment. Preflights are answered by CORS,
+/// outside the rate limit, so they are not counted.
 pub fn apply_middleware(state: &AppState, router: Router) -> Router {
     let timeout = state.config.agent_timeout + REQUEST_TIMEOUT_MARGIN;
     router
@@ -157,6 +165,7 @@ pub fn apply_middleware(state: &AppState, router: Router) -> Router {
             tracing::error!("a request handler panicked");
             axum::response::IntoResponse::into_response(ApiError::internal())
         }))
+        .layer(cors::layer(state))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 let request_id = request
@@ -179,6 +188,7 @@ pub fn apply_middleware(state: &AppState, router: Router) -> Router {
         ]))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(headers::layer(&state.config))
 }
 
 async fn not_found(request: Request) -> axum::response::Response {
