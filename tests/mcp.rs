@@ -632,3 +632,58 @@ async fn prompt_and_completion() {
     let none = McpTest::start(PermissionSet::of(&[Permission::ReadAgents])).await;
     assert!(none.client.list_all_prompts().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn one_principal_cannot_hold_more_than_its_share_of_calls() {
+    let t = McpTest::start_with(common::sim_config(), PermissionSet::DEFAULT, |s| {
+        s.agent_timeout = Duration::from_secs(3);
+    })
+    .await;
+    let slow = json!({"agentId": SLOW_AGENT_ID, "message": "take your time"});
+    let running: Vec<_> = (0..mcp_dust_server::mcp::MAX_CALLS_IN_FLIGHT)
+        .map(|_| {
+            let peer = t.client.peer().clone();
+            let serde_json::Value::Object(args) = slow.clone() else {
+                unreachable!()
+            };
+            tokio::spawn(async move {
+                peer.call_tool(CallToolRequestParams::new("ask_agent").with_arguments(args))
+                    .await
+            })
+        })
+        .collect();
+    // Wait until every slot is taken (each run has reached Dust).
+    for _ in 0..300 {
+        let started = t
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/assistant/conversations"))
+            .count();
+        if started == mcp_dust_server::mcp::MAX_CALLS_IN_FLIGHT {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before = t.sim.requests().len();
+    let refused = t.call("list_agents", json!({})).await.unwrap();
+    assert_eq!(refused.is_error, Some(true));
+    assert!(
+        text(&refused).contains("tool calls running"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(
+        t.sim.requests().len(),
+        before,
+        "the refused call reached Dust"
+    );
+
+    // Someone else is not affected.
+    let other = t.connect_as("usr_bob", PermissionSet::DEFAULT).await;
+    structured(&call(&other, "list_agents", json!({})).await.unwrap());
+    for task in running {
+        task.await.unwrap().unwrap();
+    }
+    structured(&t.call("list_agents", json!({})).await.unwrap());
+}

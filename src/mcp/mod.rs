@@ -15,6 +15,7 @@
 
 mod args;
 mod ask;
+mod bulkhead;
 mod errors;
 mod knowledge;
 mod prompts;
@@ -42,6 +43,7 @@ use crate::{
     store::ConversationStore,
 };
 
+pub use bulkhead::MAX_CALLS_IN_FLIGHT;
 pub use errors::{PERMISSION_DENIED, UNAUTHENTICATED};
 pub use knowledge::KnowledgeCache;
 
@@ -74,6 +76,8 @@ pub struct McpContext {
     pub settings: McpSettings,
     /// Where tool calls, refusals and suspicious input are recorded (`None`: not audited).
     pub auditor: Option<Auditor>,
+    /// Bounds the tool calls each principal has running at once.
+    pub bulkhead: bulkhead::Bulkhead,
 }
 
 impl std::fmt::Debug for McpContext {
@@ -96,6 +100,7 @@ impl McpContext {
             knowledge: KnowledgeCache::default(),
             settings,
             auditor: None,
+            bulkhead: bulkhead::Bulkhead::default(),
         }
     }
 

@@ -312,6 +312,12 @@ pub async fn call(
     let args = request.arguments;
     note_suspicious_text(ctx, principal, &info, name, args.as_ref());
     let audited_args = ctx.auditor.is_some().then(|| args.clone()).flatten();
+    let Some(_slot) = ctx.bulkhead.try_enter(&principal.user_id) else {
+        return Ok(errors::tool_error(format!(
+            "You already have {} tool calls running; wait for one to finish, then try again.",
+            super::MAX_CALLS_IN_FLIGHT
+        )));
+    };
     let result = dispatch(ctx, principal, name, args, &info, context).await;
     let outcome = match &result {
         Ok(r) if r.is_error == Some(true) => AuditResult::Failure,
