@@ -66,6 +66,14 @@ pub fn check_config(config: &Config) -> anyhow::Result<()> {
     for problem in problems {
         tracing::warn!("{problem} (allowed outside production)");
     }
+    if config.redis_url.is_some() {
+        tracing::warn!(
+            "REDIS_URL is set, but this version keeps tokens, limits and ownership in memory: run one instance"
+        );
+    }
+    if config.alert_webhook_url.is_some() {
+        tracing::warn!("ALERT_WEBHOOK_URL is set, but alert delivery is not implemented yet");
+    }
     Ok(())
 }
 
