@@ -163,6 +163,27 @@ pub async fn list_spaces(
     }
 }
 
+/// The caller's knowledge bases that pass `keep`, as `{ <key>: [...] }`.
+async fn list_views(
+    ctx: &McpContext,
+    principal: &Principal,
+    key: &str,
+    action: &str,
+    keep: impl Fn(&KnowledgeBase) -> bool,
+) -> Result<CallToolResult, McpError> {
+    match knowledge_bases(ctx, principal).await {
+        Ok(list) => {
+            let views: Vec<_> = list
+                .iter()
+                .filter(|kb| keep(kb))
+                .map(|kb| KnowledgeBaseView::new(&kb.space, &kb.source))
+                .collect();
+            structured(&serde_json::json!({ key: views }))
+        }
+        Err(e) => Ok(errors::dust_tool_error(action, &e)),
+    }
+}
+
 pub async fn list_knowledge_bases(
     ctx: &McpContext,
     principal: &Principal,
@@ -171,34 +192,24 @@ pub async fn list_knowledge_bases(
     if let Some(space_id) = &args.space_id {
         check_id("spaceId", space_id)?;
     }
-    match knowledge_bases(ctx, principal).await {
-        Ok(list) => {
-            let views: Vec<_> = list
-                .iter()
-                .filter(|kb| args.space_id.as_ref().is_none_or(|s| &kb.space.s_id == s))
-                .map(|kb| KnowledgeBaseView::new(&kb.space, &kb.source))
-                .collect();
-            structured(&serde_json::json!({ "knowledgeBases": views }))
-        }
-        Err(e) => Ok(errors::dust_tool_error("listing knowledge bases", &e)),
-    }
+    list_views(
+        ctx,
+        principal,
+        "knowledgeBases",
+        "listing knowledge bases",
+        |kb| args.space_id.as_ref().is_none_or(|s| &kb.space.s_id == s),
+    )
+    .await
 }
 
 pub async fn list_connectors(
     ctx: &McpContext,
     principal: &Principal,
 ) -> Result<CallToolResult, McpError> {
-    match knowledge_bases(ctx, principal).await {
-        Ok(list) => {
-            let views: Vec<_> = list
-                .iter()
-                .filter(|kb| kb.source.connector_provider.is_some())
-                .map(|kb| KnowledgeBaseView::new(&kb.space, &kb.source))
-                .collect();
-            structured(&serde_json::json!({ "connectors": views }))
-        }
-        Err(e) => Ok(errors::dust_tool_error("listing connectors", &e)),
-    }
+    list_views(ctx, principal, "connectors", "listing connectors", |kb| {
+        kb.source.connector_provider.is_some()
+    })
+    .await
 }
 
 pub async fn search(
