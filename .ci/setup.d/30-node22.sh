@@ -24,7 +24,7 @@ fi
 
 if ! installed; then
   # `npm ci` installs exactly the lock file (and fails if package.json and the lock disagree).
-  npm ci --no-audit --no-fund --loglevel=error
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi
 installed || { echo "30-node22: the installed packages do not match package.json" >&2; exit 1; }
 
