@@ -15,7 +15,7 @@
 //! | stalled write | `HTTP_WRITE_TIMEOUT` (30 s) | a write that makes no progress that long (the client stopped reading) → closed |
 //! | connections | `MAX_CONNECTIONS` (1024) | one more is accepted and closed at once; the open ones keep working |
 //! | HTTP/2 streams | `HTTP2_MAX_STREAMS` (32) | concurrent requests per connection (SETTINGS_MAX_CONCURRENT_STREAMS) |
-//! | buffers | constants below | HTTP/1 read buffer 64 KiB and 100 headers (431 beyond); HTTP/2 header list 32 KiB; hyper's per-stream send buffer (400 KiB); kernel send buffer 256 KiB |
+//! | buffers | constants below | HTTP/1 read buffer 128 KiB and 100 headers (431 beyond); HTTP/2 header list 128 KiB; hyper's per-stream send buffer (400 KiB); kernel send buffer 256 KiB |
 //!
 //! So a client holds at most `MAX_CONNECTIONS` sockets (file descriptors) and each for a bounded
 //! time unless it is really sending or reading. Excess connections are closed rather than left
@@ -59,11 +59,13 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 /// HTTP/1 read buffer: the request head must fit (431 beyond); bodies stream through it.
-const H1_MAX_BUF: usize = 64 * 1024;
+/// hyper's default is ~400 KiB; 128 KiB still takes a 64 KiB `User-Agent` (see the audit
+/// tests, which check such a header is truncated in the log rather than refused).
+const H1_MAX_BUF: usize = 128 * 1024;
 /// HTTP/1 header count (hyper's default, stated here so it is a decision).
 const H1_MAX_HEADERS: usize = 100;
-/// HTTP/2 header list (decoded size of all headers of one request).
-const H2_MAX_HEADER_LIST: u32 = 32 * 1024;
+/// HTTP/2 header list (decoded size of all headers of one request), in line with HTTP/1.
+const H2_MAX_HEADER_LIST: u32 = 128 * 1024;
 /// Kernel send buffer per connection. Linux otherwise grows it up to `tcp_wmem` (4 MiB by
 /// default) for a client that does not read, so 1024 such clients could pin 4 GiB; this bound
 /// (the kernel doubles it) still fills a 40 Mbit/s link at 100 ms round trip.
