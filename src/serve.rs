@@ -13,7 +13,10 @@ use tokio::net::TcpListener;
 use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::{
-    audit::{AuditEvent, AuditEventType, AuditResult, AuditSink, Auditor, Severity},
+    audit::{
+        AuditEvent, AuditEventType, AuditResult, AuditSink, Auditor, MemoryRecentAudit,
+        RecentAudit, Severity,
+    },
     auth::{
         Principal,
         jwt::JwtIssuer,
@@ -78,7 +81,9 @@ pub fn check_config(config: &Config) -> anyhow::Result<()> {
 }
 
 /// Builds the application state.
-pub fn build_state(config: Config, parts: Parts) -> anyhow::Result<AppState> {
+pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState> {
+    let recent_audit: Arc<dyn RecentAudit> = Arc::new(MemoryRecentAudit::default());
+    parts.auditor = parts.auditor.with_recent(recent_audit.clone());
     let keys = match &config.secret_key {
         Some(root) => Keys::derive(root),
         None => {
@@ -137,6 +142,7 @@ pub fn build_state(config: Config, parts: Parts) -> anyhow::Result<AppState> {
         counters: parts.counters,
         policy,
         auditor: parts.auditor,
+        recent_audit,
         metrics,
         clock: parts.clock,
         config,

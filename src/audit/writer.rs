@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::sync::oneshot;
 
-use super::{AuditEvent, AuditEventType, Severity};
+use super::{AuditEvent, AuditEventType, Severity, recent::RecentAudit};
 
 /// Records the queue holds before [`Auditor::record`] starts dropping (and counting) them.
 ///
@@ -80,10 +80,21 @@ impl Default for AuditOptions {
 /// is a tokio channel, so recording is a `try_send` and [`flush`](Self::flush) and
 /// [`shutdown`](Self::shutdown) can be awaited. When the last clone is dropped the writer
 /// drains what is queued and exits.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Auditor {
     tx: mpsc::Sender<Command>,
     dropped: Arc<AtomicU64>,
+    /// The queryable window of recent records, fed as records are made ([`super::recent`]).
+    recent: Option<Arc<dyn RecentAudit>>,
+}
+
+impl std::fmt::Debug for Auditor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auditor")
+            .field("dropped", &self.dropped)
+            .field("recent", &self.recent.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -117,13 +128,28 @@ impl Auditor {
             .name("audit-writer".to_owned())
             .spawn(move || writer.run())
             .map_err(AuditError::Spawn)?;
-        Ok(Self { tx, dropped })
+        Ok(Self {
+            tx,
+            dropped,
+            recent: None,
+        })
+    }
+
+    /// Also keeps every record made through this handle (and its clones made afterwards) in
+    /// `recent`, for the audit query.
+    #[must_use]
+    pub fn with_recent(mut self, recent: Arc<dyn RecentAudit>) -> Self {
+        self.recent = Some(recent);
+        self
     }
 
     /// Queues a record. Never blocks, never awaits: when the queue is full (or the writer has
     /// stopped) the record is dropped and counted, and the count is written as an
     /// `audit_overflow` record once there is room.
     pub fn record(&self, event: AuditEvent) {
+        if let Some(recent) = &self.recent {
+            recent.push(&event);
+        }
         match self.tx.try_send(Command::Record(Box::new(event))) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {
