@@ -74,19 +74,52 @@ async fn the_rest_api_keeps_to_its_openapi_document() {
     )])
     .await;
     let token = server.token(None).await;
+    // A second token of the same caller, the only one `DELETE /auth/tokens/{tokenId}` may
+    // revoke (the run's own token must stay valid to the end).
+    server.token(None).await;
+    let tokens: serde_json::Value = server
+        .http
+        .get(server.url("/api/v1/auth/tokens"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let revocable = tokens["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["current"] == false)
+        .unwrap()["tokenId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = server.sim.requests().len();
     let mut command = tokio::process::Command::new(st);
     command
+        .arg("--config-file")
+        .arg(root().join("tests/schemathesis/schemathesis.toml"))
         .arg("run")
         .arg(server.url("/api/v1/openapi.json"))
-        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .env("ST_TOKEN", &token)
+        .env("ST_WORKSPACE_ID", server.sim.workspace_id())
+        .env("ST_REVOCABLE_TOKEN_ID", &revocable)
         .args([
             "--checks",
             "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
         ])
         .args(["--max-examples", MAX_EXAMPLES])
+        // The stateful phase follows links from `GET /auth/tokens` to `DELETE` and would
+        // revoke the test's own token halfway; the other phases cover every operation.
+        .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--workers", "2"])
         .args(["--request-timeout", "30"])
         .args(["--seed", "1"])
+        // Keep the configured token: generated Authorization values would only test the 401
+        // path, which tests/http_rest.rs covers for every route.
+        .args(["--generation-with-security-parameters", "false"])
         .env("NO_COLOR", "1")
         .kill_on_drop(true);
     let output = tokio::time::timeout(Duration::from_secs(240), command.output())
@@ -101,10 +134,20 @@ async fn the_rest_api_keeps_to_its_openapi_document() {
         "schemathesis found problems (exit {:?}); see the output above",
         output.status.code()
     );
-    // Dust was really exercised, not only refusals.
+    // The generated requests did real work upstream, not only refusals.
+    let upstream: Vec<String> = server.sim.requests()[before..]
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    println!(
+        "{} requests reached the simulator: {upstream:?}",
+        upstream.len()
+    );
     assert!(
-        !server.sim.requests().is_empty(),
-        "no request reached the simulator"
+        upstream
+            .iter()
+            .any(|r| r.contains("/assistant/agent_configurations")),
+        "no agent listing reached the simulator"
     );
     server.shutdown().await;
 }

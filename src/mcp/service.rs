@@ -174,7 +174,8 @@ pub fn audit_call(
     if ctx.auditor.is_none() {
         return;
     }
-    let event_type = if matches!(permission.operation(), Operation::Read) {
+    // Admin operations here only read (the audit query); writes are `resource_modified`.
+    let event_type = if matches!(permission.operation(), Operation::Read | Operation::Admin) {
         AuditEventType::ResourceAccess
     } else {
         AuditEventType::ResourceModified
