@@ -812,3 +812,53 @@ async fn the_openapi_document_is_public_and_describes_the_routes() {
     assert!(execute["responses"]["403"]["content"]["application/json"].is_object());
     assert!(doc["components"]["schemas"]["ErrorEnvelope"].is_object());
 }
+
+#[tokio::test]
+async fn the_per_caller_bulkhead_toward_dust_is_shared_with_the_tools() {
+    let server = server().await;
+    let token = server.token(None).await;
+    let ws = server.sim.workspace_id().to_owned();
+    let slots = mcp_dust_server::mcp::MAX_CALLS_IN_FLIGHT;
+    let mut running = Vec::new();
+    for _ in 0..slots {
+        let response = server
+            .http
+            .post(server.url(&format!(
+                "/api/v1/workspaces/{ws}/agents/{SLOW_AGENT_ID}/execute"
+            )))
+            .bearer_auth(&token)
+            .header("Accept", "text/event-stream")
+            .json(&json!({"message": "take your time"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        running.push(response);
+    }
+    // The running agents' event streams keep talking to Dust: count only agent listings.
+    let listings = || {
+        server
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/assistant/agent_configurations"))
+            .count()
+    };
+    let before = listings();
+    let (status, headers, body) = send(
+        &server,
+        Method::GET,
+        &format!("/api/v1/workspaces/{ws}/agents"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+    assert_envelope(&body, "rate_limited");
+    assert!(headers.contains_key("retry-after"));
+    // The MCP tools count against the same slots.
+    let (_, answer) = server.call_tool(&token, "list_agents", json!({})).await;
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    assert_eq!(listings(), before, "a refused call reached Dust");
+    drop(running);
+}

@@ -8,8 +8,6 @@
 //! turns a [`ServiceError`] into a JSON-RPC error or a tool error; the REST layer into an HTTP
 //! status and the `ApiError` envelope.
 
-use std::sync::Arc;
-
 use rmcp::{ErrorData as McpError, model::CallToolResult};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -153,10 +151,10 @@ pub fn enter(ctx: &McpContext, principal: &Principal) -> Option<OwnedSemaphorePe
     ctx.bulkhead.try_enter(&principal.user_id)
 }
 
-/// What a caller beyond its slots is told.
-pub fn busy_message() -> String {
+/// What a caller beyond its slots is told; `what` names the calls (`tool calls`, `requests`).
+pub fn busy_message(what: &str) -> String {
     format!(
-        "You already have {MAX_CALLS_IN_FLIGHT} calls running; wait for one to finish, then try again."
+        "You already have {MAX_CALLS_IN_FLIGHT} {what} running; wait for one to finish, then try again."
     )
 }
 
@@ -280,11 +278,3 @@ pub async fn get_agent(
         .map(|agent| AgentView::full(&agent))
         .map_err(|e| ServiceError::dust(format!("reading agent {agent_id}"), e))
 }
-
-/// The workspace as the caller sees it.
-pub fn workspace(ctx: &McpContext, principal: &Principal) -> serde_json::Value {
-    super::tools::workspace_view(ctx, principal)
-}
-
-/// A handle shared by the surfaces to the context they call through.
-pub type Context = Arc<McpContext>;

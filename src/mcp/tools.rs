@@ -258,7 +258,7 @@ pub async fn call(
     }
     let audited_args = ctx.auditor.is_some().then(|| args.clone()).flatten();
     let Some(_slot) = service::enter(ctx, principal) else {
-        return Ok(errors::tool_error(service::busy_message()));
+        return Ok(errors::tool_error(service::busy_message("tool calls")));
     };
     let result = dispatch(ctx, principal, name, args, &info, context).await;
     let outcome = match &result {

@@ -223,7 +223,7 @@ impl Call {
                 Some(slot) => Some(slot),
                 None => {
                     return Err(caller.refuse(ApiError::too_many_requests(
-                        service::busy_message(),
+                        service::busy_message("requests to Dust"),
                         std::time::Duration::from_secs(1),
                     )));
                 }
