@@ -862,3 +862,39 @@ async fn the_per_caller_bulkhead_toward_dust_is_shared_with_the_tools() {
     assert_eq!(listings(), before, "a refused call reached Dust");
     drop(running);
 }
+
+#[tokio::test]
+async fn a_failing_agent_is_424_in_json_and_an_error_event_in_the_stream() {
+    let server = server().await;
+    let token = server.token(None).await;
+    let ws = server.sim.workspace_id().to_owned();
+    let path = format!(
+        "/api/v1/workspaces/{ws}/agents/{}/execute",
+        mcp_dust_server::sim::FAILING_AGENT_ID
+    );
+    let (status, _, body) = send(
+        &server,
+        Method::POST,
+        &path,
+        Some(&token),
+        Some(json!({"message": "fail please"})),
+    )
+    .await;
+    assert_eq!(status, 424, "{body}");
+    assert_envelope(&body, "agent_failed");
+    let response = server
+        .http
+        .post(server.url(&path))
+        .bearer_auth(&token)
+        .header("Accept", "text/event-stream")
+        .json(&json!({"message": "fail please"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let events = read_events(response, true).await;
+    let (last, data, _) = events.last().unwrap();
+    assert_eq!(last, "error", "{events:?}");
+    assert_eq!(data["error"]["code"], "agent_failed", "{data}");
+    assert!(data["error"]["message"].is_string());
+}

@@ -47,6 +47,8 @@ pub enum ServiceError {
     Dust { action: String, error: DustError },
     /// The operation ran and failed in a way the caller can act on (an agent's run failed).
     Failed(String),
+    /// The operation took longer than it may (an agent run past `MCP_SERVER_TIMEOUT`).
+    Timeout(String),
     /// A server fault (a store); the detail is for the log only.
     Internal(String),
 }
@@ -64,9 +66,10 @@ impl ServiceError {
     pub fn into_tool(self) -> Result<CallToolResult, McpError> {
         match self {
             Self::Invalid(message) => Err(errors::invalid_params(message)),
-            Self::NotFound(message) | Self::Failed(message) | Self::Forbidden(message) => {
-                Ok(errors::tool_error(message))
-            }
+            Self::NotFound(message)
+            | Self::Failed(message)
+            | Self::Forbidden(message)
+            | Self::Timeout(message) => Ok(errors::tool_error(message)),
             Self::Dust { action, error } => Ok(errors::dust_tool_error(&action, &error)),
             Self::Internal(message) => Err(McpError::internal_error(message, None)),
         }

@@ -244,7 +244,7 @@ async fn follow(
             }
             () = &mut deadline => {
                 guard.answer = None;
-                return Err(ServiceError::Failed(service::timeout_message(ctx, &answer)));
+                return Err(ServiceError::Timeout(service::timeout_message(ctx, &answer)));
             }
             event = events.next() => event,
         };

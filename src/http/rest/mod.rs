@@ -299,8 +299,13 @@ pub fn api_error(error: ServiceError) -> ApiError {
         ServiceError::Invalid(message) => ApiError::bad_request(message),
         ServiceError::Forbidden(message) => ApiError::forbidden(message),
         ServiceError::NotFound(message) => ApiError::not_found(message),
+        // The request was handled; what it depended on (the agent's run) failed: 424, not a
+        // server error.
         ServiceError::Failed(message) => {
-            ApiError::new(StatusCode::BAD_GATEWAY, "agent_failed", message)
+            ApiError::new(StatusCode::FAILED_DEPENDENCY, "agent_failed", message)
+        }
+        ServiceError::Timeout(message) => {
+            ApiError::new(StatusCode::GATEWAY_TIMEOUT, "agent_timeout", message)
         }
         ServiceError::Internal(detail) => {
             tracing::error!(error = %detail, "REST operation failed");

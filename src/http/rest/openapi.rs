@@ -101,7 +101,7 @@ impl Modify for StandardErrors {
                 "Too many requests, or too many calls in flight; see Retry-After",
             ),
             ("500", "Internal error"),
-            ("502", "Dust refused or the agent failed"),
+            ("502", "Dust refused the key or broke its protocol"),
             ("503", "Dust or a store is unavailable"),
             ("504", "Dust did not answer in time"),
         ];
@@ -125,7 +125,12 @@ impl Modify for StandardErrors {
                 };
                 let has_body = operation.request_body.is_some();
                 let extra = if has_body { with_body } else { &[] };
-                for (status, description) in common.iter().chain(extra) {
+                let run: &[(&str, &str)] = if path.ends_with("/execute") {
+                    &[("424", "The agent's run failed or was cancelled in Dust")]
+                } else {
+                    &[]
+                };
+                for (status, description) in common.iter().chain(extra).chain(run) {
                     operation
                         .responses
                         .responses
