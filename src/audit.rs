@@ -18,6 +18,7 @@
 
 pub mod alert;
 mod detect;
+pub mod recent;
 mod writer;
 
 use std::net::IpAddr;
@@ -29,6 +30,7 @@ use serde_json::{Map, Value};
 use crate::mask;
 
 pub use detect::{SCRIPT_INJECTION, SQL_INJECTION, detect_suspicious};
+pub use recent::{AuditQuery, MemoryRecentAudit, RecentAudit};
 pub use writer::{
     AUDIT_QUEUE_CAPACITY, AuditError, AuditOptions, AuditSink, Auditor, MemoryAudit, Result,
 };
@@ -49,7 +51,7 @@ pub const MAX_FIELD_BYTES: usize = 256;
 pub const MAX_EXTRA_STRING_BYTES: usize = 1024;
 
 /// What happened: the OWASP logging vocabulary, serialised in snake case (`authn_login_fail`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditEventType {
     /// A login (API key exchange, console sign-in) succeeded.
@@ -201,6 +203,9 @@ pub struct AuditEvent {
     message: String,
     user_id: Option<String>,
     username: Option<String>,
+    /// The caller's workspace, when known: the audit query (`GET /api/v1/audit`) shows a
+    /// workspace only its own records.
+    workspace_id: Option<String>,
     session_id_hash: Option<String>,
     ip: Option<String>,
     user_agent: Option<String>,
@@ -224,6 +229,7 @@ impl AuditEvent {
             message: mask::sanitize_for_log(message.as_ref(), MAX_MESSAGE_BYTES),
             user_id: None,
             username: None,
+            workspace_id: None,
             session_id_hash: None,
             ip: None,
             user_agent: None,
@@ -244,6 +250,20 @@ impl AuditEvent {
         self.user_id = Some(short(user_id));
         self.username = username.map(short);
         self
+    }
+
+    /// Which workspace the record belongs to.
+    #[must_use]
+    pub fn workspace(mut self, workspace_id: &str) -> Self {
+        self.workspace_id = Some(short(workspace_id));
+        self
+    }
+
+    /// Who, for an authenticated caller: its user id, username and workspace.
+    #[must_use]
+    pub fn principal(self, principal: &crate::auth::Principal) -> Self {
+        self.user(&principal.user_id, Some(&principal.username))
+            .workspace(&principal.workspace_id)
     }
 
     /// Which browser session: only its [`mask::fingerprint`] is kept, never the id.
@@ -315,6 +335,11 @@ impl AuditEvent {
     /// How much it matters.
     pub fn severity(&self) -> Severity {
         self.severity
+    }
+
+    /// The workspace the record belongs to, if known.
+    pub fn workspace_id(&self) -> Option<&str> {
+        self.workspace_id.as_deref()
     }
 
     /// The (masked) message.

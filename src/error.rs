@@ -118,6 +118,11 @@ impl ApiError {
         self.render(request_id.as_deref())
     }
 
+    /// The response, with `request_id` in the body.
+    pub fn into_response_with_request_id(self, request_id: Option<&str>) -> Response {
+        self.render(request_id)
+    }
+
     fn render(self, request_id: Option<&str>) -> Response {
         let body = json!({
             "error": {

@@ -14,7 +14,8 @@ use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::{
     audit::{
-        AuditEvent, AuditEventType, AuditResult, AuditSink, Auditor, Severity, alert::Alerter,
+        AuditEvent, AuditEventType, AuditResult, AuditSink, Auditor, MemoryRecentAudit,
+        RecentAudit, Severity, alert::Alerter,
     },
     auth::{
         Principal,
@@ -81,6 +82,8 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
     if let Some(url) = &config.alert_webhook_url {
         parts.auditor = parts.auditor.with_alerts(Alerter::start(url.clone()));
     }
+    let recent_audit: Arc<dyn RecentAudit> = Arc::new(MemoryRecentAudit::default());
+    parts.auditor = parts.auditor.with_recent(recent_audit.clone());
     let keys = match &config.secret_key {
         Some(root) => Keys::derive(root),
         None => {
@@ -139,6 +142,7 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
         counters: parts.counters,
         policy,
         auditor: parts.auditor,
+        recent_audit,
         metrics,
         clock: parts.clock,
         config,

@@ -13,7 +13,7 @@ use std::{
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::{
-    audit::Auditor,
+    audit::{Auditor, RecentAudit},
     auth::{
         jwt::JwtIssuer,
         keys::Keys,
@@ -59,6 +59,8 @@ pub struct App {
     pub counters: Arc<dyn CounterStore>,
     pub policy: Policy,
     pub auditor: Auditor,
+    /// The recent audit records, for `GET /api/v1/audit` (fed by `auditor`).
+    pub recent_audit: Arc<dyn RecentAudit>,
     pub metrics: Option<PrometheusHandle>,
     pub clock: Arc<dyn Clock>,
 }

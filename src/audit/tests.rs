@@ -24,6 +24,7 @@ fn full_event() -> AuditEvent {
         "agent run started",
     )
     .user("u_3f2a", Some("jane"))
+    .workspace("w_1")
     .session("the-session-id")
     .request(&request())
     .resource("agent", "a1")
@@ -59,6 +60,7 @@ async fn a_record_has_every_field() {
             "message": "agent run started",
             "user_id": "u_3f2a",
             "username": "jane",
+            "workspace_id": "w_1",
             "session_id_hash": crate::mask::fingerprint("the-session-id"),
             "ip": "203.0.113.7",
             "user_agent": "curl/8.5",
@@ -84,7 +86,7 @@ fn unknown_fields_are_null_and_extra_is_an_object() {
         "LOG_LEVEL=debug in production",
     ))
     .unwrap();
-    assert_eq!(value.as_object().unwrap().len(), 17);
+    assert_eq!(value.as_object().unwrap().len(), 18);
     assert!(value["user_id"].is_null() && value["result"].is_null());
     assert_eq!(value["extra"], json!({}));
 }

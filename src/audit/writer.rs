@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::sync::oneshot;
 
-use super::{AuditEvent, AuditEventType, Severity, alert::Alerter};
+use super::{AuditEvent, AuditEventType, Severity, alert::Alerter, recent::RecentAudit};
 
 /// Records the queue holds before [`Auditor::record`] starts dropping (and counting) them.
 ///
@@ -80,12 +80,24 @@ impl Default for AuditOptions {
 /// is a tokio channel, so recording is a `try_send` and [`flush`](Self::flush) and
 /// [`shutdown`](Self::shutdown) can be awaited. When the last clone is dropped the writer
 /// drains what is queued and exits.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Auditor {
     tx: mpsc::Sender<Command>,
     dropped: Arc<AtomicU64>,
     /// Rules that turn high-severity events into webhook alerts (`ALERT_WEBHOOK_URL`).
     alerts: Option<Alerter>,
+    /// The queryable window of recent records, fed as records are made ([`super::recent`]).
+    recent: Option<Arc<dyn RecentAudit>>,
+}
+
+impl std::fmt::Debug for Auditor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auditor")
+            .field("dropped", &self.dropped)
+            .field("alerts", &self.alerts.is_some())
+            .field("recent", &self.recent.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -123,6 +135,7 @@ impl Auditor {
             tx,
             dropped,
             alerts: None,
+            recent: None,
         })
     }
 
@@ -133,12 +146,23 @@ impl Auditor {
         self
     }
 
+    /// Also keeps every record made through this handle (and its clones made afterwards) in
+    /// `recent`, for the audit query.
+    #[must_use]
+    pub fn with_recent(mut self, recent: Arc<dyn RecentAudit>) -> Self {
+        self.recent = Some(recent);
+        self
+    }
+
     /// Queues a record. Never blocks, never awaits: when the queue is full (or the writer has
     /// stopped) the record is dropped and counted, and the count is written as an
     /// `audit_overflow` record once there is room.
     pub fn record(&self, event: AuditEvent) {
         if let Some(alerts) = &self.alerts {
             alerts.observe(&event);
+        }
+        if let Some(recent) = &self.recent {
+            recent.push(&event);
         }
         match self.tx.try_send(Command::Record(Box::new(event))) {
             Ok(()) => {}

@@ -19,9 +19,10 @@ mod login;
 mod mcp_errors;
 mod ops;
 pub mod rate_limit;
+pub mod rest;
 mod wire_log;
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use axum::{
     Router,
@@ -69,6 +70,7 @@ pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
         .route("/api/v1/auth/refresh", post(login::refresh))
         .route("/api/v1/auth/logout", post(login::logout))
         .route("/metrics", get(ops::metrics))
+        .merge(rest::protected_routes())
         .layer(from_fn_with_state(
             state.clone(),
             rate_limit::limit_principal,
@@ -79,7 +81,8 @@ pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
         .route("/live", get(ops::live))
         .route("/ready", get(ops::ready))
         .route("/api/v1/status", get(ops::status))
-        .route("/api/v1/auth/login", post(login::login));
+        .route("/api/v1/auth/login", post(login::login))
+        .merge(rest::public_routes());
     Router::new()
         .merge(public)
         .merge(protected)
@@ -251,19 +254,40 @@ pub async fn serve(
 /// What the audit log records about a request: client IP ([`client_ip::ClientIp`], else the
 /// peer), user agent, method, path, id.
 pub fn request_info(request: &Request) -> RequestInfo {
-    let headers = request.headers();
+    info_of(
+        request.method(),
+        request.uri(),
+        request.headers(),
+        request.extensions(),
+    )
+}
+
+/// [`request_info`] from a request's parts (in an extractor).
+pub fn request_info_parts(parts: &axum::http::request::Parts) -> RequestInfo {
+    info_of(&parts.method, &parts.uri, &parts.headers, &parts.extensions)
+}
+
+fn info_of(
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> RequestInfo {
     RequestInfo {
-        ip: request
-            .extensions()
+        ip: extensions
             .get::<client_ip::ClientIp>()
             .map(|c| c.0)
-            .or_else(|| auth::peer_ip(request)),
+            .or_else(|| {
+                extensions
+                    .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip())
+            }),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-        method: Some(request.method().to_string()),
-        path: Some(request.uri().path().to_owned()),
+        method: Some(method.to_string()),
+        path: Some(uri.path().to_owned()),
         request_id: headers
             .get(REQUEST_ID)
             .and_then(|v| v.to_str().ok())

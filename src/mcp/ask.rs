@@ -23,12 +23,17 @@ use super::{
     McpContext,
     args::{AskAgentArgs, MAX_TEXT_BYTES, check_id, check_text},
     errors,
-    tools::{conversation_not_found, owned_conversation, structured},
+    service::ServiceError,
+    tools::{owned_conversation, structured},
     views::AgentAnswer,
 };
 use crate::{
+    audit::RequestInfo,
     auth::Principal,
-    dust::{AgentEventKind, CreateConversation, Mention, PostMessage, follow_agent_message},
+    dust::{
+        AgentEventKind, CreateConversation, DustError, EventStream, Mention, PostMessage,
+        follow_agent_message,
+    },
     store::ConversationRecord,
 };
 
@@ -58,35 +63,118 @@ fn title_for(message: &str) -> String {
     }
 }
 
-pub async fn ask_agent(
+/// An agent run Dust has accepted: where its answer will be, and the agent message's events.
+pub struct Run {
+    /// The ids of the run; `answer` is empty until the run succeeds.
+    pub answer: AgentAnswer,
+    pub events: EventStream,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("answer", &self.answer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one event of a run means to a caller waiting for the answer.
+#[derive(Debug)]
+pub enum RunStep {
+    /// A piece of the answer's text, as generated.
+    Token(String),
+    /// Something to show while the agent works (reasoning, a tool in use).
+    Note(String),
+    /// The run succeeded with this final answer (the message content, not the tokens).
+    Done(String),
+    /// The run failed or was cancelled in Dust.
+    Failed(String),
+    /// Nothing a caller needs.
+    Ignore,
+}
+
+impl RunStep {
+    /// The meaning of `kind` for the run of `answer`.
+    pub fn of(kind: AgentEventKind, answer: &AgentAnswer) -> Self {
+        match kind {
+            AgentEventKind::Success { message } => Self::Done(message.content.unwrap_or_default()),
+            AgentEventKind::Error { error } | AgentEventKind::UserMessageError { error } => {
+                Self::Failed(format!(
+                    "The agent failed: {} ({}). Conversation {}.",
+                    error.message, error.code, answer.conversation_id
+                ))
+            }
+            AgentEventKind::Cancelled => Self::Failed(format!(
+                "The agent's run was cancelled in Dust. Conversation {}.",
+                answer.conversation_id
+            )),
+            AgentEventKind::GenerationTokens {
+                text,
+                classification,
+            } if classification == "tokens" => Self::Token(text),
+            AgentEventKind::GenerationTokens { .. } => Self::Note("Thinking…".to_owned()),
+            AgentEventKind::ToolCallStarted { tool_name } => {
+                Self::Note(format!("Using {tool_name}"))
+            }
+            AgentEventKind::ToolProgress { label } => Self::Note(label),
+            AgentEventKind::Other { .. } => Self::Ignore,
+        }
+    }
+}
+
+/// What a run's event stream ending or failing means.
+pub fn stream_failure(event: Option<DustError>) -> ServiceError {
+    match event {
+        Some(e) => ServiceError::dust("waiting for the agent's answer", e),
+        None => ServiceError::Failed(
+            "Dust closed the agent's event stream without an answer.".to_owned(),
+        ),
+    }
+}
+
+/// What a caller is told when the run outlives `MCP_SERVER_TIMEOUT`.
+pub fn timeout_message(ctx: &McpContext, answer: &AgentAnswer) -> String {
+    format!(
+        "The agent did not finish within {} s. It may still be working: read its answer later with get_conversation (conversationId {}, messageId {}).",
+        ctx.settings.agent_timeout.as_secs(),
+        answer.conversation_id,
+        answer.message_id,
+    )
+}
+
+/// Validates the question, posts it to Dust (in a new conversation, recorded as the caller's,
+/// or in one of the caller's own), and returns the run that answers it. `message` is sent
+/// byte for byte.
+pub async fn start_run(
     ctx: &Arc<McpContext>,
     principal: &Principal,
-    args: AskAgentArgs,
-    request: RequestContext<RoleServer>,
-) -> Result<CallToolResult, McpError> {
-    let Some(agent_id) = args
-        .agent_id
-        .or_else(|| ctx.settings.default_agent_id.clone())
-    else {
-        return Err(errors::invalid_params(
-            "agentId is required: this server has no default agent (DUST_AGENT_ID)",
+    agent_id: Option<String>,
+    message: String,
+    conversation_id: Option<String>,
+    info: &RequestInfo,
+) -> Result<Run, ServiceError> {
+    let Some(agent_id) = agent_id.or_else(|| ctx.settings.default_agent_id.clone()) else {
+        return Err(ServiceError::Invalid(
+            "agentId is required: this server has no default agent (DUST_AGENT_ID)".to_owned(),
         ));
     };
     check_id("agentId", &agent_id)?;
-    check_text("message", &args.message, MAX_TEXT_BYTES)?;
-    if let Some(id) = &args.conversation_id {
+    check_text("message", &message, MAX_TEXT_BYTES)?;
+    if let Some(id) = &conversation_id {
         check_id("conversationId", id)?;
-        if owned_conversation(ctx, principal, id, &super::request_info(&request))
+        if owned_conversation(ctx, principal, id, info)
             .await?
             .is_none()
         {
-            return Ok(conversation_not_found(id));
+            return Err(ServiceError::NotFound(format!(
+                "Conversation {id} not found. Only conversations you started through this server (list_conversations) can be read or continued."
+            )));
         }
     }
 
     let creds = &principal.credentials;
     let message = PostMessage {
-        content: args.message,
+        content: message,
         mentions: vec![Mention {
             configuration_id: agent_id.clone(),
         }],
@@ -96,23 +184,21 @@ pub async fn ask_agent(
     };
 
     // Post the question and find the agent message that answers it.
-    let (conversation_id, agent_message_id, conversation_url) = match &args.conversation_id {
+    let (conversation_id, agent_message_id, conversation_url) = match &conversation_id {
         Some(conversation_id) => {
-            let posted = match ctx
+            let posted = ctx
                 .dust
                 .post_message(creds, conversation_id, &message)
                 .await
-            {
-                Ok(posted) => posted,
-                Err(e) => return Ok(errors::dust_tool_error("asking the agent", &e)),
-            };
+                .map_err(|e| ServiceError::dust("asking the agent", e))?;
             let Some(reply) = posted
                 .agent_messages
                 .iter()
                 .find(|m| m.agent_id().is_none_or(|a| a == agent_id))
             else {
-                return Ok(errors::tool_error(
-                    "Dust accepted the message but started no agent run; check the agentId.",
+                return Err(ServiceError::Failed(
+                    "Dust accepted the message but started no agent run; check the agentId."
+                        .to_owned(),
                 ));
             };
             (conversation_id.clone(), reply.s_id.clone(), None)
@@ -127,10 +213,11 @@ pub async fn ask_agent(
                 // Unattended: a tool approval would stall the run with nobody to approve it.
                 skip_tools_validation: Some(true),
             };
-            let created = match ctx.dust.create_conversation(creds, &request).await {
-                Ok(created) => created,
-                Err(e) => return Ok(errors::dust_tool_error("asking the agent", &e)),
-            };
+            let created = ctx
+                .dust
+                .create_conversation(creds, &request)
+                .await
+                .map_err(|e| ServiceError::dust("asking the agent", e))?;
             let conversation = created.conversation;
             ctx.conversations
                 .record(ConversationRecord {
@@ -142,13 +229,13 @@ pub async fn ask_agent(
                     created_at: now_ms(),
                 })
                 .await
-                .map_err(|e| McpError::internal_error(e.to_string(), None))?;
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
             let reply = created
                 .message
                 .as_ref()
                 .and_then(|m| conversation.agent_reply_to(&m.s_id));
             let Some(reply) = reply else {
-                return Ok(errors::tool_error(format!(
+                return Err(ServiceError::Failed(format!(
                     "Dust created conversation {} but started no agent run; check the agentId.",
                     conversation.s_id
                 )));
@@ -168,12 +255,35 @@ pub async fn ask_agent(
         message_id: agent_message_id,
         conversation_url,
     };
-    let mut events = follow_agent_message(
+    let events = follow_agent_message(
         ctx.dust.clone(),
         creds.clone(),
         answer.conversation_id.clone(),
         answer.message_id.clone(),
     );
+    Ok(Run { answer, events })
+}
+
+pub async fn ask_agent(
+    ctx: &Arc<McpContext>,
+    principal: &Principal,
+    args: AskAgentArgs,
+    request: RequestContext<RoleServer>,
+) -> Result<CallToolResult, McpError> {
+    let info = super::request_info(&request);
+    let run = start_run(
+        ctx,
+        principal,
+        args.agent_id,
+        args.message,
+        args.conversation_id,
+        &info,
+    )
+    .await;
+    let Run { answer, mut events } = match run {
+        Ok(run) => run,
+        Err(e) => return e.into_tool(),
+    };
     let progress_token = request.meta.get_progress_token();
     let mut progress = 0u32;
     let deadline = tokio::time::sleep(ctx.settings.agent_timeout);
@@ -186,59 +296,27 @@ pub async fn ask_agent(
                 return Ok(errors::tool_error("The request was cancelled; the agent's run was cancelled too."));
             }
             () = &mut deadline => {
-                return Ok(errors::tool_error(format!(
-                    "The agent did not finish within {} s. It may still be working: read its answer later with get_conversation (conversationId {}, messageId {}).",
-                    ctx.settings.agent_timeout.as_secs(),
-                    answer.conversation_id,
-                    answer.message_id,
-                )));
+                return Ok(errors::tool_error(timeout_message(ctx, &answer)));
             }
             event = events.next() => event,
         };
         let event = match event {
             Some(Ok(event)) => event,
-            Some(Err(e)) => {
-                return Ok(errors::dust_tool_error(
-                    "waiting for the agent's answer",
-                    &e,
-                ));
-            }
-            None => {
-                return Ok(errors::tool_error(
-                    "Dust closed the agent's event stream without an answer.",
-                ));
-            }
+            Some(Err(e)) => return stream_failure(Some(e)).into_tool(),
+            None => return stream_failure(None).into_tool(),
         };
-        let note = match event.kind {
-            AgentEventKind::Success { message } => {
-                let content = message.content.unwrap_or_default();
+        let note = match RunStep::of(event.kind, &answer) {
+            RunStep::Done(content) => {
                 return structured(&AgentAnswer {
                     answer: content,
                     ..answer
                 });
             }
-            AgentEventKind::Error { error } | AgentEventKind::UserMessageError { error } => {
-                return Ok(errors::tool_error(format!(
-                    "The agent failed: {} ({}). Conversation {}.",
-                    error.message, error.code, answer.conversation_id
-                )));
-            }
-            AgentEventKind::Cancelled => {
-                return Ok(errors::tool_error(format!(
-                    "The agent's run was cancelled in Dust. Conversation {}.",
-                    answer.conversation_id
-                )));
-            }
-            AgentEventKind::GenerationTokens {
-                text,
-                classification,
-            } if classification == "tokens" => Some(text),
-            AgentEventKind::GenerationTokens { .. } => Some("Thinking…".to_owned()),
-            AgentEventKind::ToolCallStarted { tool_name } => Some(format!("Using {tool_name}")),
-            AgentEventKind::ToolProgress { label } => Some(label),
-            AgentEventKind::Other { .. } => None,
+            RunStep::Failed(message) => return Ok(errors::tool_error(message)),
+            RunStep::Token(text) | RunStep::Note(text) => text,
+            RunStep::Ignore => continue,
         };
-        if let (Some(token), Some(note)) = (&progress_token, note) {
+        if let Some(token) = &progress_token {
             progress += 1;
             let note: String = note.chars().take(MAX_PROGRESS_MESSAGE).collect();
             let param = ProgressNotificationParam::new(token.clone(), f64::from(progress))
@@ -252,7 +330,7 @@ pub async fn ask_agent(
 }
 
 /// Cancels the agent message in Dust without holding up the cancelled request.
-fn cancel_in_background(ctx: &Arc<McpContext>, principal: &Principal, answer: &AgentAnswer) {
+pub fn cancel_in_background(ctx: &Arc<McpContext>, principal: &Principal, answer: &AgentAnswer) {
     let dust = ctx.dust.clone();
     let creds = principal.credentials.clone();
     let conversation_id = answer.conversation_id.clone();

@@ -18,6 +18,7 @@ use super::{
     McpContext,
     args::*,
     errors,
+    service::ServiceError,
     tools::structured,
     views::{DocumentView, KnowledgeBaseView, SearchHit, SearchResults, SpaceView},
 };
@@ -119,33 +120,32 @@ pub async fn knowledge_bases(
     Ok(list)
 }
 
-/// Finds one knowledge base, or the tool result to return instead.
-async fn find(
+/// Finds one of the caller's knowledge bases.
+pub async fn find_knowledge_base(
     ctx: &McpContext,
     principal: &Principal,
     id: &str,
-) -> Result<Result<KnowledgeBase, CallToolResult>, McpError> {
+) -> Result<KnowledgeBase, ServiceError> {
     check_id("knowledgeBaseId", id)?;
-    match knowledge_bases(ctx, principal).await {
-        Ok(list) => Ok(list
-            .iter()
-            .find(|kb| kb.source.s_id == id)
-            .cloned()
-            .ok_or_else(|| {
-                errors::tool_error(format!(
-                    "Knowledge base {id} not found. Use list_knowledge_bases to see the ids you can use."
-                ))
-            })),
-        Err(e) => Ok(Err(errors::dust_tool_error("listing knowledge bases", &e))),
-    }
+    let list = knowledge_bases(ctx, principal)
+        .await
+        .map_err(|e| ServiceError::dust("listing knowledge bases", e))?;
+    list.iter()
+        .find(|kb| kb.source.s_id == id)
+        .cloned()
+        .ok_or_else(|| {
+            ServiceError::NotFound(format!(
+                "Knowledge base {id} not found. Use list_knowledge_bases to see the ids you can use."
+            ))
+        })
 }
 
-/// Unwraps `find`, returning the tool result early.
+/// Unwraps `find_knowledge_base`, returning the tool result early.
 macro_rules! find_or_return {
     ($ctx:expr, $principal:expr, $id:expr) => {
-        match find($ctx, $principal, $id).await? {
+        match find_knowledge_base($ctx, $principal, $id).await {
             Ok(kb) => kb,
-            Err(result) => return Ok(result),
+            Err(e) => return e.into_tool(),
         }
     };
 }
@@ -163,7 +163,24 @@ pub async fn list_spaces(
     }
 }
 
-/// The caller's knowledge bases that pass `keep`, as `{ <key>: [...] }`.
+/// The caller's knowledge bases that pass `keep`.
+pub async fn knowledge_base_views(
+    ctx: &McpContext,
+    principal: &Principal,
+    action: &str,
+    keep: impl Fn(&KnowledgeBase) -> bool,
+) -> Result<Vec<KnowledgeBaseView>, ServiceError> {
+    let list = knowledge_bases(ctx, principal)
+        .await
+        .map_err(|e| ServiceError::dust(action, e))?;
+    Ok(list
+        .iter()
+        .filter(|kb| keep(kb))
+        .map(|kb| KnowledgeBaseView::new(&kb.space, &kb.source))
+        .collect())
+}
+
+/// [`knowledge_base_views`] as `{ <key>: [...] }`.
 async fn list_views(
     ctx: &McpContext,
     principal: &Principal,
@@ -171,16 +188,9 @@ async fn list_views(
     action: &str,
     keep: impl Fn(&KnowledgeBase) -> bool,
 ) -> Result<CallToolResult, McpError> {
-    match knowledge_bases(ctx, principal).await {
-        Ok(list) => {
-            let views: Vec<_> = list
-                .iter()
-                .filter(|kb| keep(kb))
-                .map(|kb| KnowledgeBaseView::new(&kb.space, &kb.source))
-                .collect();
-            structured(&serde_json::json!({ key: views }))
-        }
-        Err(e) => Ok(errors::dust_tool_error(action, &e)),
+    match knowledge_base_views(ctx, principal, action, keep).await {
+        Ok(views) => structured(&serde_json::json!({ key: views })),
+        Err(e) => e.into_tool(),
     }
 }
 
@@ -217,6 +227,18 @@ pub async fn search(
     principal: &Principal,
     args: SearchKnowledgeArgs,
 ) -> Result<CallToolResult, McpError> {
+    match search_results(ctx, principal, args).await {
+        Ok(results) => structured(&results),
+        Err(e) => e.into_tool(),
+    }
+}
+
+/// Semantic search in one knowledge base, or in every one the caller can see, best first.
+pub async fn search_results(
+    ctx: &McpContext,
+    principal: &Principal,
+    args: SearchKnowledgeArgs,
+) -> Result<SearchResults, ServiceError> {
     check_text("query", &args.query, MAX_TEXT_BYTES)?;
     let top_k = check_range("topK", args.top_k.unwrap_or(DEFAULT_TOP_K), 1, MAX_TOP_K)?;
     let tags_in = args.tags_in.unwrap_or_default();
@@ -233,11 +255,12 @@ pub async fn search(
         timestamp_lt: args.timestamp_lt,
     };
     let targets: Vec<KnowledgeBase> = match &args.knowledge_base_id {
-        Some(id) => vec![find_or_return!(ctx, principal, id)],
-        None => match knowledge_bases(ctx, principal).await {
-            Ok(list) => list.as_ref().clone(),
-            Err(e) => return Ok(errors::dust_tool_error("listing knowledge bases", &e)),
-        },
+        Some(id) => vec![find_knowledge_base(ctx, principal, id).await?],
+        None => knowledge_bases(ctx, principal)
+            .await
+            .map_err(|e| ServiceError::dust("listing knowledge bases", e))?
+            .as_ref()
+            .clone(),
     };
     let outcomes: Vec<(KnowledgeBase, Result<_, DustError>)> =
         stream::iter(targets.iter().cloned())
@@ -275,7 +298,7 @@ pub async fn search(
         && let Some(e) = last_error
         && skipped.len() == targets.len()
     {
-        return Ok(errors::dust_tool_error("searching knowledge", &e));
+        return Err(ServiceError::dust("searching knowledge", e));
     }
     results.sort_by(|a, b| {
         b.score
@@ -284,7 +307,7 @@ pub async fn search(
     });
     results.truncate(top_k as usize);
     skipped.sort();
-    structured(&SearchResults { results, skipped })
+    Ok(SearchResults { results, skipped })
 }
 
 pub async fn list_documents(

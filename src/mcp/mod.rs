@@ -11,7 +11,8 @@
 //! Files: `tools.rs` (the tool table and simple tools), `ask.rs` (running an agent with progress,
 //! cancellation and timeout), `knowledge.rs` (knowledge bases and search), `resources.rs`,
 //! `prompts.rs` (prompts and completions), `args.rs` (argument schemas and validation),
-//! `views.rs` (the JSON shapes returned), `errors.rs`.
+//! `views.rs` (the JSON shapes returned), `errors.rs`, `service.rs` (what the MCP tools
+//! and the REST routes share: permission checks, audit, bulkhead, the operations).
 
 mod args;
 mod ask;
@@ -20,8 +21,9 @@ mod errors;
 mod knowledge;
 mod prompts;
 mod resources;
+pub mod service;
 mod tools;
-mod views;
+pub mod views;
 
 use std::{sync::Arc, time::Duration};
 
@@ -44,7 +46,7 @@ use crate::{
 };
 
 pub use bulkhead::MAX_CALLS_IN_FLIGHT;
-pub use errors::{PERMISSION_DENIED, UNAUTHENTICATED};
+pub use errors::{PERMISSION_DENIED, UNAUTHENTICATED, describe_dust_error};
 pub use knowledge::KnowledgeCache;
 
 /// What the server tells clients about itself.
@@ -169,7 +171,7 @@ impl DustMcp {
                 crate::audit::Severity::Medium,
                 "access refused",
             )
-            .user(&principal.user_id, Some(&principal.username))
+            .principal(principal)
             .request(&request_info(context))
             .resource(kind, id)
             .result(crate::audit::AuditResult::Denied),

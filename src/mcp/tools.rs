@@ -20,12 +20,12 @@ use serde::{Serialize, de::DeserializeOwned};
 use super::{
     McpContext,
     args::*,
-    ask, errors, knowledge,
-    views::{AgentAnswer, AgentList, AgentView, ConversationView, SearchResults},
+    ask, errors, knowledge, service,
+    views::{AgentAnswer, AgentList, ConversationView, SearchResults},
 };
 use crate::{
-    audit::{AuditEvent, AuditEventType, AuditResult, Severity, detect_suspicious},
-    auth::{Operation, Permission, Principal},
+    audit::{AuditEvent, AuditEventType, AuditResult, Severity},
+    auth::{Permission, Principal},
     store::ConversationRecord,
 };
 
@@ -220,70 +220,13 @@ pub(super) fn structured<T: Serialize>(value: &T) -> Result<CallToolResult, McpE
     Ok(CallToolResult::structured(value))
 }
 
-/// Records the call (`resource_access` or `resource_modified`) with its outcome.
-fn audit_call(
-    ctx: &McpContext,
-    principal: &Principal,
-    info: &crate::audit::RequestInfo,
-    spec: &ToolSpec,
-    args: Option<&JsonObject>,
-    outcome: AuditResult,
-) {
-    if ctx.auditor.is_none() {
-        return;
-    }
-    let name = spec.tool.name.as_ref();
-    let modifies = !matches!(spec.permission.operation(), Operation::Read);
-    let (event_type, message) = if modifies {
-        (AuditEventType::ResourceModified, "tool call")
-    } else {
-        (AuditEventType::ResourceAccess, "tool call")
-    };
-    let target = args.and_then(|a| {
+/// The resource a call names, for its audit record.
+fn target(args: Option<&JsonObject>) -> Option<(&'static str, &str)> {
+    args.and_then(|a| {
         ["documentId", "knowledgeBaseId", "conversationId", "agentId"]
             .iter()
             .find_map(|key| a.get(*key).and_then(|v| v.as_str()).map(|v| (*key, v)))
-    });
-    let mut event = AuditEvent::new(event_type, Severity::Info, message)
-        .user(&principal.user_id, Some(&principal.username))
-        .request(info)
-        .action(name)
-        .result(outcome);
-    if let Some((kind, id)) = target {
-        event = event.resource(kind, id);
-    }
-    ctx.audit(event);
-}
-
-/// Notes, log-only, free text that looks like an injection attempt; the text goes on unchanged.
-fn note_suspicious_text(
-    ctx: &McpContext,
-    principal: &Principal,
-    info: &crate::audit::RequestInfo,
-    name: &str,
-    args: Option<&JsonObject>,
-) {
-    if ctx.auditor.is_none() {
-        return;
-    }
-    for field in ["message", "query", "text"] {
-        if let Some(text) = args.and_then(|a| a.get(field)).and_then(|v| v.as_str())
-            && let Some(label) = detect_suspicious(text)
-        {
-            ctx.audit(
-                AuditEvent::new(
-                    AuditEventType::MaliciousInput,
-                    Severity::Low,
-                    "suspicious pattern in free text (passed on unchanged)",
-                )
-                .user(&principal.user_id, Some(&principal.username))
-                .request(info)
-                .action(name)
-                .extra("pattern", label)
-                .extra("field", field),
-            );
-        }
-    }
+    })
 }
 
 /// Runs a tool call for `principal`.
@@ -298,25 +241,24 @@ pub async fn call(
         return Err(errors::invalid_params(format!("unknown tool {name:?}")));
     };
     let info = super::request_info(&context);
-    if !principal.can(spec.permission) {
-        ctx.audit(
-            AuditEvent::new(AuditEventType::AuthzFail, Severity::Medium, "tool refused")
-                .user(&principal.user_id, Some(&principal.username))
-                .request(&info)
-                .resource("tool", name)
-                .action(spec.permission.as_str())
-                .result(AuditResult::Denied),
-        );
-        return Err(errors::permission_denied(spec.permission));
+    if let Err(permission) =
+        service::authorize(ctx, principal, &info, "tool", name, spec.permission)
+    {
+        return Err(errors::permission_denied(permission));
     }
     let args = request.arguments;
-    note_suspicious_text(ctx, principal, &info, name, args.as_ref());
+    for field in ["message", "query", "text"] {
+        if let Some(text) = args
+            .as_ref()
+            .and_then(|a| a.get(field))
+            .and_then(|v| v.as_str())
+        {
+            service::note_suspicious(ctx, principal, &info, name, field, text);
+        }
+    }
     let audited_args = ctx.auditor.is_some().then(|| args.clone()).flatten();
-    let Some(_slot) = ctx.bulkhead.try_enter(&principal.user_id) else {
-        return Ok(errors::tool_error(format!(
-            "You already have {} tool calls running; wait for one to finish, then try again.",
-            super::MAX_CALLS_IN_FLIGHT
-        )));
+    let Some(_slot) = service::enter(ctx, principal) else {
+        return Ok(errors::tool_error(service::busy_message("tool calls")));
     };
     let result = dispatch(ctx, principal, name, args, &info, context).await;
     let outcome = match &result {
@@ -324,22 +266,19 @@ pub async fn call(
         Ok(_) => AuditResult::Success,
         Err(_) => AuditResult::Denied,
     };
-    audit_call(ctx, principal, &info, spec, audited_args.as_ref(), outcome);
+    service::audit_call(
+        ctx,
+        principal,
+        &info,
+        name,
+        spec.permission,
+        target(audited_args.as_ref()),
+        outcome,
+    );
     if let Err(error) = &result
         && error.code == rmcp::model::ErrorCode::INVALID_PARAMS
     {
-        ctx.audit(
-            AuditEvent::new(
-                AuditEventType::InputValidationFail,
-                Severity::Low,
-                "tool arguments refused",
-            )
-            .user(&principal.user_id, Some(&principal.username))
-            .request(&info)
-            .action(name)
-            .result(AuditResult::Denied)
-            .extra("reason", error.message.as_ref()),
-        );
+        service::audit_invalid(ctx, principal, &info, name, error.message.as_ref());
     }
     result
 }
@@ -428,22 +367,10 @@ async fn list_agents(
     principal: &Principal,
     args: ListAgentsArgs,
 ) -> Result<CallToolResult, McpError> {
-    if let Some(q) = &args.query
-        && q.len() > MAX_ID_LEN
-    {
-        return Err(errors::invalid_params(format!(
-            "query must be at most {MAX_ID_LEN} bytes"
-        )));
+    match service::list_agents(ctx, principal, args.query.as_deref()).await {
+        Ok(list) => structured(&list),
+        Err(e) => e.into_tool(),
     }
-    let agents = match ctx.dust.list_agents(&principal.credentials).await {
-        Ok(agents) => agents,
-        Err(e) => return Ok(errors::dust_tool_error("listing agents", &e)),
-    };
-    let agents = filter_agents(&agents, args.query.as_deref())
-        .filter(|a| a.status.is_empty() || a.status == "active")
-        .map(AgentView::summary)
-        .collect();
-    structured(&AgentList { agents })
 }
 
 async fn get_agent(
@@ -451,17 +378,9 @@ async fn get_agent(
     principal: &Principal,
     args: AgentIdArgs,
 ) -> Result<CallToolResult, McpError> {
-    check_id("agentId", &args.agent_id)?;
-    match ctx
-        .dust
-        .get_agent(&principal.credentials, &args.agent_id)
-        .await
-    {
-        Ok(agent) => structured(&AgentView::full(&agent)),
-        Err(e) => Ok(errors::dust_tool_error(
-            &format!("reading agent {}", args.agent_id),
-            &e,
-        )),
+    match service::get_agent(ctx, principal, &args.agent_id).await {
+        Ok(agent) => structured(&agent),
+        Err(e) => e.into_tool(),
     }
 }
 
@@ -511,7 +430,7 @@ pub(super) async fn owned_conversation(
                     Severity::Medium,
                     "another user's conversation refused (answered not found)",
                 )
-                .user(&principal.user_id, Some(&principal.username))
+                .principal(principal)
                 .request(info)
                 .resource("conversation", conversation_id)
                 .action("access_conversation")

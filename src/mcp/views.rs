@@ -9,7 +9,7 @@ use crate::dust::{
     AgentConfiguration, Conversation, ConversationItem, DataSource, Document, Space,
 };
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentView {
     /// Pass this as `agentId` to `ask_agent`.
@@ -42,7 +42,7 @@ impl AgentView {
     }
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
 pub struct AgentList {
     pub agents: Vec<AgentView>,
 }
@@ -67,7 +67,7 @@ impl From<&Space> for SpaceView {
     }
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KnowledgeBaseView {
     /// Pass this as `knowledgeBaseId`.
@@ -248,7 +248,7 @@ impl From<&Conversation> for ConversationView {
 }
 
 /// The result of `ask_agent`.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentAnswer {
     /// The agent's final answer.

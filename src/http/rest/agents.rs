@@ -1,0 +1,289 @@
+//! Agents: list, one, and `execute` (ask an agent), as JSON or streamed as server-sent events.
+//!
+//! `execute` posts the message through the MCP tool's own path ([`service::start_run`]: the same
+//! validation, conversation ownership, byte-for-byte message), then follows the agent message's
+//! events. With `Accept: text/event-stream` each piece of answer text goes out as an `event:
+//! token` the moment Dust sends it, then one `done` (or `error`). If the client goes away, or a
+//! JSON caller disconnects before the answer, the Dust message is cancelled so that the agent
+//! stops spending.
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use axum::{
+    Json,
+    extract::{Path, Query, Request, State, rejection::PathRejection, rejection::QueryRejection},
+    http::{HeaderMap, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+};
+use futures::StreamExt;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{Call, Caller, Refusal, bad_path, bad_query};
+use crate::{
+    auth::{Permission, Principal},
+    http::{MAX_REST_BODY, read_json},
+    mcp::{
+        McpContext,
+        service::{self, Run, RunStep, ServiceError},
+        views::{AgentAnswer, AgentList, AgentView},
+    },
+    state::AppState,
+};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AgentQuery {
+    /// Only agents whose name or description contains this text (case-insensitive).
+    pub query: Option<String>,
+}
+
+/// The question for an agent.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExecuteRequest {
+    /// The question or instruction, sent to Dust as is.
+    pub message: String,
+    /// Continue this conversation (one of yours) instead of starting one.
+    pub conversation_id: Option<String>,
+}
+
+/// The agents of the workspace.
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspaceId}/agents", tag = "agents",
+    params(("workspaceId" = String, Path, description = "The caller's workspace id"), AgentQuery),
+    security(("bearerAuth" = []), ("cookieAuth" = [])),
+    responses((status = 200, description = "Active agents", body = AgentList)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<AgentQuery>, QueryRejection>,
+) -> Result<Json<AgentList>, Refusal> {
+    let Path(workspace_id) = path.map_err(|e| bad_path(&caller, &e))?;
+    let Query(query) = query.map_err(|e| bad_query(&caller, &e))?;
+    let call = Call::begin(
+        &state,
+        caller,
+        "list_agents",
+        Permission::ReadAgents,
+        Some(&workspace_id),
+        true,
+    )?;
+    let result = service::list_agents(&call.ctx, call.principal(), query.query.as_deref()).await;
+    call.finish(result, None).map(Json)
+}
+
+/// One agent's configuration, instructions included.
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspaceId}/agents/{agentId}", tag = "agents",
+    params(("workspaceId" = String, Path, description = "The caller's workspace id"),
+        ("agentId" = String, Path, description = "The agent's id (`sId`)")),
+    security(("bearerAuth" = []), ("cookieAuth" = [])),
+    responses((status = 200, description = "The agent", body = AgentView)))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<AgentView>, Refusal> {
+    let Path((workspace_id, agent_id)) = path.map_err(|e| bad_path(&caller, &e))?;
+    let call = Call::begin(
+        &state,
+        caller,
+        "get_agent",
+        Permission::ReadAgents,
+        Some(&workspace_id),
+        true,
+    )?;
+    let result = service::get_agent(&call.ctx, call.principal(), &agent_id).await;
+    call.finish(result, Some(("agentId", &agent_id))).map(Json)
+}
+
+/// Whether the client asked for a stream.
+fn wants_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
+        })
+}
+
+/// Ask an agent. JSON answer, or with `Accept: text/event-stream` the answer streamed as
+/// server-sent events: `token` (data `{"text"}`, many), then `done` (data: the answer object)
+/// or `error` (data `{"error": {"code", "message"}}`).
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspaceId}/agents/{agentId}/execute",
+    tag = "agents",
+    params(("workspaceId" = String, Path, description = "The caller's workspace id"),
+        ("agentId" = String, Path, description = "The agent's id (`sId`)")),
+    request_body = ExecuteRequest,
+    security(("bearerAuth" = []), ("cookieAuth" = [])),
+    responses((status = 200, description = "The agent's answer (JSON), or its stream (SSE)",
+        content((AgentAnswer = "application/json"), (String = "text/event-stream")))))]
+pub async fn execute(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+    request: Request,
+) -> Result<Response, Refusal> {
+    let Path((workspace_id, agent_id)) = path.map_err(|e| bad_path(&caller, &e))?;
+    let stream = wants_stream(request.headers());
+    let call = Call::begin(
+        &state,
+        caller,
+        "ask_agent",
+        Permission::ExecuteAgents,
+        Some(&workspace_id),
+        true,
+    )?;
+    let body: ExecuteRequest = read_json(request, MAX_REST_BODY)
+        .await
+        .map_err(|e| call.invalid(e))?;
+    service::note_suspicious(
+        &call.ctx,
+        call.principal(),
+        &call.caller.info,
+        call.name,
+        "message",
+        &body.message,
+    );
+    let run = service::start_run(
+        &call.ctx,
+        call.principal(),
+        Some(agent_id.clone()),
+        body.message,
+        body.conversation_id,
+        &call.caller.info,
+    )
+    .await;
+    let run = call.finish_start(run, &agent_id)?;
+    if !stream {
+        let answer = follow(&call.ctx, call.principal(), run, None).await;
+        return call
+            .finish(answer, Some(("agentId", &agent_id)))
+            .map(|answer| Json(answer).into_response());
+    }
+    let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(64);
+    tokio::spawn(async move {
+        let answer = follow(&call.ctx, call.principal(), run, Some(&tx)).await;
+        let event = match call.finish(answer, Some(("agentId", &agent_id))) {
+            Ok(answer) => Event::default().event("done").json_data(&answer),
+            Err(refusal) => Event::default()
+                .event("error")
+                .json_data(refusal.envelope()),
+        };
+        if let Ok(event) = event {
+            let _ = tx.send(Ok(event)).await;
+        }
+    });
+    let events = tokio_stream::wrappers::ReceiverStream::new(rx);
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+impl Call {
+    /// Audits a run Dust refused to start; a started run is audited when it ends.
+    fn finish_start(&self, run: Result<Run, ServiceError>, agent_id: &str) -> Result<Run, Refusal> {
+        match run {
+            Ok(run) => Ok(run),
+            Err(e) => self.finish(Err(e), Some(("agentId", agent_id))),
+        }
+    }
+}
+
+/// Cancels the Dust message unless disarmed: dropped with the request (a JSON client that went
+/// away) or when the stream's reader is gone.
+struct CancelOnDrop<'a> {
+    ctx: &'a Arc<McpContext>,
+    principal: &'a Principal,
+    answer: Option<AgentAnswer>,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(answer) = self.answer.take() {
+            service::cancel_in_background(self.ctx, self.principal, &answer);
+        }
+    }
+}
+
+/// Follows `run` to its answer, sending each piece of answer text to `tokens` when streaming.
+async fn follow(
+    ctx: &Arc<McpContext>,
+    principal: &Principal,
+    run: Run,
+    tokens: Option<&mpsc::Sender<Result<Event, Infallible>>>,
+) -> Result<AgentAnswer, ServiceError> {
+    let Run { answer, mut events } = run;
+    let mut guard = CancelOnDrop {
+        ctx,
+        principal,
+        answer: Some(answer.clone()),
+    };
+    let deadline = tokio::time::sleep(ctx.settings.agent_timeout);
+    tokio::pin!(deadline);
+    let gone = async {
+        match tokens {
+            Some(tx) => tx.closed().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(gone);
+    loop {
+        let event = tokio::select! {
+            () = &mut gone => {
+                // The guard cancels the run in Dust as it drops.
+                return Err(ServiceError::Failed("the client went away; the agent's run was cancelled".to_owned()));
+            }
+            () = &mut deadline => {
+                guard.answer = None;
+                return Err(ServiceError::Timeout(service::timeout_message(ctx, &answer)));
+            }
+            event = events.next() => event,
+        };
+        let event = match event {
+            Some(Ok(event)) => event,
+            Some(Err(e)) => {
+                guard.answer = None;
+                return Err(service::stream_failure(Some(e)));
+            }
+            None => {
+                guard.answer = None;
+                return Err(service::stream_failure(None));
+            }
+        };
+        match RunStep::of(event.kind, &answer) {
+            RunStep::Done(content) => {
+                guard.answer = None;
+                return Ok(AgentAnswer {
+                    answer: content,
+                    ..answer
+                });
+            }
+            RunStep::Failed(message) => {
+                guard.answer = None;
+                return Err(ServiceError::Failed(message));
+            }
+            RunStep::Token(text) => {
+                if let Some(tx) = tokens
+                    && let Ok(event) = Event::default()
+                        .event("token")
+                        .json_data(serde_json::json!({ "text": text }))
+                    && tx.send(Ok(event)).await.is_err()
+                {
+                    return Err(ServiceError::Failed(
+                        "the client went away; the agent's run was cancelled".to_owned(),
+                    ));
+                }
+            }
+            RunStep::Note(_) | RunStep::Ignore => {}
+        }
+    }
+}

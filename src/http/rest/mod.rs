@@ -1,0 +1,339 @@
+//! The REST API under `/api/v1`: the same operations as the MCP tools, for browsers and
+//! scripts.
+//!
+//! Handlers are thin: they read the request, then go through [`Call`], which does what every
+//! operation does in [`crate::mcp::service`] (the MCP tools' own code path): the permission
+//! check (403 `insufficient_scope`, audited `authz_fail`), the workspace check (a `workspaceId`
+//! that is not the caller's is a 403 and nothing reaches Dust), the per-principal bulkhead
+//! toward Dust (429), and the audit record of the outcome. Errors are the one `ApiError`
+//! envelope with the request id.
+//!
+//! Files: `workspaces.rs`, `agents.rs` (including `execute`, JSON or SSE), `knowledge.rs`
+//! (knowledge bases, search, connectors), `tokens.rs` (the caller's own tokens), `audit.rs`
+//! (the recent audit records), `openapi.rs` (the document, generated from the handlers'
+//! annotations).
+
+mod agents;
+mod audit;
+mod knowledge;
+pub mod openapi;
+mod tokens;
+mod workspaces;
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    extract::{FromRequestParts, rejection::PathRejection, rejection::QueryRejection},
+    http::{StatusCode, request::Parts},
+    response::{IntoResponse, Response},
+    routing::{delete, get, post},
+};
+use serde::Serialize;
+use tokio::sync::OwnedSemaphorePermit;
+use utoipa::ToSchema;
+
+use crate::{
+    audit::{AuditResult, RequestInfo},
+    auth::{Permission, Principal, tokens::TokenRecord},
+    dust::DustErrorKind,
+    error::ApiError,
+    mcp::{McpContext, service, service::ServiceError},
+    state::AppState,
+};
+
+/// The REST routes that need an authenticated caller (mounted behind `require_principal`).
+pub fn protected_routes() -> Router<AppState> {
+    let w = "/api/v1/workspaces/{workspace_id}";
+    Router::new()
+        .route("/api/v1/workspaces", get(workspaces::list))
+        .route(w, get(workspaces::get_one))
+        .route(&format!("{w}/agents"), get(agents::list))
+        .route(&format!("{w}/agents/{{agent_id}}"), get(agents::get_one))
+        .route(
+            &format!("{w}/agents/{{agent_id}}/execute"),
+            post(agents::execute),
+        )
+        .route(&format!("{w}/knowledge-bases"), get(knowledge::list))
+        .route(
+            &format!("{w}/knowledge-bases/{{knowledge_base_id}}"),
+            get(knowledge::get_one),
+        )
+        .route(
+            &format!("{w}/knowledge-bases/{{knowledge_base_id}}/search"),
+            post(knowledge::search),
+        )
+        .route(&format!("{w}/connectors"), get(knowledge::connectors))
+        .route(
+            &format!("{w}/connectors/{{connector_id}}"),
+            get(knowledge::connector),
+        )
+        .route("/api/v1/auth/tokens", get(tokens::list))
+        .route("/api/v1/auth/tokens/{token_id}", delete(tokens::revoke))
+        .route("/api/v1/audit", get(audit::query))
+}
+
+/// The REST routes anyone may call.
+pub fn public_routes() -> Router<AppState> {
+    Router::new().route("/api/v1/openapi.json", get(openapi::document))
+}
+
+/// The error envelope every refusal carries (documentation of [`ApiError`]'s body).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// A stable machine code: `invalid_request`, `unauthorized`, `insufficient_scope`,
+    /// `forbidden`, `not_found`, `rate_limited`, `upstream_unavailable`, ...
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The request id (`X-Request-Id`), to quote when reporting a problem.
+    pub request_id: Option<String>,
+}
+
+/// An [`ApiError`] answered with the request id of the request it refuses.
+#[derive(Debug)]
+pub struct Refusal {
+    error: ApiError,
+    request_id: Option<String>,
+}
+
+impl Refusal {
+    /// The envelope as JSON (the body of the response, or of an SSE `error` event).
+    pub fn envelope(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": {
+                "code": self.error.code,
+                "message": self.error.message,
+                "requestId": self.request_id,
+            }
+        })
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        self.error
+            .into_response_with_request_id(self.request_id.as_deref())
+    }
+}
+
+/// The authenticated caller of a REST request and what the audit log records about it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Arc<Principal>,
+    /// The token record the request was authenticated with, when there is one.
+    pub token: Option<Arc<TokenRecord>>,
+    pub info: RequestInfo,
+}
+
+impl Caller {
+    /// `error` as a response carrying this request's id.
+    pub fn refuse(&self, error: ApiError) -> Refusal {
+        Refusal {
+            error,
+            request_id: self.info.request_id.clone(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Refusal> {
+        let info = super::request_info_parts(parts);
+        let Some(principal) = parts.extensions.get::<Arc<Principal>>().cloned() else {
+            // Only reachable if a route were mounted outside the authentication layer.
+            return Err(Refusal {
+                error: ApiError::unauthorized("authentication required", false),
+                request_id: info.request_id,
+            });
+        };
+        Ok(Self {
+            principal,
+            token: parts.extensions.get::<Arc<TokenRecord>>().cloned(),
+            info,
+        })
+    }
+}
+
+/// A path that did not parse (400, never axum's plain-text answer).
+pub fn bad_path(caller: &Caller, rejection: &PathRejection) -> Refusal {
+    caller.refuse(ApiError::bad_request(format!(
+        "invalid path: {}",
+        rejection.body_text()
+    )))
+}
+
+/// A query string that did not parse (400).
+pub fn bad_query(caller: &Caller, rejection: &QueryRejection) -> Refusal {
+    caller.refuse(ApiError::bad_request(format!(
+        "invalid query string: {}",
+        rejection.body_text()
+    )))
+}
+
+/// One operation of one caller, from its checks to its audit record.
+#[derive(Debug)]
+pub struct Call {
+    pub ctx: Arc<McpContext>,
+    pub caller: Caller,
+    /// The operation's name, the same as the MCP tool's where there is one (`list_agents`).
+    pub name: &'static str,
+    pub permission: Permission,
+    /// The caller's slot toward Dust, held until the call ends.
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+impl Call {
+    /// Checks the permission, then the workspace (when the route names one), then takes a
+    /// bulkhead slot (when `upstream`: the operation calls Dust). A refusal reaches nobody.
+    pub fn begin(
+        state: &AppState,
+        caller: Caller,
+        name: &'static str,
+        permission: Permission,
+        workspace_id: Option<&str>,
+        upstream: bool,
+    ) -> Result<Self, Refusal> {
+        let ctx = state.mcp.clone();
+        if let Err(permission) = service::authorize(
+            &ctx,
+            &caller.principal,
+            &caller.info,
+            "route",
+            name,
+            permission,
+        ) {
+            return Err(caller.refuse(ApiError::insufficient_scope(permission.as_str())));
+        }
+        if let Some(workspace_id) = workspace_id
+            && let Err(e) =
+                service::check_workspace(&ctx, &caller.principal, &caller.info, workspace_id)
+        {
+            return Err(caller.refuse(api_error(e)));
+        }
+        let slot = if upstream {
+            match service::enter(&ctx, &caller.principal) {
+                Some(slot) => Some(slot),
+                None => {
+                    return Err(caller.refuse(ApiError::too_many_requests(
+                        service::busy_message("requests to Dust"),
+                        std::time::Duration::from_secs(1),
+                    )));
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Self {
+            ctx,
+            caller,
+            name,
+            permission,
+            _slot: slot,
+        })
+    }
+
+    pub fn principal(&self) -> &Principal {
+        &self.caller.principal
+    }
+
+    /// Records the outcome (`resource_access`/`resource_modified`, and `input_validation_fail`
+    /// for a refused input) and turns an error into its response.
+    pub fn finish<T>(
+        &self,
+        result: Result<T, ServiceError>,
+        target: Option<(&str, &str)>,
+    ) -> Result<T, Refusal> {
+        let outcome = match &result {
+            Ok(_) => AuditResult::Success,
+            Err(ServiceError::Invalid(reason)) => {
+                service::audit_invalid(
+                    &self.ctx,
+                    &self.caller.principal,
+                    &self.caller.info,
+                    self.name,
+                    reason,
+                );
+                AuditResult::Denied
+            }
+            Err(_) => AuditResult::Failure,
+        };
+        service::audit_call(
+            &self.ctx,
+            &self.caller.principal,
+            &self.caller.info,
+            self.name,
+            self.permission,
+            target,
+            outcome,
+        );
+        result.map_err(|e| self.caller.refuse(api_error(e)))
+    }
+
+    /// A refused input found by the handler itself (a bad path, query or body): audited like
+    /// the operation's own validation failures.
+    pub fn invalid(&self, error: ApiError) -> Refusal {
+        if error.status == StatusCode::BAD_REQUEST {
+            service::audit_invalid(
+                &self.ctx,
+                &self.caller.principal,
+                &self.caller.info,
+                self.name,
+                &error.message,
+            );
+        }
+        self.caller.refuse(error)
+    }
+}
+
+/// The HTTP form of a [`ServiceError`].
+pub fn api_error(error: ServiceError) -> ApiError {
+    match error {
+        ServiceError::Invalid(message) => ApiError::bad_request(message),
+        ServiceError::Forbidden(message) => ApiError::forbidden(message),
+        ServiceError::NotFound(message) => ApiError::not_found(message),
+        // The request was handled; what it depended on (the agent's run) failed: 424, not a
+        // server error.
+        ServiceError::Failed(message) => {
+            ApiError::new(StatusCode::FAILED_DEPENDENCY, "agent_failed", message)
+        }
+        ServiceError::Timeout(message) => {
+            ApiError::new(StatusCode::GATEWAY_TIMEOUT, "agent_timeout", message)
+        }
+        ServiceError::Internal(detail) => {
+            tracing::error!(error = %detail, "REST operation failed");
+            ApiError::internal()
+        }
+        ServiceError::Dust { action, error } => {
+            let message = crate::mcp::describe_dust_error(&action, &error);
+            match error.kind {
+                DustErrorKind::NotFound => ApiError::not_found(message),
+                DustErrorKind::Forbidden => ApiError::forbidden(message),
+                DustErrorKind::InvalidRequest => ApiError::bad_request(message),
+                DustErrorKind::RateLimited => ApiError::too_many_requests(
+                    message,
+                    error
+                        .retry_after
+                        .unwrap_or(std::time::Duration::from_secs(30)),
+                ),
+                DustErrorKind::Unauthorized => {
+                    ApiError::new(StatusCode::BAD_GATEWAY, "upstream_refused_key", message)
+                }
+                DustErrorKind::Timeout => {
+                    ApiError::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", message)
+                }
+                DustErrorKind::Network | DustErrorKind::Upstream | DustErrorKind::Protocol => {
+                    tracing::warn!(error = %message, "Dust failed during a REST call");
+                    ApiError::upstream_unavailable()
+                }
+            }
+        }
+    }
+}

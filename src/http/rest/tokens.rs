@@ -1,0 +1,145 @@
+//! The caller's own tokens: list them, revoke one. Another user's token id is answered exactly
+//! like an unknown one (404), so ids cannot be probed; the attempt is recorded.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::{
+    Json,
+    extract::{Path, State, rejection::PathRejection},
+    http::StatusCode,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{Caller, Refusal, bad_path};
+use crate::{
+    audit::{AuditEvent, AuditEventType, AuditResult, Severity, rfc3339_millis},
+    error::ApiError,
+    mcp::service,
+    state::AppState,
+};
+
+/// One of the caller's tokens (never the token itself).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenView {
+    pub token_id: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    pub expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    pub permissions: Vec<&'static str>,
+    /// Whether this request was authenticated with it.
+    pub current: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenList {
+    pub tokens: Vec<TokenView>,
+}
+
+fn time(epoch_seconds: i64) -> String {
+    rfc3339_millis(UNIX_EPOCH + Duration::from_secs(u64::try_from(epoch_seconds).unwrap_or(0)))
+}
+
+fn store_failure(caller: &Caller, error: &crate::store::StoreError) -> Refusal {
+    tracing::error!(error = %error, "token store unavailable");
+    caller.refuse(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the token store is unavailable; try again later",
+    ))
+}
+
+/// The caller's unexpired tokens (revoked ones included), newest first.
+#[utoipa::path(get, path = "/api/v1/auth/tokens", tag = "tokens",
+    security(("bearerAuth" = []), ("cookieAuth" = [])),
+    responses((status = 200, description = "Your tokens", body = TokenList)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<TokenList>, Refusal> {
+    let principal = &caller.principal;
+    let records = state
+        .tokens
+        .list_for_user(&principal.workspace_id, &principal.user_id)
+        .await
+        .map_err(|e| store_failure(&caller, &e))?;
+    let tokens = records
+        .iter()
+        .map(|r| TokenView {
+            token_id: r.token_id.clone(),
+            created_at: time(r.issued_at),
+            expires_at: time(r.expires_at),
+            revoked_at: r.revoked_at.map(time),
+            permissions: r.permissions.names(),
+            current: principal.token_id.as_deref() == Some(r.token_id.as_str()),
+        })
+        .collect();
+    Ok(Json(TokenList { tokens }))
+}
+
+/// Revokes one of the caller's tokens (revoking the current one ends this sign-in).
+#[utoipa::path(delete, path = "/api/v1/auth/tokens/{tokenId}", tag = "tokens",
+    params(("tokenId" = String, Path, description = "The token id (`tok_...`)")),
+    security(("bearerAuth" = []), ("cookieAuth" = [])),
+    responses((status = 204, description = "Revoked")))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, Refusal> {
+    let Path(token_id) = path.map_err(|e| bad_path(&caller, &e))?;
+    service::check_id("tokenId", &token_id).map_err(|e| caller.refuse(super::api_error(e)))?;
+    let principal = &caller.principal;
+    let record = state
+        .tokens
+        .get(&token_id)
+        .await
+        .map_err(|e| store_failure(&caller, &e))?;
+    let not_found = || caller.refuse(ApiError::not_found(format!("token {token_id} not found")));
+    let Some(record) = record else {
+        return Err(not_found());
+    };
+    if record.user_id != principal.user_id || record.workspace_id != principal.workspace_id {
+        state.auditor.record(
+            AuditEvent::new(
+                AuditEventType::AuthzFail,
+                Severity::Medium,
+                "another user's token refused (answered not found)",
+            )
+            .principal(principal)
+            .request(&caller.info)
+            .resource("token", &token_id)
+            .action("revoke_token")
+            .result(AuditResult::Denied),
+        );
+        return Err(not_found());
+    }
+    let now = state
+        .now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let revoked = state
+        .tokens
+        .revoke(&token_id, now)
+        .await
+        .map_err(|e| store_failure(&caller, &e))?;
+    if !revoked {
+        return Err(not_found());
+    }
+    state.auditor.record(
+        AuditEvent::new(
+            AuditEventType::AuthnTokenRevoked,
+            Severity::Info,
+            "token revoked by its owner",
+        )
+        .principal(principal)
+        .request(&caller.info)
+        .resource("token", &token_id)
+        .action("revoke_token")
+        .result(AuditResult::Success),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
