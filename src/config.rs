@@ -164,6 +164,11 @@ pub const SETTINGS: &[Setting] = &[
         "browser session idle timeout in milliseconds",
     ),
     s(
+        "SESSION_ABSOLUTE_TIMEOUT",
+        Some("43200000"),
+        "browser session absolute lifetime in milliseconds, however active it is (default 12 h)",
+    ),
+    s(
         "CORS_ALLOWED_ORIGINS",
         None,
         "comma-separated exact origins",
@@ -288,6 +293,8 @@ pub struct Config {
     pub secret_key: Option<SecretString>,
     pub token_expiration: Duration,
     pub session_ttl: Duration,
+    /// Absolute browser-session lifetime (`SESSION_ABSOLUTE_TIMEOUT`), at least `session_ttl`.
+    pub session_absolute_timeout: Duration,
     pub cors_allowed_origins: Vec<String>,
     pub rate_limit_max: u32,
     pub rate_limit_window: Duration,
@@ -506,6 +513,10 @@ impl Raw {
         if session_ms < 1000 {
             bail!("SESSION_TTL is in milliseconds and must be at least 1000");
         }
+        let session_absolute_ms: u64 = self.number("SESSION_ABSOLUTE_TIMEOUT")?;
+        if session_absolute_ms < session_ms {
+            bail!("SESSION_ABSOLUTE_TIMEOUT is in milliseconds and must be at least SESSION_TTL");
+        }
         let trusted_proxies = self
             .list("TRUSTED_PROXIES")
             .iter()
@@ -569,6 +580,7 @@ impl Raw {
             secret_key: self.secret("SECURITY_SECRET_KEY"),
             token_expiration: self.seconds("SECURITY_TOKEN_EXPIRATION")?,
             session_ttl: Duration::from_millis(session_ms),
+            session_absolute_timeout: Duration::from_millis(session_absolute_ms),
             cors_allowed_origins: self.list("CORS_ALLOWED_ORIGINS"),
             rate_limit_max: self.number("RATE_LIMIT_MAX")?,
             rate_limit_window: self.seconds("RATE_LIMIT_WINDOW")?,
@@ -659,6 +671,7 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Pretty);
         assert_eq!(c.rate_limit_max, 100);
         assert_eq!(c.session_ttl, Duration::from_secs(3600));
+        assert_eq!(c.session_absolute_timeout, Duration::from_secs(12 * 3600));
         assert_eq!(c.permissions_default, PermissionSet::DEFAULT);
         assert_eq!(c.dust_username, "mcp-dust-server");
         assert_eq!(c.listener.header_timeout, Duration::from_secs(10));

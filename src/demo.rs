@@ -50,6 +50,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         dust: dust_for(&sim.base_url())?,
         tokens: Arc::new(MemoryTokenStore::new()),
         counters: Arc::new(MemoryCounterStore::new()),
+        sessions: Arc::new(crate::store::MemorySessionStore::new()),
         auditor: Auditor::start(sink).context("cannot open the audit log")?,
         clock: Arc::new(SystemClock),
     };

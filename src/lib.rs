@@ -8,7 +8,8 @@
 //!   derived keys, the JWT profile, sealed token records, login throttling.
 //! - [`mcp`]: the MCP server (tools, resources, prompts), one type for every transport.
 //! - [`stdio`]: the stdio transport: credentials from the environment.
-//! - [`store`]: server-side state behind small traits (conversation ownership, rate-limit counters).
+//! - [`store`]: server-side state behind small traits (conversation ownership, rate-limit
+//!   counters, browser sessions).
 //! - [`secret`]: random secrets.
 //! - [`mask`]: masking of secrets in text, URLs, headers and JSON, for every log and error path.
 //! - [`audit`]: the security audit trail (event vocabulary, bounded queue, JSON lines).

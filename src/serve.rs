@@ -31,7 +31,9 @@ use crate::{
     observe,
     state::{App, AppState, Clock, SystemClock},
     stdio::{dust_client, mcp_settings},
-    store::{CounterStore, MemoryConversationStore, MemoryCounterStore},
+    store::{
+        CounterStore, MemoryConversationStore, MemoryCounterStore, MemorySessionStore, SessionStore,
+    },
 };
 
 /// The parts of the state that tests and `demo` replace.
@@ -39,6 +41,7 @@ pub struct Parts {
     pub dust: Arc<dyn DustApi>,
     pub tokens: Arc<dyn TokenStore>,
     pub counters: Arc<dyn CounterStore>,
+    pub sessions: Arc<dyn SessionStore>,
     pub auditor: Auditor,
     pub clock: Arc<dyn Clock>,
 }
@@ -140,6 +143,7 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
         keys,
         throttle: LoginThrottle::default(),
         counters: parts.counters,
+        sessions: parts.sessions,
         policy,
         auditor: parts.auditor,
         recent_audit,
@@ -202,6 +206,7 @@ pub fn default_parts(config: &Config) -> anyhow::Result<Parts> {
         dust,
         tokens: Arc::new(MemoryTokenStore::new()),
         counters: Arc::new(MemoryCounterStore::new()),
+        sessions: Arc::new(MemorySessionStore::new()),
         auditor: Auditor::start(audit_sink(config)).context("cannot open the audit log")?,
         clock: Arc::new(SystemClock),
     })

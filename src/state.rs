@@ -24,7 +24,7 @@ use crate::{
     config::Config,
     dust::DustApi,
     mcp::McpContext,
-    store::{CounterStore, StoreError},
+    store::{CounterStore, SessionStore, StoreError},
 };
 
 /// The time source; tests inject a manual clock to cross expiry boundaries without sleeping.
@@ -57,6 +57,8 @@ pub struct App {
     pub throttle: LoginThrottle,
     /// Rate-limit counters (`http::rate_limit`).
     pub counters: Arc<dyn CounterStore>,
+    /// Browser sessions (`http::session`).
+    pub sessions: Arc<dyn SessionStore>,
     pub policy: Policy,
     pub auditor: Auditor,
     /// The recent audit records, for `GET /api/v1/audit` (fed by `auditor`).

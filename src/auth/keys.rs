@@ -1,7 +1,8 @@
 //! The server's keys, all derived from one root secret (`SECURITY_SECRET_KEY`).
 //!
-//! One secret, four jobs: signing JWTs, signing CSRF tokens, encrypting Dust keys at rest, and
-//! keying the pseudonymous key fingerprints (`usr_…`). Using one key for two jobs lets an output
+//! One secret, five jobs: signing JWTs, signing CSRF tokens, encrypting Dust keys at rest,
+//! keying the pseudonymous key fingerprints (`usr_…`), and keying the session store (a session
+//! is stored under an HMAC of its id, never the id itself). Using one key for two jobs lets an output
 //! of one be replayed as the other (a CSRF HMAC that verifies as a JWT signature, catalogue J12;
 //! the JWT cheat sheet's "do not reuse for encryption"). So each job gets its own 32-byte key,
 //! expanded with HKDF-SHA256 under its own `info` label: knowing or misusing one derived key says
@@ -36,6 +37,7 @@ const INFO_JWT: &[u8] = b"mcp-dust-server/jwt-hs256/v1";
 const INFO_CSRF: &[u8] = b"mcp-dust-server/csrf-hmac/v1";
 const INFO_AT_REST: &[u8] = b"mcp-dust-server/at-rest-aead/v1";
 const INFO_FINGERPRINT: &[u8] = b"mcp-dust-server/key-fingerprint/v1";
+const INFO_SESSION: &[u8] = b"mcp-dust-server/session-id-hmac/v1";
 
 /// Words that mark a secret copied from documentation or an example file. Matched against the
 /// secret lowercased with everything but letters and digits removed.
@@ -58,16 +60,17 @@ const PLACEHOLDERS: &[&str] = &[
 
 type Key = Zeroizing<[u8; KEY_LEN]>;
 
-/// The four derived keys. Zeroized on drop; `Debug` shows none of them.
+/// The derived keys. Zeroized on drop; `Debug` shows none of them.
 pub struct Keys {
     jwt: Key,
     csrf: Key,
     at_rest: Key,
     fingerprint: Key,
+    session: Key,
 }
 
 impl Keys {
-    /// Derives the four keys from the root secret.
+    /// Derives the keys from the root secret.
     pub fn derive(root: &SecretString) -> Self {
         let hkdf = Hkdf::<Sha256>::new(Some(HKDF_SALT), root.expose_secret().as_bytes());
         let expand = |info: &[u8]| {
@@ -81,6 +84,7 @@ impl Keys {
             csrf: expand(INFO_CSRF),
             at_rest: expand(INFO_AT_REST),
             fingerprint: expand(INFO_FINGERPRINT),
+            session: expand(INFO_SESSION),
         }
     }
 
@@ -116,6 +120,12 @@ impl Keys {
     #[must_use]
     pub fn fingerprint(&self) -> &[u8] {
         self.fingerprint.as_ref()
+    }
+
+    /// The HMAC key that turns a session id into its session-store key.
+    #[must_use]
+    pub fn session_id(&self) -> &[u8] {
+        self.session.as_ref()
     }
 }
 
@@ -215,6 +225,7 @@ mod tests {
             a.csrf_signing(),
             a.at_rest(),
             a.fingerprint(),
+            a.session_id(),
         ];
         for (i, x) in all.iter().enumerate() {
             assert_eq!(x.len(), KEY_LEN);

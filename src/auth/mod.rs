@@ -1,7 +1,7 @@
 //! Authentication and authorization: who the caller is ([`Principal`]) and what it may do
 //! ([`Permission`], [`PermissionSet`], [`Policy`]).
 //!
-//! - [`keys`]: four keys derived from `SECURITY_SECRET_KEY`, and the production secret guard.
+//! - [`keys`]: the keys derived from `SECURITY_SECRET_KEY`, and the production secret guard.
 //! - [`jwt`]: the access-token profile (HS256 only, `typ`, `iss`, `aud`, `jti`).
 //! - [`tokens`]: what a `jti` stands for: records with the Dust key sealed at rest.
 //! - [`lockout`]: failed-login throttling per IP and per key.

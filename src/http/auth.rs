@@ -6,6 +6,13 @@
 //! Revocation is by `tokenId` (catalogue J9/J10), so a re-encoded copy of a revoked token is
 //! refused too. A Dust key presented as a bearer token is refused (no token passthrough, J16);
 //! tokens in the query string are never read (J14).
+//!
+//! Browsers authenticate with the session cookie instead ([`super::session`]). Precedence: an
+//! `Authorization` header, when present, decides alone (a bad one is a 401 even beside a good
+//! cookie); otherwise the session cookie does, and then the CSRF checks apply to unsafe methods
+//! ([`super::csrf`]). Either way the request gets the same `Arc<Principal>` plus an
+//! [`AuthMethod`]. `/mcp` takes bearer tokens only ([`require_bearer`]): MCP clients are not
+//! browsers, and a cookie there would only widen the CSRF surface.
 
 use std::sync::Arc;
 
@@ -37,7 +44,7 @@ pub struct AuthFailure {
 }
 
 impl AuthFailure {
-    const fn new(reason: &'static str, message: &'static str) -> Self {
+    pub(crate) const fn new(reason: &'static str, message: &'static str) -> Self {
         Self { reason, message }
     }
 }
@@ -132,6 +139,15 @@ pub async fn principal_from_token(
             "invalid or expired token",
         ));
     }
+    let principal = principal_from_record(state, &record)?;
+    Ok((principal, record))
+}
+
+/// The principal a live token record stands for: opens its sealed Dust key.
+pub fn principal_from_record(
+    state: &AppState,
+    record: &TokenRecord,
+) -> Result<Principal, AuthFailure> {
     let api_key = state
         .cipher
         .open(&record.sealed_key, &record.token_id)
@@ -149,7 +165,7 @@ pub async fn principal_from_token(
             api_key,
         },
     };
-    Ok((principal, record))
+    Ok(principal)
 }
 
 /// Authenticates a request or explains the refusal (and audits it).
@@ -169,6 +185,16 @@ pub async fn authenticate(
         ),
         Err(failure) => failure,
     };
+    Err(refuse(state, info, &failure, true))
+}
+
+/// The 401 (or 503) of a failed authentication, audited unless nothing was presented.
+fn refuse(
+    state: &AppState,
+    info: &crate::audit::RequestInfo,
+    failure: &AuthFailure,
+    bearer: bool,
+) -> ApiError {
     if failure.reason != "missing" {
         state.auditor.record(
             if failure.reason == "revoked" {
@@ -181,7 +207,11 @@ pub async fn authenticate(
                 AuditEvent::new(
                     AuditEventType::AuthnTokenInvalid,
                     Severity::Medium,
-                    "bearer token refused",
+                    if bearer {
+                        "bearer token refused"
+                    } else {
+                        "session cookie refused"
+                    },
                 )
             }
             .request(info)
@@ -192,31 +222,92 @@ pub async fn authenticate(
     }
     metrics::counter!("auth_failures_total", "reason" => failure.reason).increment(1);
     if failure.reason == "store_unavailable" {
-        return Err(ApiError::new(
+        return ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             failure.message,
-        ));
+        );
     }
-    Err(ApiError::unauthorized(
-        failure.message,
-        failure.reason != "missing",
-    ))
+    // `error="invalid_token"` says a bearer token was refused (RFC 6750); a refused session
+    // cookie is no bearer token.
+    ApiError::unauthorized(failure.message, bearer && failure.reason != "missing")
 }
 
-/// Middleware of the protected routes: a verified [`Principal`] in the request extensions
-/// (as `Arc<Principal>`, where rmcp's tools find it through the HTTP parts), or a 401.
+/// How a request was authenticated (request extension, beside `Arc<Principal>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// `Authorization: Bearer`: no CSRF check (the browser never attaches it by itself).
+    Bearer,
+    /// The session cookie: unsafe methods passed the CSRF checks.
+    Session,
+}
+
+/// Middleware of the protected REST routes: a bearer token or the session cookie, giving
+/// `Arc<Principal>`, `Arc<TokenRecord>` and [`AuthMethod`] (plus
+/// [`super::session::CurrentSession`] for a session), or a 401 / 403.
 pub async fn require_principal(
     State(state): State<AppState>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
+    guard(&state, request, next, true).await
+}
+
+/// Middleware of `/mcp`: bearer tokens only; a session cookie alone is a 401.
+pub async fn require_bearer(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    guard(&state, request, next, false).await
+}
+
+async fn guard(state: &AppState, mut request: Request, next: Next, sessions: bool) -> Response {
     let headers = request.headers().clone();
     let info = request_info(&request);
-    match authenticate(&state, &headers, &info).await {
+    if sessions && !headers.contains_key(header::AUTHORIZATION) {
+        match super::session::resolve(state, &headers, &info).await {
+            Ok(Some(resolved)) => {
+                let mut session = resolved.session;
+                if let Err(reason) =
+                    super::csrf::check_request(state, request.method(), &headers, &session.key)
+                {
+                    return super::csrf::refuse(
+                        state,
+                        &info,
+                        &resolved.token.user_id,
+                        &session.key,
+                        reason,
+                    )
+                    .into_response_for(&headers);
+                }
+                let principal = match principal_from_record(state, &resolved.token) {
+                    Ok(principal) => principal,
+                    Err(failure) => {
+                        return refuse(state, &info, &failure, false).into_response_for(&headers);
+                    }
+                };
+                if let Err(failure) = super::session::touch(state, &mut session).await {
+                    return refuse(state, &info, &failure, false).into_response_for(&headers);
+                }
+                let extensions = request.extensions_mut();
+                extensions.insert(Arc::new(principal));
+                extensions.insert(Arc::new(resolved.token));
+                extensions.insert(AuthMethod::Session);
+                extensions.insert(session);
+                return next.run(request).await;
+            }
+            Ok(None) => {}
+            Err(failure) => {
+                return refuse(state, &info, &failure, false).into_response_for(&headers);
+            }
+        }
+    }
+    match authenticate(state, &headers, &info).await {
         Ok((principal, record)) => {
             request.extensions_mut().insert(Arc::new(principal));
             request.extensions_mut().insert(Arc::new(record));
+            request.extensions_mut().insert(AuthMethod::Bearer);
             next.run(request).await
         }
         Err(error) => error.into_response_for(&headers),

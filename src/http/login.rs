@@ -7,7 +7,9 @@
 //! 4. Dust itself: a refusal is a generic 401, an outage a 503, and neither issues anything
 //!    (K4–K7);
 //! 5. the permission policy, narrowed by what the caller asked for;
-//! 6. a token record holding the key sealed with the at-rest key, then the JWT.
+//! 6. a token record holding the key sealed with the at-rest key, then the JWT; or, for a
+//!    browser login (`"session": true`), a session linked to that record, set as cookies, and
+//!    no token in the answer ([`super::session`]).
 //!
 //! Each outcome is audited; the key appears only as its keyed fingerprint.
 
@@ -16,7 +18,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     Extension, Json,
     extract::{Request, State},
-    http::{HeaderMap, HeaderName, StatusCode},
+    http::{HeaderMap, HeaderName, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use secrecy::SecretString;
@@ -35,6 +37,8 @@ use crate::{
     state::AppState,
 };
 
+use super::{auth::AuthMethod, session::CurrentSession};
+
 /// How long the key check against Dust may take before the login fails with 503 (K6).
 pub const LOGIN_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -47,6 +51,8 @@ pub struct LoginRequest {
     username: Option<String>,
     email: Option<String>,
     permissions: Option<Vec<String>>,
+    /// A browser login: answer with the session and CSRF cookies instead of a bearer token.
+    session: Option<bool>,
 }
 
 fn unix_seconds(time: std::time::SystemTime) -> i64 {
@@ -110,6 +116,7 @@ async fn login_inner(
         ));
     }
     super::csrf::check_login_origin(state, request.headers())?;
+    let headers = request.headers().clone();
     let body = super::read_json::<LoginRequest>(request, super::MAX_LOGIN_BODY).await?;
     let key = body.api_key;
     if let Err(problem) = api_key::check_format(secrecy::ExposeSecret::expose_secret(&key)) {
@@ -241,29 +248,67 @@ async fn login_inner(
     let permissions = Policy::narrow(granted, body.permissions.as_deref())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
 
-    let issued = issue(
-        state,
-        Principal {
-            user_id,
-            username,
-            email,
-            full_name: state.config.dust_full_name.clone(),
-            workspace_id,
-            permissions,
-            token_id: None,
-            credentials,
-        },
-    )
-    .await?;
+    let principal = Principal {
+        user_id,
+        username,
+        email,
+        full_name: state.config.dust_full_name.clone(),
+        workspace_id,
+        permissions,
+        token_id: None,
+        credentials,
+    };
+    if body.session == Some(true) {
+        let absolute = super::session::millis(now)
+            .saturating_add(state.config.session_absolute_timeout.as_millis() as i64);
+        let (started, record) = start_session(state, &principal, absolute, info).await?;
+        let replaced = super::session::end_previous(state, &headers, info).await;
+        login_succeeded(state, info, &record);
+        super::session::announce(state, &started, info, "login", replaced.as_ref());
+        return Ok(super::session::started_answer(state, &started, &record));
+    }
+    let issued = issue(state, principal).await?;
+    login_succeeded(state, info, &issued.record);
+    Ok(issued.into_response())
+}
+
+fn login_succeeded(state: &AppState, info: &RequestInfo, record: &TokenRecord) {
     state.auditor.record(
         AuditEvent::new(AuditEventType::AuthnLoginSuccess, Severity::Info, "login")
-            .user(&issued.record.user_id, Some(&issued.record.username))
+            .user(&record.user_id, Some(&record.username))
             .request(info)
             .action("login")
             .result(AuditResult::Success)
-            .resource("token", &issued.record.token_id),
+            .resource("token", &record.token_id),
     );
-    Ok(issued.into_response())
+}
+
+/// A new session for `principal` and the token record behind it, which expires with the
+/// session's absolute lifetime (`absolute_ms`). The session is stored first: if the store is
+/// full, nothing at all is saved.
+async fn start_session(
+    state: &AppState,
+    principal: &Principal,
+    absolute_ms: i64,
+    info: &RequestInfo,
+) -> Result<(super::session::Started, TokenRecord), ApiError> {
+    let token_id = tokens::new_token_id();
+    let started = super::session::start(
+        state,
+        &token_id,
+        &principal.user_id,
+        &principal.workspace_id,
+        absolute_ms,
+        info,
+    )
+    .await?;
+    match save_record(state, principal, token_id, absolute_ms.div_euclid(1000)).await {
+        Ok(record) => Ok((started, record)),
+        Err(error) => {
+            super::session::discard(state, &started).await;
+            Err(error)
+        }
+    }
 }
 
 /// A freshly issued token.
@@ -279,13 +324,7 @@ impl IntoResponse for Issued {
             "token": self.token,
             "tokenType": "Bearer",
             "expiresAt": rfc3339(r.expires_at),
-            "user": {
-                "id": r.user_id,
-                "username": r.username,
-                "email": r.email,
-                "workspaceId": r.workspace_id,
-                "permissions": r.permissions.names(),
-            }
+            "user": super::session::user_json(r),
         }))
         .into_response()
     }
@@ -293,11 +332,23 @@ impl IntoResponse for Issued {
 
 /// Stores a token record for `principal` and signs its JWT.
 async fn issue(state: &AppState, principal: Principal) -> Result<Issued, ApiError> {
-    let now = state.now();
     let token_id = tokens::new_token_id();
     let (token, claims) = state
         .jwt
-        .issue(&TokenSubject::from(&principal), &token_id, now);
+        .issue(&TokenSubject::from(&principal), &token_id, state.now());
+    let record = save_record(state, &principal, token_id, claims.exp).await?;
+    Ok(Issued { token, record })
+}
+
+/// Stores the token record `token_id` for `principal`, expiring at `expires_at` (epoch
+/// seconds), under the live-token cap.
+async fn save_record(
+    state: &AppState,
+    principal: &Principal,
+    token_id: String,
+    expires_at: i64,
+) -> Result<TokenRecord, ApiError> {
+    let now = state.now();
     let record = TokenRecord {
         token_id: token_id.clone(),
         user_id: principal.user_id.clone(),
@@ -307,7 +358,7 @@ async fn issue(state: &AppState, principal: Principal) -> Result<Issued, ApiErro
         permissions: principal.permissions,
         sealed_key: state.cipher.seal(&principal.credentials.api_key, &token_id),
         issued_at: unix_seconds(now),
-        expires_at: claims.exp,
+        expires_at,
         revoked_at: None,
     };
     let store_error = |e: crate::store::StoreError| {
@@ -342,17 +393,27 @@ async fn issue(state: &AppState, principal: Principal) -> Result<Issued, ApiErro
             .extra("reason", "cap"),
         );
     }
-    Ok(Issued { token, record })
+    Ok(record)
 }
 
 /// `POST /api/v1/auth/refresh`: a new token for the same principal; the old one is revoked.
+/// From a session, the session is rotated instead: new id, new linked token, same absolute
+/// deadline; the old id is dead (S2).
 pub async fn refresh(
     State(state): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,
+    Extension(method): Extension<AuthMethod>,
+    session: Option<Extension<CurrentSession>>,
     headers: HeaderMap,
     request: Request,
 ) -> Response {
     let info = super::request_info(&request);
+    if let (AuthMethod::Session, Some(Extension(current))) = (method, session) {
+        return match rotate(&state, &principal, &current, &info).await {
+            Ok(response) => response,
+            Err(error) => error.into_response_for(&headers),
+        };
+    }
     let old = principal.token_id.clone().unwrap_or_default();
     // Rotation: the old token goes first, so that at the live-token cap the new one replaces
     // it rather than another client's token. If it cannot be revoked, nothing is issued.
@@ -385,14 +446,84 @@ pub async fn refresh(
     issued.into_response()
 }
 
-/// `POST /api/v1/auth/logout`: revokes the token used for this request.
+/// A session refresh: the new session and token first, then the old ones end.
+async fn rotate(
+    state: &AppState,
+    principal: &Principal,
+    current: &CurrentSession,
+    info: &RequestInfo,
+) -> Result<Response, ApiError> {
+    let (started, record) = start_session(
+        state,
+        principal,
+        current.record.absolute_expires_at_ms,
+        info,
+    )
+    .await?;
+    if let Err(e) = super::session::end(state, &current.key, "rotated", Some(info)).await {
+        tracing::error!(error = %e, "could not end the rotated session");
+        super::session::discard(state, &started).await;
+        let _ = state
+            .tokens
+            .revoke(&record.token_id, unix_seconds(state.now()))
+            .await;
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "authentication is unavailable right now",
+        ));
+    }
+    state.auditor.record(
+        AuditEvent::new(
+            AuditEventType::AuthnTokenRefreshed,
+            Severity::Info,
+            "session refreshed",
+        )
+        .user(&principal.user_id, Some(&principal.username))
+        .request(info)
+        .action("refresh")
+        .result(AuditResult::Success)
+        .resource("token", &record.token_id)
+        .extra("replaces.jti", current.record.token_id.clone()),
+    );
+    super::session::announce(state, &started, info, "renewed", Some(&current.key));
+    Ok(super::session::started_answer(state, &started, &record))
+}
+
+/// `POST /api/v1/auth/logout`: revokes the token used for this request. From a session, the
+/// session is deleted too and both cookies are cleared (S5).
 pub async fn logout(
     State(state): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,
+    Extension(method): Extension<AuthMethod>,
+    session: Option<Extension<CurrentSession>>,
     headers: HeaderMap,
     request: Request,
 ) -> Response {
     let info = super::request_info(&request);
+    if let (AuthMethod::Session, Some(Extension(current))) = (method, session) {
+        if let Err(e) = super::session::end(&state, &current.key, "logout", Some(&info)).await {
+            tracing::error!(error = %e, "could not end a session at logout");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "logout is unavailable right now; the session stays valid until it expires",
+            )
+            .into_response_for(&headers);
+        }
+        let mut response = (
+            [(
+                HeaderName::from_static("clear-site-data"),
+                super::headers::CLEAR_SITE_DATA_ON_LOGOUT,
+            )],
+            Json(json!({ "revoked": true })),
+        )
+            .into_response();
+        for cookie in super::session::clearing_cookies(&state) {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+        return response;
+    }
     let token_id = principal.token_id.clone().unwrap_or_default();
     if let Err(e) = state
         .tokens

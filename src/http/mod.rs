@@ -3,14 +3,15 @@
 //!
 //! Connections are accepted by [`listener`] (timeouts, connection cap). Request path: security
 //! headers → request id → trace → CORS → catch-panic → deadlines (request and body,
-//! `deadline`) → body limit → (protected routes only) bearer authentication → `/mcp` (rmcp's
-//! Streamable HTTP service, stateless, both protocol eras) or the REST handlers. Public routes (health,
+//! `deadline`) → body limit → (protected routes only) authentication (bearer only on `/mcp`;
+//! bearer or session cookie with CSRF checks elsewhere) → `/mcp` (rmcp's Streamable HTTP
+//! service, stateless, both protocol eras) or the REST handlers. Public routes (health,
 //! status, login) sit outside the authentication layer; everything else is inside it.
 
 pub mod auth;
 pub mod client_ip;
 mod cors;
-mod csrf;
+pub mod csrf;
 mod deadline;
 pub mod headers;
 mod jsonrpc;
@@ -20,6 +21,7 @@ mod mcp_errors;
 mod ops;
 pub mod rate_limit;
 pub mod rest;
+pub mod session;
 mod wire_log;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
@@ -58,24 +60,31 @@ pub const MAX_REST_BODY: usize = 1024 * 1024;
 /// Largest login body: a key, a workspace id, a name, an email and a few permissions.
 pub const MAX_LOGIN_BODY: usize = 16 * 1024;
 
-/// Routes: public ones, then the protected ones behind [`auth::require_principal`].
+/// Routes: public ones, then the protected ones behind [`auth::require_principal`] (`/mcp`
+/// behind [`auth::require_bearer`]).
 pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
     let mcp = mcp_service(&state, shutdown);
     let mcp = Router::new()
         .nest_service("/mcp", mcp)
         .layer(axum::middleware::from_fn(mcp_errors::envelope))
-        .layer(axum::middleware::from_fn(jsonrpc::check_message));
+        .layer(axum::middleware::from_fn(jsonrpc::check_message))
+        .layer(from_fn_with_state(
+            state.clone(),
+            rate_limit::limit_principal,
+        ))
+        .layer(from_fn_with_state(state.clone(), auth::require_bearer));
     let protected = Router::new()
-        .merge(mcp)
         .route("/api/v1/auth/refresh", post(login::refresh))
         .route("/api/v1/auth/logout", post(login::logout))
+        .route("/api/v1/auth/session", get(session::current))
         .route("/metrics", get(ops::metrics))
         .merge(rest::protected_routes())
         .layer(from_fn_with_state(
             state.clone(),
             rate_limit::limit_principal,
         ))
-        .layer(from_fn_with_state(state.clone(), auth::require_principal));
+        .layer(from_fn_with_state(state.clone(), auth::require_principal))
+        .merge(mcp);
     let public = Router::new()
         .route("/health", get(ops::live))
         .route("/live", get(ops::live))

@@ -6,12 +6,14 @@
 
 pub mod counters;
 mod memory;
+pub mod sessions;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use counters::{CounterStore, MemoryCounterStore, WindowCount};
 pub use memory::MemoryConversationStore;
+pub use sessions::{MemorySessionStore, SessionKey, SessionRecord, SessionStore};
 
 /// A failure of the backing store. Callers fail closed: a request that needs the store is
 /// refused rather than served on a guess.

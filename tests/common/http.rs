@@ -14,7 +14,7 @@ use mcp_dust_server::{
     serve::{Parts, build_state},
     sim::{self, SimConfig, SimHandle},
     state::{AppState, Clock},
-    store::{CounterStore, MemoryCounterStore},
+    store::{CounterStore, MemoryCounterStore, MemorySessionStore, SessionStore},
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -78,6 +78,24 @@ impl TestServer {
         dust_url: Option<&str>,
         counters: Arc<dyn CounterStore>,
     ) -> Self {
+        Self::start_with_stores(
+            sim,
+            env,
+            dust_url,
+            counters,
+            Arc::new(MemorySessionStore::new()),
+        )
+        .await
+    }
+
+    /// [`Self::start_on`] with the given counter and session stores.
+    pub async fn start_with_stores(
+        sim: SimHandle,
+        env: &[(&str, &str)],
+        dust_url: Option<&str>,
+        counters: Arc<dyn CounterStore>,
+        sessions: Arc<dyn SessionStore>,
+    ) -> Self {
         let dust_url = dust_url.map_or_else(|| sim.base_url(), str::to_owned);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -105,6 +123,7 @@ impl TestServer {
             dust: mcp_dust_server::serve::dust_for(&dust_url).unwrap(),
             tokens: Arc::new(MemoryTokenStore::new()),
             counters,
+            sessions,
             auditor: Auditor::start(audit.sink()).unwrap(),
             clock: clock.clone(),
         };
