@@ -4,10 +4,12 @@
 //! Request path: security headers → request id → trace → CORS → catch-panic → timeout → body
 //! limit → (protected routes only) bearer authentication → `/mcp` (rmcp's Streamable HTTP
 //! service, stateless, both protocol eras) or the REST handlers. Public routes (health,
-//! status, login) sit outside the authentication layer; everything else is inside it.
+//! status, login, the web console's files) sit outside the authentication layer; everything
+//! else is inside it.
 
 pub mod auth;
 pub mod client_ip;
+mod console;
 mod cors;
 mod csrf;
 pub mod headers;
@@ -78,7 +80,8 @@ pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
         .route("/live", get(ops::live))
         .route("/ready", get(ops::ready))
         .route("/api/v1/status", get(ops::status))
-        .route("/api/v1/auth/login", post(login::login));
+        .route("/api/v1/auth/login", post(login::login))
+        .merge(console::router());
     Router::new()
         .merge(public)
         .merge(protected)
