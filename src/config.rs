@@ -177,7 +177,7 @@ pub const SETTINGS: &[Setting] = &[
         ..s(
             "ALERT_WEBHOOK_URL",
             None,
-            "where high-severity security events are posted (not yet implemented: setting it logs a warning)",
+            "webhook (JSON POST) for high-severity security events: login-failure bursts, lockouts, revoked-token use, CSRF/Origin bursts, audit overflow",
         )
     },
     s("LOG_LEVEL", Some("info"), "log level or tracing filter"),
