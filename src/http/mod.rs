@@ -123,9 +123,12 @@ fn mcp_service(
         .with_max_request_body_bytes(MAX_MCP_BODY)
         .with_allowed_hosts(state.config.allowed_hosts.clone());
     // An Origin header that is present and not listed gets 403 (2025-11-25 rule). Browsers on
-    // other origins are refused even when no origin is configured.
+    // other origins are refused even when no origin is configured; pages on the server's own
+    // hosts are not foreign (see `own_origins`).
+    let mut origins = state.config.cors_allowed_origins.clone();
+    origins.extend(own_origins(&state.config.allowed_hosts));
     config = config
-        .with_allowed_origins(state.config.cors_allowed_origins.clone())
+        .with_allowed_origins(origins)
         .enforce_origin_validation();
     let ctx = state.mcp.clone();
     StreamableHttpService::new(
@@ -133,6 +136,41 @@ fn mcp_service(
         Arc::new(NeverSessionManager::default()),
         config,
     )
+}
+
+/// The origins of the hosts the server answers as (`ALLOWED_HOSTS`), for rmcp's Origin check.
+///
+/// The check defends against DNS rebinding: a page on `evil.example` whose name now resolves
+/// to us sends `Origin: http://evil.example` (and `Host: evil.example`, refused on its own). A
+/// page on one of our own host names is not that attacker: the Host allow-list already trusts
+/// the name, and CORS still decides what a cross-origin page may read. Refusing it would turn
+/// away same-origin requests (the MCP conformance suite's `dns-rebinding-protection` scenario
+/// sends `Host: 127.0.0.1:<port>` with `Origin: http://127.0.0.1:<port>` and expects a 2xx).
+/// An entry with a port allows that port only; a bare host name allows any port.
+fn own_origins(allowed_hosts: &[String]) -> Vec<String> {
+    let mut origins = Vec::new();
+    for host in allowed_hosts {
+        let host = host.trim();
+        if host.is_empty() {
+            continue;
+        }
+        let with_port = if host.starts_with('[') {
+            !host.ends_with(']') // `[::1]:8080`
+        } else {
+            host.matches(':').count() == 1 // `name:8080`; `::1` is a bare IPv6 address
+        };
+        let authority = if with_port {
+            host.to_owned()
+        } else if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:*")
+        } else {
+            format!("{host}:*")
+        };
+        for scheme in ["http", "https"] {
+            origins.push(format!("{scheme}://{authority}"));
+        }
+    }
+    origins
 }
 
 /// Layers, outermost last. Later `.layer()` calls wrap earlier ones, so the order below reads
@@ -275,4 +313,27 @@ pub async fn read_json<T: DeserializeOwned>(request: Request, limit: usize) -> R
             mask::mask_text(&e.to_string())
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::own_origins;
+
+    #[test]
+    fn own_origins_cover_every_port_of_a_bare_host_and_one_port_otherwise() {
+        let hosts = ["localhost", "mcp.example.com:8443", "::1", "[::1]:9000"].map(String::from);
+        assert_eq!(
+            own_origins(&hosts),
+            [
+                "http://localhost:*",
+                "https://localhost:*",
+                "http://mcp.example.com:8443",
+                "https://mcp.example.com:8443",
+                "http://[::1]:*",
+                "https://[::1]:*",
+                "http://[::1]:9000",
+                "https://[::1]:9000",
+            ]
+        );
+    }
 }
