@@ -1,9 +1,10 @@
 //! The HTTP server: routes in one place ([`build_router`]), layers in one place
 //! ([`apply_middleware`]), and [`serve`], which takes a listener and a shutdown future.
 //!
-//! Request path: security headers → request id → trace → CORS → catch-panic → timeout → body
-//! limit → (protected routes only) bearer authentication → `/mcp` (rmcp's Streamable HTTP
-//! service, stateless, both protocol eras) or the REST handlers. Public routes (health,
+//! Connections are accepted by [`listener`] (timeouts, connection cap). Request path: security
+//! headers → request id → trace → CORS → catch-panic → deadlines (request and body,
+//! `deadline`) → body limit → (protected routes only) bearer authentication → `/mcp` (rmcp's
+//! Streamable HTTP service, stateless, both protocol eras) or the REST handlers. Public routes (health,
 //! status, login, the web console's files) sit outside the authentication layer; everything
 //! else is inside it.
 
@@ -12,14 +13,17 @@ pub mod client_ip;
 mod console;
 mod cors;
 mod csrf;
+mod deadline;
 pub mod headers;
 mod jsonrpc;
+pub mod listener;
 mod login;
+mod mcp_errors;
 mod ops;
 pub mod rate_limit;
 mod wire_log;
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc};
 
 use axum::{
     Router,
@@ -39,7 +43,6 @@ use tower_http::{
     catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     sensitive_headers::SetSensitiveRequestHeadersLayer,
-    timeout::TimeoutLayer,
     trace::TraceLayer,
 };
 
@@ -56,14 +59,12 @@ pub const MAX_REST_BODY: usize = 1024 * 1024;
 /// Largest login body: a key, a workspace id, a name, an email and a few permissions.
 pub const MAX_LOGIN_BODY: usize = 16 * 1024;
 
-/// Time a request may take beyond the agent timeout before the server gives up on it.
-const REQUEST_TIMEOUT_MARGIN: Duration = Duration::from_secs(15);
-
 /// Routes: public ones, then the protected ones behind [`auth::require_principal`].
 pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
     let mcp = mcp_service(&state, shutdown);
     let mcp = Router::new()
         .nest_service("/mcp", mcp)
+        .layer(axum::middleware::from_fn(mcp_errors::envelope))
         .layer(axum::middleware::from_fn(jsonrpc::check_message));
     let protected = Router::new()
         .merge(mcp)
@@ -186,7 +187,6 @@ fn own_origins(allowed_hosts: &[String]) -> Vec<String> {
 /// tokens are cut for the price of one counter increment. Preflights are answered by CORS,
 /// outside the rate limit, so they are not counted.
 pub fn apply_middleware(state: &AppState, router: Router) -> Router {
-    let timeout = state.config.agent_timeout + REQUEST_TIMEOUT_MARGIN;
     router
         .layer(from_fn_with_state(state.clone(), wire_log::log_wire))
         .layer(from_fn_with_state(
@@ -198,10 +198,7 @@ pub fn apply_middleware(state: &AppState, router: Router) -> Router {
             client_ip::attach_client_ip,
         ))
         .layer(DefaultBodyLimit::max(MAX_REST_BODY))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
+        .layer(from_fn_with_state(state.clone(), deadline::enforce))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
             axum::response::IntoResponse::into_response(ApiError::internal())
@@ -238,7 +235,8 @@ async fn not_found(request: Request) -> axum::response::Response {
 
 /// Serves `state` on `listener` until `shutdown` resolves, then stops accepting and lets
 /// in-flight requests (tool calls included) finish before returning. rmcp's own cancellation
-/// token fires only after that, so a graceful stop never cuts a running call short.
+/// token fires only after that, so a graceful stop never cuts a running call short. The
+/// connection limits (timeouts, caps) are [`listener`]'s.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -246,12 +244,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let cancel = CancellationToken::new();
     let app = apply_middleware(&state, build_router(state.clone(), cancel.child_token()));
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let limits = state.config.listener.clone();
+    let result = listener::serve(listener, app, limits, shutdown).await;
     cancel.cancel();
     state.auditor.flush().await;
     result
