@@ -221,6 +221,7 @@ $("chat-form").addEventListener("submit", async (event) => {
   state.streaming = controller;
   $("chat-send").disabled = true;
   $("chat-stop").hidden = false;
+  let completed = false;
   try {
     const body = { message };
     if (state.conversationId) body.conversationId = state.conversationId;
@@ -248,6 +249,8 @@ $("chat-form").addEventListener("submit", async (event) => {
     }
   } finally {
     item.classList.remove("streaming");
+    // "done" only once the response has ended, so that nothing is left to abort.
+    if (completed) item.classList.add("done");
     log.setAttribute("aria-busy", "false");
     state.streaming = null;
     $("chat-send").disabled = false;
@@ -257,7 +260,7 @@ $("chat-form").addEventListener("submit", async (event) => {
 
   function finish(result) {
     answer.textContent = result.answer;
-    item.classList.add("done");
+    completed = true;
     state.conversationId = result.conversationId || state.conversationId;
   }
 });
