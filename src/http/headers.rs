@@ -29,6 +29,20 @@ use crate::{config::Config, error::REQUEST_ID};
 /// HTML is ever served, that route needs the OSHP page policy instead.
 pub const API_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
 
+/// CSP for the web console ([`super::console`]): its own scripts, styles, icon and API only;
+/// no inline code, no `eval`, no plugins, no `<base>`, forms post only here, no framing, and
+/// Trusted Types so that no script can write HTML from a string (OSHP page policy, tightened).
+pub const CONSOLE_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; \
+     frame-ancestors 'none'; require-trusted-types-for 'script'; trusted-types 'none'";
+
+/// Response extension set by the console's handlers: the answer is one of the console's own
+/// files, so it gets [`CONSOLE_CONTENT_SECURITY_POLICY`] and `Cross-Origin-Opener-Policy`, and
+/// the handler's `Cache-Control` is kept (the files are public and may be cached briefly).
+/// Only a response can carry it, never a request, so no client can ask for the page policy.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsoleResponse;
+
 /// HSTS, production only: two years (OSHP; ASVS 5.0 3.4.1 wants ≥ 1 year), subdomains
 /// included, no `preload` (that is the domain owner's opt-in).
 pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=63072000; includeSubDomains";
@@ -51,13 +65,15 @@ const SECURITY_HEADERS: &[(&str, &str)] = &[
     // H6: URLs (which may carry ids) never leak to other sites through Referer.
     ("referrer-policy", "no-referrer"),
     // H7: an API needs no powerful browser features; deny them all (OSHP deny list, short).
+    // No `web-share`: Chromium does not recognise it and logs a warning on every page that
+    // gets it (the console's page log must stay clean), and no browser honours it here.
     (
         "permissions-policy",
         "accelerometer=(), autoplay=(), browsing-topics=(), camera=(), display-capture=(), \
          encrypted-media=(), fullscreen=(), geolocation=(), gyroscope=(), hid=(), \
          interest-cohort=(), magnetometer=(), microphone=(), midi=(), payment=(), \
          picture-in-picture=(), publickey-credentials-get=(), screen-wake-lock=(), serial=(), \
-         sync-xhr=(), usb=(), web-share=(), xr-spatial-tracking=()",
+         sync-xhr=(), usb=(), xr-spatial-tracking=()",
     ),
     // H2: the XSS auditor is gone and its `1; mode=block` could be abused; `0` turns it off.
     ("x-xss-protection", "0"),
@@ -119,11 +135,24 @@ pub async fn add_security_headers(
     next: Next,
 ) -> Response {
     let mut response = next.run(request).await;
+    let console = response.extensions().get::<ConsoleResponse>().is_some();
     let headers = response.headers_mut();
     for &(name, value) in SECURITY_HEADERS {
         headers.insert(
             HeaderName::from_static(name),
             HeaderValue::from_static(value),
+        );
+    }
+    if console {
+        // H1 for a page: the console's own policy replaces the API's `default-src 'none'`, and
+        // no other window may keep a handle on it (OSHP: COOP `same-origin`).
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONSOLE_CONTENT_SECURITY_POLICY),
+        );
+        headers.insert(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
         );
     }
     if policy.hsts {
@@ -135,11 +164,12 @@ pub async fn add_security_headers(
         );
     }
     // H8: a handler's own value survives only if it already forbids storing; anything weaker
-    // (rmcp's `no-cache` on SSE) is replaced. A route that wants caching must change this rule.
-    let keeps_own = headers
-        .get_all(header::CACHE_CONTROL)
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|v| v.contains("no-store")));
+    // (rmcp's `no-cache` on SSE) is replaced. The console's static files are the one exception.
+    let keeps_own = (console && headers.contains_key(header::CACHE_CONTROL))
+        || headers
+            .get_all(header::CACHE_CONTROL)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.contains("no-store")));
     if !keeps_own {
         headers.insert(
             header::CACHE_CONTROL,
@@ -220,5 +250,6 @@ mod tests {
             HeaderValue::from_str(value).unwrap();
         }
         HeaderValue::from_str(CLEAR_SITE_DATA_ON_LOGOUT).unwrap();
+        HeaderValue::from_str(CONSOLE_CONTENT_SECURITY_POLICY).unwrap();
     }
 }

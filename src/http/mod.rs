@@ -6,10 +6,12 @@
 //! `deadline`) → body limit → (protected routes only) authentication (bearer only on `/mcp`;
 //! bearer or session cookie with CSRF checks elsewhere) → `/mcp` (rmcp's Streamable HTTP
 //! service, stateless, both protocol eras) or the REST handlers. Public routes (health,
-//! status, login) sit outside the authentication layer; everything else is inside it.
+//! status, login, the web console's files) sit outside the authentication layer; everything
+//! else is inside it.
 
 pub mod auth;
 pub mod client_ip;
+mod console;
 mod cors;
 pub mod csrf;
 mod deadline;
@@ -91,7 +93,8 @@ pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
         .route("/ready", get(ops::ready))
         .route("/api/v1/status", get(ops::status))
         .route("/api/v1/auth/login", post(login::login))
-        .merge(rest::public_routes());
+        .merge(rest::public_routes())
+        .merge(console::router());
     Router::new()
         .merge(public)
         .merge(protected)

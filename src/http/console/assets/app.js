@@ -1,0 +1,401 @@
+// The web console: log in with a Dust API key, chat with agents (answers stream in), search
+// knowledge bases, review and revoke your tokens, read the audit log (with `admin:audit`).
+//
+// Plain DOM, no framework, no build step. Everything the server sends is written with
+// `textContent` or attributes, never parsed as HTML, so the page also runs under Trusted Types.
+
+import { ApiError, currentSession, json, login, logout, request, setSessionLostHandler } from "./api.js";
+import { readEvents } from "./sse.js";
+
+const VIEWS = ["login", "agents", "knowledge", "tokens", "audit"];
+const state = { user: null, agent: null, conversationId: null, streaming: null, knowledgeBases: null };
+
+const $ = (id) => document.getElementById(id);
+
+/** A new element with text children and properties (`className`, `textContent`, attributes). */
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "className" || key === "textContent" || key === "type") node[key] = value;
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function describe(error) {
+  if (error instanceof ApiError) return error.describe();
+  return error && error.message ? error.message : String(error);
+}
+
+function showError(error) {
+  $("notice").hidden = true;
+  $("error").textContent = describe(error);
+  $("error").hidden = false;
+}
+
+function showNotice(text) {
+  $("error").hidden = true;
+  $("notice").textContent = text;
+  $("notice").hidden = false;
+}
+
+function clearMessages() {
+  $("error").hidden = true;
+  $("notice").hidden = true;
+}
+
+function workspacePath(rest) {
+  return `/api/v1/workspaces/${encodeURIComponent(state.user.workspaceId)}${rest}`;
+}
+
+function canAudit() {
+  return Boolean(state.user && (state.user.permissions || []).includes("admin:audit"));
+}
+
+function formatTime(value) {
+  if (!value) return "";
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString();
+}
+
+// ---- views and navigation ------------------------------------------------------------------
+
+function currentView() {
+  if (!state.user) return "login";
+  const wanted = location.hash.slice(1);
+  if (wanted === "audit" && !canAudit()) return "agents";
+  return VIEWS.includes(wanted) && wanted !== "login" ? wanted : "agents";
+}
+
+async function route({ focus = true } = {}) {
+  const view = currentView();
+  for (const name of VIEWS) $(`view-${name}`).hidden = name !== view;
+  for (const link of document.querySelectorAll("#nav a[data-view]")) {
+    if (link.dataset.view === view) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  if (focus) {
+    const target = view === "login" ? $("login-key") : $(`${view}-title`);
+    if (target !== $("login-key")) target.setAttribute("tabindex", "-1");
+    target.focus();
+  }
+  try {
+    if (view === "agents") await loadAgents();
+    else if (view === "knowledge") await loadKnowledgeBases();
+    else if (view === "tokens") await loadTokens();
+    else if (view === "audit") await loadAudit();
+  } catch (error) {
+    if (state.user) showError(error);
+  }
+}
+
+function signedIn(user) {
+  state.user = user;
+  state.knowledgeBases = null;
+  $("who").textContent = `${user.username || user.id} · ${user.workspaceId}`;
+  $("nav-audit").hidden = !canAudit();
+  $("nav").hidden = false;
+}
+
+function signedOut(message, isError) {
+  if (state.streaming) state.streaming.abort();
+  state.user = null;
+  state.agent = null;
+  state.conversationId = null;
+  state.knowledgeBases = null;
+  $("nav").hidden = true;
+  $("who").textContent = "";
+  $("chat").hidden = true;
+  $("chat-log").replaceChildren();
+  $("agent-list").replaceChildren();
+  $("search-results").replaceChildren();
+  $("search-summary").textContent = "";
+  $("token-rows").replaceChildren();
+  $("audit-rows").replaceChildren();
+  history.replaceState(null, "", location.pathname);
+  route();
+  if (isError) showError(new Error(message));
+  else showNotice(message);
+}
+
+// ---- login and logout ----------------------------------------------------------------------
+
+$("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearMessages();
+  const button = event.submitter || $("login-form").querySelector("button");
+  button.disabled = true;
+  try {
+    const session = await login($("login-key").value, $("login-workspace").value.trim());
+    $("login-key").value = "";
+    signedIn(session.user);
+    if (location.hash !== "#agents") location.hash = "#agents";
+    else await route();
+  } catch (error) {
+    showError(error);
+    $("login-key").focus();
+  } finally {
+    button.disabled = false;
+  }
+});
+
+$("logout").addEventListener("click", async () => {
+  clearMessages();
+  try {
+    await logout();
+    signedOut("You are logged out.", false);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) signedOut("You are logged out.", false);
+    else showError(error);
+  }
+});
+
+setSessionLostHandler(() => signedOut("Your session has ended. Log in again.", true));
+
+// ---- agents and chat -----------------------------------------------------------------------
+
+async function loadAgents() {
+  const query = $("agent-query").value.trim();
+  const suffix = query ? `?query=${encodeURIComponent(query)}` : "";
+  const { agents } = await json("GET", workspacePath(`/agents${suffix}`));
+  const items = agents.map((agent) => {
+    const button = el("button", { type: "button", className: "pick", "aria-pressed": String(state.agent?.id === agent.id) },
+      el("strong", { textContent: agent.name }), el("span", { className: "hint", textContent: agent.description || "" }));
+    button.dataset.agentId = agent.id;
+    button.addEventListener("click", () => selectAgent(agent));
+    return el("li", {}, button);
+  });
+  $("agent-list").replaceChildren(...(items.length ? items : [el("li", { className: "hint", textContent: "No agents match." })]));
+}
+
+$("agent-filter").addEventListener("submit", (event) => {
+  event.preventDefault();
+  clearMessages();
+  loadAgents().catch(showError);
+});
+
+function selectAgent(agent) {
+  if (state.streaming) state.streaming.abort();
+  state.agent = agent;
+  state.conversationId = null;
+  for (const button of document.querySelectorAll("#agent-list button[data-agent-id]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.agentId === agent.id));
+  }
+  $("chat-title").textContent = `Chat with ${agent.name}`;
+  $("chat-description").textContent = agent.description || "";
+  $("chat-log").replaceChildren();
+  $("chat").hidden = false;
+  $("chat-message").focus();
+}
+
+$("chat-new").addEventListener("click", () => {
+  if (state.agent) selectAgent(state.agent);
+});
+
+$("chat-stop").addEventListener("click", () => {
+  if (state.streaming) state.streaming.abort();
+});
+
+$("chat-message").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey) {
+    event.preventDefault();
+    $("chat-form").requestSubmit();
+  }
+});
+
+$("chat-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const message = $("chat-message").value;
+  if (!state.agent || !message.trim() || state.streaming) return;
+  clearMessages();
+  $("chat-message").value = "";
+  const log = $("chat-log");
+  log.append(el("li", { className: "user" }, el("span", { className: "who", textContent: "You" }), el("p", { textContent: message })));
+  const answer = el("p", { className: "answer" });
+  const item = el("li", { className: "agent streaming" }, el("span", { className: "who", textContent: state.agent.name }), answer);
+  log.append(item);
+  log.setAttribute("aria-busy", "true");
+  const controller = new AbortController();
+  state.streaming = controller;
+  $("chat-send").disabled = true;
+  $("chat-stop").hidden = false;
+  let completed = false;
+  try {
+    const body = { message };
+    if (state.conversationId) body.conversationId = state.conversationId;
+    const response = await request("POST", workspacePath(`/agents/${encodeURIComponent(state.agent.id)}/execute`), {
+      body, accept: "text/event-stream", signal: controller.signal,
+    });
+    if ((response.headers.get("content-type") || "").startsWith("application/json")) {
+      finish(await response.json());
+    } else {
+      let failure = null;
+      await readEvents(response, (name, data) => {
+        if (name === "token") answer.textContent += data.text;
+        else if (name === "done") finish(data);
+        else if (name === "error") failure = new ApiError(0, data.error?.code || "error", data.error?.message || "the agent failed");
+      });
+      if (failure) throw failure;
+    }
+  } catch (error) {
+    if (error.name === "AbortError") {
+      item.append(el("p", { className: "hint", textContent: "Stopped." }));
+    } else {
+      item.classList.add("failed");
+      item.append(el("p", { className: "error-inline", textContent: describe(error) }));
+      showError(error);
+    }
+  } finally {
+    item.classList.remove("streaming");
+    // "done" only once the response has ended, so that nothing is left to abort.
+    if (completed) item.classList.add("done");
+    log.setAttribute("aria-busy", "false");
+    state.streaming = null;
+    $("chat-send").disabled = false;
+    $("chat-stop").hidden = true;
+    $("chat-message").focus();
+  }
+
+  function finish(result) {
+    answer.textContent = result.answer;
+    completed = true;
+    state.conversationId = result.conversationId || state.conversationId;
+  }
+});
+
+// ---- knowledge search ----------------------------------------------------------------------
+
+async function loadKnowledgeBases() {
+  if (state.knowledgeBases) return;
+  const { knowledgeBases } = await json("GET", workspacePath("/knowledge-bases"));
+  state.knowledgeBases = knowledgeBases;
+  $("kb-select").replaceChildren(...knowledgeBases.map((kb) =>
+    el("option", { value: kb.id, textContent: kb.spaceName || kb.spaceId ? `${kb.name} (${kb.spaceName || kb.spaceId})` : kb.name })));
+}
+
+/** A link only for http(s) sources: a `javascript:` or `data:` URL from upstream stays text. */
+function sourceLink(url) {
+  try {
+    const parsed = new URL(url);
+    if (parsed.protocol === "https:" || parsed.protocol === "http:") {
+      return el("a", { href: parsed.href, rel: "noopener noreferrer", target: "_blank", className: "source", textContent: parsed.href });
+    }
+  } catch {
+    // not a URL: shown as text below
+  }
+  return el("span", { className: "source", textContent: url });
+}
+
+$("search-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearMessages();
+  const kb = $("kb-select").value;
+  const query = $("search-query").value.trim();
+  const topK = Number.parseInt($("search-topk").value, 10) || 5;
+  const name = $("kb-select").selectedOptions[0]?.textContent || kb;
+  $("search-summary").textContent = "Searching…";
+  $("search-results").replaceChildren();
+  try {
+    const { results } = await json("POST", workspacePath(`/knowledge-bases/${encodeURIComponent(kb)}/search`), { query, topK });
+    $("search-summary").textContent = `${results.length} result${results.length === 1 ? "" : "s"} for “${query}” in ${name}.`;
+    $("search-results").replaceChildren(...results.map((result) => {
+      const text = (result.text || "").length > 600 ? `${result.text.slice(0, 600)}…` : result.text || "";
+      return el("li", { className: "result" },
+        el("h3", { textContent: result.title || result.documentId }),
+        el("p", { className: "meta" },
+          el("span", { className: "score", textContent: `score ${Number(result.score).toFixed(3)}` }),
+          result.sourceUrl ? sourceLink(result.sourceUrl) : el("span", { className: "source", textContent: result.documentId })),
+        el("p", { className: "excerpt", textContent: text }));
+    }));
+  } catch (error) {
+    $("search-summary").textContent = "";
+    showError(error);
+  }
+});
+
+// ---- my tokens -----------------------------------------------------------------------------
+
+async function loadTokens() {
+  const { tokens } = await json("GET", "/api/v1/auth/tokens");
+  $("token-rows").replaceChildren(...tokens.map((token) => {
+    const stateText = token.revokedAt ? `revoked ${formatTime(token.revokedAt)}` : token.current ? "active (this session)" : "active";
+    let action = "";
+    if (!token.revokedAt) {
+      const button = el("button", {
+        type: "button",
+        className: token.current ? "danger" : "",
+        "aria-label": `Revoke token ${token.tokenId}${token.current ? " (logs you out)" : ""}`,
+        textContent: token.current ? "Revoke and log out" : "Revoke",
+      });
+      button.addEventListener("click", () => revoke(token, button));
+      action = button;
+    }
+    const row = el("tr", {},
+      el("td", {}, el("code", { textContent: token.tokenId })),
+      el("td", { textContent: formatTime(token.createdAt) }),
+      el("td", { textContent: formatTime(token.expiresAt) }),
+      el("td", { className: "perms", textContent: (token.permissions || []).join(", ") }),
+      el("td", { className: "state", textContent: stateText }),
+      el("td", {}, action));
+    row.dataset.tokenId = token.tokenId;
+    if (token.revokedAt) row.classList.add("revoked");
+    return row;
+  }));
+}
+
+async function revoke(token, button) {
+  clearMessages();
+  button.disabled = true;
+  try {
+    await json("DELETE", `/api/v1/auth/tokens/${encodeURIComponent(token.tokenId)}`);
+    if (token.current) {
+      signedOut("Your session's token was revoked; you are logged out.", false);
+      return;
+    }
+    await loadTokens();
+    showNotice(`Token ${token.tokenId} revoked.`);
+  } catch (error) {
+    button.disabled = false;
+    showError(error);
+  }
+}
+
+// ---- audit ---------------------------------------------------------------------------------
+
+async function loadAudit() {
+  const params = new URLSearchParams({ limit: $("audit-limit").value || "50" });
+  const type = $("audit-type").value.trim();
+  if (type) params.set("eventType", type);
+  const { events } = await json("GET", `/api/v1/audit?${params}`);
+  $("audit-rows").replaceChildren(...events.map((event) => el("tr", { className: `sev-${event.severity}` },
+    el("td", { textContent: formatTime(event.timestamp) }),
+    el("td", {}, el("code", { textContent: event.event_type })),
+    el("td", { textContent: event.severity || "" }),
+    el("td", { textContent: event.username || event.user_id || "" }),
+    el("td", { textContent: event.result || "" }),
+    el("td", { textContent: event.message || "" }))));
+}
+
+$("audit-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  clearMessages();
+  loadAudit().catch(showError);
+});
+
+// ---- start ---------------------------------------------------------------------------------
+
+window.addEventListener("hashchange", () => {
+  clearMessages();
+  route();
+});
+
+try {
+  const session = await currentSession();
+  if (session) signedIn(session.user);
+} catch (error) {
+  showError(error);
+}
+await route({ focus: false });
+document.documentElement.dataset.ready = "true";

@@ -1,0 +1,238 @@
+// Drives Debian's Chromium (headless, fresh profile) through the web console, for
+// tests/browser.rs. Every step is asserted here and screenshotted; the last stdout line is a
+// JSON report the Rust test checks against the server's own state (cookie refused after
+// logout, token revoked, audit records). Exit code 0 only if every step passed.
+//
+// Environment: CONSOLE_URL, API_KEY, WORKSPACE_ID, CHROMIUM, USER_DATA_DIR, ARTIFACTS.
+
+import http from "node:http";
+import path from "node:path";
+import { mkdirSync } from "node:fs";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const consoleUrl = new URL(env("CONSOLE_URL"));
+const artifacts = env("ARTIFACTS");
+mkdirSync(artifacts, { recursive: true });
+
+const FLAGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+];
+const STEP_TIMEOUT = 20_000;
+
+const report = { steps: [], consoleErrors: [], cspViolations: [], pageErrors: [], failedRequests: [] };
+const log = (...parts) => console.error("[browser]", ...parts);
+
+// ---- the attacker: a page on another loopback origin that posts forms to the server ---------
+
+function attackerServer() {
+  const target = consoleUrl.origin;
+  const pages = {
+    // A classic logout CSRF: a top-level cross-site POST (the session cookie is SameSite=Lax).
+    "/logout.html": `<form id="f" method="post" action="${target}/api/v1/auth/logout"></form>`,
+    // JSON smuggled in a text/plain form body, the usual trick against JSON login endpoints.
+    "/login.html": `<form id="f" method="post" enctype="text/plain" action="${target}/api/v1/auth/login">` +
+      `<input type="hidden" name='{"apiKey":"${env("API_KEY")}","workspaceId":"${env("WORKSPACE_ID")}","session":true,"x":"' value='"}'></form>`,
+  };
+  const server = http.createServer((req, res) => {
+    const form = pages[req.url];
+    if (!form) { res.writeHead(404).end(); return; }
+    res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
+    res.end(`<!doctype html><title>elsewhere</title>${form}<script>document.getElementById("f").submit()</script>`);
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.2", () => resolve(server)));
+}
+
+async function crossSitePost(context, origin, page) {
+  const tab = await context.newPage();
+  const answer = tab.waitForResponse((r) => r.url().startsWith(consoleUrl.origin) && r.request().method() === "POST", { timeout: STEP_TIMEOUT });
+  await tab.goto(`${origin}${page}`);
+  const response = await answer;
+  const result = { status: response.status(), body: await response.text().catch(() => "") };
+  await tab.screenshot({ path: path.join(artifacts, `08-cross-site-${page.slice(1, -5)}.png`) });
+  await tab.close();
+  return result;
+}
+
+// ---- the console ---------------------------------------------------------------------------
+
+async function step(name, page, body) {
+  log(name);
+  await body();
+  await page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+  report.steps.push(name);
+}
+
+function sessionCookie(cookies) {
+  return cookies.find((c) => c.name === "mcp.sid" || c.name === "__Host-mcp.sid");
+}
+
+async function main() {
+  const attacker = await attackerServer();
+  const attackerOrigin = `http://127.0.0.2:${attacker.address().port}`;
+  const context = await chromium.launchPersistentContext(env("USER_DATA_DIR"), {
+    executablePath: env("CHROMIUM"),
+    headless: true,
+    args: FLAGS,
+    viewport: { width: 1200, height: 900 },
+  });
+  try {
+    // CSP and Trusted Types violations, reported from the page itself (an init script runs
+    // through the DevTools protocol, so the page's CSP does not apply to it).
+    await context.exposeFunction("reportCspViolation", (v) => report.cspViolations.push(v));
+    await context.addInitScript(() => {
+      document.addEventListener("securitypolicyviolation", (e) => {
+        window.reportCspViolation(`${e.effectiveDirective} blocked ${e.blockedURI || "inline"} at ${e.sourceFile}:${e.lineNumber}`);
+      });
+    });
+    const page = context.pages()[0] || (await context.newPage());
+    page.setDefaultTimeout(STEP_TIMEOUT);
+    page.on("console", (msg) => {
+      if (msg.type() === "error" || msg.type() === "warning") report.consoleErrors.push(`${msg.type()}: ${msg.text()}`);
+    });
+    page.on("pageerror", (error) => report.pageErrors.push(String(error)));
+    page.on("requestfailed", (request) => {
+      // A stream the page aborted on purpose is not a failure; nothing in this run aborts.
+      report.failedRequests.push(`${request.method()} ${request.url()}: ${request.failure()?.errorText}`);
+    });
+
+    await step("01-login", page, async () => {
+      const response = await page.goto(consoleUrl.href);
+      assert.equal(response.status(), 200);
+      assert.match(response.headers()["content-security-policy"], /script-src 'self'/);
+      await page.locator("html[data-ready]").waitFor({ state: "attached" });
+      await page.getByLabel("Dust API key").waitFor();
+      assert.equal(await page.locator("#nav").isHidden(), true, "navigation before login");
+    });
+
+    await step("02-agents", page, async () => {
+      await page.getByLabel("Dust API key").fill(env("API_KEY"));
+      await page.getByLabel("Workspace id").fill(env("WORKSPACE_ID"));
+      await page.getByRole("button", { name: "Log in" }).click();
+      await page.locator('#agent-list button[data-agent-id="ech0Ag3ntX"]').waitFor();
+      assert.equal(await page.getByLabel("Dust API key").inputValue(), "", "the key stays in the form");
+      const cookies = await context.cookies(consoleUrl.origin);
+      const sid = sessionCookie(cookies);
+      assert.ok(sid, "no session cookie after login");
+      assert.equal(sid.httpOnly, true, "session cookie readable by scripts");
+      report.sessionCookie = { name: sid.name, value: sid.value };
+      // Nothing the page keeps holds a bearer token.
+      const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }));
+      assert.doesNotMatch(stored, /eyJ/, "a token in web storage");
+    });
+
+    const ask = async (agentId, message) => {
+      await page.locator(`#agent-list button[data-agent-id="${agentId}"]`).click();
+      await page.evaluate(() => {
+        window.__answerLengths = [];
+        new MutationObserver(() => {
+          const answer = document.querySelector("#chat-log li.agent.streaming .answer");
+          if (answer) window.__answerLengths.push(answer.textContent.length);
+        }).observe(document.getElementById("chat-log"), { subtree: true, childList: true, characterData: true });
+      });
+      await page.getByLabel("Message").fill(message);
+      await page.getByRole("button", { name: "Send" }).click();
+    };
+    const finalAnswer = async (timeout) => {
+      const done = page.locator("#chat-log li.agent.done .answer").last();
+      await done.waitFor({ timeout });
+      return done.textContent();
+    };
+
+    await step("03-echo", page, async () => {
+      await ask("ech0Ag3ntX", "hello from the browser");
+      report.echoAnswer = await finalAnswer(STEP_TIMEOUT);
+      assert.equal(report.echoAnswer, "You said: hello from the browser");
+    });
+
+    await step("04-slow-streaming", page, async () => {
+      await ask("sl0wAg3ntX", "are you there?");
+      // Part of the answer is on screen while the rest is still coming.
+      await page.waitForFunction(() => {
+        const answer = document.querySelector("#chat-log li.agent.streaming .answer");
+        return answer && answer.textContent.split(" ").length >= 3;
+      });
+      assert.equal(await page.locator("#chat-log").getAttribute("aria-live"), "polite");
+      assert.equal(await page.locator("#chat-log").getAttribute("aria-busy"), "true");
+    });
+
+    await step("05-slow-done", page, async () => {
+      report.slowAnswer = await finalAnswer(60_000);
+      report.slowUpdates = new Set(await page.evaluate(() => window.__answerLengths)).size;
+      assert.match(report.slowAnswer, /^I am answering very slowly.*You asked: are you there\?$/s);
+      assert.ok(report.slowUpdates > 1, `the answer arrived in ${report.slowUpdates} update(s)`);
+      assert.equal(await page.locator("#chat-log").getAttribute("aria-busy"), "false");
+    });
+
+    await step("06-knowledge", page, async () => {
+      await page.getByRole("link", { name: "Knowledge" }).click();
+      const handbook = page.locator("#kb-select option", { hasText: "Employee Handbook" });
+      await handbook.waitFor({ state: "attached" });
+      await page.getByLabel("Knowledge base").selectOption(await handbook.getAttribute("value"));
+      await page.getByLabel("Query").fill("how many days of paid time off");
+      await page.getByRole("button", { name: "Search" }).click();
+      await page.locator("#search-results li.result").first().waitFor();
+      report.searchResults = await page.locator("#search-results li.result").evaluateAll((items) => items.map((li) => ({
+        title: li.querySelector("h3")?.textContent,
+        score: li.querySelector(".score")?.textContent,
+        source: li.querySelector("a.source")?.getAttribute("href") || li.querySelector(".source")?.textContent,
+      })));
+      assert.ok(report.searchResults.length > 0);
+      for (const result of report.searchResults) {
+        assert.ok(result.title && result.score && result.source, JSON.stringify(result));
+      }
+    });
+
+    await step("07-tokens", page, async () => {
+      await page.getByRole("link", { name: "My tokens" }).click();
+      const rows = page.locator("#token-rows tr");
+      await rows.first().waitFor();
+      // The other token (the test logged in once more with the same key): active, not this session.
+      const other = rows.filter({ has: page.locator("td.state", { hasText: /^active$/ }) });
+      assert.ok((await rows.count()) >= 2, "my tokens lists the session and the other token");
+      const tokenId = await other.first().getAttribute("data-token-id");
+      await other.first().getByRole("button").click();
+      await page.locator(`#token-rows tr[data-token-id="${tokenId}"].revoked`).waitFor();
+      await page.locator("#notice", { hasText: "revoked" }).waitFor();
+      report.revokedTokenId = tokenId;
+    });
+
+    report.crossSite = {
+      logout: await crossSitePost(context, attackerOrigin, "/logout.html"),
+      login: await crossSitePost(context, attackerOrigin, "/login.html"),
+    };
+    await step("08-still-logged-in", page, async () => {
+      await page.reload();
+      await page.locator("html[data-ready]").waitFor({ state: "attached" });
+      await page.locator("#nav").waitFor();
+      report.sessionSurvivedCrossSite = true;
+    });
+
+    await step("09-logged-out", page, async () => {
+      await page.getByRole("button", { name: "Log out" }).click();
+      await page.getByLabel("Dust API key").waitFor();
+      await page.locator("#notice", { hasText: "logged out" }).waitFor();
+      assert.equal(await page.locator("#nav").isHidden(), true);
+      assert.equal(sessionCookie(await context.cookies(consoleUrl.origin)), undefined, "cookie kept after logout");
+    });
+  } finally {
+    await context.close();
+    attacker.close();
+  }
+}
+
+try {
+  await main();
+  report.ok = true;
+} catch (error) {
+  report.ok = false;
+  report.error = String(error && error.stack ? error.stack : error);
+}
+process.stdout.write(`${JSON.stringify(report)}\n`);
+process.exit(report.ok ? 0 : 1);
