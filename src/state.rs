@@ -57,6 +57,8 @@ pub struct App {
     pub throttle: LoginThrottle,
     /// Rate-limit counters (`http::rate_limit`).
     pub counters: Arc<dyn CounterStore>,
+    /// Where the state lives: `"memory"` or `"redis"` (`store::Stores::backend`).
+    pub store_backend: &'static str,
     pub policy: Policy,
     pub auditor: Auditor,
     pub metrics: Option<PrometheusHandle>,

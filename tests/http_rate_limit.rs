@@ -560,7 +560,7 @@ async fn a_failing_counter_store_fails_closed_with_503() {
         let response = s.http.get(s.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 503, "{path}");
         let body: Value = response.json().await.unwrap();
-        assert_eq!(body["error"]["code"], "unavailable");
+        assert_eq!(body["error"]["code"], "store_unavailable");
         assert!(!body.to_string().contains("connection refused"), "{body}");
     }
     let login = s.login_with(login_body(&s, s.sim.api_key())).await;

@@ -192,11 +192,7 @@ pub async fn authenticate(
     }
     metrics::counter!("auth_failures_total", "reason" => failure.reason).increment(1);
     if failure.reason == "store_unavailable" {
-        return Err(ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            failure.message,
-        ));
+        return Err(ApiError::store_unavailable(failure.message));
     }
     Err(ApiError::unauthorized(
         failure.message,

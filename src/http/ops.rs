@@ -14,7 +14,12 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{auth::Permission, auth::Principal, error::ApiError, state::AppState};
+use crate::{
+    auth::Permission,
+    auth::Principal,
+    error::{ApiError, STORE_RETRY_AFTER_SECS},
+    state::AppState,
+};
 
 /// `GET /health` and `GET /live`: the process answers.
 pub async fn live() -> impl IntoResponse {
@@ -24,12 +29,17 @@ pub async fn live() -> impl IntoResponse {
 /// `GET /ready`: the stores answer (a store that cannot be read means requests would fail).
 pub async fn ready(State(state): State<AppState>) -> Response {
     match state.check_stores().await {
-        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Ok(()) => Json(json!({ "status": "ready", "store": state.store_backend })).into_response(),
         Err(problem) => {
             tracing::warn!(error = %problem, "not ready");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "reason": "state store unavailable" })),
+                [(header::RETRY_AFTER, STORE_RETRY_AFTER_SECS.to_string())],
+                Json(json!({
+                    "status": "unavailable",
+                    "reason": "state store unavailable",
+                    "store": state.store_backend,
+                })),
             )
                 .into_response()
         }
