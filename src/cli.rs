@@ -33,6 +33,26 @@ pub enum Command {
     Sim(Box<SimConfig>),
     /// Print a new random secret for SECURITY_SECRET_KEY.
     GenSecret,
+    /// Check the guide's security checklist against the configuration (and a running server
+    /// with --url); exits non-zero when an item fails, naming the fix.
+    Doctor {
+        /// The public URL of a running server to probe, e.g. https://mcp.example.com.
+        #[arg(long)]
+        url: Option<String>,
+        /// A RustSec advisory database checkout (default: ../shared/advisory-db or ./advisory-db).
+        #[arg(long, value_name = "DIR")]
+        advisory_db: Option<PathBuf>,
+    },
+    /// Exit 0 when the server on this machine answers its readiness probe (for container
+    /// health checks, where there is no curl).
+    Probe {
+        /// The URL to probe; by default /ready on the local port.
+        #[arg(long)]
+        url: Option<String>,
+        /// The local port, when --url is not given.
+        #[arg(long, env = "MCP_SERVER_PORT", default_value_t = 5001)]
+        port: u16,
+    },
     /// Print the configuration table (Markdown) of every setting, or `.env.example` with --env.
     #[command(hide = true)]
     ConfigTable {

@@ -6,7 +6,7 @@ use clap::Parser;
 use mcp_dust_server::{
     cli::{Cli, Command},
     config::{self, Config, LogFormat},
-    demo, secret, serve, sim, stdio, telemetry,
+    demo, doctor, probe, secret, serve, sim, stdio, telemetry,
 };
 
 #[tokio::main]
@@ -46,6 +46,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::GenSecret => {
             println!("{}", secret::generate());
             Ok(())
+        }
+        Command::Doctor { url, advisory_db } => {
+            let config = Config::load(cli.config.as_deref());
+            let options = doctor::Options { url, advisory_db };
+            let report = doctor::run(config, &options).await;
+            print!("{}", report.render());
+            if report.failed() {
+                anyhow::bail!("some checks failed; each names its fix above");
+            }
+            Ok(())
+        }
+        Command::Probe { url, port } => {
+            let url = url.unwrap_or_else(|| format!("http://127.0.0.1:{port}/ready"));
+            probe::run(&url).await
         }
         Command::ConfigTable { env } => {
             if env {

@@ -128,6 +128,7 @@ impl Auditor {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("audit_events_dropped_total").increment(1);
             }
         }
     }

@@ -1,0 +1,143 @@
+//! `mcp-dust-server doctor` passes on the production settings the guide describes, fails on weak
+//! ones naming the fix, and with `--url` probes a running server.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::http::TestServer;
+
+/// Settings the guide's deployment section describes (the secret comes from `gen-secret`).
+fn production_env(audit_file: &str) -> Vec<(&'static str, String)> {
+    let secret = Command::new(env!("CARGO_BIN_EXE_mcp-dust-server"))
+        .arg("gen-secret")
+        .output()
+        .unwrap();
+    let secret = String::from_utf8(secret.stdout).unwrap().trim().to_owned();
+    vec![
+        ("NODE_ENV", "production".into()),
+        ("SECURITY_SECRET_KEY", secret),
+        ("MCP_PUBLIC_URL", "https://mcp.example.com".into()),
+        ("ALLOWED_HOSTS", "mcp.example.com".into()),
+        ("MCP_SERVER_HOST", "0.0.0.0".into()),
+        ("TRUSTED_PROXIES", "10.0.0.5/32".into()),
+        ("DUST_BASE_URL", "https://dust.tt".into()),
+        ("AUDIT_LOG_FILE", audit_file.into()),
+        ("LOG_LEVEL", "info".into()),
+    ]
+}
+
+fn doctor(env: &[(&str, String)], args: &[&str]) -> (Output, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-dust-server"));
+    command.arg("doctor").args(args).env_clear();
+    if let Ok(path) = std::env::var("PATH") {
+        command.env("PATH", path);
+    }
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output, stdout)
+}
+
+#[test]
+fn production_settings_pass_every_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let env = production_env(audit.to_str().unwrap());
+    let (output, stdout) = doctor(&env, &[]);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+    // Every checklist line of the guide is reported, the people-only ones as reminders.
+    for line in mcp_dust_server::doctor::CHECKLIST {
+        assert!(stdout.contains(line), "{line} missing:\n{stdout}");
+    }
+    assert!(stdout.contains("TODO  incident response"), "{stdout}");
+    assert!(stdout.contains("PASS  advisories"), "{stdout}");
+    // The secret is judged, never shown.
+    let secret = &env
+        .iter()
+        .find(|(n, _)| *n == "SECURITY_SECRET_KEY")
+        .unwrap()
+        .1;
+    assert!(!stdout.contains(secret.as_str()));
+}
+
+#[test]
+fn weak_settings_fail_and_name_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let mut env = production_env(audit.to_str().unwrap());
+    for (name, value) in &mut env {
+        match *name {
+            "SECURITY_SECRET_KEY" => *value = "changeme-changeme-changeme-changeme".into(),
+            "MCP_PUBLIC_URL" => *value = "http://mcp.example.com".into(),
+            "TRUSTED_PROXIES" => *value = "0.0.0.0/0".into(),
+            _ => {}
+        }
+    }
+    env.push(("RATE_LIMIT_MAX", "1000000".into()));
+    env.push(("LOG_REQUEST_BODY", "true".into()));
+    let (output, stdout) = doctor(&env, &[]);
+    assert!(!output.status.success(), "{stdout}");
+    for expected in [
+        "FAIL  SECURITY_SECRET_KEY",
+        "fix: generate one with `mcp-dust-server gen-secret`",
+        "FAIL  MCP_PUBLIC_URL",
+        "FAIL  TRUSTED_PROXIES",
+        "FAIL  RATE_LIMIT_MAX",
+        "FAIL  body logging",
+    ] {
+        assert!(stdout.contains(expected), "{expected} missing:\n{stdout}");
+    }
+    assert!(
+        !stdout.contains("changeme-changeme"),
+        "the secret is never printed"
+    );
+}
+
+#[test]
+fn development_defaults_fail_on_environment() {
+    let (output, stdout) = doctor(&[], &[]);
+    assert!(!output.status.success());
+    assert!(stdout.contains("FAIL  NODE_ENV"), "{stdout}");
+    assert!(stdout.contains("fix: set NODE_ENV=production"), "{stdout}");
+}
+
+#[test]
+fn a_configuration_that_does_not_load_is_a_failure_not_a_crash() {
+    let (output, stdout) = doctor(&[("NODE_ENV", "staging".into())], &[]);
+    assert!(!output.status.success());
+    assert!(stdout.contains("FAIL  configuration: NODE_ENV"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn url_probes_a_running_server() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let env = production_env(audit.to_str().unwrap());
+    let base = server.url("");
+    let base = base.trim_end_matches('/').to_owned();
+    let (output, stdout) = tokio::task::spawn_blocking(move || doctor(&env, &["--url", &base]))
+        .await
+        .unwrap();
+    // The server under test is plain HTTP on loopback, which a deployment must not be.
+    assert!(!output.status.success(), "{stdout}");
+    for expected in [
+        "PASS  live headers",
+        "PASS  live banners",
+        "FAIL  live HTTPS",
+        "PASS  live /mcp without a token: 401 with a Bearer challenge",
+        "PASS  live /metrics without a token",
+        "PASS  live login CSRF",
+        "PASS  live rate-limit headers",
+    ] {
+        assert!(stdout.contains(expected), "{expected} missing:\n{stdout}");
+    }
+}
