@@ -171,3 +171,45 @@ fn wall_clock_secs() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(url: &str) -> Result<RedisStore, StoreError> {
+        RedisStore::open(
+            &SecretString::from(url.to_owned()),
+            DEFAULT_KEY_PREFIX,
+            Duration::from_secs(1),
+        )
+    }
+
+    #[tokio::test]
+    async fn unusable_urls_are_refused_without_echoing_them() {
+        for url in [
+            "rediss://:hunter2-canary@cache:6380/0",
+            "http://:hunter2-canary@cache:6379",
+            "redis://:hunter2-canary@cache:notaport",
+        ] {
+            let error = open(url).expect_err(url).to_string();
+            assert!(error.contains("REDIS_URL"), "{error}");
+            assert!(!error.contains("hunter2-canary"), "{error}");
+        }
+        // Connecting is lazy: a valid URL opens even with no Redis behind it.
+        let store = open("redis://:hunter2-canary@127.0.0.1:1/0").unwrap();
+        assert!(!format!("{store:?}").contains("hunter2-canary"));
+        let error = store.ping().await.unwrap_err().to_string();
+        assert!(!error.contains("hunter2-canary"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn keys_carry_the_prefix_and_encode_their_parts() {
+        let store = open("redis://127.0.0.1:1").unwrap();
+        assert_eq!(store.key("tok", &["tok_abc"]), "mcp-dust:tok:tok_abc");
+        // A separator inside an id cannot make two different pairs collide.
+        assert_ne!(
+            store.key("conv", &["a:b", "c"]),
+            store.key("conv", &["a", "b:c"])
+        );
+    }
+}
