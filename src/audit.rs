@@ -16,6 +16,7 @@
 //! text that looks like SQL or script injection is *noted* ([`detect_suspicious`],
 //! `malicious_input`), never blocked (decision 6.10, catalogue V11).
 
+pub mod alert;
 mod detect;
 mod writer;
 
@@ -319,6 +320,21 @@ impl AuditEvent {
     /// The (masked) message.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The client address, if the event came from a request.
+    pub fn ip(&self) -> Option<&str> {
+        self.ip.as_deref()
+    }
+
+    /// The user pseudonym, if known.
+    pub fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+
+    /// The kind of resource touched, if any (`cors` for a refused preflight).
+    pub fn resource_type(&self) -> Option<&str> {
+        self.resource_type.as_deref()
     }
 }
 

@@ -108,6 +108,31 @@ pub const SETTINGS: &[Setting] = &[
         "seconds an agent run may take before the tool call ends with a clear timeout",
     ),
     s(
+        "HTTP_HEADER_TIMEOUT",
+        Some("10"),
+        "seconds a connection may go without a complete request head: a slow sender of headers (slowloris) or an idle keep-alive connection is closed",
+    ),
+    s(
+        "HTTP_BODY_TIMEOUT",
+        Some("30"),
+        "seconds a client has to send a whole request body once its headers are in; slower bodies get 408",
+    ),
+    s(
+        "HTTP_WRITE_TIMEOUT",
+        Some("30"),
+        "seconds a response write may make no progress (a client that stops reading) before the connection is closed",
+    ),
+    s(
+        "MAX_CONNECTIONS",
+        Some("1024"),
+        "open client connections at most; connections beyond it are closed at once",
+    ),
+    s(
+        "HTTP2_MAX_STREAMS",
+        Some("32"),
+        "concurrent requests (streams) per HTTP/2 connection",
+    ),
+    s(
         "ALLOWED_HOSTS",
         None,
         "comma-separated `Host` values accepted (default: the bind address and `localhost`)",
@@ -191,7 +216,7 @@ pub const SETTINGS: &[Setting] = &[
         ..s(
             "ALERT_WEBHOOK_URL",
             None,
-            "where high-severity security events are posted (not yet implemented: setting it logs a warning)",
+            "webhook (JSON POST) for high-severity security events: login-failure bursts, lockouts, revoked-token use, CSRF/Origin bursts, audit overflow",
         )
     },
     s("LOG_LEVEL", Some("info"), "log level or tracing filter"),
@@ -271,6 +296,8 @@ pub struct Config {
     /// How long an agent run may take (`MCP_SERVER_TIMEOUT`).
     pub agent_timeout: Duration,
     pub allowed_hosts: Vec<String>,
+    /// Connection and request-body limits of the listener (`HTTP_*`, `MAX_CONNECTIONS`).
+    pub listener: crate::http::listener::Limits,
     pub environment: Environment,
     pub secret_key: Option<SecretString>,
     pub token_expiration: Duration,
@@ -447,6 +474,17 @@ impl Raw {
         Ok(Duration::from_secs(secs))
     }
 
+    /// A whole number in `1..=max`.
+    fn count<T: TryFrom<u64>>(&self, name: &str, max: u64) -> anyhow::Result<T> {
+        let n: u64 = self.number(name)?;
+        if !(1..=max).contains(&n) {
+            bail!("{name} must be between 1 and {max}, got {n}");
+        }
+        T::try_from(n)
+            .ok()
+            .with_context(|| format!("{name} is too large"))
+    }
+
     fn flag(&self, name: &str) -> anyhow::Result<bool> {
         match self.required(name)?.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Ok(true),
@@ -542,6 +580,13 @@ impl Raw {
             port,
             agent_timeout: self.seconds("MCP_SERVER_TIMEOUT")?,
             allowed_hosts,
+            listener: crate::http::listener::Limits {
+                header_timeout: self.seconds("HTTP_HEADER_TIMEOUT")?,
+                body_timeout: self.seconds("HTTP_BODY_TIMEOUT")?,
+                write_timeout: self.seconds("HTTP_WRITE_TIMEOUT")?,
+                max_connections: self.count("MAX_CONNECTIONS", 1_000_000)?,
+                http2_max_streams: self.count("HTTP2_MAX_STREAMS", 10_000)?,
+            },
             environment,
             secret_key: self.secret("SECURITY_SECRET_KEY"),
             token_expiration: self.seconds("SECURITY_TOKEN_EXPIRATION")?,
@@ -640,6 +685,12 @@ mod tests {
         assert_eq!(c.session_ttl, Duration::from_secs(3600));
         assert_eq!(c.permissions_default, PermissionSet::DEFAULT);
         assert_eq!(c.dust_username, "mcp-dust-server");
+        assert_eq!(c.listener.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.listener.body_timeout, Duration::from_secs(30));
+        assert_eq!(c.listener.write_timeout, Duration::from_secs(30));
+        assert_eq!(c.listener.max_connections, 1024);
+        assert_eq!(c.listener.http2_max_streams, 32);
+        assert!(load(&[("MAX_CONNECTIONS", "0")]).is_err());
         assert!(c.dust_api_key.is_none());
     }
 

@@ -13,7 +13,9 @@ use tokio::net::TcpListener;
 use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::{
-    audit::{AuditEvent, AuditEventType, AuditResult, AuditSink, Auditor, Severity},
+    audit::{
+        AuditEvent, AuditEventType, AuditResult, AuditSink, Auditor, Severity, alert::Alerter,
+    },
     auth::{
         Principal,
         jwt::JwtIssuer,
@@ -66,14 +68,14 @@ pub fn check_config(config: &Config) -> anyhow::Result<()> {
     for problem in problems {
         tracing::warn!("{problem} (allowed outside production)");
     }
-    if config.alert_webhook_url.is_some() {
-        tracing::warn!("ALERT_WEBHOOK_URL is set, but alert delivery is not implemented yet");
-    }
     Ok(())
 }
 
 /// Builds the application state.
-pub fn build_state(config: Config, parts: Parts) -> anyhow::Result<AppState> {
+pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState> {
+    if let Some(url) = &config.alert_webhook_url {
+        parts.auditor = parts.auditor.with_alerts(Alerter::start(url.clone()));
+    }
     let keys = match &config.secret_key {
         Some(root) => Keys::derive(root),
         None => {

@@ -5,19 +5,27 @@
 //! stream. `LOG_LEVEL` takes a level or a full tracing filter; `LOG_FORMAT` picks JSON lines or
 //! human-readable output.
 
-use tracing_subscriber::{EnvFilter, fmt};
+use tracing_subscriber::{EnvFilter, filter::LevelFilter, fmt};
 
 use crate::config::LogFormat;
 
-/// The filter directive that keeps rmcp's message dumps out of the log.
-pub const RMCP_CAP: &str = "rmcp=info";
+/// The most rmcp may log: its debug output dumps whole JSON-RPC messages.
+const RMCP_MAX: LevelFilter = LevelFilter::INFO;
 
 /// The log filter of `LOG_LEVEL`. rmcp logs whole JSON-RPC messages (tool arguments, agent
 /// answers, document text) at debug: user data with no place in operational logs, so that
-/// target is held at info whatever the level. An unparsable level falls back to `info`.
+/// target is held at info at most, and never above the default level (`LOG_LEVEL=warn` keeps
+/// rmcp's info lines out too). An unparsable level falls back to `info`.
 pub fn filter(level: &str) -> EnvFilter {
-    EnvFilter::try_new(format!("{level},{RMCP_CAP}"))
-        .unwrap_or_else(|_| EnvFilter::new(format!("info,{RMCP_CAP}")))
+    let default = level
+        .split(',')
+        .map(str::trim)
+        .find(|part| !part.contains('='))
+        .and_then(|part| part.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let rmcp = default.min(RMCP_MAX);
+    EnvFilter::try_new(format!("{level},rmcp={rmcp}"))
+        .unwrap_or_else(|_| EnvFilter::new(format!("info,rmcp={RMCP_MAX}")))
 }
 
 /// Installs the global subscriber. Calling it twice is harmless (the second call is ignored).
@@ -31,4 +39,20 @@ pub fn init(level: &str, format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Pretty => builder.with_ansi(false).compact().try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rmcp_never_logs_above_info_nor_above_the_default_level() {
+        assert_eq!(filter("warn").max_level_hint(), Some(LevelFilter::WARN));
+        assert_eq!(filter("error").max_level_hint(), Some(LevelFilter::ERROR));
+        assert_eq!(filter("info").max_level_hint(), Some(LevelFilter::INFO));
+        let debug = filter("debug").to_string();
+        assert!(debug.contains("rmcp=info"), "{debug}");
+        let trace = filter("trace,hyper=warn").to_string();
+        assert!(trace.contains("rmcp=info"), "{trace}");
+    }
 }

@@ -130,7 +130,7 @@ fn nginx_template_replaces_forwarded_for_and_redirects_plain_http() {
         "appending keeps a client-supplied X-Forwarded-For"
     );
     assert!(conf.contains("return 301 https://"));
-    assert!(conf.contains("http2 on;"));
+    assert!(conf.contains("ssl http2;"), "TLS with HTTP/2");
     assert!(
         conf.contains("proxy_buffering off;"),
         "SSE answers must stream"

@@ -653,6 +653,26 @@ async fn z9_mcp_is_stateless_post_only_and_checks_origin_and_host() {
     assert_eq!(status, 200);
     assert!(!headers.contains_key("mcp-session-id"));
 
+    // A page on the server's own host (same origin) is no rebinding attacker; a look-alike is.
+    let port = srv.addr.port();
+    for (origin, expected) in [
+        (format!("http://127.0.0.1:{port}"), 200),
+        (format!("http://localhost:{port}"), 200),
+        (format!("http://127.0.0.1.evil.example:{port}"), 403),
+        ("null".to_owned(), 403),
+    ] {
+        let (status, _, _) = send(
+            &srv,
+            Method::POST,
+            "/mcp",
+            Some(&token),
+            &[accept, version, ("Origin", &origin)],
+            Some(list.clone()),
+        )
+        .await;
+        assert_eq!(status, expected, "Origin {origin}");
+    }
+
     // A browser on another origin, and a rebound host name: refused before anything runs.
     let before = upstream(&srv);
     let (status, _, _) = send(

