@@ -195,8 +195,22 @@ pub const SETTINGS: &[Setting] = &[
     ),
     Setting {
         secret: true,
-        ..s("REDIS_URL", None, "when set, shared state lives in Redis")
+        ..s(
+            "REDIS_URL",
+            None,
+            "when set (`redis://[:password@]host:6379[/db]`), tokens, revocations, rate and lockout counters and conversation ownership live in Redis, so several instances act as one",
+        )
     },
+    s(
+        "REDIS_KEY_PREFIX",
+        Some("mcp-dust:"),
+        "prefix of every Redis key (to share one Redis between deployments)",
+    ),
+    s(
+        "REDIS_TIMEOUT_MS",
+        Some("1000"),
+        "longest wait for Redis (connect or command) before a request fails with 503",
+    ),
     s(
         "AUDIT_LOG_FILE",
         None,
@@ -302,6 +316,9 @@ pub struct Config {
     pub rate_limit_login_max: u32,
     pub trusted_proxies: Vec<IpNet>,
     pub redis_url: Option<SecretString>,
+    pub redis_key_prefix: String,
+    /// Deadline of each Redis connection attempt and command (`REDIS_TIMEOUT_MS`).
+    pub redis_timeout: Duration,
     pub audit_log_file: Option<String>,
     pub alert_webhook_url: Option<SecretString>,
     pub log_level: String,
@@ -509,6 +526,11 @@ impl Raw {
             None if environment == Environment::Production => LogFormat::Json,
             None => LogFormat::Pretty,
         };
+        let redis_timeout_ms: u64 = self.number("REDIS_TIMEOUT_MS")?;
+        if !(10..=60_000).contains(&redis_timeout_ms) {
+            bail!("REDIS_TIMEOUT_MS must be between 10 and 60000, got {redis_timeout_ms}");
+        }
+        let redis_timeout = Duration::from_millis(redis_timeout_ms);
         let session_ms: u64 = self.number("SESSION_TTL")?;
         if session_ms < 1000 {
             bail!("SESSION_TTL is in milliseconds and must be at least 1000");
@@ -587,6 +609,8 @@ impl Raw {
             rate_limit_login_max: self.number("RATE_LIMIT_LOGIN_MAX")?,
             trusted_proxies,
             redis_url: self.secret("REDIS_URL"),
+            redis_key_prefix: self.text("REDIS_KEY_PREFIX").unwrap_or_default(),
+            redis_timeout,
             audit_log_file: self.text("AUDIT_LOG_FILE"),
             alert_webhook_url: self.secret("ALERT_WEBHOOK_URL"),
             log_level: self.required("LOG_LEVEL")?,

@@ -1,5 +1,5 @@
-//! `mcp-dust-server demo`: the simulator and the HTTP server in one process, in-memory stores,
-//! a per-process secret. It prints the demo credentials, a login command, and client
+//! `mcp-dust-server demo`: the simulator and the HTTP server in one process, in-memory stores
+//! (Redis when `REDIS_URL` is set), a per-process secret. It prints the demo credentials, a login command, and client
 //! configurations with a freshly issued token, so a person can connect a client in a minute.
 //!
 //! The demo key belongs to the simulator only; printing it is the point. Audit records go to
@@ -12,12 +12,11 @@ use tokio::net::TcpListener;
 
 use crate::{
     audit::{AuditSink, Auditor},
-    auth::tokens::MemoryTokenStore,
     config::{Config, Environment},
     serve::{Parts, build_state, dust_for},
     sim::{self, SimConfig},
     state::SystemClock,
-    store::MemoryCounterStore,
+    store::Stores,
 };
 
 /// Requests per window and address in the demo, unless `RATE_LIMIT_MAX` says otherwise.
@@ -48,13 +47,12 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     };
     let parts = Parts {
         dust: dust_for(&sim.base_url())?,
-        tokens: Arc::new(MemoryTokenStore::new()),
-        counters: Arc::new(MemoryCounterStore::new()),
-        sessions: Arc::new(crate::store::MemorySessionStore::new()),
+        stores: Stores::from_config(&config)?,
         auditor: Auditor::start(sink).context("cannot open the audit log")?,
         clock: Arc::new(SystemClock),
     };
     let state = build_state(config, parts)?;
+    crate::serve::report_store(&state).await;
     let server = tokio::spawn(crate::http::serve(
         listener,
         state.clone(),

@@ -21,6 +21,9 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The realm of our bearer challenges.
 pub const REALM: &str = "mcp-dust-server";
 
+/// The `Retry-After` of a 503 for an unavailable state store, in seconds.
+pub const STORE_RETRY_AFTER_SECS: u64 = 5;
+
 /// An HTTP error: status, a stable machine code, and a message for people.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -93,6 +96,18 @@ impl ApiError {
             "upstream_unavailable",
             "Dust is unavailable right now; try again later",
         )
+    }
+
+    /// A state store (tokens, counters, ownership: Redis when shared) cannot be read or written.
+    /// The request is refused rather than served on a guess (fail closed); nothing changed.
+    /// `Retry-After` suggests when to try again: a restarted store is picked up on its own.
+    pub fn store_unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            message,
+        )
+        .with_header(header::RETRY_AFTER, STORE_RETRY_AFTER_SECS.to_string())
     }
 
     /// A server fault: the detail is logged by the caller, the client sees a generic message.

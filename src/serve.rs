@@ -23,7 +23,7 @@ use crate::{
         keys::Keys,
         lockout::LoginThrottle,
         policy::Policy,
-        tokens::{KeyCipher, MemoryTokenStore, TokenStore},
+        tokens::{KeyCipher, TokenStore},
     },
     config::Config,
     dust::{DustApi, DustCredentials, HttpDustClient, KeyWatch, RejectedKeyHook},
@@ -31,17 +31,14 @@ use crate::{
     observe,
     state::{App, AppState, Clock, SystemClock},
     stdio::{dust_client, mcp_settings},
-    store::{
-        CounterStore, MemoryConversationStore, MemoryCounterStore, MemorySessionStore, SessionStore,
-    },
+    store::Stores,
 };
 
 /// The parts of the state that tests and `demo` replace.
 pub struct Parts {
     pub dust: Arc<dyn DustApi>,
-    pub tokens: Arc<dyn TokenStore>,
-    pub counters: Arc<dyn CounterStore>,
-    pub sessions: Arc<dyn SessionStore>,
+    /// Tokens, counters, ownership, lockout: memory, or Redis when `REDIS_URL` is set.
+    pub stores: Stores,
     pub auditor: Auditor,
     pub clock: Arc<dyn Clock>,
 }
@@ -71,11 +68,6 @@ pub fn check_config(config: &Config) -> anyhow::Result<()> {
     }
     for problem in problems {
         tracing::warn!("{problem} (allowed outside production)");
-    }
-    if config.redis_url.is_some() {
-        tracing::warn!(
-            "REDIS_URL is set, but this version keeps tokens, limits and ownership in memory: run one instance"
-        );
     }
     Ok(())
 }
@@ -112,12 +104,12 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
     let cipher = KeyCipher::new(&keys);
     let dust: Arc<dyn DustApi> = Arc::new(KeyWatch::new(
         parts.dust,
-        revoke_rejected_keys(&keys, parts.tokens.clone(), parts.auditor.clone()),
+        revoke_rejected_keys(&keys, parts.stores.tokens.clone(), parts.auditor.clone()),
     ));
     let mcp = Arc::new(
         McpContext::new(
             dust.clone(),
-            Arc::new(MemoryConversationStore::new()),
+            parts.stores.conversations.clone(),
             mcp_settings(&config),
         )
         .with_auditor(parts.auditor.clone()),
@@ -137,13 +129,14 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
         public_url,
         dust,
         mcp,
-        tokens: parts.tokens,
+        tokens: parts.stores.tokens.clone(),
         jwt,
         cipher,
         keys,
-        throttle: LoginThrottle::default(),
-        counters: parts.counters,
-        sessions: parts.sessions,
+        throttle: LoginThrottle::with_store(parts.stores.failures.clone()),
+        counters: parts.stores.counters.clone(),
+        store_backend: parts.stores.backend,
+        sessions: parts.stores.sessions.clone(),
         policy,
         auditor: parts.auditor,
         recent_audit,
@@ -198,15 +191,13 @@ fn revoke_rejected_keys(
     })
 }
 
-/// The production parts of a configuration: the real Dust client, memory stores, the
-/// configured audit sink, the system clock.
+/// The production parts of a configuration: the real Dust client, the stores (Redis when
+/// `REDIS_URL` is set, memory otherwise), the configured audit sink, the system clock.
 pub fn default_parts(config: &Config) -> anyhow::Result<Parts> {
     let dust: Arc<dyn DustApi> = Arc::new(dust_client(config)?);
     Ok(Parts {
         dust,
-        tokens: Arc::new(MemoryTokenStore::new()),
-        counters: Arc::new(MemoryCounterStore::new()),
-        sessions: Arc::new(MemorySessionStore::new()),
+        stores: Stores::from_config(config)?,
         auditor: Auditor::start(audit_sink(config)).context("cannot open the audit log")?,
         clock: Arc::new(SystemClock),
     })
@@ -221,6 +212,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("MCP_SERVER_HOST {:?} is not an IP address", config.host))?;
     let parts = default_parts(&config)?;
     let state = build_state(config, parts)?;
+    report_store(&state).await;
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -233,6 +225,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     crate::http::serve(listener, state.clone(), crate::shutdown_signal()).await?;
     state.auditor.clone().shutdown().await;
     Ok(())
+}
+
+/// Logs which state store the server runs with, and whether it answers now. An unreachable
+/// Redis does not stop the start: requests that need it get 503 and `/ready` reports it until
+/// it answers.
+pub async fn report_store(state: &AppState) {
+    match state.check_stores().await {
+        Ok(()) => tracing::info!(store = state.store_backend, "state store ready"),
+        Err(e) => tracing::error!(
+            store = state.store_backend,
+            error = %e,
+            "state store unavailable: requests that need it answer 503 until it is back"
+        ),
+    }
 }
 
 /// A test or demo helper: the HTTP client of `base_url`.

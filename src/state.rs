@@ -59,6 +59,8 @@ pub struct App {
     pub counters: Arc<dyn CounterStore>,
     /// Browser sessions (`http::session`).
     pub sessions: Arc<dyn SessionStore>,
+    /// Where the state lives: `"memory"` or `"redis"` (`store::Stores::backend`).
+    pub store_backend: &'static str,
     pub policy: Policy,
     pub auditor: Auditor,
     /// The recent audit records, for `GET /api/v1/audit` (fed by `auditor`).

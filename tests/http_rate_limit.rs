@@ -1,7 +1,8 @@
 //! Hostile tests of rate limiting (security catalogue §4.6 R1–R7, R9): a real server on
 //! 127.0.0.1:0 with connect info, clients bound to 127.0.0.2, 127.0.0.3, … for distinct
-//! addresses, and the manual clock to cross windows. R8 (two instances, shared store) waits for
-//! the Redis counter store; R10 (IPv6 /64 keys) is a unit test in `http::rate_limit`.
+//! addresses, and the manual clock to cross windows. R8 (two instances, shared store) is in
+//! `tests/shared_state.rs`, against Redis; R10 (IPv6 /64 keys) is a unit test in
+//! `http::rate_limit`.
 
 mod common;
 
@@ -560,7 +561,7 @@ async fn a_failing_counter_store_fails_closed_with_503() {
         let response = s.http.get(s.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 503, "{path}");
         let body: Value = response.json().await.unwrap();
-        assert_eq!(body["error"]["code"], "unavailable");
+        assert_eq!(body["error"]["code"], "store_unavailable");
         assert!(!body.to_string().contains("connection refused"), "{body}");
     }
     let login = s.login_with(login_body(&s, s.sim.api_key())).await;

@@ -622,14 +622,11 @@ async fn s10_store_cap() {
     let sim = mcp_dust_server::sim::spawn(common::sim_config())
         .await
         .unwrap();
-    let srv = TestServer::start_with_stores(
-        sim,
-        &[],
-        None,
-        Arc::new(mcp_dust_server::store::MemoryCounterStore::new()),
-        Arc::new(MemorySessionStore::with_capacity(3)),
-    )
-    .await;
+    let stores = mcp_dust_server::store::Stores {
+        sessions: Arc::new(MemorySessionStore::with_capacity(3)),
+        ..mcp_dust_server::store::Stores::memory()
+    };
+    let srv = TestServer::start_with_stores(sim, &[], None, stores).await;
     let mut browsers = Vec::new();
     for _ in 0..3 {
         browsers.push(login(&srv, false).await.1);

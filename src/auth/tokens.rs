@@ -100,7 +100,8 @@ impl fmt::Debug for TokenRecord {
 /// `authn_token_reuse`, J9).
 #[async_trait]
 pub trait TokenStore: Send + Sync + 'static {
-    /// Stores `record`, replacing any record with the same `token_id`.
+    /// Stores `record`, replacing any record with the same `token_id`; a revocation is final:
+    /// saving a record again never clears it.
     async fn save(&self, record: TokenRecord) -> Result<(), StoreError>;
 
     /// The record of `token_id`, revoked or not, unless it has expired.

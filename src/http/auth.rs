@@ -222,11 +222,7 @@ fn refuse(
     }
     metrics::counter!("auth_failures_total", "reason" => failure.reason).increment(1);
     if failure.reason == "store_unavailable" {
-        return ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            failure.message,
-        );
+        return ApiError::store_unavailable(failure.message);
     }
     // `error="invalid_token"` says a bearer token was refused (RFC 6750); a refused session
     // cookie is no bearer token.

@@ -155,7 +155,11 @@ async fn login_inner(
         .ip
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     let now = state.now();
-    if let Err(retry_after) = state.throttle.check(ip, &user_id, now) {
+    let locked = state.throttle.check(ip, &user_id, now).await.map_err(|e| {
+        tracing::error!(error = %e, "login throttle store unavailable; refusing the login");
+        ApiError::store_unavailable("authentication is unavailable right now")
+    })?;
+    if let Some(retry_after) = locked {
         login_failed(state, info, "throttled", Some(&user_id), Severity::High);
         state.auditor.record(
             AuditEvent::new(
@@ -178,14 +182,20 @@ async fn login_inner(
     let checked =
         tokio::time::timeout(LOGIN_UPSTREAM_TIMEOUT, state.dust.check_key(&credentials)).await;
     match checked {
-        Ok(Ok(())) => state.throttle.record_success(&user_id),
+        Ok(Ok(())) => {
+            if let Err(e) = state.throttle.record_success(&user_id).await {
+                tracing::error!(error = %e, "could not clear the key's failed-login counter");
+            }
+        }
         Ok(Err(e))
             if matches!(
                 e.kind,
                 DustErrorKind::Unauthorized | DustErrorKind::NotFound | DustErrorKind::Forbidden
             ) =>
         {
-            state.throttle.record_failure(ip, &user_id, now);
+            if let Err(e) = state.throttle.record_failure(ip, &user_id, now).await {
+                tracing::error!(error = %e, "could not count a failed login");
+            }
             login_failed(
                 state,
                 info,
@@ -363,11 +373,7 @@ async fn save_record(
     };
     let store_error = |e: crate::store::StoreError| {
         tracing::error!(error = %e, "token store unavailable");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "authentication is unavailable right now",
-        )
+        ApiError::store_unavailable("authentication is unavailable right now")
     };
     // The cap counts live tokens only (K13): revoked records wait for their expiry in the
     // store, and must not push another client's live token out.
@@ -419,12 +425,8 @@ pub async fn refresh(
     // it rather than another client's token. If it cannot be revoked, nothing is issued.
     if let Err(e) = state.tokens.revoke(&old, unix_seconds(state.now())).await {
         tracing::error!(error = %e, "could not revoke the refreshed token");
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "authentication is unavailable right now",
-        )
-        .into_response_for(&headers);
+        return ApiError::store_unavailable("authentication is unavailable right now")
+            .into_response_for(&headers);
     }
     let issued = match issue(&state, principal.as_ref().clone()).await {
         Ok(issued) => issued,
@@ -531,9 +533,7 @@ pub async fn logout(
         .await
     {
         tracing::error!(error = %e, "could not revoke a token at logout");
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+        return ApiError::store_unavailable(
             "logout is unavailable right now; the token stays valid until it expires",
         )
         .into_response_for(&headers);

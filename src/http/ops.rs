@@ -14,7 +14,12 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{auth::Permission, auth::Principal, error::ApiError, state::AppState};
+use crate::{
+    auth::Permission,
+    auth::Principal,
+    error::{ApiError, STORE_RETRY_AFTER_SECS},
+    state::AppState,
+};
 
 /// `GET /health` and `GET /live`: the process answers.
 pub async fn live() -> impl IntoResponse {
@@ -22,6 +27,8 @@ pub async fn live() -> impl IntoResponse {
 }
 
 /// `GET /ready`: the stores answer (a store that cannot be read means requests would fail).
+/// A 503 names the backend (`"store": "redis"`), so an operator knows what to look at; a 200
+/// says no more than "ready".
 pub async fn ready(State(state): State<AppState>) -> Response {
     match state.check_stores().await {
         Ok(()) => Json(json!({ "status": "ready" })).into_response(),
@@ -29,7 +36,12 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             tracing::warn!(error = %problem, "not ready");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "reason": "state store unavailable" })),
+                [(header::RETRY_AFTER, STORE_RETRY_AFTER_SECS.to_string())],
+                Json(json!({
+                    "status": "unavailable",
+                    "reason": "state store unavailable",
+                    "store": state.store_backend,
+                })),
             )
                 .into_response()
         }

@@ -39,7 +39,7 @@ use std::{
 
 use axum::{
     extract::{Request, State},
-    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode},
+    http::{HeaderMap, HeaderName, HeaderValue, Method},
     middleware::Next,
     response::Response,
 };
@@ -143,11 +143,7 @@ async fn count(
         .await
         .map_err(|e| {
             tracing::error!(error = %e, bucket = policy.name, "rate-limit store unavailable; refusing the request");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the service is unavailable right now; try again later",
-            )
+            ApiError::store_unavailable("the service is unavailable right now; try again later")
         })?;
     let left = window.resets_at.duration_since(now).unwrap_or_default();
     let reset_secs = (left.as_secs() + u64::from(left.subsec_nanos() > 0)).max(1);

@@ -1,19 +1,104 @@
 //! Server-side state behind small async traits, so one instance keeps it in memory and a
-//! cluster shares it (Redis, in its own module later) without the callers changing.
+//! cluster shares it in Redis ([`redis`]) without the callers changing. [`Stores`] is the set a
+//! server runs with, chosen at start-up: Redis when `REDIS_URL` is set, memory otherwise.
 //!
-//! Each trait has one contract test suite that every backend passes (for counters:
-//! [`counters::testing::counter_store_contract`]).
+//! Each trait has one contract test suite that every backend passes:
+//! [`counters::testing::counter_store_contract`], [`testing::conversation_store_contract`],
+//! `auth::tokens::testing::token_store_contract`, `auth::lockout::testing::login_throttle_contract`.
 
 pub mod counters;
 mod memory;
+pub mod redis;
 pub mod sessions;
+pub mod testing;
 
+use std::sync::Arc;
+
+use anyhow::Context;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use counters::{CounterStore, MemoryCounterStore, WindowCount};
 pub use memory::MemoryConversationStore;
+pub use redis::RedisStore;
 pub use sessions::{MemorySessionStore, SessionKey, SessionRecord, SessionStore};
+
+use crate::{
+    auth::{
+        lockout::{FailureStore, MemoryFailureStore},
+        tokens::{MemoryTokenStore, TokenStore},
+    },
+    config::Config,
+};
+
+/// The state stores of one server.
+#[derive(Clone)]
+pub struct Stores {
+    /// Token records and revocations.
+    pub tokens: Arc<dyn TokenStore>,
+    /// Rate-limit counters.
+    pub counters: Arc<dyn CounterStore>,
+    /// Conversation ownership.
+    pub conversations: Arc<dyn ConversationStore>,
+    /// Failed-login counters (lockout).
+    pub failures: Arc<dyn FailureStore>,
+    /// Browser sessions (`mcp.sid`).
+    pub sessions: Arc<dyn SessionStore>,
+    /// `"memory"` or `"redis"`, for `/ready` and the logs.
+    pub backend: &'static str,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stores {
+    /// Everything in this process (one instance; lost on restart).
+    pub fn memory() -> Self {
+        Self {
+            tokens: Arc::new(MemoryTokenStore::new()),
+            counters: Arc::new(MemoryCounterStore::new()),
+            conversations: Arc::new(MemoryConversationStore::new()),
+            failures: Arc::new(MemoryFailureStore::new()),
+            sessions: Arc::new(MemorySessionStore::new()),
+            backend: "memory",
+        }
+    }
+
+    /// Everything in one Redis.
+    pub fn redis(store: RedisStore) -> Self {
+        let store = Arc::new(store);
+        Self {
+            tokens: store.clone(),
+            counters: store.clone(),
+            conversations: store.clone(),
+            failures: store,
+            // Not in Redis yet: browser sessions stay per instance (see the open issue).
+            sessions: Arc::new(MemorySessionStore::new()),
+            backend: "redis",
+        }
+    }
+
+    /// Redis when `REDIS_URL` is set, memory otherwise. Redis is reached lazily: a server whose
+    /// Redis is down starts, answers 503 (and `/ready` 503) and recovers when Redis is back.
+    ///
+    /// # Errors
+    /// An unusable `REDIS_URL` (the message never contains it).
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        match &config.redis_url {
+            Some(url) => {
+                let store = RedisStore::open(url, &config.redis_key_prefix, config.redis_timeout)
+                    .context("cannot use REDIS_URL")?;
+                Ok(Self::redis(store))
+            }
+            None => Ok(Self::memory()),
+        }
+    }
+}
 
 /// A failure of the backing store. Callers fail closed: a request that needs the store is
 /// refused rather than served on a guess.

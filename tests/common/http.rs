@@ -9,12 +9,11 @@ use std::{
 
 use mcp_dust_server::{
     audit::{Auditor, MemoryAudit},
-    auth::tokens::MemoryTokenStore,
     config::Config,
     serve::{Parts, build_state},
     sim::{self, SimConfig, SimHandle},
     state::{AppState, Clock},
-    store::{CounterStore, MemoryCounterStore, MemorySessionStore, SessionStore},
+    store::{CounterStore, Stores},
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -68,7 +67,7 @@ impl TestServer {
     /// Starts in front of `sim`, with the Dust client pointed at `dust_url` when given (a
     /// recording proxy, a mock, a closed port) and at the simulator otherwise.
     pub async fn start_on(sim: SimHandle, env: &[(&str, &str)], dust_url: Option<&str>) -> Self {
-        Self::start_with_counters(sim, env, dust_url, Arc::new(MemoryCounterStore::new())).await
+        Self::start_with_stores(sim, env, dust_url, Stores::memory()).await
     }
 
     /// [`Self::start_on`] with the given rate-limit counter store.
@@ -78,23 +77,19 @@ impl TestServer {
         dust_url: Option<&str>,
         counters: Arc<dyn CounterStore>,
     ) -> Self {
-        Self::start_with_stores(
-            sim,
-            env,
-            dust_url,
+        let stores = Stores {
             counters,
-            Arc::new(MemorySessionStore::new()),
-        )
-        .await
+            ..Stores::memory()
+        };
+        Self::start_with_stores(sim, env, dust_url, stores).await
     }
 
-    /// [`Self::start_on`] with the given counter and session stores.
+    /// [`Self::start_on`] with the given state stores (Redis: `tests/common/redis.rs`).
     pub async fn start_with_stores(
         sim: SimHandle,
         env: &[(&str, &str)],
         dust_url: Option<&str>,
-        counters: Arc<dyn CounterStore>,
-        sessions: Arc<dyn SessionStore>,
+        stores: Stores,
     ) -> Self {
         let dust_url = dust_url.map_or_else(|| sim.base_url(), str::to_owned);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -121,9 +116,7 @@ impl TestServer {
         let clock = Arc::new(ManualClock(Mutex::new(SystemTime::now())));
         let parts = Parts {
             dust: mcp_dust_server::serve::dust_for(&dust_url).unwrap(),
-            tokens: Arc::new(MemoryTokenStore::new()),
-            counters,
-            sessions,
+            stores,
             auditor: Auditor::start(audit.sink()).unwrap(),
             clock: clock.clone(),
         };

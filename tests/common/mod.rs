@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod http;
+pub mod redis_server;
 
 use std::{
     sync::{Arc, Mutex},

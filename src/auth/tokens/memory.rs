@@ -46,9 +46,13 @@ fn now() -> i64 {
 
 #[async_trait]
 impl TokenStore for MemoryTokenStore {
-    async fn save(&self, record: TokenRecord) -> Result<(), StoreError> {
+    async fn save(&self, mut record: TokenRecord) -> Result<(), StoreError> {
         if record.expires_at > now() {
-            self.write().insert(record.token_id.clone(), record);
+            let mut map = self.write();
+            if let Some(old) = map.get(&record.token_id) {
+                record.revoked_at = old.revoked_at.or(record.revoked_at);
+            }
+            map.insert(record.token_id.clone(), record);
         }
         Ok(())
     }

@@ -80,6 +80,10 @@ pub async fn token_store_contract(store: &dyn TokenStore) {
         .expect("revoked records stay readable");
     assert_eq!(got.revoked_at, Some(now));
     assert!(!store.revoke("tok_unknown", now).await.unwrap());
+    // No save undoes a revocation.
+    store.save(a.clone()).await.unwrap();
+    let got = store.get(&a.token_id).await.unwrap().unwrap();
+    assert_eq!(got.revoked_at, Some(now), "a revocation is final");
     assert_eq!(store.count_live_for_user(&ws, &user).await.unwrap(), 1);
     assert_eq!(store.list_for_user(&ws, &user).await.unwrap().len(), 2);
 

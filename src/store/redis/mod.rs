@@ -1,0 +1,215 @@
+//! The Redis backend of every state store, so that several instances behind a load balancer act
+//! as one (catalogue §6 decision 6): token records and revocations, rate-limit counters, login
+//! lockout counters and conversation ownership.
+//!
+//! One [`RedisStore`] implements each store trait over one [`ConnectionManager`] (a multiplexed
+//! connection that reconnects by itself). Every command runs under a deadline
+//! (`REDIS_TIMEOUT_MS`), so a stalled or stopped Redis turns into a [`StoreError`] within it;
+//! callers then fail closed (503 `store_unavailable`, `/ready` 503) and nothing is served on a
+//! guess. When Redis is back, the next command reconnects: no restart of the server is needed.
+//!
+//! Every read-modify-write is one Lua script (atomic on the server, so N instances cannot race
+//! past a limit); scripts are sent by hash and re-loaded by the client after a Redis restart
+//! empties the script cache.
+//!
+//! Key layout (all under `REDIS_KEY_PREFIX`, default `mcp-dust:`; variable parts are
+//! percent-encoded, so no id can reach into another key):
+//!
+//! | key | type | lifetime |
+//! |---|---|---|
+//! | `tok:<token_id>` | hash `record` (JSON, Dust key sealed) + `revoked_at` | until the token expires |
+//! | `user-tokens:<workspace>:<user_id>` | sorted set of token ids by expiry | the newest token's expiry |
+//! | `rl:<bucket>:<key>` | hash `c` count, `r` window end (ms) | the window |
+//! | `lockout:ip:<ip>`, `lockout:key:<usr_…>` | hash `f` failures, `t` last failure (ms) | window or backoff after the last failure |
+//! | `conv:<workspace>:<conversation_id>` | JSON record | [`CONVERSATION_RETENTION`] |
+//! | `user-convs:<workspace>:<user_id>` | sorted set of conversation ids by creation | [`CONVERSATION_RETENTION`] |
+//!
+//! Nothing secret is stored in clear: the Dust key is in the token record only as AEAD
+//! ciphertext bound to the token id (`auth::tokens::KeyCipher`); no JWT is stored at all.
+
+mod conversations;
+mod counters;
+mod lockout;
+mod tokens;
+
+use std::{fmt, future::Future, time::Duration};
+
+use redis::{
+    Client, RedisResult,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::StoreError;
+
+/// The default prefix of every key (`REDIS_KEY_PREFIX`).
+pub const DEFAULT_KEY_PREFIX: &str = "mcp-dust:";
+
+/// How long a conversation's ownership is remembered after it was started. Past it, the owner
+/// gets "not found" like anyone else (the in-memory store forgets it at the next restart).
+pub const CONVERSATION_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// The state stores on one Redis server (or one logical database of it).
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password: never printed.
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// A store on `url` (`redis://[user:password@]host:port[/db]`). Connects lazily: the server
+    /// starts even while Redis is down, and reports it on `/ready` until it is up.
+    ///
+    /// # Errors
+    /// An unparsable URL, or `rediss://` (this build has no TLS client for Redis). The message
+    /// never contains the URL, which may hold a password.
+    pub fn open(url: &SecretString, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let url = url.expose_secret();
+        if url.starts_with("rediss://") {
+            return Err(StoreError(
+                "REDIS_URL: rediss:// (TLS) is not supported by this build; reach Redis over a private network or a local TLS tunnel with redis://".into(),
+            ));
+        }
+        let client = Client::open(url)
+            .map_err(|_| StoreError("REDIS_URL is not a valid redis:// or unix:// URL".into()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            // Few, quick reconnection attempts per outage: each request fails fast while Redis
+            // is down, and the next request after that starts a new attempt.
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(timeout);
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| StoreError(format!("redis: {}", describe(&e))))?;
+        Ok(Self {
+            conn,
+            prefix: prefix.to_owned(),
+            timeout,
+        })
+    }
+
+    /// `PING`: whether Redis answers within the deadline.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.run(async move { redis::cmd("PING").query_async::<String>(&mut conn).await })
+            .await
+            .map(|_| ())
+    }
+
+    /// The full key of `kind` and its variable `parts`, each percent-encoded.
+    fn key(&self, kind: &str, parts: &[&str]) -> String {
+        let mut key = format!("{}{kind}", self.prefix);
+        for part in parts {
+            key.push(':');
+            key.push_str(&urlencoding::encode(part));
+        }
+        key
+    }
+
+    /// A connection handle (cheap: the multiplexed connection is shared).
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Runs one Redis operation under the deadline, mapping every failure to [`StoreError`].
+    async fn run<T>(
+        &self,
+        operation: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, operation).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(StoreError(format!("redis: {}", describe(&e)))),
+            Err(_) => Err(StoreError(format!(
+                "redis: no answer within {} ms",
+                self.timeout.as_millis()
+            ))),
+        }
+    }
+}
+
+/// A short description of a Redis error: its kind and, for I/O, the OS error. Server error
+/// texts are Redis's own (`WRONGPASS …`), never a value we sent.
+fn describe(e: &redis::RedisError) -> String {
+    if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
+        format!("connection failed ({})", e.category())
+    } else if e.is_timeout() {
+        "timed out".into()
+    } else {
+        match e.code() {
+            Some(code) => format!("{} ({code})", e.category()),
+            None => e.category().to_owned(),
+        }
+    }
+}
+
+/// Milliseconds since the epoch (0 before it), as Redis scripts take them.
+fn epoch_ms(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The `SystemTime` of `ms` milliseconds since the epoch.
+fn from_epoch_ms(ms: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// Seconds since the epoch, by the wall clock (token expiry is judged by it, as in memory).
+fn wall_clock_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(url: &str) -> Result<RedisStore, StoreError> {
+        RedisStore::open(
+            &SecretString::from(url.to_owned()),
+            DEFAULT_KEY_PREFIX,
+            Duration::from_secs(1),
+        )
+    }
+
+    #[tokio::test]
+    async fn unusable_urls_are_refused_without_echoing_them() {
+        for url in [
+            "rediss://:hunter2-canary@cache:6380/0",
+            "http://:hunter2-canary@cache:6379",
+            "redis://:hunter2-canary@cache:notaport",
+        ] {
+            let error = open(url).expect_err(url).to_string();
+            assert!(error.contains("REDIS_URL"), "{error}");
+            assert!(!error.contains("hunter2-canary"), "{error}");
+        }
+        // Connecting is lazy: a valid URL opens even with no Redis behind it.
+        let store = open("redis://:hunter2-canary@127.0.0.1:1/0").unwrap();
+        assert!(!format!("{store:?}").contains("hunter2-canary"));
+        let error = store.ping().await.unwrap_err().to_string();
+        assert!(!error.contains("hunter2-canary"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn keys_carry_the_prefix_and_encode_their_parts() {
+        let store = open("redis://127.0.0.1:1").unwrap();
+        assert_eq!(store.key("tok", &["tok_abc"]), "mcp-dust:tok:tok_abc");
+        // A separator inside an id cannot make two different pairs collide.
+        assert_ne!(
+            store.key("conv", &["a:b", "c"]),
+            store.key("conv", &["a", "b:c"])
+        );
+    }
+}

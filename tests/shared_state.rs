@@ -1,0 +1,400 @@
+//! Shared state in Redis (catalogue §6 decision 6): every store contract against a real
+//! `redis-server`, the key layout, Redis outages (fail closed with 503, `/ready` 503, recovery
+//! without a restart), and two server instances sharing one Redis (J9 revocation, R8 rate limit,
+//! lockout, tokens issued by one and used on the other).
+//!
+//! Each test starts its own `redis-server` on a free loopback port (tests/common/redis_server.rs);
+//! without one installed they print "skipped" (and fail in CI).
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use common::{
+    http::TestServer,
+    redis_server::{RedisServer, prefix},
+};
+use mcp_dust_server::{
+    audit::AuditEventType,
+    auth::{lockout, tokens},
+    sim::{self, SimConfig},
+    store::{Stores, testing},
+};
+use serde_json::{Value, json};
+
+async fn sim() -> sim::SimHandle {
+    sim::spawn(SimConfig {
+        token_delay_ms: 1,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// A server whose stores live in `redis` under `prefix`.
+async fn server_on(redis: &RedisServer, prefix: &str, env: &[(&str, &str)]) -> TestServer {
+    TestServer::start_with_stores(sim().await, env, None, Stores::redis(redis.store(prefix))).await
+}
+
+/// What every instance of one deployment shares besides Redis: the secret (set by
+/// `TestServer`) and the public URL, which is the tokens' issuer and audience.
+const CLUSTER: (&str, &str) = ("MCP_PUBLIC_URL", "http://mcp.cluster.test");
+
+/// A second instance: same Redis and prefix, same Dust (the first instance's simulator).
+async fn twin_of(
+    first: &TestServer,
+    redis: &RedisServer,
+    prefix: &str,
+    env: &[(&str, &str)],
+) -> TestServer {
+    TestServer::start_with_stores(
+        sim().await,
+        env,
+        Some(&first.sim.base_url()),
+        Stores::redis(redis.store(prefix)),
+    )
+    .await
+}
+
+async fn get(s: &TestServer, path: &str) -> reqwest::Response {
+    s.http.get(s.url(path)).send().await.unwrap()
+}
+
+/// A token from `s` for the Dust key of `dust` (a twin talks to its first instance's Dust).
+async fn token_on(s: &TestServer, dust: &TestServer) -> String {
+    let response = s
+        .login_with(json!({"apiKey": dust.sim.api_key(), "workspaceId": dust.sim.workspace_id()}))
+        .await;
+    assert_eq!(response.status(), 200, "login");
+    let body: Value = response.json().await.unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
+
+/// `tools/call get_workspace` through `/mcp`: an authenticated call that reaches Dust.
+async fn call(s: &TestServer, token: &str) -> reqwest::Response {
+    s.http
+        .post(s.url("/mcp"))
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .bearer_auth(token)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": "get_workspace", "arguments": {}}}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The status of [`call`], after checking that a 200 carries the workspace.
+async fn call_status(s: &TestServer, token: &str) -> u16 {
+    let response = call(s, token).await;
+    let status = response.status().as_u16();
+    if status == 200 {
+        let body = common::http::parse_mcp_body(&response.text().await.unwrap());
+        assert_eq!(body["result"]["isError"], json!(false), "{body}");
+        assert!(
+            body["result"]["structuredContent"]["workspaceId"].is_string(),
+            "{body}"
+        );
+    }
+    status
+}
+
+/// A raw connection for looking at what the server stored.
+async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Contracts
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn redis_passes_every_store_contract() {
+    let Some(redis) = RedisServer::start("redis_passes_every_store_contract").await else {
+        return;
+    };
+    let store = Arc::new(redis.store(&prefix("contract")));
+    tokens::testing::token_store_contract(store.as_ref()).await;
+    testing::counter_store_contract(store.as_ref()).await;
+    testing::conversation_store_contract(store.as_ref()).await;
+    lockout::testing::login_throttle_contract(store).await;
+}
+
+#[tokio::test]
+async fn keys_sit_under_the_prefix_expire_and_hold_no_secret_in_clear() {
+    let Some(redis) = RedisServer::start("keys_sit_under_the_prefix").await else {
+        return;
+    };
+    let p = prefix("layout");
+    let s = server_on(&redis, &p, &[("SECURITY_TOKEN_EXPIRATION", "600")]).await;
+    let token = s.token(None).await;
+    assert_eq!(call_status(&s, &token).await, 200);
+    // A failed login, for a lockout counter.
+    let bad = s
+        .login_with(json!({"apiKey": format!("sk-{}", "0".repeat(32)), "workspaceId": s.sim.workspace_id()}))
+        .await;
+    assert_eq!(bad.status(), 401);
+
+    let mut conn = raw(&redis).await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty());
+    for key in &keys {
+        assert!(key.starts_with(&p), "{key} outside the prefix {p}");
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(ttl > 0, "{key} has no expiry ({ttl})");
+        let kind = key.trim_start_matches(&p);
+        if kind.starts_with("tok:") || kind.starts_with("user-tokens:") {
+            assert!(ttl <= 600, "{key} outlives its token ({ttl} s)");
+        }
+    }
+    for kind in ["tok:", "user-tokens:", "rl:", "lockout:ip:", "lockout:key:"] {
+        assert!(
+            keys.iter().any(|k| k.starts_with(&format!("{p}{kind}"))),
+            "no {kind} key in {keys:?}"
+        );
+    }
+    // Neither the Dust key nor the JWT is stored in clear anywhere.
+    for key in &keys {
+        let dump: Vec<u8> = redis::cmd("DUMP")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&dump);
+        assert!(
+            !text.contains(s.sim.api_key()),
+            "the Dust key in clear in {key}"
+        );
+        assert!(!text.contains(&token), "the JWT in {key}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outages
+// ---------------------------------------------------------------------------------------------
+
+/// Asserts the 503 envelope of an unavailable store.
+async fn assert_store_unavailable(response: reqwest::Response, what: &str) {
+    assert_eq!(response.status(), 503, "{what}");
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("5"),
+        "{what}"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "store_unavailable", "{what}: {body}");
+    assert!(body["error"]["requestId"].is_string(), "{body}");
+    assert!(!body.to_string().contains("127.0.0.1"), "{body}");
+}
+
+#[tokio::test]
+async fn a_redis_outage_fails_closed_and_the_server_recovers_by_itself() {
+    let Some(mut redis) = RedisServer::start("a_redis_outage_fails_closed").await else {
+        return;
+    };
+    let s = server_on(&redis, &prefix("outage"), &[]).await;
+    let token = s.token(None).await;
+    assert_eq!(call_status(&s, &token).await, 200);
+    let ready: Value = get(&s, "/ready").await.json().await.unwrap();
+    assert_eq!(ready, json!({"status": "ready"}));
+
+    redis.stop();
+    let dust_calls = s.sim.requests().len();
+    let started = std::time::Instant::now();
+    assert_store_unavailable(call(&s, &token).await, "MCP call").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "a refused connection fails fast ({:?})",
+        started.elapsed()
+    );
+    assert_store_unavailable(
+        s.login_with(json!({"apiKey": s.sim.api_key(), "workspaceId": s.sim.workspace_id()}))
+            .await,
+        "login",
+    )
+    .await;
+    assert_eq!(s.sim.requests().len(), dust_calls, "nothing reached Dust");
+    let ready = get(&s, "/ready").await;
+    assert_eq!(ready.status(), 503);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["store"], "redis");
+    assert_eq!(ready["status"], "unavailable");
+    assert_eq!(get(&s, "/health").await.status(), 200, "still alive");
+
+    // Redis comes back empty (no persistence): the old token's record is gone, so the token is
+    // refused (never accepted without its record); a new login works. No server restart.
+    redis.restart().await;
+    let mut ready_again = false;
+    for _ in 0..50 {
+        if get(&s, "/ready").await.status() == 200 {
+            ready_again = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready_again, "/ready recovers without a restart");
+    assert_eq!(call_status(&s, &token).await, 401);
+    let fresh = s.token(None).await;
+    assert_eq!(call_status(&s, &fresh).await, 200);
+}
+
+#[tokio::test]
+async fn a_frozen_redis_times_out_within_the_deadline() {
+    let Some(redis) = RedisServer::start("a_frozen_redis_times_out").await else {
+        return;
+    };
+    let s = server_on(&redis, &prefix("frozen"), &[]).await;
+    let token = s.token(None).await;
+    redis.signal("-STOP");
+    let started = std::time::Instant::now();
+    let response = call(&s, &token).await;
+    let waited = started.elapsed();
+    assert_store_unavailable(response, "frozen Redis").await;
+    // The store's deadline is 500 ms; no request hangs on a Redis that never answers.
+    assert!(waited < Duration::from_secs(2), "waited {waited:?}");
+    assert_eq!(get(&s, "/ready").await.status(), 503);
+    redis.signal("-CONT");
+    let mut ok = false;
+    for _ in 0..50 {
+        if call_status(&s, &token).await == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "the same token works again once Redis answers");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two instances, one Redis
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_token_from_one_instance_works_on_the_other_and_its_revocation_at_once() {
+    let Some(redis) = RedisServer::start("two_instances_tokens").await else {
+        return;
+    };
+    let p = prefix("twins");
+    let a = server_on(&redis, &p, &[CLUSTER]).await;
+    let b = twin_of(&a, &redis, &p, &[CLUSTER]).await;
+
+    let token = a.token(None).await;
+    assert_eq!(call_status(&b, &token).await, 200, "issued on A, used on B");
+
+    // J9: logout on A; B refuses the token on the very next request and audits the reuse.
+    let logout = a
+        .http
+        .post(a.url("/api/v1/auth/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 200);
+    let refused = call(&b, &token).await;
+    assert_eq!(refused.status(), 401);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    b.state.auditor.flush().await;
+    assert!(
+        !b.audit.of_type(AuditEventType::AuthnTokenReuse).is_empty(),
+        "B audits the reuse of a token revoked on A"
+    );
+
+    // Refresh on B revokes the old token for A too.
+    let second = token_on(&b, &a).await;
+    let refreshed: Value = b
+        .http
+        .post(b.url("/api/v1/auth/refresh"))
+        .bearer_auth(&second)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let third = refreshed["token"].as_str().unwrap();
+    assert_eq!(call_status(&a, &second).await, 401);
+    assert_eq!(call_status(&a, third).await, 200);
+}
+
+#[tokio::test]
+async fn the_rate_limit_is_shared_a_burst_across_two_instances_is_cut_at_the_limit() {
+    let Some(redis) = RedisServer::start("two_instances_rate_limit").await else {
+        return;
+    };
+    let p = prefix("r8");
+    let env = [CLUSTER, ("RATE_LIMIT_MAX", "10")];
+    let a = server_on(&redis, &p, &env).await;
+    let b = twin_of(&a, &redis, &p, &env).await;
+    let mut statuses = Vec::new();
+    for i in 0..20 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        statuses.push(get(s, "/api/v1/status").await.status().as_u16());
+    }
+    let passed = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(
+        (passed, limited),
+        (10, 10),
+        "10 in total, not 10 per instance: {statuses:?}"
+    );
+    assert!(statuses[..10].iter().all(|s| *s == 200), "{statuses:?}");
+    // Both instances report the same shared budget.
+    let last = get(&a, "/api/v1/status").await;
+    assert_eq!(last.status(), 429);
+    assert_eq!(last.headers()["x-ratelimit-remaining"], "0");
+}
+
+#[tokio::test]
+async fn a_key_locked_out_on_one_instance_is_locked_out_on_the_other() {
+    let Some(redis) = RedisServer::start("two_instances_lockout").await else {
+        return;
+    };
+    let p = prefix("lockout");
+    let a = server_on(&redis, &p, &[CLUSTER]).await;
+    let b = twin_of(&a, &redis, &p, &[CLUSTER]).await;
+    // A well-formed key Dust does not know, tried alternately on A and B.
+    let wrong =
+        json!({"apiKey": format!("sk-{}", "7".repeat(32)), "workspaceId": a.sim.workspace_id()});
+    for i in 0..lockout::KEY_MAX_FAILURES {
+        let s = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(
+            s.login_with(wrong.clone()).await.status(),
+            401,
+            "attempt {i}"
+        );
+    }
+    let dust_calls = a.sim.requests().len();
+    for s in [&a, &b] {
+        let refused = s.login_with(wrong.clone()).await;
+        assert_eq!(refused.status(), 429);
+        assert!(refused.headers().contains_key("retry-after"));
+    }
+    assert_eq!(
+        a.sim.requests().len(),
+        dust_calls,
+        "locked out before the upstream call, on both instances"
+    );
+    // The right key is not locked.
+    assert_eq!(
+        b.login_with(json!({"apiKey": a.sim.api_key(), "workspaceId": a.sim.workspace_id()}))
+            .await
+            .status(),
+        200
+    );
+}
