@@ -286,6 +286,7 @@ fn login_succeeded(state: &AppState, info: &RequestInfo, record: &TokenRecord) {
     state.auditor.record(
         AuditEvent::new(AuditEventType::AuthnLoginSuccess, Severity::Info, "login")
             .user(&record.user_id, Some(&record.username))
+            .workspace(&record.workspace_id)
             .request(info)
             .action("login")
             .result(AuditResult::Success)
