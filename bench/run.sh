@@ -15,7 +15,7 @@ REPEATS=${REPEATS:-3}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 RATES=${RATES:-"200 500 1000"}
-CONC=${CONC:-32}
+CONC=${CONC:-8}   # the bulkhead allows 8 tool calls in flight per principal
 OUT=${OUT:-target/bench}
 mkdir -p "$OUT"
 RAW="$OUT/raw.md"
