@@ -5,7 +5,10 @@
 
 use std::{
     collections::HashMap,
-    sync::RwLock,
+    sync::{
+        RwLock,
+        atomic::{AtomicI64, Ordering},
+    },
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -14,10 +17,14 @@ use async_trait::async_trait;
 use super::{TokenRecord, TokenStore};
 use crate::store::StoreError;
 
-/// Token records in a map. Expired records are filtered on read and purged on every write.
+/// Token records in a map. Expired records are filtered on read and purged by the first write
+/// of each second: a sweep on every write made each login O(live records) under the write lock
+/// (100k live tokens took minutes to fill; see docs/PERFORMANCE.md).
 #[derive(Debug, Default)]
 pub struct MemoryTokenStore {
     records: RwLock<HashMap<String, TokenRecord>>,
+    /// The second (epoch) of the last sweep.
+    swept_at: AtomicI64,
 }
 
 impl MemoryTokenStore {
@@ -29,12 +36,25 @@ impl MemoryTokenStore {
         self.records.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The map for writing, with expired records already gone.
+    /// The map for writing; records expired before this second are gone once a second.
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, TokenRecord>> {
         let mut map = self.records.write().unwrap_or_else(|e| e.into_inner());
         let now = now();
-        map.retain(|_, r| r.expires_at > now);
+        if self.swept_at.swap(now, Ordering::Relaxed) != now {
+            map.retain(|_, r| r.expires_at > now);
+        }
         map
+    }
+
+    /// How many records the map holds, expired ones not yet swept included.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -14,6 +14,24 @@ async fn memory_store_passes_the_contract() {
     testing::token_store_contract(&MemoryTokenStore::new()).await;
 }
 
+/// Memory stays bounded: expired records leave the map at a later write (the sweep runs once a
+/// second, not on every write).
+#[tokio::test]
+async fn memory_store_sweeps_expired_records_on_a_later_write() {
+    let store = MemoryTokenStore::new();
+    store
+        .save(testing::record("w1", "usr_a", 0, 1))
+        .await
+        .unwrap();
+    assert_eq!(store.len(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let live = testing::record("w1", "usr_b", 0, 3600);
+    let live_id = live.token_id.clone();
+    store.save(live).await.unwrap();
+    assert_eq!(store.len(), 1, "the expired record is still in the map");
+    assert!(store.get(&live_id).await.unwrap().is_some());
+}
+
 #[test]
 fn token_ids_are_random_url_safe_and_128_bits() {
     let a = new_token_id();

@@ -1,0 +1,86 @@
+//! Memory per live record for `docs/PERFORMANCE.md`: fills the in-memory token store with N
+//! realistic records (sealed 35-byte Dust key, `tok_` id, `usr_` fingerprint, default
+//! permissions, one-hour expiry, as `/api/v1/auth/login` stores them) and reads this process's
+//! VmRSS before and after. Records are kept alive while RSS is read.
+//!
+//! `cargo run --release --example memory -- 10000 100000`
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use mcp_dust_server::auth::{
+    KeyCipher, Keys, MemoryTokenStore, PermissionSet, TokenRecord, TokenStore, new_token_id,
+};
+use secrecy::SecretString;
+
+/// This process's resident memory in kB.
+fn rss_kb() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS in /proc/self/status")
+}
+
+async fn fill_tokens(n: usize) -> Result<(u64, MemoryTokenStore)> {
+    let keys = Keys::ephemeral();
+    let cipher = KeyCipher::new(&keys);
+    let store = MemoryTokenStore::new();
+    let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())?;
+    let permissions = PermissionSet::parse_list(
+        "read:workspaces,read:agents,execute:agents,read:knowledge-bases,read:connectors",
+    )
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let before = rss_kb()?;
+    for i in 0..n {
+        let token_id = new_token_id();
+        // One user per 8 tokens (the per-user cap is larger; distinct strings either way).
+        let key = SecretString::from(format!("sk-{:032x}", i / 8));
+        let record = TokenRecord {
+            sealed_key: cipher.seal(&key, &token_id),
+            token_id,
+            user_id: format!("usr_{:024x}", i / 8),
+            username: format!("user{}", i / 8),
+            email: None,
+            workspace_id: "w0123456789".to_owned(),
+            permissions,
+            issued_at: now,
+            expires_at: now + 3600,
+            revoked_at: None,
+        };
+        store.save(record).await?;
+    }
+    Ok((rss_kb()?.saturating_sub(before), store))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let counts: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse())
+        .collect::<Result<_, _>>()
+        .context("arguments are record counts")?;
+    let counts = if counts.is_empty() {
+        vec![10_000, 100_000]
+    } else {
+        counts
+    };
+    println!("| store | records | RSS added MB | bytes per record |");
+    println!("|---|---|---|---|");
+    // Every store stays alive to the end, so a later fill cannot reuse an earlier one's pages.
+    let mut kept = Vec::new();
+    for n in counts {
+        let started = std::time::Instant::now();
+        let (added_kb, store) = fill_tokens(n).await?;
+        let elapsed = started.elapsed();
+        println!(
+            "| token records (memory) | {n} | {:.1} | {:.0} |",
+            added_kb as f64 / 1024.0,
+            added_kb as f64 * 1024.0 / n as f64
+        );
+        eprintln!("filled {n} token records in {elapsed:.2?}");
+        kept.push(store);
+    }
+    Ok(())
+}
