@@ -141,3 +141,30 @@ async fn url_probes_a_running_server() {
         assert!(stdout.contains(expected), "{expected} missing:\n{stdout}");
     }
 }
+
+/// With `REDIS_URL`, doctor pings Redis: a live one passes, a stopped one fails with the fix,
+/// and the URL's password is never printed.
+#[tokio::test]
+async fn redis_url_is_checked_by_pinging_redis() {
+    let Some(redis) = common::redis_server::RedisServer::start("doctor_redis").await else {
+        return;
+    };
+    let audit = tempfile::NamedTempFile::new().unwrap();
+    let mut env = production_env(audit.path().to_str().unwrap());
+    env.push(("REDIS_URL", redis.url()));
+    let (_, stdout) = doctor(&env, &[]);
+    let line = stdout.lines().find(|l| l.contains("REDIS_URL")).unwrap();
+    assert!(line.contains("it answers"), "{stdout}");
+
+    // Nothing listens on port 1: a failure naming the fix, without the password.
+    env.pop();
+    env.push(("REDIS_URL", "redis://:hunter2-canary@127.0.0.1:1/0".into()));
+    let (output, stdout) = doctor(&env, &[]);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stdout.contains("Redis does not answer"), "{stdout}");
+    assert!(
+        stdout.contains("start Redis or correct REDIS_URL"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("hunter2-canary"), "{stdout}");
+}

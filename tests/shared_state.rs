@@ -18,7 +18,11 @@ use mcp_dust_server::{
     audit::AuditEventType,
     auth::{lockout, tokens},
     sim::{self, SimConfig},
-    store::{Stores, testing},
+    store::{
+        SessionKey, SessionStore, Stores,
+        sessions::{self, Inserted},
+        testing,
+    },
 };
 use serde_json::{Value, json};
 
@@ -121,7 +125,61 @@ async fn redis_passes_every_store_contract() {
     tokens::testing::token_store_contract(store.as_ref()).await;
     testing::counter_store_contract(store.as_ref()).await;
     testing::conversation_store_contract(store.as_ref()).await;
-    lockout::testing::login_throttle_contract(store).await;
+    lockout::testing::login_throttle_contract(store.clone()).await;
+    sessions::testing::session_store_contract(store.as_ref()).await;
+}
+
+/// The memory store's size-cap rule, in Redis: when full, expired sessions are purged, a live
+/// one is never evicted, and existing sessions keep working.
+#[tokio::test]
+async fn the_redis_session_store_is_bounded_and_purges_expired_sessions_when_full() {
+    let Some(redis) = RedisServer::start("redis_session_store_is_bounded").await else {
+        return;
+    };
+    let store = redis.store(&prefix("sess-cap")).with_session_capacity(3);
+    let now = 1_700_000_000_000;
+    let key = |i: usize| SessionKey::from_hmac_hex(format!("k{i}"));
+    for i in 0..3 {
+        let r = sessions::testing::record("w", "u", now + i as i64);
+        assert_eq!(
+            store.insert(&key(i), r, now).await.unwrap(),
+            Inserted::Stored
+        );
+    }
+    let later = now + 3_600_001;
+    let extra = sessions::testing::record("w", "u", later);
+    assert_eq!(
+        store.insert(&key(9), extra.clone(), now).await.unwrap(),
+        Inserted::Full
+    );
+    assert_eq!(store.count().await.unwrap(), 3);
+    assert_eq!(store.get(&key(9)).await.unwrap(), None);
+    assert!(store.touch(&key(0), now + 1, now + 100).await.unwrap());
+    for i in [1, 2] {
+        assert!(
+            store
+                .touch(&key(i), later, later + 3_600_000)
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(
+        store.insert(&key(9), extra, later).await.unwrap(),
+        Inserted::Stored
+    );
+    assert_eq!(
+        store.get(&key(0)).await.unwrap(),
+        None,
+        "the expired one went"
+    );
+    assert!(store.get(&key(1)).await.unwrap().is_some());
+    assert_eq!(store.count().await.unwrap(), 3);
+    let listed = store.list_for_user("w", "u").await.unwrap();
+    assert_eq!(
+        listed.into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+        [key(1), key(2), key(9)],
+        "oldest first, the purged one pruned"
+    );
 }
 
 #[tokio::test]
@@ -130,7 +188,16 @@ async fn keys_sit_under_the_prefix_expire_and_hold_no_secret_in_clear() {
         return;
     };
     let p = prefix("layout");
-    let s = server_on(&redis, &p, &[("SECURITY_TOKEN_EXPIRATION", "600")]).await;
+    let s = server_on(
+        &redis,
+        &p,
+        &[
+            ("SECURITY_TOKEN_EXPIRATION", "600"),
+            ("SESSION_TTL", "300000"),
+            ("SESSION_ABSOLUTE_TIMEOUT", "600000"),
+        ],
+    )
+    .await;
     let token = s.token(None).await;
     assert_eq!(call_status(&s, &token).await, 200);
     // A failed login, for a lockout counter.
@@ -138,6 +205,9 @@ async fn keys_sit_under_the_prefix_expire_and_hold_no_secret_in_clear() {
         .login_with(json!({"apiKey": format!("sk-{}", "0".repeat(32)), "workspaceId": s.sim.workspace_id()}))
         .await;
     assert_eq!(bad.status(), 401);
+    // A browser session, for the session keys.
+    let (_, browser) = common::browser::login(&s, false).await;
+    assert_eq!(browser.whoami(&s).await.status, 200);
 
     let mut conn = raw(&redis).await;
     let keys: Vec<String> = redis::cmd("KEYS")
@@ -155,11 +225,27 @@ async fn keys_sit_under_the_prefix_expire_and_hold_no_secret_in_clear() {
             .unwrap();
         assert!(ttl > 0, "{key} has no expiry ({ttl})");
         let kind = key.trim_start_matches(&p);
-        if kind.starts_with("tok:") || kind.starts_with("user-tokens:") {
-            assert!(ttl <= 600, "{key} outlives its token ({ttl} s)");
+        if ["tok:", "user-tokens:", "user-sess:", "sess-all"]
+            .iter()
+            .any(|k| kind.starts_with(k))
+        {
+            assert!(ttl <= 600, "{key} outlives its token or session ({ttl} s)");
+        }
+        if kind.starts_with("sess:") {
+            // The idle timeout, not the absolute lifetime (12 h).
+            assert!(ttl <= 300, "{key} outlives the idle timeout ({ttl} s)");
         }
     }
-    for kind in ["tok:", "user-tokens:", "rl:", "lockout:ip:", "lockout:key:"] {
+    for kind in [
+        "tok:",
+        "user-tokens:",
+        "rl:",
+        "lockout:ip:",
+        "lockout:key:",
+        "sess:",
+        "user-sess:",
+        "sess-all",
+    ] {
         assert!(
             keys.iter().any(|k| k.starts_with(&format!("{p}{kind}"))),
             "no {kind} key in {keys:?}"
@@ -178,6 +264,17 @@ async fn keys_sit_under_the_prefix_expire_and_hold_no_secret_in_clear() {
             "the Dust key in clear in {key}"
         );
         assert!(!text.contains(&token), "the JWT in {key}");
+        for (what, secret) in [
+            ("session id", &browser.sid),
+            ("CSRF cookie", &browser.xsrf_cookie),
+            ("CSRF token", &browser.csrf),
+        ] {
+            assert!(!text.contains(secret.as_str()), "the {what} in {key}");
+            assert!(
+                !key.contains(secret.as_str()),
+                "the {what} in the key name {key}"
+            );
+        }
     }
 }
 

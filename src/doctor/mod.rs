@@ -146,6 +146,7 @@ pub async fn run(config: anyhow::Result<Config>, options: &Options) -> Report {
                 pass("the settings load and validate"),
             ));
             items.extend(settings::check(config));
+            items.push(settings::redis(config).await);
         }
         Err(error) => {
             items.push(Item::new(

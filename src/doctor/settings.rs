@@ -77,7 +77,6 @@ pub(super) fn check(config: &Config) -> Vec<Item> {
             },
         ),
         Item::new(12, "ALERT_WEBHOOK_URL", webhook(config)),
-        Item::new(0, "REDIS_URL", redis(config)),
     ];
     items.retain(|i| !matches!(&i.outcome, Outcome::NotApplicable(why) if why.is_empty()));
     items
@@ -356,9 +355,27 @@ fn webhook(config: &Config) -> Outcome {
     }
 }
 
-fn redis(config: &Config) -> Outcome {
-    match &config.redis_url {
+/// `REDIS_URL`: when set, Redis must answer a `PING` within `REDIS_TIMEOUT_MS` (the server
+/// would otherwise answer 503 to everything that needs state). The URL, which may hold a
+/// password, is never printed.
+pub(super) async fn redis(config: &Config) -> Item {
+    let outcome = match &config.redis_url {
         None => pass("in-memory state: one instance; a restart logs everyone out"),
-        Some(_) => pass("shared state in Redis: instances behave as one"),
-    }
+        Some(url) => {
+            let store =
+                crate::store::RedisStore::open(url, &config.redis_key_prefix, config.redis_timeout);
+            match store {
+                Err(e) => fail(e.to_string(), "correct REDIS_URL (redis://host:port/db)"),
+                Ok(store) => match store.ping().await {
+                    Ok(()) => pass("shared state in Redis (it answers): instances behave as one"),
+                    Err(e) => fail(
+                        format!("Redis does not answer: {e}"),
+                        "start Redis or correct REDIS_URL (host, port, password); the server \
+                         answers 503 until Redis answers",
+                    ),
+                },
+            }
+        }
+    };
+    Item::new(0, "REDIS_URL", outcome)
 }

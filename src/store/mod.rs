@@ -4,7 +4,8 @@
 //!
 //! Each trait has one contract test suite that every backend passes:
 //! [`counters::testing::counter_store_contract`], [`testing::conversation_store_contract`],
-//! `auth::tokens::testing::token_store_contract`, `auth::lockout::testing::login_throttle_contract`.
+//! `auth::tokens::testing::token_store_contract`, `auth::lockout::testing::login_throttle_contract`,
+//! [`sessions::testing::session_store_contract`].
 
 pub mod counters;
 mod memory;
@@ -76,9 +77,8 @@ impl Stores {
             tokens: store.clone(),
             counters: store.clone(),
             conversations: store.clone(),
-            failures: store,
-            // Not in Redis yet: browser sessions stay per instance (see the open issue).
-            sessions: Arc::new(MemorySessionStore::new()),
+            failures: store.clone(),
+            sessions: store,
             backend: "redis",
         }
     }

@@ -10,8 +10,8 @@
 //!
 //! Expiry (idle and absolute) is judged by the caller with the application's clock, so tests
 //! cross the deadlines without sleeping and every backend agrees. A backend may forget a record
-//! once its `expires_at_ms` has passed (the memory store does when it is full; Redis would set
-//! the key's TTL), but it need not. Caps per principal are the caller's rule
+//! once its `expires_at_ms` has passed (the memory store does when it is full; Redis sets the
+//! key's TTL), but it need not. Caps per principal are the caller's rule
 //! (`http::session`), the same for every backend; the store-size cap is the backend's, since
 //! memory is what it bounds.
 

@@ -1,6 +1,6 @@
 //! The Redis backend of every state store, so that several instances behind a load balancer act
 //! as one (catalogue §6 decision 6): token records and revocations, rate-limit counters, login
-//! lockout counters and conversation ownership.
+//! lockout counters, conversation ownership and browser sessions.
 //!
 //! One [`RedisStore`] implements each store trait over one [`ConnectionManager`] (a multiplexed
 //! connection that reconnects by itself). Every command runs under a deadline
@@ -23,6 +23,9 @@
 //! | `lockout:ip:<ip>`, `lockout:key:<usr_…>` | hash `f` failures, `t` last failure (ms) | window or backoff after the last failure |
 //! | `conv:<workspace>:<conversation_id>` | JSON record | [`CONVERSATION_RETENTION`] |
 //! | `user-convs:<workspace>:<user_id>` | sorted set of conversation ids by creation | [`CONVERSATION_RETENTION`] |
+//! | `sess:<session key>` | hash of the session record (no id, no secret) | the session's idle expiry, never past its absolute one |
+//! | `user-sess:<workspace>:<user_id>` | sorted set of session keys by creation | the longest absolute session deadline |
+//! | `sess-all` | sorted set of every session key by expiry (the store-size cap) | the longest absolute session deadline |
 //!
 //! Nothing secret is stored in clear: the Dust key is in the token record only as AEAD
 //! ciphertext bound to the token id (`auth::tokens::KeyCipher`); no JWT is stored at all.
@@ -30,6 +33,7 @@
 mod conversations;
 mod counters;
 mod lockout;
+mod sessions;
 mod tokens;
 
 use std::{fmt, future::Future, time::Duration};
@@ -55,6 +59,8 @@ pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
     timeout: Duration,
+    /// Most browser sessions held (`with_session_capacity`).
+    session_capacity: usize,
 }
 
 impl fmt::Debug for RedisStore {
@@ -97,6 +103,7 @@ impl RedisStore {
             conn,
             prefix: prefix.to_owned(),
             timeout,
+            session_capacity: super::sessions::MAX_SESSIONS,
         })
     }
 
