@@ -102,9 +102,21 @@ impl Stores {
 
 /// A failure of the backing store. Callers fail closed: a request that needs the store is
 /// refused rather than served on a guess.
-#[derive(Debug, thiserror::Error)]
-#[error("state store unavailable: {0}")]
+///
+/// Its message is written by this crate and names no value, but it is logged in many places
+/// (`error = %e`), so its `Display` masks it once more ([`crate::mask::mask_text`]): a message
+/// that one day quotes a key, token or URL with credentials still leaks nothing.
+#[derive(thiserror::Error)]
+#[error("state store unavailable: {}", crate::mask::mask_text(.0))]
 pub struct StoreError(pub String);
+
+impl std::fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("StoreError")
+            .field(&crate::mask::mask_text(&self.0))
+            .finish()
+    }
+}
 
 /// A conversation this server started, and who started it.
 ///
@@ -142,4 +154,24 @@ pub trait ConversationStore: Send + Sync + 'static {
         workspace_id: &str,
         owner: &str,
     ) -> Result<Vec<ConversationRecord>, StoreError>;
+}
+
+#[cfg(test)]
+mod store_error_tests {
+    use super::StoreError;
+
+    #[test]
+    fn a_store_error_displays_masked() {
+        let key = "sk-canary0123456789abcdefghijklmnopqrstuv";
+        let error = StoreError(format!(
+            "redis: refused redis://:{key}@redis.internal:6379 for Bearer {key}"
+        ));
+        let shown = error.to_string();
+        assert!(!shown.contains("canary0123456789"), "{shown}");
+        assert!(
+            shown.starts_with("state store unavailable: redis: refused"),
+            "{shown}"
+        );
+        assert!(!format!("{error:?}").contains("canary0123456789"));
+    }
 }
