@@ -25,6 +25,8 @@ pub mod demo;
 pub mod doctor;
 pub mod dust;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod mask;
 pub mod mcp;

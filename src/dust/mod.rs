@@ -11,7 +11,7 @@
 mod calls;
 mod client;
 mod error;
-mod sse;
+pub(crate) mod sse;
 mod stream;
 pub mod types;
 mod watch;

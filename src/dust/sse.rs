@@ -23,6 +23,9 @@ use super::{
 /// [`DustErrorKind::Protocol`] error instead of buffering more.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
+/// The UTF-8 byte order mark, dropped at the start of a stream (WHATWG).
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// One server-sent event, before any interpretation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SseFrame {
@@ -43,6 +46,9 @@ pub struct SseParser {
     after_cr: bool,
     /// Still at the very start of the stream, where a UTF-8 byte order mark is dropped.
     at_start: bool,
+    /// Bytes of the byte order mark matched so far at the start: the mark may arrive split
+    /// over chunks like anything else, so it is matched byte by byte.
+    bom_matched: usize,
     /// Fields of the frame being read.
     event: Option<String>,
     data: Option<String>,
@@ -63,9 +69,19 @@ impl SseParser {
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<SseFrame>, DustError> {
         let mut frames = Vec::new();
         let mut chunk = chunk;
-        if self.at_start && !chunk.is_empty() {
-            self.at_start = false;
-            chunk = chunk.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(chunk);
+        while self.at_start {
+            let Some((&byte, rest)) = chunk.split_first() else {
+                break;
+            };
+            if byte == BOM[self.bom_matched] {
+                self.bom_matched += 1;
+                chunk = rest;
+                self.at_start = self.bom_matched < BOM.len();
+            } else {
+                // Not a byte order mark: what was held back is the start of the first line.
+                self.at_start = false;
+                self.line.extend_from_slice(&BOM[..self.bom_matched]);
+            }
         }
         for &byte in chunk {
             match byte {
@@ -290,6 +306,26 @@ mod tests {
                 ..SseFrame::default()
             }]
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_split_over_chunks_is_dropped() {
+        // Found by the `sse_parser` fuzz target: the mark was only recognised whole in the
+        // first chunk, so a split one was kept and the first frame's `data` field was lost.
+        let body: &[u8] = b"\xEF\xBB\xBFdata: x\n\n";
+        let expected = vec![SseFrame {
+            data: "x".into(),
+            ..SseFrame::default()
+        }];
+        assert_eq!(parse_all(&[body]), expected);
+        assert_eq!(parse_all(&body.chunks(1).collect::<Vec<_>>()), expected);
+        assert_eq!(parse_all(&[&body[..2], &body[2..]]), expected);
+        assert_eq!(parse_all(&[b"", &body[..1], b"", &body[1..]]), expected);
+        // Two bytes of a mark followed by something else are content, not dropped.
+        let frames = parse_all(&[b"\xEF\xBB", b"data: y\n\n"]);
+        assert!(frames.is_empty(), "{frames:?}");
+        let frames = parse_all(&[b"\xEF", b"\xEF\xBB\xBFdata: z\n\n"]);
+        assert!(frames.is_empty(), "{frames:?}");
     }
 
     #[test]

@@ -49,9 +49,9 @@ const LABEL: &[u8] = b"mcp-dust-server/csrf/v1";
 
 const NONCE_BYTES: usize = 16;
 
-fn mac(state: &AppState, session: &SessionKey, issued: u64, nonce: &[u8]) -> Hmac<Sha256> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(state.keys.csrf_signing())
-        .expect("HMAC accepts keys of any length");
+fn mac(key: &[u8], session: &SessionKey, issued: u64, nonce: &[u8]) -> Hmac<Sha256> {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
     mac.update(LABEL);
     mac.update(&[0]);
     mac.update(session.as_str().as_bytes());
@@ -69,7 +69,9 @@ pub fn issue_token(state: &AppState, session: &SessionKey, now: SystemTime) -> S
     OsRng
         .try_fill_bytes(&mut nonce)
         .expect("the operating system's random source is unavailable");
-    let tag = mac(state, session, issued, &nonce).finalize().into_bytes();
+    let tag = mac(state.keys.csrf_signing(), session, issued, &nonce)
+        .finalize()
+        .into_bytes();
     format!(
         "{issued}.{}.{}",
         URL_SAFE_NO_PAD.encode(nonce),
@@ -80,6 +82,18 @@ pub fn issue_token(state: &AppState, session: &SessionKey, now: SystemTime) -> S
 /// Checks `token` against `session` at `now`; the error is the audit reason.
 pub fn verify_token(
     state: &AppState,
+    session: &SessionKey,
+    token: &str,
+    now: SystemTime,
+) -> Result<(), &'static str> {
+    verify_token_with_key(state.keys.csrf_signing(), session, token, now)
+}
+
+/// [`verify_token`] with the CSRF key given directly (the fuzz target `csrf_token` has no
+/// `AppState`).
+#[doc(hidden)]
+pub fn verify_token_with_key(
+    key: &[u8],
     session: &SessionKey,
     token: &str,
     now: SystemTime,
@@ -95,7 +109,7 @@ pub fn verify_token(
     let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| "malformed_token")?;
     // Signature first, in constant time (verify_slice), then the age: a forged token learns
     // nothing from the order.
-    mac(state, session, issued, &nonce)
+    mac(key, session, issued, &nonce)
         .verify_slice(&tag)
         .map_err(|_| "bad_signature")?;
     let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());

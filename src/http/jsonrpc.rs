@@ -71,6 +71,75 @@ fn has_unique_keys(bytes: &[u8]) -> bool {
     deserializer.deserialize_map(UniqueKeys).is_ok()
 }
 
+/// Why a body was refused: the JSON-RPC error to answer with (in a `400`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// The message's `id` when it could be read, else `null`.
+    pub id: Value,
+    pub code: i64,
+    /// A fixed sentence: it never quotes the body.
+    pub message: &'static str,
+}
+
+impl Rejection {
+    fn new(id: Value, code: i64, message: &'static str) -> Self {
+        Self { id, code, message }
+    }
+}
+
+/// The shape checks on one `POST /mcp` body (already within the size limit): `Ok` when rmcp
+/// may have it. Pure, so the fuzz target `jsonrpc_envelope` drives it directly.
+pub fn check_body(bytes: &[u8]) -> Result<(), Rejection> {
+    let value: Value = match serde_json::from_slice(bytes) {
+        Ok(value) => value,
+        Err(e) => {
+            let message = if e.to_string().contains("recursion limit") {
+                "parse error: JSON nested too deeply"
+            } else if e.is_syntax() || e.is_eof() {
+                "parse error: the body is not valid JSON"
+            } else {
+                "parse error: the body could not be read as JSON"
+            };
+            return Err(Rejection::new(Value::Null, PARSE_ERROR, message));
+        }
+    };
+    let id = value.get("id").cloned().unwrap_or(Value::Null);
+    match &value {
+        Value::Array(_) => {
+            return Err(Rejection::new(
+                Value::Null,
+                INVALID_REQUEST,
+                "batches are not supported: send one JSON-RPC message per request",
+            ));
+        }
+        Value::Object(_) => {}
+        _ => {
+            return Err(Rejection::new(
+                Value::Null,
+                INVALID_REQUEST,
+                "a JSON-RPC message must be an object",
+            ));
+        }
+    }
+    if !has_unique_keys(bytes) {
+        return Err(Rejection::new(
+            id,
+            INVALID_REQUEST,
+            "duplicate keys in the JSON-RPC message",
+        ));
+    }
+    if let Some(params) = value.get("params")
+        && !params.is_object()
+    {
+        return Err(Rejection::new(
+            id,
+            INVALID_PARAMS,
+            "params must be an object",
+        ));
+    }
+    Ok(())
+}
+
 /// The middleware, on `/mcp`: checks POST bodies, passes everything else through.
 pub async fn check_message(request: Request, next: Next) -> Response {
     let is_json = request
@@ -98,51 +167,8 @@ pub async fn check_message(request: Request, next: Next) -> Response {
         )
             .into_response();
     };
-    let value: Value = match serde_json::from_slice(&bytes) {
-        Ok(value) => value,
-        Err(e) => {
-            let message = if e.is_syntax() || e.is_eof() {
-                "parse error: the body is not valid JSON"
-            } else {
-                "parse error: the body could not be read as JSON"
-            };
-            let message = if e.to_string().contains("recursion limit") {
-                "parse error: JSON nested too deeply"
-            } else {
-                message
-            };
-            return rpc_error(&Value::Null, PARSE_ERROR, message);
-        }
-    };
-    let id = value.get("id").cloned().unwrap_or(Value::Null);
-    match &value {
-        Value::Array(_) => {
-            return rpc_error(
-                &Value::Null,
-                INVALID_REQUEST,
-                "batches are not supported: send one JSON-RPC message per request",
-            );
-        }
-        Value::Object(_) => {}
-        _ => {
-            return rpc_error(
-                &Value::Null,
-                INVALID_REQUEST,
-                "a JSON-RPC message must be an object",
-            );
-        }
-    }
-    if !has_unique_keys(&bytes) {
-        return rpc_error(
-            &id,
-            INVALID_REQUEST,
-            "duplicate keys in the JSON-RPC message",
-        );
-    }
-    if let Some(params) = value.get("params")
-        && !params.is_object()
-    {
-        return rpc_error(&id, INVALID_PARAMS, "params must be an object");
+    if let Err(rejection) = check_body(&bytes) {
+        return rpc_error(&rejection.id, rejection.code, rejection.message);
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await

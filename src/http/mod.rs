@@ -16,7 +16,7 @@ mod cors;
 pub mod csrf;
 mod deadline;
 pub mod headers;
-mod jsonrpc;
+pub(crate) mod jsonrpc;
 pub mod listener;
 mod login;
 mod mcp_errors;

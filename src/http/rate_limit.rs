@@ -50,6 +50,7 @@ use crate::{
     auth::Principal,
     error::ApiError,
     state::AppState,
+    store::WindowCount,
 };
 
 /// The login bucket's window; `RATE_LIMIT_LOGIN_MAX` (default 10) attempts fit in it.
@@ -88,6 +89,18 @@ pub struct BucketState {
 }
 
 impl BucketState {
+    /// The bucket as the store counted it at `now`: the time to reset in whole seconds, rounded
+    /// up so a client that waits `t` seconds is past the reset, and at least 1.
+    fn of(policy: Policy, window: WindowCount, now: SystemTime) -> Self {
+        let left = window.resets_at.duration_since(now).unwrap_or_default();
+        let reset_secs = (left.as_secs() + u64::from(left.subsec_nanos() > 0)).max(1);
+        Self {
+            policy,
+            count: window.count,
+            reset_secs,
+        }
+    }
+
     fn remaining(&self) -> u64 {
         self.policy.quota.saturating_sub(self.count)
     }
@@ -145,13 +158,7 @@ async fn count(
             tracing::error!(error = %e, bucket = policy.name, "rate-limit store unavailable; refusing the request");
             ApiError::store_unavailable("the service is unavailable right now; try again later")
         })?;
-    let left = window.resets_at.duration_since(now).unwrap_or_default();
-    let reset_secs = (left.as_secs() + u64::from(left.subsec_nanos() > 0)).max(1);
-    Ok(BucketState {
-        policy,
-        count: window.count,
-        reset_secs,
-    })
+    Ok(BucketState::of(policy, window, now))
 }
 
 /// The bucket a 429 is about (the exhausted one that resets last), or `None`.
@@ -360,5 +367,149 @@ mod tests {
         assert_eq!(headers["x-ratelimit-limit"], "10");
         assert_eq!(headers["x-ratelimit-remaining"], "2");
         assert_eq!(headers["x-ratelimit-reset"], "30");
+    }
+
+    /// Properties of the limiter's arithmetic: the store's fixed windows, [`BucketState::of`]
+    /// and [`set_headers`], over random request times, quotas and windows.
+    mod properties {
+        use std::collections::BTreeMap;
+
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::store::{CounterStore, MemoryCounterStore};
+
+        /// `"name";k=v;k=v, ...` → per member, its name and parameters.
+        fn members(value: &str) -> Vec<(String, BTreeMap<String, u64>)> {
+            value
+                .split(", ")
+                .map(|member| {
+                    let mut parts = member.split(';');
+                    let name = parts.next().unwrap().trim_matches('"').to_owned();
+                    let params = parts
+                        .map(|p| {
+                            let (k, v) = p.split_once('=').unwrap();
+                            (k.to_owned(), v.parse().unwrap())
+                        })
+                        .collect();
+                    (name, params)
+                })
+                .collect()
+        }
+
+        fn header(headers: &HeaderMap, name: &str) -> u64 {
+            headers[name].to_str().unwrap().parse().unwrap()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: 256,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            /// One bucket over a run of requests: `r` is `q - count`, never negative, 0 on a
+            /// refusal; no window lets more than `q` through, and each lets exactly
+            /// `min(q, requests)`; `t` is in `1..=w` and the reset it announces is the store's,
+            /// rounded up to the second; the legacy headers repeat the same numbers.
+            #[test]
+            fn one_bucket(
+                quota in 0u64..20,
+                window_secs in 1u64..120,
+                gaps_ms in prop::collection::vec(0u64..40_000, 1..120),
+                start_nanos in 0u32..1_000_000_000,
+            ) {
+                let store = MemoryCounterStore::new();
+                let window = Duration::from_secs(window_secs);
+                let policy = Policy { name: "default", quota, window };
+                let mut now = SystemTime::UNIX_EPOCH
+                    + Duration::new(1_800_000_000, start_nanos);
+                let mut per_window: BTreeMap<SystemTime, (u64, u64)> = BTreeMap::new();
+                for gap in gaps_ms {
+                    now += Duration::from_millis(gap);
+                    let counted = futures::executor::block_on(
+                        store.incr_with_ttl("rl:default:192.0.2.1", window, now),
+                    )
+                    .unwrap();
+                    let bucket = BucketState::of(policy, counted, now);
+                    let mut headers = HeaderMap::new();
+                    set_headers(&mut headers, &[bucket]);
+                    let current = members(headers["ratelimit"].to_str().unwrap());
+                    let declared = members(headers["ratelimit-policy"].to_str().unwrap());
+                    prop_assert_eq!(current.len(), 1);
+                    let (r, t) = (current[0].1["r"], current[0].1["t"]);
+                    prop_assert_eq!(&current[0].0, "default");
+                    prop_assert_eq!(declared[0].1["q"], quota);
+                    prop_assert_eq!(declared[0].1["w"], window_secs);
+                    prop_assert!(r <= quota);
+                    prop_assert_eq!(r, quota.saturating_sub(counted.count));
+                    if bucket.exceeded() {
+                        prop_assert_eq!(r, 0);
+                    }
+                    // The reset is in the future, within the window, and `t` whole seconds
+                    // from now is at or past it (but not a second more).
+                    prop_assert!(counted.resets_at > now);
+                    prop_assert!(counted.resets_at <= now + window);
+                    prop_assert!((1..=window_secs).contains(&t), "t={} w={}", t, window_secs);
+                    prop_assert!(now + Duration::from_secs(t) >= counted.resets_at);
+                    prop_assert!(now + Duration::from_secs(t - 1) < counted.resets_at);
+                    prop_assert_eq!(header(&headers, "x-ratelimit-limit"), quota);
+                    prop_assert_eq!(header(&headers, "x-ratelimit-remaining"), r);
+                    prop_assert_eq!(header(&headers, "x-ratelimit-reset"), t);
+                    let entry = per_window.entry(counted.resets_at).or_default();
+                    entry.0 += 1;
+                    entry.1 += u64::from(!bucket.exceeded());
+                }
+                for (requests, allowed) in per_window.into_values() {
+                    prop_assert!(allowed <= quota);
+                    prop_assert_eq!(allowed, requests.min(quota));
+                }
+            }
+
+            /// Several buckets: every one is listed in order with its own numbers, and the
+            /// legacy headers follow the binding one: on a refusal the exhausted bucket that
+            /// resets last (its `t` is the `Retry-After`), else the one with the least left.
+            #[test]
+            fn several_buckets(
+                buckets in prop::collection::vec((0u64..50, 0u64..60, 1u64..3600, 1u64..3600), 1..4),
+            ) {
+                let names = ["default", "login", "principal"];
+                let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+                let states: Vec<BucketState> = buckets
+                    .iter()
+                    .zip(names)
+                    .map(|(&(quota, count, window_secs, left), name)| {
+                        let window = Duration::from_secs(window_secs);
+                        let counted = WindowCount {
+                            count: count.max(1),
+                            resets_at: now + Duration::from_secs(left.min(window_secs)),
+                        };
+                        BucketState::of(Policy { name, quota, window }, counted, now)
+                    })
+                    .collect();
+                let mut headers = HeaderMap::new();
+                set_headers(&mut headers, &states);
+                let current = members(headers["ratelimit"].to_str().unwrap());
+                prop_assert_eq!(current.len(), states.len());
+                for (member, state) in current.iter().zip(&states) {
+                    prop_assert_eq!(member.0.as_str(), state.policy.name);
+                    prop_assert_eq!(member.1["r"], state.policy.quota.saturating_sub(state.count));
+                    prop_assert_eq!(member.1["t"], state.reset_secs);
+                }
+                let remaining = header(&headers, "x-ratelimit-remaining");
+                let reset = header(&headers, "x-ratelimit-reset");
+                let refused: Vec<&BucketState> = states.iter().filter(|s| s.exceeded()).collect();
+                if refused.is_empty() {
+                    let least = current.iter().map(|m| m.1["r"]).min().unwrap();
+                    prop_assert_eq!(remaining, least);
+                } else {
+                    prop_assert_eq!(remaining, 0);
+                    let last = refused.iter().map(|s| s.reset_secs).max().unwrap();
+                    prop_assert_eq!(reset, last);
+                    prop_assert_eq!(exhausted(&states).unwrap().reset_secs, last);
+                }
+                prop_assert!(current.iter().any(|m| m.1["r"] == remaining && m.1["t"] == reset));
+            }
+        }
     }
 }

@@ -152,6 +152,13 @@ pub fn new_session_id() -> SecretString {
     SecretString::from(URL_SAFE_NO_PAD.encode(bytes.as_ref()))
 }
 
+/// Whether a cookie value has the shape of a session id this server issues (43 characters of
+/// canonical unpadded base64url); anything else is refused before the store is asked.
+#[must_use]
+pub fn is_well_formed_id(id: &str) -> bool {
+    id.len() == SESSION_ID_LEN && URL_SAFE_NO_PAD.decode(id).is_ok()
+}
+
 /// Where session `id` is stored: HMAC-SHA256 with the session-id key, hex (S12).
 #[must_use]
 pub fn session_key(state: &AppState, id: &str) -> SessionKey {
@@ -218,7 +225,7 @@ pub async fn resolve(
         "unknown_session",
         "no valid session: sign in at /api/v1/auth/login",
     );
-    if id.len() != SESSION_ID_LEN || URL_SAFE_NO_PAD.decode(id).is_err() {
+    if !is_well_formed_id(id) {
         return Err(unknown);
     }
     let key = session_key(state, id);

@@ -14,15 +14,15 @@
 //! `views.rs` (the JSON shapes returned), `errors.rs`, `service.rs` (what the MCP tools
 //! and the REST routes share: permission checks, audit, bulkhead, the operations).
 
-mod args;
+pub(crate) mod args;
 mod ask;
 mod bulkhead;
 mod errors;
 mod knowledge;
 mod prompts;
-mod resources;
+pub(crate) mod resources;
 pub mod service;
-mod tools;
+pub(crate) mod tools;
 pub mod views;
 
 use std::{sync::Arc, time::Duration};

@@ -36,7 +36,7 @@ const JSON: &str = "application/json";
 
 /// A parsed resource URI.
 #[derive(Debug, PartialEq)]
-enum Uri {
+pub(crate) enum Uri {
     Workspaces,
     Workspace,
     Agents,
@@ -69,8 +69,8 @@ fn not_found(uri: &str) -> McpError {
     )
 }
 
-/// Parses `uri` for `principal`; another workspace's URI is "not found".
-fn parse(uri: &str, principal: &Principal) -> Result<Uri, McpError> {
+/// Parses `uri` for a principal of `workspace_id`; another workspace's URI is "not found".
+pub(crate) fn parse(uri: &str, workspace_id: &str) -> Result<Uri, McpError> {
     let Some(rest) = uri.strip_prefix(ROOT) else {
         return Err(not_found(uri));
     };
@@ -90,7 +90,7 @@ fn parse(uri: &str, principal: &Principal) -> Result<Uri, McpError> {
         .collect::<Result<Vec<_>, _>>()?;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let (workspace, tail) = segments.split_first().ok_or_else(|| not_found(uri))?;
-    if *workspace != principal.workspace_id {
+    if *workspace != workspace_id {
         return Err(not_found(uri));
     }
     let parsed = match tail {
@@ -237,7 +237,7 @@ pub async fn read(
     uri: &str,
     info: &crate::audit::RequestInfo,
 ) -> Result<ReadResourceResult, McpError> {
-    let parsed = parse(uri, principal)?;
+    let parsed = parse(uri, &principal.workspace_id)?;
     let permission = parsed.permission();
     if !principal.can(permission) {
         return Err(errors::permission_denied(permission));

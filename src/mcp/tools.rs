@@ -204,7 +204,7 @@ pub fn catalogue() -> &'static [ToolSpec] {
 }
 
 /// Parses a tool's arguments into its type: any mismatch is `-32602` naming the problem.
-pub(super) fn parse<T: DeserializeOwned>(
+pub(crate) fn parse<T: DeserializeOwned>(
     tool: &str,
     arguments: Option<JsonObject>,
 ) -> Result<T, McpError> {
