@@ -78,7 +78,7 @@ fuzz_target!(|data: &[u8]| {
             URL_SAFE_NO_PAD.encode(nonce),
             URL_SAFE_NO_PAD.encode(tag(signing_key, signing_session, issued, nonce))
         );
-        let fresh = age > -60 && age < CSRF_TOKEN_TTL.as_secs() as i64;
+        let fresh = age >= -60 && age < CSRF_TOKEN_TTL.as_secs() as i64;
         let genuine = mode & 6 == 0;
         assert_eq!(
             verify_token_with_key(key, &session, &token, now).is_ok(),
