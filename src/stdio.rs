@@ -107,11 +107,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )
         .with_auditor(auditor.clone()),
     );
-    let service = DustMcp::with_principal(ctx, principal)
+    let service = DustMcp::with_principal(ctx.clone(), principal)
         .serve(rmcp::transport::stdio())
         .await
         .context("MCP handshake on stdio failed")?;
-    service.waiting().await.context("stdio server stopped")?;
+    // SIGTERM or Ctrl-C (what a client does when closing its input did not stop us quickly
+    // enough) ends the session like a closed input: the running calls are cancelled.
+    let session = service.cancellation_token();
+    let waiting = service.waiting();
+    tokio::pin!(waiting);
+    tokio::select! {
+        stopped = &mut waiting => { stopped.context("stdio server stopped")?; }
+        () = crate::shutdown_signal() => {
+            tracing::info!("signal received: cancelling the running calls");
+            session.cancel();
+            waiting.await.context("stdio server stopped")?;
+        }
+    }
+    // The client is gone: the calls it left running were cancelled; their Dust runs are being
+    // cancelled in the background and must be before the process exits.
+    crate::serve::finish_background(&ctx).await;
     auditor.shutdown().await;
     Ok(())
 }
