@@ -83,7 +83,8 @@ pub async fn authenticate(config: &Config, dust: &dyn DustApi) -> anyhow::Result
     })
 }
 
-/// Runs the stdio server until the client closes standard input.
+/// Runs the stdio server until the client closes standard input, or until SIGTERM or SIGINT
+/// (then the calls in flight finish, up to `SHUTDOWN_GRACE_PERIOD`, and it exits 0).
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let dust: Arc<dyn DustApi> = Arc::new(dust_client(&config)?);
     let principal = authenticate(&config, dust.as_ref()).await?;
@@ -107,11 +108,33 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )
         .with_auditor(auditor.clone()),
     );
+    let drain = ctx.drain.clone();
     let service = DustMcp::with_principal(ctx, principal)
         .serve(rmcp::transport::stdio())
         .await
         .context("MCP handshake on stdio failed")?;
-    service.waiting().await.context("stdio server stopped")?;
+    let stop = service.cancellation_token();
+    let waiting = service.waiting();
+    tokio::pin!(waiting);
+    tokio::select! {
+        quit = &mut waiting => {
+            quit.context("stdio server stopped")?;
+        }
+        () = crate::shutdown_signal() => {
+            // Calls already running finish (or are cancelled after the grace period), then
+            // rmcp writes the answers still queued and stops reading.
+            drain.begin();
+            tracing::info!(
+                tool_calls = drain.calls_in_flight(),
+                grace_secs = config.shutdown_grace.as_secs(),
+                "drain started"
+            );
+            let cancelled = drain.settle(config.shutdown_grace).await;
+            stop.cancel();
+            let _ = waiting.await;
+            tracing::info!(tool_calls_cancelled = cancelled, "drain finished");
+        }
+    }
     auditor.shutdown().await;
     Ok(())
 }

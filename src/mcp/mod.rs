@@ -80,6 +80,8 @@ pub struct McpContext {
     pub auditor: Option<Auditor>,
     /// Bounds the tool calls each principal has running at once.
     pub bulkhead: bulkhead::Bulkhead,
+    /// Graceful shutdown: tool calls running, and whether the grace period is over.
+    pub drain: crate::shutdown::Drain,
 }
 
 impl std::fmt::Debug for McpContext {
@@ -103,6 +105,7 @@ impl McpContext {
             settings,
             auditor: None,
             bulkhead: bulkhead::Bulkhead::default(),
+            drain: crate::shutdown::Drain::default(),
         }
     }
 
@@ -278,6 +281,7 @@ impl ServerHandler for DustMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let principal = self.principal(&context)?;
+        let _running = self.ctx.drain.track();
         tools::call(&self.ctx, &principal, request, context)
             .await
             .map(CallToolResponse::from)
