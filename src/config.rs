@@ -133,6 +133,11 @@ pub const SETTINGS: &[Setting] = &[
         "concurrent requests (streams) per HTTP/2 connection",
     ),
     s(
+        "SHUTDOWN_GRACE_PERIOD",
+        Some("30"),
+        "seconds requests in flight (tool calls, streams) may run on after SIGTERM or SIGINT; what remains then is cancelled with a \"shutting down\" error (keep it below the orchestrator's kill timeout)",
+    ),
+    s(
         "ALLOWED_HOSTS",
         None,
         "comma-separated `Host` values accepted (default: the bind address and `localhost`)",
@@ -303,6 +308,8 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// Connection and request-body limits of the listener (`HTTP_*`, `MAX_CONNECTIONS`).
     pub listener: crate::http::listener::Limits,
+    /// How long requests in flight may run on after the stop signal (`SHUTDOWN_GRACE_PERIOD`).
+    pub shutdown_grace: Duration,
     pub environment: Environment,
     pub secret_key: Option<SecretString>,
     pub token_expiration: Duration,
@@ -598,6 +605,7 @@ impl Raw {
                 max_connections: self.count("MAX_CONNECTIONS", 1_000_000)?,
                 http2_max_streams: self.count("HTTP2_MAX_STREAMS", 10_000)?,
             },
+            shutdown_grace: self.seconds("SHUTDOWN_GRACE_PERIOD")?,
             environment,
             secret_key: self.secret("SECURITY_SECRET_KEY"),
             token_expiration: self.seconds("SECURITY_TOKEN_EXPIRATION")?,

@@ -87,6 +87,8 @@ pub struct McpContext {
     /// process waits for it on shutdown, so a client that gives up and then disconnects still
     /// gets its Dust run cancelled.
     pub background: TaskTracker,
+    /// Graceful shutdown: tool calls running, and whether the grace period is over.
+    pub drain: crate::shutdown::Drain,
 }
 
 impl std::fmt::Debug for McpContext {
@@ -111,6 +113,7 @@ impl McpContext {
             auditor: None,
             bulkhead: bulkhead::Bulkhead::default(),
             background: TaskTracker::new(),
+            drain: crate::shutdown::Drain::default(),
         }
     }
 
@@ -295,6 +298,7 @@ impl ServerHandler for DustMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let principal = self.principal(&context)?;
+        let _running = self.ctx.drain.track();
         tools::call(&self.ctx, &principal, request, context)
             .await
             .map(CallToolResponse::from)

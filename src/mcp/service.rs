@@ -26,7 +26,7 @@ use crate::{
 
 pub use super::args::SearchKnowledgeArgs;
 pub use super::ask::{
-    Run, RunStep, cancel_in_background, start_run, stream_failure, timeout_message,
+    Run, RunStep, SHUTTING_DOWN, cancel_in_background, start_run, stream_failure, timeout_message,
 };
 pub use super::knowledge::{find_knowledge_base, knowledge_base_views, search_results};
 
@@ -52,6 +52,8 @@ pub enum ServiceError {
     Timeout(String),
     /// A server fault (a store); the detail is for the log only.
     Internal(String),
+    /// The server is stopping and the operation outlived the shutdown grace period.
+    ShuttingDown(String),
 }
 
 impl ServiceError {
@@ -70,7 +72,8 @@ impl ServiceError {
             Self::NotFound(message)
             | Self::Failed(message)
             | Self::Forbidden(message)
-            | Self::Timeout(message) => Ok(errors::tool_error(message)),
+            | Self::Timeout(message)
+            | Self::ShuttingDown(message) => Ok(errors::tool_error(message)),
             Self::Dust { action, error } => Ok(errors::dust_tool_error(&action, &error)),
             Self::Internal(message) => Err(McpError::internal_error(message, None)),
         }

@@ -306,6 +306,9 @@ pub fn api_error(error: ServiceError) -> ApiError {
         ServiceError::Timeout(message) => {
             ApiError::new(StatusCode::GATEWAY_TIMEOUT, "agent_timeout", message)
         }
+        ServiceError::ShuttingDown(message) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
+        }
         ServiceError::Internal(detail) => {
             tracing::error!(error = %detail, "REST operation failed");
             ApiError::internal()
