@@ -27,6 +27,9 @@ pub enum DustErrorKind {
     Network,
     /// Dust answered something this client cannot read.
     Protocol,
+    /// Not sent: Dust failed repeatedly and the circuit breaker pauses calls to it
+    /// (`retry_after` says for how long).
+    Unavailable,
 }
 
 /// A failed Dust call.
@@ -97,6 +100,6 @@ impl DustError {
 
     /// Whether an idempotent call may be repeated after this error.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.status, Some(408 | 429 | 502 | 503 | 504))
+        matches!(self.status, Some(408 | 429 | 500 | 502 | 503 | 504))
     }
 }
