@@ -94,7 +94,7 @@ pub const SETTINGS: &[Setting] = &[
     s(
         "DUST_MAX_RETRIES",
         Some("3"),
-        "retries of an idempotent Dust call (GET, DELETE) after a 429, a 5xx or a reset connection, with jittered exponential backoff; creations and upserts are never retried",
+        "retries of an idempotent Dust call (GET, DELETE) after a 408, 429, 502, 503, 504 or a reset connection, with jittered exponential backoff; creations and upserts are never retried",
     ),
     s(
         "DUST_RETRY_AFTER_MAX",

@@ -249,7 +249,7 @@ async fn a_5xx_burst_on_a_read_is_retried_and_answered() {
             "GET",
             AGENTS,
             FaultAction::Status {
-                status: 500,
+                status: 504,
                 retry_after_secs: None,
             },
         )

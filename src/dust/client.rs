@@ -61,7 +61,7 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// TCP + TLS connect timeout.
     pub connect_timeout: Duration,
-    /// Retries of idempotent calls (GET, DELETE) on 408/429/5xx and broken connections.
+    /// Retries of idempotent calls (GET, DELETE) on 408/429/502/503/504 and broken connections.
     pub max_retries: u32,
     /// First backoff delay; it doubles on each retry (with ±20 % jitter) up to 8 s.
     pub retry_base_delay: Duration,
@@ -276,7 +276,7 @@ impl HttpDustClient {
     }
 
     /// Sends a call, retrying it when it is idempotent (GET, DELETE) and Dust answered a
-    /// transient status (408, 429, 5xx) or the connection broke before an answer.
+    /// transient status (408, 429, 502, 503, 504) or the connection broke before an answer.
     ///
     /// Nothing else is retried. A POST (a conversation, a message, a document upsert) may have
     /// reached Dust even when no answer came back, and a second one would create a second

@@ -100,6 +100,7 @@ impl DustError {
 
     /// Whether an idempotent call may be repeated after this error.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.status, Some(408 | 429 | 500 | 502 | 503 | 504))
+        // Not 500: Dust's "unhandled internal server error" usually comes back the same.
+        matches!(self.status, Some(408 | 429 | 502 | 503 | 504))
     }
 }

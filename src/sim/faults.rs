@@ -138,7 +138,11 @@ impl FaultRule {
 
 /// What a [`FaultRule`] does to a request it matches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(
+    tag = "kind",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
 pub enum FaultAction {
     /// Waits `ms`, then answers normally.
     Delay { ms: u64 },
