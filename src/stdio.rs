@@ -15,7 +15,9 @@ use crate::{
     audit::{AuditSink, Auditor},
     auth::{Principal, api_key},
     config::Config,
-    dust::{ClientOptions, DustApi, DustCredentials, DustErrorKind, HttpDustClient},
+    dust::{
+        CircuitBreaker, ClientOptions, DustApi, DustCredentials, DustErrorKind, HttpDustClient,
+    },
     mcp::{DustMcp, McpContext, McpSettings},
     store::MemoryConversationStore,
 };
@@ -33,8 +35,12 @@ pub fn mcp_settings(config: &Config) -> McpSettings {
 
 /// The Dust client of a configuration.
 pub fn dust_client(config: &Config) -> anyhow::Result<HttpDustClient> {
+    let limits = &config.dust_limits;
     let options = ClientOptions {
         base_url: config.dust_base_url.clone(),
+        timeout: limits.timeout,
+        max_retries: limits.max_retries,
+        max_retry_after: limits.max_retry_after,
         ..ClientOptions::default()
     };
     HttpDustClient::new(options).context("cannot build the Dust client")
@@ -86,7 +92,11 @@ pub async fn authenticate(config: &Config, dust: &dyn DustApi) -> anyhow::Result
 /// Runs the stdio server until the client closes standard input, or until SIGTERM or SIGINT
 /// (then the calls in flight finish, up to `SHUTDOWN_GRACE_PERIOD`, and it exits 0).
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let dust: Arc<dyn DustApi> = Arc::new(dust_client(&config)?);
+    let dust: Arc<dyn DustApi> = Arc::new(CircuitBreaker::new(
+        Arc::new(dust_client(&config)?),
+        config.dust_limits.breaker,
+        None,
+    ));
     let principal = authenticate(&config, dust.as_ref()).await?;
     tracing::info!(
         workspace.id = %principal.workspace_id,
