@@ -306,6 +306,10 @@ async fn guard(state: &AppState, mut request: Request, next: Next, sessions: boo
             request.extensions_mut().insert(AuthMethod::Bearer);
             next.run(request).await
         }
+        // `/mcp`: the 401 names the OAuth metadata (MCP authorization spec).
+        Err(error) if !sessions => {
+            super::oauth::challenge(state, error).into_response_for(&headers)
+        }
         Err(error) => error.into_response_for(&headers),
     }
 }
