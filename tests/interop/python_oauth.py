@@ -16,7 +16,7 @@ import json
 import os
 import re
 import sys
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import anyio
 import httpx2
@@ -89,7 +89,11 @@ async def main(target):
                 ("action", "approve"),
             ] + [("scope", s) for s in scopes]
             origin = f"{urlparse(authorization_url).scheme}://{urlparse(authorization_url).netloc}"
-            answer = await browser.post(f"{origin}/oauth/authorize", data=form)
+            answer = await browser.post(
+                f"{origin}/oauth/authorize",
+                content=urlencode(form),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
             check(answer.status_code == 302, f"consent answered {answer.status_code}: {answer.text}")
             location = answer.headers["location"]
             check(location.startswith(REDIRECT_URI), f"redirected to {location}")
@@ -117,7 +121,17 @@ async def main(target):
         redirect_handler=redirect_handler,
         callback_handler=callback_handler,
     )
-    http = httpx2.AsyncClient(auth=provider, timeout=60)
+    async def log_request(request):
+        print(f"-> {request.method} {request.url.path}", file=sys.stderr)
+
+    async def log_response(response):
+        print(f"<- {response.status_code} {response.request.url.path}", file=sys.stderr)
+
+    http = httpx2.AsyncClient(
+        auth=provider,
+        timeout=60,
+        event_hooks={"request": [log_request], "response": [log_response]},
+    )
     async with Client(streamable_http_client(target, http_client=http), read_timeout_seconds=60) as c:
         tools = {t.name for t in (await c.list_tools()).tools}
         seen["tools"] = sorted(tools)

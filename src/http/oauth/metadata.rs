@@ -60,6 +60,26 @@ pub async fn authorization_server(State(state): State<AppState>) -> Response {
     .into_response()
 }
 
+/// The answer to a request refused by `/mcp`'s authentication: [`challenge`], and on HTTP/1
+/// `Connection: close`, since the unread request body makes the connection unusable. Without
+/// it a client that reuses the connection for the discovery that follows (the Python SDK
+/// does) sees it dropped.
+pub fn refuse_mcp(
+    state: &AppState,
+    error: ApiError,
+    request: &axum::extract::Request,
+    headers: &axum::http::HeaderMap,
+) -> Response {
+    let mut response = challenge(state, error).into_response_for(headers);
+    if request.version() <= axum::http::Version::HTTP_11 {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
 /// A refusal from `/mcp` with the MCP authorization challenge: a 401's `WWW-Authenticate`
 /// gains `resource_metadata` (RFC 9728 §5.1) and the scopes a token normally carries (the
 /// policy's default grant), so a client that follows the MCP spec finds this server's OAuth
