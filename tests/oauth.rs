@@ -365,6 +365,8 @@ async fn discovery_documents_and_the_401_challenge() {
             "{challenge}"
         );
         assert!(challenge.contains("scope=\"read:workspaces"), "{challenge}");
+        // The unread body ends the connection: clients must not reuse it for discovery.
+        assert_eq!(response.headers()[header::CONNECTION], "close");
     }
     // The REST 401 keeps its plain challenge.
     let rest = s
@@ -920,4 +922,44 @@ async fn secrets_never_reach_the_audit_log() {
     ] {
         assert!(!log.contains(secret), "a secret reached the audit log");
     }
+}
+
+/// The whole flow, a replayed code and a refresh reuse with the OAuth records in Redis (the
+/// store a cluster shares): consents, codes and refresh families behave as in memory.
+#[tokio::test]
+async fn the_flow_and_its_single_use_rules_hold_with_redis() {
+    let Some(redis) = common::redis_server::RedisServer::start(
+        "the_flow_and_its_single_use_rules_hold_with_redis",
+    )
+    .await
+    else {
+        return;
+    };
+    let stores =
+        mcp_dust_server::store::Stores::redis(redis.store(&common::redis_server::prefix("oauth")));
+    let sim = mcp_dust_server::sim::spawn(common::sim_config())
+        .await
+        .unwrap();
+    let s = TestServer::start_with_stores(sim, &[], None, stores).await;
+    let (code, verifier, client) = code_for(&s, "redis").await;
+    let (status, first) = exchange(&s, &code, &verifier, &client).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        mcp_status(&s, first["access_token"].as_str().unwrap()).await,
+        200
+    );
+    let r1 = first["refresh_token"].as_str().unwrap();
+    let (status, second) = refresh(&s, r1, &client).await;
+    assert_eq!(status, 200, "{second}");
+    let (status, body) = refresh(&s, r1, &client).await;
+    assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+    let (status, body) = refresh(&s, second["refresh_token"].as_str().unwrap(), &client).await;
+    assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+    assert_eq!(
+        mcp_status(&s, second["access_token"].as_str().unwrap()).await,
+        401
+    );
+    let (status, body) = exchange(&s, &code, &verifier, &client).await;
+    assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+    assert_eq!(issued_count(&s).await, 2);
 }
