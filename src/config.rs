@@ -194,6 +194,11 @@ pub const SETTINGS: &[Setting] = &[
         "browser session idle timeout in milliseconds",
     ),
     s(
+        "OAUTH_REFRESH_TOKEN_TTL",
+        Some("2592000"),
+        "lifetime in seconds of a refresh token issued by the OAuth endpoints (claude.ai, ChatGPT connectors); rotated on every use (default 30 days)",
+    ),
+    s(
         "SESSION_ABSOLUTE_TIMEOUT",
         Some("43200000"),
         "browser session absolute lifetime in milliseconds, however active it is (default 12 h)",
@@ -353,6 +358,8 @@ pub struct Config {
     pub session_ttl: Duration,
     /// Absolute browser-session lifetime (`SESSION_ABSOLUTE_TIMEOUT`), at least `session_ttl`.
     pub session_absolute_timeout: Duration,
+    /// Lifetime of an OAuth refresh token (`OAUTH_REFRESH_TOKEN_TTL`).
+    pub oauth_refresh_token_ttl: Duration,
     pub cors_allowed_origins: Vec<String>,
     pub rate_limit_max: u32,
     pub rate_limit_window: Duration,
@@ -663,6 +670,7 @@ impl Raw {
             token_expiration: self.seconds("SECURITY_TOKEN_EXPIRATION")?,
             session_ttl: Duration::from_millis(session_ms),
             session_absolute_timeout: Duration::from_millis(session_absolute_ms),
+            oauth_refresh_token_ttl: self.seconds("OAUTH_REFRESH_TOKEN_TTL")?,
             cors_allowed_origins: self.list("CORS_ALLOWED_ORIGINS"),
             rate_limit_max: self.number("RATE_LIMIT_MAX")?,
             rate_limit_window: self.seconds("RATE_LIMIT_WINDOW")?,

@@ -145,6 +145,7 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
         counters: parts.stores.counters.clone(),
         store_backend: parts.stores.backend,
         sessions: parts.stores.sessions.clone(),
+        oauth: parts.stores.oauth.clone(),
         policy,
         auditor: parts.auditor,
         recent_audit,

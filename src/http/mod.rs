@@ -20,6 +20,7 @@ mod jsonrpc;
 pub mod listener;
 mod login;
 mod mcp_errors;
+pub mod oauth;
 mod ops;
 pub mod rate_limit;
 pub mod rest;
@@ -94,6 +95,7 @@ pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
         .route("/api/v1/status", get(ops::status))
         .route("/api/v1/auth/login", post(login::login))
         .merge(rest::public_routes())
+        .merge(oauth::router())
         .merge(console::router());
     Router::new()
         .merge(public)
