@@ -93,6 +93,22 @@ pub enum AuditEventType {
     ConfigWarning,
     /// Audit records were dropped because the queue was full.
     AuditOverflow,
+    /// An OAuth client was registered (RFC 7591) or its metadata document accepted.
+    OauthClientRegistered,
+    /// An OAuth client registration or metadata document was refused (bad redirect URIs, an
+    /// address that must not be fetched, …).
+    OauthClientRefused,
+    /// An authorization request or consent was refused (unknown client, redirect URI mismatch,
+    /// PKCE missing, wrong resource, replayed `state`, …).
+    OauthAuthorizeFail,
+    /// A person approved a client on the consent page; a code was issued.
+    OauthConsentGranted,
+    /// A person declined a client on the consent page.
+    OauthConsentDenied,
+    /// The token endpoint issued tokens (code exchange or refresh).
+    OauthTokenIssued,
+    /// The token endpoint refused a grant (bad verifier, replayed code, reused refresh token…).
+    OauthTokenFail,
 }
 
 impl AuditEventType {
@@ -118,6 +134,13 @@ impl AuditEventType {
             Self::UpstreamFailure => "upstream_failure",
             Self::ConfigWarning => "config_warning",
             Self::AuditOverflow => "audit_overflow",
+            Self::OauthClientRegistered => "oauth_client_registered",
+            Self::OauthClientRefused => "oauth_client_refused",
+            Self::OauthAuthorizeFail => "oauth_authorize_fail",
+            Self::OauthConsentGranted => "oauth_consent_granted",
+            Self::OauthConsentDenied => "oauth_consent_denied",
+            Self::OauthTokenIssued => "oauth_token_issued",
+            Self::OauthTokenFail => "oauth_token_fail",
         }
     }
 }

@@ -87,6 +87,31 @@ pub const SETTINGS: &[Setting] = &[
         "IANA timezone sent with messages to Dust",
     ),
     s(
+        "DUST_TIMEOUT",
+        Some("30"),
+        "seconds a Dust call may take, answer included (agent event streams excepted); past it the tool call ends with a timeout error",
+    ),
+    s(
+        "DUST_MAX_RETRIES",
+        Some("3"),
+        "retries of an idempotent Dust call (GET, DELETE) after a 408, 429, 502, 503, 504 or a reset connection, with jittered exponential backoff; creations and upserts are never retried",
+    ),
+    s(
+        "DUST_RETRY_AFTER_MAX",
+        Some("30"),
+        "longest `Retry-After` (seconds) the server waits out before retrying; a longer one fails the call at once with \"retry in N s\"",
+    ),
+    s(
+        "DUST_BREAKER_THRESHOLD",
+        Some("5"),
+        "consecutive failed Dust calls (timeouts, connection failures, 5xx) of one workspace that open its circuit breaker",
+    ),
+    s(
+        "DUST_BREAKER_COOLDOWN",
+        Some("30"),
+        "seconds an open circuit breaker fails calls fast (\"Dust is unavailable, retrying in N s\") before letting one probe call through",
+    ),
+    s(
         "MCP_SERVER_NAME",
         Some("mcp-dust-server"),
         "server name reported to MCP clients",
@@ -133,6 +158,11 @@ pub const SETTINGS: &[Setting] = &[
         "concurrent requests (streams) per HTTP/2 connection",
     ),
     s(
+        "SHUTDOWN_GRACE_PERIOD",
+        Some("30"),
+        "seconds requests in flight (tool calls, streams) may run on after SIGTERM or SIGINT; what remains then is cancelled with a \"shutting down\" error (keep it below the orchestrator's kill timeout)",
+    ),
+    s(
         "ALLOWED_HOSTS",
         None,
         "comma-separated `Host` values accepted (default: the bind address and `localhost`)",
@@ -162,6 +192,11 @@ pub const SETTINGS: &[Setting] = &[
         "SESSION_TTL",
         Some("3600000"),
         "browser session idle timeout in milliseconds",
+    ),
+    s(
+        "OAUTH_REFRESH_TOKEN_TTL",
+        Some("2592000"),
+        "lifetime in seconds of a refresh token issued by the OAuth endpoints (claude.ai, ChatGPT connectors); rotated on every use (default 30 days)",
     ),
     s(
         "SESSION_ABSOLUTE_TIMEOUT",
@@ -282,6 +317,16 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// How the server treats a slow or failing Dust (`DUST_TIMEOUT`, `DUST_MAX_RETRIES`,
+/// `DUST_RETRY_AFTER_MAX`, `DUST_BREAKER_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct DustLimits {
+    pub timeout: Duration,
+    pub max_retries: u32,
+    pub max_retry_after: Duration,
+    pub breaker: crate::dust::BreakerSettings,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -300,15 +345,21 @@ pub struct Config {
     pub public_url: String,
     /// How long an agent run may take (`MCP_SERVER_TIMEOUT`).
     pub agent_timeout: Duration,
+    /// Timeouts, retries and circuit breaker of the Dust client (`DUST_TIMEOUT`, ...).
+    pub dust_limits: DustLimits,
     pub allowed_hosts: Vec<String>,
     /// Connection and request-body limits of the listener (`HTTP_*`, `MAX_CONNECTIONS`).
     pub listener: crate::http::listener::Limits,
+    /// How long requests in flight may run on after the stop signal (`SHUTDOWN_GRACE_PERIOD`).
+    pub shutdown_grace: Duration,
     pub environment: Environment,
     pub secret_key: Option<SecretString>,
     pub token_expiration: Duration,
     pub session_ttl: Duration,
     /// Absolute browser-session lifetime (`SESSION_ABSOLUTE_TIMEOUT`), at least `session_ttl`.
     pub session_absolute_timeout: Duration,
+    /// Lifetime of an OAuth refresh token (`OAUTH_REFRESH_TOKEN_TTL`).
+    pub oauth_refresh_token_ttl: Duration,
     pub cors_allowed_origins: Vec<String>,
     pub rate_limit_max: u32,
     pub rate_limit_window: Duration,
@@ -590,6 +641,21 @@ impl Raw {
             host,
             port,
             agent_timeout: self.seconds("MCP_SERVER_TIMEOUT")?,
+            dust_limits: DustLimits {
+                timeout: self.seconds("DUST_TIMEOUT")?,
+                max_retries: {
+                    let retries: u32 = self.number("DUST_MAX_RETRIES")?;
+                    if retries > 10 {
+                        bail!("DUST_MAX_RETRIES must be between 0 and 10, got {retries}");
+                    }
+                    retries
+                },
+                max_retry_after: self.seconds("DUST_RETRY_AFTER_MAX")?,
+                breaker: crate::dust::BreakerSettings {
+                    threshold: self.count("DUST_BREAKER_THRESHOLD", 1000)?,
+                    cooldown: self.seconds("DUST_BREAKER_COOLDOWN")?,
+                },
+            },
             allowed_hosts,
             listener: crate::http::listener::Limits {
                 header_timeout: self.seconds("HTTP_HEADER_TIMEOUT")?,
@@ -598,11 +664,13 @@ impl Raw {
                 max_connections: self.count("MAX_CONNECTIONS", 1_000_000)?,
                 http2_max_streams: self.count("HTTP2_MAX_STREAMS", 10_000)?,
             },
+            shutdown_grace: self.seconds("SHUTDOWN_GRACE_PERIOD")?,
             environment,
             secret_key: self.secret("SECURITY_SECRET_KEY"),
             token_expiration: self.seconds("SECURITY_TOKEN_EXPIRATION")?,
             session_ttl: Duration::from_millis(session_ms),
             session_absolute_timeout: Duration::from_millis(session_absolute_ms),
+            oauth_refresh_token_ttl: self.seconds("OAUTH_REFRESH_TOKEN_TTL")?,
             cors_allowed_origins: self.list("CORS_ALLOWED_ORIGINS"),
             rate_limit_max: self.number("RATE_LIMIT_MAX")?,
             rate_limit_window: self.seconds("RATE_LIMIT_WINDOW")?,

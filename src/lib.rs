@@ -34,30 +34,11 @@ pub mod observe;
 pub mod probe;
 pub mod secret;
 pub mod serve;
+pub mod shutdown;
 pub mod sim;
 pub mod state;
 pub mod stdio;
 pub mod store;
 pub mod telemetry;
 
-/// Resolves on Ctrl-C, or SIGTERM on Unix: the graceful-shutdown trigger of every command.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-}
+pub use shutdown::shutdown_signal;

@@ -24,7 +24,7 @@ use crate::{
     config::Config,
     dust::DustApi,
     mcp::McpContext,
-    store::{CounterStore, SessionStore, StoreError},
+    store::{CounterStore, OAuthStore, SessionStore, StoreError},
 };
 
 /// The time source; tests inject a manual clock to cross expiry boundaries without sleeping.
@@ -59,6 +59,8 @@ pub struct App {
     pub counters: Arc<dyn CounterStore>,
     /// Browser sessions (`http::session`).
     pub sessions: Arc<dyn SessionStore>,
+    /// The OAuth authorization server's records (`http::oauth`).
+    pub oauth: Arc<dyn OAuthStore>,
     /// Where the state lives: `"memory"` or `"redis"` (`store::Stores::backend`).
     pub store_backend: &'static str,
     pub policy: Policy,

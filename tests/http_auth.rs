@@ -202,7 +202,22 @@ fn assert_unauthorized(reply: &Reply, token_refused: bool) {
     } else {
         r#"Bearer realm="mcp-dust-server""#
     };
-    assert_eq!(challenges, [expected]);
+    // On `/mcp` the challenge goes on with the OAuth discovery parameters (MCP authorization
+    // spec, tests/oauth.rs); the part before them is the same everywhere.
+    let [challenge] = challenges.as_slice() else {
+        panic!("one challenge expected: {challenges:?}");
+    };
+    let (base, discovery) = challenge
+        .split_once(", resource_metadata=")
+        .map_or((*challenge, None), |(base, rest)| (base, Some(rest)));
+    assert_eq!(base, expected);
+    if let Some(rest) = discovery {
+        assert!(
+            rest.starts_with('"')
+                && rest.contains("/.well-known/oauth-protected-resource/mcp\", scope=\""),
+            "{challenge}"
+        );
+    }
     assert_envelope(reply, "unauthorized");
 }
 

@@ -174,3 +174,49 @@ async fn python_sdk_auto_mode_over_http_with_write_permission() {
 
 /// Reads plus writing documents.
 const WRITER: &str = "read:workspaces,read:agents,execute:agents,read:knowledge-bases,write:knowledge-bases,read:connectors";
+
+/// The MCP authorization flow (issue 10) as claude.ai or ChatGPT run it, headless: the SDK's
+/// `OAuthClientProvider` discovers our metadata from the 401, registers, sends the "person" to
+/// the consent page (filled by tests/interop/python_oauth.py), exchanges the code with PKCE,
+/// and then lists tools and asks an agent with the token it was issued.
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_connects_through_the_oauth_flow() {
+    let server = http_harness::TestServer::start().await;
+    let python = tokio::task::spawn_blocking(python).await.unwrap();
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        tokio::process::Command::new(python)
+            .arg(root().join("tests/interop/python_oauth.py"))
+            .arg(server.url("/mcp"))
+            .env("DUST_API_KEY", server.sim.api_key())
+            .env("DUST_WORKSPACE_ID", server.sim.workspace_id())
+            .env("EXPECT_AGENT_ID", ECHO_AGENT_ID)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the Python OAuth client took more than 2 minutes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "python OAuth client failed\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(seen["agent_answered"], true);
+    assert_eq!(seen["client_id_registered"], true);
+    assert_eq!(seen["resource"], server.url("/mcp"));
+    assert!(seen["tools"].as_array().unwrap().len() > 5);
+    // The key never reaches the client's output; the server audited each step.
+    assert!(!stdout.contains(server.sim.api_key()) && !stderr.contains(server.sim.api_key()));
+    server.state.auditor.flush().await;
+    for event in [
+        mcp_dust_server::audit::AuditEventType::OauthClientRegistered,
+        mcp_dust_server::audit::AuditEventType::OauthConsentGranted,
+        mcp_dust_server::audit::AuditEventType::OauthTokenIssued,
+    ] {
+        assert_eq!(server.audit.of_type(event).len(), 1, "{event:?}");
+    }
+    server.shutdown().await;
+}

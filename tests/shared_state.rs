@@ -127,6 +127,7 @@ async fn redis_passes_every_store_contract() {
     testing::conversation_store_contract(store.as_ref()).await;
     lockout::testing::login_throttle_contract(store.clone()).await;
     sessions::testing::session_store_contract(store.as_ref()).await;
+    mcp_dust_server::store::oauth::testing::oauth_store_contract(store.as_ref()).await;
 }
 
 /// The memory store's size-cap rule, in Redis: when full, expired sessions are purged, a live

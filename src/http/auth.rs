@@ -306,6 +306,8 @@ async fn guard(state: &AppState, mut request: Request, next: Next, sessions: boo
             request.extensions_mut().insert(AuthMethod::Bearer);
             next.run(request).await
         }
+        // `/mcp`: the 401 names the OAuth metadata (MCP authorization spec).
+        Err(error) if !sessions => super::oauth::refuse_mcp(state, error, &request, &headers),
         Err(error) => error.into_response_for(&headers),
     }
 }

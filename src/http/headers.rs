@@ -43,6 +43,12 @@ pub const CONSOLE_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-sr
 #[derive(Debug, Clone, Copy)]
 pub struct ConsoleResponse;
 
+/// Response extension of a server-rendered page with its own CSP (the OAuth consent page,
+/// whose form may lead to the client's redirect URI): the security-header layer sends this
+/// policy instead of the API's. Only a handler can set it, never a request.
+#[derive(Debug, Clone)]
+pub struct PagePolicy(pub HeaderValue);
+
 /// HSTS, production only: two years (OSHP; ASVS 5.0 3.4.1 wants ≥ 1 year), subdomains
 /// included, no `preload` (that is the domain owner's opt-in).
 pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=63072000; includeSubDomains";
@@ -155,6 +161,15 @@ pub async fn add_security_headers(
             HeaderValue::from_static("same-origin"),
         );
     }
+    if let Some(PagePolicy(csp)) = response.extensions().get::<PagePolicy>().cloned() {
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+        headers.insert(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        );
+    }
+    let headers = response.headers_mut();
     if policy.hsts {
         // H5: only in production, where the server is reached over TLS (browsers ignore it on
         // plain HTTP anyway); exactly one value, since `insert` replaces.

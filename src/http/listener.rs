@@ -23,10 +23,13 @@
 //! an instant. HTTP/2 is cleartext with prior knowledge (`auto` builder); TLS is the reverse
 //! proxy's job (see the README).
 //!
-//! Graceful shutdown: on the stop signal the listener is dropped (new connections are refused),
-//! every connection is told to finish (HTTP/1 ends after the response in flight, HTTP/2 sends
-//! GOAWAY and lets open streams finish), and [`serve`] returns once the last one has ended. The
-//! connection semaphore doubles as the tracker: all permits back means all connections gone.
+//! Graceful shutdown (see `crate::shutdown`): on the stop signal the listener is dropped (new
+//! connections are refused), every connection is told to finish (HTTP/1 ends after the response
+//! in flight, HTTP/2 sends GOAWAY and lets open streams finish), and [`serve`] returns once the
+//! last one has ended. The connection semaphore doubles as the tracker: all permits back means
+//! all connections gone. If that takes longer than the grace period, the drain is aborted
+//! (running agent calls answer "shutting down"), and [`ABORT_WINDOW`] later the connections
+//! still open are closed.
 
 use std::{
     convert::Infallible,
@@ -58,6 +61,8 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use crate::shutdown::{ABORT_WINDOW, Drain};
+
 /// HTTP/1 read buffer: the request head must fit (431 beyond); bodies stream through it.
 /// hyper's default is ~400 KiB; 128 KiB still takes a 64 KiB `User-Agent` (see the audit
 /// tests, which check such a header is truncated in the log rather than refused).
@@ -87,17 +92,20 @@ pub struct Limits {
 }
 
 /// Accepts connections on `listener` and serves `router` on each until `shutdown` resolves,
-/// then stops accepting and waits for the open connections to finish (see the module doc).
+/// then stops accepting and drains the open connections for up to `grace` (see the module doc).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+    drain: Drain,
 ) -> io::Result<()> {
     let limits = Arc::new(limits);
     let builder = Arc::new(builder(&limits));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let stop = CancellationToken::new();
+    let force = CancellationToken::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -124,15 +132,50 @@ pub async fn serve(
             router.clone(),
             stream,
             peer,
-            stop.clone(),
+            (stop.clone(), force.clone()),
             permit,
         ));
     }
     drop(listener);
+    drain.begin();
+    let started = Instant::now();
+    let open = || limits.max_connections - permits.available_permits();
+    tracing::info!(
+        connections = open(),
+        tool_calls = drain.calls_in_flight(),
+        grace_secs = grace.as_secs(),
+        "drain started: new connections refused, requests in flight may finish"
+    );
     stop.cancel();
     // Every connection holds one permit until it ends: all of them back means all closed.
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
-    let _ = permits.acquire_many(all).await;
+    let all_closed = || permits.acquire_many(all);
+    let mut aborted = 0;
+    let mut closed = 0;
+    if tokio::time::timeout(grace, all_closed()).await.is_err() {
+        aborted = drain.calls_in_flight();
+        tracing::warn!(
+            connections = open(),
+            tool_calls = aborted,
+            "grace period over: cancelling the calls still running"
+        );
+        drain.abort();
+        if tokio::time::timeout(ABORT_WINDOW, all_closed())
+            .await
+            .is_err()
+        {
+            closed = open();
+            tracing::warn!(connections = closed, "closing the connections still open");
+            force.cancel();
+            let _ = all_closed().await;
+        }
+    }
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        tool_calls_cancelled = aborted,
+        connections_cut = closed,
+        "drain finished: all connections closed"
+    );
     Ok(())
 }
 
@@ -175,7 +218,7 @@ async fn serve_connection(
     router: Router,
     stream: TcpStream,
     peer: SocketAddr,
-    stop: CancellationToken,
+    (stop, force): (CancellationToken, CancellationToken),
     _permit: OwnedSemaphorePermit,
 ) {
     let activity = Arc::new(Activity::new());
@@ -202,9 +245,12 @@ async fn serve_connection(
     let result = tokio::select! {
         result = connection.as_mut() => result,
         () = stop.cancelled() => {
-            // Server stop: finish what is in flight, however long the request timeout allows.
+            // Server stop: finish what is in flight, until the drain gives up on it.
             connection.as_mut().graceful_shutdown();
-            connection.await
+            tokio::select! {
+                result = connection.as_mut() => result,
+                () = force.cancelled() => Ok(()),
+            }
         }
         () = &mut idle => {
             // Nothing in flight: hyper closes at once; a half-sent HTTP/2 preface or a peer

@@ -118,15 +118,73 @@ async fn login_inner(
     super::csrf::check_login_origin(state, request.headers())?;
     let headers = request.headers().clone();
     let body = super::read_json::<LoginRequest>(request, super::MAX_LOGIN_BODY).await?;
-    let key = body.api_key;
+    let credentials = check_format(state, info, body.api_key, body.workspace_id)?;
+    if let Some(username) = &body.username {
+        check_label("username", username)?;
+    }
+    if let Some(email) = &body.email {
+        check_label("email", email)?;
+    }
+    let (user_id, credentials) = check_with_dust(state, info, credentials).await?;
+
+    let username = body
+        .username
+        .unwrap_or_else(|| state.config.dust_username.clone());
+    let email = body.email.or_else(|| state.config.dust_email.clone());
+    let granted = state.policy.grant(&user_id, &username);
+    let permissions = Policy::narrow(granted, body.permissions.as_deref())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+
+    let principal = Principal {
+        user_id,
+        username,
+        email,
+        full_name: state.config.dust_full_name.clone(),
+        workspace_id: credentials.workspace_id.clone(),
+        permissions,
+        token_id: None,
+        credentials,
+    };
+    let now = state.now();
+    if body.session == Some(true) {
+        let absolute = super::session::millis(now)
+            .saturating_add(state.config.session_absolute_timeout.as_millis() as i64);
+        let (started, record) = start_session(state, &principal, absolute, info).await?;
+        let replaced = super::session::end_previous(state, &headers, info).await;
+        login_succeeded(state, info, &record);
+        super::session::announce(state, &started, info, "login", replaced.as_ref());
+        return Ok(super::session::started_answer(state, &started, &record));
+    }
+    let issued = issue(state, principal).await?;
+    login_succeeded(state, info, &issued.record);
+    Ok(issued.into_response())
+}
+
+/// Steps 2 to 4 of the login, shared with the OAuth consent page (`super::oauth`):
+/// [`check_format`] then [`check_with_dust`].
+pub(super) async fn check_credentials(
+    state: &AppState,
+    info: &RequestInfo,
+    key: SecretString,
+    workspace_id: Option<String>,
+) -> Result<(String, DustCredentials), ApiError> {
+    let credentials = check_format(state, info, key, workspace_id)?;
+    check_with_dust(state, info, credentials).await
+}
+
+/// Step 2: the key's format (no trimming) and the workspace id's, before anything else; the
+/// workspace falls back to `DUST_WORKSPACE_ID`. Refusals audited.
+fn check_format(
+    state: &AppState,
+    info: &RequestInfo,
+    key: SecretString,
+    workspace_id: Option<String>,
+) -> Result<DustCredentials, ApiError> {
     if let Err(problem) = api_key::check_format(secrecy::ExposeSecret::expose_secret(&key)) {
         login_failed(state, info, "format", None, Severity::Low);
         return Err(ApiError::bad_request(problem.to_string()));
     }
-    let Some(workspace_id) = body
-        .workspace_id
-        .or_else(|| state.config.dust_workspace_id.clone())
-    else {
+    let Some(workspace_id) = workspace_id.or_else(|| state.config.dust_workspace_id.clone()) else {
         return Err(ApiError::bad_request(
             "workspaceId is required (this server has no default workspace)",
         ));
@@ -140,16 +198,19 @@ async fn login_inner(
             "workspaceId must be 1 to 64 ASCII letters or digits",
         ));
     }
-    if let Some(username) = &body.username {
-        check_label("username", username)?;
-    }
-    if let Some(email) = &body.email {
-        check_label("email", email)?;
-    }
-    let credentials = DustCredentials {
-        workspace_id: workspace_id.clone(),
+    Ok(DustCredentials {
+        workspace_id,
         api_key: key,
-    };
+    })
+}
+
+/// Steps 3 and 4: the lockout for this IP and key, then Dust itself (a refusal is a generic
+/// 401, an outage a 503 or 504). Returns the principal's pseudonymous id and the credentials.
+async fn check_with_dust(
+    state: &AppState,
+    info: &RequestInfo,
+    credentials: DustCredentials,
+) -> Result<(String, DustCredentials), ApiError> {
     let user_id = Principal::user_id_for_key(state.keys.fingerprint(), &credentials);
     let ip = info
         .ip
@@ -186,6 +247,7 @@ async fn login_inner(
             if let Err(e) = state.throttle.record_success(&user_id).await {
                 tracing::error!(error = %e, "could not clear the key's failed-login counter");
             }
+            Ok((user_id, credentials))
         }
         Ok(Err(e))
             if matches!(
@@ -203,10 +265,10 @@ async fn login_inner(
                 Some(&user_id),
                 Severity::Medium,
             );
-            return Err(ApiError::unauthorized(
+            Err(ApiError::unauthorized(
                 "invalid API key or workspace",
                 false,
-            ));
+            ))
         }
         Ok(Err(e)) if e.kind == DustErrorKind::Protocol => {
             tracing::warn!(error = %e, "Dust answered the key check with something unreadable");
@@ -217,11 +279,11 @@ async fn login_inner(
                 Some(&user_id),
                 Severity::Medium,
             );
-            return Err(ApiError::new(
+            Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
                 "Dust's answer could not be understood; nothing was issued",
-            ));
+            ))
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "Dust unavailable during login");
@@ -232,7 +294,7 @@ async fn login_inner(
                 Some(&user_id),
                 Severity::Medium,
             );
-            return Err(ApiError::upstream_unavailable());
+            Err(ApiError::upstream_unavailable())
         }
         Err(_) => {
             login_failed(
@@ -242,47 +304,16 @@ async fn login_inner(
                 Some(&user_id),
                 Severity::Medium,
             );
-            return Err(ApiError::new(
+            Err(ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream_timeout",
                 "Dust did not answer in time; try again later",
-            ));
+            ))
         }
     }
-
-    let username = body
-        .username
-        .unwrap_or_else(|| state.config.dust_username.clone());
-    let email = body.email.or_else(|| state.config.dust_email.clone());
-    let granted = state.policy.grant(&user_id, &username);
-    let permissions = Policy::narrow(granted, body.permissions.as_deref())
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-
-    let principal = Principal {
-        user_id,
-        username,
-        email,
-        full_name: state.config.dust_full_name.clone(),
-        workspace_id,
-        permissions,
-        token_id: None,
-        credentials,
-    };
-    if body.session == Some(true) {
-        let absolute = super::session::millis(now)
-            .saturating_add(state.config.session_absolute_timeout.as_millis() as i64);
-        let (started, record) = start_session(state, &principal, absolute, info).await?;
-        let replaced = super::session::end_previous(state, &headers, info).await;
-        login_succeeded(state, info, &record);
-        super::session::announce(state, &started, info, "login", replaced.as_ref());
-        return Ok(super::session::started_answer(state, &started, &record));
-    }
-    let issued = issue(state, principal).await?;
-    login_succeeded(state, info, &issued.record);
-    Ok(issued.into_response())
 }
 
-fn login_succeeded(state: &AppState, info: &RequestInfo, record: &TokenRecord) {
+pub(super) fn login_succeeded(state: &AppState, info: &RequestInfo, record: &TokenRecord) {
     state.auditor.record(
         AuditEvent::new(AuditEventType::AuthnLoginSuccess, Severity::Info, "login")
             .user(&record.user_id, Some(&record.username))
@@ -353,7 +384,7 @@ async fn issue(state: &AppState, principal: Principal) -> Result<Issued, ApiErro
 
 /// Stores the token record `token_id` for `principal`, expiring at `expires_at` (epoch
 /// seconds), under the live-token cap.
-async fn save_record(
+pub(super) async fn save_record(
     state: &AppState,
     principal: &Principal,
     token_id: String,

@@ -20,6 +20,7 @@ pub(crate) mod jsonrpc;
 pub mod listener;
 mod login;
 mod mcp_errors;
+pub mod oauth;
 mod ops;
 pub mod rate_limit;
 pub mod rest;
@@ -94,6 +95,7 @@ pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
         .route("/api/v1/status", get(ops::status))
         .route("/api/v1/auth/login", post(login::login))
         .merge(rest::public_routes())
+        .merge(oauth::router())
         .merge(console::router());
     Router::new()
         .merge(public)
@@ -246,7 +248,8 @@ async fn not_found(request: Request) -> axum::response::Response {
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then stops accepting and lets
-/// in-flight requests (tool calls included) finish before returning. rmcp's own cancellation
+/// in-flight requests (tool calls included) finish, up to `SHUTDOWN_GRACE_PERIOD`, before
+/// returning (see `crate::shutdown`). rmcp's own cancellation
 /// token fires only after that, so a graceful stop never cuts a running call short. The
 /// connection limits (timeouts, caps) are [`listener`]'s.
 pub async fn serve(
@@ -257,7 +260,9 @@ pub async fn serve(
     let cancel = CancellationToken::new();
     let app = apply_middleware(&state, build_router(state.clone(), cancel.child_token()));
     let limits = state.config.listener.clone();
-    let result = listener::serve(listener, app, limits, shutdown).await;
+    let grace = state.config.shutdown_grace;
+    let drain = state.mcp.drain.clone();
+    let result = listener::serve(listener, app, limits, shutdown, grace, drain).await;
     cancel.cancel();
     state.auditor.flush().await;
     result

@@ -26,10 +26,19 @@ pub async fn live() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /ready`: the stores answer (a store that cannot be read means requests would fail).
+/// `GET /ready`: the server is not stopping and the stores answer (a store that cannot be read
+/// means requests would fail).
 /// A 503 names the backend (`"store": "redis"`), so an operator knows what to look at; a 200
 /// says no more than "ready".
 pub async fn ready(State(state): State<AppState>) -> Response {
+    // Stopping: a load balancer should send nothing more here (connections still open can ask).
+    if state.mcp.drain.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "reason": "shutting down" })),
+        )
+            .into_response();
+    }
     match state.check_stores().await {
         Ok(()) => Json(json!({ "status": "ready" })).into_response(),
         Err(problem) => {

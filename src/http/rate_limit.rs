@@ -7,7 +7,8 @@
 //!   tokens are cut before any JWT or store work, and **401s count**: failed authentication is
 //!   the brute-force signal. This cannot be used to probe someone else's traffic (the draft's
 //!   information-disclosure note): the key is the caller's own address.
-//! - `login`: `POST /api/v1/auth/login` per client IP, `RATE_LIMIT_LOGIN_MAX` per
+//! - `login`: `POST /api/v1/auth/login` (and the OAuth consent post and client registration)
+//!   per client IP, `RATE_LIMIT_LOGIN_MAX` per
 //!   [`LOGIN_WINDOW`], successes included (the lockout in `auth::lockout` counts failures
 //!   only). Each attempt costs a call to Dust, so this protects the Dust quota too.
 //! - `principal`: authenticated requests per principal (`user_id`), [`PRINCIPAL_QUOTA_FACTOR`]
@@ -62,8 +63,9 @@ pub const PRINCIPAL_QUOTA_FACTOR: u64 = 5;
 /// Paths never counted (exact match): probes must keep working under a flood.
 pub const EXEMPT_PATHS: [&str; 3] = ["/health", "/live", "/ready"];
 
-/// The login path of the stricter bucket.
-const LOGIN_PATH: &str = "/api/v1/auth/login";
+/// The paths of the stricter bucket: the login, and the OAuth steps that check a key with
+/// Dust (the consent post) or create state (registration).
+const LOGIN_PATHS: [&str; 3] = ["/api/v1/auth/login", "/oauth/authorize", "/oauth/register"];
 
 const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
@@ -265,7 +267,7 @@ pub async fn limit_requests(
     }
     let ip = request_ip(&request).map_or_else(|| "unknown".to_owned(), ip_key);
     let mut policies = vec![default_policy(&state)];
-    if request.method() == Method::POST && path == LOGIN_PATH {
+    if request.method() == Method::POST && LOGIN_PATHS.contains(&path) {
         policies.push(Policy {
             name: "login",
             quota: u64::from(state.config.rate_limit_login_max),

@@ -6,9 +6,10 @@
 //! `content` from `agent_message_success`, never the concatenated tokens (those include
 //! reasoning and are only a preview).
 //!
-//! Three ways out besides the answer: the client cancels (the Dust message is cancelled too, so
+//! Four ways out besides the answer: the client cancels (the Dust message is cancelled too, so
 //! the agent stops spending), `MCP_SERVER_TIMEOUT` passes (the run is left to finish; the result
-//! says where to read it later), or Dust fails (a tool error the model can act on).
+//! says where to read it later), Dust fails (a tool error the model can act on), or the server
+//! is stopping and `SHUTDOWN_GRACE_PERIOD` is over (the run is cancelled, see `crate::shutdown`).
 
 use std::sync::Arc;
 
@@ -38,7 +39,10 @@ use crate::{
 };
 
 /// How long cancelling the Dust message may take after the client gave up.
-const CANCEL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub const CANCEL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What a caller whose agent run outlived the shutdown grace period reads.
+pub const SHUTTING_DOWN: &str = "The server is shutting down and the agent's run did not finish within the grace period; the run was cancelled. Ask again in a moment.";
 
 /// Longest progress message, in characters.
 const MAX_PROGRESS_MESSAGE: usize = 200;
@@ -298,6 +302,10 @@ pub async fn ask_agent(
             () = &mut deadline => {
                 return Ok(errors::tool_error(timeout_message(ctx, &answer)));
             }
+            () = ctx.drain.aborted() => {
+                cancel_in_background(ctx, principal, &answer);
+                return ServiceError::ShuttingDown(SHUTTING_DOWN.to_owned()).into_tool();
+            }
             event = events.next() => event,
         };
         let event = match event {
@@ -335,7 +343,7 @@ pub fn cancel_in_background(ctx: &Arc<McpContext>, principal: &Principal, answer
     let creds = principal.credentials.clone();
     let conversation_id = answer.conversation_id.clone();
     let message_ids = vec![answer.message_id.clone()];
-    tokio::spawn(async move {
+    ctx.background.spawn(async move {
         let cancel = dust.cancel_messages(&creds, &conversation_id, &message_ids);
         match tokio::time::timeout(CANCEL_TIMEOUT, cancel).await {
             Ok(Ok(())) => tracing::info!(conversation.id = %conversation_id, "agent run cancelled"),

@@ -27,6 +27,8 @@ pub mod views;
 
 use std::{sync::Arc, time::Duration};
 
+use tokio_util::task::TaskTracker;
+
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
@@ -45,6 +47,7 @@ use crate::{
     store::ConversationStore,
 };
 
+pub use ask::CANCEL_TIMEOUT;
 pub use bulkhead::MAX_CALLS_IN_FLIGHT;
 pub use errors::{PERMISSION_DENIED, UNAUTHENTICATED, describe_dust_error};
 pub use knowledge::KnowledgeCache;
@@ -80,6 +83,12 @@ pub struct McpContext {
     pub auditor: Option<Auditor>,
     /// Bounds the tool calls each principal has running at once.
     pub bulkhead: bulkhead::Bulkhead,
+    /// Work that outlives the request that started it (cancelling an abandoned Dust run): the
+    /// process waits for it on shutdown, so a client that gives up and then disconnects still
+    /// gets its Dust run cancelled.
+    pub background: TaskTracker,
+    /// Graceful shutdown: tool calls running, and whether the grace period is over.
+    pub drain: crate::shutdown::Drain,
 }
 
 impl std::fmt::Debug for McpContext {
@@ -103,7 +112,18 @@ impl McpContext {
             settings,
             auditor: None,
             bulkhead: bulkhead::Bulkhead::default(),
+            background: TaskTracker::new(),
+            drain: crate::shutdown::Drain::default(),
         }
+    }
+
+    /// Waits, up to `limit`, for the background work still running (see `background`).
+    /// Returns false when some of it was still running at the limit.
+    pub async fn drain_background(&self, limit: Duration) -> bool {
+        self.background.close();
+        tokio::time::timeout(limit, self.background.wait())
+            .await
+            .is_ok()
     }
 
     /// Records tool calls and refusals with `auditor`.
@@ -278,6 +298,7 @@ impl ServerHandler for DustMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let principal = self.principal(&context)?;
+        let _running = self.ctx.drain.track();
         tools::call(&self.ctx, &principal, request, context)
             .await
             .map(CallToolResponse::from)

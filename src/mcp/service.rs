@@ -10,6 +10,7 @@
 
 use rmcp::{ErrorData as McpError, model::CallToolResult};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::{
     MAX_CALLS_IN_FLIGHT, McpContext,
@@ -25,7 +26,7 @@ use crate::{
 
 pub use super::args::SearchKnowledgeArgs;
 pub use super::ask::{
-    Run, RunStep, cancel_in_background, start_run, stream_failure, timeout_message,
+    Run, RunStep, SHUTTING_DOWN, cancel_in_background, start_run, stream_failure, timeout_message,
 };
 pub use super::knowledge::{find_knowledge_base, knowledge_base_views, search_results};
 
@@ -51,6 +52,8 @@ pub enum ServiceError {
     Timeout(String),
     /// A server fault (a store); the detail is for the log only.
     Internal(String),
+    /// The server is stopping and the operation outlived the shutdown grace period.
+    ShuttingDown(String),
 }
 
 impl ServiceError {
@@ -69,7 +72,8 @@ impl ServiceError {
             Self::NotFound(message)
             | Self::Failed(message)
             | Self::Forbidden(message)
-            | Self::Timeout(message) => Ok(errors::tool_error(message)),
+            | Self::Timeout(message)
+            | Self::ShuttingDown(message) => Ok(errors::tool_error(message)),
             Self::Dust { action, error } => Ok(errors::dust_tool_error(&action, &error)),
             Self::Internal(message) => Err(McpError::internal_error(message, None)),
         }
@@ -150,8 +154,20 @@ pub const FOREIGN_WORKSPACE: &str =
 
 /// One of the caller's slots toward Dust ([`super::bulkhead`]), or `None` when all
 /// [`MAX_CALLS_IN_FLIGHT`] are taken; nothing may reach Dust without one.
-pub fn enter(ctx: &McpContext, principal: &Principal) -> Option<OwnedSemaphorePermit> {
-    ctx.bulkhead.try_enter(&principal.user_id)
+pub fn enter(ctx: &McpContext, principal: &Principal) -> Option<CallSlot> {
+    let permit = ctx.bulkhead.try_enter(&principal.user_id)?;
+    Some(CallSlot {
+        _permit: permit,
+        _running: ctx.background.token(),
+    })
+}
+
+/// A call's slot toward Dust: held for the whole call, it also tells shutdown that the call is
+/// still running ([`McpContext::drain_background`]).
+#[derive(Debug)]
+pub struct CallSlot {
+    _permit: OwnedSemaphorePermit,
+    _running: TaskTrackerToken,
 }
 
 /// What a caller beyond its slots is told; `what` names the calls (`tool calls`, `requests`).

@@ -5,10 +5,11 @@
 //! Each trait has one contract test suite that every backend passes:
 //! [`counters::testing::counter_store_contract`], [`testing::conversation_store_contract`],
 //! `auth::tokens::testing::token_store_contract`, `auth::lockout::testing::login_throttle_contract`,
-//! [`sessions::testing::session_store_contract`].
+//! [`sessions::testing::session_store_contract`], [`oauth::testing::oauth_store_contract`].
 
 pub mod counters;
 mod memory;
+pub mod oauth;
 pub mod redis;
 pub mod sessions;
 pub mod testing;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use counters::{CounterStore, MemoryCounterStore, WindowCount};
 pub use memory::MemoryConversationStore;
+pub use oauth::{MemoryOAuthStore, OAuthStore};
 pub use redis::RedisStore;
 pub use sessions::{MemorySessionStore, SessionKey, SessionRecord, SessionStore};
 
@@ -45,6 +47,8 @@ pub struct Stores {
     pub failures: Arc<dyn FailureStore>,
     /// Browser sessions (`mcp.sid`).
     pub sessions: Arc<dyn SessionStore>,
+    /// The OAuth authorization server's clients, consents, codes and refresh tokens.
+    pub oauth: Arc<dyn OAuthStore>,
     /// `"memory"` or `"redis"`, for `/ready` and the logs.
     pub backend: &'static str,
 }
@@ -66,6 +70,7 @@ impl Stores {
             conversations: Arc::new(MemoryConversationStore::new()),
             failures: Arc::new(MemoryFailureStore::new()),
             sessions: Arc::new(MemorySessionStore::new()),
+            oauth: Arc::new(MemoryOAuthStore::new()),
             backend: "memory",
         }
     }
@@ -78,6 +83,7 @@ impl Stores {
             counters: store.clone(),
             conversations: store.clone(),
             failures: store.clone(),
+            oauth: store.clone(),
             sessions: store,
             backend: "redis",
         }

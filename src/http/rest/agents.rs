@@ -246,6 +246,10 @@ async fn follow(
                 guard.answer = None;
                 return Err(ServiceError::Timeout(service::timeout_message(ctx, &answer)));
             }
+            () = ctx.drain.aborted() => {
+                // The guard cancels the run in Dust as it drops.
+                return Err(ServiceError::ShuttingDown(service::SHUTTING_DOWN.to_owned()));
+            }
             event = events.next() => event,
         };
         let event = match event {

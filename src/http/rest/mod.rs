@@ -30,7 +30,6 @@ use axum::{
     routing::{delete, get, post},
 };
 use serde::Serialize;
-use tokio::sync::OwnedSemaphorePermit;
 use utoipa::ToSchema;
 
 use crate::{
@@ -187,7 +186,7 @@ pub struct Call {
     pub name: &'static str,
     pub permission: Permission,
     /// The caller's slot toward Dust, held until the call ends.
-    _slot: Option<OwnedSemaphorePermit>,
+    _slot: Option<service::CallSlot>,
 }
 
 impl Call {
@@ -307,6 +306,9 @@ pub fn api_error(error: ServiceError) -> ApiError {
         ServiceError::Timeout(message) => {
             ApiError::new(StatusCode::GATEWAY_TIMEOUT, "agent_timeout", message)
         }
+        ServiceError::ShuttingDown(message) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
+        }
         ServiceError::Internal(detail) => {
             tracing::error!(error = %detail, "REST operation failed");
             ApiError::internal()
@@ -329,6 +331,18 @@ pub fn api_error(error: ServiceError) -> ApiError {
                 DustErrorKind::Timeout => {
                     ApiError::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", message)
                 }
+                DustErrorKind::Unavailable => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "upstream_unavailable",
+                    message,
+                )
+                .with_header(
+                    axum::http::header::RETRY_AFTER,
+                    error
+                        .retry_after
+                        .map_or(1, |after| after.as_secs().max(1))
+                        .to_string(),
+                ),
                 DustErrorKind::Network | DustErrorKind::Upstream | DustErrorKind::Protocol => {
                     tracing::warn!(error = %message, "Dust failed during a REST call");
                     ApiError::upstream_unavailable()
