@@ -1,6 +1,6 @@
 //! `mcp-dust-server`: parse the command line, set up logging, hand over to the library.
 
-use std::process::ExitCode;
+use std::{process::ExitCode, time::Duration};
 
 use clap::Parser;
 use mcp_dust_server::{
@@ -12,17 +12,21 @@ use mcp_dust_server::{
 fn main() -> ExitCode {
     let cli = Cli::parse();
     mcp_dust_server::dust::install_crypto_provider();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("mcp-dust-server: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(run(cli));
-    // A blocked read of standard input (stdio mode) cannot be interrupted: do not wait for it.
-    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
-    match result {
+    let outcome = runtime.block_on(run(cli));
+    // A blocking read of standard input (stdio, after SIGTERM) cannot be interrupted; everything
+    // else has finished by now, so do not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("mcp-dust-server: {error:#}");

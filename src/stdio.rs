@@ -83,8 +83,7 @@ pub async fn authenticate(config: &Config, dust: &dyn DustApi) -> anyhow::Result
     })
 }
 
-/// Runs the stdio server until the client closes standard input, or until SIGTERM or SIGINT
-/// (then the calls in flight finish, up to `SHUTDOWN_GRACE_PERIOD`, and it exits 0).
+/// Runs the stdio server until the client closes standard input.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let dust: Arc<dyn DustApi> = Arc::new(dust_client(&config)?);
     let principal = authenticate(&config, dust.as_ref()).await?;
@@ -108,33 +107,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )
         .with_auditor(auditor.clone()),
     );
-    let drain = ctx.drain.clone();
-    let service = DustMcp::with_principal(ctx, principal)
+    let service = DustMcp::with_principal(ctx.clone(), principal)
         .serve(rmcp::transport::stdio())
         .await
         .context("MCP handshake on stdio failed")?;
-    let stop = service.cancellation_token();
+    // SIGTERM or Ctrl-C (what a client does when closing its input did not stop us quickly
+    // enough) ends the session like a closed input: the running calls are cancelled.
+    let session = service.cancellation_token();
     let waiting = service.waiting();
     tokio::pin!(waiting);
     tokio::select! {
-        quit = &mut waiting => {
-            quit.context("stdio server stopped")?;
-        }
+        stopped = &mut waiting => { stopped.context("stdio server stopped")?; }
         () = crate::shutdown_signal() => {
-            // Calls already running finish (or are cancelled after the grace period), then
-            // rmcp writes the answers still queued and stops reading.
-            drain.begin();
-            tracing::info!(
-                tool_calls = drain.calls_in_flight(),
-                grace_secs = config.shutdown_grace.as_secs(),
-                "drain started"
-            );
-            let cancelled = drain.settle(config.shutdown_grace).await;
-            stop.cancel();
-            let _ = waiting.await;
-            tracing::info!(tool_calls_cancelled = cancelled, "drain finished");
+            tracing::info!("signal received: cancelling the running calls");
+            session.cancel();
+            waiting.await.context("stdio server stopped")?;
         }
     }
+    // The client is gone: the calls it left running were cancelled; their Dust runs are being
+    // cancelled in the background and must be before the process exits.
+    crate::serve::finish_background(&ctx).await;
     auditor.shutdown().await;
     Ok(())
 }

@@ -83,3 +83,105 @@ async fn rejected_key_or_workspace() {
     .unwrap();
     assert_refused(&out, "cannot check DUST_API_KEY", "sk-");
 }
+
+/// How a client ends a session while an `ask_agent` call is running.
+#[derive(Clone, Copy, Debug)]
+enum Ending {
+    /// `notifications/cancelled`, then standard input closed at once (the TypeScript SDK's
+    /// `abort()` then `close()`).
+    CancelThenClose,
+    /// SIGTERM with the call still running (what clients send when closing the input did not
+    /// end the process quickly enough).
+    Terminate,
+}
+
+/// However the session ends, the agent's run is cancelled in Dust before the process exits 0.
+async fn ending_cancels_the_dust_run(ending: Ending) {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let sim = sim::spawn(SimConfig::default()).await.unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-dust-server"))
+        .arg("stdio")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DUST_BASE_URL", sim.base_url())
+        .env("DUST_WORKSPACE_ID", sim.workspace_id())
+        .env("DUST_API_KEY", sim.api_key())
+        .env("LOG_LEVEL", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let messages = [
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "stdio-test", "version": "1"}}}),
+        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "ask_agent", "_meta": {"progressToken": "p"},
+            "arguments": {"agentId": sim::SLOW_AGENT_ID, "message": "hi"}}}),
+    ];
+    for message in messages {
+        stdin
+            .write_all(format!("{message}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    // The first progress notification: the run is under way in Dust.
+    loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("a progress notification");
+        if line.contains("notifications/progress") {
+            break;
+        }
+    }
+    match ending {
+        Ending::CancelThenClose => {
+            let cancel = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": {"requestId": 2, "reason": "seen enough"}});
+            stdin
+                .write_all(format!("{cancel}\n").as_bytes())
+                .await
+                .unwrap();
+            drop(stdin);
+        }
+        Ending::Terminate => {
+            let pid = child.id().unwrap().to_string();
+            let killed = std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+        }
+    }
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+        .await
+        .expect("the process exits")
+        .unwrap();
+    assert!(status.success(), "{ending:?}: {status}");
+    // No waiting here: the cancellation reached Dust before the process exited.
+    assert!(
+        sim.requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.path.ends_with("/cancel")),
+        "{ending:?}: the run was not cancelled in Dust before the process exited"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_then_close_still_cancels_the_dust_run() {
+    ending_cancels_the_dust_run(Ending::CancelThenClose).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_cancels_the_running_call_and_its_dust_run() {
+    ending_cancels_the_dust_run(Ending::Terminate).await;
+}

@@ -39,7 +39,7 @@ use crate::{
 };
 
 /// How long cancelling the Dust message may take after the client gave up.
-const CANCEL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub const CANCEL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What a caller whose agent run outlived the shutdown grace period reads.
 pub const SHUTTING_DOWN: &str = "The server is shutting down and the agent's run did not finish within the grace period; the run was cancelled. Ask again in a moment.";
@@ -343,7 +343,7 @@ pub fn cancel_in_background(ctx: &Arc<McpContext>, principal: &Principal, answer
     let creds = principal.credentials.clone();
     let conversation_id = answer.conversation_id.clone();
     let message_ids = vec![answer.message_id.clone()];
-    tokio::spawn(async move {
+    ctx.background.spawn(async move {
         let cancel = dust.cancel_messages(&creds, &conversation_id, &message_ids);
         match tokio::time::timeout(CANCEL_TIMEOUT, cancel).await {
             Ok(Ok(())) => tracing::info!(conversation.id = %conversation_id, "agent run cancelled"),

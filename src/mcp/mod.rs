@@ -27,6 +27,8 @@ pub mod views;
 
 use std::{sync::Arc, time::Duration};
 
+use tokio_util::task::TaskTracker;
+
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
@@ -45,6 +47,7 @@ use crate::{
     store::ConversationStore,
 };
 
+pub use ask::CANCEL_TIMEOUT;
 pub use bulkhead::MAX_CALLS_IN_FLIGHT;
 pub use errors::{PERMISSION_DENIED, UNAUTHENTICATED, describe_dust_error};
 pub use knowledge::KnowledgeCache;
@@ -82,6 +85,10 @@ pub struct McpContext {
     pub bulkhead: bulkhead::Bulkhead,
     /// Graceful shutdown: tool calls running, and whether the grace period is over.
     pub drain: crate::shutdown::Drain,
+    /// Work that outlives the request that started it (cancelling an abandoned Dust run): the
+    /// process waits for it on shutdown, so a client that gives up and then disconnects still
+    /// gets its Dust run cancelled.
+    pub background: TaskTracker,
 }
 
 impl std::fmt::Debug for McpContext {
@@ -98,6 +105,7 @@ impl McpContext {
         conversations: Arc<dyn ConversationStore>,
         settings: McpSettings,
     ) -> Self {
+        let background = TaskTracker::new();
         Self {
             dust,
             conversations,
@@ -105,8 +113,18 @@ impl McpContext {
             settings,
             auditor: None,
             bulkhead: bulkhead::Bulkhead::default(),
-            drain: crate::shutdown::Drain::default(),
+            drain: crate::shutdown::Drain::new(background.clone()),
+            background,
         }
+    }
+
+    /// Waits, up to `limit`, for the background work still running (see `background`).
+    /// Returns false when some of it was still running at the limit.
+    pub async fn drain_background(&self, limit: Duration) -> bool {
+        self.background.close();
+        tokio::time::timeout(limit, self.background.wait())
+            .await
+            .is_ok()
     }
 
     /// Records tool calls and refusals with `auditor`.
@@ -281,7 +299,6 @@ impl ServerHandler for DustMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let principal = self.principal(&context)?;
-        let _running = self.ctx.drain.track();
         tools::call(&self.ctx, &principal, request, context)
             .await
             .map(CallToolResponse::from)

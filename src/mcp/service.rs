@@ -10,6 +10,7 @@
 
 use rmcp::{ErrorData as McpError, model::CallToolResult};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::{
     MAX_CALLS_IN_FLIGHT, McpContext,
@@ -153,8 +154,20 @@ pub const FOREIGN_WORKSPACE: &str =
 
 /// One of the caller's slots toward Dust ([`super::bulkhead`]), or `None` when all
 /// [`MAX_CALLS_IN_FLIGHT`] are taken; nothing may reach Dust without one.
-pub fn enter(ctx: &McpContext, principal: &Principal) -> Option<OwnedSemaphorePermit> {
-    ctx.bulkhead.try_enter(&principal.user_id)
+pub fn enter(ctx: &McpContext, principal: &Principal) -> Option<CallSlot> {
+    let permit = ctx.bulkhead.try_enter(&principal.user_id)?;
+    Some(CallSlot {
+        _permit: permit,
+        _running: ctx.background.token(),
+    })
+}
+
+/// A call's slot toward Dust: held for the whole call, it also tells shutdown that the call is
+/// still running ([`McpContext::drain_background`]).
+#[derive(Debug)]
+pub struct CallSlot {
+    _permit: OwnedSemaphorePermit,
+    _running: TaskTrackerToken,
 }
 
 /// What a caller beyond its slots is told; `what` names the calls (`tool calls`, `requests`).

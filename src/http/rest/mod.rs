@@ -30,7 +30,6 @@ use axum::{
     routing::{delete, get, post},
 };
 use serde::Serialize;
-use tokio::sync::OwnedSemaphorePermit;
 use utoipa::ToSchema;
 
 use crate::{
@@ -187,7 +186,7 @@ pub struct Call {
     pub name: &'static str,
     pub permission: Permission,
     /// The caller's slot toward Dust, held until the call ends.
-    _slot: Option<OwnedSemaphorePermit>,
+    _slot: Option<service::CallSlot>,
 }
 
 impl Call {
