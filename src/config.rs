@@ -87,6 +87,31 @@ pub const SETTINGS: &[Setting] = &[
         "IANA timezone sent with messages to Dust",
     ),
     s(
+        "DUST_TIMEOUT",
+        Some("30"),
+        "seconds a Dust call may take, answer included (agent event streams excepted); past it the tool call ends with a timeout error",
+    ),
+    s(
+        "DUST_MAX_RETRIES",
+        Some("3"),
+        "retries of an idempotent Dust call (GET, DELETE) after a 408, 429, 502, 503, 504 or a reset connection, with jittered exponential backoff; creations and upserts are never retried",
+    ),
+    s(
+        "DUST_RETRY_AFTER_MAX",
+        Some("30"),
+        "longest `Retry-After` (seconds) the server waits out before retrying; a longer one fails the call at once with \"retry in N s\"",
+    ),
+    s(
+        "DUST_BREAKER_THRESHOLD",
+        Some("5"),
+        "consecutive failed Dust calls (timeouts, connection failures, 5xx) of one workspace that open its circuit breaker",
+    ),
+    s(
+        "DUST_BREAKER_COOLDOWN",
+        Some("30"),
+        "seconds an open circuit breaker fails calls fast (\"Dust is unavailable, retrying in N s\") before letting one probe call through",
+    ),
+    s(
         "MCP_SERVER_NAME",
         Some("mcp-dust-server"),
         "server name reported to MCP clients",
@@ -287,6 +312,16 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// How the server treats a slow or failing Dust (`DUST_TIMEOUT`, `DUST_MAX_RETRIES`,
+/// `DUST_RETRY_AFTER_MAX`, `DUST_BREAKER_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct DustLimits {
+    pub timeout: Duration,
+    pub max_retries: u32,
+    pub max_retry_after: Duration,
+    pub breaker: crate::dust::BreakerSettings,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -305,6 +340,8 @@ pub struct Config {
     pub public_url: String,
     /// How long an agent run may take (`MCP_SERVER_TIMEOUT`).
     pub agent_timeout: Duration,
+    /// Timeouts, retries and circuit breaker of the Dust client (`DUST_TIMEOUT`, ...).
+    pub dust_limits: DustLimits,
     pub allowed_hosts: Vec<String>,
     /// Connection and request-body limits of the listener (`HTTP_*`, `MAX_CONNECTIONS`).
     pub listener: crate::http::listener::Limits,
@@ -597,6 +634,21 @@ impl Raw {
             host,
             port,
             agent_timeout: self.seconds("MCP_SERVER_TIMEOUT")?,
+            dust_limits: DustLimits {
+                timeout: self.seconds("DUST_TIMEOUT")?,
+                max_retries: {
+                    let retries: u32 = self.number("DUST_MAX_RETRIES")?;
+                    if retries > 10 {
+                        bail!("DUST_MAX_RETRIES must be between 0 and 10, got {retries}");
+                    }
+                    retries
+                },
+                max_retry_after: self.seconds("DUST_RETRY_AFTER_MAX")?,
+                breaker: crate::dust::BreakerSettings {
+                    threshold: self.count("DUST_BREAKER_THRESHOLD", 1000)?,
+                    cooldown: self.seconds("DUST_BREAKER_COOLDOWN")?,
+                },
+            },
             allowed_hosts,
             listener: crate::http::listener::Limits {
                 header_timeout: self.seconds("HTTP_HEADER_TIMEOUT")?,

@@ -26,7 +26,10 @@ use crate::{
         tokens::{KeyCipher, TokenStore},
     },
     config::Config,
-    dust::{DustApi, DustCredentials, HttpDustClient, KeyWatch, RejectedKeyHook},
+    dust::{
+        BreakerState, BreakerTransition, CircuitBreaker, DustApi, DustCredentials, HttpDustClient,
+        KeyWatch, RejectedKeyHook, TransitionHook,
+    },
     mcp::McpContext,
     observe,
     state::{App, AppState, Clock, SystemClock},
@@ -102,8 +105,13 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
         config.token_expiration,
     );
     let cipher = KeyCipher::new(&keys);
-    let dust: Arc<dyn DustApi> = Arc::new(KeyWatch::new(
+    let breaker = CircuitBreaker::new(
         parts.dust,
+        config.dust_limits.breaker,
+        Some(audit_breaker_transitions(parts.auditor.clone())),
+    );
+    let dust: Arc<dyn DustApi> = Arc::new(KeyWatch::new(
+        Arc::new(breaker),
         revoke_rejected_keys(&keys, parts.stores.tokens.clone(), parts.auditor.clone()),
     ));
     let mcp = Arc::new(
@@ -188,6 +196,30 @@ fn revoke_rejected_keys(
                 }
             }
         });
+    })
+}
+
+/// Audits each circuit-breaker transition once (`upstream_failure`; opening is high severity:
+/// every call of that workspace fails until Dust is back).
+fn audit_breaker_transitions(auditor: Auditor) -> TransitionHook {
+    Arc::new(move |transition: &BreakerTransition| {
+        let severity = match transition.to {
+            BreakerState::Open => Severity::High,
+            BreakerState::HalfOpen | BreakerState::Closed => Severity::Medium,
+        };
+        let message = match transition.to {
+            BreakerState::Open => "Dust circuit breaker opened: calls fail fast",
+            BreakerState::HalfOpen => "Dust circuit breaker half-open: probing",
+            BreakerState::Closed => "Dust circuit breaker closed: Dust is back",
+        };
+        auditor.record(
+            AuditEvent::new(AuditEventType::UpstreamFailure, severity, message)
+                .resource("dust_workspace", &transition.workspace_id)
+                .action("circuit_breaker")
+                .extra("breaker.from", transition.from.as_str())
+                .extra("breaker.to", transition.to.as_str())
+                .extra("breaker.reason", transition.reason.as_str()),
+        );
     })
 }
 

@@ -16,9 +16,7 @@
 //! for SIGINT): the operator asked twice, so nothing more is waited for, not even the audit
 //! queue.
 //!
-//! `stdio` differs on purpose: its one client sends SIGTERM only after closing its input did not
-//! end the process (the MCP stdio shutdown sequence), so nobody is left to read an answer; the
-//! running calls are cancelled at once, their Dust runs too, and it exits 0 (`crate::stdio`).
+//! `stdio` has no listener: it waits for its running calls the same way ([`Drain::settle`]).
 
 use std::time::Duration;
 
@@ -76,6 +74,24 @@ impl Drain {
     /// Calls running now (and Dust cancellations still being sent).
     pub fn calls_in_flight(&self) -> usize {
         self.running.len()
+    }
+
+    /// Waits up to `grace` for the running calls, then aborts the rest and waits up to
+    /// [`ABORT_WINDOW`] for them to answer. Returns how many were aborted. (stdio uses this;
+    /// HTTP waits on its connections instead, see `http::listener`.)
+    pub async fn settle(&self, grace: Duration) -> usize {
+        let idle = || async {
+            while !self.running.is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        if tokio::time::timeout(grace, idle()).await.is_ok() {
+            return 0;
+        }
+        let aborted = self.calls_in_flight();
+        self.abort();
+        let _ = tokio::time::timeout(ABORT_WINDOW, idle()).await;
+        aborted
     }
 }
 

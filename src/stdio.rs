@@ -15,7 +15,9 @@ use crate::{
     audit::{AuditSink, Auditor},
     auth::{Principal, api_key},
     config::Config,
-    dust::{ClientOptions, DustApi, DustCredentials, DustErrorKind, HttpDustClient},
+    dust::{
+        CircuitBreaker, ClientOptions, DustApi, DustCredentials, DustErrorKind, HttpDustClient,
+    },
     mcp::{DustMcp, McpContext, McpSettings},
     store::MemoryConversationStore,
 };
@@ -33,8 +35,12 @@ pub fn mcp_settings(config: &Config) -> McpSettings {
 
 /// The Dust client of a configuration.
 pub fn dust_client(config: &Config) -> anyhow::Result<HttpDustClient> {
+    let limits = &config.dust_limits;
     let options = ClientOptions {
         base_url: config.dust_base_url.clone(),
+        timeout: limits.timeout,
+        max_retries: limits.max_retries,
+        max_retry_after: limits.max_retry_after,
         ..ClientOptions::default()
     };
     HttpDustClient::new(options).context("cannot build the Dust client")
@@ -83,9 +89,14 @@ pub async fn authenticate(config: &Config, dust: &dyn DustApi) -> anyhow::Result
     })
 }
 
-/// Runs the stdio server until the client closes standard input.
+/// Runs the stdio server until the client closes standard input, or until SIGTERM or SIGINT
+/// (then the calls in flight finish, up to `SHUTDOWN_GRACE_PERIOD`, and it exits 0).
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let dust: Arc<dyn DustApi> = Arc::new(dust_client(&config)?);
+    let dust: Arc<dyn DustApi> = Arc::new(CircuitBreaker::new(
+        Arc::new(dust_client(&config)?),
+        config.dust_limits.breaker,
+        None,
+    ));
     let principal = authenticate(&config, dust.as_ref()).await?;
     tracing::info!(
         workspace.id = %principal.workspace_id,
@@ -107,25 +118,35 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )
         .with_auditor(auditor.clone()),
     );
+    let drain = ctx.drain.clone();
     let service = DustMcp::with_principal(ctx.clone(), principal)
         .serve(rmcp::transport::stdio())
         .await
         .context("MCP handshake on stdio failed")?;
-    // SIGTERM or Ctrl-C (what a client does when closing its input did not stop us quickly
-    // enough) ends the session like a closed input: the running calls are cancelled.
-    let session = service.cancellation_token();
+    let stop = service.cancellation_token();
     let waiting = service.waiting();
     tokio::pin!(waiting);
     tokio::select! {
-        stopped = &mut waiting => { stopped.context("stdio server stopped")?; }
+        quit = &mut waiting => {
+            quit.context("stdio server stopped")?;
+        }
         () = crate::shutdown_signal() => {
-            tracing::info!("signal received: cancelling the running calls");
-            session.cancel();
-            waiting.await.context("stdio server stopped")?;
+            // Calls already running finish (or are cancelled after the grace period), then
+            // rmcp writes the answers still queued and stops reading.
+            drain.begin();
+            tracing::info!(
+                tool_calls = drain.calls_in_flight(),
+                grace_secs = config.shutdown_grace.as_secs(),
+                "drain started"
+            );
+            let cancelled = drain.settle(config.shutdown_grace).await;
+            stop.cancel();
+            let _ = waiting.await;
+            tracing::info!(tool_calls_cancelled = cancelled, "drain finished");
         }
     }
-    // The client is gone: the calls it left running were cancelled; their Dust runs are being
-    // cancelled in the background and must be before the process exits.
+    // Calls that were cut (input closed, or the grace period over) have their Dust runs being
+    // cancelled in the background: that must reach Dust before the process exits.
     crate::serve::finish_background(&ctx).await;
     auditor.shutdown().await;
     Ok(())

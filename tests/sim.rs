@@ -2,7 +2,7 @@
 
 use mcp_dust_server::{
     dust::CreatedConversation,
-    sim::{self, Faults, SimConfig, SimHandle},
+    sim::{self, FaultAction, FaultRule, Faults, SimConfig, SimHandle},
 };
 use reqwest::{Client, Method, StatusCode, redirect};
 use serde_json::{Value, json};
@@ -895,6 +895,53 @@ async fn faults_inject_errors_and_drops() {
     );
     h.set_faults(Faults::default());
     let (status, _) = call(&c, &h, Method::GET, "exists", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// The fault plan: a scripted rule applies to the requests it matches, as many times as asked,
+/// before the random faults; it is set over `/_sim/fault-plan` as well as through the handle.
+#[tokio::test]
+async fn fault_plan_scripts_precise_faults() {
+    let (h, c) = start(fast()).await;
+    let rule = json!({"method": "GET", "pathContains": "/exists", "times": 2,
+                      "action": {"kind": "status", "status": 429, "retryAfterSecs": 3}});
+    let resp = c
+        .post(format!("{}/_sim/fault-plan", h.base_url()))
+        .json(&rule)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    for _ in 0..2 {
+        let resp = c
+            .get(url(&h, "exists"))
+            .bearer_auth(h.api_key())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()["retry-after"], "3");
+    }
+    // Used up: the next request is answered; other routes were never affected.
+    let (status, _) = call(&c, &h, Method::GET, "exists", None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    h.push_fault(FaultRule::always(FaultAction::Malformed).path("/spaces"));
+    let resp = c
+        .get(url(&h, "spaces"))
+        .bearer_auth(h.api_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.json::<Value>().await.is_err());
+    let resp = c
+        .delete(format!("{}/_sim/fault-plan", h.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let (status, _) = call(&c, &h, Method::GET, "spaces", None).await;
     assert_eq!(status, StatusCode::OK);
 }
 

@@ -90,8 +90,8 @@ enum Ending {
     /// `notifications/cancelled`, then standard input closed at once (the TypeScript SDK's
     /// `abort()` then `close()`).
     CancelThenClose,
-    /// SIGTERM with the call still running (what clients send when closing the input did not
-    /// end the process quickly enough).
+    /// SIGTERM with the call still running past `SHUTDOWN_GRACE_PERIOD` (clients send SIGTERM
+    /// when closing the input did not end the process quickly enough).
     Terminate,
 }
 
@@ -109,6 +109,7 @@ async fn ending_cancels_the_dust_run(ending: Ending) {
         .env("DUST_WORKSPACE_ID", sim.workspace_id())
         .env("DUST_API_KEY", sim.api_key())
         .env("LOG_LEVEL", "warn")
+        .env("SHUTDOWN_GRACE_PERIOD", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -182,6 +183,6 @@ async fn cancel_then_close_still_cancels_the_dust_run() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sigterm_cancels_the_running_call_and_its_dust_run() {
+async fn sigterm_past_the_grace_period_cancels_the_dust_run_before_exit() {
     ending_cancels_the_dust_run(Ending::Terminate).await;
 }

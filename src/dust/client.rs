@@ -61,7 +61,7 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// TCP + TLS connect timeout.
     pub connect_timeout: Duration,
-    /// Retries of idempotent calls (GET, DELETE) on 408/429/502/503/504.
+    /// Retries of idempotent calls (GET, DELETE) on 408/429/502/503/504 and broken connections.
     pub max_retries: u32,
     /// First backoff delay; it doubles on each retry (with ±20 % jitter) up to 8 s.
     pub retry_base_delay: Duration,
@@ -275,10 +275,14 @@ impl HttpDustClient {
         ))
     }
 
-    /// Sends a call, retrying it when it is idempotent and Dust answered a transient status.
+    /// Sends a call, retrying it when it is idempotent (GET, DELETE) and Dust answered a
+    /// transient status (408, 429, 502, 503, 504) or the connection broke before an answer.
     ///
-    /// Connection errors and timeouts are not retried: the request may have reached Dust, and
-    /// a caller waiting on a dead upstream is better told at once than after several timeouts.
+    /// Nothing else is retried. A POST (a conversation, a message, a document upsert) may have
+    /// reached Dust even when no answer came back, and a second one would create a second
+    /// conversation or run; the caller gets the error and decides. Timeouts are not retried
+    /// either: a caller waiting on a dead upstream is better told at once than after several
+    /// timeouts (and the circuit breaker, `breaker.rs`, stops the calls altogether).
     async fn send(&self, creds: &DustCredentials, call: &Call, stream: bool) -> Result<Response> {
         let authorization = bearer(creds)?;
         let accept = if stream {
@@ -337,6 +341,17 @@ impl HttpDustClient {
                         error.kind = ?error.kind,
                         "Dust call failed without an answer"
                     );
+                    // A reset or refused connection of an idempotent call is tried again; a
+                    // timeout is not (it already cost the whole budget).
+                    if call.is_idempotent()
+                        && error.kind == DustErrorKind::Network
+                        && retries < self.options.max_retries
+                        && let Some(delay) = self.retry_delay(retries, None)
+                    {
+                        tokio::time::sleep(delay).await;
+                        retries += 1;
+                        continue;
+                    }
                     return Err(error);
                 }
             };

@@ -27,6 +27,9 @@ pub enum DustErrorKind {
     Network,
     /// Dust answered something this client cannot read.
     Protocol,
+    /// Not sent: Dust failed repeatedly and the circuit breaker pauses calls to it
+    /// (`retry_after` says for how long).
+    Unavailable,
 }
 
 /// A failed Dust call.
@@ -97,6 +100,7 @@ impl DustError {
 
     /// Whether an idempotent call may be repeated after this error.
     pub fn is_retryable(&self) -> bool {
+        // Not 500: Dust's "unhandled internal server error" usually comes back the same.
         matches!(self.status, Some(408 | 429 | 502 | 503 | 504))
     }
 }

@@ -8,6 +8,7 @@
 //! over HTTP each person logs in with their own key, and one shared connection pool serves them
 //! all. The key is a [`SecretString`]: it is only exposed to build the `Authorization` header.
 
+mod breaker;
 mod calls;
 mod client;
 mod error;
@@ -22,6 +23,9 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use secrecy::SecretString;
 
+pub use breaker::{
+    BreakerSettings, BreakerState, BreakerTransition, CircuitBreaker, TransitionHook,
+};
 pub use client::{
     ClientOptions, HttpDustClient, MAX_RESPONSE_BYTES, USER_AGENT, install_crypto_provider,
 };

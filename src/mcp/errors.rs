@@ -15,6 +15,9 @@ use rmcp::{
 
 use crate::{auth::Permission, dust::DustError, dust::DustErrorKind};
 
+/// The wait suggested after a 429 without `Retry-After`: Dust's rate limits count per minute.
+const RATE_LIMIT_WINDOW_SECS: u64 = 60;
+
 /// JSON-RPC error code of a refused permission (implementation-defined range).
 pub const PERMISSION_DENIED: ErrorCode = ErrorCode(-32003);
 
@@ -63,16 +66,21 @@ pub fn describe_dust_error(action: &str, error: &DustError) -> String {
         DustErrorKind::InvalidRequest => {
             format!("Dust rejected the request while {action}: {detail}.")
         }
-        DustErrorKind::RateLimited => match error.retry_after {
-            Some(after) => format!(
-                "Dust is rate-limiting this workspace ({action}): {detail}. Retry in {} s.",
-                after.as_secs().max(1)
-            ),
-            None => {
-                format!("Dust is rate-limiting this workspace ({action}): {detail}. Retry later.")
-            }
-        },
-        DustErrorKind::Timeout => format!("Dust did not answer in time while {action}. Try again."),
+        // Dust's limits use one-minute windows; without a Retry-After, a minute is the honest
+        // wait to suggest.
+        DustErrorKind::RateLimited => format!(
+            "Dust is rate limiting this workspace ({action}): {detail}. Retry in {} s.",
+            error
+                .retry_after
+                .map_or(RATE_LIMIT_WINDOW_SECS, |after| after.as_secs().max(1))
+        ),
+        DustErrorKind::Timeout => {
+            format!("Dust did not answer in time while {action}: {detail}. Try again.")
+        }
+        DustErrorKind::Unavailable => format!(
+            "Dust is unavailable, retrying in {} s: its recent calls failed, so calls to it are paused (nothing was sent while {action}).",
+            error.retry_after.map_or(1, |after| after.as_secs().max(1))
+        ),
         DustErrorKind::Network | DustErrorKind::Upstream | DustErrorKind::Protocol => {
             format!("Dust is unavailable while {action}: {detail}. Try again later.")
         }

@@ -83,12 +83,12 @@ pub struct McpContext {
     pub auditor: Option<Auditor>,
     /// Bounds the tool calls each principal has running at once.
     pub bulkhead: bulkhead::Bulkhead,
-    /// Graceful shutdown: tool calls running, and whether the grace period is over.
-    pub drain: crate::shutdown::Drain,
     /// Work that outlives the request that started it (cancelling an abandoned Dust run): the
     /// process waits for it on shutdown, so a client that gives up and then disconnects still
     /// gets its Dust run cancelled.
     pub background: TaskTracker,
+    /// Graceful shutdown: whether the server is stopping and the grace period is over.
+    pub drain: crate::shutdown::Drain,
 }
 
 impl std::fmt::Debug for McpContext {

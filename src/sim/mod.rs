@@ -34,7 +34,8 @@
 //!   `data_sources` (+ `search`), `documents`: the routes.
 //!
 //! Outside the Dust API, `GET /_sim/requests` returns the request log and `GET|POST
-//! /_sim/faults` reads or replaces the faults; `/_sim/*` needs no auth and is never faulted.
+//! /_sim/faults` reads or replaces the random faults, `GET|POST|DELETE /_sim/fault-plan` reads,
+//! extends or empties the fault plan; `/_sim/*` needs no auth and is never faulted.
 
 mod agents;
 mod auth;
@@ -74,7 +75,7 @@ pub use data::{
     FAQ_DS_ID, HANDBOOK_AGENT_ID, HANDBOOK_DS_ID, NOTION_DS_ID, RUNBOOKS_DS_ID, SLACK_DS_ID,
     SLOW_AGENT_ID, SLOW_AGENT_TOKEN_DELAY_MS,
 };
-pub use faults::Faults;
+pub use faults::{FaultAction, FaultRule, Faults};
 pub use record::RecordedRequest;
 
 use error::ApiError;
@@ -180,6 +181,16 @@ impl SimHandle {
     /// Replaces the injected faults.
     pub fn set_faults(&self, faults: Faults) {
         self.state.faults.set(faults);
+    }
+
+    /// Appends a scripted fault to the fault plan (checked before the random faults).
+    pub fn push_fault(&self, rule: FaultRule) {
+        self.state.faults.push_rule(rule);
+    }
+
+    /// Empties the fault plan.
+    pub fn clear_fault_plan(&self) {
+        self.state.faults.clear_plan();
     }
 
     /// Stops the server and waits for it to finish.
@@ -311,6 +322,12 @@ fn build_router(state: AppState) -> Router {
         .route(
             "/_sim/faults",
             get(faults::get_faults).post(faults::set_faults),
+        )
+        .route(
+            "/_sim/fault-plan",
+            get(faults::get_plan)
+                .post(faults::push_rule)
+                .delete(faults::clear_plan),
         );
     api.merge(controls)
         .fallback(route_not_found)

@@ -115,7 +115,8 @@ impl TestServer {
         let audit = MemoryAudit::new();
         let clock = Arc::new(ManualClock(Mutex::new(SystemTime::now())));
         let parts = Parts {
-            dust: mcp_dust_server::serve::dust_for(&dust_url).unwrap(),
+            // Built from the configuration, so tests can set DUST_TIMEOUT and friends.
+            dust: std::sync::Arc::new(mcp_dust_server::stdio::dust_client(&config).unwrap()),
             stores,
             auditor: Auditor::start(audit.sink()).unwrap(),
             clock: clock.clone(),

@@ -331,6 +331,18 @@ pub fn api_error(error: ServiceError) -> ApiError {
                 DustErrorKind::Timeout => {
                     ApiError::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", message)
                 }
+                DustErrorKind::Unavailable => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "upstream_unavailable",
+                    message,
+                )
+                .with_header(
+                    axum::http::header::RETRY_AFTER,
+                    error
+                        .retry_after
+                        .map_or(1, |after| after.as_secs().max(1))
+                        .to_string(),
+                ),
                 DustErrorKind::Network | DustErrorKind::Upstream | DustErrorKind::Protocol => {
                     tracing::warn!(error = %message, "Dust failed during a REST call");
                     ApiError::upstream_unavailable()
