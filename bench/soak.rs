@@ -53,9 +53,11 @@ struct Args {
     /// Total seconds.
     #[arg(long, default_value_t = 600)]
     duration: u64,
-    /// Seconds left out of the growth verdict at the start.
-    #[arg(long, default_value_t = 60)]
-    warmup: u64,
+    /// Seconds left out of the growth verdict at the start: bounded buffers fill first (the
+    /// recent-audit window keeps 5,000 records: about four minutes at this load; token
+    /// records live until they expire). Default: half the duration.
+    #[arg(long)]
+    warmup: Option<u64>,
     /// Seconds between two samples.
     #[arg(long, default_value_t = 5)]
     sample_every: u64,
@@ -103,8 +105,8 @@ struct Ctx {
     args: Args,
     /// Keep-alive client, as an MCP client holds its connection.
     http: reqwest::Client,
-    /// The token of the steady workers (the churn uses its own).
-    token: String,
+    /// The token of the steady workers (the churn uses its own); renewed when it expires.
+    token: Mutex<String>,
     tally: Mutex<Tally>,
 }
 
@@ -135,14 +137,19 @@ fn main() -> Result<()> {
 }
 
 async fn run(args: Args) -> Result<()> {
+    // Idle keep-alive connections are dropped before the server's idle timeout
+    // (HTTP_HEADER_TIMEOUT, 10 s): otherwise a request sent on a connection the server is
+    // closing at that instant fails ("connection closed before message completed"), the
+    // HTTP/1 keep-alive race every client must avoid this way.
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
+        .pool_idle_timeout(Duration::from_secs(5))
         .build()?;
     let token = login(&http, &args).await.context("first login")?;
     let ctx = Arc::new(Ctx {
         args,
         http,
-        token,
+        token: Mutex::new(token),
         tally: Mutex::default(),
     });
     let stop = Arc::new(AtomicBool::new(false));
@@ -154,7 +161,22 @@ async fn run(args: Args) -> Result<()> {
             let period = Duration::from_secs_f64(1.0 / ctx.args.worker_rate);
             let mut next = Instant::now();
             while !stop.load(Ordering::Relaxed) {
-                let result = once(&ctx, op).await;
+                let mut result = once(&ctx, op).await;
+                if result
+                    .as_ref()
+                    .is_err_and(|e| e.to_string().contains("401"))
+                {
+                    // The shared token expired (the run sets a short token lifetime so that
+                    // the token store reaches its steady state): log in again, as a client
+                    // does, and retry once.
+                    result = match login(&ctx.http, &ctx.args).await {
+                        Ok(token) => {
+                            *ctx.token.lock().unwrap() = token;
+                            once(&ctx, op).await
+                        }
+                        Err(e) => Err(e),
+                    };
+                }
                 ctx.record(op, result);
                 next += period;
                 let now = Instant::now();
@@ -219,6 +241,7 @@ fn median(mut values: Vec<u64>) -> u64 {
 
 fn report(ctx: &Ctx, samples: &[(f64, u64, u64)]) -> Result<()> {
     let tally = ctx.tally.lock().unwrap();
+    let warmup = ctx.args.warmup.unwrap_or(ctx.args.duration / 2);
     let requests: u64 = tally.ok.values().sum();
     let errors: u64 = tally.errors.values().sum();
     let mib = |kib: u64| kib as f64 / 1024.0;
@@ -227,7 +250,7 @@ fn report(ctx: &Ctx, samples: &[(f64, u64, u64)]) -> Result<()> {
     let max_fds = samples.iter().map(|s| s.2).max().unwrap_or(0);
     let steady: Vec<_> = samples
         .iter()
-        .filter(|s| s.0 >= ctx.args.warmup as f64)
+        .filter(|s| s.0 >= warmup as f64)
         .copied()
         .collect();
     let quarter = (steady.len() / 4).max(1);
@@ -257,7 +280,7 @@ fn report(ctx: &Ctx, samples: &[(f64, u64, u64)]) -> Result<()> {
         ctx.args.duration,
         samples.len(),
         ctx.args.sample_every,
-        ctx.args.warmup
+        warmup
     );
     println!(
         "requests answered: {requests} ({:.0}/s); errors: {errors}",
@@ -322,7 +345,7 @@ async fn login(http: &reqwest::Client, args: &Args) -> Result<String> {
 async fn once(ctx: &Ctx, op: Op) -> Result<()> {
     let args = &ctx.args;
     let ws = &args.workspace_id;
-    let token = ctx.token.clone();
+    let token = ctx.token.lock().unwrap().clone();
     let rest = |path: String| {
         ctx.http
             .get(format!("{}/api/v1/workspaces/{ws}/{path}", args.base))

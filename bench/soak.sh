@@ -8,8 +8,11 @@
 #   bench/soak.sh                        # release build, 10 minutes
 #   DURATION=120 PROFILE=debug bench/soak.sh
 #
-# Settings: DURATION (s, 600), SAMPLE (s between samples, 5), WARMUP (s out of the verdict, 60),
-# RATE (requests/s per worker, 5; 9 workers), PROFILE (release), OUT (target/soak).
+# Settings: DURATION (s, 600), SAMPLE (s between samples, 5), WARMUP (s out of the verdict,
+# half the duration: bounded buffers such as the 5,000-record recent-audit window fill first),
+# TOKEN_TTL (SECURITY_TOKEN_EXPIRATION, 120 s: churned token records expire and are purged
+# within the run, so the token store reaches its steady state), RATE (requests/s per worker,
+# 5; 9 workers), PROFILE (release), OUT (target/soak).
 # Needs curl and jq. Ports 18091 (simulator) and 5011 (server) must be free; everything it
 # starts is stopped on exit, and the server is then stopped with SIGTERM and must exit 0.
 set -euo pipefail
@@ -17,7 +20,8 @@ cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-600}
 SAMPLE=${SAMPLE:-5}
-WARMUP=${WARMUP:-60}
+WARMUP=${WARMUP:-$((DURATION / 2))}
+TOKEN_TTL=${TOKEN_TTL:-120}
 RATE=${RATE:-5}
 OUT=${OUT:-target/soak}
 PROFILE=${PROFILE:-release}
@@ -42,7 +46,7 @@ pids+=($!)
 : >"$OUT/audit.log"
 DUST_BASE_URL=http://127.0.0.1:$SIM_PORT MCP_SERVER_HOST=127.0.0.1 MCP_SERVER_PORT=$PORT \
   RATE_LIMIT_MAX=1000000000 RATE_LIMIT_LOGIN_MAX=1000000 LOG_LEVEL=warn \
-  SECURITY_TOKEN_EXPIRATION=$((DURATION + 3600)) \
+  SECURITY_TOKEN_EXPIRATION=$TOKEN_TTL \
   AUDIT_LOG_FILE="$OUT/audit.log" "$BIN" serve >"$OUT/serve.log" 2>&1 &
 SRV_PID=$!; pids+=("$SRV_PID")
 wait_for "http://127.0.0.1:$PORT/ready"

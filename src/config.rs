@@ -159,8 +159,8 @@ pub const SETTINGS: &[Setting] = &[
     ),
     s(
         "SHUTDOWN_GRACE_PERIOD",
-        Some("30"),
-        "seconds requests in flight (tool calls, streams) may run on after SIGTERM or SIGINT; what remains then is cancelled with a \"shutting down\" error (keep it below the orchestrator's kill timeout)",
+        Some("20"),
+        "seconds requests in flight (tool calls, streams) may run on after SIGTERM or SIGINT; what remains then gets a \"shutting down\" error and its Dust run is cancelled; the orchestrator's kill timeout should leave 15 s more (systemd unit: 35 s)",
     ),
     s(
         "ALLOWED_HOSTS",

@@ -15,98 +15,83 @@
 //! A second signal during the drain exits at once with `128 + signal` (143 for SIGTERM, 130
 //! for SIGINT): the operator asked twice, so nothing more is waited for, not even the audit
 //! queue.
+//!
+//! `stdio` has no listener: it waits for its running calls the same way ([`Drain::settle`]).
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
-use tokio::sync::watch;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio_util::{
+    sync::{CancellationToken, WaitForCancellationFuture},
+    task::TaskTracker,
+};
 
 /// How long requests cut at the end of the grace period have to write their error before their
 /// connections are closed.
 pub const ABORT_WINDOW: Duration = Duration::from_secs(5);
 
-/// The drain state every request can see: whether the server is stopping, whether the grace
-/// period is over, and how many tool calls are running.
+/// The drain state every request can see: whether the server is stopping and whether the
+/// grace period is over. The calls it counts are the ones holding a slot toward Dust (MCP tool
+/// calls and REST operations, see `mcp::service::enter`) plus queued Dust cancellations: the
+/// `McpContext::background` tracker.
 #[derive(Debug, Clone)]
-pub struct Drain(Arc<Inner>);
-
-#[derive(Debug)]
-struct Inner {
+pub struct Drain {
     draining: CancellationToken,
     aborted: CancellationToken,
-    calls: watch::Sender<usize>,
-}
-
-impl Default for Drain {
-    fn default() -> Self {
-        Self(Arc::new(Inner {
-            draining: CancellationToken::new(),
-            aborted: CancellationToken::new(),
-            calls: watch::channel(0).0,
-        }))
-    }
+    running: TaskTracker,
 }
 
 impl Drain {
+    /// A drain that counts the calls of `running`.
+    pub fn new(running: TaskTracker) -> Self {
+        Self {
+            draining: CancellationToken::new(),
+            aborted: CancellationToken::new(),
+            running,
+        }
+    }
+
     /// Starts the drain (the stop signal arrived).
     pub fn begin(&self) {
-        self.0.draining.cancel();
+        self.draining.cancel();
     }
 
     /// Whether the server is stopping (`/ready` then answers 503).
     pub fn is_draining(&self) -> bool {
-        self.0.draining.is_cancelled()
+        self.draining.is_cancelled()
     }
 
     /// Ends the grace period: calls still running stop with a "shutting down" error.
     pub fn abort(&self) {
-        self.0.draining.cancel();
-        self.0.aborted.cancel();
+        self.draining.cancel();
+        self.aborted.cancel();
     }
 
     /// Resolves when the grace period is over (never, unless the server stops).
     pub fn aborted(&self) -> WaitForCancellationFuture<'_> {
-        self.0.aborted.cancelled()
+        self.aborted.cancelled()
     }
 
-    /// Counts a tool call as running until the guard drops.
-    pub fn track(&self) -> CallGuard {
-        self.0.calls.send_modify(|n| *n += 1);
-        CallGuard(self.clone())
-    }
-
-    /// Tool calls running now.
+    /// Calls running now (and Dust cancellations still being sent).
     pub fn calls_in_flight(&self) -> usize {
-        *self.0.calls.borrow()
+        self.running.len()
     }
 
-    /// Resolves once no tool call is running.
-    pub async fn idle(&self) {
-        let mut calls = self.0.calls.subscribe();
-        let _ = calls.wait_for(|n| *n == 0).await;
-    }
-
-    /// Waits up to `grace` for the running tool calls, then aborts the rest and waits up to
-    /// [`ABORT_WINDOW`] for them to answer. Returns the number of calls that were aborted.
-    /// (stdio uses this; HTTP waits on connections instead, see `http::listener`.)
+    /// Waits up to `grace` for the running calls, then aborts the rest and waits up to
+    /// [`ABORT_WINDOW`] for them to answer. Returns how many were aborted. (stdio uses this;
+    /// HTTP waits on its connections instead, see `http::listener`.)
     pub async fn settle(&self, grace: Duration) -> usize {
-        if tokio::time::timeout(grace, self.idle()).await.is_ok() {
+        let idle = || async {
+            while !self.running.is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        if tokio::time::timeout(grace, idle()).await.is_ok() {
             return 0;
         }
         let aborted = self.calls_in_flight();
         self.abort();
-        let _ = tokio::time::timeout(ABORT_WINDOW, self.idle()).await;
+        let _ = tokio::time::timeout(ABORT_WINDOW, idle()).await;
         aborted
-    }
-}
-
-/// One running tool call (see [`Drain::track`]).
-#[derive(Debug)]
-pub struct CallGuard(Drain);
-
-impl Drop for CallGuard {
-    fn drop(&mut self) {
-        self.0.0.calls.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 
@@ -182,38 +167,26 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn idle_waits_for_the_last_call() {
-        let drain = Drain::default();
-        let call = drain.track();
+    async fn aborting_ends_the_grace_period_and_counts_running_calls() {
+        let running = TaskTracker::new();
+        let drain = Drain::new(running.clone());
+        let call = running.token();
         assert_eq!(drain.calls_in_flight(), 1);
-        let idle = tokio::spawn({
+        assert!(!drain.is_draining());
+        drain.begin();
+        assert!(drain.is_draining());
+        let waiter = tokio::spawn({
             let drain = drain.clone();
-            async move { drain.idle().await }
+            async move { drain.aborted().await }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!idle.is_finished());
+        assert!(
+            !waiter.is_finished(),
+            "aborted before the grace period ended"
+        );
+        drain.abort();
+        waiter.await.unwrap();
         drop(call);
-        idle.await.unwrap();
-        assert_eq!(drain.calls_in_flight(), 0);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn settle_aborts_what_outlives_the_grace_period() {
-        let drain = Drain::default();
-        assert_eq!(drain.settle(Duration::from_secs(1)).await, 0);
-        assert!(!drain.is_draining());
-
-        let call = drain.track();
-        let worker = tokio::spawn({
-            let drain = drain.clone();
-            async move {
-                drain.aborted().await;
-                drop(call);
-            }
-        });
-        assert_eq!(drain.settle(Duration::from_secs(30)).await, 1);
-        assert!(drain.is_draining());
-        worker.await.unwrap();
         assert_eq!(drain.calls_in_flight(), 0);
     }
 }

@@ -87,7 +87,7 @@ pub struct McpContext {
     /// process waits for it on shutdown, so a client that gives up and then disconnects still
     /// gets its Dust run cancelled.
     pub background: TaskTracker,
-    /// Graceful shutdown: tool calls running, and whether the grace period is over.
+    /// Graceful shutdown: whether the server is stopping and the grace period is over.
     pub drain: crate::shutdown::Drain,
 }
 
@@ -105,6 +105,7 @@ impl McpContext {
         conversations: Arc<dyn ConversationStore>,
         settings: McpSettings,
     ) -> Self {
+        let background = TaskTracker::new();
         Self {
             dust,
             conversations,
@@ -112,8 +113,8 @@ impl McpContext {
             settings,
             auditor: None,
             bulkhead: bulkhead::Bulkhead::default(),
-            background: TaskTracker::new(),
-            drain: crate::shutdown::Drain::default(),
+            drain: crate::shutdown::Drain::new(background.clone()),
+            background,
         }
     }
 
@@ -298,7 +299,6 @@ impl ServerHandler for DustMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let principal = self.principal(&context)?;
-        let _running = self.ctx.drain.track();
         tools::call(&self.ctx, &principal, request, context)
             .await
             .map(CallToolResponse::from)
