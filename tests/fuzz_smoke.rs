@@ -2,9 +2,12 @@
 //! `FUZZ_SMOKE_SECS`), starting from its committed seed corpus (`fuzz/corpus/<target>/`). A
 //! crash, a failed invariant or a timeout fails the test and names the input libFuzzer saved.
 //!
-//! Needs cargo-fuzz (`.ci/setup.d/50-cargo-fuzz.sh`): without it the test fails in CI (`CI`
-//! set) and is skipped elsewhere. The targets run on stable with `-s none` (no sanitizer); the
-//! longer runs and their results are in docs/RELIABILITY.md ("Fuzzing and properties").
+//! Opt-in for now (`FUZZ_SMOKE=1 cargo test --test fuzz_smoke`): the instrumented release build
+//! of the fuzz crate has not yet been timed on a CI machine, so `.ci/run` does not run it yet.
+//! Needs cargo-fuzz (`cargo install cargo-fuzz --version 0.13.2 --locked`): with `FUZZ_SMOKE`
+//! set and cargo-fuzz missing, the test fails. The targets run on stable with `-s none` (no
+//! sanitizer); the longer runs and their results are in docs/RELIABILITY.md ("Fuzzing and
+//! properties").
 
 use std::{
     path::{Path, PathBuf},
@@ -31,16 +34,19 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
-/// `cargo fuzz` runs, or: a panic in CI, a "skipped" line and `false` elsewhere.
+/// `cargo fuzz` runs, or: a panic when `FUZZ_SMOKE` is set, a "skipped" line and `false`
+/// elsewhere.
 fn cargo_fuzz_available() -> bool {
+    if std::env::var_os("FUZZ_SMOKE").is_none() {
+        eprintln!("skipped: set FUZZ_SMOKE=1 to build and run the fuzz targets");
+        return false;
+    }
     let ok = Command::new(cargo())
         .args(["fuzz", "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        let why = "cargo-fuzz is not installed (run .ci/setup.d/50-cargo-fuzz.sh)";
-        assert!(std::env::var_os("CI").is_none(), "{why}");
-        eprintln!("skipped: {why}");
+        panic!("cargo-fuzz is not installed: cargo install cargo-fuzz --version 0.13.2 --locked");
     }
     ok
 }
