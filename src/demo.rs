@@ -94,7 +94,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
             .unwrap_or_else(|_| "mcp-dust-server".into()),
     );
     server.await.context("server task")??;
-    crate::serve::finish_background(&state.mcp).await;
+    state.mcp.finish_background().await;
     state.auditor.clone().shutdown().await;
     sim.shutdown().await;
     Ok(())

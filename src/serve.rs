@@ -256,19 +256,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "mcp-dust-server listening"
     );
     crate::http::serve(listener, state.clone(), crate::shutdown_signal()).await?;
-    finish_background(&state.mcp).await;
+    state.mcp.finish_background().await;
     state.auditor.clone().shutdown().await;
     Ok(())
-}
-
-/// Lets the Dust cancellations of abandoned runs reach Dust before the process exits.
-pub async fn finish_background(mcp: &McpContext) {
-    // The calls still running have had their tokens cancelled: they end at once and queue
-    // their cancellation, which gets its own bounded time.
-    let limit = crate::mcp::CANCEL_TIMEOUT + std::time::Duration::from_secs(1);
-    if !mcp.drain_background(limit).await {
-        tracing::warn!("some Dust cancellations did not finish before shutdown");
-    }
 }
 
 /// Logs which state store the server runs with, and whether it answers now. An unreachable

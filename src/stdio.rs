@@ -147,7 +147,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     // Calls that were cut (input closed, or the grace period over) have their Dust runs being
     // cancelled in the background: that must reach Dust before the process exits.
-    crate::serve::finish_background(&ctx).await;
+    ctx.finish_background().await;
     auditor.shutdown().await;
     Ok(())
 }

@@ -118,13 +118,18 @@ impl McpContext {
         }
     }
 
-    /// Waits, up to `limit`, for the background work still running (see `background`).
-    /// Returns false when some of it was still running at the limit.
-    pub async fn drain_background(&self, limit: Duration) -> bool {
+    /// Lets the background work still running (see `background`) reach Dust before the
+    /// process exits. The calls still running have had their tokens cancelled: they end at once
+    /// and queue their cancellation, which gets its own bounded time.
+    pub async fn finish_background(&self) {
         self.background.close();
-        tokio::time::timeout(limit, self.background.wait())
+        let limit = CANCEL_TIMEOUT + Duration::from_secs(1);
+        if tokio::time::timeout(limit, self.background.wait())
             .await
-            .is_ok()
+            .is_err()
+        {
+            tracing::warn!("some Dust cancellations did not finish before shutdown");
+        }
     }
 
     /// Records tool calls and refusals with `auditor`.

@@ -163,7 +163,7 @@ pub fn enter(ctx: &McpContext, principal: &Principal) -> Option<CallSlot> {
 }
 
 /// A call's slot toward Dust: held for the whole call, it also tells shutdown that the call is
-/// still running ([`McpContext::drain_background`]).
+/// still running ([`McpContext::finish_background`]).
 #[derive(Debug)]
 pub struct CallSlot {
     _permit: OwnedSemaphorePermit,

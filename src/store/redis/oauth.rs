@@ -140,13 +140,18 @@ impl RedisStore {
     }
 }
 
-#[async_trait]
-impl OAuthStore for RedisStore {
-    async fn put_client(&self, client: &OAuthClient, now_ms: i64) -> Result<(), StoreError> {
+impl RedisStore {
+    /// Stores `value` as JSON under `key`, expiring at `until_ms`.
+    async fn put_json<T: serde::Serialize>(
+        &self,
+        key: String,
+        value: &T,
+        until_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let key = self.key("oauth-client", &[&client.client_id]);
-        let json = encode(client)?;
-        let px = ttl(client.expires_at_ms, now_ms);
+        let json = encode(value)?;
+        let px = ttl(until_ms, now_ms);
         self.run(async move {
             redis::cmd("SET")
                 .arg(key)
@@ -157,6 +162,15 @@ impl OAuthStore for RedisStore {
                 .await
         })
         .await
+    }
+}
+
+#[async_trait]
+impl OAuthStore for RedisStore {
+    async fn put_client(&self, client: &OAuthClient, now_ms: i64) -> Result<(), StoreError> {
+        let key = self.key("oauth-client", &[&client.client_id]);
+        self.put_json(key, client, client.expires_at_ms, now_ms)
+            .await
     }
 
     async fn get_client(
@@ -179,20 +193,9 @@ impl OAuthStore for RedisStore {
         pending: &PendingAuthorization,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
         let key = self.key("oauth-pending", &[id_hash]);
-        let json = encode(pending)?;
-        let px = ttl(pending.expires_at_ms, now_ms);
-        self.run(async move {
-            redis::cmd("SET")
-                .arg(key)
-                .arg(json)
-                .arg("PX")
-                .arg(px)
-                .query_async::<()>(&mut conn)
-                .await
-        })
-        .await
+        self.put_json(key, pending, pending.expires_at_ms, now_ms)
+            .await
     }
 
     async fn take_pending(
