@@ -1,7 +1,7 @@
 //! Authorization over the real HTTP server (catalogue §4.3, Z1–Z10): the simulator as Dust, the
 //! real router on 127.0.0.1:0, an in-memory audit sink. Every refusal is checked three ways: the
-//! answer (a JSON-RPC `-32003` inside a 200, or "not found"), the simulator's request log (Dust
-//! was not asked), and the audit trail.
+//! answer (a 403 scope challenge whose body is the JSON-RPC `-32003`, or "not found"), the
+//! simulator's request log (Dust was not asked), and the audit trail.
 
 #[allow(dead_code)] // shared with other test binaries; each uses a part of it
 #[path = "common/http.rs"]
@@ -144,12 +144,43 @@ async fn z1_tool_outside_permissions_is_denied_before_dust_and_audited() {
     srv.audit.clear();
     let before = upstream(&srv);
 
-    let (status, body) = srv.call_tool(&token, "list_spaces", json!({})).await;
+    let (status, headers, text) = send(
+        &srv,
+        Method::POST,
+        "/mcp",
+        Some(&token),
+        &[
+            ("Accept", "application/json, text/event-stream"),
+            ("MCP-Protocol-Version", "2025-11-25"),
+        ],
+        Some(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                    "params": {"name": "list_spaces", "arguments": {}}})),
+    )
+    .await;
+    let body = parse_mcp_body(&text);
 
-    assert_eq!(
-        status, 200,
-        "a denied tool is a JSON-RPC error, not an HTTP one"
+    // The MCP authorization scope challenge: 403, the permission needed as the scope, where to
+    // find the authorization server; the body is still the JSON-RPC error for the request.
+    assert_eq!(status, 403, "{body}");
+    let challenge = headers[reqwest::header::WWW_AUTHENTICATE].to_str().unwrap();
+    assert!(challenge.starts_with("Bearer "), "{challenge}");
+    for part in [
+        "error=\"insufficient_scope\"",
+        "scope=\"read:knowledge-bases\"",
+        &format!(
+            "resource_metadata=\"{}\"",
+            srv.url("/.well-known/oauth-protected-resource/mcp")
+        ),
+    ] {
+        assert!(challenge.contains(part), "{part} missing from {challenge}");
+    }
+    assert!(
+        headers[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
     );
+    assert_eq!(body["id"], 1);
     assert_eq!(error_code(&body), PERMISSION_DENIED, "{body}");
     assert_eq!(
         body["error"]["message"],
@@ -197,11 +228,10 @@ async fn z2_hidden_tool_called_by_name_or_lookalike_is_never_executed() {
         "upsert\u{2010}document",
     ] {
         let (status, body) = srv.call_tool(&token, name, args.clone()).await;
-        assert_eq!(status, 200, "{name:?}: {body}");
         let code = error_code(&body);
         assert!(
-            code == INVALID_PARAMS || code == PERMISSION_DENIED,
-            "{name:?} gave {body}"
+            (status, code) == (200, INVALID_PARAMS) || (status, code) == (403, PERMISSION_DENIED),
+            "{name:?} gave {status} {body}"
         );
     }
     assert_eq!(upstream(&srv), before, "a hidden tool reached Dust");
@@ -239,16 +269,30 @@ async fn z3_read_only_token_cannot_run_agents_or_write() {
     ];
     for (tool, args, needs) in cases {
         let (status, body) = srv.call_tool(&token, tool, args).await;
-        assert_eq!(status, 200);
+        assert_eq!(status, 403, "{tool}: {body}");
         assert_eq!(error_code(&body), PERMISSION_DENIED, "{tool}: {body}");
         assert_eq!(
             body["error"]["message"],
             format!("permission denied: needs {needs}")
         );
     }
+    // A prompt that runs an agent is refused the same way.
+    let (status, body) = srv
+        .mcp(
+            Some(&token),
+            json!({"jsonrpc": "2.0", "id": 4, "method": "prompts/get", "params": {
+                "name": "consult_agent",
+                "arguments": {"agentId": ECHO_AGENT_ID, "question": "why?"}}}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "permission denied: needs execute:agents"
+    );
     assert_eq!(upstream(&srv), before);
     flush(&srv).await;
-    assert_eq!(srv.audit.of_type(AuditEventType::AuthzFail).len(), 3);
+    assert_eq!(srv.audit.of_type(AuditEventType::AuthzFail).len(), 4);
     srv.shutdown().await;
 }
 
@@ -293,7 +337,8 @@ async fn z4_resource_of_another_workspace_is_not_found() {
     let narrow = srv.token(Some(&["read:agents"])).await;
     srv.audit.clear();
     let uri = format!("dust://workspaces/{own}/knowledge-bases");
-    let (_, body) = read_resource(&srv, &narrow, &uri).await;
+    let (status, body) = read_resource(&srv, &narrow, &uri).await;
+    assert_eq!(status, 403, "{body}");
     assert_eq!(error_code(&body), PERMISSION_DENIED, "{body}");
     flush(&srv).await;
     let denials = srv.audit.of_type(AuditEventType::AuthzFail);
@@ -752,6 +797,7 @@ async fn z9_the_2026_07_28_era_works_with_a_bearer_token_and_only_with_one() {
         json!({"name": "list_spaces", "arguments": {}}),
     )
     .await;
+    assert_eq!(status, 403, "{body}");
     assert_eq!(error_code(&body), PERMISSION_DENIED, "{status} {body}");
 
     // No token, or a bad one: 401 before anything runs.

@@ -208,15 +208,29 @@ async fn python_sdk_connects_through_the_oauth_flow() {
     assert_eq!(seen["client_id_registered"], true);
     assert_eq!(seen["resource"], server.url("/mcp"));
     assert!(seen["tools"].as_array().unwrap().len() > 5);
+    // Step-up: the first grant lacked execute:agents; the 403 scope challenge sent the person
+    // back to the consent page for it (on top of what was asked before), once.
+    assert_eq!(seen["consent_rounds"], 2, "{seen}");
+    let second: Vec<&str> = seen["requested_scopes"][1]
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .collect();
+    assert!(second.contains(&"execute:agents"), "{seen}");
+    assert!(second.contains(&"read:agents"), "{seen}");
+    let granted = seen["granted_scope"].as_str().unwrap();
+    assert!(granted.split(' ').any(|s| s == "execute:agents"), "{seen}");
     // The key never reaches the client's output; the server audited each step.
     assert!(!stdout.contains(server.sim.api_key()) && !stderr.contains(server.sim.api_key()));
     server.state.auditor.flush().await;
-    for event in [
-        mcp_dust_server::audit::AuditEventType::OauthClientRegistered,
-        mcp_dust_server::audit::AuditEventType::OauthConsentGranted,
-        mcp_dust_server::audit::AuditEventType::OauthTokenIssued,
+    use mcp_dust_server::audit::AuditEventType;
+    for (event, count) in [
+        (AuditEventType::OauthClientRegistered, 1),
+        (AuditEventType::OauthConsentGranted, 2),
+        (AuditEventType::OauthTokenIssued, 2),
+        (AuditEventType::AuthzFail, 1),
     ] {
-        assert_eq!(server.audit.of_type(event).len(), 1, "{event:?}");
+        assert_eq!(server.audit.of_type(event).len(), count, "{event:?}");
     }
     server.shutdown().await;
 }

@@ -70,6 +70,7 @@ pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
     let mcp = Router::new()
         .nest_service("/mcp", mcp)
         .layer(axum::middleware::from_fn(mcp_errors::envelope))
+        .layer(from_fn_with_state(state.clone(), oauth::scope_challenge))
         .layer(axum::middleware::from_fn(jsonrpc::check_message))
         .layer(from_fn_with_state(
             state.clone(),

@@ -7,6 +7,12 @@
 //!   the model can act on ("not found", "rate-limited, retry in 30 s", ...).
 //!
 //! No message here ever contains a key or token: Dust's messages don't, and ours name only ids.
+//!
+//! Over HTTP a refused permission is also an HTTP answer: the handler leaves the permission in
+//! the request's [`MissingScope`], and the `/mcp` layer turns the 200 into the MCP
+//! authorization spec's 403 scope challenge (the JSON-RPC error stays the body).
+
+use std::sync::{Arc, OnceLock};
 
 use rmcp::{
     ErrorData as McpError,
@@ -36,6 +42,40 @@ pub fn permission_denied(permission: Permission) -> McpError {
         format!("permission denied: needs {permission}"),
         Some(serde_json::json!({ "requiredPermission": permission.as_str() })),
     )
+}
+
+/// The permission a refused MCP request needed, passed from the handler back to the HTTP layer.
+///
+/// The HTTP layer puts one in the request's extensions; rmcp hands the handler a copy of the
+/// request parts whose extensions share it (an `Arc`), so what the handler records is what the
+/// layer reads once the answer is ready. One JSON-RPC request per POST, so one slot per request.
+#[derive(Clone, Debug, Default)]
+pub struct MissingScope(Arc<OnceLock<Permission>>);
+
+impl MissingScope {
+    /// Records `permission` (the first refusal of the request wins).
+    pub fn record(&self, permission: Permission) {
+        let _ = self.0.set(permission);
+    }
+
+    /// The permission recorded, if the request was refused one.
+    pub fn get(&self) -> Option<Permission> {
+        self.0.get().copied()
+    }
+}
+
+/// The permission named by a [`permission_denied`] error.
+pub fn denied_permission(error: &McpError) -> Option<Permission> {
+    if error.code != PERMISSION_DENIED {
+        return None;
+    }
+    error
+        .data
+        .as_ref()?
+        .get("requiredPermission")?
+        .as_str()?
+        .parse()
+        .ok()
 }
 
 pub fn unauthenticated() -> McpError {

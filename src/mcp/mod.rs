@@ -49,7 +49,7 @@ use crate::{
 
 pub use ask::CANCEL_TIMEOUT;
 pub use bulkhead::MAX_CALLS_IN_FLIGHT;
-pub use errors::{PERMISSION_DENIED, UNAUTHENTICATED, describe_dust_error};
+pub use errors::{MissingScope, PERMISSION_DENIED, UNAUTHENTICATED, describe_dust_error};
 pub use knowledge::KnowledgeCache;
 
 /// What the server tells clients about itself.
@@ -204,6 +204,24 @@ impl DustMcp {
         );
     }
 
+    /// Where a refused request leaves the permission it needed for the HTTP layer (see
+    /// [`MissingScope`]); `None` on stdio.
+    fn missing_scope(context: &RequestContext<RoleServer>) -> Option<MissingScope> {
+        context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<MissingScope>())
+            .cloned()
+    }
+
+    fn note_missing_scope<T>(slot: Option<MissingScope>, result: &Result<T, McpError>) {
+        if let (Some(slot), Err(error)) = (slot, result)
+            && let Some(permission) = errors::denied_permission(error)
+        {
+            slot.record(permission);
+        }
+    }
+
     /// The caller of this request: set by the HTTP authentication layer, or fixed (stdio).
     fn principal(&self, request: &RequestContext<RoleServer>) -> Result<Arc<Principal>, McpError> {
         let from_http = request
@@ -304,9 +322,10 @@ impl ServerHandler for DustMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let principal = self.principal(&context)?;
-        tools::call(&self.ctx, &principal, request, context)
-            .await
-            .map(CallToolResponse::from)
+        let slot = Self::missing_scope(&context);
+        let result = tools::call(&self.ctx, &principal, request, context).await;
+        Self::note_missing_scope(slot, &result);
+        result.map(CallToolResponse::from)
     }
 
     async fn list_resources(
@@ -348,6 +367,7 @@ impl ServerHandler for DustMcp {
         {
             self.audit_denial(&principal, &context, "resource", &request.uri);
         }
+        Self::note_missing_scope(Self::missing_scope(&context), &result);
         result.map(ReadResourceResponse::from)
     }
 
@@ -375,6 +395,7 @@ impl ServerHandler for DustMcp {
         {
             self.audit_denial(&principal, &context, "prompt", &name);
         }
+        Self::note_missing_scope(Self::missing_scope(&context), &result);
         result.map(GetPromptResponse::from)
     }
 

@@ -10,6 +10,11 @@ key and workspace ($DUST_API_KEY, $DUST_WORKSPACE_ID) with the permissions offer
 Location gives the code, state and iss, which the callback handler returns. The SDK then
 exchanges the code (PKCE S256, resource) and retries; we list tools and ask an agent
 ($EXPECT_AGENT_ID). Prints one JSON line with what it saw; exits non-zero on a failed check.
+
+Step-up: on the first consent the person withholds `execute:agents`. Asking the agent then gets
+a 403 scope challenge (`insufficient_scope`, `scope="execute:agents"`); the SDK sends the person
+back to the consent page for the union of what it asked before and that scope, the person
+approves, and the SDK retries the call with the new token.
 """
 
 import json
@@ -65,13 +70,15 @@ def field(html, name):
 
 
 async def main(target):
-    seen = {}
+    seen = {"consent_rounds": 0, "requested_scopes": []}
     redirect = {}
 
     async def redirect_handler(authorization_url: str) -> None:
         seen["authorization_url_host"] = urlparse(authorization_url).netloc
+        seen["consent_rounds"] += 1
+        first_round = seen["consent_rounds"] == 1
         query = parse_qs(urlparse(authorization_url).query)
-        seen["requested_scope"] = query.get("scope", [""])[0]
+        seen["requested_scopes"].append(query.get("scope", [""])[0])
         seen["resource"] = query.get("resource", [None])[0]
         check(query["code_challenge_method"] == ["S256"], "PKCE S256")
         async with httpx2.AsyncClient(follow_redirects=False, timeout=30) as browser:
@@ -80,7 +87,9 @@ async def main(target):
             check("frame-ancestors 'none'" in page.headers["content-security-policy"], "framing denied")
             html = page.text
             scopes = re.findall(r'name="scope" value="([^"]+)"', html)
-            seen["offered_scopes"] = scopes
+            seen.setdefault("offered_scopes", scopes)
+            if first_round:
+                scopes = [s for s in scopes if s != "execute:agents"]
             form = [
                 ("consent", field(html, "consent")),
                 ("csrf_token", field(html, "csrf_token")),
@@ -134,8 +143,8 @@ async def main(target):
     )
     async with Client(streamable_http_client(target, http_client=http), read_timeout_seconds=60) as c:
         tools = {t.name for t in (await c.list_tools()).tools}
-        seen["tools"] = sorted(tools)
-        check({"list_agents", "ask_agent"} <= tools, f"tools: {tools}")
+        seen["tools_before_step_up"] = sorted(tools)
+        check("list_agents" in tools and "ask_agent" not in tools, f"tools: {tools}")
         answer = await c.call_tool(
             "ask_agent", {"agentId": os.environ["EXPECT_AGENT_ID"], "message": "Hello over OAuth"}
         )
@@ -143,6 +152,9 @@ async def main(target):
         text = json.dumps(answer.structured_content)
         check("Hello over OAuth" in text, f"agent answer: {text}")
         seen["agent_answered"] = True
+        tools = {t.name for t in (await c.list_tools()).tools}
+        seen["tools"] = sorted(tools)
+        check({"list_agents", "ask_agent"} <= tools, f"tools: {tools}")
     check(storage.tokens is not None and storage.tokens.refresh_token, "a refresh token was issued")
     seen["token_type"] = storage.tokens.token_type
     seen["granted_scope"] = storage.tokens.scope

@@ -1,16 +1,23 @@
 //! Discovery: the protected resource metadata of `/mcp` (RFC 9728), the authorization server
 //! metadata (RFC 8414), and the `WWW-Authenticate` challenge of a 401 from `/mcp` that points a
-//! client at the first ([`challenge`]).
+//! client at the first ([`challenge`]), and the 403 scope challenge of a request refused a
+//! permission ([`scope_challenge`]).
 
 use axum::{
     Json,
-    extract::State,
-    http::header,
+    extract::{Request, State},
+    http::{HeaderValue, StatusCode, header},
+    middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde_json::json;
 
-use crate::{auth::Permission, error::ApiError, state::AppState};
+use crate::{
+    auth::Permission,
+    error::{ApiError, REALM},
+    mcp::MissingScope,
+    state::AppState,
+};
 
 /// Every permission name: the scopes this server knows.
 fn scopes_supported() -> Vec<&'static str> {
@@ -100,4 +107,39 @@ pub fn challenge(state: &AppState, mut error: ApiError) -> ApiError {
         }
     }
     error
+}
+
+/// `/mcp` layer: a request the MCP handlers refused for a missing permission (a JSON-RPC
+/// `-32003`, which stays the body) is answered 403 with `WWW-Authenticate: Bearer
+/// error="insufficient_scope", scope="<permission>", resource_metadata="…"` (MCP authorization,
+/// RFC 6750 §3.1), so an OAuth client can ask the person for that permission and retry (step-up).
+///
+/// `scope` names only what this operation needs: the 2026-07-28 spec has clients add it to the
+/// scopes they already hold. A client without OAuth support still reads the JSON-RPC error.
+pub async fn scope_challenge(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let slot = MissingScope::default();
+    request.extensions_mut().insert(slot.clone());
+    let mut response = next.run(request).await;
+    let Some(permission) = slot.get() else {
+        return response;
+    };
+    if response.status() != StatusCode::OK {
+        return response;
+    }
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    let value = format!(
+        "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{permission}\", \
+         resource_metadata=\"{}\", error_description=\"permission denied: needs {permission}\"",
+        resource_metadata_url(&state)
+    );
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
 }
