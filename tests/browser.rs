@@ -266,3 +266,102 @@ async fn the_console_works_end_to_end_in_chromium() {
     assert_eq!(logins.len(), 2, "{logins:#?}");
     server.shutdown().await;
 }
+
+/// The OAuth consent page in a real browser (issue 10): `tests/browser/consent.mjs` registers a
+/// client, opens the authorization URL, fills the key, withholds one permission and approves;
+/// Chromium follows the redirect to the client under the page's own `form-action` policy. This
+/// test then checks the token the client got and the server's records.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_oauth_consent_page_works_in_chromium() {
+    let Some(chromium) = browser_tools() else {
+        return;
+    };
+    let server = TestServer::start().await;
+    let artifacts = manifest_dir().join("target/browser-artifacts");
+    let profile = tempfile::tempdir().unwrap();
+    let run = tokio::process::Command::new("node")
+        .arg("consent.mjs")
+        .current_dir(manifest_dir().join("tests/browser"))
+        .env("BASE_URL", server.url(""))
+        .env("API_KEY", server.sim.api_key())
+        .env("WORKSPACE_ID", server.sim.workspace_id())
+        .env("CHROMIUM", &chromium)
+        .env("USER_DATA_DIR", profile.path())
+        .env("ARTIFACTS", &artifacts)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(BROWSER_RUN_LIMIT, run)
+        .await
+        .expect("the browser run took too long")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut report: Value = stdout
+        .lines()
+        .next_back()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no report from the consent script:\n{stdout}\n{stderr}"));
+    let access_token = report["accessToken"].take();
+    assert_eq!(
+        report["ok"], true,
+        "consent run failed: {report:#}\n{stderr}"
+    );
+    assert!(output.status.success());
+    assert!(!stdout.contains(server.sim.api_key()) && !stderr.contains(server.sim.api_key()));
+
+    // What the person saw and chose.
+    for key in ["consoleErrors", "cspViolations", "pageErrors"] {
+        assert_eq!(report[key], json!([]), "{key}: {report:#}");
+    }
+    assert_eq!(report["steps"].as_array().unwrap().len(), 4, "{report:#}");
+    assert_eq!(
+        report["grantedScope"], "read:agents read:knowledge-bases",
+        "{report:#}"
+    );
+    assert_eq!(report["hasRefreshToken"], true);
+    // Framed by another site: not rendered. Posted from another site: refused, no redirect.
+    assert_eq!(report["framedFormVisible"], false, "{report:#}");
+    assert!(
+        report["frameRefusals"][0]
+            .as_str()
+            .is_some_and(|l| l.contains("frame-ancestors 'none'")),
+        "the frame was not refused by the page's policy: {report:#}"
+    );
+    assert_eq!(report["forgedStatus"], 403, "{report:#}");
+    assert_eq!(report["callbacksAfterForgery"], 1, "{report:#}");
+
+    // The token works for what was granted, and only that.
+    let token = access_token.as_str().expect("an access token");
+    let (status, body) = server
+        .mcp(
+            Some(token),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let names: Vec<&str> = body["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"list_agents"), "{names:?}");
+    assert!(!names.contains(&"ask_agent"), "{names:?}");
+
+    server.state.auditor.flush().await;
+    for (event, count) in [
+        (AuditEventType::OauthClientRegistered, 1),
+        (AuditEventType::OauthConsentGranted, 1),
+        (AuditEventType::OauthTokenIssued, 1),
+    ] {
+        assert_eq!(server.audit.of_type(event).len(), count, "{event:?}");
+    }
+    assert!(
+        !server.audit.of_type(AuditEventType::CsrfFail).is_empty(),
+        "the forged consent was not audited"
+    );
+    server.shutdown().await;
+}

@@ -386,6 +386,29 @@ async fn c10_fetch_metadata_layer() {
         )
         .await;
     assert_refused(&srv, &b, &reply, "foreign_origin", "C10 Origin null").await;
+    let reply = b
+        .send(
+            &srv,
+            Method::POST,
+            "/api/v1/auth/refresh",
+            true,
+            &[("Sec-Fetch-Site", "cross-site"), ("Origin", "null")],
+        )
+        .await;
+    assert_refused(&srv, &b, &reply, "cross_site", "C10 Origin null cross-site").await;
+    // A form posted by our own page under `Referrer-Policy: no-referrer` carries `Origin: null`
+    // and the browser's `Sec-Fetch-Site: same-origin`: it passes (the token still decides).
+    let reply = b
+        .send(
+            &srv,
+            Method::POST,
+            "/api/v1/auth/refresh",
+            true,
+            &[("Sec-Fetch-Site", "same-origin"), ("Origin", "null")],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let b = Browser::from_reply(&reply, false);
     // same-origin with the token: passes (and rotates).
     let origin = srv.base.clone();
     let reply = b
