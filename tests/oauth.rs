@@ -3,7 +3,8 @@
 //! practices (confused deputy, redirect and PKCE tricks, replays, SSRF through client metadata
 //! documents, CSRF on the consent). Each refusal is checked for its precise error, that
 //! nothing was issued, and its audit record. A real server on 127.0.0.1:0 with the simulator
-//! as Dust; the Python SDK drives the same flow in tests/oauth_python.rs.
+//! as Dust (two of them sharing a real Redis for the last test); the Python SDK drives the same
+//! flow in tests/interop_python.rs and Chromium the consent page in tests/browser.rs.
 
 mod common;
 
@@ -962,4 +963,127 @@ async fn the_flow_and_its_single_use_rules_hold_with_redis() {
     let (status, body) = exchange(&s, &code, &verifier, &client).await;
     assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
     assert_eq!(issued_count(&s).await, 2);
+}
+
+/// Several instances behind one name share the OAuth state in Redis: a client registered on one
+/// instance, its consent page served by one and approved on the other, the code exchanged on
+/// the first, the refresh token rotated on the second; a code or refresh token spent on one
+/// instance is spent on both (the replay of a rotated refresh token revokes the family there).
+#[tokio::test]
+async fn the_flow_spans_two_instances_sharing_redis() {
+    use common::redis_server::{RedisServer, prefix};
+    use mcp_dust_server::{
+        sim::{self, SimConfig},
+        store::Stores,
+    };
+    let Some(redis) = RedisServer::start("oauth_two_instances").await else {
+        return;
+    };
+    let public = "http://mcp.cluster.test";
+    let env = [("MCP_PUBLIC_URL", public)];
+    let p = prefix("oauth");
+    let sim = sim::spawn(SimConfig::default()).await.unwrap();
+    let dust = sim.base_url();
+    let a = TestServer::start_with_stores(sim, &env, None, Stores::redis(redis.store(&p))).await;
+    let twin_sim = sim::spawn(SimConfig::default()).await.unwrap();
+    let b =
+        TestServer::start_with_stores(twin_sim, &env, Some(&dust), Stores::redis(redis.store(&p)))
+            .await;
+
+    let client = client_id(&a).await;
+    let (verifier, challenge) = pkce("twins");
+    let params = with(
+        authorize_params(&client, &challenge, "twins"),
+        "resource",
+        Some(&format!("{public}/mcp")),
+    );
+    let page = consent_page(&a, &params).await;
+    // The person's browser reaches the other instance for the post.
+    let mut form: Vec<(String, String)> = vec![
+        ("consent".into(), page.consent.clone()),
+        ("csrf_token".into(), page.csrf.clone()),
+    ];
+    form.extend(
+        approve_fields(&a)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+    );
+    let approved = post_form(b.url("/oauth/authorize"), &form)
+        .header(header::COOKIE, &page.cookie)
+        .send()
+        .await
+        .unwrap();
+    let back = location(&approved);
+    assert_eq!(param(&back, "iss"), Some(public));
+    let code = param(&back, "code").unwrap().to_owned();
+
+    let resource = format!("{public}/mcp");
+    let exchange_on = |s: &TestServer| {
+        let url = s.url("/oauth/token");
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("client_id", client.as_str()),
+            ("code_verifier", verifier.as_str()),
+            ("resource", resource.as_str()),
+        ];
+        async move {
+            let response = post_form(url, &form).send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, first) = exchange_on(&a).await;
+    assert_eq!(status, 200, "{first}");
+    let access = first["access_token"].as_str().unwrap();
+    assert_eq!(mcp_status(&b, access).await, 200, "issued on A, used on B");
+    // The code is spent on both instances; its replay on B revokes what it issued.
+    let (status, body) = exchange_on(&b).await;
+    assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+    assert_eq!(
+        mcp_status(&a, access).await,
+        401,
+        "replay revoked the token"
+    );
+
+    // A fresh grant: rotate its refresh token on B, replay the old one on A.
+    let client = client_id(&b).await;
+    let (verifier, challenge) = pkce("twins-2");
+    let page = consent_page(
+        &b,
+        &with(
+            authorize_params(&client, &challenge, "twins-2"),
+            "resource",
+            Some(&resource),
+        ),
+    )
+    .await;
+    let back = location(&approve(&a, &page).await);
+    let code = param(&back, "code").unwrap().to_owned();
+    let (status, body, _) = token_request(
+        &a,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &client),
+            ("code_verifier", &verifier),
+            ("resource", &resource),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let r1 = body["refresh_token"].as_str().unwrap();
+    let (status, second) = refresh(&b, r1, &client).await;
+    assert_eq!(status, 200, "{second}");
+    let r2 = second["refresh_token"].as_str().unwrap();
+    let (status, body) = refresh(&a, r1, &client).await;
+    assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+    let (status, body) = refresh(&b, r2, &client).await;
+    assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+    assert_eq!(
+        mcp_status(&a, second["access_token"].as_str().unwrap()).await,
+        401,
+        "the family is revoked everywhere"
+    );
 }
