@@ -4,12 +4,25 @@
 //! server answers anything, so a wrong key fails at start with a clear message (and a non-zero
 //! exit) instead of failing every tool call later. The same permission policy as HTTP applies:
 //! the principal gets `PERMISSIONS_DEFAULT`.
+//!
+//! Ending follows the MCP stdio lifecycle: the client closes our input, waits, then sends
+//! SIGTERM (and SIGKILL a little later) if we have not exited. SIGTERM while the input is
+//! still open is a supervisor stopping us: calls in flight get `SHUTDOWN_GRACE_PERIOD` to
+//! finish. SIGTERM after the input closed is the client saying "exit now": calls in flight
+//! are cancelled at once (their Dust runs too) so that happens before the SIGKILL.
 
-use std::sync::Arc;
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context as TaskContext, Poll},
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 use rmcp::ServiceExt;
 use secrecy::ExposeSecret;
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     audit::{AuditSink, Auditor},
@@ -89,8 +102,36 @@ pub async fn authenticate(config: &Config, dust: &dyn DustApi) -> anyhow::Result
     })
 }
 
+/// How long rmcp may take to write the last answers once every call has settled.
+const RMCP_DRAIN_LIMIT: Duration = Duration::from_millis(500);
+
+/// Standard input that reports its end (a read of zero bytes into a non-empty buffer).
+struct WatchedInput<R> {
+    inner: R,
+    closed: CancellationToken,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for WatchedInput<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(poll, Poll::Ready(Ok(())))
+            && buf.filled().len() == before
+            && buf.remaining() > 0
+        {
+            self.closed.cancel();
+        }
+        poll
+    }
+}
+
 /// Runs the stdio server until the client closes standard input, or until SIGTERM or SIGINT
-/// (then the calls in flight finish, up to `SHUTDOWN_GRACE_PERIOD`, and it exits 0).
+/// (then the calls in flight finish, up to `SHUTDOWN_GRACE_PERIOD`, or are cancelled at once
+/// if the input is already closed, and it exits 0).
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let dust: Arc<dyn DustApi> = Arc::new(CircuitBreaker::new(
         Arc::new(dust_client(&config)?),
@@ -119,8 +160,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_auditor(auditor.clone()),
     );
     let drain = ctx.drain.clone();
+    let input_closed = CancellationToken::new();
+    let input = WatchedInput {
+        inner: tokio::io::stdin(),
+        closed: input_closed.clone(),
+    };
     let service = DustMcp::with_principal(ctx.clone(), principal)
-        .serve(rmcp::transport::stdio())
+        .serve((input, tokio::io::stdout()))
         .await
         .context("MCP handshake on stdio failed")?;
     let stop = service.cancellation_token();
@@ -131,17 +177,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             quit.context("stdio server stopped")?;
         }
         () = crate::shutdown_signal() => {
-            // Calls already running finish (or are cancelled after the grace period), then
-            // rmcp writes the answers still queued and stops reading.
+            // Calls already running finish (or are cancelled after the grace period, or at
+            // once when the client has closed our input), then rmcp writes the answers still
+            // queued and stops reading.
+            let grace = if input_closed.is_cancelled() {
+                Duration::ZERO
+            } else {
+                config.shutdown_grace
+            };
             drain.begin();
             tracing::info!(
                 tool_calls = drain.calls_in_flight(),
-                grace_secs = config.shutdown_grace.as_secs(),
+                grace_secs = grace.as_secs(),
+                input_closed = input_closed.is_cancelled(),
                 "drain started"
             );
-            let cancelled = drain.settle(config.shutdown_grace).await;
+            let cancelled = drain.settle(grace).await;
             stop.cancel();
-            let _ = waiting.await;
+            // Every call has answered by now; rmcp's own drain would wait seconds more for
+            // its channel to close (and the client's SIGKILL may be on its way).
+            let _ = tokio::time::timeout(RMCP_DRAIN_LIMIT, waiting).await;
             tracing::info!(tool_calls_cancelled = cancelled, "drain finished");
         }
     }

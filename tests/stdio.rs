@@ -93,6 +93,10 @@ enum Ending {
     /// SIGTERM with the call still running past `SHUTDOWN_GRACE_PERIOD` (clients send SIGTERM
     /// when closing the input did not end the process quickly enough).
     Terminate,
+    /// Standard input closed without a cancellation, then SIGTERM (the MCP stdio shutdown; the
+    /// TypeScript SDK's `close()` waits 2 s between the two, then 2 s more before SIGKILL): the
+    /// process must not wait out its grace period but cancel and exit before the SIGKILL.
+    CloseThenTerminate,
 }
 
 /// However the session ends, the agent's run is cancelled in Dust before the process exits 0.
@@ -109,7 +113,13 @@ async fn ending_cancels_the_dust_run(ending: Ending) {
         .env("DUST_WORKSPACE_ID", sim.workspace_id())
         .env("DUST_API_KEY", sim.api_key())
         .env("LOG_LEVEL", "warn")
-        .env("SHUTDOWN_GRACE_PERIOD", "1")
+        .env(
+            "SHUTDOWN_GRACE_PERIOD",
+            match ending {
+                Ending::CloseThenTerminate => "60",
+                _ => "1",
+            },
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -162,6 +172,21 @@ async fn ending_cancels_the_dust_run(ending: Ending) {
                 .unwrap();
             assert!(killed.success());
         }
+        Ending::CloseThenTerminate => {
+            drop(stdin);
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            let pid = child.id().unwrap().to_string();
+            let killed = std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+            let status = tokio::time::timeout(std::time::Duration::from_secs(2), child.wait())
+                .await
+                .expect("the process did not exit within the 2 s a client waits before SIGKILL")
+                .unwrap();
+            assert!(status.success(), "{ending:?}: {status}");
+        }
     }
     let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
         .await
@@ -180,6 +205,11 @@ async fn ending_cancels_the_dust_run(ending: Ending) {
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_then_close_still_cancels_the_dust_run() {
     ending_cancels_the_dust_run(Ending::CancelThenClose).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn close_then_sigterm_cancels_the_dust_run_without_waiting_out_the_grace_period() {
+    ending_cancels_the_dust_run(Ending::CloseThenTerminate).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

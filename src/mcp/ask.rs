@@ -295,6 +295,8 @@ pub async fn ask_agent(
 
     loop {
         let event = tokio::select! {
+            // Cancellation and shutdown first: a busy stream must not starve them.
+            biased;
             () = request.ct.cancelled() => {
                 cancel_in_background(ctx, principal, &answer);
                 return Ok(errors::tool_error("The request was cancelled; the agent's run was cancelled too."));
@@ -329,9 +331,18 @@ pub async fn ask_agent(
             let note: String = note.chars().take(MAX_PROGRESS_MESSAGE).collect();
             let param = ProgressNotificationParam::new(token.clone(), f64::from(progress))
                 .with_message(note);
-            // A client that stopped listening to progress is not a reason to stop the run.
-            if let Err(e) = request.peer.notify_progress(param).await {
-                tracing::debug!(error = %e, "progress notification not delivered");
+            // A client that stopped listening to progress is not a reason to stop the run. The
+            // send can wait as long as the transport does (after the client closed stdio, until
+            // rmcp gives up), so a cancellation or the end of the grace period interrupts it;
+            // the loop's first branches then act on them.
+            tokio::select! {
+                sent = request.peer.notify_progress(param) => {
+                    if let Err(e) = sent {
+                        tracing::debug!(error = %e, "progress notification not delivered");
+                    }
+                }
+                () = request.ct.cancelled() => {}
+                () = ctx.drain.aborted() => {}
             }
         }
     }
