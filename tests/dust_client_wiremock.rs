@@ -1066,7 +1066,10 @@ async fn the_key_never_leaks() {
     assert!(!format!("{:?}", creds()).contains(KEY));
 
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("Dust call answered"), "no debug line: {logs}");
+    // The client's debug lines were captured (so the checks below mean something). Which ones
+    // varies: tracing caches a callsite's interest process-wide, and a callsite first hit by a
+    // parallel test on a thread without this subscriber can be missed here.
+    assert!(logs.contains("Dust call"), "no debug line: {logs}");
     assert!(!logs.contains(KEY), "key in logs: {logs}");
     assert!(!logs.contains("canary"), "key in logs: {logs}");
     assert!(requests(&elsewhere).await.is_empty());

@@ -645,7 +645,7 @@ async fn j5_payload_tampering_is_refused() {
             json!({"knowledgeBaseId": "dts_x", "documentId": "d", "text": "t"}),
         )
         .await;
-    assert_eq!(reply.0, 200);
+    assert_eq!(reply.0, 403, "{}", reply.1);
     assert!(
         reply.1.get("error").is_some() || reply.1["result"]["isError"] == true,
         "a permission only in the claims must not be honoured: {}",
