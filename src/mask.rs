@@ -329,8 +329,12 @@ fn replacement(caps: &Captures<'_>, input: &str, depth: usize) -> (Option<String
             is_secret_param(name.as_str())
         };
         if let Some(quoted) = caps.name("p_quoted") {
-            let end = quoted_value_end(input, quoted.end());
-            if secret && end != quoted.end() {
+            let end = if secret {
+                quoted_value_end(input, quoted.end())
+            } else {
+                quoted.end()
+            };
+            if end != quoted.end() {
                 // The quote was part of the value (`KEY="ab"cd`): redacted like a bare one.
                 let replaced = pair(text("p_pre"), name.as_str(), sep, "", true, depth);
                 return (replaced, end);

@@ -39,7 +39,7 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
-/// Whether the smoke test runs here: in CI and with `FUZZ_SMOKE` set. Where it runs, a missing
+/// Whether the smoke test runs here: in CI or with `FUZZ_SMOKE` set. Where it runs, a missing
 /// cargo-fuzz is a failure; elsewhere a "skipped" line.
 fn should_run() -> bool {
     if std::env::var_os("CI").is_none() && std::env::var_os("FUZZ_SMOKE").is_none() {
