@@ -9,7 +9,12 @@
 //!   `Bearer`/`Basic` credentials, passwords in URL userinfo, and the base64 encoding of a key
 //!   or a JWT when it starts on an encoding boundary (the L1 canary sweep looks for exactly that);
 //! - **by name**, as the value of a query/form parameter, a cookie, a `name: value` field or a
-//!   `"name": "value"` JSON pair whose name looks secret ([`classify_name`]).
+//!   `"name": "value"` JSON pair whose name looks secret ([`classify_name`]). A quoted value
+//!   ends at its closing quote; a bare one (`NAME=value`, `Authorization: Token abc`) runs to
+//!   the end of its line, or to the delimiter (`& ; , " ' < >`, white space) that starts the
+//!   next field (`; other=`, `&x=`, `, key:`): a query string or a cookie header stays
+//!   readable, and a value that starts with or contains a delimiter (`SECRET=;a b`) is
+//!   redacted whole. See [`bare_value_end`].
 //!
 //! What cannot be recognised is anything opaque without a telling name: a session id in the
 //! middle of prose, or the base64 of a secret glued to other bytes. Masking is the last line of
@@ -212,17 +217,20 @@ fn segments(name: &str) -> impl Iterator<Item = &str> {
 static PATTERN: LazyLock<Regex> = LazyLock::new(|| {
     const NAME: &str = r"(?i:[A-Za-z0-9_.\-]*(?:key|token|secret|passw|pwd|auth|cookie|sess|sid|csrf|xsrf|credential|code|verifier|jwt)[A-Za-z0-9_.\-]*)";
     let alternatives = [
-        // A JSON pair inside a JSON string (a logged upstream body): \"name\": \"value\".
+        // A JSON pair inside a JSON string (a logged upstream body): \"name\": \"value\". In
+        // the value, `\\\"` is a quote escaped twice (a quote in the inner value), not its end.
         format!(
-            r#"\\"(?P<e_name>{NAME})(?P<e_sep>\\"\s*:\s*)(?P<e_val>\\"(?:[^"\\]|\\[^"])*\\"|[^\s,}}\]\\]+)"#
+            r#"\\"(?P<e_name>{NAME})(?P<e_sep>\\"\s*:\s*)(?P<e_val>\\"(?:[^"\\]|\\\\\\"|\\[^"])*\\"|[^\s,}}\]\\]+)"#
         ),
         // A JSON-ish pair: "name": "value", 'name': 'value', "name": 123.
         format!(
             r#"(?P<j_open>["'])(?P<j_name>{NAME})(?P<j_sep>["']\s*:\s*)(?P<j_val>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s,}}\]]+)"#
         ),
         // A parameter, cookie or field: name=value, name: value, name%3Dvalue (URL-encoded).
+        // A bare value is only its first token here; `bare_value_end` finds where it ends. The
+        // last alternative, one delimiter, is a value that starts with one (`SECRET=;abc`).
         format!(
-            r#"(?P<p_pre>^|[^A-Za-z0-9_.\-])(?P<p_name>{NAME})(?P<p_sep>\s*(?:=|:|%3[Dd])\s*)(?P<p_val>"(?:[^"\\]|\\.)*"|'[^']*'|(?i:bearer|basic)\s+[^\s&;,"'<>]+|[^\s&;,"'<>]+)"#
+            r#"(?P<p_pre>^|[^A-Za-z0-9_.\-])(?P<p_name>{NAME})(?P<p_sep>\s*(?:=|:|%3[Dd])\s*)(?:(?P<p_quoted>"(?:[^"\\]|\\.)*"|'[^']*')|(?P<p_val>(?i:bearer|basic)\s+[^\s&;,"'<>]+|[^\s&;,"'<>]+)|(?P<p_delim>[&;,"'<>]))"#
         ),
         // A password in URL userinfo: scheme://user:password@host (REDIS_URL and friends).
         r"(?P<u_scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^\s/?#@:]*:[^\s/?#@]*@".to_owned(),
@@ -262,15 +270,18 @@ fn mask_at_depth(input: &str, depth: usize) -> Cow<'_, str> {
     }
     let mut out: Option<String> = None;
     let mut last = 0;
-    for caps in PATTERN.captures_iter(input) {
-        let Some(replacement) = replacement(&caps, depth) else {
-            continue;
-        };
+    let mut at = 0;
+    while let Some(caps) = PATTERN.captures_at(input, at) {
         let whole = caps.get(0).expect("group 0 is the whole match");
-        let buf = out.get_or_insert_with(|| String::with_capacity(input.len()));
-        buf.push_str(&input[last..whole.start()]);
-        buf.push_str(&replacement);
-        last = whole.end();
+        let (replacement, end) = replacement(&caps, input, depth);
+        if let Some(replacement) = replacement {
+            let buf = out.get_or_insert_with(|| String::with_capacity(input.len()));
+            buf.push_str(&input[last..whole.start()]);
+            buf.push_str(&replacement);
+            last = end;
+        }
+        // Every match is non-empty and `end` is past its start: the scan always moves on.
+        at = end;
     }
     match out {
         None => Cow::Borrowed(input),
@@ -281,13 +292,14 @@ fn mask_at_depth(input: &str, depth: usize) -> Cow<'_, str> {
     }
 }
 
-/// The replacement for one match, or `None` when the match stays as it is (a pair whose name is
-/// not secret and whose parts hold nothing to mask).
-fn replacement(caps: &Captures<'_>, depth: usize) -> Option<String> {
+/// The replacement for one match (`None`: the text stays as it is, a pair whose name is not
+/// secret and whose parts hold nothing to mask) and where the replaced text ends in `input`.
+fn replacement(caps: &Captures<'_>, input: &str, depth: usize) -> (Option<String>, usize) {
     let text = |name: &str| caps.name(name).map_or("", |m| m.as_str());
+    let whole_end = caps.get(0).expect("group 0 is the whole match").end();
     if let Some(name) = caps.name("e_name") {
         let secret = classify_name(name.as_str()) == NameKind::Secret;
-        return pair(
+        let replaced = pair(
             r#"\""#,
             name.as_str(),
             text("e_sep"),
@@ -295,10 +307,11 @@ fn replacement(caps: &Captures<'_>, depth: usize) -> Option<String> {
             secret,
             depth,
         );
+        return (replaced, whole_end);
     }
     if let Some(name) = caps.name("j_name") {
         let secret = classify_name(name.as_str()) == NameKind::Secret;
-        return pair(
+        let replaced = pair(
             text("j_open"),
             name.as_str(),
             text("j_sep"),
@@ -306,6 +319,7 @@ fn replacement(caps: &Captures<'_>, depth: usize) -> Option<String> {
             secret,
             depth,
         );
+        return (replaced, whole_end);
     }
     if let Some(name) = caps.name("p_name") {
         let sep = text("p_sep");
@@ -314,24 +328,155 @@ fn replacement(caps: &Captures<'_>, depth: usize) -> Option<String> {
         } else {
             is_secret_param(name.as_str())
         };
-        return pair(
+        if let Some(quoted) = caps.name("p_quoted") {
+            let end = if secret {
+                quoted_value_end(input, quoted.end())
+            } else {
+                quoted.end()
+            };
+            if end != quoted.end() {
+                // The quote was part of the value (`KEY="ab"cd`): redacted like a bare one.
+                let replaced = pair(text("p_pre"), name.as_str(), sep, "", true, depth);
+                return (replaced, end);
+            }
+            let replaced = pair(
+                text("p_pre"),
+                name.as_str(),
+                sep,
+                quoted.as_str(),
+                secret,
+                depth,
+            );
+            return (replaced, whole_end);
+        }
+        if secret {
+            // A bare value: redacted up to the end of its line or the next field.
+            let end = match (caps.name("p_val"), caps.name("p_delim")) {
+                (Some(value), _) => bare_value_end(input, value.end()),
+                (None, Some(delim)) => bare_value_end(input, first_token_end(input, delim.start())),
+                (None, None) => whole_end,
+            };
+            let replaced = pair(text("p_pre"), name.as_str(), sep, "", true, depth);
+            return (replaced, end);
+        }
+        if let Some(delim) = caps.name("p_delim") {
+            // Not a secret and no value: the delimiter may open the next match (`&token=`).
+            let replaced = pair(text("p_pre"), name.as_str(), sep, "", false, depth);
+            return (replaced, delim.start());
+        }
+        let replaced = pair(
             text("p_pre"),
             name.as_str(),
             sep,
             text("p_val"),
-            secret,
+            false,
             depth,
         );
+        return (replaced, whole_end);
     }
     if let Some(scheme) = caps.name("u_scheme") {
         // The scheme is masked too: `sk-…://x:y@` must not keep the key.
         let scheme = mask_at_depth(scheme.as_str(), depth + 1);
-        return Some(format!("{scheme}{REDACTED}@"));
+        return (Some(format!("{scheme}{REDACTED}@")), whole_end);
     }
     if let Some(scheme) = caps.name("scheme") {
-        return Some(format!("{} {REDACTED}", scheme.as_str()));
+        return (Some(format!("{} {REDACTED}", scheme.as_str())), whole_end);
     }
-    Some(REDACTED.to_owned())
+    (Some(REDACTED.to_owned()), whole_end)
+}
+
+/// Whether a byte ends a bare value's token: the delimiters of a query string, a cookie
+/// header, a list of fields or a tag, and white space other than a line break.
+fn is_value_delimiter(b: u8) -> bool {
+    matches!(
+        b,
+        b' ' | b'\t' | b'&' | b';' | b',' | b'"' | b'\'' | b'<' | b'>'
+    )
+}
+
+/// The end of the first token at or after `from`, past the delimiters before it: a value that
+/// starts with delimiters (`SECRET=; abc`) keeps at least its first token, so it is never empty.
+fn first_token_end(input: &str, from: usize) -> usize {
+    let bytes = input.as_bytes();
+    let eol = |b: u8| b == b'\n' || b == b'\r';
+    let mut end = from;
+    while end < bytes.len() && is_value_delimiter(bytes[end]) {
+        end += 1;
+    }
+    while end < bytes.len() && !eol(bytes[end]) && !is_value_delimiter(bytes[end]) {
+        end += 1;
+    }
+    end
+}
+
+/// Where a quoted secret value whose closing quote ends at `from` ends: there, when what
+/// follows ends the value (the end of the line or the next field, after any delimiters and
+/// closing `}` `]` `)`); otherwise the quotes were part of a bare value (`KEY="ab"cd`,
+/// `KEY='a' b`), and it ends as [`bare_value_end`] says.
+fn quoted_value_end(input: &str, from: usize) -> usize {
+    let bytes = input.as_bytes();
+    let mut next = from;
+    while next < bytes.len() && (is_value_delimiter(bytes[next]) || b"}])".contains(&bytes[next])) {
+        next += 1;
+    }
+    match bytes.get(next) {
+        None | Some(b'\n' | b'\r') => from,
+        Some(_) if starts_a_field(&bytes[next..]) => from,
+        Some(_) => bare_value_end(input, from),
+    }
+}
+
+/// Where a bare secret value whose first token ends at `from` ends.
+///
+/// A value may hold delimiters (`p@ss; w0rd`, `Token abc`), so the value runs on over each run
+/// of delimiters and the token after it, and stops only at the end of the line or before a run
+/// of delimiters followed by what looks like the next field: a name (letters, digits, `_ . -`,
+/// or `[REDACTED]` from an earlier pass), an optional closing quote, then `=`, `:` or `%3D`
+/// (`; lang=en`, `&page=2`, `, user: bob`). Delimiters at the end of the line belong to the
+/// value. Linear: every byte is looked at a bounded number of times.
+fn bare_value_end(input: &str, from: usize) -> usize {
+    let bytes = input.as_bytes();
+    let eol = |b: u8| b == b'\n' || b == b'\r';
+    let mut end = from;
+    loop {
+        while end < bytes.len() && !eol(bytes[end]) && !is_value_delimiter(bytes[end]) {
+            end += 1;
+        }
+        let mut next = end;
+        while next < bytes.len() && is_value_delimiter(bytes[next]) {
+            next += 1;
+        }
+        if next == bytes.len() || eol(bytes[next]) {
+            return next;
+        }
+        if starts_a_field(&bytes[next..]) {
+            return end;
+        }
+        end = next;
+    }
+}
+
+/// Whether `rest` starts with `name=`, `name:`, `name%3D` (a closing quote allowed after the
+/// name), the start of the next field after a value.
+fn starts_a_field(rest: &[u8]) -> bool {
+    let name_len = rest
+        .iter()
+        .position(|&b| {
+            !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'[' | b']'))
+        })
+        .unwrap_or(rest.len());
+    if name_len == 0 {
+        return false;
+    }
+    let mut after = &rest[name_len..];
+    if let [b'"' | b'\'', tail @ ..] = after {
+        after = tail;
+    }
+    while let [b' ' | b'\t', tail @ ..] = after {
+        after = tail;
+    }
+    matches!(after, [b'=' | b':', ..])
+        || after.len() >= 3 && after[..3].eq_ignore_ascii_case(b"%3d")
 }
 
 /// Rebuilds `prefix name sep value` with the value redacted (secret) or masked (not secret).

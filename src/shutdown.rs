@@ -3,8 +3,9 @@
 //! A deployment stops a process with SIGTERM (Kubernetes, systemd, Docker) or a person with
 //! Ctrl-C (SIGINT). Either starts the drain:
 //!
-//! 1. the listener closes at once (new connections are refused; `/ready` answers 503 on the
-//!    connections that are still open), and [`Drain::is_draining`] turns true;
+//! 1. the listener closes at once (new connections are refused, which is what load balancers
+//!    and probes act on; idle keep-alive connections are closed; a request already being read
+//!    gets `/ready` 503), and [`Drain::is_draining`] turns true;
 //! 2. requests in flight (tool calls, MCP and REST streams) run on for up to
 //!    `SHUTDOWN_GRACE_PERIOD`;
 //! 3. then [`Drain::aborted`] fires: a running agent call ends with a clear "shutting down"

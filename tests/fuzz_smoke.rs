@@ -1,13 +1,14 @@
 //! The fuzz targets in `fuzz/`, run briefly: each for [`DEFAULT_SECS`] seconds (override with
 //! `FUZZ_SMOKE_SECS`), starting from its committed seed corpus (`fuzz/corpus/<target>/`). A
-//! crash, a failed invariant or a timeout fails the test and names the input libFuzzer saved.
+//! crash, a failed invariant or a timeout fails the test and names the input libFuzzer saved
+//! (`fuzz/artifacts/<target>/…`, rerun it with `cargo fuzz run <target> -s none <file>`).
 //!
-//! Opt-in for now (`FUZZ_SMOKE=1 cargo test --test fuzz_smoke`): the instrumented release build
-//! of the fuzz crate has not yet been timed on a CI machine, so `.ci/run` does not run it yet.
-//! Needs cargo-fuzz (`cargo install cargo-fuzz --version 0.13.2 --locked`): with `FUZZ_SMOKE`
-//! set and cargo-fuzz missing, the test fails. The targets run on stable with `-s none` (no
-//! sanitizer); the longer runs and their results are in docs/RELIABILITY.md ("Fuzzing and
-//! properties").
+//! Runs in CI (`CI` set; cargo-fuzz comes from `.ci/setup.d/50-cargo-fuzz.sh`) and wherever
+//! `FUZZ_SMOKE=1` is set; elsewhere it prints "skipped" (the instrumented build of the fuzz
+//! crate takes minutes, too long for every `cargo test` on a laptop). Where it runs, a missing
+//! cargo-fuzz fails the test. The targets run on stable with `-s none` (no sanitizer); the
+//! build flags and their cost are in docs/RELIABILITY.md ("Fuzzing and properties"), as are the
+//! longer runs.
 
 use std::{
     path::{Path, PathBuf},
@@ -15,8 +16,12 @@ use std::{
     time::Instant,
 };
 
-/// Seconds per target in CI: 8 targets × 15 s, plus the build, stays within the CI budget.
+/// Seconds per target: 8 targets × 15 s, plus the build, stays within the CI budget.
 const DEFAULT_SECS: u64 = 15;
+
+/// The `cargo fuzz build`/`run` flags: stable, no sanitizer. The same for both, or `run`
+/// rebuilds.
+const BUILD_FLAGS: &[&str] = &["-s", "none"];
 
 /// The targets, as named in fuzz/Cargo.toml.
 const TARGETS: &[&str] = &[
@@ -34,21 +39,22 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
-/// `cargo fuzz` runs, or: a panic when `FUZZ_SMOKE` is set, a "skipped" line and `false`
-/// elsewhere.
-fn cargo_fuzz_available() -> bool {
-    if std::env::var_os("FUZZ_SMOKE").is_none() {
-        eprintln!("skipped: set FUZZ_SMOKE=1 to build and run the fuzz targets");
+/// Whether the smoke test runs here: in CI or with `FUZZ_SMOKE` set. Where it runs, a missing
+/// cargo-fuzz is a failure; elsewhere a "skipped" line.
+fn should_run() -> bool {
+    if std::env::var_os("CI").is_none() && std::env::var_os("FUZZ_SMOKE").is_none() {
+        eprintln!("skipped: set FUZZ_SMOKE=1 (or CI) to build and run the fuzz targets");
         return false;
     }
     let ok = Command::new(cargo())
         .args(["fuzz", "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        panic!("cargo-fuzz is not installed: cargo install cargo-fuzz --version 0.13.2 --locked");
-    }
-    ok
+    assert!(
+        ok,
+        "cargo-fuzz is not installed: cargo install cargo-fuzz --version 0.13.2 --locked"
+    );
+    true
 }
 
 /// A `cargo fuzz` command in `fuzz/`, building into `fuzz/target` whatever the caller's
@@ -67,7 +73,7 @@ fn cargo_fuzz(fuzz_dir: &Path) -> Command {
 
 #[test]
 fn every_fuzz_target_runs_clean_on_its_seeds() {
-    if !cargo_fuzz_available() {
+    if !should_run() {
         return;
     }
     let secs: u64 = std::env::var("FUZZ_SMOKE_SECS")
@@ -78,10 +84,15 @@ fn every_fuzz_target_runs_clean_on_its_seeds() {
 
     let started = Instant::now();
     let build = cargo_fuzz(&fuzz_dir)
-        .args(["build", "-s", "none"])
+        .arg("build")
+        .args(BUILD_FLAGS)
         .status()
         .expect("cargo fuzz build starts");
-    assert!(build.success(), "cargo fuzz build -s none failed");
+    assert!(
+        build.success(),
+        "cargo fuzz build {} failed",
+        BUILD_FLAGS.join(" ")
+    );
     eprintln!("fuzz build: {:.0} s", started.elapsed().as_secs_f64());
 
     let scratch = tempfile::tempdir().unwrap();
@@ -102,7 +113,8 @@ fn every_fuzz_target_runs_clean_on_its_seeds() {
         let artifacts = format!("{}/", artifacts.display());
         let started = Instant::now();
         let output = cargo_fuzz(&fuzz_dir)
-            .args(["run", target, "-s", "none"])
+            .args(["run", target])
+            .args(BUILD_FLAGS)
             .arg(&work)
             .arg(&seeds)
             .arg("--")
@@ -110,23 +122,34 @@ fn every_fuzz_target_runs_clean_on_its_seeds() {
             .arg("-timeout=10")
             .arg("-rss_limit_mb=2048")
             .arg(format!("-artifact_prefix={artifacts}"))
+            .arg("-print_final_stats=1")
             .output()
             .expect("cargo fuzz run starts");
         let log = String::from_utf8_lossy(&output.stderr);
-        let summary = log
+        let executed: u64 = log
             .lines()
-            .rev()
-            .find(|l| l.starts_with("Done ") || l.contains("stat::number_of_executed_units"))
-            .unwrap_or("");
+            .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
         eprintln!(
-            "{target}: {:.0} s, {summary}",
+            "{target}: {:.0} s, {executed} executions",
             started.elapsed().as_secs_f64()
         );
-        if !output.status.success() {
+        if output.status.success() && executed == 0 {
+            failures.push(format!("{target} ran no input:\n{log}"));
+        } else if !output.status.success() {
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
+            // libFuzzer names the file it saved ("Test unit written to <path>").
+            let reproducer = log
+                .lines()
+                .find_map(|l| l.split_once("Test unit written to ").map(|(_, p)| p.trim()))
+                .map_or_else(
+                    || format!("no input saved; see {artifacts}"),
+                    |p| format!("reproduce: cd fuzz && cargo fuzz run {target} -s none {p}"),
+                );
             failures.push(format!(
-                "{target} failed ({}); input saved under {artifacts}\n{}",
+                "{target} failed ({}); {reproducer}\n{}",
                 output.status,
                 tail.join("\n")
             ));

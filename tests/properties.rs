@@ -70,12 +70,54 @@ fn xsrf_token() -> impl Strategy<Value = String> {
 }
 
 /// `SECURITY_SECRET_KEY` as `gen-secret` and the usual tools make it: hex, base64, base64url.
-///
-/// Not arbitrary punctuation: a by-name value is masked up to the first delimiter
-/// (`&;,"'<>` or a space), so `SECURITY_SECRET_KEY=;abc` would keep `;abc` (a known limit,
-/// docs/RELIABILITY.md).
 fn root_secret() -> impl Strategy<Value = String> {
     prop_oneof!["[0-9a-f]{64}", "[A-Za-z0-9+/]{43}=", "[A-Za-z0-9_-]{43}"]
+}
+
+/// A secret value typed by a person (a password, a pasted key): 8 to 40 of any printable ASCII
+/// (long enough not to occur by chance in the text around it), so it may
+/// start with or contain the delimiters of its context (`& ; , " ' < >`, a space).
+fn printable_value() -> impl Strategy<Value = String> {
+    "[ -~]{8,40}"
+}
+
+/// The same, without `=`, `:` and `%`: a value in which nothing looks like the start of the
+/// next field (`; other=`), so the whole of it, every fragment, must be redacted.
+fn printable_value_without_fields() -> impl Strategy<Value = String> {
+    "[ -$&-9;<>-~]{8,40}"
+}
+
+/// Fails when `output` holds any 8-byte window of `secret` (a partial leak).
+fn assert_no_fragment(output: &str, secret: &str, context: &str) -> Result<(), TestCaseError> {
+    for window in secret.as_bytes().windows(8) {
+        let window = std::str::from_utf8(window).unwrap();
+        prop_assert!(
+            !output.contains(window),
+            "{context}: {window:?} of {secret:?} survived in {output:?}"
+        );
+    }
+    Ok(())
+}
+
+/// The places a by-name secret typed by a person appears in text, each in the encoding that
+/// place uses: raw on a line of its own (a config dump, a header line, a YAML-ish field, a
+/// field list), JSON-escaped in JSON and twice in JSON logged inside a JSON string,
+/// URL-encoded in a query string, a form body and a cookie.
+fn named_contexts(value: &str, before: &str, after: &str) -> Vec<String> {
+    let url = urlencoding::encode(value);
+    let json = json!({ "password": value, "user": "bob" }).to_string();
+    let json_in_json = serde_json::to_string(&json).unwrap();
+    vec![
+        format!("{before}SECURITY_SECRET_KEY={value}\n{after}"),
+        format!("{before}\nAuthorization: {value}\nAccept: */*"),
+        format!("{before} api_key: {value}\n{after}"),
+        format!("{before} api_key: {value}, user: bob"),
+        format!("{before} password={value}"),
+        format!("{before} {json} {after}"),
+        format!("{before} body={json_in_json} {after}"),
+        format!("{before} GET /cb?state=1&password={url}&x=1 {after}"),
+        format!("{before} Cookie: theme=dark; mcp.sid={url}; lang=en"),
+    ]
 }
 
 /// Arbitrary surrounding text, printable or not.
@@ -186,6 +228,35 @@ proptest! {
         });
         mask_json(&mut value);
         check(&value.to_string(), "json")?;
+    }
+
+    /// A by-name secret made of any printable characters, delimiters included, first or
+    /// anywhere: no encoding of it survives, in any of its contexts, as text or as a log field.
+    #[test]
+    fn named_secrets_of_any_printable_characters_never_survive(
+        value in printable_value(),
+        before in "[ -~]{0,24}",
+        after in "[ -~]{0,24}",
+    ) {
+        for line in named_contexts(&value, &before, &after) {
+            assert_no_secret(&mask_text(&line), &value, "text")?;
+            assert_no_secret(&sanitize_for_log(&line, 8192), &value, "log field")?;
+        }
+    }
+
+    /// The same with values in which nothing looks like the next field: not even a fragment of
+    /// 8 bytes survives (the value is redacted whole, not up to its first delimiter).
+    #[test]
+    fn named_secrets_are_redacted_whole(
+        value in printable_value_without_fields(),
+        before in "[ -~]{0,24}",
+        after in "[ -~]{0,24}",
+    ) {
+        for line in named_contexts(&value, &before, &after) {
+            let masked = mask_text(&line);
+            assert_no_secret(&masked, &value, "text")?;
+            assert_no_fragment(&masked, &value, "text")?;
+        }
     }
 
     /// Masking never panics and is idempotent on arbitrary text (a masked line masked again

@@ -823,3 +823,137 @@ async fn a_second_signal_exits_at_once() {
     load.stop.store(true, Ordering::SeqCst);
     sim.shutdown().await;
 }
+
+/// Reads from `stream` until the peer closes it (`limit` at most); `None` when it was reset.
+async fn read_to_close(stream: &mut tokio::net::TcpStream, limit: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    match tokio::time::timeout(limit, stream.read_to_end(&mut out)).await {
+        Ok(Ok(_)) => Some(String::from_utf8_lossy(&out).into_owned()),
+        Ok(Err(_)) => None,
+        Err(_) => panic!(
+            "the server kept the connection open {limit:?}; read so far: {:?}",
+            String::from_utf8_lossy(&out)
+        ),
+    }
+}
+
+/// Reads one HTTP/1.1 response whose body ends with `end` (the connection stays open).
+async fn read_response(stream: &mut tokio::net::TcpStream, end: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&out).ends_with(end) {
+        let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
+            .await
+            .expect("an answer within 30 s")
+            .unwrap();
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&out));
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `/ready` during the drain, from each way a load balancer or a probe can reach it, while a
+/// slow call keeps the process draining: a new connection (how health checks and the Docker
+/// `probe` connect) is refused; an idle keep-alive connection is closed without an answer; a
+/// request whose head was arriving when the signal came is answered 503 "shutting down" and
+/// its connection closed. No one gets a 200 "ready" after the signal. (The listener closes at
+/// once by design: docs/RELIABILITY.md, "Graceful shutdown".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_during_the_drain_is_refused_closed_or_503() {
+    use tokio::{io::AsyncWriteExt, net::TcpStream};
+    const READY: &[u8] = b"GET /ready HTTP/1.1\r\nHost: mcp.example\r\n\r\n";
+    let sim = start_sim(15).await;
+    let mut server = Server::start(&sim, &[("SHUTDOWN_GRACE_PERIOD", "600")]).await;
+    let base = server.base.clone();
+    let ws = sim.workspace_id().to_owned();
+    let token = login(&base, sim.api_key(), &ws).await;
+    let mut load = Load::new();
+    let sloth = json!({ "agentId": SLOW_AGENT_ID, "message": "slowly" });
+    load.worker(
+        "sse",
+        &base,
+        &token,
+        &ws,
+        vec![Op::tool("ask_agent", sloth, true)],
+        true,
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !load.streaming[0].load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "no stream:\n{}", server.stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let addr = format!("127.0.0.1:{}", server.port);
+    // A keep-alive connection that asked once (200) and is now idle.
+    let mut idle = TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(READY).await.unwrap();
+    let before = read_response(&mut idle, r#"{"status":"ready"}"#).await;
+    assert!(before.starts_with("HTTP/1.1 200 "), "{before}");
+    // A connection whose request head is half sent when the signal comes.
+    let mut half = TcpStream::connect(&addr).await.unwrap();
+    half.write_all(&READY[..READY.len() - 2]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    server.signal("TERM");
+    server
+        .wait_for_log("drain started", Duration::from_secs(30))
+        .await;
+
+    // A new connection: refused, while the process is still up and draining the slow call.
+    let refused = TcpStream::connect(&addr).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused),
+        "{refused:?}"
+    );
+    assert!(server.child.try_wait().unwrap().is_none(), "still draining");
+    assert!(
+        !load
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.request_id == "sse-0")
+    );
+
+    // The idle keep-alive connection: closed; a request sent on it gets no answer.
+    let _ = idle.write_all(READY).await;
+    let answer = read_to_close(&mut idle, Duration::from_secs(10)).await;
+    assert!(answer.as_deref().is_none_or(str::is_empty), "{answer:?}");
+
+    // The half-sent request: answered 503 "shutting down", then the connection is closed.
+    half.write_all(b"\r\n").await.unwrap();
+    let answer = read_to_close(&mut half, Duration::from_secs(10))
+        .await
+        .expect("an answer, not a reset");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a response");
+    assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains("\r\ncontent-type: application/json"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nconnection: close"), "{head}");
+    let body: Value = serde_json::from_str(body).expect("a JSON body");
+    assert_eq!(
+        body,
+        json!({ "status": "unavailable", "reason": "shutting down" })
+    );
+
+    // The slow call still gets its whole answer, and the process exits 0.
+    let status = server.exit_within(Duration::from_secs(90)).await;
+    assert!(status.success(), "{status:?}:\n{}", server.stderr());
+    load.stop.store(true, Ordering::SeqCst);
+    for worker in load.workers.drain(..) {
+        worker.await.unwrap();
+    }
+    let sent = std::mem::take(&mut *load.sent.lock().unwrap());
+    let first = sent.iter().find(|s| s.request_id == "sse-0").unwrap();
+    let Outcome::Complete { body } = &first.outcome else {
+        panic!("{:?}", first.outcome);
+    };
+    assert_ne!(body["result"]["isError"], json!(true), "{body}");
+    sim.shutdown().await;
+}

@@ -31,7 +31,8 @@ pub async fn live() -> impl IntoResponse {
 /// A 503 names the backend (`"store": "redis"`), so an operator knows what to look at; a 200
 /// says no more than "ready".
 pub async fn ready(State(state): State<AppState>) -> Response {
-    // Stopping: a load balancer should send nothing more here (connections still open can ask).
+    // Stopping: new connections are already refused; this answers a request that was being
+    // read when the drain began (tests/sigterm.rs, `ready_during_the_drain_is_refused_…`).
     if state.mcp.drain.is_draining() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -135,6 +135,81 @@ fn json_ish_pairs_in_text_are_redacted() {
 }
 
 #[test]
+fn a_secret_value_starting_with_a_delimiter_is_redacted() {
+    // Each of these kept the whole value: the rule wanted a token character first.
+    for delimiter in ["&", ";", ",", "\"", "'", "<", ">", " ", "\t"] {
+        let value = format!("{delimiter}s3cr3t-{delimiter}-tail");
+        // White space after the separator is kept as part of it.
+        let kept = if delimiter.trim().is_empty() {
+            delimiter
+        } else {
+            ""
+        };
+        for (line, expected) in [
+            (
+                format!("SECURITY_SECRET_KEY={value}\nHOME=/root"),
+                format!("SECURITY_SECRET_KEY={kept}[REDACTED]\nHOME=/root"),
+            ),
+            (
+                format!("api_key: {value}"),
+                format!("api_key: {kept}[REDACTED]"),
+            ),
+            (
+                format!("Authorization: {value}"),
+                format!("Authorization: {kept}[REDACTED]"),
+            ),
+            (
+                format!("x password={value}"),
+                format!("x password={kept}[REDACTED]"),
+            ),
+        ] {
+            let out = masked(&line);
+            assert_eq!(out, expected, "{line:?}");
+            assert_clean(&out, &["s3cr3t", "tail"]);
+        }
+    }
+    // Quoted in JSON, and in JSON logged inside a JSON string.
+    assert_eq!(
+        masked(r#"{"password": "\"s3cr3t", "user": "bob"}"#),
+        r#"{"password": "[REDACTED]", "user": "bob"}"#
+    );
+    assert_eq!(
+        masked(r#"body="{\"password\":\"\\\"s3cr3t\",\"ok\":true}""#),
+        r#"body="{\"password\":\"[REDACTED]\",\"ok\":true}""#
+    );
+}
+
+#[test]
+fn a_bare_secret_value_runs_to_the_end_of_its_line_or_the_next_field() {
+    for (line, expected) in [
+        // Delimiters inside the value: redacted whole, to the end of the line.
+        (
+            "SECURITY_SECRET_KEY=p@ss; w0rd, <x>",
+            "SECURITY_SECRET_KEY=[REDACTED]",
+        ),
+        ("Authorization: Token ghp_abc", "Authorization: [REDACTED]"),
+        ("password=abc;  \nnext", "password=[REDACTED]\nnext"),
+        // Up to the next field: query strings, cookies and field lists stay readable.
+        ("/cb?token=a;b&x=1", "/cb?token=[REDACTED]&x=1"),
+        ("mcp.sid=a b; lang=en", "mcp.sid=[REDACTED]; lang=en"),
+        (
+            "api_key: <k> x, user: bob",
+            "api_key: [REDACTED], user: bob",
+        ),
+        (
+            r#"secret=a b, "next": 1"#,
+            r#"secret=[REDACTED], "next": 1"#,
+        ),
+        ("token=a&next%3Db", "token=[REDACTED]&next%3Db"),
+        // A non-secret name with no value leaves the delimiter to the next pair.
+        ("author=&token=abc", "author=&token=[REDACTED]"),
+        ("author=;Bearer abc", "author=;Bearer [REDACTED]"),
+    ] {
+        assert_eq!(masked(line), expected, "{line:?}");
+    }
+}
+
+#[test]
 fn url_userinfo_passwords_are_redacted() {
     assert_eq!(
         masked("REDIS_URL=redis://:pw@cache:6379/0"),
@@ -379,8 +454,8 @@ fn log_injection_stays_on_one_line() {
 
 #[test]
 fn sanitize_masks_and_truncates_on_a_char_boundary() {
-    let out = sanitize_for_log(&format!("token={KEY} é"), 17);
-    assert_eq!(out, "token=[REDACTED] …[truncated 2 bytes]");
+    let out = sanitize_for_log(&format!("{KEY} é"), 11);
+    assert_eq!(out, "[REDACTED] …[truncated 2 bytes]");
     // "é" is two bytes: cutting at 18 would split it.
     assert_eq!(
         sanitize_for_log("abcdefghijklmnopqé!", 18),
