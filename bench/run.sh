@@ -25,10 +25,12 @@ RAW="$OUT/raw.md"
 : >"$RAW"
 
 PROFILE=${PROFILE:-release}   # PROFILE=debug for a quick check of the script itself
-if [ "$PROFILE" = release ]; then cargo build --release --quiet --bin mcp-dust-server --examples
+# BUILD=0: use the binaries as they are (e.g. copies in EX_DIR while a new build runs).
+if [ "${BUILD:-1}" = 0 ]; then :
+elif [ "$PROFILE" = release ]; then cargo build --release --quiet --bin mcp-dust-server --examples
 else cargo build --quiet --bin mcp-dust-server --examples; fi
 BIN=${SERVE_BIN:-target/$PROFILE/mcp-dust-server}   # SERVE_BIN: another build of the server (before/after)
-EX=target/$PROFILE/examples
+EX=${EX_DIR:-target/$PROFILE/examples}
 
 WS=benchws0001
 KEY=sk-0123456789abcdef0123456789abcdef
