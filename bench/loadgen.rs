@@ -47,9 +47,16 @@ struct Args {
     url: String,
     #[arg(long, value_enum, default_value = "mcp2026")]
     mode: Mode,
-    /// Bearer token (sent as `Authorization: Bearer`); for the simulator, its API key.
-    #[arg(long, env = "LOADGEN_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    /// Bearer token (sent as `Authorization: Bearer`); for the simulator, its API key. Several,
+    /// comma-separated, are used in turn (one per request): load from several principals, so
+    /// the per-principal bulkhead and rate limit do not cap a run meant to measure the server.
+    #[arg(
+        long,
+        env = "LOADGEN_TOKEN",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    token: Vec<String>,
     /// MCP method: `tools/list`, or `tools/call` with `--tool`.
     #[arg(long, default_value = "tools/list")]
     method: String,
@@ -87,8 +94,10 @@ struct Target {
     client: reqwest::Client,
     url: String,
     mode: Mode,
-    headers: HeaderMap,
-    body: Option<Vec<u8>>,
+    /// One header set per token (at least one), used in turn.
+    headers: Vec<HeaderMap>,
+    next: AtomicU64,
+    body: Option<bytes::Bytes>,
 }
 
 impl Target {
@@ -98,11 +107,6 @@ impl Target {
             .timeout(Duration::from_secs(30))
             .build()?;
         let mut headers = HeaderMap::new();
-        if let Some(token) = &args.token {
-            let mut value = HeaderValue::from_str(&format!("Bearer {token}"))?;
-            value.set_sensitive(true);
-            headers.insert(reqwest::header::AUTHORIZATION, value);
-        }
         let body = match args.mode {
             Mode::Http => None,
             Mode::Mcp2026 | Mode::McpLegacy => {
@@ -145,20 +149,34 @@ impl Target {
                         HeaderValue::from_static("2025-11-25"),
                     );
                 }
-                Some(serde_json::to_vec(
+                Some(bytes::Bytes::from(serde_json::to_vec(
                     &json!({"jsonrpc": "2.0", "id": 1, "method": args.method, "params": params}),
-                )?)
+                )?))
             }
         };
+        let mut per_token = Vec::new();
+        for token in &args.token {
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}"))?;
+            value.set_sensitive(true);
+            let mut with_token = headers.clone();
+            with_token.insert(reqwest::header::AUTHORIZATION, value);
+            per_token.push(with_token);
+        }
+        if per_token.is_empty() {
+            per_token.push(headers);
+        }
         let target = Self {
             client,
             url: args.url.clone(),
             mode: args.mode,
-            headers,
+            headers: per_token,
+            next: AtomicU64::new(0),
             body,
         };
         if target.mode == Mode::McpLegacy {
-            target.initialize().await?;
+            for headers in &target.headers {
+                target.initialize(headers).await?;
+            }
         }
         // One request up front: a wrong token or URL fails loudly instead of as 100% errors.
         target.once().await.context("the first request failed")?;
@@ -168,16 +186,16 @@ impl Target {
     /// The legacy handshake: `initialize`, then `notifications/initialized`. The server is
     /// stateless in both eras (no `Mcp-Session-Id`), so one handshake per client is what a real
     /// client does before its requests.
-    async fn initialize(&self) -> Result<()> {
+    async fn initialize(&self, headers: &HeaderMap) -> Result<()> {
         let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
             "protocolVersion": "2025-11-25", "capabilities": {},
             "clientInfo": {"name": "loadgen", "version": "1.0"}}});
-        let mut headers = self.headers.clone();
-        headers.remove("mcp-protocol-version");
+        let mut without_version = headers.clone();
+        without_version.remove("mcp-protocol-version");
         let answer = self
             .client
             .post(&self.url)
-            .headers(headers)
+            .headers(without_version)
             .json(&init)
             .send()
             .await?;
@@ -193,7 +211,7 @@ impl Target {
         let answer = self
             .client
             .post(&self.url)
-            .headers(self.headers.clone())
+            .headers(headers.clone())
             .json(&initialized)
             .send()
             .await?;
@@ -210,7 +228,8 @@ impl Target {
             Some(body) => self.client.post(&self.url).body(body.clone()),
             None => self.client.get(&self.url),
         };
-        let answer = request.headers(self.headers.clone()).send().await?;
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.headers.len();
+        let answer = request.headers(self.headers[turn].clone()).send().await?;
         let status = answer.status();
         let text = answer.bytes().await?;
         if !status.is_success() {

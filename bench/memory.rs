@@ -3,13 +3,20 @@
 //! permissions, one-hour expiry, as `/api/v1/auth/login` stores them) and reads this process's
 //! VmRSS before and after. Records are kept alive while RSS is read.
 //!
+//! The same for browser sessions in the in-memory session store (64-hex HMAC key, linked
+//! `tok_` id, `usr_` fingerprint, timestamps, as a session login stores them). A session also
+//! links one token record, so a browser user costs one of each.
+//!
 //! `cargo run --release --example memory -- 10000 100000`
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use mcp_dust_server::auth::{
-    KeyCipher, Keys, MemoryTokenStore, PermissionSet, TokenRecord, TokenStore, new_token_id,
+use mcp_dust_server::{
+    auth::{
+        KeyCipher, Keys, MemoryTokenStore, PermissionSet, TokenRecord, TokenStore, new_token_id,
+    },
+    store::{MemorySessionStore, SessionKey, SessionRecord, SessionStore},
 };
 use secrecy::SecretString;
 
@@ -54,6 +61,26 @@ async fn fill_tokens(n: usize) -> Result<(u64, MemoryTokenStore)> {
     Ok((rss_kb()?.saturating_sub(before), store))
 }
 
+async fn fill_sessions(n: usize) -> Result<(u64, MemorySessionStore)> {
+    let store = MemorySessionStore::with_capacity(n);
+    let now_ms = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
+    let before = rss_kb()?;
+    for i in 0..n {
+        let key = SessionKey::from_hmac_hex(format!("{:064x}", ((i as u128) << 32) | 0xfeed));
+        let record = SessionRecord {
+            token_id: new_token_id(),
+            user_id: format!("usr_{:024x}", i / 8),
+            workspace_id: "w0123456789".to_owned(),
+            created_at_ms: now_ms,
+            last_seen_ms: now_ms,
+            expires_at_ms: now_ms + 3_600_000,
+            absolute_expires_at_ms: now_ms + 43_200_000,
+        };
+        store.insert(&key, record, now_ms).await?;
+    }
+    Ok((rss_kb()?.saturating_sub(before), store))
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let counts: Vec<usize> = std::env::args()
@@ -70,7 +97,7 @@ async fn main() -> Result<()> {
     println!("|---|---|---|---|");
     // Every store stays alive to the end, so a later fill cannot reuse an earlier one's pages.
     let mut kept = Vec::new();
-    for n in counts {
+    for &n in &counts {
         let started = std::time::Instant::now();
         let (added_kb, store) = fill_tokens(n).await?;
         let elapsed = started.elapsed();
@@ -81,6 +108,16 @@ async fn main() -> Result<()> {
         );
         eprintln!("filled {n} token records in {elapsed:.2?}");
         kept.push(store);
+    }
+    let mut sessions = Vec::new();
+    for &n in &counts {
+        let (added_kb, store) = fill_sessions(n).await?;
+        println!(
+            "| sessions (memory) | {n} | {:.1} | {:.0} |",
+            added_kb as f64 / 1024.0,
+            added_kb as f64 * 1024.0 / n as f64
+        );
+        sessions.push(store);
     }
     Ok(())
 }

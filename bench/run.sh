@@ -6,7 +6,7 @@
 #   bench/run.sh                      # release build, 3 repeats, 5 s per measurement
 #   REPEATS=5 DURATION=10 bench/run.sh
 #
-# Needs curl and jq. Ports 18090 (simulator), 5001 (server), 5002 (bare route), 5003 (cold
+# Needs curl, jq and python3. Ports 18090 (simulator), 5001 (server), 5002 (bare route), 5003 (cold
 # start) must be free. Everything it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,27 +15,37 @@ REPEATS=${REPEATS:-3}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 RATES=${RATES:-"200 500 1000"}
-CONC=${CONC:-8}   # the bulkhead allows 8 tool calls in flight per principal
+CONC=${CONC:-8}
+# Callers the load is spread over (one simulator key and one login each): the bulkhead allows 8
+# tool calls in flight per principal, and one principal at 1000 req/s trips it on any stall.
+PRINCIPALS=${PRINCIPALS:-4}
 OUT=${OUT:-target/bench}
 mkdir -p "$OUT"
 RAW="$OUT/raw.md"
 : >"$RAW"
 
 PROFILE=${PROFILE:-release}   # PROFILE=debug for a quick check of the script itself
-if [ "$PROFILE" = release ]; then cargo build --release --quiet --bin mcp-dust-server --examples
+# BUILD=0: use the binaries as they are (e.g. copies in EX_DIR while a new build runs).
+if [ "${BUILD:-1}" = 0 ]; then :
+elif [ "$PROFILE" = release ]; then cargo build --release --quiet --bin mcp-dust-server --examples
 else cargo build --quiet --bin mcp-dust-server --examples; fi
-BIN=target/$PROFILE/mcp-dust-server
-EX=target/$PROFILE/examples
+BIN=${SERVE_BIN:-target/$PROFILE/mcp-dust-server}   # SERVE_BIN: another build of the server (before/after)
+EX=${EX_DIR:-target/$PROFILE/examples}
 
 WS=benchws0001
 KEY=sk-0123456789abcdef0123456789abcdef
+EXTRA_KEYS=()
+for i in $(seq 2 "$PRINCIPALS"); do EXTRA_KEYS+=("sk-$(printf '%032x' "$i")"); done
+KEYS=$(IFS=,; echo "$KEY${EXTRA_KEYS[*]:+,${EXTRA_KEYS[*]}}")
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
 wait_for() { for _ in $(seq 1 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
 
-"$BIN" sim --listen 127.0.0.1:18090 --workspace-id "$WS" --api-key "$KEY" >"$OUT/sim.log" 2>&1 &
+SIM_ARGS=(--listen 127.0.0.1:18090 --workspace-id "$WS" --api-key "$KEY")
+[ ${#EXTRA_KEYS[@]} -gt 0 ] && SIM_ARGS+=(--extra-api-keys "$(IFS=,; echo "${EXTRA_KEYS[*]}")")
+"$BIN" sim "${SIM_ARGS[@]}" >"$OUT/sim.log" 2>&1 &
 SIM_PID=$!; pids+=("$SIM_PID")
 "$EX/bare" 127.0.0.1:5002 >/dev/null 2>&1 &
 BARE_PID=$!; pids+=("$BARE_PID")
@@ -49,16 +59,19 @@ sleep 1
 rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 IDLE_RSS=$(rss "$SRV_PID")
 
-TOKEN=$(curl -sf -X POST http://127.0.0.1:5001/api/v1/auth/login -H 'Content-Type: application/json' \
-  -d "{\"apiKey\":\"$KEY\",\"workspaceId\":\"$WS\"}" | jq -r .token)
-export LOADGEN_TOKEN=$TOKEN
+login() { curl -sf -X POST http://127.0.0.1:5001/api/v1/auth/login -H 'Content-Type: application/json' \
+  -d "{\"apiKey\":\"$1\",\"workspaceId\":\"$WS\"}" | jq -r .token; }
+TOKENS=()
+for k in ${KEYS//,/ }; do TOKENS+=("$(login "$k")"); done
+LOADGEN_TOKEN=$(IFS=,; echo "${TOKENS[*]}")
+export LOADGEN_TOKEN
 SIMAPI=http://127.0.0.1:18090/api/v1/w/$WS
 SPACE=$(curl -sf -H "Authorization: Bearer $KEY" "$SIMAPI/spaces" | jq -r '.spaces[0].sId')
 DS=$(curl -sf -H "Authorization: Bearer $KEY" "$SIMAPI/spaces/$SPACE/data_sources" | jq -r '.data_sources[0].sId')
 SEARCH_PATH="spaces/$SPACE/data_sources/$DS/search?query=vacation%20policy&top_k=8"
 
 lg() { "$EX/loadgen" --duration "$DURATION" --warmup "$WARMUP" "$@" | tee -a "$RAW"; }
-direct() { LOADGEN_TOKEN=$KEY lg --mode http --pid "$SIM_PID" "$@"; }
+direct() { LOADGEN_TOKEN=$KEYS lg --mode http --pid "$SIM_PID" "$@"; }
 stack() { lg --url http://127.0.0.1:5001/mcp --mode mcp2026 --pid "$SRV_PID" "$@"; }
 LIST_AGENTS=(--method tools/call --tool list_agents)
 SEARCH=(--method tools/call --tool search_knowledge --arguments "{\"query\":\"vacation policy\",\"knowledgeBaseId\":\"$DS\",\"topK\":8}")
@@ -118,3 +131,7 @@ PY
 echo
 "$EX/coldstart" "$BIN" 5003 20
 "$EX/memory" 10000 100000
+
+echo
+echo "Streaming (ask_agent, Echo agent, ${STREAM_ROUNDS:-30} rounds):"
+"$EX/stream" http://127.0.0.1:18090 "$WS" "$KEY" http://127.0.0.1:5001/mcp "${TOKENS[0]}" "${STREAM_ROUNDS:-30}"

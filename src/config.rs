@@ -133,6 +133,11 @@ pub const SETTINGS: &[Setting] = &[
         "seconds an agent run may take before the tool call ends with a clear timeout",
     ),
     s(
+        "AGENT_CACHE_TTL",
+        Some("15"),
+        "seconds each caller's agent list is reused before Dust is asked again (per API key, never shared between keys; 0 turns the cache off, at most 300)",
+    ),
+    s(
         "HTTP_HEADER_TIMEOUT",
         Some("10"),
         "seconds a connection may go without a complete request head: a slow sender of headers (slowloris) or an idle keep-alive connection is closed",
@@ -347,6 +352,8 @@ pub struct Config {
     pub agent_timeout: Duration,
     /// Timeouts, retries and circuit breaker of the Dust client (`DUST_TIMEOUT`, ...).
     pub dust_limits: DustLimits,
+    /// How long a caller's agent list is reused (`AGENT_CACHE_TTL`; zero: not cached).
+    pub agent_cache_ttl: Duration,
     pub allowed_hosts: Vec<String>,
     /// Connection and request-body limits of the listener (`HTTP_*`, `MAX_CONNECTIONS`).
     pub listener: crate::http::listener::Limits,
@@ -656,6 +663,13 @@ impl Raw {
                     cooldown: self.seconds("DUST_BREAKER_COOLDOWN")?,
                 },
             },
+            agent_cache_ttl: {
+                let secs: u64 = self.number("AGENT_CACHE_TTL")?;
+                if secs > 300 {
+                    bail!("AGENT_CACHE_TTL must be at most 300 seconds, got {secs}");
+                }
+                Duration::from_secs(secs)
+            },
             allowed_hosts,
             listener: crate::http::listener::Limits {
                 header_timeout: self.seconds("HTTP_HEADER_TIMEOUT")?,
@@ -758,6 +772,7 @@ mod tests {
         assert_eq!(c.port, 5001);
         assert_eq!(c.host, "127.0.0.1");
         assert_eq!(c.agent_timeout, Duration::from_secs(120));
+        assert_eq!(c.agent_cache_ttl, Duration::from_secs(15));
         assert_eq!(c.allowed_hosts, ["127.0.0.1", "localhost"]);
         assert_eq!(c.environment, Environment::Development);
         assert_eq!(c.log_format, LogFormat::Pretty);

@@ -120,6 +120,7 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
             parts.stores.conversations.clone(),
             mcp_settings(&config),
         )
+        .with_agent_cache_ttl(config.agent_cache_ttl)
         .with_auditor(parts.auditor.clone()),
     );
     let metrics = config

@@ -157,6 +157,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Arc::new(MemoryConversationStore::new()),
             mcp_settings(&config),
         )
+        .with_agent_cache_ttl(config.agent_cache_ttl)
         .with_auditor(auditor.clone()),
     );
     let drain = ctx.drain.clone();

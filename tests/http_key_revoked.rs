@@ -26,7 +26,11 @@ async fn j19_tokens_of_a_key_dust_refuses_are_revoked() {
         error_status: 401,
         ..Faults::default()
     });
-    let (status, body) = server.call_tool(&first, "list_agents", json!({})).await;
+    // Not `list_agents` again: its answer is now cached for this principal (AGENT_CACHE_TTL)
+    // and would not reach Dust; any call that reaches Dust notices the refused key.
+    let (status, body) = server
+        .call_tool(&first, "get_agent", json!({"agentId": "dust"}))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body["result"]["isError"], json!(true), "{body}");
     server.sim.set_faults(Faults::default());

@@ -200,6 +200,76 @@ async fn list_and_get_agents() {
     assert!(text(&missing).contains("Not found"), "{}", text(&missing));
 }
 
+/// The agent list is cached per principal for `AGENT_CACHE_TTL`: a second call within it asks
+/// Dust nothing, and a principal with another key (another workspace here) gets its own list,
+/// never the first one's.
+#[tokio::test]
+async fn agent_list_is_cached_per_principal_and_never_shared() {
+    let t = McpTest::start(PermissionSet::DEFAULT).await;
+    let ids = |result: &rmcp::model::CallToolResult| -> Vec<String> {
+        structured(result)["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = ids(&t.call("list_agents", json!({})).await.unwrap());
+    assert!(first.contains(&ECHO_AGENT_ID.to_owned()));
+    let again = ids(&t.call("list_agents", json!({})).await.unwrap());
+    assert_eq!(again, first);
+    assert_eq!(
+        t.upstream_calls("agent_configurations").len(),
+        1,
+        "the second call was served from the cache"
+    );
+
+    // Another key: its own list (the other workspace only has `dust`), from Dust.
+    let other = mcp_dust_server::auth::Principal {
+        user_id: "usr_bob".into(),
+        username: "bob".into(),
+        email: None,
+        full_name: None,
+        workspace_id: t.sim.other_workspace_id().to_owned(),
+        permissions: PermissionSet::DEFAULT,
+        token_id: None,
+        credentials: mcp_dust_server::dust::DustCredentials::new(
+            t.sim.other_workspace_id(),
+            t.sim.other_api_key(),
+        ),
+    };
+    let bob = common::connect(t.ctx.clone(), other).await;
+    let bobs = ids(&call(&bob, "list_agents", json!({})).await.unwrap());
+    assert_eq!(bobs, vec!["dust".to_owned()]);
+    assert_eq!(t.upstream_calls("agent_configurations").len(), 2);
+    // And the first principal still sees its own.
+    let alice = ids(&t.call("list_agents", json!({})).await.unwrap());
+    assert_eq!(alice, first);
+    assert_eq!(t.upstream_calls("agent_configurations").len(), 2);
+}
+
+/// With `AGENT_CACHE_TTL=0` every call asks Dust.
+#[tokio::test]
+async fn agent_cache_can_be_turned_off() {
+    let mut t = McpTest::start(PermissionSet::DEFAULT).await;
+    let ctx = std::sync::Arc::new(
+        mcp_dust_server::mcp::McpContext::new(
+            t.ctx.dust.clone(),
+            t.ctx.conversations.clone(),
+            common::settings(&t.sim.base_url()),
+        )
+        .with_agent_cache_ttl(Duration::ZERO),
+    );
+    t.client = common::connect(
+        ctx,
+        common::principal(&t.sim, PermissionSet::DEFAULT, "usr_a"),
+    )
+    .await;
+    t.call("list_agents", json!({})).await.unwrap();
+    t.call("list_agents", json!({})).await.unwrap();
+    assert_eq!(t.upstream_calls("agent_configurations").len(), 2);
+}
+
 #[tokio::test]
 async fn ask_agent_relays_progress_and_delivers_text_byte_for_byte() {
     let t = McpTest::start(PermissionSet::DEFAULT).await;

@@ -51,7 +51,7 @@ impl AuthFailure {
 
 /// The bearer token of `headers`, if any. Exactly one `Authorization` header with the
 /// (case-insensitive) `Bearer` scheme and one space; anything else is refused.
-pub fn bearer_token(headers: &HeaderMap) -> Result<Option<String>, AuthFailure> {
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthFailure> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -89,7 +89,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<String>, AuthFailure> 
             "malformed Authorization header",
         ));
     }
-    Ok(Some(token.to_owned()))
+    Ok(Some(token))
 }
 
 /// Verifies `token` and builds the principal it stands for.
@@ -175,7 +175,7 @@ pub async fn authenticate(
     info: &crate::audit::RequestInfo,
 ) -> Result<(Principal, TokenRecord), ApiError> {
     let failure = match bearer_token(headers) {
-        Ok(Some(token)) => match principal_from_token(state, &token).await {
+        Ok(Some(token)) => match principal_from_token(state, token).await {
             Ok(found) => return Ok(found),
             Err(failure) => failure,
         },
@@ -258,58 +258,69 @@ pub async fn require_bearer(
     guard(&state, request, next, false).await
 }
 
+/// The request's headers are borrowed, never copied: they are read until the request is
+/// handed on (a `HeaderMap` clone per request showed up in the profile, docs/PERFORMANCE.md).
 async fn guard(state: &AppState, mut request: Request, next: Next, sessions: bool) -> Response {
-    let headers = request.headers().clone();
     let info = request_info(&request);
-    if sessions && !headers.contains_key(header::AUTHORIZATION) {
-        match super::session::resolve(state, &headers, &info).await {
-            Ok(Some(resolved)) => {
-                let mut session = resolved.session;
-                if let Err(reason) =
-                    super::csrf::check_request(state, request.method(), &headers, &session.key)
-                {
-                    return super::csrf::refuse(
-                        state,
-                        &info,
-                        &resolved.token.user_id,
-                        &session.key,
-                        reason,
-                    )
-                    .into_response_for(&headers);
-                }
-                let principal = match principal_from_record(state, &resolved.token) {
-                    Ok(principal) => principal,
-                    Err(failure) => {
-                        return refuse(state, &info, &failure, false).into_response_for(&headers);
-                    }
-                };
-                if let Err(failure) = super::session::touch(state, &mut session).await {
-                    return refuse(state, &info, &failure, false).into_response_for(&headers);
-                }
+    if sessions && !request.headers().contains_key(header::AUTHORIZATION) {
+        match from_session(state, request.method(), request.headers(), &info).await {
+            Ok(Some((principal, token, session))) => {
                 let extensions = request.extensions_mut();
                 extensions.insert(Arc::new(principal));
-                extensions.insert(Arc::new(resolved.token));
+                extensions.insert(Arc::new(token));
                 extensions.insert(AuthMethod::Session);
                 extensions.insert(session);
                 return next.run(request).await;
             }
             Ok(None) => {}
-            Err(failure) => {
-                return refuse(state, &info, &failure, false).into_response_for(&headers);
-            }
+            Err(refusal) => return refusal,
         }
     }
-    match authenticate(state, &headers, &info).await {
+    match authenticate(state, request.headers(), &info).await {
         Ok((principal, record)) => {
-            request.extensions_mut().insert(Arc::new(principal));
-            request.extensions_mut().insert(Arc::new(record));
-            request.extensions_mut().insert(AuthMethod::Bearer);
+            let extensions = request.extensions_mut();
+            extensions.insert(Arc::new(principal));
+            extensions.insert(Arc::new(record));
+            extensions.insert(AuthMethod::Bearer);
             next.run(request).await
         }
         // `/mcp`: the 401 names the OAuth metadata (MCP authorization spec).
-        Err(error) if !sessions => super::oauth::refuse_mcp(state, error, &request, &headers),
-        Err(error) => error.into_response_for(&headers),
+        Err(error) if !sessions => {
+            super::oauth::refuse_mcp(state, error, &request, request.headers())
+        }
+        Err(error) => error.into_response_for(request.headers()),
     }
+}
+
+/// The session cookie's principal (`None`: no session cookie), or the refusal to send.
+async fn from_session(
+    state: &AppState,
+    method: &axum::http::Method,
+    headers: &HeaderMap,
+    info: &crate::audit::RequestInfo,
+) -> Result<Option<(Principal, TokenRecord, super::session::CurrentSession)>, Response> {
+    let resolved = match super::session::resolve(state, headers, info).await {
+        Ok(Some(resolved)) => resolved,
+        Ok(None) => return Ok(None),
+        Err(failure) => return Err(refuse(state, info, &failure, false).into_response_for(headers)),
+    };
+    let mut session = resolved.session;
+    if let Err(reason) = super::csrf::check_request(state, method, headers, &session.key) {
+        return Err(super::csrf::refuse(
+            state,
+            info,
+            &resolved.token.user_id,
+            &session.key,
+            reason,
+        )
+        .into_response_for(headers));
+    }
+    let principal = principal_from_record(state, &resolved.token)
+        .map_err(|failure| refuse(state, info, &failure, false).into_response_for(headers))?;
+    if let Err(failure) = super::session::touch(state, &mut session).await {
+        return Err(refuse(state, info, &failure, false).into_response_for(headers));
+    }
+    Ok(Some((principal, resolved.token, session)))
 }
 
 /// The peer address, when the server was started with connect info.

@@ -12,7 +12,7 @@
 //! Everything else, protocol semantics included, is left to rmcp. The body is read once, within
 //! the same limit rmcp applies, and handed on unchanged.
 
-use std::{collections::HashSet, fmt};
+use std::{borrow::Cow, collections::HashSet, fmt};
 
 use axum::{
     Json,
@@ -22,7 +22,10 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::{
+    Deserialize,
+    de::{self, Deserializer, MapAccess, SeqAccess, Visitor},
+};
 use serde_json::{Value, json};
 
 use super::MAX_MCP_BODY;
@@ -44,31 +47,169 @@ fn rpc_error(id: &Value, code: i64, message: &str) -> Response {
         .into_response()
 }
 
-/// Fails on a JSON object with a repeated key (at the top level of the message).
-struct UniqueKeys;
+/// What the checks need to know about a message, read in one pass over the body.
+///
+/// The body used to be parsed twice before rmcp parsed it a third time (into a `Value`, then
+/// again for duplicate keys). One pass now reads only what the checks use (the message's
+/// kind, its `id`, whether a key repeats, whether `params` is an object) and skips everything
+/// else without building it; serde_json's nesting limit still applies to every value.
+#[derive(Debug, PartialEq)]
+enum Shape {
+    Object {
+        /// The message's `id` (the last one, as a `Value` parse would keep), or `null`.
+        id: Value,
+        duplicate_key: bool,
+        params_not_object: bool,
+    },
+    Array,
+    Other,
+}
 
-impl<'de> Visitor<'de> for UniqueKeys {
-    type Value = ();
+/// Reads the [`Shape`] of `bytes`, or the parse error (trailing characters included).
+fn read_shape(bytes: &[u8]) -> Result<Shape, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let shape = deserializer.deserialize_any(ShapeVisitor)?;
+    deserializer.end()?;
+    Ok(shape)
+}
+
+struct ShapeVisitor;
+
+impl<'de> Visitor<'de> for ShapeVisitor {
+    type Value = Shape;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON-RPC message object")
+        f.write_str("a JSON-RPC message")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if !seen.insert(key.clone()) {
-                return Err(de::Error::custom(format!("duplicate key {key:?}")));
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+        let mut seen: HashSet<Cow<'de, str>> = HashSet::new();
+        let mut id = Value::Null;
+        let mut duplicate_key = false;
+        let mut params_not_object = false;
+        while let Some(Key(key)) = map.next_key()? {
+            match key.as_ref() {
+                "id" => id = map.next_value()?,
+                "params" => params_not_object = !map.next_value::<IsObject>()?.0,
+                _ => map.next_value::<Skip>().map(|_| ())?,
             }
-            map.next_value::<IgnoredAny>()?;
+            // Keep reading after a repeat: a syntax error further on is still a parse error.
+            duplicate_key |= !seen.insert(key);
         }
-        Ok(())
+        Ok(Shape::Object {
+            id,
+            duplicate_key,
+            params_not_object,
+        })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Shape::Array)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Shape, E> {
+        Ok(Shape::Other)
     }
 }
 
-fn has_unique_keys(bytes: &[u8]) -> bool {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    deserializer.deserialize_map(UniqueKeys).is_ok()
+/// An object key, borrowed from the body unless it has escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Any JSON value, read and dropped. Unlike [`de::IgnoredAny`] (which serde_json skips
+/// without a depth limit), it goes through `deserialize_any`, so nesting deeper than
+/// serde_json's 128 levels is a parse error here as it would be for a `Value`.
+struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SkipVisitor).map(|_| Skip)
+    }
+}
+
+/// Whether a value is an object (the value is read and dropped either way).
+struct IsObject(bool);
+
+impl<'de> Deserialize<'de> for IsObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SkipVisitor).map(IsObject)
+    }
+}
+
+/// Reads any value; `true` when it was an object.
+struct SkipVisitor;
+
+impl<'de> Visitor<'de> for SkipVisitor {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        while map.next_key::<de::IgnoredAny>()?.is_some() {
+            map.next_value::<Skip>()?;
+        }
+        Ok(true)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(false)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
 }
 
 /// Why a body was refused: the JSON-RPC error to answer with (in a `400`).
@@ -88,10 +229,29 @@ impl Rejection {
 }
 
 /// The shape checks on one `POST /mcp` body (already within the size limit): `Ok` when rmcp
-/// may have it. Pure, so the fuzz target `jsonrpc_envelope` drives it directly.
+/// may have it. Pure, so the fuzz target `jsonrpc_envelope` drives it directly; one pass over
+/// the body ([`read_shape`]).
 pub fn check_body(bytes: &[u8]) -> Result<(), Rejection> {
-    let value: Value = match serde_json::from_slice(bytes) {
-        Ok(value) => value,
+    let (id, duplicate_key, params_not_object) = match read_shape(bytes) {
+        Ok(Shape::Object {
+            id,
+            duplicate_key,
+            params_not_object,
+        }) => (id, duplicate_key, params_not_object),
+        Ok(Shape::Array) => {
+            return Err(Rejection::new(
+                Value::Null,
+                INVALID_REQUEST,
+                "batches are not supported: send one JSON-RPC message per request",
+            ));
+        }
+        Ok(Shape::Other) => {
+            return Err(Rejection::new(
+                Value::Null,
+                INVALID_REQUEST,
+                "a JSON-RPC message must be an object",
+            ));
+        }
         Err(e) => {
             let message = if e.to_string().contains("recursion limit") {
                 "parse error: JSON nested too deeply"
@@ -103,34 +263,14 @@ pub fn check_body(bytes: &[u8]) -> Result<(), Rejection> {
             return Err(Rejection::new(Value::Null, PARSE_ERROR, message));
         }
     };
-    let id = value.get("id").cloned().unwrap_or(Value::Null);
-    match &value {
-        Value::Array(_) => {
-            return Err(Rejection::new(
-                Value::Null,
-                INVALID_REQUEST,
-                "batches are not supported: send one JSON-RPC message per request",
-            ));
-        }
-        Value::Object(_) => {}
-        _ => {
-            return Err(Rejection::new(
-                Value::Null,
-                INVALID_REQUEST,
-                "a JSON-RPC message must be an object",
-            ));
-        }
-    }
-    if !has_unique_keys(bytes) {
+    if duplicate_key {
         return Err(Rejection::new(
             id,
             INVALID_REQUEST,
             "duplicate keys in the JSON-RPC message",
         ));
     }
-    if let Some(params) = value.get("params")
-        && !params.is_object()
-    {
+    if params_not_object {
         return Err(Rejection::new(
             id,
             INVALID_PARAMS,
@@ -178,11 +318,79 @@ pub async fn check_message(request: Request, next: Next) -> Response {
 mod tests {
     use super::*;
 
+    fn object(id: Value, duplicate_key: bool, params_not_object: bool) -> Shape {
+        Shape::Object {
+            id,
+            duplicate_key,
+            params_not_object,
+        }
+    }
+
     #[test]
-    fn duplicate_keys_are_found() {
-        assert!(has_unique_keys(br#"{"jsonrpc":"2.0","id":1,"method":"a"}"#));
-        assert!(!has_unique_keys(
-            br#"{"jsonrpc":"2.0","id":1,"method":"a","method":"b"}"#
-        ));
+    fn one_pass_reads_what_the_checks_need() {
+        let shape = |b: &[u8]| read_shape(b).expect("valid JSON");
+        assert_eq!(
+            shape(br#"{"jsonrpc":"2.0","id":1,"method":"a","params":{"x":[1,{"y":null}]}}"#),
+            object(json!(1), false, false)
+        );
+        assert_eq!(
+            shape(br#"{"jsonrpc":"2.0","id":"a","method":"a","method":"b"}"#),
+            object(json!("a"), true, false)
+        );
+        // An escaped key is the same key.
+        assert_eq!(
+            shape(br#"{"id":1,"\u0069d":2}"#),
+            object(json!(2), true, false)
+        );
+        assert_eq!(
+            shape(br#"{"id":null,"params":[1]}"#),
+            object(Value::Null, false, true)
+        );
+        assert_eq!(shape(br#" [{"id":1}] "#), Shape::Array);
+        assert_eq!(shape(br#""tools/list""#), Shape::Other);
+        assert_eq!(shape(b"12"), Shape::Other);
+    }
+
+    #[test]
+    fn check_body_answers_each_shape_with_its_error() {
+        let refused = |b: &[u8]| check_body(b).expect_err("refused");
+        assert_eq!(
+            check_body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#),
+            Ok(())
+        );
+        let r = refused(br#"{"id":7,"method":"a","method":"b"}"#);
+        assert_eq!((r.id, r.code), (json!(7), INVALID_REQUEST));
+        assert_eq!(r.message, "duplicate keys in the JSON-RPC message");
+        let r = refused(br#"{"id":"x","method":"a","params":"p"}"#);
+        assert_eq!((r.id, r.code), (json!("x"), INVALID_PARAMS));
+        let r = refused(br#"[{"id":1,"method":"a"}]"#);
+        assert_eq!((r.id, r.code), (Value::Null, INVALID_REQUEST));
+        let r = refused(b"true");
+        assert_eq!(r.message, "a JSON-RPC message must be an object");
+        let r = refused(br#"{"id":1,"method":"#);
+        assert_eq!((r.id, r.code), (Value::Null, PARSE_ERROR));
+        let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
+        assert_eq!(
+            refused(deep.as_bytes()).message,
+            "parse error: JSON nested too deeply"
+        );
+    }
+
+    #[test]
+    fn one_pass_still_fails_on_bad_json_anywhere() {
+        // A repeated key first, a syntax error later: still a parse error.
+        assert!(read_shape(br#"{"id":1,"id":2,"params":{"a":}}"#).is_err());
+        assert!(read_shape(br#"{"id":1} x"#).is_err());
+        assert!(read_shape(b"[1,").is_err());
+        assert!(read_shape(b"{\"id\":\"\xff\"}").is_err());
+        let deep = format!("{{\"params\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        let error = read_shape(deep.as_bytes()).expect_err("too deep");
+        assert!(error.to_string().contains("recursion limit"), "{error}");
+        let deep_key = format!(
+            "{{\"other\":{}{}}}",
+            "{\"a\":".repeat(200),
+            "1".to_owned() + &"}".repeat(200)
+        );
+        assert!(read_shape(deep_key.as_bytes()).is_err());
     }
 }

@@ -126,12 +126,38 @@ async fn record_metrics(
     response
 }
 
+/// rmcp's service behind an `Arc`, so that cloning it is one reference count.
+///
+/// axum clones the service below each `from_fn` middleware and each route on every request, so
+/// the `/mcp` service is cloned once per layer above it per request (about fifteen times, and
+/// twice more under CORS, which keeps two copies of its inner service). A
+/// `StreamableHttpService` clone copies its config: the host and origin allow-lists (a `String`
+/// each) and a cancellation token, whose clone and drop take a lock. The profile of
+/// `tools/list` showed those clones and drops (docs/PERFORMANCE.md, "Profile and findings").
+#[derive(Clone)]
+struct SharedMcpService(Arc<StreamableHttpService<DustMcp, NeverSessionManager>>);
+
+impl tower::Service<Request> for SharedMcpService {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let service = self.0.clone();
+        Box::pin(async move { Ok(service.handle(request).await.map(axum::body::Body::new)) })
+    }
+}
+
 /// The MCP endpoint: rmcp's service, stateless for every protocol era (no `Mcp-Session-Id`,
 /// GET and DELETE answer 405), with the Host and Origin checks against DNS rebinding.
-fn mcp_service(
-    state: &AppState,
-    shutdown: CancellationToken,
-) -> StreamableHttpService<DustMcp, NeverSessionManager> {
+fn mcp_service(state: &AppState, shutdown: CancellationToken) -> SharedMcpService {
     let mut config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
@@ -147,11 +173,11 @@ fn mcp_service(
         .with_allowed_origins(origins)
         .enforce_origin_validation();
     let ctx = state.mcp.clone();
-    StreamableHttpService::new(
+    SharedMcpService(Arc::new(StreamableHttpService::new(
         move || Ok(DustMcp::new(ctx.clone())),
         Arc::new(NeverSessionManager::default()),
         config,
-    )
+    )))
 }
 
 /// The origins of the hosts the server answers as (`ALLOWED_HOSTS`), for rmcp's Origin check.

@@ -61,7 +61,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 /// `GET /api/v1/status`: version, uptime, and whether the caller's token is valid.
 pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
     let authenticated = match super::auth::bearer_token(&headers) {
-        Ok(Some(token)) => super::auth::principal_from_token(&state, &token)
+        Ok(Some(token)) => super::auth::principal_from_token(&state, token)
             .await
             .is_ok(),
         _ => false,

@@ -5,11 +5,7 @@
 //! sources), kept for [`KNOWLEDGE_TTL`] per principal. The cache is keyed by the principal's
 //! pseudonymous id, never shared across principals: two keys may see different spaces.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use futures::{StreamExt, stream};
 use rmcp::{ErrorData as McpError, model::CallToolResult};
@@ -17,6 +13,7 @@ use rmcp::{ErrorData as McpError, model::CallToolResult};
 use super::{
     McpContext,
     args::*,
+    cache::PrincipalCache,
     errors,
     service::ServiceError,
     tools::structured,
@@ -43,30 +40,8 @@ pub struct KnowledgeBase {
     pub source: DataSource,
 }
 
-/// A principal's knowledge bases and when they were listed.
-type CacheEntry = (Instant, Arc<Vec<KnowledgeBase>>);
-
-/// Per-principal cache of knowledge bases.
-#[derive(Debug, Default)]
-pub struct KnowledgeCache {
-    /// Principal `user_id` → its listing.
-    entries: Mutex<HashMap<String, CacheEntry>>,
-}
-
-impl KnowledgeCache {
-    fn get(&self, user_id: &str) -> Option<Arc<Vec<KnowledgeBase>>> {
-        let entries = self.entries.lock().ok()?;
-        let (at, list) = entries.get(user_id)?;
-        (at.elapsed() < KNOWLEDGE_TTL).then(|| list.clone())
-    }
-
-    fn put(&self, user_id: &str, list: Arc<Vec<KnowledgeBase>>) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|_, (at, _)| at.elapsed() < KNOWLEDGE_TTL);
-            entries.insert(user_id.to_owned(), (Instant::now(), list));
-        }
-    }
-}
+/// Per-principal cache of knowledge bases ([`super::cache`]).
+pub type KnowledgeCache = PrincipalCache<Vec<KnowledgeBase>>;
 
 /// Spaces in the order their data sources are attributed: shared spaces before the system one.
 fn space_rank(space: &Space) -> u8 {

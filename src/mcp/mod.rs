@@ -17,6 +17,7 @@
 pub(crate) mod args;
 mod ask;
 mod bulkhead;
+mod cache;
 mod errors;
 mod knowledge;
 mod prompts;
@@ -43,14 +44,18 @@ use rmcp::{
 use crate::{
     audit::{AuditEvent, Auditor, RequestInfo},
     auth::Principal,
-    dust::{DustApi, MessageContext},
+    dust::{AgentConfiguration, DustApi, MessageContext},
     store::ConversationStore,
 };
 
 pub use ask::CANCEL_TIMEOUT;
 pub use bulkhead::MAX_CALLS_IN_FLIGHT;
+pub use cache::PrincipalCache;
 pub use errors::{MissingScope, PERMISSION_DENIED, UNAUTHENTICATED, describe_dust_error};
 pub use knowledge::KnowledgeCache;
+
+/// Default of `AGENT_CACHE_TTL`: how long a principal's agent list is reused.
+pub const AGENT_CACHE_TTL: Duration = Duration::from_secs(15);
 
 /// What the server tells clients about itself.
 const INSTRUCTIONS: &str = "Gives access to a Dust workspace: its agents (list_agents, ask_agent), \
@@ -78,6 +83,8 @@ pub struct McpContext {
     pub dust: Arc<dyn DustApi>,
     pub conversations: Arc<dyn ConversationStore>,
     pub knowledge: KnowledgeCache,
+    /// Each principal's agent list, for `AGENT_CACHE_TTL` ([`service::agents`]).
+    pub agents: PrincipalCache<Vec<AgentConfiguration>>,
     pub settings: McpSettings,
     /// Where tool calls, refusals and suspicious input are recorded (`None`: not audited).
     pub auditor: Option<Auditor>,
@@ -109,7 +116,8 @@ impl McpContext {
         Self {
             dust,
             conversations,
-            knowledge: KnowledgeCache::default(),
+            knowledge: KnowledgeCache::new(knowledge::KNOWLEDGE_TTL, cache::CACHE_CAPACITY),
+            agents: PrincipalCache::new(AGENT_CACHE_TTL, cache::CACHE_CAPACITY),
             settings,
             auditor: None,
             bulkhead: bulkhead::Bulkhead::default(),
@@ -136,6 +144,13 @@ impl McpContext {
     #[must_use]
     pub fn with_auditor(mut self, auditor: Auditor) -> Self {
         self.auditor = Some(auditor);
+        self
+    }
+
+    /// Keeps each principal's agent list for `ttl` (zero: asks Dust every time).
+    #[must_use]
+    pub fn with_agent_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.agents = PrincipalCache::new(ttl, cache::CACHE_CAPACITY);
         self
     }
 

@@ -134,8 +134,11 @@ pub async fn complete(
     };
     let values = match wants {
         Some(permission) if principal.can(permission) => match name.as_str() {
-            "agentId" => match ctx.dust.list_agents(&principal.credentials).await {
-                Ok(agents) => prefix_matches(value, agents.into_iter().map(|a| (a.s_id, a.name))),
+            "agentId" => match super::service::agents(ctx, principal).await {
+                Ok(agents) => prefix_matches(
+                    value,
+                    agents.iter().map(|a| (a.s_id.clone(), a.name.clone())),
+                ),
                 Err(_) => Vec::new(),
             },
             "knowledgeBaseId" | "connectorId" => {

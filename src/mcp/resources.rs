@@ -253,9 +253,7 @@ pub async fn read(
         ),
         Uri::Workspace => contents(uri, &workspace_view(ctx, principal)),
         Uri::Agents => {
-            let agents = ctx
-                .dust
-                .list_agents(creds)
+            let agents = super::service::agents(ctx, principal)
                 .await
                 .map_err(|e| dust_failure(uri, "listing agents", &e))?;
             let views: Vec<_> = agents.iter().map(AgentView::summary).collect();

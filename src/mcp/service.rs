@@ -8,6 +8,8 @@
 //! turns a [`ServiceError`] into a JSON-RPC error or a tool error; the REST layer into an HTTP
 //! status and the `ApiError` envelope.
 
+use std::sync::Arc;
+
 use rmcp::{ErrorData as McpError, model::CallToolResult};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::task::task_tracker::TaskTrackerToken;
@@ -21,7 +23,7 @@ use super::{
 use crate::{
     audit::{AuditEvent, AuditEventType, AuditResult, RequestInfo, Severity, detect_suspicious},
     auth::{Operation, Permission, Principal},
-    dust::DustError,
+    dust::{AgentConfiguration, DustError},
 };
 
 pub use super::args::SearchKnowledgeArgs;
@@ -259,6 +261,20 @@ pub fn note_suspicious(
     }
 }
 
+/// The principal's agents: from [`McpContext::agents`] when listed less than
+/// `AGENT_CACHE_TTL` ago, else from Dust (and then kept).
+pub async fn agents(
+    ctx: &McpContext,
+    principal: &Principal,
+) -> Result<Arc<Vec<AgentConfiguration>>, DustError> {
+    if let Some(agents) = ctx.agents.get(&principal.user_id) {
+        return Ok(agents);
+    }
+    let agents = Arc::new(ctx.dust.list_agents(&principal.credentials).await?);
+    ctx.agents.put(&principal.user_id, agents.clone());
+    Ok(agents)
+}
+
 /// Agents matching `query` (case-insensitive, in name or description), active ones only.
 pub async fn list_agents(
     ctx: &McpContext,
@@ -272,9 +288,7 @@ pub async fn list_agents(
             "query must be at most {MAX_ID_LEN} bytes"
         )));
     }
-    let agents = ctx
-        .dust
-        .list_agents(&principal.credentials)
+    let agents = agents(ctx, principal)
         .await
         .map_err(|e| ServiceError::dust("listing agents", e))?;
     let agents = super::tools::filter_agents(&agents, query)

@@ -23,6 +23,11 @@ pub struct SimConfig {
     #[arg(long, env = "SIM_API_KEY", default_value_t = random_api_key(), hide_default_value = true,
           hide_env_values = true, value_parser = parse_api_key)]
     pub api_key: String,
+    /// More API keys of the seeded workspace, comma-separated: each is another caller of the
+    /// same workspace (the load generator spreads its load over several, docs/PERFORMANCE.md).
+    #[arg(long, env = "SIM_EXTRA_API_KEYS", value_delimiter = ',', hide_env_values = true,
+          value_parser = parse_api_key)]
+    pub extra_api_keys: Vec<String>,
     /// Id of a second, almost empty workspace (for "key of another workspace" tests).
     #[arg(long, env = "SIM_OTHER_WORKSPACE_ID", default_value_t = random_s_id(), hide_default_value = true)]
     pub other_workspace_id: String,
@@ -88,6 +93,7 @@ impl Default for SimConfig {
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 18080))),
             workspace_id: random_s_id(),
             api_key: random_api_key(),
+            extra_api_keys: Vec::new(),
             other_workspace_id: random_s_id(),
             other_api_key: random_api_key(),
             token_delay_ms: 15,
@@ -112,6 +118,10 @@ impl fmt::Debug for SimConfig {
             .field("listen", &self.listen)
             .field("workspace_id", &self.workspace_id)
             .field("api_key", &"[REDACTED]")
+            .field(
+                "extra_api_keys",
+                &format_args!("[{} REDACTED]", self.extra_api_keys.len()),
+            )
             .field("other_workspace_id", &self.other_workspace_id)
             .field("other_api_key", &"[REDACTED]")
             .field("token_delay_ms", &self.token_delay_ms)

@@ -10,13 +10,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::{SimConfig, data, faults::FaultState, record::RequestLog, world::World};
 
-/// A workspace the simulator serves, with the one API key valid for it.
+/// A workspace the simulator serves, with the API keys valid for it.
 #[derive(Debug)]
 pub(crate) struct Workspace {
     pub id: String,
     pub name: &'static str,
     /// Compared to the bearer token; never logged or echoed.
     api_key: String,
+    /// Further keys of the same workspace (`SIM_EXTRA_API_KEYS`).
+    extra_keys: Vec<String>,
     world: Mutex<World>,
     /// Instants of the upserts of the last minute (Dust's per-workspace upsert limit).
     pub upserts: Mutex<VecDeque<Instant>>,
@@ -28,6 +30,7 @@ impl Workspace {
             id,
             name,
             api_key,
+            extra_keys: Vec::new(),
             world: Mutex::new(world),
             upserts: Mutex::default(),
         }
@@ -39,7 +42,7 @@ impl Workspace {
     }
 
     pub(crate) fn key_matches(&self, token: &str) -> bool {
-        self.api_key == token
+        self.api_key == token || self.extra_keys.iter().any(|k| k == token)
     }
 }
 
@@ -62,12 +65,13 @@ pub(crate) type AppState = Arc<SimState>;
 
 impl SimState {
     pub(crate) fn new(config: SimConfig, base_url: String) -> Self {
-        let primary = Workspace::new(
+        let mut primary = Workspace::new(
             config.workspace_id.clone(),
             "Acme (simulated)",
             config.api_key.clone(),
             data::seeded_world(),
         );
+        primary.extra_keys = config.extra_api_keys.clone();
         let other = Workspace::new(
             config.other_workspace_id.clone(),
             "Other Corp (simulated)",

@@ -29,7 +29,31 @@ async fn memory_store_sweeps_expired_records_on_a_later_write() {
     let live_id = live.token_id.clone();
     store.save(live).await.unwrap();
     assert_eq!(store.len(), 1, "the expired record is still in the map");
+    assert_eq!(
+        store.indexed_users(),
+        1,
+        "usr_a is still in the per-user index"
+    );
     assert!(store.get(&live_id).await.unwrap().is_some());
+    let listed = store.list_for_user("w1", "usr_b").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].token_id, live_id);
+    assert!(store.list_for_user("w1", "usr_a").await.unwrap().is_empty());
+}
+
+/// The per-user index follows a record saved again under another user (ids are random, so
+/// this only happens on a bug upstream, but the index must not keep a stale entry).
+#[tokio::test]
+async fn memory_store_index_follows_a_record_saved_under_another_user() {
+    let store = MemoryTokenStore::new();
+    let mut record = testing::record("w1", "usr_a", 0, 3600);
+    store.save(record.clone()).await.unwrap();
+    record.user_id = "usr_b".to_owned();
+    store.save(record.clone()).await.unwrap();
+    assert!(store.list_for_user("w1", "usr_a").await.unwrap().is_empty());
+    assert_eq!(store.list_for_user("w1", "usr_b").await.unwrap().len(), 1);
+    assert_eq!(store.count_live_for_user("w1", "usr_b").await.unwrap(), 1);
+    assert_eq!(store.indexed_users(), 1);
 }
 
 #[test]
