@@ -73,6 +73,44 @@ fn browser_tools() -> Option<PathBuf> {
     }
 }
 
+/// Runs `script` in `tests/browser` with Node against Chromium (fresh profile, screenshots in
+/// `target/browser-artifacts`) and `env`; its last stdout line is the JSON report. Returns the
+/// report, the process output and the artifacts directory.
+async fn run_browser_script(
+    script: &str,
+    chromium: &Path,
+    env: &[(&str, &str)],
+) -> (Value, std::process::Output, PathBuf) {
+    let artifacts = manifest_dir().join("target/browser-artifacts");
+    let profile = tempfile::tempdir().unwrap();
+    let run = tokio::process::Command::new("node")
+        .arg(script)
+        .current_dir(manifest_dir().join("tests/browser"))
+        .envs(env.iter().copied())
+        .env("CHROMIUM", chromium)
+        .env("USER_DATA_DIR", profile.path())
+        .env("ARTIFACTS", &artifacts)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(BROWSER_RUN_LIMIT, run)
+        .await
+        .expect("the browser run took too long")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report = stdout
+        .lines()
+        .next_back()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            panic!("no report from {script}:\n{stdout}\n{stderr}")
+        });
+    (report, output, artifacts)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn console_files_are_served_with_the_page_policy() {
     let server = TestServer::start().await;
@@ -168,33 +206,17 @@ async fn the_console_works_end_to_end_in_chromium() {
     // A second token of the same user: "my tokens" lists it and the browser revokes it.
     let other_token = server.token(None).await;
 
-    let artifacts = manifest_dir().join("target/browser-artifacts");
-    let profile = tempfile::tempdir().unwrap();
-    let run = tokio::process::Command::new("node")
-        .arg("console.mjs")
-        .current_dir(manifest_dir().join("tests/browser"))
-        .env("CONSOLE_URL", server.url("/console"))
-        .env("API_KEY", server.sim.api_key())
-        .env("WORKSPACE_ID", server.sim.workspace_id())
-        .env("CHROMIUM", &chromium)
-        .env("USER_DATA_DIR", profile.path())
-        .env("ARTIFACTS", &artifacts)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(BROWSER_RUN_LIMIT, run)
-        .await
-        .expect("the browser run took too long")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let (mut report, output, artifacts) = run_browser_script(
+        "console.mjs",
+        &chromium,
+        &[
+            ("CONSOLE_URL", &server.url("/console")),
+            ("API_KEY", server.sim.api_key()),
+            ("WORKSPACE_ID", server.sim.workspace_id()),
+        ],
+    )
+    .await;
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let mut report: Value = stdout
-        .lines()
-        .next_back()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no report from the browser script:\n{stdout}\n{stderr}"));
     // The session cookie is dead by now (checked below), but keep it out of failure output.
     let cookie = report["sessionCookie"].take();
     assert_eq!(
@@ -277,33 +299,18 @@ async fn the_oauth_consent_page_works_in_chromium() {
         return;
     };
     let server = TestServer::start().await;
-    let artifacts = manifest_dir().join("target/browser-artifacts");
-    let profile = tempfile::tempdir().unwrap();
-    let run = tokio::process::Command::new("node")
-        .arg("consent.mjs")
-        .current_dir(manifest_dir().join("tests/browser"))
-        .env("BASE_URL", server.url(""))
-        .env("API_KEY", server.sim.api_key())
-        .env("WORKSPACE_ID", server.sim.workspace_id())
-        .env("CHROMIUM", &chromium)
-        .env("USER_DATA_DIR", profile.path())
-        .env("ARTIFACTS", &artifacts)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(BROWSER_RUN_LIMIT, run)
-        .await
-        .expect("the browser run took too long")
-        .unwrap();
+    let (mut report, output, _) = run_browser_script(
+        "consent.mjs",
+        &chromium,
+        &[
+            ("BASE_URL", &server.url("")),
+            ("API_KEY", server.sim.api_key()),
+            ("WORKSPACE_ID", server.sim.workspace_id()),
+        ],
+    )
+    .await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let mut report: Value = stdout
-        .lines()
-        .next_back()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no report from the consent script:\n{stdout}\n{stderr}"));
     let access_token = report["accessToken"].take();
     assert_eq!(
         report["ok"], true,

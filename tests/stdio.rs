@@ -99,6 +99,16 @@ enum Ending {
     CloseThenTerminate,
 }
 
+/// Sends SIGTERM to `child`.
+fn sigterm(child: &tokio::process::Child) {
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+}
+
 /// However the session ends, the agent's run is cancelled in Dust before the process exits 0.
 async fn ending_cancels_the_dust_run(ending: Ending) {
     use std::process::Stdio;
@@ -165,22 +175,12 @@ async fn ending_cancels_the_dust_run(ending: Ending) {
             drop(stdin);
         }
         Ending::Terminate => {
-            let pid = child.id().unwrap().to_string();
-            let killed = std::process::Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap();
-            assert!(killed.success());
+            sigterm(&child);
         }
         Ending::CloseThenTerminate => {
             drop(stdin);
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            let pid = child.id().unwrap().to_string();
-            let killed = std::process::Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap();
-            assert!(killed.success());
+            sigterm(&child);
             let status = tokio::time::timeout(std::time::Duration::from_secs(2), child.wait())
                 .await
                 .expect("the process did not exit within the 2 s a client waits before SIGKILL")
