@@ -7,6 +7,10 @@
 use anyhow::Result;
 use axum::{Router, routing::get};
 
+/// The server's allocator, so that the figures describe the server.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let addr = std::env::args()

@@ -7,9 +7,13 @@
 //! binary carries nothing of this. Run it with `cargo run --release --example loadgen -- --help`;
 //! `bench/run.sh` drives every scenario.
 //!
-//! At a fixed rate, latency is measured from the time each request was *due*, not from when it
-//! was sent: a stalled server cannot hide its queueing delay from the percentiles (the
-//! "coordinated omission" correction). Every run is bounded in time and stops by itself.
+//! At a fixed rate every request is sent on its own task when it is due, whatever the earlier
+//! ones are doing, so a stalled server cannot slow the sending down and hide its queueing delay
+//! (no "coordinated omission"). Latency is measured from the moment the request is sent: tokio's
+//! timer wakes up to 1 ms after the due time, and counting that wait added up to 1 ms of the
+//! generator's own to every percentile (docs/PERFORMANCE.md, finding 12). How late the sends
+//! were is printed on stderr, so a generator that fell behind shows. Every run is bounded in time
+//! and stops by itself.
 
 use std::{
     sync::{
@@ -309,16 +313,17 @@ async fn closed_loop(
 }
 
 /// Open loop: one request due every `1/rate` s until `until`, each on its own task; latency
-/// from the due time.
+/// from the send. Returns how late the measured sends were after their due time.
 async fn open_loop(
     target: Arc<Target>,
     tally: Arc<Tally>,
     rate: u64,
     measure_from: Instant,
     until: Instant,
-) {
+) -> Result<Histogram<u64>> {
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let start = Instant::now();
+    let mut lateness = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut tasks = Vec::new();
     let mut n: u32 = 0;
     loop {
@@ -327,11 +332,17 @@ async fn open_loop(
             break;
         }
         tokio::time::sleep_until(due.into()).await;
+        let sent = Instant::now();
+        let measured = due >= measure_from;
+        if measured {
+            let late = u64::try_from(sent.duration_since(due).as_micros()).unwrap_or(u64::MAX);
+            lateness.saturating_record(late.max(1));
+        }
         let (target, tally) = (target.clone(), tally.clone());
         tasks.push(tokio::spawn(async move {
             let outcome = target.once().await;
-            if due >= measure_from {
-                tally.record(due, outcome);
+            if measured {
+                tally.record(sent, outcome);
             }
         }));
         n += 1;
@@ -339,6 +350,7 @@ async fn open_loop(
     for task in tasks {
         let _ = task.await;
     }
+    Ok(lateness)
 }
 
 fn main() -> Result<()> {
@@ -368,7 +380,17 @@ async fn run(args: Args) -> Result<()> {
         (Some(workers), _) => {
             closed_loop(target, tally.clone(), workers, measure_from, until).await
         }
-        (None, Some(rate)) => open_loop(target, tally.clone(), rate, measure_from, until).await,
+        (None, Some(rate)) => {
+            let late = open_loop(target, tally.clone(), rate, measure_from, until).await?;
+            let ms = |q: f64| late.value_at_quantile(q) as f64 / 1000.0;
+            eprintln!(
+                "{} at {rate}/s: sends late by p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                args.label,
+                ms(0.50),
+                ms(0.99),
+                late.max() as f64 / 1000.0
+            );
+        }
         (None, None) => unreachable!("checked in main"),
     }
     let histogram = tally.histogram.lock().expect("histogram lock");

@@ -81,6 +81,10 @@ async fn fill_sessions(n: usize) -> Result<(u64, MemorySessionStore)> {
     Ok((rss_kb()?.saturating_sub(before), store))
 }
 
+/// The server's allocator, so that the figures describe the server.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let counts: Vec<usize> = std::env::args()

@@ -6,6 +6,12 @@
 #   bench/profile.sh                                  # tools/list 2026-07-28, c=8, 8 s
 #   SECONDS_=8 ARGS="--method tools/call --tool list_agents" bench/profile.sh
 #
+# Pinned as `PIN=1 bench/run.sh` is: the server on SERVER_CPUS (default 0, one tokio worker per
+# CPU), the simulator and the load on CLIENT_CPUS (default 1); perf samples the server's CPUs
+# (`-C`), since `perf record -p` fails once tokio's blocking threads come and go ("Couldn't
+# create thread/CPU maps"). The load is closed-loop, so the server's CPU is saturated: what shows
+# is where its cycles go per request.
+#
 # Writes target/bench/perf.data and prints the top symbols and the share of each object
 # (server code, libc, kernel). Needs perf, curl and jq; ports 18090 and 5001 must be free.
 set -euo pipefail
@@ -20,6 +26,11 @@ mkdir -p "$OUT"
 BIN=${SERVE_BIN:-target/release/mcp-dust-server}
 EX=${EX_DIR:-target/release/examples}
 
+SERVER_CPUS=${SERVER_CPUS:-0}
+CLIENT_CPUS=${CLIENT_CPUS:-1}
+ON_SERVER=(env TOKIO_WORKER_THREADS="$(tr ',' '\n' <<<"$SERVER_CPUS" | wc -l)" taskset -c "$SERVER_CPUS")
+ON_CLIENT=(taskset -c "$CLIENT_CPUS")
+
 WS=benchws0001
 KEY=sk-0123456789abcdef0123456789abcdef
 pids=()
@@ -27,11 +38,11 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 wait_for() { for _ in $(seq 1 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
 
-"$BIN" sim --listen 127.0.0.1:18090 --workspace-id "$WS" --api-key "$KEY" >"$OUT/sim.log" 2>&1 &
+"${ON_CLIENT[@]}" "$BIN" sim --listen 127.0.0.1:18090 --workspace-id "$WS" --api-key "$KEY" >"$OUT/sim.log" 2>&1 &
 pids+=("$!")
 DUST_BASE_URL=http://127.0.0.1:18090 DUST_WORKSPACE_ID=$WS MCP_SERVER_PORT=5001 \
   RATE_LIMIT_MAX=1000000000 LOG_LEVEL=warn AUDIT_LOG_FILE="$OUT/audit.log" \
-  "$BIN" serve >"$OUT/serve.log" 2>&1 &
+  "${ON_SERVER[@]}" "$BIN" serve >"$OUT/serve.log" 2>&1 &
 SRV_PID=$!; pids+=("$SRV_PID")
 for _ in $(seq 1 200); do
   curl -sf -o /dev/null -H "Authorization: Bearer $KEY" "http://127.0.0.1:18090/api/v1/w/$WS/spaces" && break
@@ -42,15 +53,15 @@ TOKEN=$(curl -sf -X POST http://127.0.0.1:5001/api/v1/auth/login -H 'Content-Typ
   -d "{\"apiKey\":\"$KEY\",\"workspaceId\":\"$WS\"}" | jq -r .token)
 
 # shellcheck disable=SC2086 # ARGS is a list of words
-LOADGEN_TOKEN=$TOKEN "$EX/loadgen" --url http://127.0.0.1:5001/mcp --mode mcp2026 --pid "$SRV_PID" \
+LOADGEN_TOKEN=$TOKEN "${ON_CLIENT[@]}" "$EX/loadgen" --url http://127.0.0.1:5001/mcp --mode mcp2026 --pid "$SRV_PID" \
   --concurrency "$CONC" --duration $((DURATION + 2)) --warmup 1 --label profile $ARGS &
 LG=$!
 sleep 1
-perf record -q -F 999 -e cpu-clock -g -p "$SRV_PID" -o "$OUT/perf.data" -- sleep "$DURATION" 2>/dev/null
+perf record -q -F 999 -e cpu-clock -g -C "$SERVER_CPUS" -o "$OUT/perf.data" -- sleep "$DURATION" 2>/dev/null
 wait "$LG"
 echo
 echo "by object:"
-perf report -q -i "$OUT/perf.data" --no-children --sort dso --stdio 2>/dev/null | head -8
+perf report -q -i "$OUT/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | head -8
 echo
 echo "top symbols (self):"
-perf report -q -i "$OUT/perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null | head -40
+perf report -q -i "$OUT/perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null | head -40 | cut -c1-160

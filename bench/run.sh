@@ -5,6 +5,13 @@
 #
 #   bench/run.sh                      # release build, 3 repeats, 5 s per measurement
 #   REPEATS=5 DURATION=10 bench/run.sh
+#   PIN=1 bench/run.sh                # server on CPU 0, simulator and load on CPU 1 (see below)
+#
+# PIN=1 keeps the load generator and the simulator off the server's core (taskset), so that the
+# server's figures are not a share of a core fought over by three processes: SERVER_CPUS (default
+# 0) runs the server, the bare route and the cold start, with one tokio worker per listed CPU;
+# CLIENT_CPUS (default 1) runs the simulator, the load generator and the streaming probe. On a
+# 2-core machine this is the only layout where a side-by-side ratio means something.
 #
 # Needs curl, jq and python3. Ports 18090 (simulator), 5001 (server), 5002 (bare route), 5003 (cold
 # start) must be free. Everything it starts is stopped on exit.
@@ -32,6 +39,18 @@ else cargo build --quiet --bin mcp-dust-server --examples; fi
 BIN=${SERVE_BIN:-target/$PROFILE/mcp-dust-server}   # SERVE_BIN: another build of the server (before/after)
 EX=${EX_DIR:-target/$PROFILE/examples}
 
+ON_SERVER=()
+ON_CLIENT=()
+if [ "${PIN:-0}" = 1 ]; then
+  SERVER_CPUS=${SERVER_CPUS:-0}
+  CLIENT_CPUS=${CLIENT_CPUS:-1}
+  workers() { python3 -c 'import sys; print(sum(len(range(int(a), int(b) + 1)) if b else 1 for a, _, b in (p.partition("-") for p in sys.argv[1].split(","))))' "$1"; }
+  # `env` and `taskset` exec the program, so `$!` below is still the program's pid.
+  ON_SERVER=(env TOKIO_WORKER_THREADS="$(workers "$SERVER_CPUS")" taskset -c "$SERVER_CPUS")
+  ON_CLIENT=(env TOKIO_WORKER_THREADS="$(workers "$CLIENT_CPUS")" taskset -c "$CLIENT_CPUS")
+  echo "pinned: server, bare route and cold start on CPU $SERVER_CPUS; simulator and load on CPU $CLIENT_CPUS" >&2
+fi
+
 WS=benchws0001
 KEY=sk-0123456789abcdef0123456789abcdef
 EXTRA_KEYS=()
@@ -45,13 +64,13 @@ wait_for() { for _ in $(seq 1 200); do curl -sf -o /dev/null "$1" && return 0; s
 
 SIM_ARGS=(--listen 127.0.0.1:18090 --workspace-id "$WS" --api-key "$KEY")
 [ ${#EXTRA_KEYS[@]} -gt 0 ] && SIM_ARGS+=(--extra-api-keys "$(IFS=,; echo "${EXTRA_KEYS[*]}")")
-"$BIN" sim "${SIM_ARGS[@]}" >"$OUT/sim.log" 2>&1 &
+"${ON_CLIENT[@]}" "$BIN" sim "${SIM_ARGS[@]}" >"$OUT/sim.log" 2>&1 &
 SIM_PID=$!; pids+=("$SIM_PID")
-"$EX/bare" 127.0.0.1:5002 >/dev/null 2>&1 &
+"${ON_SERVER[@]}" "$EX/bare" 127.0.0.1:5002 >/dev/null 2>&1 &
 BARE_PID=$!; pids+=("$BARE_PID")
 DUST_BASE_URL=http://127.0.0.1:18090 DUST_WORKSPACE_ID=$WS MCP_SERVER_PORT=5001 \
   RATE_LIMIT_MAX=1000000000 RATE_LIMIT_LOGIN_MAX=1000 LOG_LEVEL=warn \
-  AUDIT_LOG_FILE="$OUT/audit.log" "$BIN" serve >"$OUT/serve.log" 2>&1 &
+  AUDIT_LOG_FILE="$OUT/audit.log" "${ON_SERVER[@]}" "$BIN" serve >"$OUT/serve.log" 2>&1 &
 SRV_PID=$!; pids+=("$SRV_PID")
 wait_for http://127.0.0.1:5001/live
 wait_for http://127.0.0.1:5002/
@@ -70,7 +89,7 @@ SPACE=$(curl -sf -H "Authorization: Bearer $KEY" "$SIMAPI/spaces" | jq -r '.spac
 DS=$(curl -sf -H "Authorization: Bearer $KEY" "$SIMAPI/spaces/$SPACE/data_sources" | jq -r '.data_sources[0].sId')
 SEARCH_PATH="spaces/$SPACE/data_sources/$DS/search?query=vacation%20policy&top_k=8"
 
-lg() { "$EX/loadgen" --duration "$DURATION" --warmup "$WARMUP" "$@" | tee -a "$RAW"; }
+lg() { "${ON_CLIENT[@]}" "$EX/loadgen" --duration "$DURATION" --warmup "$WARMUP" "$@" | tee -a "$RAW"; }
 direct() { LOADGEN_TOKEN=$KEYS lg --mode http --pid "$SIM_PID" "$@"; }
 stack() { lg --url http://127.0.0.1:5001/mcp --mode mcp2026 --pid "$SRV_PID" "$@"; }
 LIST_AGENTS=(--method tools/call --tool list_agents)
@@ -129,9 +148,9 @@ for (name, load), m in med.items():
 PY
 
 echo
-"$EX/coldstart" "$BIN" 5003 20
+"${ON_SERVER[@]}" "$EX/coldstart" "$BIN" 5003 20
 "$EX/memory" 10000 100000
 
 echo
 echo "Streaming (ask_agent, Echo agent, ${STREAM_ROUNDS:-30} rounds):"
-"$EX/stream" http://127.0.0.1:18090 "$WS" "$KEY" http://127.0.0.1:5001/mcp "${TOKENS[0]}" "${STREAM_ROUNDS:-30}"
+"${ON_CLIENT[@]}" "$EX/stream" http://127.0.0.1:18090 "$WS" "$KEY" http://127.0.0.1:5001/mcp "${TOKENS[0]}" "${STREAM_ROUNDS:-30}"

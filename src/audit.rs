@@ -350,6 +350,11 @@ impl AuditEvent {
         self
     }
 
+    /// When it happened, in the audit format (`YYYY-MM-DDTHH:MM:SS.mmmZ`).
+    pub fn timestamp(&self) -> &str {
+        &self.timestamp
+    }
+
     /// The kind of event.
     pub fn event_type(&self) -> AuditEventType {
         self.event_type

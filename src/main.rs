@@ -9,6 +9,12 @@ use mcp_dust_server::{
     demo, doctor, probe, secret, serve, sim, stdio, telemetry,
 };
 
+/// mimalloc, not glibc's malloc: the request path allocates small short-lived objects from
+/// several threads, where glibc spent about a quarter of the cycles (docs/PERFORMANCE.md,
+/// finding 10).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     mcp_dust_server::dust::install_crypto_provider();

@@ -651,6 +651,17 @@ async fn z9_metrics_and_other_verbs() {
     }
     let (status, _, _) = send(&srv, Method::TRACE, "/metrics", Some(&admin), &[], None).await;
     assert_eq!(status, 405);
+
+    // Invented methods share one `other` label: a client cannot grow the series without bound.
+    for name in ["XCARDINALITYA", "XCARDINALITYB"] {
+        let method = Method::from_bytes(name.as_bytes()).unwrap();
+        let (status, _, _) = send(&srv, method, "/api/v1/status", None, &[], None).await;
+        assert_eq!(status, 405, "{name}");
+    }
+    let (status, _, body) = send(&srv, Method::GET, "/metrics", Some(&admin), &[], None).await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("XCARDINALITY"), "{body}");
+    assert!(body.contains("method=\"other\""), "{body}");
     srv.shutdown().await;
 }
 

@@ -918,10 +918,17 @@ async fn ready_during_the_drain_is_refused_closed_or_503() {
             .any(|s| s.request_id == "sse-0")
     );
 
-    // The idle keep-alive connection: closed; a request sent on it gets no answer.
+    // The idle keep-alive connection: closed, so a request sent on it gets no answer; or, when
+    // the request wins the race with the close (seen under a loaded machine), the same 503
+    // "shutting down" as a request in flight. Never a 200.
     let _ = idle.write_all(READY).await;
     let answer = read_to_close(&mut idle, Duration::from_secs(10)).await;
-    assert!(answer.as_deref().is_none_or(str::is_empty), "{answer:?}");
+    assert!(
+        answer.as_deref().is_none_or(
+            |a| a.is_empty() || (a.starts_with("HTTP/1.1 503 ") && a.contains("shutting down"))
+        ),
+        "{answer:?}"
+    );
 
     // The half-sent request: answered 503 "shutting down", then the connection is closed.
     half.write_all(b"\r\n").await.unwrap();

@@ -56,12 +56,15 @@ pub struct MemoryRecentAudit {
     records: Mutex<VecDeque<Kept>>,
 }
 
+/// One record, kept as its JSON text: pushing happens on every audited request and querying
+/// rarely, and one string costs one allocation where a `serde_json::Value` tree cost one per
+/// field (docs/PERFORMANCE.md, finding 13).
 #[derive(Debug)]
 struct Kept {
     workspace_id: Option<String>,
     event_type: &'static str,
     timestamp: String,
-    record: Value,
+    record: String,
 }
 
 impl MemoryRecentAudit {
@@ -82,13 +85,13 @@ impl Default for MemoryRecentAudit {
 #[async_trait]
 impl RecentAudit for MemoryRecentAudit {
     fn push(&self, event: &AuditEvent) {
-        let Ok(record) = serde_json::to_value(event) else {
+        let Ok(record) = serde_json::to_string(event) else {
             return;
         };
         let kept = Kept {
             workspace_id: event.workspace_id().map(str::to_owned),
             event_type: event.event_type().as_str(),
-            timestamp: record["timestamp"].as_str().unwrap_or_default().to_owned(),
+            timestamp: event.timestamp().to_owned(),
             record,
         };
         let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
@@ -116,8 +119,8 @@ impl RecentAudit for MemoryRecentAudit {
                     .as_deref()
                     .is_none_or(|s| k.timestamp.as_str() >= s)
             })
+            .filter_map(|k| serde_json::from_str(&k.record).ok())
             .take(query.limit.min(MAX_QUERY_LIMIT))
-            .map(|k| k.record.clone())
             .collect())
     }
 }

@@ -16,7 +16,7 @@ mod cipher;
 mod memory;
 pub mod testing;
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use async_trait::async_trait;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -104,8 +104,9 @@ pub trait TokenStore: Send + Sync + 'static {
     /// saving a record again never clears it.
     async fn save(&self, record: TokenRecord) -> Result<(), StoreError>;
 
-    /// The record of `token_id`, revoked or not, unless it has expired.
-    async fn get(&self, token_id: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// The record of `token_id`, revoked or not, unless it has expired. Shared, not copied:
+    /// every authenticated request reads one.
+    async fn get(&self, token_id: &str) -> Result<Option<Arc<TokenRecord>>, StoreError>;
 
     /// Marks `token_id` revoked at `now` (epoch seconds). `false` if there is no such unexpired
     /// record; revoking twice keeps the first time and answers `true`.

@@ -96,7 +96,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthFailure> {
 pub async fn principal_from_token(
     state: &AppState,
     token: &str,
-) -> Result<(Principal, TokenRecord), AuthFailure> {
+) -> Result<(Principal, Arc<TokenRecord>), AuthFailure> {
     if jwt::looks_like_dust_key(token) {
         return Err(AuthFailure::new(
             "dust_key",
@@ -173,7 +173,7 @@ pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     info: &crate::audit::RequestInfo,
-) -> Result<(Principal, TokenRecord), ApiError> {
+) -> Result<(Principal, Arc<TokenRecord>), ApiError> {
     let failure = match bearer_token(headers) {
         Ok(Some(token)) => match principal_from_token(state, token).await {
             Ok(found) => return Ok(found),
@@ -267,7 +267,7 @@ async fn guard(state: &AppState, mut request: Request, next: Next, sessions: boo
             Ok(Some((principal, token, session))) => {
                 let extensions = request.extensions_mut();
                 extensions.insert(Arc::new(principal));
-                extensions.insert(Arc::new(token));
+                extensions.insert(token);
                 extensions.insert(AuthMethod::Session);
                 extensions.insert(session);
                 return next.run(request).await;
@@ -280,7 +280,7 @@ async fn guard(state: &AppState, mut request: Request, next: Next, sessions: boo
         Ok((principal, record)) => {
             let extensions = request.extensions_mut();
             extensions.insert(Arc::new(principal));
-            extensions.insert(Arc::new(record));
+            extensions.insert(record);
             extensions.insert(AuthMethod::Bearer);
             next.run(request).await
         }
@@ -298,7 +298,7 @@ async fn from_session(
     method: &axum::http::Method,
     headers: &HeaderMap,
     info: &crate::audit::RequestInfo,
-) -> Result<Option<(Principal, TokenRecord, super::session::CurrentSession)>, Response> {
+) -> Result<Option<(Principal, Arc<TokenRecord>, super::session::CurrentSession)>, Response> {
     let resolved = match super::session::resolve(state, headers, info).await {
         Ok(Some(resolved)) => resolved,
         Ok(None) => return Ok(None),

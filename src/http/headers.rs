@@ -18,8 +18,7 @@ use axum::{
     extract::{Request, State},
     http::{HeaderMap, HeaderName, HeaderValue, header},
     middleware::{Next, from_fn, from_fn_with_state},
-    response::Response,
-    routing::Route,
+    response::{IntoResponse, Response},
 };
 use tower::{Layer, Service, ServiceBuilder};
 
@@ -111,10 +110,10 @@ impl HeaderPolicy {
 }
 
 /// The request-id screen, then the headers: the one layer `apply_middleware` puts outermost.
-pub fn layer(
+pub fn layer<S>(
     config: &Config,
 ) -> impl Layer<
-    Route,
+    S,
     Service: Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
                  + Clone
                  + Send
@@ -123,7 +122,12 @@ pub fn layer(
 > + Clone
 + Send
 + Sync
-+ 'static {
++ 'static
+where
+    S: Service<Request, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Response: IntoResponse + 'static,
+    S::Future: Send + 'static,
+{
     ServiceBuilder::new()
         .layer(from_fn_with_state(
             HeaderPolicy::from_config(config),

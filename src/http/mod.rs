@@ -35,6 +35,7 @@ use axum::{
     extract::{DefaultBodyLimit, Request},
     http::{StatusCode, header},
     middleware::from_fn_with_state,
+    response::IntoResponse,
     routing::{get, post},
 };
 use rmcp::transport::streamable_http_server::{
@@ -43,6 +44,7 @@ use rmcp::transport::streamable_http_server::{
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::{ServiceBuilder, util::MapResponseLayer};
 use tower_http::{
     catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -66,17 +68,19 @@ pub const MAX_LOGIN_BODY: usize = 16 * 1024;
 /// Routes: public ones, then the protected ones behind [`auth::require_principal`] (`/mcp`
 /// behind [`auth::require_bearer`]).
 pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
-    let mcp = mcp_service(&state, shutdown);
-    let mcp = Router::new()
-        .nest_service("/mcp", mcp)
-        .layer(axum::middleware::from_fn(mcp_errors::envelope))
-        .layer(from_fn_with_state(state.clone(), oauth::scope_challenge))
-        .layer(axum::middleware::from_fn(jsonrpc::check_message))
+    // One service, its layers outermost first: mounted with `route_service`, the layers wrap
+    // rmcp's service once, where `Router::layer` would box them per route (finding 11).
+    let mcp = ServiceBuilder::new()
+        .layer(from_fn_with_state(state.clone(), auth::require_bearer))
         .layer(from_fn_with_state(
             state.clone(),
             rate_limit::limit_principal,
         ))
-        .layer(from_fn_with_state(state.clone(), auth::require_bearer));
+        .layer(axum::middleware::from_fn(jsonrpc::check_message))
+        .layer(from_fn_with_state(state.clone(), oauth::scope_challenge))
+        .layer(axum::middleware::from_fn(mcp_errors::envelope))
+        .service(mcp_service(&state, shutdown));
+    let mcp = Router::new().route_service("/mcp", mcp);
     let protected = Router::new()
         .route("/api/v1/auth/refresh", post(login::refresh))
         .route("/api/v1/auth/logout", post(login::logout))
@@ -107,6 +111,9 @@ pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
 }
 
 /// Counts requests and their latency per route template (never per raw path: bounded labels).
+/// The method label is one of the standard methods or `other`: a client inventing methods must
+/// not grow the series without bound. Labels are built without copying the route twice
+/// (finding 9).
 async fn record_metrics(
     request: Request,
     next: axum::middleware::Next,
@@ -114,8 +121,10 @@ async fn record_metrics(
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().to_string();
+        .map_or(metrics::SharedString::const_str("unmatched"), |p| {
+            metrics::SharedString::from_shared(Arc::from(p.as_str()))
+        });
+    let method = method_label(request.method());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
@@ -124,6 +133,26 @@ async fn record_metrics(
     metrics::histogram!("http_request_duration_seconds", "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The method's name for a metrics label: the standard ones, else `other`.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::PATCH, "PATCH"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(known, _)| known == method)
+        .map_or("other", |&(_, name)| name)
 }
 
 /// rmcp's service behind an `Arc`, so that cloning it is one reference count.
@@ -215,36 +244,32 @@ fn own_origins(allowed_hosts: &[String]) -> Vec<String> {
     origins
 }
 
-/// Layers, outermost last. Later `.layer()` calls wrap earlier ones, so the order below reads
-/// from the innermost to the outermost. The security headers go last (outermost) so that every
-/// answer gets them, including the panic handler's 500, the 404 fallback, body-limit 413s,
-/// rate-limit 429s, rmcp's own refusals and CORS preflights; their request-id screen must also
-/// run before `SetRequestIdLayer` keeps a client's id (H14). CORS sits outside the panic handler
-/// (a 500 stays readable by an allowed browser origin) and inside the request-id and trace
-/// layers (a refused preflight is traced and audited with its id).
+/// Layers, outermost first, as one `tower` stack around the router. The security headers come
+/// first (outermost) so that every answer gets them, including the panic handler's 500, the
+/// 404 fallback, body-limit 413s, rate-limit 429s, rmcp's own refusals and CORS preflights;
+/// their request-id screen must also run before `SetRequestIdLayer` keeps a client's id (H14).
+/// CORS sits outside the panic handler (a 500 stays readable by an allowed browser origin) and
+/// inside the request-id and trace layers (a refused preflight is traced and audited with its
+/// id).
 ///
 /// The client IP is decided before the rate limit (both key on it, and so do the lockout and the
 /// audit); the rate limit runs before authentication (in `build_router`), so floods of bad
 /// tokens are cut for the price of one counter increment. Preflights are answered by CORS,
 /// outside the rate limit, so they are not counted.
+///
+/// One `ServiceBuilder` stack, not `Router::layer` calls: those box every route at every layer,
+/// and each boxed layer clones everything below it on every request. The stack is built once
+/// and wraps the router as its fallback (docs/PERFORMANCE.md, finding 11).
 pub fn apply_middleware(state: &AppState, router: Router) -> Router {
-    router
-        .layer(from_fn_with_state(state.clone(), wire_log::log_wire))
-        .layer(from_fn_with_state(
-            state.clone(),
-            rate_limit::limit_requests,
-        ))
-        .layer(from_fn_with_state(
-            state.clone(),
-            client_ip::attach_client_ip,
-        ))
-        .layer(DefaultBodyLimit::max(MAX_REST_BODY))
-        .layer(from_fn_with_state(state.clone(), deadline::enforce))
-        .layer(CatchPanicLayer::custom(|_| {
-            tracing::error!("a request handler panicked");
-            axum::response::IntoResponse::into_response(ApiError::internal())
-        }))
-        .layer(cors::layer(state))
+    let stack = ServiceBuilder::new()
+        .layer(headers::layer(&state.config))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+            header::PROXY_AUTHORIZATION,
+        ]))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 let request_id = request
@@ -260,14 +285,25 @@ pub fn apply_middleware(state: &AppState, router: Router) -> Router {
                 )
             }),
         )
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::COOKIE,
-            header::PROXY_AUTHORIZATION,
-        ]))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(headers::layer(&state.config))
+        .layer(cors::layer(state))
+        .layer(MapResponseLayer::new(IntoResponse::into_response))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            IntoResponse::into_response(ApiError::internal())
+        }))
+        .layer(from_fn_with_state(state.clone(), deadline::enforce))
+        .layer(DefaultBodyLimit::max(MAX_REST_BODY))
+        .layer(from_fn_with_state(
+            state.clone(),
+            client_ip::attach_client_ip,
+        ))
+        .layer(from_fn_with_state(
+            state.clone(),
+            rate_limit::limit_requests,
+        ))
+        .layer(from_fn_with_state(state.clone(), wire_log::log_wire))
+        .service(router);
+    Router::new().fallback_service(stack)
 }
 
 async fn not_found(request: Request) -> axum::response::Response {

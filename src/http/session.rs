@@ -194,7 +194,7 @@ pub struct CurrentSession {
 #[derive(Debug)]
 pub struct Resolved {
     pub session: CurrentSession,
-    pub token: TokenRecord,
+    pub token: Arc<TokenRecord>,
 }
 
 fn store_unavailable(e: &crate::store::StoreError) -> AuthFailure {

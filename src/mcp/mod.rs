@@ -275,7 +275,8 @@ pub(crate) fn request_info(request: &RequestContext<RoleServer>) -> RequestInfo 
             }),
         user_agent: header("user-agent"),
         method: Some(parts.method.to_string()),
-        // `/mcp` is a nested service: its own URI has the prefix stripped, the original has not.
+        // The path the client sent: axum's `OriginalUri` where a router records it (a nested
+        // router strips its prefix from the URI it passes on), else the URI itself.
         path: Some(
             parts
                 .extensions

@@ -10,7 +10,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        RwLock,
+        Arc, RwLock,
         atomic::{AtomicI64, Ordering},
     },
     time::{SystemTime, UNIX_EPOCH},
@@ -27,7 +27,10 @@ type UserKey = (String, String);
 /// The records and the per-user index, always changed together under one lock.
 #[derive(Debug, Default)]
 struct Records {
-    by_id: HashMap<String, TokenRecord>,
+    /// Shared with the requests that read them: a request holds its record for its whole life,
+    /// and a lookup that copied the record (seven strings and the sealed key) cost an allocation
+    /// burst per request (docs/PERFORMANCE.md, finding 9).
+    by_id: HashMap<String, Arc<TokenRecord>>,
     /// The token ids of each user, in no particular order.
     by_user: HashMap<UserKey, Vec<String>>,
 }
@@ -36,10 +39,10 @@ impl Records {
     fn insert(&mut self, record: TokenRecord) {
         let key = (record.workspace_id.clone(), record.user_id.clone());
         let id = record.token_id.clone();
-        match self.by_id.insert(id.clone(), record) {
+        match self.by_id.insert(id.clone(), Arc::new(record)) {
             Some(old) if (&old.workspace_id, &old.user_id) == (&key.0, &key.1) => {}
             Some(old) => {
-                self.unindex(&(old.workspace_id, old.user_id), &id);
+                self.unindex(&(old.workspace_id.clone(), old.user_id.clone()), &id);
                 self.by_user.entry(key).or_default().push(id);
             }
             None => self.by_user.entry(key).or_default().push(id),
@@ -81,7 +84,7 @@ impl Records {
             .get(&key)
             .into_iter()
             .flatten()
-            .filter_map(|id| self.by_id.get(id))
+            .filter_map(|id| self.by_id.get(id).map(Arc::as_ref))
             .filter(move |r| r.expires_at > now)
     }
 }
@@ -152,7 +155,7 @@ impl TokenStore for MemoryTokenStore {
         Ok(())
     }
 
-    async fn get(&self, token_id: &str) -> Result<Option<TokenRecord>, StoreError> {
+    async fn get(&self, token_id: &str) -> Result<Option<Arc<TokenRecord>>, StoreError> {
         let now = now();
         Ok(self
             .read()
@@ -165,7 +168,7 @@ impl TokenStore for MemoryTokenStore {
     async fn revoke(&self, token_id: &str, now: i64) -> Result<bool, StoreError> {
         Ok(match self.write().by_id.get_mut(token_id) {
             Some(record) => {
-                record.revoked_at.get_or_insert(now);
+                Arc::make_mut(record).revoked_at.get_or_insert(now);
                 true
             }
             None => false,

@@ -40,7 +40,7 @@ pub async fn token_store_contract(store: &dyn TokenStore) {
     // save / get round trip, and unknown ids.
     let a = record(&ws, &user, 30, 3600);
     store.save(a.clone()).await.unwrap();
-    assert_eq!(store.get(&a.token_id).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.get(&a.token_id).await.unwrap().as_deref(), Some(&a));
     assert_eq!(store.get("tok_unknown").await.unwrap(), None);
 
     // Expired records are invisible and never count.
@@ -91,7 +91,7 @@ pub async fn token_store_contract(store: &dyn TokenStore) {
     let mut b2 = b.clone();
     b2.username = "renamed".to_owned();
     store.save(b2.clone()).await.unwrap();
-    assert_eq!(store.get(&b.token_id).await.unwrap(), Some(b2));
+    assert_eq!(store.get(&b.token_id).await.unwrap().as_deref(), Some(&b2));
 
     // The live-token cap (K13): the oldest live tokens go.
     let capped_user = new_token_id();

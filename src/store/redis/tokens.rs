@@ -5,7 +5,7 @@
 //! and no later save undoes it. The key expires with the token. A sorted set per user lists the
 //! token ids by expiry, for the live-token cap and for revoking every token of a refused key.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use redis::Script;
@@ -126,7 +126,7 @@ impl TokenStore for RedisStore {
             .map(|_| ())
     }
 
-    async fn get(&self, token_id: &str) -> Result<Option<TokenRecord>, StoreError> {
+    async fn get(&self, token_id: &str) -> Result<Option<Arc<TokenRecord>>, StoreError> {
         let mut conn = self.conn();
         let key = self.token_key(token_id);
         let row: (Option<String>, Option<i64>) = self
@@ -140,7 +140,7 @@ impl TokenStore for RedisStore {
             })
             .await?;
         let now = wall_clock_secs();
-        Ok(decode(row)?.filter(|r| r.expires_at > now))
+        Ok(decode(row)?.filter(|r| r.expires_at > now).map(Arc::new))
     }
 
     async fn revoke(&self, token_id: &str, now: i64) -> Result<bool, StoreError> {
