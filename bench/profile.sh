@@ -4,6 +4,7 @@
 # and samples the server with `perf record -e cpu-clock` (the VM has no hardware counters).
 #
 #   bench/profile.sh                                  # tools/list 2026-07-28, c=8, 8 s
+#   SCENARIO=list_agents bench/profile.sh             # or search_knowledge (as bench/run.sh)
 #   SECONDS_=8 ARGS="--method tools/call --tool list_agents" bench/profile.sh
 #
 # Pinned as `PIN=1 bench/run.sh` is: the server on SERVER_CPUS (default 0, one tokio worker per
@@ -18,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${SECONDS_:-8}
-ARGS=${ARGS:-"--method tools/list"}
+SCENARIO=${SCENARIO:-tools/list}
 CONC=${CONC:-8}
 OUT=${OUT:-target/bench}
 mkdir -p "$OUT"
@@ -52,12 +53,28 @@ wait_for http://127.0.0.1:5001/live
 TOKEN=$(curl -sf -X POST http://127.0.0.1:5001/api/v1/auth/login -H 'Content-Type: application/json' \
   -d "{\"apiKey\":\"$KEY\",\"workspaceId\":\"$WS\"}" | jq -r .token)
 
-# shellcheck disable=SC2086 # ARGS is a list of words
+if [ -n "${ARGS:-}" ]; then
+  read -r -a LOAD <<<"$ARGS" # a list of words, no quoting
+else
+  case "$SCENARIO" in
+    tools/list) LOAD=(--method tools/list) ;;
+    list_agents) LOAD=(--method tools/call --tool list_agents) ;;
+    search_knowledge)
+      SIMAPI=http://127.0.0.1:18090/api/v1/w/$WS
+      SPACE=$(curl -sf -H "Authorization: Bearer $KEY" "$SIMAPI/spaces" | jq -r '.spaces[0].sId')
+      DS=$(curl -sf -H "Authorization: Bearer $KEY" "$SIMAPI/spaces/$SPACE/data_sources" | jq -r '.data_sources[0].sId')
+      LOAD=(--method tools/call --tool search_knowledge
+        --arguments "{\"query\":\"vacation policy\",\"knowledgeBaseId\":\"$DS\",\"topK\":8}") ;;
+    *) echo "SCENARIO: tools/list, list_agents or search_knowledge" >&2; exit 2 ;;
+  esac
+fi
 LOADGEN_TOKEN=$TOKEN "${ON_CLIENT[@]}" "$EX/loadgen" --url http://127.0.0.1:5001/mcp --mode mcp2026 --pid "$SRV_PID" \
-  --concurrency "$CONC" --duration $((DURATION + 2)) --warmup 1 --label profile $ARGS &
+  --concurrency "$CONC" --duration $((DURATION + 2)) --warmup 1 --label "profile $SCENARIO" "${LOAD[@]}" &
 LG=$!
 sleep 1
-perf record -q -F 999 -e cpu-clock -g -C "$SERVER_CPUS" -o "$OUT/perf.data" -- sleep "$DURATION" 2>/dev/null
+# CALLGRAPH=dwarf: call chains through code built without frame pointers (libc's memmove, say),
+# at the price of a larger perf.data; then `perf report -i target/bench/perf.data -G`.
+perf record -q -F 999 -e cpu-clock --call-graph "${CALLGRAPH:-fp}" -C "$SERVER_CPUS" -o "$OUT/perf.data" -- sleep "$DURATION" 2>/dev/null
 wait "$LG"
 echo
 echo "by object:"

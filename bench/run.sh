@@ -108,6 +108,7 @@ for r in $(seq 1 "$REPEATS"); do
   direct --url "$SIMAPI/$SEARCH_PATH" --concurrency "$CONC" --label "search_knowledge direct"
   stack "${SEARCH[@]}" --concurrency "$CONC" --label "search_knowledge stack"
   lg --mode http --url http://127.0.0.1:5002/ --concurrency "$CONC" --pid "$BARE_PID" --label "bare route"
+  lg --mode http --url http://127.0.0.1:5002/10k --concurrency "$CONC" --pid "$BARE_PID" --label "bare route 10 KB"
   stack --method tools/list --concurrency "$CONC" --label "tools/list 2026-07-28"
   lg --url http://127.0.0.1:5001/mcp --mode mcp-legacy --pid "$SRV_PID" --method tools/list \
     --concurrency "$CONC" --label "tools/list 2025-11-25"
@@ -141,10 +142,11 @@ for (name, load), m in med.items():
     if name.endswith(' stack') and (name.replace(' stack', ' direct'), load) in med:
         d = med[(name.replace(' stack', ' direct'), load)]
         print(f"| {name.replace(' stack', '')} | {load} | {m['p50'] - d['p50']:.3f} | {m['p99'] - d['p99']:.3f} | {m['rps'] / d['rps']:.2f} |")
-bare = next((m for (n, _), m in med.items() if n == 'bare route'), None)
-for (name, load), m in med.items():
-    if bare and name.startswith('tools/list'):
-        print(f"| {name} vs bare route | {load} | | | {m['rps'] / bare['rps']:.2f} |")
+for bare_name in ('bare route', 'bare route 10 KB'):
+    bare = next((m for (n, _), m in med.items() if n == bare_name), None)
+    for (name, load), m in med.items():
+        if bare and name.startswith('tools/list'):
+            print(f"| {name} vs {bare_name} | {load} | | | {m['rps'] / bare['rps']:.2f} |")
 PY
 
 echo

@@ -23,6 +23,10 @@ use serde_json::json;
 const DEFAULT_PERMISSIONS: &str =
     "read:workspaces,read:agents,execute:agents,read:knowledge-bases,read:connectors";
 
+/// The server's allocator, so that the figures describe the server.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn issuer() -> JwtIssuer {
     JwtIssuer::new(
         &Keys::ephemeral(),

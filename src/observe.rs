@@ -4,13 +4,22 @@
 //! `METRICS_PREFIX` (`mcp_dust_server_http_requests_total`). The recorder is global (the
 //! `metrics` facade allows one per process), so the first configuration's prefix wins; tests
 //! that build many servers share it.
+//!
+//! The recorder keeps every histogram sample (8 bytes each) until its upkeep folds them into the
+//! buckets; only a scrape of `/metrics` did that here, so a server nobody scraped grew by about
+//! 20 bytes per request without bound (docs/PERFORMANCE.md, finding 14). A thread now runs the
+//! upkeep every [`UPKEEP_INTERVAL`].
 
-use std::sync::OnceLock;
+use std::{sync::OnceLock, time::Duration};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use metrics_util::layers::{Layer, PrefixLayer};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// How often recorded histogram samples are folded into their buckets: the samples held
+/// between two runs are what a second of requests records.
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The handle that renders `/metrics`, installing the recorder on first call.
 pub fn install(prefix: &str) -> PrometheusHandle {
@@ -24,6 +33,18 @@ pub fn install(prefix: &str) -> PrometheusHandle {
                 .expect("static buckets are valid")
                 .build_recorder();
             let handle = recorder.handle();
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".to_owned())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_INTERVAL);
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "cannot start the metrics upkeep: memory grows until /metrics is scraped");
+            }
             let prefixed = PrefixLayer::new(prefix.to_owned()).layer(recorder);
             if metrics::set_global_recorder(prefixed).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
