@@ -157,12 +157,12 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 
 /// rmcp's service behind an `Arc`, so that cloning it is one reference count.
 ///
-/// axum clones the service below each `from_fn` middleware and each route on every request, so
-/// the `/mcp` service is cloned once per layer above it per request (about fifteen times, and
-/// twice more under CORS, which keeps two copies of its inner service). A
+/// axum's `from_fn` middleware clones the service below it on every request, and so does the
+/// route, so the `/mcp` service is cloned once per layer above it per request (about fifteen
+/// times when the layers were `Router::layer` calls; six since finding 11). A
 /// `StreamableHttpService` clone copies its config: the host and origin allow-lists (a `String`
 /// each) and a cancellation token, whose clone and drop take a lock. The profile of
-/// `tools/list` showed those clones and drops (docs/PERFORMANCE.md, "Profile and findings").
+/// `tools/list` showed those clones and drops (docs/PERFORMANCE.md, finding 6).
 #[derive(Clone)]
 struct SharedMcpService(Arc<StreamableHttpService<DustMcp, NeverSessionManager>>);
 
