@@ -10,7 +10,7 @@
 # A variant is NAME=COMMAND, where COMMAND (split on spaces) runs the server binary; `serve` is
 # appended. The simulator and the load generator come from this tree's release build (BUILD=0:
 # as they are), pinned to CLIENT_CPUS (default 1); the server runs on SERVER_CPUS (default 0)
-# with one tokio worker. PAIRS (default 3), DURATION (s, default 5), CONC (default 8).
+# with one tokio worker per CPU. PAIRS (default 3), DURATION (s, default 5), CONC (default 8).
 # Ports 18090 and 5001 must be free.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +20,6 @@ PAIRS=${PAIRS:-3}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 CONC=${CONC:-8}
-SERVER_CPUS=${SERVER_CPUS:-0}
-CLIENT_CPUS=${CLIENT_CPUS:-1}
 OUT=${OUT:-target/bench}
 mkdir -p "$OUT"
 RAW="$OUT/ab.raw"
@@ -30,23 +28,15 @@ RAW="$OUT/ab.raw"
 SIM_BIN=${SIM_BIN:-target/release/mcp-dust-server}
 EX=${EX_DIR:-target/release/examples}
 
-WS=benchws0001
-KEY=sk-0123456789abcdef0123456789abcdef
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-wait_for() { for _ in $(seq 1 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
+# shellcheck source=bench/common.sh
+. bench/common.sh
+pin
 
-TOKIO_WORKER_THREADS=1 taskset -c "$CLIENT_CPUS" "$SIM_BIN" sim --listen 127.0.0.1:18090 \
-  --workspace-id "$WS" --api-key "$KEY" >"$OUT/sim.log" 2>&1 &
+"${ON_CLIENT[@]}" "$SIM_BIN" sim --listen 127.0.0.1:18090 --workspace-id "$WS" --api-key "$KEY" \
+  >"$OUT/sim.log" 2>&1 &
 pids+=("$!")
-SIMAPI=http://127.0.0.1:18090/api/v1/w/$WS
-for _ in $(seq 1 200); do
-  curl -sf -o /dev/null -H "Authorization: Bearer $KEY" "$SIMAPI/spaces" && break
-  sleep 0.05
-done
-SPACE=$(curl -sf -H "Authorization: Bearer $KEY" "$SIMAPI/spaces" | jq -r '.spaces[0].sId')
-DS=$(curl -sf -H "Authorization: Bearer $KEY" "$SIMAPI/spaces/$SPACE/data_sources" | jq -r '.data_sources[0].sId')
+wait_for_sim
+first_data_source
 SEARCH="{\"query\":\"vacation policy\",\"knowledgeBaseId\":\"$DS\",\"topK\":8}"
 
 # One variant: start it, log in, measure each scenario, stop it.
@@ -55,13 +45,12 @@ measure() {
   # shellcheck disable=SC2086 # the command is a list of words
   DUST_BASE_URL=http://127.0.0.1:18090 DUST_WORKSPACE_ID=$WS MCP_SERVER_PORT=5001 \
     RATE_LIMIT_MAX=1000000000 LOG_LEVEL=warn AUDIT_LOG_FILE="$OUT/ab-audit.log" \
-    TOKIO_WORKER_THREADS=1 taskset -c "$SERVER_CPUS" $cmd serve >"$OUT/ab-serve.log" 2>&1 &
+    "${ON_SERVER[@]}" $cmd serve >"$OUT/ab-serve.log" 2>&1 &
   local srv=$!
   wait_for http://127.0.0.1:5001/live
   local token
-  token=$(curl -sf -X POST http://127.0.0.1:5001/api/v1/auth/login -H 'Content-Type: application/json' \
-    -d "{\"apiKey\":\"$KEY\",\"workspaceId\":\"$WS\"}" | jq -r .token)
-  local lg=(taskset -c "$CLIENT_CPUS" "$EX/loadgen" --url http://127.0.0.1:5001/mcp --mode mcp2026
+  token=$(login "$KEY")
+  local lg=("${ON_CLIENT[@]}" "$EX/loadgen" --url http://127.0.0.1:5001/mcp --mode mcp2026
     --pid "$srv" --concurrency "$CONC" --duration "$DURATION" --warmup "$WARMUP")
   LOADGEN_TOKEN=$token "${lg[@]}" --label "$name|tools/list" --method tools/list | tee -a "$RAW"
   LOADGEN_TOKEN=$token "${lg[@]}" --label "$name|list_agents" --method tools/call --tool list_agents | tee -a "$RAW"

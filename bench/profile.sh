@@ -27,17 +27,9 @@ mkdir -p "$OUT"
 BIN=${SERVE_BIN:-target/release/mcp-dust-server}
 EX=${EX_DIR:-target/release/examples}
 
-SERVER_CPUS=${SERVER_CPUS:-0}
-CLIENT_CPUS=${CLIENT_CPUS:-1}
-ON_SERVER=(env TOKIO_WORKER_THREADS="$(tr ',' '\n' <<<"$SERVER_CPUS" | wc -l)" taskset -c "$SERVER_CPUS")
-ON_CLIENT=(taskset -c "$CLIENT_CPUS")
-
-WS=benchws0001
-KEY=sk-0123456789abcdef0123456789abcdef
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-wait_for() { for _ in $(seq 1 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
+# shellcheck source=bench/common.sh
+. bench/common.sh
+pin
 
 "${ON_CLIENT[@]}" "$BIN" sim --listen 127.0.0.1:18090 --workspace-id "$WS" --api-key "$KEY" >"$OUT/sim.log" 2>&1 &
 pids+=("$!")
@@ -45,13 +37,9 @@ DUST_BASE_URL=http://127.0.0.1:18090 DUST_WORKSPACE_ID=$WS MCP_SERVER_PORT=5001 
   RATE_LIMIT_MAX=1000000000 LOG_LEVEL=warn AUDIT_LOG_FILE="$OUT/audit.log" \
   "${ON_SERVER[@]}" "$BIN" serve >"$OUT/serve.log" 2>&1 &
 SRV_PID=$!; pids+=("$SRV_PID")
-for _ in $(seq 1 200); do
-  curl -sf -o /dev/null -H "Authorization: Bearer $KEY" "http://127.0.0.1:18090/api/v1/w/$WS/spaces" && break
-  sleep 0.05
-done
+wait_for_sim
 wait_for http://127.0.0.1:5001/live
-TOKEN=$(curl -sf -X POST http://127.0.0.1:5001/api/v1/auth/login -H 'Content-Type: application/json' \
-  -d "{\"apiKey\":\"$KEY\",\"workspaceId\":\"$WS\"}" | jq -r .token)
+TOKEN=$(login "$KEY")
 
 if [ -n "${ARGS:-}" ]; then
   read -r -a LOAD <<<"$ARGS" # a list of words, no quoting
@@ -60,9 +48,7 @@ else
     tools/list) LOAD=(--method tools/list) ;;
     list_agents) LOAD=(--method tools/call --tool list_agents) ;;
     search_knowledge)
-      SIMAPI=http://127.0.0.1:18090/api/v1/w/$WS
-      SPACE=$(curl -sf -H "Authorization: Bearer $KEY" "$SIMAPI/spaces" | jq -r '.spaces[0].sId')
-      DS=$(curl -sf -H "Authorization: Bearer $KEY" "$SIMAPI/spaces/$SPACE/data_sources" | jq -r '.data_sources[0].sId')
+      first_data_source
       LOAD=(--method tools/call --tool search_knowledge
         --arguments "{\"query\":\"vacation policy\",\"knowledgeBaseId\":\"$DS\",\"topK\":8}") ;;
     *) echo "SCENARIO: tools/list, list_agents or search_knowledge" >&2; exit 2 ;;

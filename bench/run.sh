@@ -39,28 +39,18 @@ else cargo build --quiet --bin mcp-dust-server --examples; fi
 BIN=${SERVE_BIN:-target/$PROFILE/mcp-dust-server}   # SERVE_BIN: another build of the server (before/after)
 EX=${EX_DIR:-target/$PROFILE/examples}
 
+# shellcheck source=bench/common.sh
+. bench/common.sh
 ON_SERVER=()
 ON_CLIENT=()
 if [ "${PIN:-0}" = 1 ]; then
-  SERVER_CPUS=${SERVER_CPUS:-0}
-  CLIENT_CPUS=${CLIENT_CPUS:-1}
-  workers() { python3 -c 'import sys; print(sum(len(range(int(a), int(b) + 1)) if b else 1 for a, _, b in (p.partition("-") for p in sys.argv[1].split(","))))' "$1"; }
-  # `env` and `taskset` exec the program, so `$!` below is still the program's pid.
-  ON_SERVER=(env TOKIO_WORKER_THREADS="$(workers "$SERVER_CPUS")" taskset -c "$SERVER_CPUS")
-  ON_CLIENT=(env TOKIO_WORKER_THREADS="$(workers "$CLIENT_CPUS")" taskset -c "$CLIENT_CPUS")
+  pin
   echo "pinned: server, bare route and cold start on CPU $SERVER_CPUS; simulator and load on CPU $CLIENT_CPUS" >&2
 fi
 
-WS=benchws0001
-KEY=sk-0123456789abcdef0123456789abcdef
 EXTRA_KEYS=()
 for i in $(seq 2 "$PRINCIPALS"); do EXTRA_KEYS+=("sk-$(printf '%032x' "$i")"); done
 KEYS=$(IFS=,; echo "$KEY${EXTRA_KEYS[*]:+,${EXTRA_KEYS[*]}}")
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-wait_for() { for _ in $(seq 1 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
 
 SIM_ARGS=(--listen 127.0.0.1:18090 --workspace-id "$WS" --api-key "$KEY")
 [ ${#EXTRA_KEYS[@]} -gt 0 ] && SIM_ARGS+=(--extra-api-keys "$(IFS=,; echo "${EXTRA_KEYS[*]}")")
@@ -78,15 +68,11 @@ sleep 1
 rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 IDLE_RSS=$(rss "$SRV_PID")
 
-login() { curl -sf -X POST http://127.0.0.1:5001/api/v1/auth/login -H 'Content-Type: application/json' \
-  -d "{\"apiKey\":\"$1\",\"workspaceId\":\"$WS\"}" | jq -r .token; }
 TOKENS=()
 for k in ${KEYS//,/ }; do TOKENS+=("$(login "$k")"); done
 LOADGEN_TOKEN=$(IFS=,; echo "${TOKENS[*]}")
 export LOADGEN_TOKEN
-SIMAPI=http://127.0.0.1:18090/api/v1/w/$WS
-SPACE=$(curl -sf -H "Authorization: Bearer $KEY" "$SIMAPI/spaces" | jq -r '.spaces[0].sId')
-DS=$(curl -sf -H "Authorization: Bearer $KEY" "$SIMAPI/spaces/$SPACE/data_sources" | jq -r '.data_sources[0].sId')
+first_data_source
 SEARCH_PATH="spaces/$SPACE/data_sources/$DS/search?query=vacation%20policy&top_k=8"
 
 lg() { "${ON_CLIENT[@]}" "$EX/loadgen" --duration "$DURATION" --warmup "$WARMUP" "$@" | tee -a "$RAW"; }
