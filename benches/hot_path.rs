@@ -45,7 +45,9 @@ fn jwt(c: &mut Criterion) {
         permissions: PermissionSet::parse_list(DEFAULT_PERMISSIONS).expect("known permissions"),
     };
     let now = SystemTime::now();
-    let (token, _) = issuer.issue(&subject, "tok_0123456789abcdefghijkl", now);
+    let (token, _) = issuer
+        .issue(&subject, "tok_0123456789abcdefghijkl", now)
+        .unwrap();
     let mut tampered = token.clone();
     tampered.pop();
     tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
@@ -69,7 +71,9 @@ fn permissions(c: &mut Criterion) {
         workspace_id: "w0123456789".to_owned(),
         permissions: PermissionSet::parse_list(DEFAULT_PERMISSIONS).expect("known permissions"),
     };
-    let (_, claims) = issuer.issue(&subject, "tok_0123456789abcdefghijkl", SystemTime::now());
+    let (_, claims) = issuer
+        .issue(&subject, "tok_0123456789abcdefghijkl", SystemTime::now())
+        .unwrap();
     c.bench_function("permissions/set from claims", |b| {
         b.iter(|| black_box(&claims).permission_set().expect("known"));
     });

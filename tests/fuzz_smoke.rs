@@ -1,14 +1,35 @@
-//! The fuzz targets in `fuzz/`, run briefly: each for [`DEFAULT_SECS`] seconds (override with
-//! `FUZZ_SMOKE_SECS`), starting from its committed seed corpus (`fuzz/corpus/<target>/`). A
-//! crash, a failed invariant or a timeout fails the test and names the input libFuzzer saved
-//! (`fuzz/artifacts/<target>/…`, rerun it with `cargo fuzz run <target> -s none <file>`).
+//! The fuzz targets' checks, in two ways.
 //!
-//! Runs in CI (`CI` set; cargo-fuzz comes from `.ci/setup.d/50-cargo-fuzz.sh`) and wherever
-//! `FUZZ_SMOKE=1` is set; elsewhere it prints "skipped" (the instrumented build of the fuzz
-//! crate takes minutes, too long for every `cargo test` on a laptop). Where it runs, a missing
-//! cargo-fuzz fails the test. The targets run on stable with `-s none` (no sanitizer); the
-//! build flags and their cost are in docs/RELIABILITY.md ("Fuzzing and properties"), as are the
-//! longer runs.
+//! - **Every committed input, on every `cargo test`** (no cargo-fuzz, no instrumented build):
+//!   each seed in `fuzz/corpus/<target>/` and each past failure in `fuzz/regressions/<target>/`
+//!   goes through the target's checks (`fuzz/checks/<target>.rs`, the very code the fuzz binary
+//!   runs), and a failing file is named.
+//! - **A deterministic fuzz run** (in CI, where `CI` is set, and wherever `FUZZ_SMOKE=1` is set;
+//!   elsewhere "skipped"): the fuzz crate built with cargo-fuzz, then each target for a fixed
+//!   number of inputs (per target in [`TARGETS`]) from a fixed seed ([`SEED`]) over the committed corpus and
+//!   regressions. The same commit explores the same inputs on every run, so CI's verdict depends
+//!   on the change and not on a random seed; a crash names the input libFuzzer saved and the
+//!   command that replays it. Open-ended random runs are for people (docs/RELIABILITY.md,
+//!   "Fuzzing and properties"): what they find becomes a file in `fuzz/regressions/`.
+//!
+//! Where the fuzz run runs, a missing cargo-fuzz fails the test.
+
+#[path = "../fuzz/checks/api_key_format.rs"]
+mod api_key_format;
+#[path = "../fuzz/checks/csrf_token.rs"]
+mod csrf_token;
+#[path = "../fuzz/checks/jsonrpc_envelope.rs"]
+mod jsonrpc_envelope;
+#[path = "../fuzz/checks/jwt_verify.rs"]
+mod jwt_verify;
+#[path = "../fuzz/checks/resource_uri.rs"]
+mod resource_uri;
+#[path = "../fuzz/checks/session_cookie.rs"]
+mod session_cookie;
+#[path = "../fuzz/checks/sse_parser.rs"]
+mod sse_parser;
+#[path = "../fuzz/checks/tool_arguments.rs"]
+mod tool_arguments;
 
 use std::{
     path::{Path, PathBuf},
@@ -16,26 +37,86 @@ use std::{
     time::Instant,
 };
 
-/// Seconds per target: 8 targets × 15 s, plus the build, stays within the CI budget.
-const DEFAULT_SECS: u64 = 15;
+/// libFuzzer's seed in CI: fixed, so that a commit explores the same inputs on every run.
+const SEED: u64 = 20_261_206;
+
+/// A fuzz target: its name, its checks, and how many inputs the CI run tries.
+type Target = (&'static str, fn(&[u8]), u64);
+
+/// The targets, as named in fuzz/Cargo.toml, with their checks and the inputs the CI run tries
+/// for each: about 5-10 s each on the 2-core CI machine at the release build's rates
+/// (docs/RELIABILITY.md, "Fuzzing and properties"). `FUZZ_SMOKE_RUNS` sets one count for all.
+const TARGETS: &[Target] = &[
+    ("jsonrpc_envelope", jsonrpc_envelope::run, 200_000),
+    ("tool_arguments", tool_arguments::run, 200_000),
+    ("jwt_verify", jwt_verify::run, 100_000),
+    ("api_key_format", api_key_format::run, 1_000_000),
+    ("session_cookie", session_cookie::run, 50_000),
+    ("csrf_token", csrf_token::run, 500_000),
+    ("resource_uri", resource_uri::run, 300_000),
+    ("sse_parser", sse_parser::run, 100_000),
+];
 
 /// The `cargo fuzz build`/`run` flags: stable, no sanitizer, release (the same binaries as the
-/// longer runs in docs/RELIABILITY.md). A clean-clone CI run built them cold and ran all eight
-/// targets in 14.3 min; `--dev` would build in about half the CPU but run 18-44x fewer inputs.
-/// The same flags for both, or `run` rebuilds.
+/// longer runs in docs/RELIABILITY.md). The same flags for both, or `run` rebuilds.
 const BUILD_FLAGS: &[&str] = &["-s", "none"];
 
-/// The targets, as named in fuzz/Cargo.toml.
-const TARGETS: &[&str] = &[
-    "jsonrpc_envelope",
-    "tool_arguments",
-    "jwt_verify",
-    "api_key_format",
-    "session_cookie",
-    "csrf_token",
-    "resource_uri",
-    "sse_parser",
-];
+fn fuzz_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+}
+
+/// The committed inputs of `target`: its seeds (`fuzz/corpus/<target>/seed-*`; what libFuzzer
+/// adds beside them is ignored by git and here) and its past failures (`fuzz/regressions/`).
+fn committed_inputs(target: &str) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for (dir, prefix) in [("corpus", "seed-"), ("regressions", "")] {
+        let Ok(entries) = std::fs::read_dir(fuzz_dir().join(dir).join(target)) else {
+            continue;
+        };
+        files.extend(entries.map(|e| e.unwrap().path()).filter(|p| {
+            p.is_file() && p.file_name().unwrap().to_string_lossy().starts_with(prefix)
+        }));
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn every_committed_input_passes_its_fuzz_checks() {
+    let mut failures = Vec::new();
+    for &(target, check, _) in TARGETS {
+        let inputs = committed_inputs(target);
+        assert!(
+            inputs
+                .iter()
+                .any(|p| p.parent().unwrap().ends_with(format!("corpus/{target}"))),
+            "no committed seeds for {target}"
+        );
+        for input in inputs {
+            let data = std::fs::read(&input).unwrap();
+            if std::panic::catch_unwind(|| check(&data)).is_err() {
+                failures.push(format!(
+                    "{} fails the {target} checks; reproduce: cd fuzz && cargo fuzz run {target} {} {}",
+                    input.display(),
+                    BUILD_FLAGS.join(" "),
+                    input.display()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The input of issue 22 (a 1,050-byte username of control characters made a token that
+/// `verify` refused) is among the regressions, and passes.
+#[test]
+fn the_issue_22_token_is_a_regression_input() {
+    let file =
+        fuzz_dir().join("regressions/jwt_verify/crash-dc9f2006326e1be59a852410efd899ea76eb095e");
+    let data = std::fs::read(&file).unwrap();
+    assert_eq!(data.len(), 691);
+    jwt_verify::run(&data);
+}
 
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
@@ -74,15 +155,14 @@ fn cargo_fuzz(fuzz_dir: &Path) -> Command {
 }
 
 #[test]
-fn every_fuzz_target_runs_clean_on_its_seeds() {
+fn every_fuzz_target_runs_clean_from_a_fixed_seed() {
     if !should_run() {
         return;
     }
-    let secs: u64 = std::env::var("FUZZ_SMOKE_SECS")
+    let runs_override: Option<u64> = std::env::var("FUZZ_SMOKE_RUNS")
         .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_SECS);
-    let fuzz_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+        .and_then(|s| s.parse().ok());
+    let fuzz_dir = fuzz_dir();
 
     let started = Instant::now();
     let build = cargo_fuzz(&fuzz_dir)
@@ -99,13 +179,15 @@ fn every_fuzz_target_runs_clean_on_its_seeds() {
 
     let scratch = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
-    for target in TARGETS {
-        let seeds = fuzz_dir.join("corpus").join(target);
-        assert!(
-            std::fs::read_dir(&seeds).is_ok_and(|mut d| d.next().is_some()),
-            "no committed seeds in {}",
-            seeds.display()
-        );
+    for &(target, _, runs) in TARGETS {
+        let runs = runs_override.unwrap_or(runs);
+        // Only the committed seeds and regressions, copied, so that an input libFuzzer added to
+        // `fuzz/corpus` on this machine (ignored by git) cannot change what CI explores.
+        let seeds = scratch.path().join(format!("{target}-seeds"));
+        std::fs::create_dir_all(&seeds).unwrap();
+        for input in committed_inputs(target) {
+            std::fs::copy(&input, seeds.join(input.file_name().unwrap())).unwrap();
+        }
         // New inputs go to a scratch corpus (the first directory); the seeds are only read.
         let work = scratch.path().join(target);
         std::fs::create_dir_all(&work).unwrap();
@@ -120,7 +202,8 @@ fn every_fuzz_target_runs_clean_on_its_seeds() {
             .arg(&work)
             .arg(&seeds)
             .arg("--")
-            .arg(format!("-max_total_time={secs}"))
+            .arg(format!("-seed={SEED}"))
+            .arg(format!("-runs={runs}"))
             .arg("-timeout=10")
             .arg("-rss_limit_mb=2048")
             .arg(format!("-artifact_prefix={artifacts}"))

@@ -442,7 +442,7 @@ async fn other_user_token(srv: &TestServer, permissions: PermissionSet) -> Strin
         revoked_at: None,
     };
     srv.state.tokens.save(record).await.unwrap();
-    srv.state.jwt.issue(&subject, &token_id, now).0
+    srv.state.jwt.issue(&subject, &token_id, now).unwrap().0
 }
 
 #[tokio::test]

@@ -243,12 +243,19 @@ impl JwtIssuer {
 
     /// A signed token for `subject`, and its claims (the caller stores the record under
     /// `token_id` and answers with `claims.exp`).
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError::TooLarge`] when the token would pass [`MAX_TOKEN_BYTES`]: the issuer never
+    /// hands out a token its own [`verify`](Self::verify) refuses, whatever the subject holds
+    /// (JSON escapes a control character as six bytes, so the subject's length alone says
+    /// little).
     pub fn issue(
         &self,
         subject: &TokenSubject,
         token_id: &str,
         now: SystemTime,
-    ) -> (String, Claims) {
+    ) -> Result<(String, Claims), TokenError> {
         let iat = epoch_seconds(now);
         let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX);
         let claims = Claims {
@@ -277,7 +284,11 @@ impl JwtIssuer {
         );
         let signature =
             URL_SAFE_NO_PAD.encode(self.mac(signing_input.as_bytes()).finalize().into_bytes());
-        (format!("{signing_input}.{signature}"), claims)
+        let token = format!("{signing_input}.{signature}");
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLarge);
+        }
+        Ok((token, claims))
     }
 
     /// Verifies `token` at time `now`. Checks, in order: size, shape and strict base64url,

@@ -375,9 +375,14 @@ impl IntoResponse for Issued {
 /// Stores a token record for `principal` and signs its JWT.
 async fn issue(state: &AppState, principal: Principal) -> Result<Issued, ApiError> {
     let token_id = tokens::new_token_id();
+    // Login's own checks keep a subject far below the token limit (username and email at most
+    // 254 printable characters); the issuer refuses anything larger, before any state changes.
     let (token, claims) = state
         .jwt
-        .issue(&TokenSubject::from(&principal), &token_id, state.now());
+        .issue(&TokenSubject::from(&principal), &token_id, state.now())
+        .map_err(|_| {
+            ApiError::bad_request("the username and workspace id are too long for a token")
+        })?;
     let record = save_record(state, &principal, token_id, claims.exp).await?;
     Ok(Issued { token, record })
 }

@@ -86,7 +86,7 @@ fn without(mut v: Value, key: &str) -> Value {
 #[test]
 fn issued_tokens_round_trip() {
     let (_, j) = issuer();
-    let (token, claims) = j.issue(&subject(), "tok_abc", at(T0));
+    let (token, claims) = j.issue(&subject(), "tok_abc", at(T0)).unwrap();
     assert_eq!(claims.exp, T0 as i64 + 3600);
     assert_eq!(
         (claims.jti.as_str(), claims.token_id.as_str()),
@@ -252,7 +252,7 @@ fn j6_expiry_honours_exactly_the_leeway() {
     );
     assert!(j.verify(&exp_at(now - leeway), at(now)).is_ok());
     assert!(j.verify(&exp_at(now - leeway + 1), at(now)).is_ok());
-    let (token, _) = j.issue(&subject(), "tok_x", at(T0));
+    let (token, _) = j.issue(&subject(), "tok_x", at(T0)).unwrap();
     assert!(j.verify(&token, at(T0 + 3600 + leeway)).is_ok());
     assert_eq!(
         j.verify(&token, at(T0 + 3601 + leeway)),
@@ -272,7 +272,7 @@ fn j7_not_yet_valid_and_future_iat_are_refused() {
     assert!(j.verify(&sign(&nbf_edge), at(T0)).is_ok());
     let iat = with(payload(), "iat", json!(T0 + leeway + 1));
     assert_eq!(j.verify(&sign(&iat), at(T0)), Err(TokenError::NotYetValid));
-    let (token, _) = j.issue(&subject(), "tok_x", at(T0 + 600));
+    let (token, _) = j.issue(&subject(), "tok_x", at(T0 + 600)).unwrap();
     assert_eq!(j.verify(&token, at(T0)), Err(TokenError::NotYetValid));
 }
 
@@ -331,7 +331,7 @@ fn j8_missing_or_ill_typed_claims_are_refused_without_panicking() {
 #[test]
 fn j10_malleated_encodings_are_refused() {
     let (_, j) = issuer();
-    let (token, claims) = j.issue(&subject(), "tok_revoked", at(T0));
+    let (token, claims) = j.issue(&subject(), "tok_revoked", at(T0)).unwrap();
     let (input, sig) = token.rsplit_once('.').unwrap();
     // 32 bytes of signature → 43 characters, the last carrying 2 spare bits.
     let last = sig.chars().last().unwrap();
@@ -426,7 +426,7 @@ fn j12_other_issuer_audience_or_type_is_refused() {
         "https://mcp.example.com/other",
         Duration::from_secs(60),
     );
-    let (token, _) = other.issue(&subject(), "tok_1", at(T0));
+    let (token, _) = other.issue(&subject(), "tok_1", at(T0)).unwrap();
     assert_eq!(j.verify(&token, at(T0)), Err(TokenError::WrongAudience));
 }
 
@@ -437,18 +437,56 @@ fn j13_oversized_tokens_are_refused_before_decoding() {
     assert_eq!(j.verify(&big, at(T0)), Err(TokenError::TooLarge));
 }
 
+/// Issue 22: the fuzzer's subject (1,050 control characters, each escaped as six bytes of JSON)
+/// made a token `verify` refused. The issuer refuses it instead; the largest subject a login can
+/// produce (254 four-byte characters as username and workspace) still round-trips.
+#[test]
+fn j13_the_issuer_never_makes_a_token_its_verifier_refuses() {
+    let (_, j) = issuer();
+    let mut big = subject();
+    big.username = "\0".repeat(1050);
+    assert_eq!(
+        j.issue(&big, "tok_1", at(T0)).map(|_| ()),
+        Err(TokenError::TooLarge)
+    );
+    let mut largest_login = subject();
+    largest_login.username = "\u{10FFFF}".repeat(254);
+    largest_login.workspace_id = "w".repeat(256);
+    let (token, claims) = j.issue(&largest_login, "tok_1", at(T0)).unwrap();
+    assert!(token.len() <= MAX_TOKEN_BYTES);
+    assert_eq!(j.verify(&token, at(T0)), Ok(claims));
+    // At the edge: the longest username that still fits is issued, one more byte is refused.
+    let fits = (0..MAX_TOKEN_BYTES)
+        .rev()
+        .find(|&n| {
+            let mut s = subject();
+            s.username = "a".repeat(n);
+            j.issue(&s, "tok_1", at(T0)).is_ok()
+        })
+        .unwrap();
+    let mut at_edge = subject();
+    at_edge.username = "a".repeat(fits);
+    let (token, _) = j.issue(&at_edge, "tok_1", at(T0)).unwrap();
+    assert!(j.verify(&token, at(T0)).is_ok());
+    at_edge.username.push('a');
+    assert_eq!(
+        j.issue(&at_edge, "tok_1", at(T0)).map(|_| ()),
+        Err(TokenError::TooLarge)
+    );
+}
+
 #[test]
 fn j16_dust_keys_are_recognised() {
     assert!(looks_like_dust_key("sk-0123456789abcdef0123456789abcdef"));
     let (_, j) = issuer();
-    let (token, _) = j.issue(&subject(), "tok_1", at(T0));
+    let (token, _) = j.issue(&subject(), "tok_1", at(T0)).unwrap();
     assert!(!looks_like_dust_key(&token));
 }
 
 #[test]
 fn j18_rotating_the_root_secret_invalidates_old_tokens() {
     let (_, old) = issuer();
-    let (token, _) = old.issue(&subject(), "tok_1", at(T0));
+    let (token, _) = old.issue(&subject(), "tok_1", at(T0)).unwrap();
     let new = JwtIssuer::new(&keys("root-rotated"), ISS, AUD, Duration::from_secs(3600));
     assert_eq!(new.verify(&token, at(T0)), Err(TokenError::Signature));
 }
@@ -456,7 +494,7 @@ fn j18_rotating_the_root_secret_invalidates_old_tokens() {
 #[test]
 fn l9_payload_holds_no_secret_and_no_email() {
     let (k, j) = issuer();
-    let (token, _) = j.issue(&subject(), "tok_1", at(T0));
+    let (token, _) = j.issue(&subject(), "tok_1", at(T0)).unwrap();
     let payload = URL_SAFE_NO_PAD
         .decode(token.split('.').nth(1).unwrap())
         .unwrap();
@@ -470,7 +508,7 @@ fn l9_payload_holds_no_secret_and_no_email() {
 #[test]
 fn errors_carry_no_token_text() {
     let (_, j) = issuer();
-    let (token, _) = j.issue(&subject(), "tok_1", at(T0));
+    let (token, _) = j.issue(&subject(), "tok_1", at(T0)).unwrap();
     let err = j.verify(&token, at(T0 + 1_000_000)).unwrap_err();
     let shown = format!("{err} {err:?}");
     assert!(!shown.contains("eyJ") && !shown.contains("tok_1"));

@@ -451,7 +451,14 @@ async fn issue_with_refresh(
     };
     let (jwt, claims) = state
         .jwt
-        .issue(&TokenSubject::from(&principal), &token_id, state.now());
+        .issue(&TokenSubject::from(&principal), &token_id, state.now())
+        .map_err(|_| {
+            Failure::Refused(refusal(
+                "invalid_grant",
+                "this grant's identity is too long for a token; authorize again",
+                "token_too_large",
+            ))
+        })?;
     let record = super::super::login::save_record(state, &principal, token_id, claims.exp)
         .await
         .map_err(|e| Failure::Response(Box::new(e.into_response())))?;
