@@ -643,7 +643,15 @@ impl Raw {
             dust_username: self.required("DUST_USERNAME")?,
             dust_email: self.text("DUST_EMAIL"),
             dust_full_name: self.text("DUST_FULL_NAME"),
-            dust_timezone: self.required("DUST_TIMEZONE")?,
+            dust_timezone: {
+                let zone = self.required("DUST_TIMEZONE")?;
+                if !crate::timezone::is_iana_timezone(&zone) {
+                    bail!(
+                        "DUST_TIMEZONE must be an IANA time zone name such as UTC or Europe/Paris (Dust refuses every message with another), got {zone:?}"
+                    );
+                }
+                zone
+            },
             server_name: self.required("MCP_SERVER_NAME")?,
             host,
             port,
@@ -812,6 +820,22 @@ mod tests {
     fn all_digit_workspace_ids_stay_text() {
         let c = load(&[("DUST_WORKSPACE_ID", "0012345678")]).unwrap();
         assert_eq!(c.dust_workspace_id.as_deref(), Some("0012345678"));
+    }
+
+    /// Issue 16: Dust refuses every message whose timezone is not an IANA name; a wrong
+    /// `DUST_TIMEZONE` stops the server at start instead.
+    #[test]
+    fn dust_timezone_must_be_an_iana_name() {
+        assert_eq!(load(&[]).unwrap().dust_timezone, "UTC");
+        let ok = load(&[("DUST_TIMEZONE", "Europe/Paris")]).unwrap();
+        assert_eq!(ok.dust_timezone, "Europe/Paris");
+        for bad in ["Paris", "CEST", "+02:00", "europe/paris"] {
+            let err = format!("{:#}", load(&[("DUST_TIMEZONE", bad)]).unwrap_err());
+            assert!(
+                err.contains("DUST_TIMEZONE") && err.contains("IANA"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,8 @@ use serde_json::Value;
 pub use crate::dust::sse::{DustFrame, SseFrame, SseParser, agent_frame};
 pub use crate::http::jsonrpc::{Rejection, check_body as check_jsonrpc_body};
 pub use crate::mcp::args::{
-    MAX_ID_LEN, check_document_id, check_id, check_source_url, check_tags, check_text,
+    MAX_DOCUMENT_ID_LEN, MAX_ID_LEN, check_document_id, check_id, check_source_url, check_tags,
+    check_text,
 };
 
 use crate::mcp::{

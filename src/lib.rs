@@ -40,5 +40,6 @@ pub mod state;
 pub mod stdio;
 pub mod store;
 pub mod telemetry;
+pub mod timezone;
 
 pub use shutdown::shutdown_signal;

@@ -10,9 +10,9 @@ use std::{
 
 use futures::StreamExt;
 use mcp_dust_server::dust::{
-    AgentEvent, AgentEventKind, ClientOptions, CreateConversation, DustApi, DustCredentials,
-    DustError, DustErrorKind, HttpDustClient, Mention, MessageContext, PostMessage, SearchQuery,
-    UpsertDocument, follow_agent_message,
+    AgentEvent, AgentEventKind, BlockKind, ClientOptions, CreateConversation, DustApi,
+    DustCredentials, DustError, DustErrorKind, HttpDustClient, Mention, MessageContext,
+    PostMessage, SearchQuery, UpsertDocument, follow_agent_message,
 };
 use serde_json::{Value, json};
 use tokio::{
@@ -200,7 +200,7 @@ async fn post_bodies_are_json() {
     Mock::given(method("POST"))
         .and(path(api("/spaces/vlt_1/data_sources/dts_1/documents/faq")))
         .and(body_json(
-            json!({"text": "hello", "title": "FAQ", "tags": ["lang:en"]}),
+            json!({"text": "hello", "title": "FAQ", "tags": ["lang:en"], "light_document_output": true}),
         ))
         // A light answer without document_id: the client fills it in.
         .respond_with(ResponseTemplate::new(200).set_body_json(
@@ -224,6 +224,7 @@ async fn post_bodies_are_json() {
                 text: "hello".into(),
                 title: Some("FAQ".into()),
                 tags: vec!["lang:en".into()],
+                light_document_output: true,
                 ..UpsertDocument::default()
             },
         )
@@ -668,6 +669,151 @@ async fn search_query_parameters() {
         ]
     );
     assert_eq!(query_pairs(&received[1])[2], pair("full_text", "true"));
+}
+
+/// Issue 16: connector content is listed and searched through data source views.
+#[tokio::test]
+async fn views_are_listed_and_searched_on_their_own_routes() {
+    let server = MockServer::start().await;
+    let data_source = json!({"id": 13, "sId": "dts_n1", "name": "notion", "description": null,
+        "createdAt": 1, "assistantDefaultSelected": true, "dustAPIProjectId": "1",
+        "dustAPIDataSourceId": "dts_n1", "connectorId": "7", "connectorProvider": "notion"});
+    Mock::given(method("GET"))
+        .and(path(api("/spaces/vlt_1/data_source_views")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"dataSourceViews": [{
+            "id": 23, "sId": "dsv_1", "category": "managed", "kind": "custom",
+            "parentsIn": ["page-a"], "spaceId": "vlt_1", "createdAt": 1, "updatedAt": 1,
+            "dataSource": data_source, "editedByUser": null}]})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(api("/spaces/vlt_1/data_source_views/dsv_1/search")))
+        .and(query_param_is_missing("full_text"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"documents": [document("page-a")]})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = client(&server);
+    let views = client
+        .list_data_source_views(&creds(), "vlt_1")
+        .await
+        .unwrap();
+    assert_eq!(views[0].s_id, "dsv_1");
+    assert_eq!(views[0].category, "managed");
+    assert_eq!(
+        views[0].parents_in.as_deref(),
+        Some(&["page-a".to_owned()][..])
+    );
+    assert_eq!(
+        views[0].data_source.connector_provider.as_deref(),
+        Some("notion")
+    );
+    let query = SearchQuery {
+        query: "roadmap é".into(),
+        top_k: 3,
+        full_text: false,
+        tags_in: vec!["lang:en".into()],
+        tags_not: Vec::new(),
+        timestamp_gt: None,
+        timestamp_lt: Some(2000),
+    };
+    let found = client
+        .search_data_source_view(&creds(), "vlt_1", "dsv_1", &query)
+        .await
+        .unwrap();
+    assert_eq!(found[0].document_id, "page-a");
+    let received = requests(&server).await;
+    let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    assert_eq!(
+        query_pairs(&received[1]),
+        vec![
+            pair("query", "roadmap é"),
+            pair("top_k", "3"),
+            pair("tags_in", "lang:en"),
+            pair("timestamp_lt", "2000"),
+        ]
+    );
+}
+
+/// Issue 16: `skipToolsValidation` is per message in Dust: the client sends what the message
+/// says, at the top level of a follow-up's body.
+#[tokio::test]
+async fn a_follow_up_carries_its_own_skip_tools_validation() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(api("/assistant/conversations/c1/messages")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"message": {"sId": "u1", "content": "hi"}, "agentMessages": []}),
+            ),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let follow_up = PostMessage {
+        skip_tools_validation: Some(true),
+        ..message()
+    };
+    client(&server)
+        .post_message(&creds(), "c1", &follow_up)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&requests(&server).await[0].body).unwrap();
+    assert_eq!(body["skipToolsValidation"], true);
+    assert_eq!(body["content"], "hi");
+}
+
+/// Issue 16: `tool_error` ends the message (Dust's server marks it failed), so the follower
+/// stops there instead of reconnecting until its timeout; a blocking event is decoded with its
+/// tool and server.
+#[tokio::test]
+async fn tool_error_is_terminal_and_blocking_events_are_decoded() {
+    let server = MockServer::start().await;
+    let approval = json!({"type": "tool_approve_execution", "created": 1, "configurationId": "a",
+        "messageId": "m1", "conversationId": "c1", "actionId": "act_1", "stake": "high",
+        "inputs": {"to": "ceo@example.com"},
+        "metadata": {"toolName": "send_email", "mcpServerName": "gmail",
+                     "mcpServerDisplayName": "Gmail"}});
+    let tool_error = json!({"type": "tool_error", "created": 2, "configurationId": "a",
+        "messageId": "m1", "error": {"code": "tool_error", "message": "HTTP 503", "metadata": null}});
+    Mock::given(path(api(EVENTS)))
+        .respond_with(sse(format!(
+            "event: dust-handshake\ndata: {{}}\n\n{}{}",
+            frame("1-0", &approval),
+            frame("2-0", &tool_error)
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let api: Arc<dyn DustApi> = Arc::new(client(&server));
+    let events: Vec<AgentEvent> =
+        collect(follow_agent_message(api, creds(), "c1".into(), "m1".into()))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    let AgentEventKind::Blocked(blocked) = &events[0].kind else {
+        panic!("{:?}", events[0].kind)
+    };
+    assert_eq!(
+        (
+            blocked.kind,
+            blocked.tool_name.as_str(),
+            blocked.server_name.as_str()
+        ),
+        (BlockKind::Approval, "send_email", "Gmail")
+    );
+    assert_eq!(blocked.action_id, "act_1");
+    assert!(
+        matches!(&events[1].kind, AgentEventKind::ToolError { error } if error.message == "HTTP 503")
+    );
+    assert!(events[1].kind.is_terminal());
 }
 
 #[tokio::test]

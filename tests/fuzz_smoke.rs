@@ -7,9 +7,10 @@
 //! - **A deterministic fuzz run** (in CI, where `CI` is set, and wherever `FUZZ_SMOKE=1` is set;
 //!   elsewhere "skipped"): the fuzz crate built with cargo-fuzz, then each target for a fixed
 //!   number of inputs (per target in [`TARGETS`]) from a fixed seed ([`SEED`]) over the committed corpus and
-//!   regressions. The same commit explores the same inputs on every run, so CI's verdict depends
-//!   on the change and not on a random seed; a crash names the input libFuzzer saved and the
-//!   command that replays it. Open-ended random runs are for people (docs/RELIABILITY.md,
+//!   regressions: short runs that explore the same neighbourhood of the committed corpus on
+//!   every run (libFuzzer's feedback still varies a little between processes; the measurements
+//!   are in docs/RELIABILITY.md), so CI's verdict depends on the change, not on a random seed; a
+//!   crash names the input libFuzzer saved and the command that replays it. Open-ended random runs are for people (docs/RELIABILITY.md,
 //!   "Fuzzing and properties"): what they find becomes a file in `fuzz/regressions/`.
 //!
 //! Where the fuzz run runs, a missing cargo-fuzz fails the test.
@@ -37,14 +38,14 @@ use std::{
     time::Instant,
 };
 
-/// libFuzzer's seed in CI: fixed, so that a commit explores the same inputs on every run.
+/// libFuzzer's seed in CI: fixed, so that every run of a commit starts the same exploration.
 const SEED: u64 = 20_261_206;
 
 /// A fuzz target: its name, its checks, and how many inputs the CI run tries.
 type Target = (&'static str, fn(&[u8]), u64);
 
 /// The targets, as named in fuzz/Cargo.toml, with their checks and the inputs the CI run tries
-/// for each: about 5-10 s each on the 2-core CI machine at the release build's rates
+/// for each: 0.6-3.3 s each on the 2-core CI machine at the release build's rates, 13 s in all
 /// (docs/RELIABILITY.md, "Fuzzing and properties"). `FUZZ_SMOKE_RUNS` sets one count for all.
 const TARGETS: &[Target] = &[
     ("jsonrpc_envelope", jsonrpc_envelope::run, 200_000),

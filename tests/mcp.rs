@@ -9,7 +9,12 @@ use common::{McpTest, call, error_code, structured, text};
 use mcp_dust_server::{
     auth::{Permission, PermissionSet},
     mcp::PERMISSION_DENIED,
-    sim::{ECHO_AGENT_ID, FAILING_AGENT_ID, Faults, HANDBOOK_DS_ID, NOTION_DS_ID, SLOW_AGENT_ID},
+    sim::{
+        APPROVAL_AGENT_ID, ECHO_AGENT_ID, FAILING_AGENT_ID, Faults, HANDBOOK_DS_ID,
+        HANDBOOK_VIEW_ID, NOTION_DS_ID, NOTION_ENGINEERING_VIEW_ID, NOTION_VIEW_ID,
+        PERSONAL_AUTH_AGENT_ID, QUESTION_AGENT_ID, RUNBOOKS_DS_ID, SLACK_DS_ID, SLOW_AGENT_ID,
+        TOOL_ERROR_AGENT_ID,
+    },
 };
 use rmcp::{
     model::{
@@ -130,17 +135,19 @@ async fn bad_arguments_are_invalid_params_and_reach_no_upstream() {
             json!({"query": "x", "topK": 9223372036854775808u64}),
         ),
         ("search_knowledge", json!({"query": "   "})),
+        // A query travels in Dust's URL: past 2 KB it is refused here, not by a proxy.
+        ("search_knowledge", json!({"query": "é".repeat(1025)})),
         (
             "list_documents",
             json!({"knowledgeBaseId": HANDBOOK_DS_ID, "limit": 0}),
         ),
         (
             "get_document",
-            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "documentId": "a/../b"}),
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "documentId": ".."}),
         ),
         (
             "get_document",
-            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "documentId": "abc%00"}),
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "documentId": "line\nbreak"}),
         ),
         ("ask_agent", json!({"message": "no agent and no default"})),
         (
@@ -586,6 +593,286 @@ async fn knowledge_bases_search_and_documents() {
         .await
         .unwrap();
     assert_eq!(unknown.is_error, Some(true));
+}
+
+/// Issue 16: connectors live in Dust's system space and reach the key's spaces only through data
+/// source views. They are listed (once each), searched through their views (never outside the
+/// view's nodes), and refused clearly where Dust has no route for a key.
+#[tokio::test]
+async fn connector_knowledge_is_reached_through_views() {
+    let t = McpTest::start(writer()).await;
+    let kbs = structured(&t.call("list_knowledge_bases", json!({})).await.unwrap());
+    let kbs = kbs["knowledgeBases"].as_array().unwrap();
+    let ids: Vec<&str> = kbs.iter().map(|k| k["id"].as_str().unwrap()).collect();
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        ids.len(),
+        "one entry per knowledge base: {ids:?}"
+    );
+    assert_eq!(ids.len(), 5, "{ids:?}");
+    let find = |id: &str| kbs.iter().find(|k| k["id"] == id).unwrap().clone();
+    let handbook = find(HANDBOOK_DS_ID);
+    assert_eq!(handbook["viewId"], HANDBOOK_VIEW_ID);
+    assert_eq!(handbook["documentsReadable"], true);
+    let notion = find(NOTION_DS_ID);
+    assert_eq!(notion["kind"], "connector");
+    assert_eq!(notion["connectorProvider"], "notion");
+    // Company Data (the global space) comes first; its view sees two branches of the pages.
+    assert_eq!(notion["viewId"], NOTION_VIEW_ID);
+    assert_eq!(
+        notion["parentsIn"],
+        json!(["notion-product", "notion-company"])
+    );
+    assert_eq!(notion["documentsReadable"], false);
+
+    let connectors = structured(&t.call("list_connectors", json!({})).await.unwrap());
+    let mut providers: Vec<&str> = connectors["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["connectorProvider"].as_str().unwrap())
+        .collect();
+    providers.sort_unstable();
+    assert_eq!(providers, ["notion", "slack"]);
+
+    // Text that exists only in Notion is found without naming a knowledge base, through the
+    // view's search route.
+    let hits = structured(
+        &t.call("search_knowledge", json!({"query": "mobile app launch"}))
+            .await
+            .unwrap(),
+    );
+    let first = &hits["results"][0];
+    assert_eq!(first["knowledgeBaseId"], NOTION_DS_ID, "{hits}");
+    assert_eq!(first["documentId"], "notion-roadmap");
+    assert!(
+        !t.upstream_calls(&format!("/data_source_views/{NOTION_VIEW_ID}/search"))
+            .is_empty()
+    );
+    assert!(
+        t.upstream_calls(&format!("/data_sources/{NOTION_DS_ID}"))
+            .is_empty()
+    );
+    // The board minutes are under a page no view selects: never found.
+    let hidden = structured(
+        &t.call(
+            "search_knowledge",
+            json!({"query": "board acquisition Example Corp"}),
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(
+        hidden["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["documentId"] != "notion-board-minutes"),
+        "{hidden}"
+    );
+    // Slack content, shared with Engineering only, is searchable by its view id too.
+    for id in [SLACK_DS_ID, NOTION_ENGINEERING_VIEW_ID] {
+        let hits = structured(
+            &t.call(
+                "search_knowledge",
+                json!({"query": "incident failover roadmap", "knowledgeBaseId": id}),
+            )
+            .await
+            .unwrap(),
+        );
+        assert!(
+            !hits["results"].as_array().unwrap().is_empty(),
+            "{id}: {hits}"
+        );
+    }
+
+    // Reading a connector document one by one has no route for a key: a clear refusal that
+    // points to search, and no document request reaches Dust.
+    for tool in [
+        "get_document",
+        "list_documents",
+        "upsert_document",
+        "delete_document",
+    ] {
+        let args = match tool {
+            "list_documents" => json!({"knowledgeBaseId": NOTION_DS_ID}),
+            "upsert_document" => {
+                json!({"knowledgeBaseId": NOTION_DS_ID, "documentId": "x", "text": "y"})
+            }
+            _ => json!({"knowledgeBaseId": NOTION_DS_ID, "documentId": "notion-roadmap"}),
+        };
+        let refused = t.call(tool, args).await.unwrap();
+        assert_eq!(refused.is_error, Some(true), "{tool}");
+        let message = text(&refused);
+        assert!(
+            message.contains("notion") && message.contains("connector"),
+            "{tool}: {message}"
+        );
+    }
+    assert!(t.upstream_calls("/documents").is_empty());
+}
+
+/// Issue 16: document ids are Dust's free strings; each travels as one percent-encoded path
+/// segment, and an upsert asks for the light answer (no embedding vectors).
+#[tokio::test]
+async fn document_ids_are_free_and_upserts_are_light() {
+    let t = McpTest::start(writer()).await;
+    let runbook = structured(
+        &t.call(
+            "get_document",
+            json!({"knowledgeBaseId": RUNBOOKS_DS_ID, "documentId": "runbooks/deploy.md"}),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(runbook["title"], "Deploy Runbook");
+    assert!(
+        !t.upstream_calls("/documents/runbooks%2Fdeploy.md")
+            .is_empty()
+    );
+
+    let id = "Q3 report (final) #2 ?.pdf";
+    let written = structured(
+        &t.call(
+            "upsert_document",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "documentId": id, "text": "Revenue grew."}),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(written["documentId"], id);
+    let upsert = t
+        .sim
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path.contains("/documents/"))
+        .unwrap();
+    assert!(
+        upsert
+            .path
+            .ends_with("/documents/Q3%20report%20(final)%20%232%20%3F.pdf"),
+        "{}",
+        upsert.path
+    );
+    let body: serde_json::Value = serde_json::from_slice(&upsert.body).unwrap();
+    assert_eq!(body["light_document_output"], true);
+    let read = structured(
+        &t.call(
+            "get_document",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "documentId": id}),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(read["text"], "Revenue grew.");
+}
+
+/// Issue 16: `tool_error` is terminal in Dust; the call ends at once with Dust's message
+/// instead of waiting for `MCP_SERVER_TIMEOUT`.
+#[tokio::test]
+async fn a_failing_tool_ends_the_call_at_once() {
+    let t = McpTest::start_with(common::sim_config(), PermissionSet::DEFAULT, |s| {
+        s.agent_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let result = t
+        .call(
+            "ask_agent",
+            json!({"agentId": TOOL_ERROR_AGENT_ID, "message": "weekly report please"}),
+        )
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(result.is_error, Some(true));
+    let message = text(&result);
+    assert!(
+        message.contains("tool failed") && message.contains("HTTP 503"),
+        "{message}"
+    );
+}
+
+/// Issue 16: a run that pauses for a person (a question, a sign-in) ends the call at once with
+/// a message naming the tool and the conversation; a follow-up posts `skipToolsValidation`
+/// itself (Dust does not carry it over from the first message), so an approval never stalls it.
+#[tokio::test]
+async fn paused_runs_answer_at_once_and_follow_ups_skip_tool_validation() {
+    let t = McpTest::start_with(common::sim_config(), PermissionSet::DEFAULT, |s| {
+        s.agent_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let question = t
+        .call(
+            "ask_agent",
+            json!({"agentId": QUESTION_AGENT_ID, "message": "book a room"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(question.is_error, Some(true));
+    let message = text(&question);
+    assert!(
+        message.contains("Which office should I book the meeting room in?")
+            && message.contains("ask_user_question")
+            && message.contains("conversation "),
+        "{message}"
+    );
+    let auth = t
+        .call(
+            "ask_agent",
+            json!({"agentId": PERSONAL_AUTH_AGENT_ID, "message": "list my files"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(auth.is_error, Some(true));
+    let message = text(&auth);
+    assert!(
+        message.contains("list_files (Google Drive)") && message.contains("connect"),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let first = structured(
+        &t.call(
+            "ask_agent",
+            json!({"agentId": ECHO_AGENT_ID, "message": "hello"}),
+        )
+        .await
+        .unwrap(),
+    );
+    let conversation_id = first["conversationId"].as_str().unwrap();
+    let follow_up = structured(
+        &t.call(
+            "ask_agent",
+            json!({"agentId": APPROVAL_AGENT_ID, "message": "tell the CEO", "conversationId": conversation_id}),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        follow_up["answer"],
+        "I sent your message to ceo@example.com."
+    );
+    let posts: Vec<serde_json::Value> = t
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/messages"))
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0]["skipToolsValidation"], true);
 }
 
 #[tokio::test]

@@ -721,13 +721,27 @@ async fn search_scores_filters_and_full_text_quirk() {
         None,
     )
     .await;
+    // A space lists the data sources it owns: folders. The connectors live in the system
+    // space, which an ordinary key neither lists nor reads.
     let providers: Vec<&Value> = body["data_sources"]
         .as_array()
         .unwrap()
         .iter()
         .map(|d| &d["connectorProvider"])
         .collect();
-    assert!(providers.contains(&&Value::Null) && providers.contains(&&json!("notion")));
+    assert!(!providers.is_empty() && providers.iter().all(|p| p.is_null()));
+    let (status, body) = call(
+        &c,
+        &h,
+        Method::GET,
+        &format!("spaces/{}/data_sources", sim::SYSTEM_SPACE_ID),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, error_type(&body)),
+        (StatusCode::NOT_FOUND, "space_not_found")
+    );
 }
 
 #[tokio::test]
@@ -812,10 +826,12 @@ async fn documents_crud_with_encoded_ids() {
         sim::COMPANY_SPACE_ID,
         sim::NOTION_DS_ID
     );
+    // A connector is not owned by Company Data (only viewed): Dust's document routes answer
+    // that it does not exist there, and nothing is written.
     let (status, body) = call(&c, &h, Method::POST, &notion, Some(json!({ "text": "t" }))).await;
     assert_eq!(
         (status, error_type(&body)),
-        (StatusCode::FORBIDDEN, "data_source_auth_error")
+        (StatusCode::NOT_FOUND, "data_source_not_found")
     );
 }
 
@@ -1015,4 +1031,399 @@ async fn hanging_requests_end_at_shutdown_and_banner_names_the_env() {
     tokio::time::timeout(std::time::Duration::from_secs(5), h.shutdown())
         .await
         .expect("shutdown does not wait for hanging requests");
+}
+
+// --- issue 16: views, tools that pause or fail, vectors ------------------------------------
+
+/// The `document_id`s of a search answer, in order.
+fn document_ids(found: &Value) -> Vec<&str> {
+    found["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["document_id"].as_str().unwrap())
+        .collect()
+}
+
+/// Connectors live in the system space; a space sees them through views, and a view search
+/// never returns a document outside the view's `parentsIn`.
+#[tokio::test]
+async fn views_reach_connectors_only_within_their_parents() {
+    let (h, c) = start(fast()).await;
+    let (status, body) = call(
+        &c,
+        &h,
+        Method::GET,
+        &format!("spaces/{}/data_source_views", sim::COMPANY_SPACE_ID),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let views = body["dataSourceViews"].as_array().unwrap();
+    let notion = views
+        .iter()
+        .find(|v| v["sId"] == sim::NOTION_VIEW_ID)
+        .unwrap();
+    assert_eq!(notion["category"], "managed");
+    assert_eq!(notion["kind"], "custom");
+    assert_eq!(notion["dataSource"]["sId"], sim::NOTION_DS_ID);
+    assert_eq!(notion["dataSource"]["connectorProvider"], "notion");
+    let handbook = views
+        .iter()
+        .find(|v| v["sId"] == sim::HANDBOOK_VIEW_ID)
+        .unwrap();
+    assert_eq!(
+        (
+            &handbook["category"],
+            &handbook["kind"],
+            &handbook["parentsIn"]
+        ),
+        (&json!("folder"), &json!("default"), &Value::Null)
+    );
+    let (_, one) = call(
+        &c,
+        &h,
+        Method::GET,
+        &format!(
+            "spaces/{}/data_source_views/{}",
+            sim::COMPANY_SPACE_ID,
+            sim::NOTION_VIEW_ID
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(one["dataSourceView"]["sId"], sim::NOTION_VIEW_ID);
+
+    let search = |space: &str, view: &str, query: &str| {
+        format!(
+            "spaces/{space}/data_source_views/{view}/search?query={query}&top_k=10&full_text=true"
+        )
+    };
+    // Company Data sees the roadmap and the OKRs, never the board's minutes.
+    let (_, found) = call(
+        &c,
+        &h,
+        Method::GET,
+        &search(
+            sim::COMPANY_SPACE_ID,
+            sim::NOTION_VIEW_ID,
+            "roadmap+OKRs+board+acquisition",
+        ),
+        None,
+    )
+    .await;
+    let ids = document_ids(&found);
+    assert!(
+        ids.contains(&"notion-roadmap") && ids.contains(&"notion-okrs"),
+        "{ids:?}"
+    );
+    assert!(!ids.contains(&"notion-board-minutes"), "{ids:?}");
+    let roadmap = found["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["document_id"] == "notion-roadmap")
+        .unwrap();
+    assert_eq!(
+        roadmap["parents"],
+        json!(["notion-roadmap", "notion-product"])
+    );
+    // Engineering's view of the same connector sees only the product pages.
+    let (_, found) = call(
+        &c,
+        &h,
+        Method::GET,
+        &search(
+            sim::ENGINEERING_SPACE_ID,
+            sim::NOTION_ENGINEERING_VIEW_ID,
+            "roadmap+OKRs",
+        ),
+        None,
+    )
+    .await;
+    let ids = document_ids(&found);
+    assert_eq!(ids, ["notion-roadmap"]);
+    // A view of another space, the system space, a connector's data source routes: 404s.
+    for (path, kind) in [
+        (
+            search(sim::ENGINEERING_SPACE_ID, sim::NOTION_VIEW_ID, "x"),
+            "data_source_view_not_found",
+        ),
+        (
+            format!("spaces/{}/data_source_views", sim::SYSTEM_SPACE_ID),
+            "space_not_found",
+        ),
+        (
+            format!(
+                "spaces/{}/data_sources/{}/search?query=x&top_k=1",
+                sim::ENGINEERING_SPACE_ID,
+                sim::SLACK_DS_ID
+            ),
+            "data_source_not_found",
+        ),
+        (
+            format!(
+                "spaces/{}/data_sources/{}/documents/slack-deploys",
+                sim::SYSTEM_SPACE_ID,
+                sim::SLACK_DS_ID
+            ),
+            "space_not_found",
+        ),
+    ] {
+        let (status, body) = call(&c, &h, Method::GET, &path, None).await;
+        assert_eq!(
+            (status, error_type(&body)),
+            (StatusCode::NOT_FOUND, kind),
+            "{path}"
+        );
+    }
+}
+
+/// Every event of one agent message, read until its terminal event (or the connection's end).
+async fn events_of(c: &Client, h: &SimHandle, c_id: &str, m_id: &str) -> Vec<Value> {
+    let (frames, _) = read_stream(c, h, c_id, m_id, None).await;
+    frames.into_iter().map(|f| f["data"].clone()).collect()
+}
+
+/// The first action the runs of conversation `c_id` are blocked on, once there is one.
+async fn wait_blocked(c: &Client, h: &SimHandle, c_id: &str) -> Value {
+    let path = format!("assistant/conversations/{c_id}/actions/blocked");
+    for _ in 0..200 {
+        let (_, body) = call(c, h, Method::GET, &path, None).await;
+        if let Some(action) = body["blockedActions"].as_array().unwrap().first() {
+            return action.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no action of {c_id} got blocked")
+}
+
+/// `tool_error` is terminal: the message is failed with the tool's error, and the stream ends
+/// there.
+#[tokio::test]
+async fn a_tool_error_ends_the_message() {
+    let (h, c) = start(fast()).await;
+    let created = create(&c, &h, "report", sim::TOOL_ERROR_AGENT_ID, true).await;
+    let m = agent_message(&created);
+    assert_eq!(m["status"], "failed");
+    assert_eq!(m["error"]["code"], "tool_error");
+    let c_id = created["conversation"]["sId"].as_str().unwrap();
+    let events = events_of(&c, &h, c_id, m["sId"].as_str().unwrap()).await;
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["tool_call_started", "tool_params", "tool_error"]);
+}
+
+/// A tool that needs approval pauses the run until `validate-action`; `skipToolsValidation` is
+/// per message (a follow-up without it pauses again); `always_approved` is remembered.
+#[tokio::test]
+async fn approvals_pause_the_run_until_validated() {
+    let (h, c) = start(fast()).await;
+    let created = create(&c, &h, "Hello CEO", sim::APPROVAL_AGENT_ID, false).await;
+    let c_id = created["conversation"]["sId"].as_str().unwrap().to_owned();
+    let m_id = agent_message(&created)["sId"].as_str().unwrap().to_owned();
+    let blocked_path = format!("assistant/conversations/{c_id}/actions/blocked");
+    let blocked = wait_blocked(&c, &h, &c_id).await;
+    assert_eq!(
+        blocked["status"], "blocked_validation_required",
+        "{blocked}"
+    );
+    assert_eq!(blocked["metadata"]["toolName"], "send_email");
+    assert_eq!(blocked["inputs"]["body"], "Hello CEO");
+    let action_id = blocked["actionId"].as_str().unwrap();
+    // The run is paused: nothing after the approval request.
+    let (_, conversation) = call(
+        &c,
+        &h,
+        Method::GET,
+        &format!("assistant/conversations/{c_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        conversation["conversation"]["content"][1][0]["status"],
+        "created"
+    );
+
+    let validate = format!("assistant/conversations/{c_id}/messages/{m_id}/validate-action");
+    for bad in [
+        json!({"actionId": action_id, "approved": true}),
+        json!({"actionId": action_id}),
+    ] {
+        let (status, body) = call(&c, &h, Method::POST, &validate, Some(bad)).await;
+        assert_eq!(
+            (status, error_type(&body)),
+            (StatusCode::BAD_REQUEST, "invalid_request_error")
+        );
+    }
+    let (status, body) = call(
+        &c,
+        &h,
+        Method::POST,
+        &validate,
+        Some(json!({"actionId": "act_other", "approved": "approved"})),
+    )
+    .await;
+    assert_eq!(
+        (status, error_type(&body)),
+        (StatusCode::NOT_FOUND, "action_not_found")
+    );
+    let (status, body) = call(
+        &c,
+        &h,
+        Method::POST,
+        &validate,
+        Some(json!({"actionId": action_id, "approved": "rejected"})),
+    )
+    .await;
+    assert_eq!((status, &body), (StatusCode::OK, &json!({"success": true})));
+    let events = events_of(&c, &h, &c_id, &m_id).await;
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "agent_message_success");
+    assert_eq!(
+        last["message"]["content"],
+        "I did not send the email: the action was rejected."
+    );
+    assert!(events.iter().any(|e| e["type"] == "tool_approve_execution"
+        && e["actionId"] == action_id
+        && e["stake"] == "high"));
+    let (_, body) = call(&c, &h, Method::GET, &blocked_path, None).await;
+    assert_eq!(body["blockedActions"], json!([]));
+
+    // A follow-up posted with skipToolsValidation runs the tool unasked; one without pauses.
+    let post = format!("assistant/conversations/{c_id}/messages");
+    let mut skipping = message("again", sim::APPROVAL_AGENT_ID);
+    skipping["skipToolsValidation"] = json!(true);
+    skipping["blocking"] = json!(true);
+    let (_, posted) = call(&c, &h, Method::POST, &post, Some(skipping)).await;
+    assert_eq!(
+        posted["agentMessages"][0]["content"],
+        "I sent your message to ceo@example.com."
+    );
+    let mut asking = message("and again", sim::APPROVAL_AGENT_ID);
+    asking["blocking"] = json!(false);
+    let (_, posted) = call(&c, &h, Method::POST, &post, Some(asking)).await;
+    let m2 = posted["agentMessages"][0]["sId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let action = wait_blocked(&c, &h, &c_id).await["actionId"].clone();
+    let validate = format!("assistant/conversations/{c_id}/messages/{m2}/validate-action");
+    let (status, _) = call(
+        &c,
+        &h,
+        Method::POST,
+        &validate,
+        Some(json!({"actionId": action, "approved": "always_approved"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let events = events_of(&c, &h, &c_id, &m2).await;
+    assert_eq!(
+        events.last().unwrap()["message"]["content"],
+        "I sent your message to ceo@example.com."
+    );
+    // Always approved: the next run does not ask.
+    let mut next = message("once more", sim::APPROVAL_AGENT_ID);
+    next["blocking"] = json!(true);
+    let (_, posted) = call(&c, &h, Method::POST, &post, Some(next)).await;
+    assert_eq!(posted["agentMessages"][0]["status"], "succeeded");
+}
+
+/// A question pauses the run until `answer-question`; a missing personal connection pauses it
+/// whatever `skipToolsValidation` says.
+#[tokio::test]
+async fn questions_and_sign_ins_pause_the_run() {
+    let (h, c) = start(fast()).await;
+    let created = create(&c, &h, "book a room", sim::QUESTION_AGENT_ID, false).await;
+    let c_id = created["conversation"]["sId"].as_str().unwrap().to_owned();
+    let m_id = agent_message(&created)["sId"].as_str().unwrap().to_owned();
+    let blocked = wait_blocked(&c, &h, &c_id).await;
+    assert_eq!(blocked["status"], "blocked_user_answer_required");
+    assert_eq!(blocked["question"]["options"][1]["label"], "Berlin");
+    let action_id = blocked["actionId"].clone();
+    // A question is not approved: answered only through answer-question.
+    let (status, _) = call(
+        &c,
+        &h,
+        Method::POST,
+        &format!("assistant/conversations/{c_id}/messages/{m_id}/validate-action"),
+        Some(json!({"actionId": action_id, "approved": "approved"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = call(
+        &c,
+        &h,
+        Method::POST,
+        &format!("assistant/conversations/{c_id}/messages/{m_id}/answer-question"),
+        Some(json!({"actionId": action_id, "answer": {"selectedOptions": [1]}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let events = events_of(&c, &h, &c_id, &m_id).await;
+    assert_eq!(
+        events.last().unwrap()["message"]["content"],
+        "I booked a meeting room in Berlin."
+    );
+
+    let (status, body) = call(
+        &c,
+        &h,
+        Method::POST,
+        "assistant/conversations",
+        Some(json!({"message": message("files", sim::PERSONAL_AUTH_AGENT_ID), "skipToolsValidation": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let c_id = body["conversation"]["sId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        wait_blocked(&c, &h, &c_id).await["status"],
+        "blocked_authentication_required"
+    );
+}
+
+/// Without `light_document_output` an upsert answers with every chunk's embedding vector (about
+/// 15 times the text); with it, the light document. Ids with spaces and dots are Dust's own.
+#[tokio::test]
+async fn upserts_answer_vectors_unless_light() {
+    let (h, c) = start(fast()).await;
+    let text = "The quarterly report. ".repeat(500);
+    let doc = |id: &str| {
+        format!(
+            "spaces/{}/data_sources/{}/documents/{}",
+            sim::COMPANY_SPACE_ID,
+            sim::HANDBOOK_DS_ID,
+            urlencoding::encode(id)
+        )
+    };
+    let resp = c
+        .post(url(&h, &doc("Q3 report.pdf")))
+        .bearer_auth(h.api_key())
+        .json(&json!({"text": text}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let raw = resp.bytes().await.unwrap();
+    assert!(
+        raw.len() > 10 * text.len(),
+        "{} bytes for {} of text",
+        raw.len(),
+        text.len()
+    );
+    let body: Value = serde_json::from_slice(&raw).unwrap();
+    let chunks = body["document"]["chunks"].as_array().unwrap();
+    assert_eq!(chunks[0]["vector"].as_array().unwrap().len(), 1536);
+    assert_eq!(body["document"]["document_id"], "Q3 report.pdf");
+    let (status, light) = call(
+        &c,
+        &h,
+        Method::POST,
+        &doc("Q3 report.pdf"),
+        Some(json!({"text": text, "light_document_output": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(light["document"]["text_size"], text.len());
+    assert!(light["document"].get("chunks").is_none(), "{light}");
 }

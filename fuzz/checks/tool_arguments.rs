@@ -2,12 +2,13 @@
 //! each tool, plus the identifier and URL checks on arbitrary strings.
 //!
 //! Invariants: an identifier that passes `check_id` is 1..=256 bytes of `[A-Za-z0-9_-]`, so it
-//! is one URL path segment as is; a document id that passes has no separator, `%`, `?`, `#` or
-//! `..` and is printable ASCII; an accepted source URL is absolute http(s) with a host; the
+//! is one URL path segment as is; a document id that passes is 1..=512 bytes without control
+//! characters, not `.` or `..`, and stays exactly one path segment once percent-encoded (no `/`
+//! left, decodes back to itself); an accepted source URL is absolute http(s) with a host; the
 //! error message of an id check is the same whatever the value (it quotes nothing back).
 use mcp_dust_server::fuzzing::{
-    MAX_ID_LEN, TOOLS, check_document_id, check_id, check_source_url, check_tags, check_text,
-    parse_tool_arguments,
+    MAX_DOCUMENT_ID_LEN, MAX_ID_LEN, TOOLS, check_document_id, check_id, check_source_url,
+    check_tags, check_text, parse_tool_arguments,
 };
 use serde_json::Value;
 
@@ -31,14 +32,21 @@ fn check_identifier(field: &str, value: &str) {
     }
     match check_document_id(field, value) {
         Ok(()) => {
-            assert!(!value.is_empty() && value.len() <= MAX_ID_LEN);
-            assert!(value != "." && !value.contains(".."));
-            assert!(value.bytes().all(|b| b.is_ascii_graphic()));
-            assert!(!value.contains(['/', '\\', '%', '?', '#']));
+            assert!(!value.is_empty() && value.len() <= MAX_DOCUMENT_ID_LEN);
+            assert!(value != "." && value != "..");
+            assert!(!value.chars().any(char::is_control));
+            // As the client sends it: one path segment of the URL, which decodes back to it.
+            let mut url = url::Url::parse("https://dust.example/documents").unwrap();
+            url.path_segments_mut().unwrap().push(value);
+            let last = url.path_segments().unwrap().next_back().unwrap().to_owned();
+            assert_eq!(url.path_segments().unwrap().count(), 2, "{url}");
+            assert!(!last.contains(['/', '?', '#']));
+            assert_eq!(urlencoding::decode(&last).unwrap(), value);
         }
+        // `/` is a valid document id (Dust's ids are free); `..` never is.
         Err(e) => assert_eq!(
             e.message,
-            check_document_id(field, "/").unwrap_err().message
+            check_document_id(field, "..").unwrap_err().message
         ),
     }
 }

@@ -36,8 +36,8 @@ use async_trait::async_trait;
 
 use super::{
     AgentConfiguration, Conversation, CreateConversation, CreatedConversation, DataSource,
-    Document, DocumentPage, DustApi, DustCredentials, DustError, DustErrorKind, EventStream,
-    PostMessage, PostedMessage, Result, SearchQuery, Space, UpsertDocument,
+    DataSourceView, Document, DocumentPage, DustApi, DustCredentials, DustError, DustErrorKind,
+    EventStream, PostMessage, PostedMessage, Result, SearchQuery, Space, UpsertDocument,
 };
 
 /// Circuits kept at most; past it, closed circuits without failures are dropped first.
@@ -467,6 +467,28 @@ impl DustApi for CircuitBreaker {
         space_id: &str,
     ) -> Result<Vec<DataSource>> {
         guarded!(self, creds, list_data_sources(space_id))
+    }
+
+    async fn list_data_source_views(
+        &self,
+        creds: &DustCredentials,
+        space_id: &str,
+    ) -> Result<Vec<DataSourceView>> {
+        guarded!(self, creds, list_data_source_views(space_id))
+    }
+
+    async fn search_data_source_view(
+        &self,
+        creds: &DustCredentials,
+        space_id: &str,
+        view_id: &str,
+        query: &SearchQuery,
+    ) -> Result<Vec<Document>> {
+        guarded!(
+            self,
+            creds,
+            search_data_source_view(space_id, view_id, query)
+        )
     }
 
     async fn search_data_source(

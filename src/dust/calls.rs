@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use super::{
     AgentConfiguration, Conversation, CreateConversation, CreatedConversation, DataSource,
-    Document, DocumentPage, DustApi, DustCredentials, DustError, DustErrorKind, EventStream,
-    PostMessage, PostedMessage, Result, SearchQuery, Space, UpsertDocument,
+    DataSourceView, Document, DocumentPage, DustApi, DustCredentials, DustError, DustErrorKind,
+    EventStream, PostMessage, PostedMessage, Result, SearchQuery, Space, UpsertDocument,
     client::{Call, HttpDustClient},
 };
 
@@ -42,6 +42,12 @@ struct SpacesBody {
 #[derive(Deserialize)]
 struct DataSourcesBody {
     data_sources: Vec<DataSource>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ViewsBody {
+    data_source_views: Vec<DataSourceView>,
 }
 
 #[derive(Deserialize)]
@@ -273,6 +279,39 @@ impl DustApi for HttpDustClient {
         Ok(body.data_sources)
     }
 
+    async fn list_data_source_views(
+        &self,
+        creds: &DustCredentials,
+        space_id: &str,
+    ) -> Result<Vec<DataSourceView>> {
+        let call = self.get(
+            creds,
+            "list data source views",
+            "/spaces/{spaceId}/data_source_views",
+            &["spaces", space_id, "data_source_views"],
+        )?;
+        let body: ViewsBody = self.execute_json(creds, &call).await?;
+        Ok(body.data_source_views)
+    }
+
+    async fn search_data_source_view(
+        &self,
+        creds: &DustCredentials,
+        space_id: &str,
+        view_id: &str,
+        query: &SearchQuery,
+    ) -> Result<Vec<Document>> {
+        let mut call = self.get(
+            creds,
+            "search a data source view",
+            "/spaces/{spaceId}/data_source_views/{dsvId}/search",
+            &["spaces", space_id, "data_source_views", view_id, "search"],
+        )?;
+        append_search_query(&mut call.url, query);
+        let body: DocumentsBody = self.execute_json(creds, &call).await?;
+        Ok(body.documents)
+    }
+
     async fn search_data_source(
         &self,
         creds: &DustCredentials,
@@ -286,29 +325,7 @@ impl DustApi for HttpDustClient {
             "/spaces/{spaceId}/data_sources/{dsId}/search",
             &["spaces", space_id, "data_sources", data_source_id, "search"],
         )?;
-        {
-            let mut pairs = call.url.query_pairs_mut();
-            pairs
-                .append_pair("query", &query.query)
-                .append_pair("top_k", &query.top_k.to_string());
-            // Dust coerces any non-empty `full_text`, "false" included, to true: only an
-            // absent parameter means false.
-            if query.full_text {
-                pairs.append_pair("full_text", "true");
-            }
-            for tag in &query.tags_in {
-                pairs.append_pair("tags_in", tag);
-            }
-            for tag in &query.tags_not {
-                pairs.append_pair("tags_not", tag);
-            }
-            if let Some(gt) = query.timestamp_gt {
-                pairs.append_pair("timestamp_gt", &gt.to_string());
-            }
-            if let Some(lt) = query.timestamp_lt {
-                pairs.append_pair("timestamp_lt", &lt.to_string());
-            }
-        }
+        append_search_query(&mut call.url, query);
         let body: DocumentsBody = self.execute_json(creds, &call).await?;
         Ok(body.documents)
     }
@@ -408,6 +425,31 @@ impl DustApi for HttpDustClient {
         )?;
         let call = Call::new("delete a document", DOCUMENT, Method::DELETE, url);
         self.execute(creds, &call).await.map(drop)
+    }
+}
+
+/// The query of both search routes (`DataSourceSearchQuerySchema`).
+fn append_search_query(url: &mut url::Url, query: &SearchQuery) {
+    let mut pairs = url.query_pairs_mut();
+    pairs
+        .append_pair("query", &query.query)
+        .append_pair("top_k", &query.top_k.to_string());
+    // Dust coerces any non-empty `full_text`, "false" included, to true: only an absent
+    // parameter means false.
+    if query.full_text {
+        pairs.append_pair("full_text", "true");
+    }
+    for tag in &query.tags_in {
+        pairs.append_pair("tags_in", tag);
+    }
+    for tag in &query.tags_not {
+        pairs.append_pair("tags_not", tag);
+    }
+    if let Some(gt) = query.timestamp_gt {
+        pairs.append_pair("timestamp_gt", &gt.to_string());
+    }
+    if let Some(lt) = query.timestamp_lt {
+        pairs.append_pair("timestamp_lt", &lt.to_string());
     }
 }
 

@@ -139,6 +139,24 @@ pub trait DustApi: Send + Sync + 'static {
         space_id: &str,
     ) -> Result<Vec<DataSource>>;
 
+    /// `GET /spaces/{spaceId}/data_source_views`: the views of a space, each with its data
+    /// source (how connector content reaches an ordinary space).
+    async fn list_data_source_views(
+        &self,
+        creds: &DustCredentials,
+        space_id: &str,
+    ) -> Result<Vec<DataSourceView>>;
+
+    /// `GET /spaces/{spaceId}/data_source_views/{dsvId}/search`: the data source search,
+    /// restricted to the view's `parentsIn`.
+    async fn search_data_source_view(
+        &self,
+        creds: &DustCredentials,
+        space_id: &str,
+        view_id: &str,
+        query: &SearchQuery,
+    ) -> Result<Vec<Document>>;
+
     /// `GET /spaces/{spaceId}/data_sources/{dsId}/search`.
     async fn search_data_source(
         &self,

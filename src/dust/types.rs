@@ -236,6 +236,26 @@ pub struct DataSource {
     pub edited_by_user: Option<Value>,
 }
 
+/// A data source view (`DataSourceViewSchema`): how a space reaches a data source, possibly
+/// only the nodes under `parents_in`. Connectors (Notion, Slack, ...) live in Dust's admin-only
+/// system space and reach every other space only this way.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DataSourceView {
+    pub s_id: String,
+    /// `folder`, `website`, `managed` (a connector), `apps`, ...
+    #[serde(default)]
+    pub category: String,
+    /// `default` (the whole data source) or `custom` (the nodes under `parents_in`).
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub parents_in: Option<Vec<String>>,
+    #[serde(default)]
+    pub space_id: String,
+    pub data_source: DataSource,
+}
+
 /// A chunk of a document that matched a search, with its relevance score.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Chunk {
@@ -310,6 +330,36 @@ pub struct UpsertDocument {
     pub mime_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<i64>,
+    /// Always sent `true` by this server: without it Dust answers with every chunk's embedding
+    /// vector (about 15 times the text, past the client's answer limit for a large document).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub light_document_output: bool,
+}
+
+/// What a paused run waits for (`tool_approve_execution` and its kin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockKind {
+    /// `tool_approve_execution`: approve or reject the tool call (`validate-action`).
+    Approval,
+    /// `tool_ask_user_question`: answer a question (`answer-question`).
+    Question,
+    /// `tool_personal_auth_required`: connect a personal account to the tool in Dust.
+    PersonalAuth,
+    /// `tool_file_auth_required`: authorize access to a file in Dust.
+    FileAuth,
+}
+
+/// A blocking event: the run is paused until someone answers it in Dust.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockedAction {
+    pub kind: BlockKind,
+    pub action_id: String,
+    /// The tool (`metadata.toolName`).
+    pub tool_name: String,
+    /// The tool's server as people know it (`mcpServerDisplayName`, else `mcpServerName`).
+    pub server_name: String,
+    /// The event's `data`, whole (inputs, stake, question, auth details).
+    pub data: Value,
 }
 
 /// One event of an agent message's stream (`AgentMessageEventDataSchema`), with the `eventId`
@@ -340,6 +390,11 @@ pub enum AgentEventKind {
     Cancelled,
     /// Terminal: the user message itself was refused.
     UserMessageError { error: AgentErrorInfo },
+    /// Terminal in Dust's server (the message is marked failed), though the JS SDK does not
+    /// list it: a tool failed.
+    ToolError { error: AgentErrorInfo },
+    /// Not terminal, but nothing follows until someone answers it in Dust.
+    Blocked(Box<BlockedAction>),
     /// Any other event (`agent_message_done`, `tool_params`, ...).
     Other { event_type: String },
 }
@@ -353,6 +408,7 @@ impl AgentEventKind {
                 | Self::Error { .. }
                 | Self::Cancelled
                 | Self::UserMessageError { .. }
+                | Self::ToolError { .. }
         )
     }
 
@@ -407,6 +463,35 @@ impl AgentEventKind {
                 error: error_field(),
             },
             "agent_generation_cancelled" => Self::Cancelled,
+            "tool_error" => Self::ToolError {
+                error: error_field(),
+            },
+            "tool_approve_execution"
+            | "tool_ask_user_question"
+            | "tool_personal_auth_required"
+            | "tool_file_auth_required" => {
+                let kind = match event_type {
+                    "tool_approve_execution" => BlockKind::Approval,
+                    "tool_ask_user_question" => BlockKind::Question,
+                    "tool_personal_auth_required" => BlockKind::PersonalAuth,
+                    _ => BlockKind::FileAuth,
+                };
+                let metadata = |name: &str| {
+                    data.pointer(&format!("/metadata/{name}"))
+                        .and_then(Value::as_str)
+                        .filter(|s| !s.is_empty())
+                };
+                Self::Blocked(Box::new(BlockedAction {
+                    kind,
+                    action_id: str_field("actionId"),
+                    tool_name: metadata("toolName").unwrap_or("a tool").to_owned(),
+                    server_name: metadata("mcpServerDisplayName")
+                        .or_else(|| metadata("mcpServerName"))
+                        .unwrap_or("an MCP server")
+                        .to_owned(),
+                    data: data.clone(),
+                }))
+            }
             "user_message_error" => Self::UserMessageError {
                 error: error_field(),
             },

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 
 use super::{
     AgentConfiguration, Conversation, CreateConversation, CreatedConversation, DataSource,
-    Document, DocumentPage, DustApi, DustCredentials, DustErrorKind, EventStream, PostMessage,
-    PostedMessage, Result, SearchQuery, Space, UpsertDocument,
+    DataSourceView, Document, DocumentPage, DustApi, DustCredentials, DustErrorKind, EventStream,
+    PostMessage, PostedMessage, Result, SearchQuery, Space, UpsertDocument,
 };
 
 /// Called with the credentials Dust refused.
@@ -138,6 +138,28 @@ impl DustApi for KeyWatch {
         space_id: &str,
     ) -> Result<Vec<DataSource>> {
         watched!(self, creds, list_data_sources(space_id))
+    }
+
+    async fn list_data_source_views(
+        &self,
+        creds: &DustCredentials,
+        space_id: &str,
+    ) -> Result<Vec<DataSourceView>> {
+        watched!(self, creds, list_data_source_views(space_id))
+    }
+
+    async fn search_data_source_view(
+        &self,
+        creds: &DustCredentials,
+        space_id: &str,
+        view_id: &str,
+        query: &SearchQuery,
+    ) -> Result<Vec<Document>> {
+        watched!(
+            self,
+            creds,
+            search_data_source_view(space_id, view_id, query)
+        )
     }
 
     async fn search_data_source(

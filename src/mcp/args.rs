@@ -23,6 +23,10 @@ pub const MAX_LIST_LIMIT: u32 = 100;
 /// Largest message or query accepted, in bytes (Dust refuses far smaller content fragments).
 pub const MAX_TEXT_BYTES: usize = 512 * 1024;
 
+/// Longest search query, in bytes. Dust takes it in the URL's query string, where proxies and
+/// servers refuse lines of about 8 KB; percent-encoding triples a non-ASCII byte.
+pub const MAX_QUERY_BYTES: usize = 2048;
+
 /// Largest document text accepted for an upsert, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024 * 1024;
 
@@ -143,23 +147,27 @@ pub fn check_id(field: &str, value: &str) -> Result<(), McpError> {
     }
 }
 
-/// Checks a document id: Dust lets callers choose them, so also `.`, `:`, `@`, `+` and `=` are
-/// allowed, but never a path separator, `?`, `#`, `%`, a control character, a lone `.`/`..`, or
-/// anything outside printable ASCII. The client percent-encodes it as one path segment anyway;
-/// this keeps look-alike and traversal-shaped ids from ever reaching Dust.
+/// Longest document id, in bytes.
+pub const MAX_DOCUMENT_ID_LEN: usize = 512;
+
+/// Checks a document id. Dust's ids are free strings (its own upload page uses file names such
+/// as `Q3 report.pdf`, connectors use paths such as `runbooks/deploy.md`), so any text is
+/// accepted but: empty, longer than [`MAX_DOCUMENT_ID_LEN`] bytes, a control character (which
+/// no file name holds and logs would render), or exactly `.` or `..`. The client
+/// percent-encodes the id as one path segment, so `/`, `%`, `?` or `#` inside it never change
+/// the route; `.` and `..` are the only segments URL parsers resolve whatever their encoding
+/// (the client refuses them too).
 pub fn check_document_id(field: &str, value: &str) -> Result<(), McpError> {
     let ok = !value.is_empty()
-        && value.len() <= MAX_ID_LEN
+        && value.len() <= MAX_DOCUMENT_ID_LEN
         && value != "."
-        && !value.contains("..")
-        && value.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'@' | b'+' | b'=')
-        });
+        && value != ".."
+        && !value.chars().any(char::is_control);
     if ok {
         Ok(())
     } else {
         Err(invalid_params(format!(
-            "{field} must be 1 to {MAX_ID_LEN} ASCII letters, digits or '_-.:@+=', without '..'"
+            "{field} must be 1 to {MAX_DOCUMENT_ID_LEN} bytes of text without control characters, and not \".\" or \"..\""
         )))
     }
 }
@@ -235,18 +243,39 @@ mod tests {
             "a\r\nb",
         ] {
             assert!(check_id("id", bad).is_err(), "{bad:?}");
-            assert!(check_document_id("id", bad).is_err(), "{bad:?}");
         }
         assert!(check_id("id", &"a".repeat(257)).is_err());
         for good in ["dust", "dts_AbC123xyz0", "3d8f6a2c1b", "vlt-1"] {
             assert!(check_id("id", good).is_ok(), "{good}");
         }
-        for good in ["faq-1", "notion:page.42", "report@2024", "a.b"] {
+    }
+
+    /// Document ids are Dust's free strings (issue 16): file names with spaces, paths, any
+    /// script. Only what no id holds (control characters) and what URL parsers resolve as a
+    /// path step (`.`, `..`) are refused; the client encodes the rest as one path segment.
+    #[test]
+    fn document_ids_are_free_text_but_never_a_path_step() {
+        for good in [
+            "faq-1",
+            "notion:page.42",
+            "report@2024",
+            "a.b",
+            "a..b",
+            "Q3 report.pdf",
+            "runbooks/deploy.md",
+            "../../w/other",
+            "%2e%2e%2f",
+            "abc?x=1#f",
+            "ａｂｃ",
+            "Résumé – été 2026.docx",
+        ] {
             assert!(check_document_id("id", good).is_ok(), "{good}");
         }
-        for bad in [".", "..", "a..b"] {
-            assert!(check_document_id("id", bad).is_err(), "{bad}");
+        for bad in [".", "..", "", "a\r\nb", "abc\0", "tab\there", "\u{85}next"] {
+            assert!(check_document_id("id", bad).is_err(), "{bad:?}");
         }
+        assert!(check_document_id("id", &"é".repeat(MAX_DOCUMENT_ID_LEN / 2)).is_ok());
+        assert!(check_document_id("id", &"a".repeat(MAX_DOCUMENT_ID_LEN + 1)).is_err());
     }
 
     #[test]

@@ -32,8 +32,8 @@ use crate::{
     audit::RequestInfo,
     auth::Principal,
     dust::{
-        AgentEventKind, CreateConversation, DustError, EventStream, Mention, PostMessage,
-        follow_agent_message,
+        AgentEventKind, BlockKind, BlockedAction, CreateConversation, DustError, EventStream,
+        Mention, PostMessage, follow_agent_message,
     },
     store::ConversationRecord,
 };
@@ -108,6 +108,11 @@ impl RunStep {
                     error.message, error.code, answer.conversation_id
                 ))
             }
+            AgentEventKind::ToolError { error } => Self::Failed(format!(
+                "The agent's tool failed: {} ({}). Conversation {}.",
+                error.message, error.code, answer.conversation_id
+            )),
+            AgentEventKind::Blocked(blocked) => Self::Failed(paused_message(&blocked, answer)),
             AgentEventKind::Cancelled => Self::Failed(format!(
                 "The agent's run was cancelled in Dust. Conversation {}.",
                 answer.conversation_id
@@ -123,6 +128,37 @@ impl RunStep {
             AgentEventKind::ToolProgress { label } => Self::Note(label),
             AgentEventKind::Other { .. } => Self::Ignore,
         }
+    }
+}
+
+/// What a caller is told when the run pauses for a person (the run stays paused in Dust, where
+/// the person can answer it).
+fn paused_message(blocked: &BlockedAction, answer: &AgentAnswer) -> String {
+    let tool = format!("{} ({})", blocked.tool_name, blocked.server_name);
+    let conversation = match &answer.conversation_url {
+        Some(url) => format!("conversation {} ({url})", answer.conversation_id),
+        None => format!("conversation {}", answer.conversation_id),
+    };
+    match blocked.kind {
+        BlockKind::Approval => format!(
+            "The agent paused: it wants to run {tool} and needs a person's approval, which this server cannot relay. Approve or reject it in Dust, in {conversation}."
+        ),
+        BlockKind::Question => {
+            let question = blocked
+                .data
+                .pointer("/question/question")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("a question");
+            format!(
+                "The agent paused to ask you a question through {tool}: \"{question}\". Answer it in Dust, in {conversation}."
+            )
+        }
+        BlockKind::PersonalAuth => format!(
+            "The agent paused: {tool} needs you to connect your account in Dust first. Connect it in Dust, then continue {conversation}."
+        ),
+        BlockKind::FileAuth => format!(
+            "The agent paused: {tool} needs access to a file that must be authorized in Dust first. Authorize it in Dust, then continue {conversation}."
+        ),
     }
 }
 
@@ -190,6 +226,12 @@ pub async fn start_run(
     // Post the question and find the agent message that answers it.
     let (conversation_id, agent_message_id, conversation_url) = match &conversation_id {
         Some(conversation_id) => {
+            // `skipToolsValidation` is per message in Dust (default false): a follow-up that
+            // omitted it would pause on the first tool that needs approval.
+            let message = PostMessage {
+                skip_tools_validation: Some(true),
+                ..message
+            };
             let posted = ctx
                 .dust
                 .post_message(creds, conversation_id, &message)

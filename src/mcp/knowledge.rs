@@ -1,11 +1,29 @@
-//! Knowledge bases (Dust data sources): listing, search, and documents.
+//! Knowledge bases (Dust data sources, as the caller's spaces reach them): listing, search,
+//! and documents.
 //!
-//! Users name a knowledge base by its data source id alone; Dust's routes also need its space.
-//! The server finds the space itself from the caller's own listing (spaces, then their data
-//! sources), kept for [`KNOWLEDGE_TTL`] per principal. The cache is keyed by the principal's
-//! pseudonymous id, never shared across principals: two keys may see different spaces.
+//! What a key can reach in Dust is not what `GET /spaces/{id}/data_sources` lists. That route
+//! lists the data sources a space *owns*: folders and websites. The managed connectors (Notion,
+//! Slack, Drive, ...) live in Dust's admin-only system space and reach the other spaces only
+//! through **data source views** (`GET /spaces/{id}/data_source_views`), each possibly limited
+//! to some of the connector's nodes (`parentsIn`). So a knowledge base here is a data source
+//! reached by a space, through its view when there is one: every view (connectors included)
+//! and every owned data source, once each. When a folder has a view in its own space, or a
+//! connector views in several spaces, it is still one knowledge base: the owning space wins,
+//! then the shared (global) spaces before the others.
+//!
+//! Search goes through the view when there is one (`.../data_source_views/{id}/search`, which
+//! Dust restricts to the view's nodes), else through the owned data source. Documents can be
+//! listed, read, written and deleted only where the space owns the data source: Dust has no
+//! public route that reads a connector's document by id with an ordinary key, so those answer
+//! a clear refusal that points to search.
+//!
+//! Users name a knowledge base by its data source id (`dts_...`, the id listings show) or by
+//! the id of a view of it (`dsv_...`); Dust's routes also need the space and the view, which the
+//! server finds from the caller's own listing, kept for [`KNOWLEDGE_TTL`] per principal. The
+//! cache is keyed by the principal's pseudonymous id, never shared across principals: two keys
+//! may see different spaces.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use futures::{StreamExt, stream};
 use rmcp::{ErrorData as McpError, model::CallToolResult};
@@ -21,7 +39,9 @@ use super::{
 };
 use crate::{
     auth::Principal,
-    dust::{DataSource, DustError, DustErrorKind, SearchQuery, Space, UpsertDocument},
+    dust::{
+        DataSource, DataSourceView, DustError, DustErrorKind, SearchQuery, Space, UpsertDocument,
+    },
 };
 
 /// How long a principal's list of knowledge bases is reused before Dust is asked again.
@@ -33,11 +53,48 @@ const SEARCH_CONCURRENCY: usize = 8;
 /// Default number of search results.
 const DEFAULT_TOP_K: u32 = 8;
 
-/// A knowledge base and the space it was found in.
+/// A knowledge base: a data source and the space it was found in, through a view of that
+/// space when there is one.
 #[derive(Debug, Clone)]
 pub struct KnowledgeBase {
     pub space: Space,
     pub source: DataSource,
+    /// The view through which [`Self::space`] reaches the source (always, for a connector).
+    pub view: Option<DataSourceView>,
+    /// Whether [`Self::space`] owns the source: only then do Dust's document routes answer.
+    pub owned: bool,
+    /// The ids of every view of this source the caller can see, in any space (accepted as
+    /// `knowledgeBaseId`).
+    pub view_ids: Vec<String>,
+}
+
+impl KnowledgeBase {
+    /// Whether `id` names this knowledge base (its data source id, or one of its views).
+    pub fn is(&self, id: &str) -> bool {
+        self.source.s_id == id || self.view_ids.iter().any(|v| v == id)
+    }
+
+    /// What listings show of it.
+    pub fn to_view(&self) -> KnowledgeBaseView {
+        KnowledgeBaseView::new(&self.space, &self.source).reached_through(
+            self.view
+                .as_ref()
+                .map(|v| (v.s_id.as_str(), v.parents_in.as_deref())),
+            self.owned,
+        )
+    }
+
+    /// The refusal for reading documents one by one where Dust does not allow it.
+    fn documents_unreachable(&self, action: &str) -> ServiceError {
+        let what = match &self.source.connector_provider {
+            Some(provider) => format!("is content of the {provider} connector"),
+            None => format!("is shared with space {} through a view", self.space.name),
+        };
+        ServiceError::Failed(format!(
+            "Knowledge base {} {what}: Dust lets an API key search it but not {action} its documents one by one. Use search_knowledge with knowledgeBaseId {} (its hits carry the matching text).",
+            self.source.s_id, self.source.s_id
+        ))
+    }
 }
 
 /// Per-principal cache of knowledge bases ([`super::cache`]).
@@ -53,6 +110,33 @@ fn space_rank(space: &Space) -> u8 {
     }
 }
 
+/// What one space answered: the data sources it owns and its views. A space the key may list
+/// but not read (404, 403) is simply empty; so is a deployment without the views route.
+async fn space_listing(
+    ctx: &McpContext,
+    principal: &Principal,
+    space: &Space,
+) -> Result<(Vec<DataSource>, Vec<DataSourceView>), DustError> {
+    let creds = &principal.credentials;
+    let (owned, views) = futures::join!(
+        ctx.dust.list_data_sources(creds, &space.s_id),
+        ctx.dust.list_data_source_views(creds, &space.s_id),
+    );
+    let unreadable =
+        |e: &DustError| matches!(e.kind, DustErrorKind::NotFound | DustErrorKind::Forbidden);
+    let owned = match owned {
+        Ok(owned) => owned,
+        Err(e) if unreadable(&e) => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let views = match views {
+        Ok(views) => views,
+        Err(e) if unreadable(&e) => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    Ok((owned, views))
+}
+
 /// Every knowledge base the principal can see, each once.
 pub async fn knowledge_bases(
     ctx: &McpContext,
@@ -61,34 +145,61 @@ pub async fn knowledge_bases(
     if let Some(list) = ctx.knowledge.get(&principal.user_id) {
         return Ok(list);
     }
-    let creds = &principal.credentials;
-    let mut spaces = ctx.dust.list_spaces(creds).await?;
+    let mut spaces = ctx.dust.list_spaces(&principal.credentials).await?;
     spaces.sort_by_key(space_rank);
     let listings = futures::future::join_all(
         spaces
             .iter()
-            .map(|space| ctx.dust.list_data_sources(creds, &space.s_id)),
+            .map(|space| space_listing(ctx, principal, space)),
     )
     .await;
-    let mut seen = HashSet::new();
-    let mut list = Vec::new();
+    // Every (space, source) pair, in space order: each view, then each owned source without a
+    // view in its space.
+    let mut candidates: Vec<KnowledgeBase> = Vec::new();
     for (space, listing) in spaces.iter().zip(listings) {
-        let sources = match listing {
-            Ok(sources) => sources,
-            // A space the key may list but not read is simply not searchable.
-            Err(e) if matches!(e.kind, DustErrorKind::NotFound | DustErrorKind::Forbidden) => {
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        for source in sources {
-            if seen.insert(source.s_id.clone()) {
-                list.push(KnowledgeBase {
-                    space: space.clone(),
-                    source,
-                });
-            }
+        let (owned, views) = listing?;
+        let owns = |id: &str| owned.iter().any(|d| d.s_id == id);
+        for view in &views {
+            candidates.push(KnowledgeBase {
+                space: space.clone(),
+                source: view.data_source.clone(),
+                owned: owns(&view.data_source.s_id),
+                view: Some(view.clone()),
+                view_ids: Vec::new(),
+            });
         }
+        for source in owned
+            .iter()
+            .filter(|d| !views.iter().any(|v| v.data_source.s_id == d.s_id))
+        {
+            candidates.push(KnowledgeBase {
+                space: space.clone(),
+                source: source.clone(),
+                view: None,
+                owned: true,
+                view_ids: Vec::new(),
+            });
+        }
+    }
+    // One per data source: the owning space's if any, else the first space's.
+    let mut list: Vec<KnowledgeBase> = Vec::new();
+    for candidate in &candidates {
+        if list
+            .iter()
+            .any(|kb| kb.source.s_id == candidate.source.s_id)
+        {
+            continue;
+        }
+        let same = || {
+            candidates
+                .iter()
+                .filter(|c| c.source.s_id == candidate.source.s_id)
+        };
+        let mut chosen = same().find(|c| c.owned).unwrap_or(candidate).clone();
+        chosen.view_ids = same()
+            .filter_map(|c| c.view.as_ref().map(|v| v.s_id.clone()))
+            .collect();
+        list.push(chosen);
     }
     let list = Arc::new(list);
     ctx.knowledge.put(&principal.user_id, list.clone());
@@ -105,14 +216,11 @@ pub async fn find_knowledge_base(
     let list = knowledge_bases(ctx, principal)
         .await
         .map_err(|e| ServiceError::dust("listing knowledge bases", e))?;
-    list.iter()
-        .find(|kb| kb.source.s_id == id)
-        .cloned()
-        .ok_or_else(|| {
-            ServiceError::NotFound(format!(
-                "Knowledge base {id} not found. Use list_knowledge_bases to see the ids you can use."
-            ))
-        })
+    list.iter().find(|kb| kb.is(id)).cloned().ok_or_else(|| {
+        ServiceError::NotFound(format!(
+            "Knowledge base {id} not found. Use list_knowledge_bases to see the ids you can use."
+        ))
+    })
 }
 
 /// Unwraps `find_knowledge_base`, returning the tool result early.
@@ -151,7 +259,7 @@ pub async fn knowledge_base_views(
     Ok(list
         .iter()
         .filter(|kb| keep(kb))
-        .map(|kb| KnowledgeBaseView::new(&kb.space, &kb.source))
+        .map(KnowledgeBase::to_view)
         .collect())
 }
 
@@ -214,7 +322,7 @@ pub async fn search_results(
     principal: &Principal,
     args: SearchKnowledgeArgs,
 ) -> Result<SearchResults, ServiceError> {
-    check_text("query", &args.query, MAX_TEXT_BYTES)?;
+    check_text("query", &args.query, MAX_QUERY_BYTES)?;
     let top_k = check_range("topK", args.top_k.unwrap_or(DEFAULT_TOP_K), 1, MAX_TOP_K)?;
     let tags_in = args.tags_in.unwrap_or_default();
     let tags_not = args.tags_not.unwrap_or_default();
@@ -244,9 +352,18 @@ pub async fn search_results(
                 let creds = principal.credentials.clone();
                 let query = query.clone();
                 async move {
-                    let found = dust
-                        .search_data_source(&creds, &kb.space.s_id, &kb.source.s_id, &query)
-                        .await;
+                    // Through the view when there is one: Dust restricts it to the nodes the
+                    // space may see (a connector has no other way in).
+                    let found = match &kb.view {
+                        Some(view) => {
+                            dust.search_data_source_view(&creds, &kb.space.s_id, &view.s_id, &query)
+                                .await
+                        }
+                        None => {
+                            dust.search_data_source(&creds, &kb.space.s_id, &kb.source.s_id, &query)
+                                .await
+                        }
+                    };
                     (kb, found)
                 }
             })
@@ -293,6 +410,9 @@ pub async fn list_documents(
     let limit = check_range("limit", args.limit.unwrap_or(10), 1, MAX_LIST_LIMIT)?;
     let offset = check_range("offset", args.offset.unwrap_or(0), 0, 1_000_000)?;
     let kb = find_or_return!(ctx, principal, &args.knowledge_base_id);
+    if !kb.owned {
+        return kb.documents_unreachable("list").into_tool();
+    }
     match ctx
         .dust
         .list_documents(
@@ -328,6 +448,9 @@ pub async fn get_document(
 ) -> Result<CallToolResult, McpError> {
     check_document_id("documentId", &args.document_id)?;
     let kb = find_or_return!(ctx, principal, &args.knowledge_base_id);
+    if !kb.owned {
+        return kb.documents_unreachable("read").into_tool();
+    }
     match fetch_document(ctx, principal, &kb, &args.document_id).await {
         Ok(view) => structured(&view),
         Err(e) => Ok(errors::dust_tool_error(
@@ -378,6 +501,9 @@ pub async fn upsert_document(
             kb.source.s_id
         )));
     }
+    if !kb.owned {
+        return kb.documents_unreachable("write").into_tool();
+    }
     let body = UpsertDocument {
         text: args.text,
         title: args.title,
@@ -385,6 +511,7 @@ pub async fn upsert_document(
         tags,
         mime_type: Some("text/plain".to_owned()),
         timestamp: None,
+        light_document_output: true,
     };
     match ctx
         .dust
@@ -417,6 +544,9 @@ pub async fn delete_document(
             "Knowledge base {} is fed by the {provider} connector; its documents cannot be deleted here.",
             kb.source.s_id
         )));
+    }
+    if !kb.owned {
+        return kb.documents_unreachable("delete").into_tool();
     }
     match ctx
         .dust

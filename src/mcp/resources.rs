@@ -24,7 +24,7 @@ use super::{
     args::{check_document_id, check_id},
     errors, knowledge,
     tools::{owned_conversation, workspace_view},
-    views::{AgentView, ConversationView, KnowledgeBaseView},
+    views::{AgentView, ConversationView},
 };
 use crate::{
     auth::{Permission, Principal},
@@ -275,10 +275,12 @@ pub async fn read(
             let mut views = list
                 .iter()
                 .filter(|kb| !connectors_only || kb.source.connector_provider.is_some())
-                .map(|kb| KnowledgeBaseView::new(&kb.space, &kb.source));
+                .map(|kb| kb.to_view());
             match &parsed {
                 Uri::KnowledgeBase(id) | Uri::Connector(id) => {
-                    let view = views.find(|v| &v.id == id).ok_or_else(|| not_found(uri))?;
+                    let view = views
+                        .find(|v| &v.id == id || v.view_id.as_ref() == Some(id))
+                        .ok_or_else(|| not_found(uri))?;
                     contents(uri, &view)
                 }
                 _ => contents(uri, &views.collect::<Vec<_>>()),
@@ -290,7 +292,7 @@ pub async fn read(
                 .map_err(|e| dust_failure(uri, "listing knowledge bases", &e))?;
             let kb = list
                 .iter()
-                .find(|kb| kb.source.s_id == kb_id)
+                .find(|kb| kb.is(&kb_id) && kb.owned)
                 .ok_or_else(|| not_found(uri))?;
             let view = knowledge::fetch_document(ctx, principal, kb, &document_id)
                 .await

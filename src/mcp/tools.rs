@@ -151,7 +151,7 @@ static CATALOGUE: LazyLock<Vec<ToolSpec>> = LazyLock::new(|| {
             "List knowledge bases",
             P::ReadKnowledgeBases,
             Read,
-            "Lists knowledge bases (Dust data sources: folders and connectors), optionally in one space. Use it to find a knowledgeBaseId.",
+            "Lists knowledge bases (what your Dust spaces reach: folders, websites and connectors such as Notion or Slack), optionally in one space. Use it to find a knowledgeBaseId.",
         ),
         with_output::<SearchResults>(spec::<SearchKnowledgeArgs>(
             "search_knowledge",
@@ -165,14 +165,14 @@ static CATALOGUE: LazyLock<Vec<ToolSpec>> = LazyLock::new(|| {
             "List documents",
             P::ReadKnowledgeBases,
             Read,
-            "Lists the documents of a knowledge base, a page at a time. Use it to browse what a knowledge base holds.",
+            "Lists the documents of a folder knowledge base (documentsReadable: true), a page at a time. Use it to browse what a folder holds; connector content is reached with search_knowledge.",
         ),
         spec::<DocumentArgs>(
             "get_document",
             "Get document",
             P::ReadKnowledgeBases,
             Read,
-            "Returns one document of a knowledge base with its full text. Use it to read a search hit in full.",
+            "Returns one document of a folder knowledge base (documentsReadable: true) with its full text. Use it to read a search hit in full; a connector's hits already carry their text.",
         ),
         spec::<UpsertDocumentArgs>(
             "upsert_document",

@@ -86,6 +86,16 @@ pub struct KnowledgeBaseView {
     /// When a person last edited it, if Dust says (milliseconds since the epoch).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub edited_at: Option<i64>,
+    /// The data source view through which the space reaches it (also accepted as
+    /// `knowledgeBaseId`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view_id: Option<String>,
+    /// The nodes of the connector this space sees, when it sees only some of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parents_in: Option<Vec<String>>,
+    /// Whether its documents can be listed and read one by one (the space owns it); otherwise
+    /// only search reaches it.
+    pub documents_readable: bool,
 }
 
 impl KnowledgeBaseView {
@@ -108,7 +118,22 @@ impl KnowledgeBaseView {
                 .as_ref()
                 .and_then(|e| e.get("editedAt"))
                 .and_then(serde_json::Value::as_i64),
+            view_id: None,
+            parents_in: None,
+            documents_readable: true,
         }
+    }
+
+    /// The same, as reached through the view `(id, parentsIn)` if any, by a space that owns the
+    /// data source (`owned`) or not.
+    #[must_use]
+    pub fn reached_through(mut self, view: Option<(&str, Option<&[String]>)>, owned: bool) -> Self {
+        if let Some((id, parents_in)) = view {
+            self.view_id = Some(id.to_owned());
+            self.parents_in = parents_in.map(<[String]>::to_vec);
+        }
+        self.documents_readable = owned;
+        self
     }
 }
 

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::{
     agents::agent_not_found,
     error::{ApiError, ApiResult, Fields, parse_json},
-    event_log::MessageLog,
+    event_log::{DecideError, Decision, MessageLog},
     now_ms, random_s_id,
     render::{agent_message_json, conversation_json, user_message_json},
     runner::{self, Job},
@@ -61,7 +61,7 @@ pub(crate) async fn create_conversation(
         }
     };
     let blocking = root.opt_bool("blocking")?.unwrap_or(false);
-    root.opt_bool("skipToolsValidation")?;
+    let skip_tools_validation = root.opt_bool("skipToolsValidation")?.unwrap_or(false);
     let message = root
         .get("message")
         .map(|m| parse_message(m, "message"))
@@ -84,7 +84,7 @@ pub(crate) async fn create_conversation(
         };
         let id = conversation.s_id.clone();
         world.conversations.insert(id.clone(), conversation);
-        let posted = message.and_then(|m| add_message(&mut world, &id, m));
+        let posted = message.and_then(|m| add_message(&mut world, &id, m, skip_tools_validation));
         (id, posted)
     };
     let mut user_message = None;
@@ -141,7 +141,8 @@ pub(crate) async fn post_message(
     let value = parse_json(&body)?;
     let root = Fields::of(&value, "")?;
     let blocking = root.opt_bool("blocking")?.unwrap_or(false);
-    root.opt_bool("skipToolsValidation")?;
+    // Per message, default false: a conversation created with it does not pass it on.
+    let skip_tools_validation = root.opt_bool("skipToolsValidation")?.unwrap_or(false);
     let message = parse_message(&value, "")?;
     let posted = {
         let mut world = ws.world();
@@ -149,7 +150,8 @@ pub(crate) async fn post_message(
             return Err(conversation_not_found());
         }
         check_mentions(&world, &message)?;
-        add_message(&mut world, &c_id, message).ok_or_else(conversation_not_found)?
+        add_message(&mut world, &c_id, message, skip_tools_validation)
+            .ok_or_else(conversation_not_found)?
     };
     let user_message = user_message_json(&posted.user_message);
     let agent_ids: Vec<String> = posted.jobs.iter().map(|j| j.message_id.clone()).collect();
@@ -203,6 +205,116 @@ pub(crate) async fn cancel_messages(
     Ok(Json(json!({ "success": true })))
 }
 
+/// `GET /assistant/conversations/{cId}/actions/blocked`: the actions the conversation's runs
+/// are paused on.
+pub(crate) async fn blocked_actions(
+    Extension(ws): Extension<Arc<Workspace>>,
+    Path((_w_id, c_id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let world = ws.world();
+    let conversation = world
+        .conversations
+        .get(&c_id)
+        .ok_or_else(conversation_not_found)?;
+    let actions: Vec<Value> = conversation
+        .slots
+        .iter()
+        .filter_map(|slot| match slot {
+            Slot::Agent(m) => world.message_logs.get(&m.s_id)?.blocked_action(),
+            Slot::User(_) => None,
+        })
+        .collect();
+    Ok(Json(json!({ "blockedActions": actions })))
+}
+
+/// The event log of agent message `m_id` of conversation `c_id`, or Dust's 404s.
+fn message_log(world: &World, c_id: &str, m_id: &str) -> ApiResult<Arc<MessageLog>> {
+    let conversation = world
+        .conversations
+        .get(c_id)
+        .ok_or_else(conversation_not_found)?;
+    let is_agent_message = conversation
+        .slots
+        .iter()
+        .any(|slot| matches!(slot, Slot::Agent(m) if m.s_id == m_id));
+    is_agent_message
+        .then(|| world.message_logs.get(m_id).cloned())
+        .flatten()
+        .ok_or_else(|| ApiError::not_found("message_not_found", "Message not found."))
+}
+
+/// Hands `decision` to the run paused on `action_id`, or answers Dust's errors.
+fn decide(log: &MessageLog, action_id: &str, status: &str, decision: Decision) -> ApiResult<()> {
+    log.decide(action_id, status, decision)
+        .map_err(|e| match e {
+            DecideError::NotFound => ApiError::not_found(
+                "action_not_found",
+                "The action was not found or is not waiting for an answer.",
+            ),
+            DecideError::WrongKind => {
+                ApiError::invalid_request("This action is not waiting for this kind of answer.")
+            }
+        })
+}
+
+/// `POST .../messages/{mId}/validate-action` with `{actionId, approved}`, where `approved` is
+/// `approved`, `rejected` or `always_approved` (Dust's OpenAPI wrongly says a boolean).
+pub(crate) async fn validate_action(
+    Extension(ws): Extension<Arc<Workspace>>,
+    Path((_w_id, c_id, m_id)): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let value = parse_json(&body)?;
+    let root = Fields::of(&value, "")?;
+    let action_id = root.req_str("actionId")?;
+    let Some(approved @ ("approved" | "rejected" | "always_approved")) =
+        root.required("approved")?.as_str()
+    else {
+        return Err(ApiError::invalid_body(
+            "approved",
+            "Invalid enum value. Expected 'approved' | 'rejected' | 'always_approved'",
+        ));
+    };
+    let log = message_log(&ws.world(), &c_id, &m_id)?;
+    decide(
+        &log,
+        action_id,
+        "blocked_validation_required",
+        Decision::Validation(approved.to_owned()),
+    )?;
+    Ok(Json(json!({ "success": true })))
+}
+
+/// `POST .../messages/{mId}/answer-question` with `{actionId, answer: {selectedOptions:
+/// [int], customResponse?}}`.
+pub(crate) async fn answer_question(
+    Extension(ws): Extension<Arc<Workspace>>,
+    Path((_w_id, c_id, m_id)): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let value = parse_json(&body)?;
+    let root = Fields::of(&value, "")?;
+    let action_id = root.req_str("actionId")?;
+    let answer = Fields::of(root.required("answer")?, "answer")?;
+    let selected = answer.req_array("selectedOptions")?;
+    if !selected.iter().all(|v| v.as_u64().is_some()) {
+        return Err(ApiError::invalid_body(
+            "answer.selectedOptions",
+            "Expected array of non-negative integers",
+        ));
+    }
+    answer.opt_str("customResponse")?;
+    let answer = root.required("answer")?.clone();
+    let log = message_log(&ws.world(), &c_id, &m_id)?;
+    decide(
+        &log,
+        action_id,
+        "blocked_user_answer_required",
+        Decision::Answer(answer),
+    )?;
+    Ok(Json(json!({ "success": true })))
+}
+
 fn check_mentions(world: &World, message: &NewMessage) -> ApiResult<()> {
     match message.mentions.iter().all(|id| world.agent(id).is_some()) {
         true => Ok(()),
@@ -218,7 +330,12 @@ struct Posted {
 
 /// Appends the user message and one agent message per mention (the caller checked the
 /// mentions); `None` when the conversation does not exist.
-fn add_message(world: &mut World, c_id: &str, message: NewMessage) -> Option<Posted> {
+fn add_message(
+    world: &mut World,
+    c_id: &str,
+    message: NewMessage,
+    skip_tools_validation: bool,
+) -> Option<Posted> {
     let now = now_ms();
     let user_id = world.next_id();
     let mut agent_messages = Vec::new();
@@ -269,6 +386,7 @@ fn add_message(world: &mut World, c_id: &str, message: NewMessage) -> Option<Pos
             agent,
             question: message.content.clone(),
             log,
+            skip_tools_validation,
         });
     }
     conversation.updated = now;

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::world::{Agent, AgentKind, DataSource, Document, Space, World};
+use super::world::{Agent, AgentKind, DataSource, DataSourceView, Document, Space, World};
 
 /// sId of the global Dust agent.
 pub const DUST_AGENT_ID: &str = "dust";
@@ -19,6 +19,17 @@ pub const FAILING_AGENT_ID: &str = "fa1lAg3ntX";
 /// sId of "Sloth": streams a long answer with [`SLOW_AGENT_TOKEN_DELAY_MS`] between tokens.
 pub const SLOW_AGENT_ID: &str = "sl0wAg3ntX";
 
+/// sId of "Reporter": calls a tool that fails, so its run ends with `tool_error`.
+pub const TOOL_ERROR_AGENT_ID: &str = "t00lErr0rX";
+/// sId of "Mailer": sends an email with a Gmail tool that needs approval
+/// (`tool_approve_execution`) unless the message skips tool validation.
+pub const APPROVAL_AGENT_ID: &str = "appr0valAg";
+/// sId of "Planner": asks the person which office to book (`tool_ask_user_question`).
+pub const QUESTION_AGENT_ID: &str = "qu3stionAg";
+/// sId of "DriveReader": needs the person to connect Google Drive
+/// (`tool_personal_auth_required`); the run stays paused until cancelled.
+pub const PERSONAL_AUTH_AGENT_ID: &str = "p3rsAuthAg";
+
 /// Pause between two tokens of the slow agent: long enough for timeout and cancel tests.
 pub const SLOW_AGENT_TOKEN_DELAY_MS: u64 = 500;
 
@@ -26,17 +37,36 @@ pub const SLOW_AGENT_TOKEN_DELAY_MS: u64 = 500;
 pub const COMPANY_SPACE_ID: &str = "vlt_c0mpanyDat4";
 /// The regular space "Engineering".
 pub const ENGINEERING_SPACE_ID: &str = "vlt_eng1neer1ng";
+/// The admin-only system space, where the managed connectors live. The simulator's keys are
+/// ordinary keys: they never see it, and reach the connectors through views only.
+pub const SYSTEM_SPACE_ID: &str = "vlt_syst3mSpac3";
 
 /// Folder "Employee Handbook" (Company Data): `pto-policy`, `expenses`, `security`, `onboarding`.
 pub const HANDBOOK_DS_ID: &str = "dts_handb00kF0ld";
 /// Folder "FAQ" (Company Data): `faq-general`, `faq-it`.
 pub const FAQ_DS_ID: &str = "dts_faqF0lder001";
-/// Notion connector (Company Data, managed): `notion-roadmap`, `notion-okrs`.
+/// Notion connector (system space, managed): `notion-roadmap` (under the page
+/// `notion-product`), `notion-okrs` (under `notion-company`), `notion-board-minutes` (under
+/// `notion-board`, which no view selects: no key ever reaches it).
 pub const NOTION_DS_ID: &str = "dts_n0tionC0nn01";
 /// Folder "Runbooks" (Engineering): `runbooks/deploy.md`, `on call rotation`.
 pub const RUNBOOKS_DS_ID: &str = "dts_runb00kF0ld1";
-/// Slack connector (Engineering, managed): `slack-incidents`, `slack-deploys`.
+/// Slack connector (system space, managed): `slack-incidents`, `slack-deploys`.
 pub const SLACK_DS_ID: &str = "dts_s1ackC0nn001";
+
+/// Default view of the Employee Handbook folder in Company Data.
+pub const HANDBOOK_VIEW_ID: &str = "dsv_handb00kVw1";
+/// Default view of the FAQ folder in Company Data.
+pub const FAQ_VIEW_ID: &str = "dsv_faqV1ew0001";
+/// View of the Notion connector in Company Data: the pages under `notion-product` and
+/// `notion-company` (not the board's).
+pub const NOTION_VIEW_ID: &str = "dsv_n0tionC0mp1";
+/// Default view of the Runbooks folder in Engineering.
+pub const RUNBOOKS_VIEW_ID: &str = "dsv_runb00kVw01";
+/// View of the whole Slack connector in Engineering.
+pub const SLACK_VIEW_ID: &str = "dsv_s1ackEng001";
+/// View of the Notion connector in Engineering: only the pages under `notion-product`.
+pub const NOTION_ENGINEERING_VIEW_ID: &str = "dsv_n0tionEng01";
 
 /// 2025-11-01T00:00:00Z: the seeded objects' creation time, in epoch ms.
 const SEED_TIME_MS: i64 = 1_761_955_200_000;
@@ -87,6 +117,34 @@ pub(crate) fn agents() -> Vec<Agent> {
             "Answers very slowly (for timeout and cancellation tests).",
             AgentKind::Slow,
         ),
+        custom(
+            TOOL_ERROR_AGENT_ID,
+            105,
+            "Reporter",
+            "Fetches the weekly report with a tool that is down (for testing).",
+            AgentKind::ToolError,
+        ),
+        custom(
+            APPROVAL_AGENT_ID,
+            106,
+            "Mailer",
+            "Sends your message by email to the CEO (asks for approval first).",
+            AgentKind::Approval,
+        ),
+        custom(
+            QUESTION_AGENT_ID,
+            107,
+            "Planner",
+            "Books a meeting room; asks you which office first.",
+            AgentKind::Question,
+        ),
+        custom(
+            PERSONAL_AUTH_AGENT_ID,
+            108,
+            "DriveReader",
+            "Lists your Google Drive files (needs you to connect Google Drive).",
+            AgentKind::PersonalAuth,
+        ),
     ]
 }
 
@@ -125,6 +183,53 @@ pub(crate) fn spaces() -> Vec<Space> {
             kind: "regular",
             created_at: SEED_TIME_MS,
         },
+        Space {
+            s_id: SYSTEM_SPACE_ID,
+            name: "System",
+            kind: "system",
+            created_at: SEED_TIME_MS,
+        },
+    ]
+}
+
+/// The seeded data source views: one per folder in its own space, and the connectors in the
+/// spaces that use them.
+pub(crate) fn views() -> Vec<DataSourceView> {
+    let view = |id, s_id, space_id, data_source_id, parents_in: Option<Vec<&'static str>>| {
+        DataSourceView {
+            id,
+            s_id,
+            space_id,
+            data_source_id,
+            parents_in,
+            created_at: SEED_TIME_MS,
+        }
+    };
+    vec![
+        view(21, HANDBOOK_VIEW_ID, COMPANY_SPACE_ID, HANDBOOK_DS_ID, None),
+        view(22, FAQ_VIEW_ID, COMPANY_SPACE_ID, FAQ_DS_ID, None),
+        view(
+            23,
+            NOTION_VIEW_ID,
+            COMPANY_SPACE_ID,
+            NOTION_DS_ID,
+            Some(vec!["notion-product", "notion-company"]),
+        ),
+        view(
+            24,
+            RUNBOOKS_VIEW_ID,
+            ENGINEERING_SPACE_ID,
+            RUNBOOKS_DS_ID,
+            None,
+        ),
+        view(25, SLACK_VIEW_ID, ENGINEERING_SPACE_ID, SLACK_DS_ID, None),
+        view(
+            26,
+            NOTION_ENGINEERING_VIEW_ID,
+            ENGINEERING_SPACE_ID,
+            NOTION_DS_ID,
+            Some(vec!["notion-product"]),
+        ),
     ]
 }
 
@@ -143,7 +248,7 @@ pub(crate) fn data_sources() -> Vec<DataSource> {
         data_source(
             13,
             NOTION_DS_ID,
-            COMPANY_SPACE_ID,
+            SYSTEM_SPACE_ID,
             "notion",
             Some(("notion", "7")),
             NOTION,
@@ -159,7 +264,7 @@ pub(crate) fn data_sources() -> Vec<DataSource> {
         data_source(
             15,
             SLACK_DS_ID,
-            ENGINEERING_SPACE_ID,
+            SYSTEM_SPACE_ID,
             "slack",
             Some(("slack", "8")),
             SLACK,
@@ -169,13 +274,14 @@ pub(crate) fn data_sources() -> Vec<DataSource> {
 
 /// The full seeded world of the primary workspace.
 pub(crate) fn seeded_world() -> World {
-    World::new(agents(), spaces(), data_sources())
+    World::new(agents(), spaces(), data_sources(), views())
 }
 
 /// The other workspace: only the global agent, no spaces (it exists for auth tests).
 pub(crate) fn other_world() -> World {
     World::new(
         agents().into_iter().take(1).collect(),
+        Vec::new(),
         Vec::new(),
         Vec::new(),
     )
@@ -205,6 +311,11 @@ fn data_source(
             all_tags.extend(tags.iter().map(|t| (*t).to_owned()));
             let day = i64::try_from(i).unwrap_or(0);
             let document = Document {
+                ancestors: ANCESTORS
+                    .iter()
+                    .filter(|(d, _)| d == doc_id)
+                    .map(|(_, a)| (*a).to_owned())
+                    .collect(),
                 document_id: (*doc_id).to_owned(),
                 title: (*title).to_owned(),
                 source_url: Some(format!("https://handbook.example.com/{doc_id}")),
@@ -302,6 +413,21 @@ const NOTION: &[SeedDoc] = &[
         "Objective: delight customers. Key result: raise the NPS from 40 to 55.\n\n\
       Objective: grow revenue. Key result: reach 10 million EUR of annual recurring revenue.",
     ),
+    (
+        "notion-board-minutes",
+        "Board Minutes (confidential)",
+        &["lang:en", "source:notion"],
+        "The board approved the acquisition of Example Corp for 12 million EUR, to be announced in March.",
+    ),
+];
+
+/// The connectors' trees: `(document, parent node)`.
+const ANCESTORS: &[(&str, &str)] = &[
+    ("notion-roadmap", "notion-product"),
+    ("notion-okrs", "notion-company"),
+    ("notion-board-minutes", "notion-board"),
+    ("slack-incidents", "slack-channel-incidents"),
+    ("slack-deploys", "slack-channel-deploys"),
 ];
 
 const RUNBOOKS: &[SeedDoc] = &[

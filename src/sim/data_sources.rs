@@ -1,4 +1,9 @@
-//! Spaces, data sources and data source search (`/spaces/...`).
+//! Spaces, data sources, data source views and search (`/spaces/...`).
+//!
+//! As in Dust, a space lists only the data sources it *owns* (folders here; the managed
+//! connectors are owned by the admin-only system space, which ordinary keys never see), and
+//! reaches everything else through its data source views: `GET .../data_source_views` lists them
+//! with their data source, and a view search only finds documents under the view's `parentsIn`.
 //!
 //! Search reproduces Dust's query parsing, quirks included: `full_text` goes through
 //! `z.coerce.boolean()`, so any non-empty value (`"false"` too) means true and only an absent
@@ -18,7 +23,7 @@ use super::{
     query::Query,
     search,
     state::Workspace,
-    world::{DataSource, Space, World},
+    world::{DataSource, DataSourceView, Document, Space, World},
 };
 
 pub(crate) fn space_json(space: &Space) -> Value {
@@ -45,6 +50,27 @@ pub(crate) fn data_source_json(ds: &DataSource) -> Value {
         "dustAPIDataSourceId": ds.s_id,
         "connectorId": ds.connector_id,
         "connectorProvider": ds.connector_provider,
+        "editedByUser": null,
+    })
+}
+
+/// A view (`DataSourceViewSchema`), with its data source inlined.
+pub(crate) fn view_json(view: &DataSourceView, ds: &DataSource) -> Value {
+    let category = match ds.connector_provider {
+        None => "folder",
+        Some("webcrawler") => "website",
+        Some(_) => "managed",
+    };
+    json!({
+        "id": view.id,
+        "sId": view.s_id,
+        "category": category,
+        "kind": view.kind(),
+        "parentsIn": view.parents_in,
+        "spaceId": view.space_id,
+        "createdAt": view.created_at,
+        "updatedAt": view.created_at,
+        "dataSource": data_source_json(ds),
         "editedByUser": null,
     })
 }
@@ -86,6 +112,7 @@ pub(crate) async fn list_spaces(
     let spaces: Vec<Value> = world
         .spaces
         .iter()
+        .filter(|s| s.visible_to_keys())
         .filter(|s| kinds.is_empty() || kinds.iter().any(|k| k == s.kind))
         .map(space_json)
         .collect();
@@ -155,6 +182,69 @@ fn parse_search(raw: Option<&str>) -> ApiResult<SearchParams> {
     })
 }
 
+/// `GET /spaces/{spaceId}/data_source_views`.
+pub(crate) async fn list_views(
+    Extension(ws): Extension<Arc<Workspace>>,
+    Path((_w_id, space_id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let world = ws.world();
+    world.space(&space_id).ok_or_else(space_not_found)?;
+    let views: Vec<Value> = world
+        .views_of(&space_id)
+        .filter_map(|v| Some(view_json(v, world.data_source_by_id(v.data_source_id)?)))
+        .collect();
+    Ok(Json(json!({ "dataSourceViews": views })))
+}
+
+/// The view `view_id` of space `space_id` and its data source, or Dust's 404s.
+fn find_view<'w>(
+    world: &'w World,
+    space_id: &str,
+    view_id: &str,
+) -> ApiResult<(&'w DataSourceView, &'w DataSource)> {
+    world.space(space_id).ok_or_else(space_not_found)?;
+    let view = world
+        .views
+        .iter()
+        .find(|v| v.space_id == space_id && v.s_id == view_id)
+        .ok_or_else(view_not_found)?;
+    let ds = world
+        .data_source_by_id(view.data_source_id)
+        .ok_or_else(view_not_found)?;
+    Ok((view, ds))
+}
+
+fn view_not_found() -> ApiError {
+    ApiError::not_found(
+        "data_source_view_not_found",
+        "The data source view you requested was not found.",
+    )
+}
+
+/// `GET /spaces/{spaceId}/data_source_views/{dsvId}`: `{"dataSourceView": ...}` (the SDK's
+/// shape; Dust's OpenAPI shows the bare view).
+pub(crate) async fn get_view(
+    Extension(ws): Extension<Arc<Workspace>>,
+    Path((_w_id, space_id, view_id)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    let world = ws.world();
+    let (view, ds) = find_view(&world, &space_id, &view_id)?;
+    Ok(Json(json!({ "dataSourceView": view_json(view, ds) })))
+}
+
+/// `GET /spaces/{spaceId}/data_source_views/{dsvId}/search`: the data source search restricted
+/// to the documents under the view's `parentsIn`.
+pub(crate) async fn search_view(
+    Extension(ws): Extension<Arc<Workspace>>,
+    Path((_w_id, space_id, view_id)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let world = ws.world();
+    let (view, ds) = find_view(&world, &space_id, &view_id)?;
+    let params = parse_search(raw.as_deref())?;
+    Ok(Json(search_documents(ds, &params, |d| view.covers(d))))
+}
+
 /// `GET /spaces/{spaceId}/data_sources/{dsId}/search`.
 pub(crate) async fn search_data_source(
     Extension(ws): Extension<Arc<Workspace>>,
@@ -164,8 +254,19 @@ pub(crate) async fn search_data_source(
     let world = ws.world();
     let ds = find_data_source(&world, &space_id, &ds_id)?;
     let params = parse_search(raw.as_deref())?;
+    Ok(Json(search_documents(ds, &params, |_| true)))
+}
+
+/// `{"documents": [...]}`: the best chunks of the documents of `ds` that pass `reachable` and
+/// the filters, grouped by document.
+fn search_documents(
+    ds: &DataSource,
+    params: &SearchParams,
+    reachable: impl Fn(&Document) -> bool,
+) -> Value {
     let candidates = ds.documents.values().filter(|d| {
-        (params.tags_in.is_empty() || d.tags.iter().any(|t| params.tags_in.contains(t)))
+        reachable(d)
+            && (params.tags_in.is_empty() || d.tags.iter().any(|t| params.tags_in.contains(t)))
             && !d.tags.iter().any(|t| params.tags_not.contains(t))
             && params.timestamp_gt.is_none_or(|gt| d.timestamp > gt)
             && params.timestamp_lt.is_none_or(|lt| d.timestamp < lt)
@@ -199,7 +300,7 @@ pub(crate) async fn search_data_source(
             Some(value)
         })
         .collect();
-    Ok(Json(json!({ "documents": documents })))
+    json!({ "documents": documents })
 }
 
 /// FNV-1a, for stable content hashes without a crypto dependency on the request path.

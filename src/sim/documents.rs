@@ -4,7 +4,10 @@
 //! path separator). Upserts follow Dust's rules: folders only (connectors are managed, 403),
 //! `text` or `section` required, `source_url` must parse as a URL, the title defaults to the
 //! `title:` tag or the id and a `title:<title>` tag is added, and a workspace may upsert at
-//! most `--upsert-limit-per-minute` documents per minute.
+//! most `--upsert-limit-per-minute` documents per minute. Without `light_document_output: true`
+//! the answer carries every chunk with its embedding vector, as Dust's does (about 15 times the
+//! text); with it, only `{hash, text_size, chunk_count, token_count, created}`. Document ids are
+//! free strings (Dust's own upload page uses file names such as `Q3 report.pdf`).
 
 use std::{
     sync::Arc,
@@ -50,7 +53,7 @@ pub(crate) fn document_json(ds: &DataSource, doc: &Document, with_text: bool) ->
         "document_id": doc.document_id,
         "timestamp": doc.timestamp,
         "tags": doc.tags,
-        "parents": [doc.document_id],
+        "parents": doc.parents().collect::<Vec<_>>(),
         "parent_id": null,
         "source_url": doc.source_url,
         "hash": format!("{:016x}", fnv(&doc.text)),
@@ -184,11 +187,51 @@ pub(crate) async fn upsert_document(
             "created": document.created,
         })
     } else {
-        document_json(ds, &document, true)
+        let mut full = document_json(ds, &document, true);
+        full["chunks"] = embedded_chunks(&document.text);
+        full
     };
     Ok(Json(
         json!({ "document": doc_value, "data_source": data_source_json(ds) }),
     ))
+}
+
+/// Bytes of text per embedded chunk: about Dust's 512 tokens.
+const EMBEDDED_CHUNK_BYTES: usize = 2048;
+/// Dimensions of the default embedder's vectors.
+const EMBEDDING_DIMENSIONS: usize = 1536;
+
+/// The chunks of an upsert answer without `light_document_output`: each with its embedding
+/// vector, as Dust sends them (about 30 KB of JSON per chunk; the vectors here are
+/// deterministic noise from the chunk's hash).
+fn embedded_chunks(text: &str) -> Value {
+    let mut chunks = Vec::new();
+    let mut offset = 0;
+    while offset < text.len() {
+        let mut end = (offset + EMBEDDED_CHUNK_BYTES).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let piece = &text[offset..end];
+        let mut state = fnv(piece) | 1;
+        let vector: Vec<f64> = (0..EMBEDDING_DIMENSIONS)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+            })
+            .collect();
+        chunks.push(json!({
+            "text": piece,
+            "hash": format!("{:016x}", fnv(piece)),
+            "offset": offset,
+            "vector": vector,
+            "score": null,
+        }));
+        offset = end;
+    }
+    Value::Array(chunks)
 }
 
 /// Counts this upsert against the workspace's per-minute budget, or answers 429.
@@ -253,6 +296,7 @@ fn parse_upsert(value: &Value, doc_id: &str) -> ApiResult<Document> {
         tags.push(title_tag);
     }
     Ok(Document {
+        ancestors: Vec::new(),
         document_id: doc_id.to_owned(),
         title,
         source_url: source_url.map(str::to_owned),

@@ -13,14 +13,42 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// The event types after which nothing more is written for a message.
+/// The event types after which nothing more is written for a message. `tool_error` is one of
+/// them in Dust's server (`TERMINAL_AGENT_MESSAGE_EVENT_TYPES`), though the JS SDK's own list
+/// omits it.
 const TERMINAL_EVENTS: &[&str] = &[
     "agent_message_success",
     "agent_message_gracefully_stopped",
     "agent_error",
+    "tool_error",
     "agent_generation_cancelled",
     "user_message_error",
 ];
+
+/// How a person answered a blocked action.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Decision {
+    /// `validate-action`: `approved`, `rejected` or `always_approved`.
+    Validation(String),
+    /// `answer-question`: the `answer` object (`selectedOptions`, `customResponse?`).
+    Answer(Value),
+}
+
+/// Why a decision was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DecideError {
+    /// No action of that id is waiting on this message.
+    NotFound,
+    /// The action waits for another kind of answer (a question answered by validate-action...).
+    WrongKind,
+}
+
+/// The action a run is paused on, as `GET .../actions/blocked` shows it.
+#[derive(Debug, Default)]
+struct Blocked {
+    action: Option<Value>,
+    decision: Option<Decision>,
+}
 
 /// A Redis-style stream id: strictly increasing `(epoch_ms, seq)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -61,6 +89,9 @@ pub(crate) struct MessageLog {
     changed: watch::Sender<usize>,
     /// Cancelled by `POST .../cancel`; the runner stops at its next step.
     pub cancel: CancellationToken,
+    /// The action the run waits on, if any, and the answer once given.
+    blocked: Mutex<Blocked>,
+    decided: tokio::sync::Notify,
 }
 
 impl MessageLog {
@@ -69,6 +100,67 @@ impl MessageLog {
             inner: Mutex::default(),
             changed: watch::channel(0).0,
             cancel: CancellationToken::new(),
+            blocked: Mutex::default(),
+            decided: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Pauses the run on `action` (a blocked action JSON with `actionId` and `status`).
+    pub(crate) fn block(&self, action: Value) {
+        let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+        *blocked = Blocked {
+            action: Some(action),
+            decision: None,
+        };
+    }
+
+    /// The action the run waits on, while nobody has answered it.
+    pub(crate) fn blocked_action(&self) -> Option<Value> {
+        let blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+        match (&blocked.action, &blocked.decision) {
+            (Some(action), None) if !self.is_done() => Some(action.clone()),
+            _ => None,
+        }
+    }
+
+    /// Answers the waiting action `action_id`, if it waits for that kind of answer (`status`).
+    pub(crate) fn decide(
+        &self,
+        action_id: &str,
+        status: &str,
+        decision: Decision,
+    ) -> Result<(), DecideError> {
+        {
+            let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+            let waiting = blocked
+                .action
+                .as_ref()
+                .filter(|a| a["actionId"] == action_id && blocked.decision.is_none());
+            let Some(action) = waiting else {
+                return Err(DecideError::NotFound);
+            };
+            if action["status"] != status {
+                return Err(DecideError::WrongKind);
+            }
+            blocked.decision = Some(decision);
+        }
+        self.decided.notify_waiters();
+        Ok(())
+    }
+
+    /// Waits for the answer to the action the run is blocked on.
+    pub(crate) async fn wait_decision(&self) -> Decision {
+        loop {
+            let notified = self.decided.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(decision) = &blocked.decision {
+                    return decision.clone();
+                }
+            }
+            notified.await;
         }
     }
 

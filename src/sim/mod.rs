@@ -12,18 +12,29 @@
 //!
 //! | what | id |
 //! |---|---|
-//! | global agent `dust`: searches every data source, answers `According to "<title>": <chunk>` | [`DUST_AGENT_ID`] = `dust` |
+//! | global agent `dust`: searches what the spaces' views reach, answers `According to "<title>": <chunk>` | [`DUST_AGENT_ID`] = `dust` |
 //! | agent "HRHandbook": same, Employee Handbook only | [`HANDBOOK_AGENT_ID`] = `hRb00kAg3n` |
 //! | agent "Echo": `You said: <message verbatim>` | [`ECHO_AGENT_ID`] = `ech0Ag3ntX` |
 //! | agent "Broken": ends with `agent_error` (`model_error`) | [`FAILING_AGENT_ID`] = `fa1lAg3ntX` |
 //! | agent "Sloth": [`SLOW_AGENT_TOKEN_DELAY_MS`] between tokens | [`SLOW_AGENT_ID`] = `sl0wAg3ntX` |
+//! | agent "Reporter": its tool fails, the run ends with `tool_error` | [`TOOL_ERROR_AGENT_ID`] = `t00lErr0rX` |
+//! | agent "Mailer": `send_email` (Gmail) pauses on `tool_approve_execution` | [`APPROVAL_AGENT_ID`] = `appr0valAg` |
+//! | agent "Planner": pauses on `tool_ask_user_question` (Paris or Berlin) | [`QUESTION_AGENT_ID`] = `qu3stionAg` |
+//! | agent "DriveReader": pauses on `tool_personal_auth_required` | [`PERSONAL_AUTH_AGENT_ID`] = `p3rsAuthAg` |
 //! | space "Company Data" (`global`) | [`COMPANY_SPACE_ID`] = `vlt_c0mpanyDat4` |
 //! | space "Engineering" (`regular`) | [`ENGINEERING_SPACE_ID`] = `vlt_eng1neer1ng` |
-//! | folder "Employee Handbook": `pto-policy`, `expenses`, `security`, `onboarding` | [`HANDBOOK_DS_ID`] = `dts_handb00kF0ld` |
-//! | folder "FAQ": `faq-general`, `faq-it` | [`FAQ_DS_ID`] = `dts_faqF0lder001` |
-//! | Notion connector (managed): `notion-roadmap`, `notion-okrs` | [`NOTION_DS_ID`] = `dts_n0tionC0nn01` |
+//! | space "System" (`system`, admin-only: no key sees it) | [`SYSTEM_SPACE_ID`] = `vlt_syst3mSpac3` |
+//! | folder "Employee Handbook" (Company Data): `pto-policy`, `expenses`, `security`, `onboarding` | [`HANDBOOK_DS_ID`] = `dts_handb00kF0ld` |
+//! | folder "FAQ" (Company Data): `faq-general`, `faq-it` | [`FAQ_DS_ID`] = `dts_faqF0lder001` |
+//! | Notion connector (System): `notion-roadmap`, `notion-okrs`, `notion-board-minutes` | [`NOTION_DS_ID`] = `dts_n0tionC0nn01` |
 //! | folder "Runbooks" (Engineering): `runbooks/deploy.md`, `on call rotation` | [`RUNBOOKS_DS_ID`] = `dts_runb00kF0ld1` |
-//! | Slack connector (Engineering, managed): `slack-incidents`, `slack-deploys` | [`SLACK_DS_ID`] = `dts_s1ackC0nn001` |
+//! | Slack connector (System): `slack-incidents`, `slack-deploys` | [`SLACK_DS_ID`] = `dts_s1ackC0nn001` |
+//!
+//! Views: each folder has a default view in its own space; Company Data sees the Notion pages
+//! under `notion-product` and `notion-company` ([`NOTION_VIEW_ID`]), Engineering sees all of Slack
+//! ([`SLACK_VIEW_ID`]) and the Notion pages under `notion-product`
+//! ([`NOTION_ENGINEERING_VIEW_ID`]). No view selects `notion-board`: the board minutes are never
+//! reachable with a key.
 //!
 //! # Module map
 //!
@@ -71,9 +82,11 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 pub use config::{DEFAULT_LISTEN, SimConfig, random_api_key, random_s_id};
 pub use conversations::BLOCKING_WAIT_CAP;
 pub use data::{
-    COMPANY_SPACE_ID, DUST_AGENT_ID, ECHO_AGENT_ID, ENGINEERING_SPACE_ID, FAILING_AGENT_ID,
-    FAQ_DS_ID, HANDBOOK_AGENT_ID, HANDBOOK_DS_ID, NOTION_DS_ID, RUNBOOKS_DS_ID, SLACK_DS_ID,
-    SLOW_AGENT_ID, SLOW_AGENT_TOKEN_DELAY_MS,
+    APPROVAL_AGENT_ID, COMPANY_SPACE_ID, DUST_AGENT_ID, ECHO_AGENT_ID, ENGINEERING_SPACE_ID,
+    FAILING_AGENT_ID, FAQ_DS_ID, FAQ_VIEW_ID, HANDBOOK_AGENT_ID, HANDBOOK_DS_ID, HANDBOOK_VIEW_ID,
+    NOTION_DS_ID, NOTION_ENGINEERING_VIEW_ID, NOTION_VIEW_ID, PERSONAL_AUTH_AGENT_ID,
+    QUESTION_AGENT_ID, RUNBOOKS_DS_ID, RUNBOOKS_VIEW_ID, SLACK_DS_ID, SLACK_VIEW_ID, SLOW_AGENT_ID,
+    SLOW_AGENT_TOKEN_DELAY_MS, SYSTEM_SPACE_ID, TOOL_ERROR_AGENT_ID,
 };
 pub use faults::{FaultAction, FaultRule, Faults};
 pub use record::RecordedRequest;
@@ -229,7 +242,7 @@ impl std::fmt::Debug for SimHandle {
 pub fn banner(addr: SocketAddr, config: &SimConfig) -> String {
     format!(
         "Dust simulator listening on http://{addr}\n\
-         workspace: {w} (agents: dust, {HANDBOOK_AGENT_ID}, {ECHO_AGENT_ID}, {FAILING_AGENT_ID}, {SLOW_AGENT_ID})\n\
+         workspace: {w} (agents: dust, {HANDBOOK_AGENT_ID}, {ECHO_AGENT_ID}, {FAILING_AGENT_ID}, {SLOW_AGENT_ID}, {TOOL_ERROR_AGENT_ID}, {APPROVAL_AGENT_ID}, {QUESTION_AGENT_ID}, {PERSONAL_AUTH_AGENT_ID})\n\
          \n\
          Point the server at it with:\n\
          DUST_BASE_URL=http://{addr}\n\
@@ -256,6 +269,7 @@ fn build_router(state: AppState) -> Router {
     const W: &str = "/api/v1/w/{wId}";
     const CONV: &str = "/api/v1/w/{wId}/assistant/conversations/{cId}";
     const DS: &str = "/api/v1/w/{wId}/spaces/{spaceId}/data_sources/{dsId}";
+    const DSV: &str = "/api/v1/w/{wId}/spaces/{spaceId}/data_source_views/{dsvId}";
     let workspace = Router::new()
         .route(&format!("{W}/exists"), get(exists))
         .route(
@@ -284,6 +298,18 @@ fn build_router(state: AppState) -> Router {
             post(conversations::cancel_messages),
         )
         .route(
+            &format!("{CONV}/actions/blocked"),
+            get(conversations::blocked_actions),
+        )
+        .route(
+            &format!("{CONV}/messages/{{mId}}/validate-action"),
+            post(conversations::validate_action),
+        )
+        .route(
+            &format!("{CONV}/messages/{{mId}}/answer-question"),
+            post(conversations::answer_question),
+        )
+        .route(
             &format!("{CONV}/messages/{{mId}}/events"),
             get(events::redirect_to_sse),
         )
@@ -300,6 +326,12 @@ fn build_router(state: AppState) -> Router {
             &format!("{DS}/search"),
             get(data_sources::search_data_source),
         )
+        .route(
+            &format!("{W}/spaces/{{spaceId}}/data_source_views"),
+            get(data_sources::list_views),
+        )
+        .route(DSV, get(data_sources::get_view))
+        .route(&format!("{DSV}/search"), get(data_sources::search_view))
         .route(&format!("{DS}/documents"), get(documents::list_documents))
         .route(
             &format!("{DS}/documents/{{documentId}}"),

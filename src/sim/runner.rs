@@ -5,6 +5,14 @@
 //! optional `chain_of_thought` token (reasoning, not answer), one `generation_tokens` event per
 //! word with the configured delay, `agent_message_done`, and the terminal event. Cancellation
 //! is checked at every pause, so a cancelled run stops within one token delay.
+//!
+//! The tool agents reproduce what Dust's server does with tools: a failing tool ends the run
+//! with `tool_error` (terminal: the message is `failed`); a tool that needs approval emits
+//! `tool_approve_execution` and the run pauses until `validate-action` answers it (not at all
+//! when the message was posted with `skipToolsValidation: true`, or the tool was
+//! `always_approved` before); a question (`tool_ask_user_question`) pauses until
+//! `answer-question`, and a missing personal connection (`tool_personal_auth_required`) pauses
+//! whatever `skipToolsValidation` says, until the run is cancelled.
 
 use std::{sync::Arc, time::Duration};
 
@@ -12,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::{
     data::SLOW_AGENT_TOKEN_DELAY_MS,
-    event_log::MessageLog,
+    event_log::{Decision, MessageLog},
     now_ms, random_s_id,
     render::agent_message_json,
     search,
@@ -32,6 +40,17 @@ pub(crate) struct Job {
     pub agent: Agent,
     pub question: String,
     pub log: Arc<MessageLog>,
+    /// The message's own `skipToolsValidation` (default false, never inherited).
+    pub skip_tools_validation: bool,
+}
+
+/// A tool step of the tool agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ToolScript {
+    Fails,
+    NeedsApproval,
+    AsksQuestion,
+    NeedsPersonalAuth,
 }
 
 /// What the run will emit, decided before the first event.
@@ -43,6 +62,7 @@ struct Plan {
     answer: String,
     fails: bool,
     token_delay: Duration,
+    tool: Option<ToolScript>,
 }
 
 /// Starts the run of `job` in the background.
@@ -69,6 +89,7 @@ fn plan(world: &World, job: &Job, default_delay: Duration) -> Plan {
         answer: String::new(),
         fails: false,
         token_delay: default_delay,
+        tool: None,
     };
     match &job.agent.kind {
         AgentKind::Dust | AgentKind::Knowledge { .. } => {
@@ -76,11 +97,26 @@ fn plan(world: &World, job: &Job, default_delay: Duration) -> Plan {
                 AgentKind::Knowledge { data_source_id } => Some(*data_source_id),
                 _ => None,
             };
+            // The global agent reads what the workspace's spaces reach through their views
+            // (never a connector page no view selects); a knowledge agent its one source.
+            let reachable = |ds: &super::world::DataSource, doc: &super::world::Document| {
+                only.is_some()
+                    || world.views.iter().any(|v| {
+                        v.data_source_id == ds.s_id
+                            && world.space(v.space_id).is_some()
+                            && v.covers(doc)
+                    })
+            };
             let documents = world
                 .data_sources
                 .iter()
                 .filter(|ds| only.is_none_or(|id| id == ds.s_id))
-                .flat_map(|ds| ds.documents.values().map(move |d| (ds.s_id, d)));
+                .flat_map(|ds| {
+                    ds.documents
+                        .values()
+                        .filter(move |d| reachable(ds, d))
+                        .map(move |d| (ds.s_id, d))
+                });
             let hits = search::search(documents, question, 3);
             let best = hits.first().and_then(|hit| {
                 let ds = world
@@ -109,8 +145,258 @@ fn plan(world: &World, job: &Job, default_delay: Duration) -> Plan {
             );
             plan.token_delay = Duration::from_millis(SLOW_AGENT_TOKEN_DELAY_MS);
         }
+        AgentKind::ToolError => plan.tool = Some(ToolScript::Fails),
+        AgentKind::Approval => plan.tool = Some(ToolScript::NeedsApproval),
+        AgentKind::Question => plan.tool = Some(ToolScript::AsksQuestion),
+        AgentKind::PersonalAuth => plan.tool = Some(ToolScript::NeedsPersonalAuth),
     }
     plan
+}
+
+/// A tool the tool agents call: `(tool, MCP server name, server display name, server id)`.
+fn tool_of(script: ToolScript) -> (&'static str, &'static str, &'static str, &'static str) {
+    match script {
+        ToolScript::Fails => ("fetch_report", "reports", "Reports", "ims_rep0rts0001"),
+        ToolScript::NeedsApproval => ("send_email", "gmail", "Gmail", "ims_gma1l000001"),
+        ToolScript::AsksQuestion => (
+            "ask_user_question",
+            "ask_user_question",
+            "Ask the user",
+            "ims_askUs3r0001",
+        ),
+        ToolScript::NeedsPersonalAuth => (
+            "list_files",
+            "google_drive",
+            "Google Drive",
+            "ims_gDr1ve00001",
+        ),
+    }
+}
+
+/// The `AgentAction` of a tool call of `job`.
+fn tool_action(
+    job: &Job,
+    script: ToolScript,
+    params: &Value,
+    status: &str,
+    output: &Value,
+) -> Value {
+    let (tool, server, label, server_id) = tool_of(script);
+    let now = now_ms();
+    json!({
+        "id": job.agent_message_id * 10 + 1,
+        "sId": format!("act_{}", job.message_id),
+        "createdAt": now,
+        "updatedAt": now,
+        "mcpServerId": server_id,
+        "internalMCPServerName": server,
+        "toolName": tool,
+        "agentMessageId": job.agent_message_id,
+        "functionCallName": format!("{server}__{tool}"),
+        "functionCallId": format!("call_{}", job.message_id),
+        "status": status,
+        "params": params,
+        "step": 0,
+        "executionDurationMs": if output.is_null() { Value::Null } else { json!(25) },
+        "citationsAllocated": 0,
+        "output": output,
+        "generatedFiles": [],
+        "displayLabels": { "running": format!("Using {label}"), "done": format!("Used {label}") },
+    })
+}
+
+/// What a tool step leaves the run with.
+enum ToolOutcome {
+    /// Go on and stream this answer.
+    Answer(String),
+    /// The run ended (its terminal event is written).
+    Ended,
+}
+
+/// Runs the tool step `script` of `job`: events, the pause for the person, the outcome.
+async fn run_tool(ws: &Workspace, job: &Job, script: ToolScript) -> ToolOutcome {
+    let (tool, server, label, server_id) = tool_of(script);
+    let params = match script {
+        ToolScript::Fails => json!({ "week": "current" }),
+        ToolScript::NeedsApproval => json!({
+            "to": "ceo@example.com", "subject": "A message from the team", "body": job.question,
+        }),
+        ToolScript::AsksQuestion => {
+            json!({ "question": "Which office should I book the room in?" })
+        }
+        ToolScript::NeedsPersonalAuth => json!({ "folder": "My Drive" }),
+    };
+    let action_id = format!("act_{}", job.message_id);
+    job.log.push(event(
+        job,
+        "tool_call_started",
+        json!({ "toolName": tool, "toolCallId": format!("call_{}", job.message_id), "toolCallIndex": 0 }),
+    ));
+    job.log.push(event(
+        job,
+        "tool_params",
+        json!({ "action": tool_action(job, script, &params, "running", &Value::Null) }),
+    ));
+    // What a blocked action carries, in its event and in `GET .../actions/blocked`.
+    let blocked = |status: &str, stake: &str| {
+        json!({
+            "actionId": action_id,
+            "inputs": params,
+            "stake": stake,
+            "metadata": {
+                "agentName": job.agent.name,
+                "mcpServerName": server,
+                "mcpServerDisplayName": label,
+                "mcpServerId": server_id,
+                "toolName": tool,
+            },
+            "messageId": job.message_id,
+            "conversationId": job.conversation_id,
+            "status": status,
+        })
+    };
+    let blocking_event = |kind: &str, action: &Value, extra: Value| {
+        let mut data = event(
+            job,
+            kind,
+            json!({
+                "actionId": action["actionId"],
+                "inputs": action["inputs"],
+                "stake": action["stake"],
+                "metadata": action["metadata"],
+                "conversationId": job.conversation_id,
+                "isLastBlockingEventForStep": true,
+            }),
+        );
+        if let (Some(data), Value::Object(extra)) = (data.as_object_mut(), extra) {
+            data.extend(extra);
+        }
+        data
+    };
+    match script {
+        ToolScript::Fails => {
+            let error = json!({
+                "code": "tool_error",
+                "message": "The reports service answered HTTP 503 (simulated tool failure).",
+                "metadata": { "toolName": tool, "mcpServerName": server },
+            });
+            update(ws, job, |m| {
+                m.status = AgentStatus::Failed;
+                m.error = Some(error.clone());
+            });
+            job.log.push(event(
+                job,
+                "tool_error",
+                json!({ "error": error, "isLastBlockingEventForStep": true }),
+            ));
+            ToolOutcome::Ended
+        }
+        ToolScript::NeedsApproval => {
+            let approved_before = ws.world().always_approved.contains(tool);
+            let decision = if job.skip_tools_validation || approved_before {
+                "approved".to_owned()
+            } else {
+                let action = blocked("blocked_validation_required", "high");
+                job.log
+                    .push(blocking_event("tool_approve_execution", &action, json!({})));
+                job.log.block(action);
+                match job.log.wait_decision().await {
+                    Decision::Validation(d) => d,
+                    Decision::Answer(_) => "rejected".to_owned(),
+                }
+            };
+            if decision == "always_approved" {
+                ws.world().always_approved.insert(tool.to_owned());
+            }
+            if decision == "rejected" {
+                return ToolOutcome::Answer(
+                    "I did not send the email: the action was rejected.".to_owned(),
+                );
+            }
+            finish_tool(ws, job, script, &params, "Email sent to ceo@example.com.");
+            ToolOutcome::Answer("I sent your message to ceo@example.com.".to_owned())
+        }
+        ToolScript::AsksQuestion => {
+            let mut action = blocked("blocked_user_answer_required", "low");
+            let question = json!({
+                "question": "Which office should I book the meeting room in?",
+                "options": [
+                    { "label": "Paris", "description": "12 Rue de la Paix" },
+                    { "label": "Berlin", "description": null },
+                ],
+                "multiSelect": false,
+            });
+            action["question"] = question.clone();
+            job.log.push(blocking_event(
+                "tool_ask_user_question",
+                &action,
+                json!({ "question": question }),
+            ));
+            job.log.block(action);
+            let answer = match job.log.wait_decision().await {
+                Decision::Answer(answer) => answer,
+                Decision::Validation(_) => Value::Null,
+            };
+            let office = answer["customResponse"]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| {
+                    let first = answer["selectedOptions"].get(0)?.as_u64()?;
+                    question["options"].get(usize::try_from(first).ok()?)?["label"]
+                        .as_str()
+                        .map(str::to_owned)
+                });
+            let Some(office) = office else {
+                return ToolOutcome::Answer(
+                    "You did not choose an office; I booked nothing.".to_owned(),
+                );
+            };
+            finish_tool(
+                ws,
+                job,
+                script,
+                &params,
+                &format!("The person chose: {office}"),
+            );
+            ToolOutcome::Answer(format!("I booked a meeting room in {office}."))
+        }
+        ToolScript::NeedsPersonalAuth => {
+            let action = blocked("blocked_authentication_required", "low");
+            job.log.push(blocking_event(
+                "tool_personal_auth_required",
+                &action,
+                json!({
+                    "authError": {
+                        "mcpServerId": server_id,
+                        "message": "Connect your Google Drive account to let DriveReader list your files.",
+                        "provider": "google_drive",
+                        "toolName": tool,
+                    },
+                }),
+            ));
+            job.log.block(action);
+            // Nothing in the API connects a personal account: the run waits until cancelled.
+            std::future::pending::<()>().await;
+            ToolOutcome::Ended
+        }
+    }
+}
+
+/// Records the tool's success (`agent_action_success` and the message's actions).
+fn finish_tool(ws: &Workspace, job: &Job, script: ToolScript, params: &Value, text: &str) {
+    let action = tool_action(
+        job,
+        script,
+        params,
+        "succeeded",
+        &json!([{ "type": "text", "text": text }]),
+    );
+    job.log.push(event(
+        job,
+        "agent_action_success",
+        json!({ "action": action }),
+    ));
+    update(ws, job, |m| m.actions.push(action));
 }
 
 /// The `AgentAction` of a knowledge search, already carrying its output.
@@ -173,8 +459,14 @@ fn event(job: &Job, kind: &str, extra: Value) -> Value {
     data
 }
 
-async fn run(ws: &Workspace, job: &Job, plan: Plan) {
+async fn run(ws: &Workspace, job: &Job, mut plan: Plan) {
     let pause = || tokio::time::sleep(plan.token_delay);
+    if let Some(script) = plan.tool {
+        match run_tool(ws, job, script).await {
+            ToolOutcome::Answer(answer) => plan.answer = answer,
+            ToolOutcome::Ended => return,
+        }
+    }
     if let Some(action) = &plan.action {
         job.log.push(event(job, "tool_call_started", json!({
             "toolName": "semantic_search", "toolCallId": action["functionCallId"], "toolCallIndex": 0,

@@ -4,8 +4,6 @@
 //! `timezone`) and a client that gets these wrong fails on every call, so the simulator
 //! rejects exactly what Dust rejects and with the same status and type.
 
-use std::{collections::HashSet, sync::LazyLock};
-
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult, Fields};
@@ -14,10 +12,6 @@ use super::error::{ApiError, ApiResult, Fields};
 const MAX_CONTEXT_FIELD_LEN: usize = 255;
 /// `profilePictureUrl` must be shorter than this.
 const MAX_PICTURE_URL_LEN: usize = 2048;
-
-/// IANA zone names and links from tzdata 2025b (`Z` and `L` lines of `tzdata.zi`).
-static TIMEZONES: LazyLock<HashSet<&'static str>> =
-    LazyLock::new(|| include_str!("timezones.txt").lines().collect());
 
 /// Origins an API key may set; Dust refuses the other known ones.
 const API_KEY_ORIGINS: &[&str] = &[
@@ -60,7 +54,7 @@ pub(crate) struct NewMessage {
 
 /// Whether `name` is an IANA time zone.
 pub(crate) fn is_valid_timezone(name: &str) -> bool {
-    TIMEZONES.contains(name)
+    crate::timezone::is_iana_timezone(name)
 }
 
 /// Validates the message object found at `path` (`message` on create, `` on post).

@@ -26,6 +26,15 @@ pub(crate) enum AgentKind {
     Failing,
     /// Streams a long answer with long pauses (for timeouts and cancellation).
     Slow,
+    /// Calls a tool that fails: the run ends with `tool_error`.
+    ToolError,
+    /// Sends an email through a tool that needs the person's approval
+    /// (`tool_approve_execution`, unless the message skips tool validation).
+    Approval,
+    /// Asks the person a question (`tool_ask_user_question`) before answering.
+    Question,
+    /// Needs the person to connect a tool first (`tool_personal_auth_required`).
+    PersonalAuth,
 }
 
 /// A seeded agent configuration.
@@ -48,9 +57,50 @@ pub(crate) struct Agent {
 pub(crate) struct Space {
     pub s_id: &'static str,
     pub name: &'static str,
-    /// `global` or `regular`.
+    /// `global`, `regular` or `system`. The system space (where Dust keeps the managed
+    /// connectors) is admin-only: the simulator's keys are ordinary keys, which never see it.
     pub kind: &'static str,
     pub created_at: i64,
+}
+
+impl Space {
+    /// Whether an ordinary (non-system) key can see and read this space.
+    pub(crate) fn visible_to_keys(&self) -> bool {
+        self.kind != "system"
+    }
+}
+
+/// A data source view (`dsv_` id): how a space reaches a data source, possibly only some of
+/// its nodes (`parents_in`). Every folder has a default view in its own space; a connector,
+/// which lives in the system space, reaches other spaces only through views.
+#[derive(Debug, Clone)]
+pub(crate) struct DataSourceView {
+    pub id: u64,
+    pub s_id: &'static str,
+    pub space_id: &'static str,
+    pub data_source_id: &'static str,
+    /// `None`: the whole data source; else the node ids (a document matches through any of its
+    /// parents, itself included).
+    pub parents_in: Option<Vec<&'static str>>,
+    pub created_at: i64,
+}
+
+impl DataSourceView {
+    /// `default` (the whole data source) or `custom` (a selection of nodes).
+    pub(crate) fn kind(&self) -> &'static str {
+        if self.parents_in.is_some() {
+            "custom"
+        } else {
+            "default"
+        }
+    }
+
+    /// Whether `doc` is reachable through this view.
+    pub(crate) fn covers(&self, doc: &Document) -> bool {
+        self.parents_in
+            .as_ref()
+            .is_none_or(|parents| parents.iter().any(|p| doc.parents().any(|d| d == *p)))
+    }
 }
 
 /// A data source (`dts_` id) and its documents.
@@ -72,6 +122,10 @@ pub(crate) struct DataSource {
 /// A document stored in a data source.
 #[derive(Debug, Clone)]
 pub(crate) struct Document {
+    /// Its ancestors in the connector's tree, nearest first (a Notion page's parent pages, a
+    /// Slack message's channel); empty for folder documents. `parents` in Dust's JSON is the
+    /// document itself followed by these.
+    pub ancestors: Vec<String>,
     pub document_id: String,
     pub title: String,
     pub source_url: Option<String>,
@@ -80,6 +134,13 @@ pub(crate) struct Document {
     pub created: i64,
     pub mime_type: String,
     pub text: String,
+}
+
+impl Document {
+    /// Dust's `parents`: the document id, then its ancestors.
+    pub(crate) fn parents(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.document_id.as_str()).chain(self.ancestors.iter().map(String::as_str))
+    }
 }
 
 /// Where an agent message stands (the public statuses).
@@ -166,9 +227,12 @@ pub(crate) struct World {
     pub agents: Vec<Agent>,
     pub spaces: Vec<Space>,
     pub data_sources: Vec<DataSource>,
+    pub views: Vec<DataSourceView>,
     pub conversations: HashMap<String, Conversation>,
     /// Event logs of agent messages, by agent message sId.
     pub message_logs: HashMap<String, Arc<MessageLog>>,
+    /// Tools answered `always_approved`: later runs use them without asking.
+    pub always_approved: std::collections::HashSet<String>,
     next_id: u64,
 }
 
@@ -178,11 +242,13 @@ impl World {
         agents: Vec<Agent>,
         spaces: Vec<Space>,
         data_sources: Vec<DataSource>,
+        views: Vec<DataSourceView>,
     ) -> Self {
         Self {
             agents,
             spaces,
             data_sources,
+            views,
             next_id: 1000,
             ..Self::default()
         }
@@ -198,8 +264,24 @@ impl World {
         self.agents.iter().find(|a| a.s_id == s_id)
     }
 
+    /// The space `s_id`, if a key can see it (never the system space).
     pub(crate) fn space(&self, s_id: &str) -> Option<&Space> {
-        self.spaces.iter().find(|s| s.s_id == s_id)
+        self.spaces
+            .iter()
+            .find(|s| s.s_id == s_id && s.visible_to_keys())
+    }
+
+    /// The views of space `space_id`.
+    pub(crate) fn views_of<'w>(
+        &'w self,
+        space_id: &'w str,
+    ) -> impl Iterator<Item = &'w DataSourceView> + 'w {
+        self.views.iter().filter(move |v| v.space_id == space_id)
+    }
+
+    /// The data source `s_id`, whatever space owns it.
+    pub(crate) fn data_source_by_id(&self, s_id: &str) -> Option<&DataSource> {
+        self.data_sources.iter().find(|d| d.s_id == s_id)
     }
 
     /// The data source `ds_id` (sId, or legacy name) of space `space_id`.

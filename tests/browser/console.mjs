@@ -147,7 +147,7 @@ async function main() {
         }).observe(document.getElementById("chat-log"), { subtree: true, childList: true, characterData: true });
       });
       await page.getByLabel("Message").fill(message);
-      await page.getByRole("button", { name: "Send" }).click();
+      await page.getByRole("button", { name: "Send", exact: true }).click();
     };
     const finalAnswer = async (timeout) => {
       const done = page.locator("#chat-log li.agent.done .answer").last();
@@ -186,7 +186,7 @@ async function main() {
       await handbook.waitFor({ state: "attached" });
       await page.getByLabel("Knowledge base").selectOption(await handbook.getAttribute("value"));
       await page.getByLabel("Query").fill("how many days of paid time off");
-      await page.getByRole("button", { name: "Search" }).click();
+      await page.getByRole("button", { name: "Search", exact: true }).click();
       await page.locator("#search-results li.result").first().waitFor();
       report.searchResults = await page.locator("#search-results li.result").evaluateAll((items) => items.map((li) => ({
         title: li.querySelector("h3")?.textContent,

@@ -135,7 +135,7 @@ pub async fn get_one(
     )?;
     let result = service::find_knowledge_base(&call.ctx, call.principal(), &id)
         .await
-        .map(|kb| KnowledgeBaseView::new(&kb.space, &kb.source));
+        .map(|kb| kb.to_view());
     call.finish(result, Some(("knowledgeBaseId", &id)))
         .map(Json)
 }
