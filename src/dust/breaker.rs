@@ -32,13 +32,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use async_trait::async_trait;
-
-use super::{
-    AgentConfiguration, Conversation, CreateConversation, CreatedConversation, DataSource,
-    DataSourceView, Document, DocumentPage, DustApi, DustCredentials, DustError, DustErrorKind,
-    EventStream, PostMessage, PostedMessage, Result, SearchQuery, Space, UpsertDocument,
-};
+use super::{DustApi, DustCredentials, DustError, DustErrorKind, Intercepted, Interceptor, Result};
 
 /// Circuits kept at most; past it, closed circuits without failures are dropped first.
 const MAX_CIRCUITS: usize = 4096;
@@ -122,17 +116,37 @@ struct Circuits {
     hook: Option<TransitionHook>,
 }
 
-/// A [`DustApi`] that stops calling a workspace's Dust while it keeps failing.
-pub struct CircuitBreaker {
-    inner: Arc<dyn DustApi>,
+/// The interceptor of [`CircuitBreaker`]: one circuit per workspace.
+pub struct Breaker {
     circuits: Arc<Circuits>,
 }
 
-impl fmt::Debug for CircuitBreaker {
+impl fmt::Debug for Breaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CircuitBreaker")
+        f.debug_struct("Breaker")
             .field("settings", &self.circuits.settings)
             .finish_non_exhaustive()
+    }
+}
+
+/// A [`DustApi`] that stops calling a workspace's Dust while it keeps failing.
+pub type CircuitBreaker = Intercepted<Breaker>;
+
+impl Interceptor for Breaker {
+    type Ticket = Ticket;
+
+    fn admit(&self, creds: &DustCredentials, _: &'static str) -> Result<Ticket> {
+        self.circuits.admit(&creds.workspace_id)
+    }
+
+    fn settle(
+        &self,
+        ticket: Ticket,
+        _: &DustCredentials,
+        _: &'static str,
+        error: Option<&DustError>,
+    ) {
+        ticket.report(error);
     }
 }
 
@@ -147,20 +161,28 @@ fn counts_as_failure(error: &DustError) -> bool {
 
 /// One admitted call; reports its outcome. Dropped without a report (the caller gave up), it
 /// frees the probe slot so the circuit is not stuck half-open.
-struct Ticket {
+pub struct Ticket {
     circuits: Arc<Circuits>,
     workspace_id: String,
     probe: bool,
     reported: bool,
 }
 
+impl fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ticket")
+            .field("workspace_id", &self.workspace_id)
+            .field("probe", &self.probe)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Ticket {
-    fn report<T>(mut self, result: &Result<T>) {
+    fn report(mut self, error: Option<&DustError>) {
         self.reported = true;
-        let failure = match result {
-            Err(error) if counts_as_failure(error) => Some(error.message.as_str()),
-            _ => None,
-        };
+        let failure = error
+            .filter(|e| counts_as_failure(e))
+            .map(|e| e.message.as_str());
         self.circuits
             .record(&self.workspace_id, self.probe, failure);
     }
@@ -351,216 +373,24 @@ impl CircuitBreaker {
         settings: BreakerSettings,
         hook: Option<TransitionHook>,
     ) -> Self {
-        Self {
-            inner,
-            circuits: Arc::new(Circuits {
-                settings: BreakerSettings {
-                    threshold: settings.threshold.max(1),
-                    ..settings
-                },
-                circuits: Mutex::default(),
-                hook,
-            }),
-        }
+        let circuits = Arc::new(Circuits {
+            settings: BreakerSettings {
+                threshold: settings.threshold.max(1),
+                ..settings
+            },
+            circuits: Mutex::default(),
+            hook,
+        });
+        Intercepted::wrap(inner, Breaker { circuits })
     }
 
     /// The state of `workspace_id`'s circuit.
     pub fn state(&self, workspace_id: &str) -> BreakerState {
-        self.circuits
+        self.interceptor()
+            .circuits
             .lock()
             .get(workspace_id)
             .map_or(BreakerState::Closed, |c| c.state)
-    }
-}
-
-/// Runs one call through the workspace's circuit.
-macro_rules! guarded {
-    ($self:ident, $creds:ident, $call:ident($($arg:expr),*)) => {{
-        let ticket = $self.circuits.admit(&$creds.workspace_id)?;
-        let result = $self.inner.$call($creds $(, $arg)*).await;
-        ticket.report(&result);
-        result
-    }};
-}
-
-#[async_trait]
-impl DustApi for CircuitBreaker {
-    async fn check_key(&self, creds: &DustCredentials) -> Result<()> {
-        guarded!(self, creds, check_key())
-    }
-
-    async fn list_agents(&self, creds: &DustCredentials) -> Result<Vec<AgentConfiguration>> {
-        guarded!(self, creds, list_agents())
-    }
-
-    async fn get_agent(
-        &self,
-        creds: &DustCredentials,
-        agent_id: &str,
-    ) -> Result<AgentConfiguration> {
-        guarded!(self, creds, get_agent(agent_id))
-    }
-
-    async fn search_agents(
-        &self,
-        creds: &DustCredentials,
-        query: &str,
-    ) -> Result<Vec<AgentConfiguration>> {
-        guarded!(self, creds, search_agents(query))
-    }
-
-    async fn create_conversation(
-        &self,
-        creds: &DustCredentials,
-        request: &CreateConversation,
-    ) -> Result<CreatedConversation> {
-        guarded!(self, creds, create_conversation(request))
-    }
-
-    async fn get_conversation(
-        &self,
-        creds: &DustCredentials,
-        conversation_id: &str,
-    ) -> Result<Conversation> {
-        guarded!(self, creds, get_conversation(conversation_id))
-    }
-
-    async fn post_message(
-        &self,
-        creds: &DustCredentials,
-        conversation_id: &str,
-        message: &PostMessage,
-    ) -> Result<PostedMessage> {
-        guarded!(self, creds, post_message(conversation_id, message))
-    }
-
-    async fn cancel_messages(
-        &self,
-        creds: &DustCredentials,
-        conversation_id: &str,
-        message_ids: &[String],
-    ) -> Result<()> {
-        guarded!(self, creds, cancel_messages(conversation_id, message_ids))
-    }
-
-    async fn agent_message_events(
-        &self,
-        creds: &DustCredentials,
-        conversation_id: &str,
-        message_id: &str,
-        last_event_id: Option<&str>,
-    ) -> Result<EventStream> {
-        guarded!(
-            self,
-            creds,
-            agent_message_events(conversation_id, message_id, last_event_id)
-        )
-    }
-
-    async fn list_spaces(&self, creds: &DustCredentials) -> Result<Vec<Space>> {
-        guarded!(self, creds, list_spaces())
-    }
-
-    async fn list_data_sources(
-        &self,
-        creds: &DustCredentials,
-        space_id: &str,
-    ) -> Result<Vec<DataSource>> {
-        guarded!(self, creds, list_data_sources(space_id))
-    }
-
-    async fn list_data_source_views(
-        &self,
-        creds: &DustCredentials,
-        space_id: &str,
-    ) -> Result<Vec<DataSourceView>> {
-        guarded!(self, creds, list_data_source_views(space_id))
-    }
-
-    async fn search_data_source_view(
-        &self,
-        creds: &DustCredentials,
-        space_id: &str,
-        view_id: &str,
-        query: &SearchQuery,
-    ) -> Result<Vec<Document>> {
-        guarded!(
-            self,
-            creds,
-            search_data_source_view(space_id, view_id, query)
-        )
-    }
-
-    async fn search_data_source(
-        &self,
-        creds: &DustCredentials,
-        space_id: &str,
-        data_source_id: &str,
-        query: &SearchQuery,
-    ) -> Result<Vec<Document>> {
-        guarded!(
-            self,
-            creds,
-            search_data_source(space_id, data_source_id, query)
-        )
-    }
-
-    async fn list_documents(
-        &self,
-        creds: &DustCredentials,
-        space_id: &str,
-        data_source_id: &str,
-        limit: u32,
-        offset: u32,
-    ) -> Result<DocumentPage> {
-        guarded!(
-            self,
-            creds,
-            list_documents(space_id, data_source_id, limit, offset)
-        )
-    }
-
-    async fn get_document(
-        &self,
-        creds: &DustCredentials,
-        space_id: &str,
-        data_source_id: &str,
-        document_id: &str,
-    ) -> Result<Document> {
-        guarded!(
-            self,
-            creds,
-            get_document(space_id, data_source_id, document_id)
-        )
-    }
-
-    async fn upsert_document(
-        &self,
-        creds: &DustCredentials,
-        space_id: &str,
-        data_source_id: &str,
-        document_id: &str,
-        document: &UpsertDocument,
-    ) -> Result<Document> {
-        guarded!(
-            self,
-            creds,
-            upsert_document(space_id, data_source_id, document_id, document)
-        )
-    }
-
-    async fn delete_document(
-        &self,
-        creds: &DustCredentials,
-        space_id: &str,
-        data_source_id: &str,
-        document_id: &str,
-    ) -> Result<()> {
-        guarded!(
-            self,
-            creds,
-            delete_document(space_id, data_source_id, document_id)
-        )
     }
 }
 
@@ -581,7 +411,7 @@ mod tests {
 
     fn fail(circuits: &Arc<Circuits>, ws: &str) {
         let ticket = circuits.admit(ws).expect("admitted");
-        ticket.report::<()>(&Err(DustError::new(DustErrorKind::Timeout, "slow")));
+        ticket.report(Some(&DustError::new(DustErrorKind::Timeout, "slow")));
     }
 
     fn state(circuits: &Arc<Circuits>, ws: &str) -> BreakerState {
@@ -597,13 +427,13 @@ mod tests {
         fail(&c, "w");
         fail(&c, "w");
         // A success resets the count.
-        c.admit("w").unwrap().report(&Ok(()));
+        c.admit("w").unwrap().report(None);
         fail(&c, "w");
         fail(&c, "w");
         assert_eq!(state(&c, "w"), BreakerState::Closed);
         fail(&c, "w");
         assert_eq!(state(&c, "w"), BreakerState::Open);
-        let refused = c.admit("w").err().expect("refused while open");
+        let refused = c.admit("w").expect_err("refused while open");
         assert_eq!(refused.kind, DustErrorKind::Unavailable);
         assert!(refused.retry_after.unwrap() <= Duration::from_secs(60));
         // Another workspace is not affected.
@@ -620,7 +450,7 @@ mod tests {
             DustErrorKind::InvalidRequest,
         ] {
             let ticket = c.admit("w").unwrap();
-            ticket.report::<()>(&Err(DustError::new(kind, "no")));
+            ticket.report(Some(&DustError::new(kind, "no")));
         }
         assert_eq!(state(&c, "w"), BreakerState::Closed);
     }
@@ -633,10 +463,10 @@ mod tests {
         let probe = c.admit("w").expect("probe after the cool-down");
         assert_eq!(state(&c, "w"), BreakerState::HalfOpen);
         assert!(c.admit("w").is_err(), "a second call waits for the probe");
-        probe.report::<()>(&Err(DustError::new(DustErrorKind::Network, "down")));
+        probe.report(Some(&DustError::new(DustErrorKind::Network, "down")));
         assert_eq!(state(&c, "w"), BreakerState::Open);
         let probe = c.admit("w").unwrap();
-        probe.report(&Ok(()));
+        probe.report(None);
         assert_eq!(state(&c, "w"), BreakerState::Closed);
         assert!(c.admit("w").is_ok());
     }

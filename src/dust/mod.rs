@@ -12,6 +12,7 @@ mod breaker;
 mod calls;
 mod client;
 mod error;
+mod intercept;
 pub(crate) mod sse;
 mod stream;
 pub mod types;
@@ -30,6 +31,7 @@ pub use client::{
     ClientOptions, HttpDustClient, MAX_RESPONSE_BYTES, USER_AGENT, install_crypto_provider,
 };
 pub use error::{DustError, DustErrorKind};
+pub use intercept::{Intercepted, Interceptor};
 pub use stream::follow_agent_message;
 pub use types::*;
 pub use watch::{KeyWatch, RejectedKeyHook};
@@ -66,142 +68,91 @@ impl fmt::Debug for DustCredentials {
 /// closes the connection. [`follow_agent_message`] reconnects until a terminal event.
 pub type EventStream = BoxStream<'static, Result<AgentEvent>>;
 
-/// The Dust calls this server makes. Each method is one REST call (two for the SSE redirect).
-#[async_trait]
-pub trait DustApi: Send + Sync + 'static {
+/// Declares [`DustApi`] and its one delegating implementation, [`Intercepted`], from one list of
+/// calls: every method takes `&self` and the caller's credentials, then its own arguments.
+macro_rules! dust_api {
+    ($(
+        $(#[$doc:meta])*
+        fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty;
+    )*) => {
+        /// The Dust calls this server makes. Each method is one REST call (two for the SSE
+        /// redirect).
+        #[async_trait]
+        pub trait DustApi: Send + Sync + 'static {
+            $(
+                $(#[$doc])*
+                async fn $name(&self, creds: &DustCredentials $(, $arg: $ty)*) -> Result<$ret>;
+            )*
+        }
+
+        #[async_trait]
+        impl<I: Interceptor> DustApi for Intercepted<I> {
+            $(
+                async fn $name(&self, creds: &DustCredentials $(, $arg: $ty)*) -> Result<$ret> {
+                    let call = self.inner().$name(creds $(, $arg)*);
+                    self.intercept(creds, stringify!($name), call).await
+                }
+            )*
+        }
+    };
+}
+
+dust_api! {
     /// Checks that the key is valid for the workspace (`GET /exists`, falling back to
     /// `GET /spaces` on deployments without `/exists`).
-    async fn check_key(&self, creds: &DustCredentials) -> Result<()>;
+    fn check_key() -> ();
 
     /// `GET /assistant/agent_configurations`.
-    async fn list_agents(&self, creds: &DustCredentials) -> Result<Vec<AgentConfiguration>>;
+    fn list_agents() -> Vec<AgentConfiguration>;
 
     /// `GET /assistant/agent_configurations/{sId}`.
-    async fn get_agent(
-        &self,
-        creds: &DustCredentials,
-        agent_id: &str,
-    ) -> Result<AgentConfiguration>;
+    fn get_agent(agent_id: &str) -> AgentConfiguration;
 
     /// `GET /assistant/agent_configurations/search?q=`.
-    async fn search_agents(
-        &self,
-        creds: &DustCredentials,
-        query: &str,
-    ) -> Result<Vec<AgentConfiguration>>;
+    fn search_agents(query: &str) -> Vec<AgentConfiguration>;
 
     /// `POST /assistant/conversations`. Never retried: a retry could start a second run.
-    async fn create_conversation(
-        &self,
-        creds: &DustCredentials,
-        request: &CreateConversation,
-    ) -> Result<CreatedConversation>;
+    fn create_conversation(request: &CreateConversation) -> CreatedConversation;
 
     /// `GET /assistant/conversations/{cId}`.
-    async fn get_conversation(
-        &self,
-        creds: &DustCredentials,
-        conversation_id: &str,
-    ) -> Result<Conversation>;
+    fn get_conversation(conversation_id: &str) -> Conversation;
 
     /// `POST /assistant/conversations/{cId}/messages`. Never retried.
-    async fn post_message(
-        &self,
-        creds: &DustCredentials,
-        conversation_id: &str,
-        message: &PostMessage,
-    ) -> Result<PostedMessage>;
+    fn post_message(conversation_id: &str, message: &PostMessage) -> PostedMessage;
 
     /// `POST /assistant/conversations/{cId}/cancel` for the given agent messages.
-    async fn cancel_messages(
-        &self,
-        creds: &DustCredentials,
-        conversation_id: &str,
-        message_ids: &[String],
-    ) -> Result<()>;
+    fn cancel_messages(conversation_id: &str, message_ids: &[String]) -> ();
 
     /// One connection to `GET .../messages/{mId}/events`, resuming after `last_event_id`.
-    async fn agent_message_events(
-        &self,
-        creds: &DustCredentials,
-        conversation_id: &str,
-        message_id: &str,
-        last_event_id: Option<&str>,
-    ) -> Result<EventStream>;
+    fn agent_message_events(conversation_id: &str, message_id: &str, last_event_id: Option<&str>) -> EventStream;
 
     /// `GET /spaces`.
-    async fn list_spaces(&self, creds: &DustCredentials) -> Result<Vec<Space>>;
+    fn list_spaces() -> Vec<Space>;
 
     /// `GET /spaces/{spaceId}/data_sources`.
-    async fn list_data_sources(
-        &self,
-        creds: &DustCredentials,
-        space_id: &str,
-    ) -> Result<Vec<DataSource>>;
+    fn list_data_sources(space_id: &str) -> Vec<DataSource>;
 
     /// `GET /spaces/{spaceId}/data_source_views`: the views of a space, each with its data
     /// source (how connector content reaches an ordinary space).
-    async fn list_data_source_views(
-        &self,
-        creds: &DustCredentials,
-        space_id: &str,
-    ) -> Result<Vec<DataSourceView>>;
+    fn list_data_source_views(space_id: &str) -> Vec<DataSourceView>;
 
     /// `GET /spaces/{spaceId}/data_source_views/{dsvId}/search`: the data source search,
     /// restricted to the view's `parentsIn`.
-    async fn search_data_source_view(
-        &self,
-        creds: &DustCredentials,
-        space_id: &str,
-        view_id: &str,
-        query: &SearchQuery,
-    ) -> Result<Vec<Document>>;
+    fn search_data_source_view(space_id: &str, view_id: &str, query: &SearchQuery) -> Vec<Document>;
 
     /// `GET /spaces/{spaceId}/data_sources/{dsId}/search`.
-    async fn search_data_source(
-        &self,
-        creds: &DustCredentials,
-        space_id: &str,
-        data_source_id: &str,
-        query: &SearchQuery,
-    ) -> Result<Vec<Document>>;
+    fn search_data_source(space_id: &str, data_source_id: &str, query: &SearchQuery) -> Vec<Document>;
 
     /// `GET /spaces/{spaceId}/data_sources/{dsId}/documents?limit&offset`.
-    async fn list_documents(
-        &self,
-        creds: &DustCredentials,
-        space_id: &str,
-        data_source_id: &str,
-        limit: u32,
-        offset: u32,
-    ) -> Result<DocumentPage>;
+    fn list_documents(space_id: &str, data_source_id: &str, limit: u32, offset: u32) -> DocumentPage;
 
     /// `GET /spaces/{spaceId}/data_sources/{dsId}/documents/{documentId}`.
-    async fn get_document(
-        &self,
-        creds: &DustCredentials,
-        space_id: &str,
-        data_source_id: &str,
-        document_id: &str,
-    ) -> Result<Document>;
+    fn get_document(space_id: &str, data_source_id: &str, document_id: &str) -> Document;
 
     /// `POST /spaces/{spaceId}/data_sources/{dsId}/documents/{documentId}`. Never retried, like
     /// every POST: the caller sees Dust's 429 and decides.
-    async fn upsert_document(
-        &self,
-        creds: &DustCredentials,
-        space_id: &str,
-        data_source_id: &str,
-        document_id: &str,
-        document: &UpsertDocument,
-    ) -> Result<Document>;
+    fn upsert_document(space_id: &str, data_source_id: &str, document_id: &str, document: &UpsertDocument) -> Document;
 
     /// `DELETE /spaces/{spaceId}/data_sources/{dsId}/documents/{documentId}`.
-    async fn delete_document(
-        &self,
-        creds: &DustCredentials,
-        space_id: &str,
-        data_source_id: &str,
-        document_id: &str,
-    ) -> Result<()>;
+    fn delete_document(space_id: &str, data_source_id: &str, document_id: &str) -> ();
 }
