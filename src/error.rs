@@ -5,14 +5,21 @@
 //! no message ever carries a key, token or cookie, because none is ever formatted into one.
 //! 401s carry `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750) with the protected
 //! resource metadata URL the MCP authorization spec asks for.
+//!
+//! The `requestId` is added by one response layer ([`stamp_request_id`], in the HTTP stack just
+//! outside `PropagateRequestIdLayer`): a handler returns its `ApiError` like any other error, the
+//! response carries the unrendered envelope as an extension, and the layer writes the body with
+//! the id the response is about to leave with. Handlers never thread request headers through.
 
 use std::time::Duration;
 
 use axum::{
     Json,
-    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
+    http::{HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use bytes::Bytes;
+use http_body_util::{Either, Full};
 use serde_json::json;
 
 /// The request id header, set by the outermost middleware and echoed in error bodies.
@@ -124,43 +131,62 @@ impl ApiError {
         self
     }
 
-    /// The response, with the request id of `request_headers` in the body.
-    pub fn into_response_for(self, request_headers: &HeaderMap) -> Response {
-        let request_id = request_headers
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        self.render(request_id.as_deref())
-    }
-
-    /// The response, with `request_id` in the body.
-    pub fn into_response_with_request_id(self, request_id: Option<&str>) -> Response {
-        self.render(request_id)
-    }
-
-    fn render(self, request_id: Option<&str>) -> Response {
-        let body = json!({
-            "error": {
-                "code": self.code,
-                "message": self.message,
-                "requestId": request_id,
-            }
-        });
+    fn render(&self, request_id: Option<&str>) -> Response {
+        let body = envelope(self.code, &self.message, request_id);
         let mut response = (self.status, Json(body)).into_response();
-        for (name, value) in self.headers {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                response.headers_mut().append(name, value);
+        for (name, value) in &self.headers {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                response.headers_mut().append(name.clone(), value);
             }
         }
         response
     }
 }
 
+fn envelope(code: &str, message: &str, request_id: Option<&str>) -> serde_json::Value {
+    json!({
+        "error": {
+            "code": code,
+            "message": message,
+            "requestId": request_id,
+        }
+    })
+}
+
+/// An error response whose body does not carry its request id yet.
+#[derive(Debug, Clone)]
+struct Unstamped {
+    code: &'static str,
+    message: String,
+}
+
 impl IntoResponse for ApiError {
-    /// Without the request headers at hand, the request id is added by the middleware that
-    /// propagates it (`x-request-id` response header); the body carries `null`.
+    /// The envelope with `requestId: null`, and what [`stamp_request_id`] needs to fill it in.
     fn into_response(self) -> Response {
-        self.render(None)
+        let mut response = self.render(None);
+        response.extensions_mut().insert(Unstamped {
+            code: self.code,
+            message: self.message,
+        });
+        response
+    }
+}
+
+/// Writes the response's own `x-request-id` into its error envelope, if it is an [`ApiError`]
+/// still without one (the response layer of every route, `http::apply_middleware`). It sits
+/// outside the trace layer, so it takes any body, and leaves every other response's body as it
+/// is (no boxing on the success path).
+pub fn stamp_request_id<B>(response: Response<B>) -> Response<Either<B, Full<Bytes>>> {
+    let (mut parts, body) = response.into_parts();
+    let request_id = parts.headers.get(REQUEST_ID).and_then(|v| v.to_str().ok());
+    match (parts.extensions.get::<Unstamped>(), request_id) {
+        (Some(error), Some(request_id)) => {
+            let body = envelope(error.code, &error.message, Some(request_id)).to_string();
+            parts.extensions.remove::<Unstamped>();
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Either::Right(Full::new(Bytes::from(body))))
+        }
+        _ => Response::from_parts(parts, Either::Left(body)),
     }
 }
 

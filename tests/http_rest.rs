@@ -898,3 +898,48 @@ async fn a_failing_agent_is_424_in_json_and_an_error_event_in_the_stream() {
     assert_eq!(data["error"]["code"], "agent_failed", "{data}");
     assert!(data["error"]["message"].is_string());
 }
+
+/// Issue 19: one response layer writes the request id into every error envelope, whatever
+/// produced the error (the router's 404, the authentication layer, a handler's own `?`, the
+/// login's body checks, the metrics route, rmcp's refusals on `/mcp`): it is always the id the
+/// response leaves with.
+#[tokio::test]
+async fn every_error_envelope_carries_the_responses_request_id() {
+    let server = server().await;
+    let token = server.token(Some(&["read:agents"])).await;
+    // (method, path, bearer token, JSON body, expected status)
+    type Case<'a> = (Method, &'a str, Option<&'a str>, Option<Value>, u16);
+    let cases: Vec<Case<'_>> = vec![
+        (Method::GET, "/no/such/route", None, None, 404),
+        (Method::GET, "/api/v1/workspaces/w/agents", None, None, 401),
+        (Method::GET, "/metrics", Some(&token), None, 403),
+        (
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"apiKey": "short"})),
+            400,
+        ),
+        (Method::GET, "/mcp", Some(&token), None, 405),
+    ];
+    for (method, path, bearer, body, status) in cases {
+        let (got, headers, body) = send(&server, method.clone(), path, bearer, body).await;
+        assert_eq!(got, status, "{method} {path}: {body}");
+        let header = headers["x-request-id"].to_str().unwrap();
+        assert_eq!(
+            body["error"]["requestId"], header,
+            "{method} {path}: {body}"
+        );
+    }
+    // A request id the client chose (well-formed) is the one echoed.
+    let response = server
+        .http
+        .get(server.url("/no/such/route"))
+        .header("x-request-id", "client-chosen-42")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["requestId"], "client-chosen-42");
+    server.shutdown().await;
+}

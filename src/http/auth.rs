@@ -14,6 +14,7 @@
 //! [`AuthMethod`]. `/mcp` takes bearer tokens only ([`require_bearer`]): MCP clients are not
 //! browsers, and a cookie there would only widen the CSRF surface.
 
+use axum::response::IntoResponse as _;
 use std::sync::Arc;
 
 use axum::{
@@ -285,10 +286,8 @@ async fn guard(state: &AppState, mut request: Request, next: Next, sessions: boo
             next.run(request).await
         }
         // `/mcp`: the 401 names the OAuth metadata (MCP authorization spec).
-        Err(error) if !sessions => {
-            super::oauth::refuse_mcp(state, error, &request, request.headers())
-        }
-        Err(error) => error.into_response_for(request.headers()),
+        Err(error) if !sessions => super::oauth::refuse_mcp(state, error, &request),
+        Err(error) => error.into_response(),
     }
 }
 
@@ -302,7 +301,7 @@ async fn from_session(
     let resolved = match super::session::resolve(state, headers, info).await {
         Ok(Some(resolved)) => resolved,
         Ok(None) => return Ok(None),
-        Err(failure) => return Err(refuse(state, info, &failure, false).into_response_for(headers)),
+        Err(failure) => return Err(refuse(state, info, &failure, false).into_response()),
     };
     let mut session = resolved.session;
     if let Err(reason) = super::csrf::check_request(state, method, headers, &session.key) {
@@ -313,12 +312,12 @@ async fn from_session(
             &session.key,
             reason,
         )
-        .into_response_for(headers));
+        .into_response());
     }
     let principal = principal_from_record(state, &resolved.token)
-        .map_err(|failure| refuse(state, info, &failure, false).into_response_for(headers))?;
+        .map_err(|failure| refuse(state, info, &failure, false).into_response())?;
     if let Err(failure) = super::session::touch(state, &mut session).await {
-        return Err(refuse(state, info, &failure, false).into_response_for(headers));
+        return Err(refuse(state, info, &failure, false).into_response());
     }
     Ok(Some((principal, resolved.token, session)))
 }

@@ -12,6 +12,7 @@
 //! the browser will not let the page read the answer, and rmcp separately refuses a foreign
 //! `Origin` on `/mcp` with 403 (DNS-rebinding defence).
 
+use axum::response::IntoResponse as _;
 use std::{
     collections::HashSet,
     convert::Infallible,
@@ -210,7 +211,7 @@ impl CorsForListed {
             .result(AuditResult::Denied)
             .resource("cors", &origin),
         );
-        ApiError::forbidden("this origin is not allowed").into_response_for(request.headers())
+        ApiError::forbidden("this origin is not allowed").into_response()
     }
 }
 

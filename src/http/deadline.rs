@@ -12,6 +12,7 @@
 //! before, but with the envelope instead of an empty 408. Neither deadline covers streaming the
 //! response; the listener's write timeout does (`super::listener`).
 
+use axum::response::IntoResponse as _;
 use std::{
     pin::Pin,
     sync::{
@@ -25,27 +26,20 @@ use std::{
 use axum::{
     body::{Body, Bytes},
     extract::{Request, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderValue, StatusCode, header},
     middleware::Next,
     response::Response,
 };
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::Sleep;
 
-use crate::{
-    error::{ApiError, REQUEST_ID},
-    state::AppState,
-};
+use crate::{error::ApiError, state::AppState};
 
 /// Time a request may take beyond the agent timeout before the server gives up on it.
 pub const REQUEST_TIMEOUT_MARGIN: Duration = Duration::from_secs(15);
 
 /// Bounds the request (agent timeout + margin) and its body (`HTTP_BODY_TIMEOUT`).
 pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let mut ids = HeaderMap::new();
-    if let Some(id) = request.headers().get(REQUEST_ID) {
-        ids.insert(REQUEST_ID, id.clone());
-    }
     let body_timed_out = Arc::new(AtomicBool::new(false));
     let request = if request.body().is_end_stream() {
         request
@@ -70,7 +64,7 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
                 "request_timeout",
                 "the request body did not arrive in time",
             )
-            .into_response_for(&ids);
+            .into_response();
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -81,7 +75,7 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
             "request_timeout",
             "the request took too long",
         )
-        .into_response_for(&ids),
+        .into_response(),
     }
 }
 

@@ -18,7 +18,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     Extension, Json,
     extract::{Request, State},
-    http::{HeaderMap, HeaderName, StatusCode, header},
+    http::{HeaderName, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use secrecy::SecretString;
@@ -94,11 +94,10 @@ fn check_label(field: &str, value: &str) -> Result<(), ApiError> {
 
 /// `POST /api/v1/auth/login`.
 pub async fn login(State(state): State<AppState>, request: Request) -> Response {
-    let headers = request.headers().clone();
     let info = super::request_info(&request);
     match login_inner(&state, request, &info).await {
         Ok(response) => response,
-        Err(error) => error.into_response_for(&headers),
+        Err(error) => error.into_response(),
     }
 }
 
@@ -447,14 +446,13 @@ pub async fn refresh(
     Extension(principal): Extension<Arc<Principal>>,
     Extension(method): Extension<AuthMethod>,
     session: Option<Extension<CurrentSession>>,
-    headers: HeaderMap,
     request: Request,
 ) -> Response {
     let info = super::request_info(&request);
     if let (AuthMethod::Session, Some(Extension(current))) = (method, session) {
         return match rotate(&state, &principal, &current, &info).await {
             Ok(response) => response,
-            Err(error) => error.into_response_for(&headers),
+            Err(error) => error.into_response(),
         };
     }
     let old = principal.token_id.clone().unwrap_or_default();
@@ -463,11 +461,11 @@ pub async fn refresh(
     if let Err(e) = state.tokens.revoke(&old, unix_seconds(state.now())).await {
         tracing::error!(error = %e, "could not revoke the refreshed token");
         return ApiError::store_unavailable("authentication is unavailable right now")
-            .into_response_for(&headers);
+            .into_response();
     }
     let issued = match issue(&state, principal.as_ref().clone()).await {
         Ok(issued) => issued,
-        Err(error) => return error.into_response_for(&headers),
+        Err(error) => return error.into_response(),
     };
     state.auditor.record(
         AuditEvent::new(
@@ -536,7 +534,6 @@ pub async fn logout(
     Extension(principal): Extension<Arc<Principal>>,
     Extension(method): Extension<AuthMethod>,
     session: Option<Extension<CurrentSession>>,
-    headers: HeaderMap,
     request: Request,
 ) -> Response {
     let info = super::request_info(&request);
@@ -548,7 +545,7 @@ pub async fn logout(
                 "unavailable",
                 "logout is unavailable right now; the session stays valid until it expires",
             )
-            .into_response_for(&headers);
+            .into_response();
         }
         let mut response = (
             [(
@@ -573,7 +570,7 @@ pub async fn logout(
         return ApiError::store_unavailable(
             "logout is unavailable right now; the token stays valid until it expires",
         )
-        .into_response_for(&headers);
+        .into_response();
     }
     state.auditor.record(
         AuditEvent::new(AuditEventType::AuthnTokenRevoked, Severity::Info, "logout")

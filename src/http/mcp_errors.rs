@@ -8,10 +8,11 @@
 //! message (masked and shortened; it is JSON-encoded, never reflected raw). JSON answers
 //! (JSON-RPC errors, results) pass through untouched.
 
+use axum::response::IntoResponse as _;
 use axum::{
     body::to_bytes,
     extract::Request,
-    http::{HeaderMap, StatusCode, header},
+    http::{StatusCode, header},
     middleware::Next,
     response::Response,
 };
@@ -23,7 +24,6 @@ const MAX_MESSAGE: usize = 200;
 
 /// Wraps rmcp's non-JSON error answers into [`ApiError`]'s envelope.
 pub async fn envelope(request: Request, next: Next) -> Response {
-    let request_headers = request_id_only(request.headers());
     let response = next.run(request).await;
     let status = response.status();
     let is_json = response
@@ -58,7 +58,7 @@ pub async fn envelope(request: Request, next: Next) -> Response {
             error = error.with_header(name.clone(), value);
         }
     }
-    error.into_response_for(&request_headers)
+    error.into_response()
 }
 
 /// The envelope's machine code for a status rmcp answers with.
@@ -74,12 +74,4 @@ fn code_for(status: StatusCode) -> &'static str {
         s if s.is_server_error() => "internal_error",
         _ => "invalid_request",
     }
-}
-
-fn request_id_only(headers: &HeaderMap) -> HeaderMap {
-    let mut only = HeaderMap::new();
-    if let Some(id) = headers.get(crate::error::REQUEST_ID) {
-        only.insert(crate::error::REQUEST_ID, id.clone());
-    }
-    only
 }

@@ -264,6 +264,8 @@ pub fn apply_middleware(state: &AppState, router: Router) -> Router {
     let stack = ServiceBuilder::new()
         .layer(headers::layer(&state.config))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        // Error envelopes get the id the response leaves with (set just inside).
+        .layer(MapResponseLayer::new(crate::error::stamp_request_id))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
@@ -306,8 +308,8 @@ pub fn apply_middleware(state: &AppState, router: Router) -> Router {
     Router::new().fallback_service(stack)
 }
 
-async fn not_found(request: Request) -> axum::response::Response {
-    ApiError::not_found("no such route").into_response_for(request.headers())
+async fn not_found() -> axum::response::Response {
+    ApiError::not_found("no such route").into_response()
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then stops accepting and lets

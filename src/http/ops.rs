@@ -79,11 +79,9 @@ pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> impl I
 pub async fn metrics(
     State(state): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,
-    headers: HeaderMap,
 ) -> Response {
     if !principal.can(Permission::AdminMetrics) {
-        return ApiError::insufficient_scope(Permission::AdminMetrics.as_str())
-            .into_response_for(&headers);
+        return ApiError::insufficient_scope(Permission::AdminMetrics.as_str()).into_response();
     }
     match &state.metrics {
         Some(handle) => (
@@ -91,7 +89,6 @@ pub async fn metrics(
             handle.render(),
         )
             .into_response(),
-        None => ApiError::not_found("metrics are disabled (ENABLE_METRICS=false)")
-            .into_response_for(&headers),
+        None => ApiError::not_found("metrics are disabled (ENABLE_METRICS=false)").into_response(),
     }
 }

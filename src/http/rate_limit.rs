@@ -32,6 +32,7 @@
 //! If the counter store fails, requests are refused with 503 and an error log (fail closed):
 //! an unlimited server is what an attacker who can disturb the store would want.
 
+use axum::response::IntoResponse as _;
 use std::{
     net::IpAddr,
     sync::Arc,
@@ -204,7 +205,7 @@ fn refuse(
         "too many requests; retry after the number of seconds in Retry-After",
         Duration::from_secs(bucket.reset_secs),
     )
-    .into_response_for(request.headers())
+    .into_response()
 }
 
 /// Sets the rate-limit fields of `states` on `headers` (the `default` bucket first).
@@ -279,7 +280,7 @@ pub async fn limit_requests(
     for policy in policies {
         match count(&state, policy, &ip, now).await {
             Ok(bucket) => states.push(bucket),
-            Err(error) => return error.into_response_for(request.headers()),
+            Err(error) => return error.into_response(),
         }
     }
     let mut response = match exhausted(&states) {
@@ -310,7 +311,7 @@ pub async fn limit_principal(
     };
     let bucket = match count(&state, policy, &principal.user_id, state.now()).await {
         Ok(bucket) => bucket,
-        Err(error) => return error.into_response_for(request.headers()),
+        Err(error) => return error.into_response(),
     };
     let mut response = if bucket.exceeded() {
         refuse(&state, &request, bucket, Some(&principal))

@@ -26,7 +26,7 @@ use std::{
 
 use axum::{
     Extension, Json,
-    extract::{Request, State},
+    extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -511,7 +511,6 @@ pub async fn current(
     Extension(method): Extension<AuthMethod>,
     session: Option<Extension<CurrentSession>>,
     Extension(token): Extension<Arc<TokenRecord>>,
-    request: Request,
 ) -> Response {
     match (method, session) {
         (AuthMethod::Session, Some(Extension(session))) => {
@@ -521,7 +520,7 @@ pub async fn current(
             "no browser session: this route reads the session cookie set by a login with \"session\": true",
             false,
         )
-        .into_response_for(request.headers()),
+        .into_response(),
     }
 }
 

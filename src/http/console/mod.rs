@@ -98,7 +98,7 @@ async fn page() -> Response {
 
 async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
     let Some(index) = ASSETS.iter().position(|a| a.name == name) else {
-        return ApiError::not_found("no such console file").into_response_for(&headers);
+        return ApiError::not_found("no such console file").into_response();
     };
     let etag = &ETAGS[index];
     let fresh = headers

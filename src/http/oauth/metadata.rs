@@ -71,13 +71,8 @@ pub async fn authorization_server(State(state): State<AppState>) -> Response {
 /// `Connection: close`, since the unread request body makes the connection unusable. Without
 /// it a client that reuses the connection for the discovery that follows (the Python SDK
 /// does) sees it dropped.
-pub fn refuse_mcp(
-    state: &AppState,
-    error: ApiError,
-    request: &axum::extract::Request,
-    headers: &axum::http::HeaderMap,
-) -> Response {
-    let mut response = challenge(state, error).into_response_for(headers);
+pub fn refuse_mcp(state: &AppState, error: ApiError, request: &axum::extract::Request) -> Response {
+    let mut response = challenge(state, error).into_response();
     if request.version() <= axum::http::Version::HTTP_11 {
         response.headers_mut().insert(
             header::CONNECTION,

@@ -117,8 +117,7 @@ impl Refusal {
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        self.error
-            .into_response_with_request_id(self.request_id.as_deref())
+        self.error.into_response()
     }
 }
 
