@@ -36,7 +36,7 @@ pub enum Command {
     /// Check the guide's security checklist against the configuration (and a running server
     /// with --url); exits non-zero when an item fails, naming the fix.
     Doctor {
-        /// The public URL of a running server to probe, e.g. https://mcp.example.com.
+        /// The public URL of a running server to probe, e.g. `https://mcp.example.com`.
         #[arg(long)]
         url: Option<String>,
         /// A RustSec advisory database checkout (default: ../shared/advisory-db or ./advisory-db).

@@ -6,7 +6,7 @@
 //!    origin, is refused, even with a valid token (C10). Non-browser clients send neither
 //!    header and fall through to the token. The login endpoint uses the same check (login
 //!    CSRF, C8) and takes JSON only.
-//! 2. **Signed, session-bound double submit** ([`check_token`]) on POST, PUT, PATCH and DELETE:
+//! 2. **Signed, session-bound double submit** ([`check_request`], [`verify_token`]) on POST, PUT, PATCH and DELETE:
 //!    the `XSRF-TOKEN` cookie and the `X-XSRF-TOKEN` header must both be present, once each
 //!    (a tossed second cookie is refused, C6), equal (constant-time), and the token must be an
 //!    HMAC, under the CSRF key, over this session's store key, its issue time and a nonce, no

@@ -1,4 +1,4 @@
-//! Rate limiting: fixed-window buckets in a [`CounterStore`], on the app's clock.
+//! Rate limiting: fixed-window buckets in a [`CounterStore`](crate::store::CounterStore), on the app's clock.
 //!
 //! Buckets (each a policy name in the `RateLimit` fields):
 //! - `default`: every request per client IP ([`ClientIp`]; an IPv6 client is keyed by its /64,

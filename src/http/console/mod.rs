@@ -3,7 +3,7 @@
 //!
 //! The page talks to the same REST API as any client, authenticated by the session cookie and
 //! the CSRF header (`POST /api/v1/auth/login` with `"session": true`); it never sees a bearer
-//! token. Its responses carry the [`headers::ConsoleResponse`] marker, which makes the
+//! token. Its responses carry the [`super::headers::ConsoleResponse`] marker, which makes the
 //! security-header layer send the console's own CSP (`script-src 'self'`, no inline code,
 //! Trusted Types) instead of the API's `default-src 'none'` and keep the cache policy chosen
 //! here: the HTML is never stored, the other files are cached briefly and revalidated by ETag.
