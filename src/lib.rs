@@ -21,6 +21,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod demo;
 pub mod doctor;
 pub mod dust;

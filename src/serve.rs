@@ -171,9 +171,7 @@ fn revoke_rejected_keys(
         let tokens = tokens.clone();
         let auditor = auditor.clone();
         tokio::spawn(async move {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
+            let now = crate::state::epoch_secs(std::time::SystemTime::now());
             let live = match tokens.list_for_user(&workspace_id, &user_id).await {
                 Ok(records) => records,
                 Err(e) => {

@@ -22,7 +22,7 @@
 
 use std::{
     fmt,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -347,8 +347,7 @@ impl JwtIssuer {
     }
 
     fn mac(&self, data: &[u8]) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.as_ref())
-            .expect("HMAC accepts keys of any length");
+        let mut mac = crate::crypto::hmac_sha256(self.key.as_ref());
         mac.update(data);
         mac
     }
@@ -376,11 +375,7 @@ fn strict_decode(segment: &str) -> Result<Vec<u8>, TokenError> {
         .map_err(|_| TokenError::Malformed)
 }
 
-/// Whole seconds since the epoch; a clock before 1970 counts as 0.
-fn epoch_seconds(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+use crate::state::epoch_secs as epoch_seconds;
 
 #[cfg(test)]
 mod tests;

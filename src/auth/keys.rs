@@ -14,7 +14,6 @@
 use std::{collections::BTreeSet, fmt};
 
 use hkdf::Hkdf;
-use rand::{TryRngCore, rngs::OsRng};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use zeroize::Zeroizing;
@@ -91,10 +90,7 @@ impl Keys {
     /// Keys from a random root that lives only in this process (development without
     /// `SECURITY_SECRET_KEY`): tokens and sealed keys die with the process.
     pub fn ephemeral() -> Self {
-        let mut root = Zeroizing::new([0u8; KEY_LEN]);
-        OsRng
-            .try_fill_bytes(root.as_mut())
-            .expect("the operating system's random source is unavailable");
+        let root = crate::crypto::random_bytes::<KEY_LEN>();
         Self::derive(&SecretString::from(hex::encode(root.as_ref())))
     }
 

@@ -6,9 +6,8 @@
 //! The principal also carries the Dust credentials the server uses on the caller's behalf; its
 //! `Debug` output never shows the key.
 
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use secrecy::ExposeSecret;
-use sha2::Sha256;
 
 use super::permissions::{Permission, PermissionSet};
 use crate::dust::DustCredentials;
@@ -44,8 +43,7 @@ impl Principal {
     /// The pseudonymous user id of a key: HMAC-SHA256 over the key with `secret` (empty on
     /// stdio, where there is no server secret; the key's own entropy keeps it unguessable).
     pub fn user_id_for_key(secret: &[u8], credentials: &DustCredentials) -> String {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC accepts keys of any length");
+        let mut mac = crate::crypto::hmac_sha256(secret);
         mac.update(FINGERPRINT_LABEL);
         mac.update(credentials.workspace_id.as_bytes());
         mac.update(&[0]);

@@ -19,8 +19,6 @@ pub mod testing;
 use std::{fmt, sync::Arc};
 
 use async_trait::async_trait;
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use rand::{TryRngCore, rngs::OsRng};
 use serde::{Deserialize, Serialize};
 
 pub use cipher::{KeyCipher, OpenError};
@@ -40,11 +38,7 @@ pub const TOKEN_ID_BYTES: usize = 16;
 /// A new token id: `tok_` and 22 URL-safe characters.
 #[must_use]
 pub fn new_token_id() -> String {
-    let mut bytes = [0u8; TOKEN_ID_BYTES];
-    OsRng
-        .try_fill_bytes(&mut bytes)
-        .expect("the operating system's random source is unavailable");
-    format!("tok_{}", URL_SAFE_NO_PAD.encode(bytes))
+    format!("tok_{}", crate::crypto::random_token::<TOKEN_ID_BYTES>())
 }
 
 /// What the server knows about one issued token.

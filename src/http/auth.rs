@@ -128,9 +128,7 @@ pub async fn principal_from_token(
     if record.revoked_at.is_some() {
         return Err(AuthFailure::new("revoked", "invalid or expired token"));
     }
-    let now_secs = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now_secs = crate::state::epoch_secs(now);
     if record.expires_at <= now_secs {
         return Err(AuthFailure::new("expired", "invalid or expired token"));
     }

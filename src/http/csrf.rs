@@ -21,7 +21,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
-use rand::{TryRngCore, rngs::OsRng};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -50,8 +49,7 @@ const LABEL: &[u8] = b"mcp-dust-server/csrf/v1";
 const NONCE_BYTES: usize = 16;
 
 fn mac(key: &[u8], session: &SessionKey, issued: u64, nonce: &[u8]) -> Hmac<Sha256> {
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    let mut mac = crate::crypto::hmac_sha256(key);
     mac.update(LABEL);
     mac.update(&[0]);
     mac.update(session.as_str().as_bytes());
@@ -65,16 +63,13 @@ fn mac(key: &[u8], session: &SessionKey, issued: u64, nonce: &[u8]) -> Hmac<Sha2
 #[must_use]
 pub fn issue_token(state: &AppState, session: &SessionKey, now: SystemTime) -> String {
     let issued = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let mut nonce = [0u8; NONCE_BYTES];
-    OsRng
-        .try_fill_bytes(&mut nonce)
-        .expect("the operating system's random source is unavailable");
-    let tag = mac(state.keys.csrf_signing(), session, issued, &nonce)
+    let nonce = crate::crypto::random_bytes::<NONCE_BYTES>();
+    let tag = mac(state.keys.csrf_signing(), session, issued, nonce.as_ref())
         .finalize()
         .into_bytes();
     format!(
         "{issued}.{}.{}",
-        URL_SAFE_NO_PAD.encode(nonce),
+        URL_SAFE_NO_PAD.encode(nonce.as_ref()),
         URL_SAFE_NO_PAD.encode(tag)
     )
 }

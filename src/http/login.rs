@@ -55,10 +55,7 @@ pub struct LoginRequest {
     session: Option<bool>,
 }
 
-fn unix_seconds(time: std::time::SystemTime) -> i64 {
-    time.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+use crate::state::epoch_secs as unix_seconds;
 
 fn rfc3339(seconds: i64) -> String {
     crate::audit::rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_secs(seconds.max(0) as u64))

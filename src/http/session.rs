@@ -21,7 +21,7 @@
 
 use std::{
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, UNIX_EPOCH},
 };
 
 use axum::{
@@ -31,11 +31,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac};
-use rand::{TryRngCore, rngs::OsRng};
+use hmac::Mac;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 use super::auth::{AuthFailure, AuthMethod};
 use crate::{
@@ -145,11 +143,7 @@ pub fn clearing_cookies(state: &AppState) -> [HeaderValue; 2] {
 /// A new session id: 32 bytes from the OS CSPRNG, unpadded base64url.
 #[must_use]
 pub fn new_session_id() -> SecretString {
-    let mut bytes = zeroize::Zeroizing::new([0u8; SESSION_ID_BYTES]);
-    OsRng
-        .try_fill_bytes(bytes.as_mut())
-        .expect("the operating system's random source is unavailable");
-    SecretString::from(URL_SAFE_NO_PAD.encode(bytes.as_ref()))
+    SecretString::from(crate::crypto::random_token::<SESSION_ID_BYTES>())
 }
 
 /// Whether a cookie value has the shape of a session id this server issues (43 characters of
@@ -162,18 +156,12 @@ pub fn is_well_formed_id(id: &str) -> bool {
 /// Where session `id` is stored: HMAC-SHA256 with the session-id key, hex (S12).
 #[must_use]
 pub fn session_key(state: &AppState, id: &str) -> SessionKey {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(state.keys.session_id())
-        .expect("HMAC accepts keys of any length");
+    let mut mac = crate::crypto::hmac_sha256(state.keys.session_id());
     mac.update(id.as_bytes());
     SessionKey::from_hmac_hex(hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Milliseconds since the epoch.
-#[must_use]
-pub fn millis(at: SystemTime) -> i64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub use crate::state::epoch_ms as millis;
 
 fn rfc3339_ms(ms: i64) -> String {
     crate::audit::rfc3339_millis(UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0)))

@@ -48,9 +48,7 @@ pub const SHUTTING_DOWN: &str = "The server is shutting down and the agent's run
 const MAX_PROGRESS_MESSAGE: usize = 200;
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    crate::state::epoch_ms(std::time::SystemTime::now())
 }
 
 /// A conversation title from the first line of the question.

@@ -68,12 +68,7 @@ mod state;
 mod validate;
 mod world;
 
-use std::{
-    future::Future,
-    net::SocketAddr,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::SystemTime};
 
 use axum::{Json, Router, http::StatusCode, middleware::from_fn_with_state, routing::get};
 use serde_json::json;
@@ -255,10 +250,7 @@ pub fn banner(addr: SocketAddr, config: &SimConfig) -> String {
 
 /// Milliseconds since the epoch (Dust's timestamps).
 pub(crate) fn now_ms() -> i64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
-    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    crate::state::epoch_ms(SystemTime::now())
 }
 
 /// All routes, in one place. Layer order: `record_request` (outermost) sees every request,

@@ -11,7 +11,6 @@ use chacha20poly1305::{
     KeyInit, XChaCha20Poly1305, XNonce,
     aead::{Aead, Payload},
 };
-use rand::{TryRngCore, rngs::OsRng};
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
@@ -44,15 +43,12 @@ impl KeyCipher {
     /// Seals `api_key` for the record of `token_id`. Sealing twice gives different bytes.
     #[must_use]
     pub fn seal(&self, api_key: &SecretString, token_id: &str) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE_LEN];
-        OsRng
-            .try_fill_bytes(&mut nonce)
-            .expect("the operating system's random source is unavailable");
+        let nonce = crate::crypto::random_bytes::<NONCE_LEN>();
         let aad = aad(token_id);
         let ciphertext = self
             .cipher()
             .encrypt(
-                XNonce::from_slice(&nonce),
+                XNonce::from_slice(nonce.as_ref()),
                 Payload {
                     msg: api_key.expose_secret().as_bytes(),
                     aad: &aad,
@@ -61,7 +57,7 @@ impl KeyCipher {
             .expect("XChaCha20-Poly1305 encryption of a short key cannot fail");
         let mut sealed = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
         sealed.push(VERSION);
-        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(nonce.as_ref());
         sealed.extend_from_slice(&ciphertext);
         sealed
     }

@@ -13,7 +13,7 @@ use std::{
         Arc, RwLock,
         atomic::{AtomicI64, Ordering},
     },
-    time::{SystemTime, UNIX_EPOCH},
+    time::SystemTime,
 };
 
 use async_trait::async_trait;
@@ -137,9 +137,7 @@ impl MemoryTokenStore {
 }
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    crate::state::epoch_secs(SystemTime::now())
 }
 
 #[async_trait]

@@ -1,7 +1,7 @@
 //! The contract every [`TokenStore`] backend passes. Not `#[cfg(test)]`, so a backend in another
 //! module or crate (Redis) runs the same suite against a live server.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use super::{MAX_LIVE_TOKENS_PER_USER, TokenRecord, TokenStore, new_token_id, save_capped};
 use crate::auth::PermissionSet;
@@ -25,9 +25,7 @@ pub fn record(workspace_id: &str, user_id: &str, age: i64, ttl: i64) -> TokenRec
 }
 
 fn wall_clock() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    crate::state::epoch_secs(SystemTime::now())
 }
 
 /// Runs the whole contract; panics on the first violation. Uses fresh random ids, so it can run

@@ -23,9 +23,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use secrecy::SecretString;
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use url::Url;
 
@@ -77,8 +76,7 @@ fn set_cookie(state: &AppState, value: Option<&str>) -> HeaderValue {
 
 /// The form token of consent `pending_id` for the browser holding `cookie`.
 fn form_token(state: &AppState, pending_id: &str, cookie: &str) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(state.keys.csrf_signing())
-        .expect("HMAC accepts keys of any length");
+    let mut mac = crate::crypto::hmac_sha256(state.keys.csrf_signing());
     mac.update(LABEL);
     mac.update(&[0]);
     mac.update(pending_id.as_bytes());

@@ -39,8 +39,6 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use rand::{TryRngCore, rngs::OsRng};
 use serde_json::json;
 
 use crate::{audit::AuditEventType, error::ApiError, state::AppState};
@@ -99,11 +97,7 @@ fn ms(d: Duration) -> i64 {
 
 /// 32 random bytes from the OS CSPRNG, base64url: codes, refresh tokens, consent ids.
 fn random_secret() -> String {
-    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-    OsRng
-        .try_fill_bytes(bytes.as_mut())
-        .expect("the operating system's random source is unavailable");
-    URL_SAFE_NO_PAD.encode(bytes.as_ref())
+    crate::crypto::random_token::<32>()
 }
 
 /// An OAuth error answer (RFC 6749 §5.2 / RFC 7591 §3.2.2): `{"error", "error_description"}`,

@@ -117,10 +117,7 @@ pub async fn revoke(
         );
         return Err(not_found());
     }
-    let now = state
-        .now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = crate::state::epoch_secs(state.now());
     let revoked = state
         .tokens
         .revoke(&token_id, now)

@@ -163,11 +163,7 @@ fn describe(e: &redis::RedisError) -> String {
     }
 }
 
-/// Milliseconds since the epoch (0 before it), as Redis scripts take them.
-fn epoch_ms(t: std::time::SystemTime) -> i64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+use crate::state::epoch_ms;
 
 /// The `SystemTime` of `ms` milliseconds since the epoch.
 fn from_epoch_ms(ms: i64) -> std::time::SystemTime {
@@ -176,9 +172,7 @@ fn from_epoch_ms(ms: i64) -> std::time::SystemTime {
 
 /// Seconds since the epoch, by the wall clock (token expiry is judged by it, as in memory).
 fn wall_clock_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    crate::state::epoch_secs(std::time::SystemTime::now())
 }
 
 #[cfg(test)]
