@@ -5,13 +5,14 @@
 //! The demo key belongs to the simulator only; printing it is the point. Audit records go to
 //! standard error (or `AUDIT_LOG_FILE`) so standard output stays readable.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::{
-    audit::{AuditSink, Auditor},
+    audit::AuditSink,
+    compose,
     config::{Config, Environment},
     serve::{Parts, build_state, dust_for},
     sim::{self, SimConfig},
@@ -35,20 +36,14 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     if std::env::var_os("RATE_LIMIT_MAX").is_none() {
         config.rate_limit_max = DEMO_RATE_LIMIT_MAX;
     }
-    let addr: SocketAddr = format!("{}:{}", config.host, config.port)
-        .parse()
-        .with_context(|| format!("MCP_SERVER_HOST {:?} is not an IP address", config.host))?;
+    let addr = compose::listen_addr(&config)?;
     let listener = TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr} (set MCP_SERVER_PORT to another port)")
     })?;
-    let sink = match &config.audit_log_file {
-        Some(path) => AuditSink::File(path.into()),
-        None => AuditSink::Stderr,
-    };
     let parts = Parts {
         dust: dust_for(&sim.base_url())?,
         stores: Stores::from_config(&config)?,
-        auditor: Auditor::start(sink).context("cannot open the audit log")?,
+        auditor: compose::auditor(&config, AuditSink::Stderr)?,
         clock: Arc::new(SystemClock),
     };
     let state = build_state(config, parts)?;
@@ -94,8 +89,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
             .unwrap_or_else(|_| "mcp-dust-server".into()),
     );
     server.await.context("server task")??;
-    state.mcp.finish_background().await;
-    state.auditor.clone().shutdown().await;
+    compose::finish(&state.mcp, state.auditor.clone()).await;
     sim.shutdown().await;
     Ok(())
 }

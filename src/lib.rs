@@ -20,6 +20,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod compose;
 pub mod config;
 pub mod crypto;
 pub mod demo;

@@ -5,7 +5,7 @@
 //! https public URL, naming the setting and never its value. In development a missing secret is
 //! replaced by a random one per process (tokens then die with the process), with a warning.
 
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::{sync::Arc, time::Instant};
 
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
@@ -25,15 +25,12 @@ use crate::{
         policy::Policy,
         tokens::{KeyCipher, TokenStore},
     },
+    compose,
     config::Config,
-    dust::{
-        BreakerState, BreakerTransition, CircuitBreaker, DustApi, DustCredentials, HttpDustClient,
-        KeyWatch, RejectedKeyHook, TransitionHook,
-    },
+    dust::{DustApi, DustCredentials, HttpDustClient, KeyWatch, RejectedKeyHook},
     mcp::McpContext,
     observe,
     state::{App, AppState, Clock, SystemClock},
-    stdio::{dust_client, mcp_settings},
     store::Stores,
 };
 
@@ -49,14 +46,6 @@ pub struct Parts {
 impl std::fmt::Debug for Parts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Parts").finish_non_exhaustive()
-    }
-}
-
-/// The audit sink of a configuration: `AUDIT_LOG_FILE`, or standard output.
-pub fn audit_sink(config: &Config) -> AuditSink {
-    match &config.audit_log_file {
-        Some(path) => AuditSink::File(path.into()),
-        None => AuditSink::Stdout,
     }
 }
 
@@ -105,11 +94,7 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
         config.token_expiration,
     );
     let cipher = KeyCipher::new(&keys);
-    let breaker = CircuitBreaker::new(
-        parts.dust,
-        config.dust_limits.breaker,
-        Some(audit_breaker_transitions(parts.auditor.clone())),
-    );
+    let breaker = compose::guarded_dust(parts.dust, &config, &parts.auditor);
     let dust: Arc<dyn DustApi> = Arc::new(KeyWatch::new(
         Arc::new(breaker),
         revoke_rejected_keys(&keys, parts.stores.tokens.clone(), parts.auditor.clone()),
@@ -118,7 +103,7 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
         McpContext::new(
             dust.clone(),
             parts.stores.conversations.clone(),
-            mcp_settings(&config),
+            compose::mcp_settings(&config),
         )
         .with_agent_cache_ttl(config.agent_cache_ttl)
         .with_auditor(parts.auditor.clone()),
@@ -199,38 +184,14 @@ fn revoke_rejected_keys(
     })
 }
 
-/// Audits each circuit-breaker transition once (`upstream_failure`; opening is high severity:
-/// every call of that workspace fails until Dust is back).
-fn audit_breaker_transitions(auditor: Auditor) -> TransitionHook {
-    Arc::new(move |transition: &BreakerTransition| {
-        let severity = match transition.to {
-            BreakerState::Open => Severity::High,
-            BreakerState::HalfOpen | BreakerState::Closed => Severity::Medium,
-        };
-        let message = match transition.to {
-            BreakerState::Open => "Dust circuit breaker opened: calls fail fast",
-            BreakerState::HalfOpen => "Dust circuit breaker half-open: probing",
-            BreakerState::Closed => "Dust circuit breaker closed: Dust is back",
-        };
-        auditor.record(
-            AuditEvent::new(AuditEventType::UpstreamFailure, severity, message)
-                .resource("dust_workspace", &transition.workspace_id)
-                .action("circuit_breaker")
-                .extra("breaker.from", transition.from.as_str())
-                .extra("breaker.to", transition.to.as_str())
-                .extra("breaker.reason", transition.reason.as_str()),
-        );
-    })
-}
-
 /// The production parts of a configuration: the real Dust client, the stores (Redis when
 /// `REDIS_URL` is set, memory otherwise), the configured audit sink, the system clock.
 pub fn default_parts(config: &Config) -> anyhow::Result<Parts> {
-    let dust: Arc<dyn DustApi> = Arc::new(dust_client(config)?);
+    let dust: Arc<dyn DustApi> = Arc::new(compose::dust_client(config)?);
     Ok(Parts {
         dust,
         stores: Stores::from_config(config)?,
-        auditor: Auditor::start(audit_sink(config)).context("cannot open the audit log")?,
+        auditor: compose::auditor(config, AuditSink::Stdout)?,
         clock: Arc::new(SystemClock),
     })
 }
@@ -238,10 +199,7 @@ pub fn default_parts(config: &Config) -> anyhow::Result<Parts> {
 /// `mcp-dust-server serve`.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     check_config(&config)?;
-    let addr: SocketAddr = format!("{}:{}", config.host, config.port)
-        .parse()
-        .or_else(|_| format!("[{}]:{}", config.host, config.port).parse())
-        .with_context(|| format!("MCP_SERVER_HOST {:?} is not an IP address", config.host))?;
+    let addr = compose::listen_addr(&config)?;
     let parts = default_parts(&config)?;
     let state = build_state(config, parts)?;
     report_store(&state).await;
@@ -255,8 +213,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "mcp-dust-server listening"
     );
     crate::http::serve(listener, state.clone(), crate::shutdown_signal()).await?;
-    state.mcp.finish_background().await;
-    state.auditor.clone().shutdown().await;
+    compose::finish(&state.mcp, state.auditor.clone()).await;
     Ok(())
 }
 

@@ -25,39 +25,14 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    audit::{AuditSink, Auditor},
+    audit::AuditSink,
     auth::{Principal, api_key},
+    compose,
     config::Config,
-    dust::{
-        CircuitBreaker, ClientOptions, DustApi, DustCredentials, DustErrorKind, HttpDustClient,
-    },
-    mcp::{DustMcp, McpContext, McpSettings},
+    dust::{DustApi, DustCredentials, DustErrorKind},
+    mcp::{DustMcp, McpContext},
     store::MemoryConversationStore,
 };
-
-/// The MCP settings of a configuration.
-pub fn mcp_settings(config: &Config) -> McpSettings {
-    McpSettings {
-        server_name: config.server_name.clone(),
-        default_agent_id: config.dust_agent_id.clone(),
-        timezone: config.dust_timezone.clone(),
-        agent_timeout: config.agent_timeout,
-        dust_base_url: config.dust_base_url.clone(),
-    }
-}
-
-/// The Dust client of a configuration.
-pub fn dust_client(config: &Config) -> anyhow::Result<HttpDustClient> {
-    let limits = &config.dust_limits;
-    let options = ClientOptions {
-        base_url: config.dust_base_url.clone(),
-        timeout: limits.timeout,
-        max_retries: limits.max_retries,
-        max_retry_after: limits.max_retry_after,
-        ..ClientOptions::default()
-    };
-    HttpDustClient::new(options).context("cannot build the Dust client")
-}
 
 /// Checks the stdio credentials and builds the principal they stand for.
 pub async fn authenticate(config: &Config, dust: &dyn DustApi) -> anyhow::Result<Principal> {
@@ -133,10 +108,12 @@ impl<R: AsyncRead + Unpin> AsyncRead for WatchedInput<R> {
 /// (then the calls in flight finish, up to `SHUTDOWN_GRACE_PERIOD`, or are cancelled at once
 /// if the input is already closed, and it exits 0).
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let dust: Arc<dyn DustApi> = Arc::new(CircuitBreaker::new(
-        Arc::new(dust_client(&config)?),
-        config.dust_limits.breaker,
-        None,
+    // Standard output is the protocol: audit records go to AUDIT_LOG_FILE or standard error.
+    let auditor = compose::auditor(&config, AuditSink::Stderr)?;
+    let dust: Arc<dyn DustApi> = Arc::new(compose::guarded_dust(
+        Arc::new(compose::dust_client(&config)?),
+        &config,
+        &auditor,
     ));
     let principal = authenticate(&config, dust.as_ref()).await?;
     tracing::info!(
@@ -145,17 +122,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         permissions = ?principal.permissions,
         "stdio server ready"
     );
-    // Standard output is the protocol: audit records go to AUDIT_LOG_FILE or standard error.
-    let sink = match &config.audit_log_file {
-        Some(path) => AuditSink::File(path.into()),
-        None => AuditSink::Stderr,
-    };
-    let auditor = Auditor::start(sink).context("cannot open the audit log")?;
     let ctx = Arc::new(
         McpContext::new(
             dust,
             Arc::new(MemoryConversationStore::new()),
-            mcp_settings(&config),
+            compose::mcp_settings(&config),
         )
         .with_agent_cache_ttl(config.agent_cache_ttl)
         .with_auditor(auditor.clone()),
@@ -203,7 +174,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     // Calls that were cut (input closed, or the grace period over) have their Dust runs being
     // cancelled in the background: that must reach Dust before the process exits.
-    ctx.finish_background().await;
-    auditor.shutdown().await;
+    compose::finish(&ctx, auditor).await;
     Ok(())
 }
