@@ -11,8 +11,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::{
+    app,
     audit::AuditSink,
-    compose,
     config::{Config, Environment},
     serve::{Parts, build_state, dust_for},
     sim::{self, SimConfig},
@@ -36,14 +36,14 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     if std::env::var_os("RATE_LIMIT_MAX").is_none() {
         config.rate_limit_max = DEMO_RATE_LIMIT_MAX;
     }
-    let addr = compose::listen_addr(&config)?;
+    let addr = app::listen_addr(&config)?;
     let listener = TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr} (set MCP_SERVER_PORT to another port)")
     })?;
     let parts = Parts {
         dust: dust_for(&sim.base_url())?,
         stores: Stores::from_config(&config)?,
-        auditor: compose::auditor(&config, AuditSink::Stderr)?,
+        auditor: app::auditor(&config, AuditSink::Stderr)?,
         clock: Arc::new(SystemClock),
     };
     let state = build_state(config, parts)?;
@@ -89,7 +89,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
             .unwrap_or_else(|_| "mcp-dust-server".into()),
     );
     server.await.context("server task")??;
-    compose::finish(&state.mcp, state.auditor.clone()).await;
+    app::finish(&state.mcp, state.auditor.clone()).await;
     sim.shutdown().await;
     Ok(())
 }

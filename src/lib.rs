@@ -14,13 +14,16 @@
 //! - [`mask`]: masking of secrets in text, URLs, headers and JSON, for every log and error path.
 //! - [`audit`]: the security audit trail (event vocabulary, bounded queue, JSON lines).
 //! - [`http`], [`error`], [`state`]: the HTTP server (`/mcp`, login, operations), its one
-//!   error envelope and its shared state; [`serve`] and [`demo`] assemble and run it.
+//!   error envelope and its shared state; [`serve`] and [`demo`] run it.
+//! - [`app`]: the composition root: the Dust client and breaker, audit sink, listen address and
+//!   end of a run, built once for `serve`, `stdio` and `demo`.
+//! - [`crypto`]: random bytes and tokens, the keyed MAC; [`timezone`]: IANA names.
 //! - [`observe`]: Prometheus metrics.
 
+pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cli;
-pub mod compose;
 pub mod config;
 pub mod crypto;
 pub mod demo;

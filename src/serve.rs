@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::{
+    app,
     audit::{
         AuditEvent, AuditEventType, AuditResult, AuditSink, Auditor, MemoryRecentAudit,
         RecentAudit, Severity, alert::Alerter,
@@ -25,7 +26,6 @@ use crate::{
         policy::Policy,
         tokens::{KeyCipher, TokenStore},
     },
-    compose,
     config::Config,
     dust::{DustApi, DustCredentials, HttpDustClient, KeyWatch, RejectedKeyHook},
     mcp::McpContext,
@@ -94,7 +94,7 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
         config.token_expiration,
     );
     let cipher = KeyCipher::new(&keys);
-    let breaker = compose::guarded_dust(parts.dust, &config, &parts.auditor);
+    let breaker = app::guarded_dust(parts.dust, &config, &parts.auditor);
     let dust: Arc<dyn DustApi> = Arc::new(KeyWatch::new(
         Arc::new(breaker),
         revoke_rejected_keys(&keys, parts.stores.tokens.clone(), parts.auditor.clone()),
@@ -103,7 +103,7 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
         McpContext::new(
             dust.clone(),
             parts.stores.conversations.clone(),
-            compose::mcp_settings(&config),
+            app::mcp_settings(&config),
         )
         .with_agent_cache_ttl(config.agent_cache_ttl)
         .with_auditor(parts.auditor.clone()),
@@ -187,11 +187,11 @@ fn revoke_rejected_keys(
 /// The production parts of a configuration: the real Dust client, the stores (Redis when
 /// `REDIS_URL` is set, memory otherwise), the configured audit sink, the system clock.
 pub fn default_parts(config: &Config) -> anyhow::Result<Parts> {
-    let dust: Arc<dyn DustApi> = Arc::new(compose::dust_client(config)?);
+    let dust: Arc<dyn DustApi> = Arc::new(app::dust_client(config)?);
     Ok(Parts {
         dust,
         stores: Stores::from_config(config)?,
-        auditor: compose::auditor(config, AuditSink::Stdout)?,
+        auditor: app::auditor(config, AuditSink::Stdout)?,
         clock: Arc::new(SystemClock),
     })
 }
@@ -199,7 +199,7 @@ pub fn default_parts(config: &Config) -> anyhow::Result<Parts> {
 /// `mcp-dust-server serve`.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     check_config(&config)?;
-    let addr = compose::listen_addr(&config)?;
+    let addr = app::listen_addr(&config)?;
     let parts = default_parts(&config)?;
     let state = build_state(config, parts)?;
     report_store(&state).await;
@@ -213,7 +213,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "mcp-dust-server listening"
     );
     crate::http::serve(listener, state.clone(), crate::shutdown_signal()).await?;
-    compose::finish(&state.mcp, state.auditor.clone()).await;
+    app::finish(&state.mcp, state.auditor.clone()).await;
     Ok(())
 }
 

@@ -25,9 +25,9 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    app,
     audit::AuditSink,
     auth::{Principal, api_key},
-    compose,
     config::Config,
     dust::{DustApi, DustCredentials, DustErrorKind},
     mcp::{DustMcp, McpContext},
@@ -109,9 +109,9 @@ impl<R: AsyncRead + Unpin> AsyncRead for WatchedInput<R> {
 /// if the input is already closed, and it exits 0).
 pub async fn run(config: Config) -> anyhow::Result<()> {
     // Standard output is the protocol: audit records go to AUDIT_LOG_FILE or standard error.
-    let auditor = compose::auditor(&config, AuditSink::Stderr)?;
-    let dust: Arc<dyn DustApi> = Arc::new(compose::guarded_dust(
-        Arc::new(compose::dust_client(&config)?),
+    let auditor = app::auditor(&config, AuditSink::Stderr)?;
+    let dust: Arc<dyn DustApi> = Arc::new(app::guarded_dust(
+        Arc::new(app::dust_client(&config)?),
         &config,
         &auditor,
     ));
@@ -126,7 +126,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         McpContext::new(
             dust,
             Arc::new(MemoryConversationStore::new()),
-            compose::mcp_settings(&config),
+            app::mcp_settings(&config),
         )
         .with_agent_cache_ttl(config.agent_cache_ttl)
         .with_auditor(auditor.clone()),
@@ -174,6 +174,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     // Calls that were cut (input closed, or the grace period over) have their Dust runs being
     // cancelled in the background: that must reach Dust before the process exits.
-    compose::finish(&ctx, auditor).await;
+    app::finish(&ctx, auditor).await;
     Ok(())
 }

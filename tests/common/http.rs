@@ -116,7 +116,7 @@ impl TestServer {
         let clock = Arc::new(ManualClock(Mutex::new(SystemTime::now())));
         let parts = Parts {
             // Built from the configuration, so tests can set DUST_TIMEOUT and friends.
-            dust: std::sync::Arc::new(mcp_dust_server::compose::dust_client(&config).unwrap()),
+            dust: std::sync::Arc::new(mcp_dust_server::app::dust_client(&config).unwrap()),
             stores,
             auditor: Auditor::start(audit.sink()).unwrap(),
             clock: clock.clone(),
