@@ -811,6 +811,49 @@ async fn the_openapi_document_is_public_and_describes_the_routes() {
     assert!(execute["responses"]["200"]["content"]["text/event-stream"].is_object());
     assert!(execute["responses"]["403"]["content"]["application/json"].is_object());
     assert!(doc["components"]["schemas"]["ErrorEnvelope"].is_object());
+
+    // Issue 19: the routes are declared once, and the document has all of them, the
+    // authentication routes included, so that a client generated from it can log in.
+    for (path, method) in [
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/refresh", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/auth/session", "get"),
+        ("/api/v1/openapi.json", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
+    }
+    let login = &doc["paths"]["/api/v1/auth/login"]["post"];
+    assert_eq!(
+        login["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/LoginBody"
+    );
+    assert_eq!(login["security"], json!([{}]));
+    assert!(doc["components"]["schemas"]["TokenAnswer"]["properties"]["token"].is_object());
+    // A client generated from the document logs in with what it describes.
+    let key = server.sim.api_key().to_owned();
+    let workspace = server.sim.workspace_id().to_owned();
+    let (status, _, answer) = send(
+        &server,
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"apiKey": key, "workspaceId": workspace})),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let described = doc["components"]["schemas"]["TokenAnswer"]["required"]
+        .as_array()
+        .unwrap();
+    for member in described {
+        assert!(
+            answer.get(member.as_str().unwrap()).is_some(),
+            "{member} missing in {answer}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -90,6 +90,13 @@ fn check_label(field: &str, value: &str) -> Result<(), ApiError> {
 }
 
 /// `POST /api/v1/auth/login`.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", security(()),
+    request_body = crate::http::rest::auth_docs::LoginBody,
+    responses(
+        (status = 200, description = "A token; with `session: true` the session instead, in cookies", body = crate::http::rest::auth_docs::TokenAnswer),
+        (status = 400, description = "The body or the key's format is wrong", body = crate::http::rest::ErrorEnvelope),
+        (status = 401, description = "Dust refused the key for this workspace", body = crate::http::rest::ErrorEnvelope),
+        (status = 429, description = "Too many attempts; see Retry-After", body = crate::http::rest::ErrorEnvelope)))]
 pub async fn login(State(state): State<AppState>, request: Request) -> Response {
     let info = super::request_info(&request);
     match login_inner(&state, request, &info).await {
@@ -438,6 +445,9 @@ pub(super) async fn save_record(
 /// `POST /api/v1/auth/refresh`: a new token for the same principal; the old one is revoked.
 /// From a session, the session is rotated instead: new id, new linked token, same absolute
 /// deadline; the old id is dead (S2).
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
+    security(("bearerAuth" = []), ("cookieAuth" = [])),
+    responses((status = 200, description = "A new token (the one used is revoked); from a session, the rotated session", body = crate::http::rest::auth_docs::TokenAnswer)))]
 pub async fn refresh(
     State(state): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,
@@ -526,6 +536,9 @@ async fn rotate(
 
 /// `POST /api/v1/auth/logout`: revokes the token used for this request. From a session, the
 /// session is deleted too and both cookies are cleared (S5).
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    security(("bearerAuth" = []), ("cookieAuth" = [])),
+    responses((status = 200, description = "The token or session is revoked", body = crate::http::rest::auth_docs::LogoutAnswer)))]
 pub async fn logout(
     State(state): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,

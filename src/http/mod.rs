@@ -36,7 +36,7 @@ use axum::{
     http::{StatusCode, header},
     middleware::from_fn_with_state,
     response::IntoResponse,
-    routing::{get, post},
+    routing::get,
 };
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::never::NeverSessionManager,
@@ -82,11 +82,8 @@ pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
         .service(mcp_service(&state, shutdown));
     let mcp = Router::new().route_service("/mcp", mcp);
     let protected = Router::new()
-        .route("/api/v1/auth/refresh", post(login::refresh))
-        .route("/api/v1/auth/logout", post(login::logout))
-        .route("/api/v1/auth/session", get(session::current))
         .route("/metrics", get(ops::metrics))
-        .merge(rest::protected_routes())
+        .merge(Router::from(rest::protected_routes()))
         .layer(from_fn_with_state(
             state.clone(),
             rate_limit::limit_principal,
@@ -98,8 +95,7 @@ pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
         .route("/live", get(ops::live))
         .route("/ready", get(ops::ready))
         .route("/api/v1/status", get(ops::status))
-        .route("/api/v1/auth/login", post(login::login))
-        .merge(rest::public_routes())
+        .merge(Router::from(rest::public_routes()))
         .merge(oauth::router())
         .merge(console::router());
     Router::new()

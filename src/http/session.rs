@@ -494,6 +494,9 @@ pub fn started_answer(state: &AppState, started: &Started, token: &TokenRecord) 
 
 /// `GET /api/v1/auth/session`: who the session is, with a fresh CSRF token and cookie (the
 /// refresh path of C5). 401 unless the request was authenticated by the session cookie.
+#[utoipa::path(get, path = "/api/v1/auth/session", tag = "auth",
+    security(("cookieAuth" = [])),
+    responses((status = 200, description = "The browser session and a fresh CSRF token", body = crate::http::rest::auth_docs::SessionAnswer)))]
 pub async fn current(
     State(state): State<AppState>,
     Extension(method): Extension<AuthMethod>,

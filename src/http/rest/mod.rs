@@ -15,6 +15,7 @@
 
 mod agents;
 mod audit;
+pub mod auth_docs;
 mod knowledge;
 pub mod openapi;
 mod tokens;
@@ -23,14 +24,13 @@ mod workspaces;
 use std::sync::Arc;
 
 use axum::{
-    Router,
     extract::{FromRequestParts, rejection::PathRejection, rejection::QueryRejection},
     http::{StatusCode, request::Parts},
     response::{IntoResponse, Response},
-    routing::{delete, get, post},
 };
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     audit::{AuditResult, RequestInfo},
@@ -41,40 +41,34 @@ use crate::{
     state::AppState,
 };
 
-/// The REST routes that need an authenticated caller (mounted behind `require_principal`).
-pub fn protected_routes() -> Router<AppState> {
-    let w = "/api/v1/workspaces/{workspace_id}";
-    Router::new()
-        .route("/api/v1/workspaces", get(workspaces::list))
-        .route(w, get(workspaces::get_one))
-        .route(&format!("{w}/agents"), get(agents::list))
-        .route(&format!("{w}/agents/{{agent_id}}"), get(agents::get_one))
-        .route(
-            &format!("{w}/agents/{{agent_id}}/execute"),
-            post(agents::execute),
-        )
-        .route(&format!("{w}/knowledge-bases"), get(knowledge::list))
-        .route(
-            &format!("{w}/knowledge-bases/{{knowledge_base_id}}"),
-            get(knowledge::get_one),
-        )
-        .route(
-            &format!("{w}/knowledge-bases/{{knowledge_base_id}}/search"),
-            post(knowledge::search),
-        )
-        .route(&format!("{w}/connectors"), get(knowledge::connectors))
-        .route(
-            &format!("{w}/connectors/{{connector_id}}"),
-            get(knowledge::connector),
-        )
-        .route("/api/v1/auth/tokens", get(tokens::list))
-        .route("/api/v1/auth/tokens/{token_id}", delete(tokens::revoke))
-        .route("/api/v1/audit", get(audit::query))
+/// The routes that need an authenticated caller (mounted behind `require_principal`), each
+/// declared once: the path and method come from the handler's `#[utoipa::path]`, which also
+/// describes it in the OpenAPI document ([`openapi::full_document`]).
+pub fn protected_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(workspaces::list))
+        .routes(routes!(workspaces::get_one))
+        .routes(routes!(agents::list))
+        .routes(routes!(agents::get_one))
+        .routes(routes!(agents::execute))
+        .routes(routes!(knowledge::list))
+        .routes(routes!(knowledge::get_one))
+        .routes(routes!(knowledge::search))
+        .routes(routes!(knowledge::connectors))
+        .routes(routes!(knowledge::connector))
+        .routes(routes!(tokens::list))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(audit::query))
+        .routes(routes!(crate::http::login::refresh))
+        .routes(routes!(crate::http::login::logout))
+        .routes(routes!(crate::http::session::current))
 }
 
-/// The REST routes anyone may call.
-pub fn public_routes() -> Router<AppState> {
-    Router::new().route("/api/v1/openapi.json", get(openapi::document))
+/// The routes anyone may call: the login and this document.
+pub fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(crate::http::login::login))
+        .routes(routes!(openapi::document))
 }
 
 /// The error envelope every refusal carries (documentation of [`ApiError`]'s body).

@@ -1,5 +1,8 @@
-//! `GET /api/v1/openapi.json`: the OpenAPI 3.1 document of the REST routes, generated at
-//! compile time from the handlers' `#[utoipa::path]` annotations and the body types' schemas.
+//! `GET /api/v1/openapi.json`: the OpenAPI 3.1 document of the REST routes, from the handlers'
+//! `#[utoipa::path]` annotations and the body types' schemas. Each route is declared once, in an
+//! `OpenApiRouter` (`rest::protected_routes`, `rest::public_routes`): the same declaration
+//! mounts the handler and describes it, so the document cannot miss a route (the
+//! authentication routes included: a client generated from it can log in).
 //!
 //! The refusals every protected route can answer (400, 401, 403, 404, 429, 5xx, and 413/415 for
 //! a body) all carry the same envelope; [`StandardErrors`] adds them to each operation in one
@@ -14,30 +17,22 @@ use utoipa::{
     },
 };
 
-use super::{ErrorBody, ErrorEnvelope, agents, audit, knowledge, tokens, workspaces};
+use super::{ErrorBody, ErrorEnvelope, agents, audit, auth_docs, knowledge, tokens, workspaces};
 use crate::mcp::views::{AgentAnswer, AgentList, AgentView, KnowledgeBaseView};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "mcp-dust-server REST API",
         description = "The Dust workspace behind this server: agents, knowledge bases, connectors, your tokens and the audit trail. Authenticate with `Authorization: Bearer <token from POST /api/v1/auth/login>` or, in a browser, the session cookie."),
-    paths(
-        workspaces::list, workspaces::get_one,
-        agents::list, agents::get_one, agents::execute,
-        knowledge::list, knowledge::get_one, knowledge::search,
-        knowledge::connectors, knowledge::connector,
-        tokens::list, tokens::revoke,
-        audit::query,
-        document,
-    ),
     components(schemas(
         ErrorEnvelope, ErrorBody, AgentAnswer, AgentList, AgentView, KnowledgeBaseView,
         workspaces::WorkspaceView, workspaces::WorkspaceList, agents::ExecuteRequest,
         knowledge::KnowledgeBaseList, knowledge::ConnectorList, knowledge::SearchRequest,
         knowledge::SearchResult, knowledge::SearchResponse, tokens::TokenView, tokens::TokenList,
-        audit::AuditEvents,
+        audit::AuditEvents, auth_docs::LoginBody, auth_docs::UserView, auth_docs::TokenAnswer,
+        auth_docs::SessionAnswer, auth_docs::LogoutAnswer,
     )),
-    modifiers(&Security, &StandardErrors),
+    modifiers(&Security),
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
@@ -149,9 +144,25 @@ impl Modify for StandardErrors {
     }
 }
 
+/// The whole document: [`ApiDoc`]'s header and components, every route the REST routers
+/// declare, and the standard error answers added to each. Built once per process.
+pub fn full_document() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut doc = utoipa_axum::router::OpenApiRouter::<crate::state::AppState>::with_openapi(
+            ApiDoc::openapi(),
+        )
+        .merge(super::protected_routes())
+        .merge(super::public_routes())
+        .into_openapi();
+        StandardErrors.modify(&mut doc);
+        doc
+    })
+}
+
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", security(()),
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn document() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(full_document())
 }
