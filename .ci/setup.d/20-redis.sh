@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# redis-server for the shared-state tests (tests/shared_state.rs: J9, R8, Redis outages).
+# redis-server for the shared-state tests (tests/all/shared_state.rs: J9, R8, Redis outages).
 # The tests start their own server on a free loopback port; nothing runs as a service here.
 set -euo pipefail
 if command -v redis-server >/dev/null 2>&1; then

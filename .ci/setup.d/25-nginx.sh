@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# nginx (TLS, HTTP/2) and openssl for the cluster test (tests/cluster.rs): two instances behind
+# nginx (TLS, HTTP/2) and openssl for the cluster test (tests/all/cluster.rs): two instances behind
 # deploy/nginx/mcp-dust-server.conf.template with a throwaway certificate. The test starts its
 # own nginx in a temporary directory; the packaged service is not used.
 set -euo pipefail

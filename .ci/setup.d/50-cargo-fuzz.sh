@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cargo-fuzz for tests/fuzz_smoke.rs: every fuzz target in fuzz/ built and run briefly from its
+# cargo-fuzz for tests/all/fuzz_smoke.rs: every fuzz target in fuzz/ built and run briefly from its
 # seeds (docs/RELIABILITY.md, "Fuzzing and properties"). Stable toolchain, `-s none`: no
 # nightly needed. Pinned: the smoke test relies on its command line.
 set -euo pipefail

@@ -1,5 +1,5 @@
 //! The cargo-fuzz entry point of `api_key_format`. The checks live in `fuzz/checks/api_key_format.rs`, so that
-//! `tests/fuzz_smoke.rs` runs them on every committed input without cargo-fuzz.
+//! `tests/all/fuzz_smoke.rs` runs them on every committed input without cargo-fuzz.
 #![no_main]
 
 #[path = "../checks/api_key_format.rs"]

@@ -1,5 +1,5 @@
 //! The cargo-fuzz entry point of `csrf_token`. The checks live in `fuzz/checks/csrf_token.rs`, so that
-//! `tests/fuzz_smoke.rs` runs them on every committed input without cargo-fuzz.
+//! `tests/all/fuzz_smoke.rs` runs them on every committed input without cargo-fuzz.
 #![no_main]
 
 #[path = "../checks/csrf_token.rs"]

@@ -1,5 +1,5 @@
 //! The cargo-fuzz entry point of `jsonrpc_envelope`. The checks live in `fuzz/checks/jsonrpc_envelope.rs`, so that
-//! `tests/fuzz_smoke.rs` runs them on every committed input without cargo-fuzz.
+//! `tests/all/fuzz_smoke.rs` runs them on every committed input without cargo-fuzz.
 #![no_main]
 
 #[path = "../checks/jsonrpc_envelope.rs"]

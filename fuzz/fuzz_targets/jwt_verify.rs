@@ -1,5 +1,5 @@
 //! The cargo-fuzz entry point of `jwt_verify`. The checks live in `fuzz/checks/jwt_verify.rs`, so that
-//! `tests/fuzz_smoke.rs` runs them on every committed input without cargo-fuzz.
+//! `tests/all/fuzz_smoke.rs` runs them on every committed input without cargo-fuzz.
 #![no_main]
 
 #[path = "../checks/jwt_verify.rs"]

@@ -1,5 +1,5 @@
 //! The cargo-fuzz entry point of `resource_uri`. The checks live in `fuzz/checks/resource_uri.rs`, so that
-//! `tests/fuzz_smoke.rs` runs them on every committed input without cargo-fuzz.
+//! `tests/all/fuzz_smoke.rs` runs them on every committed input without cargo-fuzz.
 #![no_main]
 
 #[path = "../checks/resource_uri.rs"]

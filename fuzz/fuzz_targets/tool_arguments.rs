@@ -1,5 +1,5 @@
 //! The cargo-fuzz entry point of `tool_arguments`. The checks live in `fuzz/checks/tool_arguments.rs`, so that
-//! `tests/fuzz_smoke.rs` runs them on every committed input without cargo-fuzz.
+//! `tests/all/fuzz_smoke.rs` runs them on every committed input without cargo-fuzz.
 #![no_main]
 
 #[path = "../checks/tool_arguments.rs"]

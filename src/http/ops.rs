@@ -32,7 +32,7 @@ pub async fn live() -> impl IntoResponse {
 /// says no more than "ready".
 pub async fn ready(State(state): State<AppState>) -> Response {
     // Stopping: new connections are already refused; this answers a request that was being
-    // read when the drain began (tests/sigterm.rs, `ready_during_the_drain_is_refused_…`).
+    // read when the drain began (tests/all/sigterm.rs, `ready_during_the_drain_is_refused_…`).
     if state.mcp.drain.is_draining() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,

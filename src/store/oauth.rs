@@ -572,7 +572,7 @@ impl OAuthStore for MemoryOAuthStore {
     }
 }
 
-/// The contract every [`OAuthStore`] passes (memory here, Redis in `tests/shared_state.rs`).
+/// The contract every [`OAuthStore`] passes (memory here, Redis in `tests/all/shared_state.rs`).
 /// Not `#[cfg(test)]`, so the Redis backend's integration tests run it too.
 pub mod testing {
     use super::{

@@ -1,5 +1,5 @@
 // Drives Debian's Chromium (headless, fresh profile) through the OAuth consent page, for
-// tests/browser.rs: what a person sees when claude.ai or ChatGPT sends them to this server.
+// tests/all/browser.rs: what a person sees when claude.ai or ChatGPT sends them to this server.
 // A client registers (RFC 7591) with a loopback redirect URI served here; the browser opens the
 // authorization URL (PKCE S256, state, resource), the person reads who asks and for what, enters
 // the Dust key, unticks one permission and approves; the browser is redirected to the client

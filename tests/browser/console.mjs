@@ -1,5 +1,5 @@
 // Drives Debian's Chromium (headless, fresh profile) through the web console, for
-// tests/browser.rs. Every step is asserted here and screenshotted; the last stdout line is a
+// tests/all/browser.rs. Every step is asserted here and screenshotted; the last stdout line is a
 // JSON report the Rust test checks against the server's own state (cookie refused after
 // logout, token revoked, audit records). Exit code 0 only if every step passed.
 //

@@ -100,7 +100,7 @@ impl TestServer {
             ("SECURITY_SECRET_KEY".into(), SECRET.into()),
             ("LOG_LEVEL".into(), "warn".into()),
             // Tests make many requests from 127.0.0.1: rate limits are high unless a test
-            // sets its own (tests/http_rate_limit.rs).
+            // sets its own (tests/all/http_rate_limit.rs).
             ("RATE_LIMIT_MAX".into(), "100000".into()),
             ("RATE_LIMIT_LOGIN_MAX".into(), "100000".into()),
         ];

@@ -1,11 +1,12 @@
 //! Shared test setup: a simulator, the real Dust client pointed at it, and an MCP server with a
 //! chosen principal, connected to an rmcp client over an in-memory pipe.
 
-#![allow(dead_code)] // each test binary uses a different part of this module
+#![allow(dead_code)] // not every part is used by every binary (audit_log.rs takes only http.rs)
 
 pub mod browser;
 pub mod http;
 pub mod redis_server;
+pub mod token_proxy;
 
 use std::{
     sync::{Arc, Mutex},

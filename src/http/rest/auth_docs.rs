@@ -1,7 +1,7 @@
 //! The shapes of the authentication routes (`/api/v1/auth/login`, `refresh`, `logout`,
 //! `session`), for the OpenAPI document: a client generated from it can log in. The handlers
 //! live with the rest of authentication (`http::login`, `http::session`) and write these same
-//! members; Schemathesis checks each answer against them (`tests/rest_schemathesis.rs`).
+//! members; Schemathesis checks each answer against them (`tests/all/rest_schemathesis.rs`).
 
 use serde::Serialize;
 use utoipa::ToSchema;

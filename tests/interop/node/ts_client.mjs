@@ -6,7 +6,7 @@
 //   TARGET  "stdio" (runs $MCP_DUST_SERVER_BIN stdio, credentials from the environment)
 //           or the URL of /mcp, used with the bearer token $MCP_TOKEN
 //
-// Expectations come from the environment, set by tests/interop_node.rs:
+// Expectations come from the environment, set by tests/all/interop_node.rs:
 //   ECHO_AGENT_ID  an agent that answers "You said: <message>"
 //   SLOW_AGENT_ID  an agent that streams its answer slowly (progress, then cancellation)
 // Prints one JSON line with what it saw; exits non-zero on the first failed expectation.

@@ -2,9 +2,7 @@
 //! token holding it is revoked at once, the next request with it is a 401, and the revocation
 //! is audited.
 
-#[path = "common/http.rs"]
-#[allow(dead_code)]
-mod http_harness;
+use crate::common::http as http_harness;
 
 use std::time::Duration;
 

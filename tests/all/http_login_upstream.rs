@@ -1,9 +1,7 @@
 //! Login against a misbehaving Dust (catalogue K8): a redirect to another host is not followed,
 //! the key never reaches that host, and nothing is issued.
 
-#[path = "common/http.rs"]
-#[allow(dead_code)]
-mod http_harness;
+use crate::common::http as http_harness;
 
 use mcp_dust_server::sim::{self, SimConfig};
 use serde_json::json;

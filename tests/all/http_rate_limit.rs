@@ -1,10 +1,8 @@
 //! Hostile tests of rate limiting (security catalogue §4.6 R1–R7, R9): a real server on
 //! 127.0.0.1:0 with connect info, clients bound to 127.0.0.2, 127.0.0.3, … for distinct
 //! addresses, and the manual clock to cross windows. R8 (two instances, shared store) is in
-//! `tests/shared_state.rs`, against Redis; R10 (IPv6 /64 keys) is a unit test in
+//! `tests/all/shared_state.rs`, against Redis; R10 (IPv6 /64 keys) is a unit test in
 //! `http::rate_limit`.
-
-mod common;
 
 use std::{
     collections::HashMap,
@@ -13,8 +11,8 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use crate::common::http::TestServer;
 use async_trait::async_trait;
-use common::http::TestServer;
 use futures::StreamExt;
 use mcp_dust_server::{
     audit::AuditEventType,

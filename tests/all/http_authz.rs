@@ -3,9 +3,7 @@
 //! answer (a 403 scope challenge whose body is the JSON-RPC `-32003`, or "not found"), the
 //! simulator's request log (Dust was not asked), and the audit trail.
 
-#[allow(dead_code)] // shared with other test binaries; each uses a part of it
-#[path = "common/http.rs"]
-mod server;
+use crate::common::http as server;
 
 use mcp_dust_server::{
     audit::AuditEventType,

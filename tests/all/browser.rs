@@ -9,9 +9,7 @@
 //! without them the browser test fails under `CI` and is skipped (with a message) elsewhere.
 //! The console's files and headers are also checked without a browser.
 
-#[allow(dead_code)] // shared with other test binaries; each uses a part of it
-#[path = "common/http.rs"]
-mod server;
+use crate::common::http as server;
 
 use std::{
     path::{Path, PathBuf},

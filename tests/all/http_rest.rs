@@ -4,9 +4,7 @@
 //! identifiers outside the allowlist, 404s; then the SSE stream of `execute`, the caller's
 //! tokens, and the audit query.
 
-#[allow(dead_code)]
-#[path = "common/http.rs"]
-mod server;
+use crate::common::http as server;
 
 use std::time::{Duration, Instant};
 

@@ -2,11 +2,9 @@
 //! alert, delivered again after a 5xx, without the keys that were tried and without slowing the
 //! requests that caused it.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::http::TestServer;
+use crate::common::http::TestServer;
 use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,

@@ -6,11 +6,9 @@
 //! Each test starts its own `redis-server` on a free loopback port (tests/common/redis_server.rs);
 //! without one installed they print "skipped" (and fail in CI).
 
-mod common;
-
 use std::{sync::Arc, time::Duration};
 
-use common::{
+use crate::common::{
     http::TestServer,
     redis_server::{RedisServer, prefix},
 };
@@ -93,7 +91,7 @@ async fn call_status(s: &TestServer, token: &str) -> u16 {
     let response = call(s, token).await;
     let status = response.status().as_u16();
     if status == 200 {
-        let body = common::http::parse_mcp_body(&response.text().await.unwrap());
+        let body = crate::common::http::parse_mcp_body(&response.text().await.unwrap());
         assert_eq!(body["result"]["isError"], json!(false), "{body}");
         assert!(
             body["result"]["structuredContent"]["workspaceId"].is_string(),
@@ -207,7 +205,7 @@ async fn keys_sit_under_the_prefix_expire_and_hold_no_secret_in_clear() {
         .await;
     assert_eq!(bad.status(), 401);
     // A browser session, for the session keys.
-    let (_, browser) = common::browser::login(&s, false).await;
+    let (_, browser) = crate::common::browser::login(&s, false).await;
     assert_eq!(browser.whoami(&s).await.status, 200);
 
     let mut conn = raw(&redis).await;

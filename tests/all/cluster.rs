@@ -12,8 +12,6 @@
 //! Needs `redis-server`, `nginx` and `openssl` (`.ci/setup.d/20-redis.sh`, `25-nginx.sh`):
 //! skipped with a message without them, a failure in CI.
 
-mod common;
-
 use std::{
     net::TcpListener,
     path::{Path, PathBuf},
@@ -21,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{browser::Reply, redis_server::RedisServer};
+use crate::common::{browser::Reply, redis_server::RedisServer};
 use mcp_dust_server::sim::{self, SimConfig, SimHandle};
 use reqwest::{StatusCode, Version, redirect::Policy};
 use serde_json::{Value, json};

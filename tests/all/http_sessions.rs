@@ -3,17 +3,15 @@
 //! sink, and cookie attributes read from the raw `Set-Cookie` headers. Each attribute test runs
 //! in development and in production (`NODE_ENV=production`: `__Host-` names, `Secure`).
 
-mod common;
-
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use common::{
+use crate::common::{
     browser::{
         self, Browser, Reply, SetCookie, audited, login, login_with_cookie, names, send_raw,
     },
     http::TestServer,
 };
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use futures::StreamExt;
 use mcp_dust_server::{
     audit::AuditEventType,
@@ -619,7 +617,7 @@ async fn s9_anonymous_traffic_creates_no_sessions() {
 /// stays bounded; expired sessions make room.
 #[tokio::test]
 async fn s10_store_cap() {
-    let sim = mcp_dust_server::sim::spawn(common::sim_config())
+    let sim = mcp_dust_server::sim::spawn(crate::common::sim_config())
         .await
         .unwrap();
     let stores = mcp_dust_server::store::Stores {

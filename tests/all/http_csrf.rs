@@ -6,11 +6,9 @@
 //! for: 403 envelope `csrf_failed`, one `csrf_fail` audit record with the reason, and no state
 //! change (the session id still works, the store holds the same session, no token issued).
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
+use crate::common::{
     browser::{self, Browser, Reply, audited, login, names, send_raw},
     http::TestServer,
 };

@@ -6,11 +6,9 @@
 //! requests the simulator received (how many retries, never a second POST). Timeouts are set
 //! small through the configuration so the whole file runs in a few seconds.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::http::TestServer;
+use crate::common::http::TestServer;
 use futures::StreamExt;
 use mcp_dust_server::{
     audit::AuditEventType,

@@ -1,11 +1,9 @@
 //! The MCP surface in process: an rmcp client over an in-memory pipe, the real server and the
 //! real Dust client, with the simulator as Dust.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{McpTest, call, error_code, structured, text};
+use crate::common::{McpTest, call, error_code, structured, text};
 use mcp_dust_server::{
     auth::{Permission, PermissionSet},
     mcp::PERMISSION_DENIED,
@@ -245,7 +243,7 @@ async fn agent_list_is_cached_per_principal_and_never_shared() {
             t.sim.other_api_key(),
         ),
     };
-    let bob = common::connect(t.ctx.clone(), other).await;
+    let bob = crate::common::connect(t.ctx.clone(), other).await;
     let bobs = ids(&call(&bob, "list_agents", json!({})).await.unwrap());
     assert_eq!(bobs, vec!["dust".to_owned()]);
     assert_eq!(t.upstream_calls("agent_configurations").len(), 2);
@@ -263,13 +261,13 @@ async fn agent_cache_can_be_turned_off() {
         mcp_dust_server::mcp::McpContext::new(
             t.ctx.dust.clone(),
             t.ctx.conversations.clone(),
-            common::settings(&t.sim.base_url()),
+            crate::common::settings(&t.sim.base_url()),
         )
         .with_agent_cache_ttl(Duration::ZERO),
     );
-    t.client = common::connect(
+    t.client = crate::common::connect(
         ctx,
-        common::principal(&t.sim, PermissionSet::DEFAULT, "usr_a"),
+        crate::common::principal(&t.sim, PermissionSet::DEFAULT, "usr_a"),
     )
     .await;
     t.call("list_agents", json!({})).await.unwrap();
@@ -418,7 +416,7 @@ async fn failing_agent_is_a_tool_error() {
 
 #[tokio::test]
 async fn ask_agent_times_out_clearly() {
-    let t = McpTest::start_with(common::sim_config(), PermissionSet::DEFAULT, |s| {
+    let t = McpTest::start_with(crate::common::sim_config(), PermissionSet::DEFAULT, |s| {
         s.agent_timeout = Duration::from_millis(300);
     })
     .await;
@@ -774,7 +772,7 @@ async fn document_ids_are_free_and_upserts_are_light() {
 /// instead of waiting for `MCP_SERVER_TIMEOUT`.
 #[tokio::test]
 async fn a_failing_tool_ends_the_call_at_once() {
-    let t = McpTest::start_with(common::sim_config(), PermissionSet::DEFAULT, |s| {
+    let t = McpTest::start_with(crate::common::sim_config(), PermissionSet::DEFAULT, |s| {
         s.agent_timeout = Duration::from_secs(60);
     })
     .await;
@@ -804,7 +802,7 @@ async fn a_failing_tool_ends_the_call_at_once() {
 /// itself (Dust does not carry it over from the first message), so an approval never stalls it.
 #[tokio::test]
 async fn paused_runs_answer_at_once_and_follow_ups_skip_tool_validation() {
-    let t = McpTest::start_with(common::sim_config(), PermissionSet::DEFAULT, |s| {
+    let t = McpTest::start_with(crate::common::sim_config(), PermissionSet::DEFAULT, |s| {
         s.agent_timeout = Duration::from_secs(60);
     })
     .await;
@@ -992,7 +990,7 @@ async fn prompt_and_completion() {
 
 #[tokio::test]
 async fn one_principal_cannot_hold_more_than_its_share_of_calls() {
-    let t = McpTest::start_with(common::sim_config(), PermissionSet::DEFAULT, |s| {
+    let t = McpTest::start_with(crate::common::sim_config(), PermissionSet::DEFAULT, |s| {
         s.agent_timeout = Duration::from_secs(3);
     })
     .await;

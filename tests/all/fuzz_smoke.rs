@@ -15,21 +15,21 @@
 //!
 //! Where the fuzz run runs, a missing cargo-fuzz fails the test.
 
-#[path = "../fuzz/checks/api_key_format.rs"]
+#[path = "../../fuzz/checks/api_key_format.rs"]
 mod api_key_format;
-#[path = "../fuzz/checks/csrf_token.rs"]
+#[path = "../../fuzz/checks/csrf_token.rs"]
 mod csrf_token;
-#[path = "../fuzz/checks/jsonrpc_envelope.rs"]
+#[path = "../../fuzz/checks/jsonrpc_envelope.rs"]
 mod jsonrpc_envelope;
-#[path = "../fuzz/checks/jwt_verify.rs"]
+#[path = "../../fuzz/checks/jwt_verify.rs"]
 mod jwt_verify;
-#[path = "../fuzz/checks/resource_uri.rs"]
+#[path = "../../fuzz/checks/resource_uri.rs"]
 mod resource_uri;
-#[path = "../fuzz/checks/session_cookie.rs"]
+#[path = "../../fuzz/checks/session_cookie.rs"]
 mod session_cookie;
-#[path = "../fuzz/checks/sse_parser.rs"]
+#[path = "../../fuzz/checks/sse_parser.rs"]
 mod sse_parser;
-#[path = "../fuzz/checks/tool_arguments.rs"]
+#[path = "../../fuzz/checks/tool_arguments.rs"]
 mod tool_arguments;
 
 use std::{

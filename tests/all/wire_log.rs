@@ -2,9 +2,7 @@
 //! and tracing at TRACE, the log shows the traffic but never the API key, the JWT or the
 //! `Authorization` header's value (catalogue L1, L2).
 
-#[path = "common/http.rs"]
-#[allow(dead_code)]
-mod http_harness;
+use crate::common::http as http_harness;
 
 use std::{
     io::Write,

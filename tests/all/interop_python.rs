@@ -10,9 +10,7 @@ use std::{path::PathBuf, process::Command, sync::OnceLock};
 
 use mcp_dust_server::sim::{self, ECHO_AGENT_ID, HANDBOOK_DS_ID, SLOW_AGENT_ID, SimConfig};
 
-#[path = "common/http.rs"]
-#[allow(dead_code)]
-mod http_harness;
+use crate::common::http as http_harness;
 
 /// The Python SDK version the interoperability tests pin.
 const PYTHON_SDK: &str = "mcp==2.3.0";

@@ -24,11 +24,8 @@ use mcp_dust_server::sim::{
 };
 use serde_json::Value;
 
-#[path = "common/http.rs"]
-#[allow(dead_code)]
-mod http_harness;
-#[path = "common/token_proxy.rs"]
-mod token_proxy;
+use crate::common::http as http_harness;
+use crate::common::token_proxy;
 
 use http_harness::TestServer;
 use token_proxy::TokenProxy;

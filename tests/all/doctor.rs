@@ -1,11 +1,9 @@
 //! `mcp-dust-server doctor` passes on the production settings the guide describes, fails on weak
 //! ones naming the fix, and with `--url` probes a running server.
 
-mod common;
-
 use std::process::{Command, Output};
 
-use common::http::TestServer;
+use crate::common::http::TestServer;
 
 /// Settings the guide's deployment section describes (the secret comes from `gen-secret`).
 fn production_env(audit_file: &str) -> Vec<(&'static str, String)> {
@@ -146,7 +144,7 @@ async fn url_probes_a_running_server() {
 /// and the URL's password is never printed.
 #[tokio::test]
 async fn redis_url_is_checked_by_pinging_redis() {
-    let Some(redis) = common::redis_server::RedisServer::start("doctor_redis").await else {
+    let Some(redis) = crate::common::redis_server::RedisServer::start("doctor_redis").await else {
         return;
     };
     let audit = tempfile::NamedTempFile::new().unwrap();

@@ -1,9 +1,7 @@
 //! Graceful shutdown: once the stop signal arrives the server accepts no new connection, but a
 //! tool call already running finishes and its caller gets the whole answer.
 
-#[path = "common/http.rs"]
-#[allow(dead_code)]
-mod http_harness;
+use crate::common::http as http_harness;
 
 use std::time::Duration;
 

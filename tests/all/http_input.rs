@@ -2,9 +2,7 @@
 //! element executed, nothing sent to Dust; and free text that looks like an attack reaches Dust
 //! byte for byte.
 
-#[path = "common/http.rs"]
-#[allow(dead_code)]
-mod http_harness;
+use crate::common::http as http_harness;
 
 use http_harness::TestServer;
 use mcp_dust_server::sim::ECHO_AGENT_ID;

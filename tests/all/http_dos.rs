@@ -2,9 +2,7 @@
 //! runs a few seconds against a server configured with one- or two-second limits, with raw
 //! sockets playing the attacker. What each limit is and why: `src/http/listener.rs`.
 
-#[path = "common/http.rs"]
-#[allow(dead_code)]
-mod http_harness;
+use crate::common::http as http_harness;
 
 use std::{
     net::SocketAddr,

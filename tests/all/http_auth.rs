@@ -5,16 +5,14 @@
 //! check to test a claim rule are signed with the server's real JWT key, derived from the test
 //! server's `SECURITY_SECRET_KEY` exactly as the server derives it.
 
-mod common;
-
 use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant, UNIX_EPOCH},
 };
 
+use crate::common::http::{SECRET, TestServer};
 use axum::http::HeaderMap;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use common::http::{SECRET, TestServer};
 use hmac::{Hmac, Mac};
 use mcp_dust_server::{
     audit::AuditEventType,
@@ -111,7 +109,7 @@ async fn read(response: reqwest::Response) -> Reply {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let text = response.text().await.unwrap();
-    let body = common::http::parse_mcp_body(&text);
+    let body = crate::common::http::parse_mcp_body(&text);
     Reply {
         status,
         headers,
@@ -203,7 +201,7 @@ fn assert_unauthorized(reply: &Reply, token_refused: bool) {
         r#"Bearer realm="mcp-dust-server""#
     };
     // On `/mcp` the challenge goes on with the OAuth discovery parameters (MCP authorization
-    // spec, tests/oauth.rs); the part before them is the same everywhere.
+    // spec, tests/all/oauth.rs); the part before them is the same everywhere.
     let [challenge] = challenges.as_slice() else {
         panic!("one challenge expected: {challenges:?}");
     };

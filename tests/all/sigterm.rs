@@ -13,7 +13,7 @@
 //!
 //! Then the grace period running out (calls end with a "shutting down" error, their Dust runs
 //! are cancelled) and a second signal (immediate exit). SIGTERM in stdio mode is in
-//! `tests/stdio.rs`.
+//! `tests/all/stdio.rs`.
 //!
 //! No tight timing: the signal is sent once the streams are seen running, and each wait is a
 //! generous deadline on a condition (the suite runs on 2 loaded cores in CI).

@@ -3,9 +3,7 @@
 //! today is checked, above all the ones other layers answer (rmcp's own refusals, the 404
 //! fallback, body limits, the panic handler, CORS preflights), where headers usually go missing.
 
-#[allow(dead_code)] // shared with other test binaries; each uses a part of it
-#[path = "common/http.rs"]
-mod server;
+use crate::common::http as server;
 
 use axum::{Router, body::Body, routing::get};
 use mcp_dust_server::{audit::AuditEventType, auth::lockout, http::headers};

@@ -7,11 +7,9 @@
 //! (never appends) `X-Forwarded-For` and only redirects on plain HTTP; every metric an alert
 //! rule names exists in the code.
 
-mod common;
-
 use std::{collections::BTreeSet, path::Path, process::Command};
 
-use common::http::TestServer;
+use crate::common::http::TestServer;
 
 fn read(path: &str) -> String {
     let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);

@@ -8,9 +8,7 @@
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
-#[path = "common/http.rs"]
-#[allow(dead_code)]
-mod http_harness;
+use crate::common::http as http_harness;
 
 /// The Schemathesis version this test pins.
 const SCHEMATHESIS: &str = "schemathesis==4.32.5";
@@ -117,14 +115,14 @@ async fn the_rest_api_keeps_to_its_openapi_document() {
         // revoke the test's own token halfway; the other phases cover every operation.
         .args(["--phases", "examples,coverage,fuzzing"])
         // Refresh and logout revoke the token they are called with: the run's own. Their
-        // answers are checked in tests/http_auth.rs and tests/http_sessions.rs.
+        // answers are checked in tests/all/http_auth.rs and tests/all/http_sessions.rs.
         .args(["--exclude-path", "/api/v1/auth/refresh"])
         .args(["--exclude-path", "/api/v1/auth/logout"])
         .args(["--workers", "2"])
         .args(["--request-timeout", "30"])
         .args(["--seed", "1"])
         // Keep the configured token: generated Authorization values would only test the 401
-        // path, which tests/http_rest.rs covers for every route.
+        // path, which tests/all/http_rest.rs covers for every route.
         .args(["--generation-with-security-parameters", "false"])
         .env("NO_COLOR", "1")
         .kill_on_drop(true);

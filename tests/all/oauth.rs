@@ -4,12 +4,10 @@
 //! documents, CSRF on the consent). Each refusal is checked for its precise error, that
 //! nothing was issued, and its audit record. A real server on 127.0.0.1:0 with the simulator
 //! as Dust (two of them sharing a real Redis for the last test); the Python SDK drives the same
-//! flow in tests/interop_python.rs and Chromium the consent page in tests/browser.rs.
+//! flow in tests/all/interop_python.rs and Chromium the consent page in tests/all/browser.rs.
 
-mod common;
-
+use crate::common::http::TestServer;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use common::http::TestServer;
 use mcp_dust_server::audit::AuditEventType;
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
@@ -929,16 +927,17 @@ async fn secrets_never_reach_the_audit_log() {
 /// store a cluster shares): consents, codes and refresh families behave as in memory.
 #[tokio::test]
 async fn the_flow_and_its_single_use_rules_hold_with_redis() {
-    let Some(redis) = common::redis_server::RedisServer::start(
+    let Some(redis) = crate::common::redis_server::RedisServer::start(
         "the_flow_and_its_single_use_rules_hold_with_redis",
     )
     .await
     else {
         return;
     };
-    let stores =
-        mcp_dust_server::store::Stores::redis(redis.store(&common::redis_server::prefix("oauth")));
-    let sim = mcp_dust_server::sim::spawn(common::sim_config())
+    let stores = mcp_dust_server::store::Stores::redis(
+        redis.store(&crate::common::redis_server::prefix("oauth")),
+    );
+    let sim = mcp_dust_server::sim::spawn(crate::common::sim_config())
         .await
         .unwrap();
     let s = TestServer::start_with_stores(sim, &[], None, stores).await;
@@ -971,7 +970,7 @@ async fn the_flow_and_its_single_use_rules_hold_with_redis() {
 /// instance is spent on both (the replay of a rotated refresh token revokes the family there).
 #[tokio::test]
 async fn the_flow_spans_two_instances_sharing_redis() {
-    use common::redis_server::{RedisServer, prefix};
+    use crate::common::redis_server::{RedisServer, prefix};
     use mcp_dust_server::{
         sim::{self, SimConfig},
         store::Stores,
