@@ -4,7 +4,7 @@
 //! statement of the guide's rule); never trims; the error is one of two fixed sentences.
 use mcp_dust_server::auth::api_key::{KeyFormatError, MAX_LEN, MIN_LEN, check_format};
 
-pub fn run(data: &[u8]) {
+pub(super) fn run(data: &[u8]) {
     let Ok(key) = std::str::from_utf8(data) else {
         return;
     };

@@ -44,7 +44,7 @@ fn tag(key: &[u8], session: &SessionKey, issued: u64, nonce: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-pub fn run(data: &[u8]) {
+pub(super) fn run(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };

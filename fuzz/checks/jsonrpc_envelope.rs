@@ -45,7 +45,7 @@ fn top_level_keys(bytes: &[u8]) -> Option<Vec<String>> {
         .ok()
 }
 
-pub fn run(data: &[u8]) {
+pub(super) fn run(data: &[u8]) {
     match check_jsonrpc_body(data) {
         Ok(()) => {
             let value: Value = serde_json::from_slice(data).expect("accepted body is JSON");

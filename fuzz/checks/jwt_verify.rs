@@ -104,7 +104,7 @@ fn check(token: &str, now: SystemTime) {
     }
 }
 
-pub fn run(data: &[u8]) {
+pub(super) fn run(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };

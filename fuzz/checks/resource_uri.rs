@@ -25,7 +25,7 @@ fn render(template: &str, ids: &[String]) -> String {
     out
 }
 
-pub fn run(data: &[u8]) {
+pub(super) fn run(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };

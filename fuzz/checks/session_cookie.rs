@@ -11,7 +11,7 @@ use mcp_dust_server::http::session::{
     SESSION_COOKIE, SESSION_ID_BYTES, XSRF_COOKIE, cookie_values, is_well_formed_id,
 };
 
-pub fn run(data: &[u8]) {
+pub(super) fn run(data: &[u8]) {
     let mut headers = HeaderMap::new();
     let mut lines = Vec::new();
     for line in data.split(|&b| b == 0) {

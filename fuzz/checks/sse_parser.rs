@@ -16,7 +16,7 @@ fn parse(chunks: &[&[u8]]) -> Result<Vec<SseFrame>, String> {
     Ok(frames)
 }
 
-pub fn run(data: &[u8]) {
+pub(super) fn run(data: &[u8]) {
     let Some((&cuts, body)) = data.split_first() else {
         return;
     };

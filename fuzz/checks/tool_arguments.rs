@@ -51,7 +51,7 @@ fn check_identifier(field: &str, value: &str) {
     }
 }
 
-pub fn run(data: &[u8]) {
+pub(super) fn run(data: &[u8]) {
     let Some((&selector, rest)) = data.split_first() else {
         return;
     };

@@ -116,7 +116,7 @@ pub(super) struct Call {
 }
 
 impl Call {
-    pub fn new(op: &'static str, template: &'static str, method: Method, url: Url) -> Self {
+    pub(super) fn new(op: &'static str, template: &'static str, method: Method, url: Url) -> Self {
         Self {
             op,
             template,
@@ -127,7 +127,7 @@ impl Call {
     }
 
     /// Adds a JSON body.
-    pub fn json(mut self, body: &impl Serialize) -> Result<Self> {
+    pub(super) fn json(mut self, body: &impl Serialize) -> Result<Self> {
         let bytes = serde_json::to_vec(body).map_err(|error| {
             DustError::new(
                 DustErrorKind::Protocol,

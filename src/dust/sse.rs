@@ -21,7 +21,7 @@ use super::{
 /// Largest frame (all its lines together) we accept. A final `agent_message_success` carries the
 /// whole answer and its actions, so this is generous; past it the stream ends with a
 /// [`DustErrorKind::Protocol`] error instead of buffering more.
-pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
 /// The UTF-8 byte order mark, dropped at the start of a stream (WHATWG).
 const BOM: &[u8] = b"\xEF\xBB\xBF";

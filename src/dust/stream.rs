@@ -16,7 +16,7 @@ use super::{AgentEvent, DustApi, DustCredentials, DustError, DustErrorKind, Even
 
 /// Consecutive connections that may end without delivering an event before we give up. The
 /// count resets whenever a connection delivers something.
-pub const MAX_EMPTY_RECONNECTS: u32 = 10;
+pub(super) const MAX_EMPTY_RECONNECTS: u32 = 10;
 
 /// Delay before the first reconnection; it doubles up to [`MAX_RECONNECT_DELAY`].
 const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(100);

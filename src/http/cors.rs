@@ -37,7 +37,7 @@ use crate::{
 };
 
 /// How long a browser may cache a successful preflight.
-pub const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
+pub(super) const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// Methods a browser may use cross-origin: the API is GET and POST (`/mcp` answers GET with 405).
 const ALLOWED_METHODS: [Method; 3] = [Method::GET, Method::POST, Method::OPTIONS];
@@ -76,7 +76,7 @@ fn names(list: &[&'static str]) -> Vec<HeaderName> {
 /// The usable allowlist of `configured`: exact origins, lower-cased (browsers serialize scheme
 /// and host in lower case). Wildcards and `null` are dropped with a warning: `*` cannot go
 /// with credentials, a pattern is not an exact origin, and `null` is any sandboxed document.
-pub fn allowed_origins(configured: &[String]) -> Vec<HeaderValue> {
+pub(super) fn allowed_origins(configured: &[String]) -> Vec<HeaderValue> {
     let mut out = Vec::new();
     for origin in configured {
         let origin = origin.trim().to_ascii_lowercase();
@@ -96,7 +96,7 @@ pub fn allowed_origins(configured: &[String]) -> Vec<HeaderValue> {
 }
 
 /// tower-http's CORS for `state.config`, behind the preflight screen ([`CorsForListed`]).
-pub fn layer(state: &AppState) -> CorsForListed {
+pub(super) fn layer(state: &AppState) -> CorsForListed {
     let origins = allowed_origins(&state.config.cors_allowed_origins);
     let listed: Arc<HashSet<HeaderValue>> = Arc::new(origins.iter().cloned().collect());
     let for_credentials = listed.clone();
@@ -123,7 +123,7 @@ pub fn layer(state: &AppState) -> CorsForListed {
 /// `Origin` (no browser preflight) goes to the routes as if there were no CORS (401 or 405).
 /// All other requests go through the CORS layer.
 #[derive(Debug, Clone)]
-pub struct CorsForListed {
+pub(super) struct CorsForListed {
     cors: CorsLayer,
     state: AppState,
     listed: Arc<HashSet<HeaderValue>>,
@@ -145,7 +145,7 @@ impl<S: Clone> Layer<S> for CorsForListed {
 /// owns beside its two inner services sits behind one `Arc` (a copy of the `CorsLayer` per
 /// request showed in the profile, docs/PERFORMANCE.md finding 11).
 #[derive(Clone)]
-pub struct CorsService<S> {
+pub(super) struct CorsService<S> {
     cors: Cors<S>,
     plain: S,
     screen: Arc<CorsForListed>,

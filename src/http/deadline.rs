@@ -36,10 +36,14 @@ use tokio::time::Sleep;
 use crate::{error::ApiError, state::AppState};
 
 /// Time a request may take beyond the agent timeout before the server gives up on it.
-pub const REQUEST_TIMEOUT_MARGIN: Duration = Duration::from_secs(15);
+pub(super) const REQUEST_TIMEOUT_MARGIN: Duration = Duration::from_secs(15);
 
 /// Bounds the request (agent timeout + margin) and its body (`HTTP_BODY_TIMEOUT`).
-pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(super) async fn enforce(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let body_timed_out = Arc::new(AtomicBool::new(false));
     let request = if request.body().is_end_stream() {
         request

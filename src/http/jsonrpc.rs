@@ -281,7 +281,7 @@ pub fn check_body(bytes: &[u8]) -> Result<(), Rejection> {
 }
 
 /// The middleware, on `/mcp`: checks POST bodies, passes everything else through.
-pub async fn check_message(request: Request, next: Next) -> Response {
+pub(crate) async fn check_message(request: Request, next: Next) -> Response {
     let is_json = request
         .headers()
         .get(axum::http::header::CONTENT_TYPE)

@@ -40,12 +40,12 @@ use crate::{
 use super::{auth::AuthMethod, session::CurrentSession};
 
 /// How long the key check against Dust may take before the login fails with 503 (K6).
-pub const LOGIN_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const LOGIN_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The login request body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct LoginRequest {
+pub(super) struct LoginRequest {
     api_key: SecretString,
     workspace_id: Option<String>,
     username: Option<String>,
@@ -97,7 +97,7 @@ fn check_label(field: &str, value: &str) -> Result<(), ApiError> {
         (status = 400, description = "The body or the key's format is wrong", body = crate::http::rest::ErrorEnvelope),
         (status = 401, description = "Dust refused the key for this workspace", body = crate::http::rest::ErrorEnvelope),
         (status = 429, description = "Too many attempts; see Retry-After", body = crate::http::rest::ErrorEnvelope)))]
-pub async fn login(State(state): State<AppState>, request: Request) -> Response {
+pub(super) async fn login(State(state): State<AppState>, request: Request) -> Response {
     let info = super::request_info(&request);
     match login_inner(&state, request, &info).await {
         Ok(response) => response,
@@ -448,7 +448,7 @@ pub(super) async fn save_record(
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
     security(("bearerAuth" = []), ("cookieAuth" = [])),
     responses((status = 200, description = "A new token (the one used is revoked); from a session, the rotated session", body = crate::http::rest::auth_docs::TokenAnswer)))]
-pub async fn refresh(
+pub(super) async fn refresh(
     State(state): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,
     Extension(method): Extension<AuthMethod>,
@@ -539,7 +539,7 @@ async fn rotate(
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     security(("bearerAuth" = []), ("cookieAuth" = [])),
     responses((status = 200, description = "The token or session is revoked", body = crate::http::rest::auth_docs::LogoutAnswer)))]
-pub async fn logout(
+pub(super) async fn logout(
     State(state): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,
     Extension(method): Extension<AuthMethod>,

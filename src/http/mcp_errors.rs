@@ -23,7 +23,7 @@ use crate::{error::ApiError, mask};
 const MAX_MESSAGE: usize = 200;
 
 /// Wraps rmcp's non-JSON error answers into [`ApiError`]'s envelope.
-pub async fn envelope(request: Request, next: Next) -> Response {
+pub(super) async fn envelope(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
     let is_json = response

@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// `GET /health` and `GET /live`: the process answers.
-pub async fn live() -> impl IntoResponse {
+pub(super) async fn live() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
@@ -30,7 +30,7 @@ pub async fn live() -> impl IntoResponse {
 /// means requests would fail).
 /// A 503 names the backend (`"store": "redis"`), so an operator knows what to look at; a 200
 /// says no more than "ready".
-pub async fn ready(State(state): State<AppState>) -> Response {
+pub(super) async fn ready(State(state): State<AppState>) -> Response {
     // Stopping: new connections are already refused; this answers a request that was being
     // read when the drain began (tests/all/sigterm.rs, `ready_during_the_drain_is_refused_…`).
     if state.mcp.drain.is_draining() {
@@ -59,7 +59,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /api/v1/status`: version, uptime, and whether the caller's token is valid.
-pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
+pub(super) async fn status(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
     let authenticated = match super::auth::bearer_token(&headers) {
         Ok(Some(token)) => super::auth::principal_from_token(&state, token)
             .await
@@ -76,7 +76,7 @@ pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> impl I
 }
 
 /// `GET /metrics`: Prometheus text format, for callers with `admin:metrics`.
-pub async fn metrics(
+pub(super) async fn metrics(
     State(state): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,
 ) -> Response {

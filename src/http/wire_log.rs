@@ -20,13 +20,13 @@ use axum::{
 use crate::{mask, state::AppState};
 
 /// Largest body logged, in bytes; a larger body is logged as its size only.
-pub const MAX_LOGGED_BODY: usize = 64 * 1024;
+pub(super) const MAX_LOGGED_BODY: usize = 64 * 1024;
 
 /// Largest logged value, in bytes, after masking.
 const MAX_LOGGED_TEXT: usize = 4096;
 
 /// Whether any of the four settings is on.
-pub fn enabled(state: &AppState) -> bool {
+pub(super) fn enabled(state: &AppState) -> bool {
     let c = &state.config;
     c.log_request_headers || c.log_request_body || c.log_response_headers || c.log_response_body
 }
@@ -64,7 +64,11 @@ fn loggable(headers: &HeaderMap) -> bool {
 }
 
 /// The middleware; a no-op unless one of the settings is on.
-pub async fn log_wire(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(super) async fn log_wire(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     if !enabled(&state) {
         return next.run(request).await;
     }

@@ -266,7 +266,7 @@ fn canary_encodings() {
 mod base64_like {
     const STD: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-    pub fn b64(text: &str) -> String {
+    pub(super) fn b64(text: &str) -> String {
         let mut out = String::new();
         for chunk in text.as_bytes().chunks(3) {
             let n = chunk
@@ -284,7 +284,7 @@ mod base64_like {
         out
     }
 
-    pub fn b64url(text: &str) -> String {
+    pub(super) fn b64url(text: &str) -> String {
         b64(text)
             .replace('+', "-")
             .replace('/', "_")

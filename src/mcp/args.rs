@@ -15,43 +15,43 @@ use rmcp::ErrorData as McpError;
 pub const MAX_ID_LEN: usize = 256;
 
 /// Most search results asked of Dust at once.
-pub const MAX_TOP_K: u32 = 64;
+pub(crate) const MAX_TOP_K: u32 = 64;
 
 /// Most documents listed at once.
-pub const MAX_LIST_LIMIT: u32 = 100;
+pub(crate) const MAX_LIST_LIMIT: u32 = 100;
 
 /// Largest message or query accepted, in bytes (Dust refuses far smaller content fragments).
-pub const MAX_TEXT_BYTES: usize = 512 * 1024;
+pub(crate) const MAX_TEXT_BYTES: usize = 512 * 1024;
 
 /// Longest search query, in bytes. Dust takes it in the URL's query string, where proxies and
 /// servers refuse lines of about 8 KB; percent-encoding triples a non-ASCII byte.
-pub const MAX_QUERY_BYTES: usize = 2048;
+pub(crate) const MAX_QUERY_BYTES: usize = 2048;
 
 /// Largest document text accepted for an upsert, in bytes.
-pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024 * 1024;
+pub(crate) const MAX_DOCUMENT_BYTES: usize = 5 * 1024 * 1024;
 
 /// A tool without arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NoArgs {}
+pub(crate) struct NoArgs {}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ListAgentsArgs {
+pub(crate) struct ListAgentsArgs {
     /// Only agents whose name or description contains this text (case-insensitive).
     pub query: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct AgentIdArgs {
+pub(crate) struct AgentIdArgs {
     /// The agent's id (`sId`), e.g. `dust`, as returned by `list_agents`.
     pub agent_id: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct AskAgentArgs {
+pub(crate) struct AskAgentArgs {
     /// The agent to ask (`sId` from `list_agents`). Defaults to the server's configured agent.
     pub agent_id: Option<String>,
     /// The question or instruction for the agent, sent as is.
@@ -62,14 +62,14 @@ pub struct AskAgentArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ConversationIdArgs {
+pub(crate) struct ConversationIdArgs {
     /// A conversation id returned by `ask_agent` or `list_conversations`.
     pub conversation_id: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ListKnowledgeBasesArgs {
+pub(crate) struct ListKnowledgeBasesArgs {
     /// Only the knowledge bases of this space (`vlt_...` from `list_spaces`).
     pub space_id: Option<String>,
 }
@@ -95,7 +95,7 @@ pub struct SearchKnowledgeArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ListDocumentsArgs {
+pub(crate) struct ListDocumentsArgs {
     /// The knowledge base (`dts_...`).
     pub knowledge_base_id: String,
     /// How many documents (1 to 100, default 10).
@@ -106,7 +106,7 @@ pub struct ListDocumentsArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct DocumentArgs {
+pub(crate) struct DocumentArgs {
     /// The knowledge base (`dts_...`).
     pub knowledge_base_id: String,
     /// The document's id within the knowledge base.
@@ -115,7 +115,7 @@ pub struct DocumentArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct UpsertDocumentArgs {
+pub(crate) struct UpsertDocumentArgs {
     /// The knowledge base (`dts_...`); it must be a folder, not a connector.
     pub knowledge_base_id: String,
     /// The document's id; an existing document with this id is replaced.
@@ -187,7 +187,7 @@ pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), McpError> 
 }
 
 /// Checks a number against an inclusive range.
-pub fn check_range(field: &str, value: u32, min: u32, max: u32) -> Result<u32, McpError> {
+pub(crate) fn check_range(field: &str, value: u32, min: u32, max: u32) -> Result<u32, McpError> {
     if (min..=max).contains(&value) {
         Ok(value)
     } else {

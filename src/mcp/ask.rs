@@ -308,7 +308,7 @@ pub async fn start_run(
     Ok(Run { answer, events })
 }
 
-pub async fn ask_agent(
+pub(super) async fn ask_agent(
     ctx: &Arc<McpContext>,
     principal: &Principal,
     args: AskAgentArgs,

@@ -30,12 +30,12 @@ pub const PERMISSION_DENIED: ErrorCode = ErrorCode(-32003);
 /// JSON-RPC error code when no authenticated caller is attached to the request.
 pub const UNAUTHENTICATED: ErrorCode = ErrorCode(-32001);
 
-pub fn invalid_params(message: impl Into<String>) -> McpError {
+pub(super) fn invalid_params(message: impl Into<String>) -> McpError {
     McpError::invalid_params(message.into(), None)
 }
 
 /// The caller lacks `permission`.
-pub fn permission_denied(permission: Permission) -> McpError {
+pub(super) fn permission_denied(permission: Permission) -> McpError {
     metrics::counter!("authz_denials_total", "permission" => permission.as_str()).increment(1);
     McpError::new(
         PERMISSION_DENIED,
@@ -65,7 +65,7 @@ impl MissingScope {
 }
 
 /// The permission named by a [`permission_denied`] error.
-pub fn denied_permission(error: &McpError) -> Option<Permission> {
+pub(super) fn denied_permission(error: &McpError) -> Option<Permission> {
     if error.code != PERMISSION_DENIED {
         return None;
     }
@@ -78,12 +78,12 @@ pub fn denied_permission(error: &McpError) -> Option<Permission> {
         .ok()
 }
 
-pub fn unauthenticated() -> McpError {
+pub(super) fn unauthenticated() -> McpError {
     McpError::new(UNAUTHENTICATED, "authentication required", None)
 }
 
 /// A tool result reporting a failure to the model.
-pub fn tool_error(message: impl Into<String>) -> CallToolResult {
+pub(super) fn tool_error(message: impl Into<String>) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message.into())])
 }
 
@@ -128,6 +128,6 @@ pub fn describe_dust_error(action: &str, error: &DustError) -> String {
 }
 
 /// A tool result for a Dust failure.
-pub fn dust_tool_error(action: &str, error: &DustError) -> CallToolResult {
+pub(super) fn dust_tool_error(action: &str, error: &DustError) -> CallToolResult {
     tool_error(describe_dust_error(action, error))
 }

@@ -45,7 +45,7 @@ use crate::{
 };
 
 /// How long a principal's list of knowledge bases is reused before Dust is asked again.
-pub const KNOWLEDGE_TTL: Duration = Duration::from_secs(30);
+pub(super) const KNOWLEDGE_TTL: Duration = Duration::from_secs(30);
 
 /// Searches run against Dust at once when searching every knowledge base.
 const SEARCH_CONCURRENCY: usize = 8;
@@ -138,7 +138,7 @@ async fn space_listing(
 }
 
 /// Every knowledge base the principal can see, each once.
-pub async fn knowledge_bases(
+pub(super) async fn knowledge_bases(
     ctx: &McpContext,
     principal: &Principal,
 ) -> Result<Arc<Vec<KnowledgeBase>>, DustError> {
@@ -233,7 +233,7 @@ macro_rules! find_or_return {
     };
 }
 
-pub async fn list_spaces(
+pub(super) async fn list_spaces(
     ctx: &McpContext,
     principal: &Principal,
 ) -> Result<CallToolResult, McpError> {
@@ -277,7 +277,7 @@ async fn list_views(
     }
 }
 
-pub async fn list_knowledge_bases(
+pub(super) async fn list_knowledge_bases(
     ctx: &McpContext,
     principal: &Principal,
     args: ListKnowledgeBasesArgs,
@@ -295,7 +295,7 @@ pub async fn list_knowledge_bases(
     .await
 }
 
-pub async fn list_connectors(
+pub(super) async fn list_connectors(
     ctx: &McpContext,
     principal: &Principal,
 ) -> Result<CallToolResult, McpError> {
@@ -305,7 +305,7 @@ pub async fn list_connectors(
     .await
 }
 
-pub async fn search(
+pub(super) async fn search(
     ctx: &McpContext,
     principal: &Principal,
     args: SearchKnowledgeArgs,
@@ -402,7 +402,7 @@ pub async fn search_results(
     Ok(SearchResults { results, skipped })
 }
 
-pub async fn list_documents(
+pub(super) async fn list_documents(
     ctx: &McpContext,
     principal: &Principal,
     args: ListDocumentsArgs,
@@ -441,7 +441,7 @@ pub async fn list_documents(
     }
 }
 
-pub async fn get_document(
+pub(super) async fn get_document(
     ctx: &McpContext,
     principal: &Principal,
     args: DocumentArgs,
@@ -461,7 +461,7 @@ pub async fn get_document(
 }
 
 /// One document with its text.
-pub async fn fetch_document(
+pub(super) async fn fetch_document(
     ctx: &McpContext,
     principal: &Principal,
     kb: &KnowledgeBase,
@@ -479,7 +479,7 @@ pub async fn fetch_document(
     Ok(DocumentView::new(&kb.source.s_id, document, true))
 }
 
-pub async fn upsert_document(
+pub(super) async fn upsert_document(
     ctx: &McpContext,
     principal: &Principal,
     args: UpsertDocumentArgs,
@@ -532,7 +532,7 @@ pub async fn upsert_document(
     }
 }
 
-pub async fn delete_document(
+pub(super) async fn delete_document(
     ctx: &McpContext,
     principal: &Principal,
     args: DocumentArgs,

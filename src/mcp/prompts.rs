@@ -26,7 +26,7 @@ const CONSULT_AGENT: &str = "consult_agent";
 const MAX_COMPLETIONS: usize = 100;
 
 /// The prompts `principal` may use: consulting an agent needs `execute:agents`.
-pub fn list(principal: &Principal) -> Vec<Prompt> {
+pub(super) fn list(principal: &Principal) -> Vec<Prompt> {
     if !principal.can(Permission::ExecuteAgents) {
         return Vec::new();
     }
@@ -57,7 +57,7 @@ fn argument(request: &GetPromptRequestParams, name: &str) -> Result<String, McpE
         .ok_or_else(|| errors::invalid_params(format!("prompt argument {name} is required")))
 }
 
-pub async fn get(
+pub(super) async fn get(
     ctx: &McpContext,
     principal: &Principal,
     request: GetPromptRequestParams,
@@ -115,7 +115,7 @@ fn prefix_matches(
     out
 }
 
-pub async fn complete(
+pub(super) async fn complete(
     ctx: &McpContext,
     principal: &Principal,
     request: CompleteRequestParams,

@@ -125,7 +125,7 @@ pub(crate) fn parse(uri: &str, workspace_id: &str) -> Result<Uri, McpError> {
 }
 
 /// The fixed resources `principal` may read.
-pub fn list(principal: &Principal) -> Vec<Resource> {
+pub(crate) fn list(principal: &Principal) -> Vec<Resource> {
     let ws = format!("{ROOT}/{}", principal.workspace_id);
     let all = [
         (
@@ -170,7 +170,7 @@ pub fn list(principal: &Principal) -> Vec<Resource> {
 }
 
 /// The resource templates `principal` may read.
-pub fn templates(principal: &Principal) -> Vec<ResourceTemplate> {
+pub(crate) fn templates(principal: &Principal) -> Vec<ResourceTemplate> {
     let ws = format!("{ROOT}/{}", principal.workspace_id);
     let all = [
         (
@@ -231,7 +231,7 @@ fn dust_failure(uri: &str, action: &str, error: &DustError) -> McpError {
     }
 }
 
-pub async fn read(
+pub(crate) async fn read(
     ctx: &McpContext,
     principal: &Principal,
     uri: &str,

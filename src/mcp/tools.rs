@@ -31,7 +31,7 @@ use crate::{
 
 /// One tool: its definition as clients see it, and the permission it needs.
 #[derive(Debug)]
-pub struct ToolSpec {
+pub(crate) struct ToolSpec {
     pub tool: Tool,
     pub permission: Permission,
 }
@@ -199,7 +199,7 @@ static CATALOGUE: LazyLock<Vec<ToolSpec>> = LazyLock::new(|| {
 });
 
 /// Every tool, in a stable order.
-pub fn catalogue() -> &'static [ToolSpec] {
+pub(crate) fn catalogue() -> &'static [ToolSpec] {
     &CATALOGUE
 }
 
@@ -230,7 +230,7 @@ fn target(args: Option<&JsonObject>) -> Option<(&'static str, &str)> {
 }
 
 /// Runs a tool call for `principal`.
-pub async fn call(
+pub(crate) async fn call(
     ctx: &Arc<McpContext>,
     principal: &Principal,
     request: CallToolRequestParams,

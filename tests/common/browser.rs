@@ -9,7 +9,7 @@ use super::http::{TestServer, parse_mcp_body};
 
 /// A whole answer, read.
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     pub text: String,
@@ -17,7 +17,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub async fn read(response: reqwest::Response) -> Self {
+    pub(crate) async fn read(response: reqwest::Response) -> Self {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();
@@ -31,7 +31,7 @@ impl Reply {
     }
 
     /// Every `Set-Cookie` of the answer, parsed.
-    pub fn set_cookies(&self) -> Vec<SetCookie> {
+    pub(crate) fn set_cookies(&self) -> Vec<SetCookie> {
         self.headers
             .get_all("set-cookie")
             .iter()
@@ -40,7 +40,7 @@ impl Reply {
     }
 
     /// The `Set-Cookie` for `name`; panics unless there is exactly one.
-    pub fn cookie(&self, name: &str) -> SetCookie {
+    pub(crate) fn cookie(&self, name: &str) -> SetCookie {
         let found: Vec<SetCookie> = self
             .set_cookies()
             .into_iter()
@@ -51,7 +51,7 @@ impl Reply {
     }
 
     /// The error envelope with `code` and the response's request id.
-    pub fn assert_error(&self, status: u16, code: &str) {
+    pub(crate) fn assert_error(&self, status: u16, code: &str) {
         assert_eq!(self.status, status, "{}", self.text);
         let error = &self.body["error"];
         assert_eq!(error["code"], code, "{}", self.text);
@@ -69,7 +69,7 @@ impl Reply {
 
 /// One `Set-Cookie` header: name, value, and attributes (names lower-cased).
 #[derive(Debug, Clone)]
-pub struct SetCookie {
+pub(crate) struct SetCookie {
     pub raw: String,
     pub name: String,
     pub value: String,
@@ -77,7 +77,7 @@ pub struct SetCookie {
 }
 
 impl SetCookie {
-    pub fn parse(raw: &str) -> Self {
+    pub(crate) fn parse(raw: &str) -> Self {
         let mut parts = raw.split(';');
         let (name, value) = parts.next().unwrap().trim().split_once('=').unwrap();
         let attributes = parts
@@ -97,11 +97,11 @@ impl SetCookie {
         }
     }
 
-    pub fn has(&self, attribute: &str) -> bool {
+    pub(crate) fn has(&self, attribute: &str) -> bool {
         self.attributes.iter().any(|(k, _)| k == attribute)
     }
 
-    pub fn get(&self, attribute: &str) -> Option<&str> {
+    pub(crate) fn get(&self, attribute: &str) -> Option<&str> {
         self.attributes
             .iter()
             .find(|(k, _)| k == attribute)
@@ -110,7 +110,7 @@ impl SetCookie {
 }
 
 /// Cookie names of a mode.
-pub fn names(production: bool) -> (&'static str, &'static str) {
+pub(crate) fn names(production: bool) -> (&'static str, &'static str) {
     if production {
         ("__Host-mcp.sid", "__Host-XSRF-TOKEN")
     } else {
@@ -119,7 +119,7 @@ pub fn names(production: bool) -> (&'static str, &'static str) {
 }
 
 /// A test server in development or production mode.
-pub async fn server(production: bool) -> TestServer {
+pub(crate) async fn server(production: bool) -> TestServer {
     if production {
         TestServer::start_with(&[
             ("NODE_ENV", "production"),
@@ -133,7 +133,7 @@ pub async fn server(production: bool) -> TestServer {
 
 /// A logged-in browser: its session id, CSRF cookie and the `csrfToken` of the answer.
 #[derive(Debug, Clone)]
-pub struct Browser {
+pub(crate) struct Browser {
     pub production: bool,
     pub sid: String,
     pub xsrf_cookie: String,
@@ -142,7 +142,7 @@ pub struct Browser {
 }
 
 /// The simulator's key and workspace, as a browser login.
-pub fn session_login_body(srv: &TestServer) -> Value {
+pub(crate) fn session_login_body(srv: &TestServer) -> Value {
     json!({
         "apiKey": srv.sim.api_key(),
         "workspaceId": srv.sim.workspace_id(),
@@ -151,7 +151,7 @@ pub fn session_login_body(srv: &TestServer) -> Value {
 }
 
 /// Logs in with `"session": true`, sending `cookie` if given; expects 200.
-pub async fn login_with_cookie(
+pub(crate) async fn login_with_cookie(
     srv: &TestServer,
     production: bool,
     cookie: Option<&str>,
@@ -170,13 +170,13 @@ pub async fn login_with_cookie(
 }
 
 /// Logs in with `"session": true`; expects 200.
-pub async fn login(srv: &TestServer, production: bool) -> (Reply, Browser) {
+pub(crate) async fn login(srv: &TestServer, production: bool) -> (Reply, Browser) {
     login_with_cookie(srv, production, None).await
 }
 
 impl Browser {
     /// The browser after an answer that set both cookies.
-    pub fn from_reply(reply: &Reply, production: bool) -> Self {
+    pub(crate) fn from_reply(reply: &Reply, production: bool) -> Self {
         let (sid, xsrf) = names(production);
         Self {
             production,
@@ -191,18 +191,18 @@ impl Browser {
     }
 
     /// `Cookie:` with both cookies.
-    pub fn cookie_header(&self) -> String {
+    pub(crate) fn cookie_header(&self) -> String {
         let (sid, xsrf) = names(self.production);
         format!("{sid}={}; {xsrf}={}", self.sid, self.xsrf_cookie)
     }
 
     /// `Cookie:` with the session cookie only.
-    pub fn sid_cookie(&self) -> String {
+    pub(crate) fn sid_cookie(&self) -> String {
         format!("{}={}", names(self.production).0, self.sid)
     }
 
     /// A request with both cookies and, when `csrf` is set, the `X-XSRF-TOKEN` header.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         srv: &TestServer,
         method: Method,
@@ -224,26 +224,26 @@ impl Browser {
     }
 
     /// `GET /api/v1/auth/session`.
-    pub async fn whoami(&self, srv: &TestServer) -> Reply {
+    pub(crate) async fn whoami(&self, srv: &TestServer) -> Reply {
         self.send(srv, Method::GET, "/api/v1/auth/session", false, &[])
             .await
     }
 
     /// `POST /api/v1/auth/refresh` with the CSRF header (rotates the session).
-    pub async fn refresh(&self, srv: &TestServer) -> Reply {
+    pub(crate) async fn refresh(&self, srv: &TestServer) -> Reply {
         self.send(srv, Method::POST, "/api/v1/auth/refresh", true, &[])
             .await
     }
 
     /// `POST /api/v1/auth/logout` with the CSRF header.
-    pub async fn logout(&self, srv: &TestServer) -> Reply {
+    pub(crate) async fn logout(&self, srv: &TestServer) -> Reply {
         self.send(srv, Method::POST, "/api/v1/auth/logout", true, &[])
             .await
     }
 }
 
 /// A request with raw headers only.
-pub async fn send_raw(
+pub(crate) async fn send_raw(
     srv: &TestServer,
     method: Method,
     path: &str,
@@ -257,7 +257,7 @@ pub async fn send_raw(
 }
 
 /// Every audit record of `event_type` whose `extra.reason` is `reason`.
-pub async fn audited(
+pub(crate) async fn audited(
     srv: &TestServer,
     event_type: mcp_dust_server::audit::AuditEventType,
     reason: &str,

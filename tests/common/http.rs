@@ -19,14 +19,14 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 /// The `SECURITY_SECRET_KEY` of every test server (tests derive the JWT key from it).
-pub const SECRET: &str = "3f1c9a7be2d84c6f0a5e1b7d9c3f2e8a4b6d0c1e7f9a2b4c6d8e0f1a3b5c7d9e";
+pub(crate) const SECRET: &str = "3f1c9a7be2d84c6f0a5e1b7d9c3f2e8a4b6d0c1e7f9a2b4c6d8e0f1a3b5c7d9e";
 
 /// A clock tests move by hand.
 #[derive(Debug)]
-pub struct ManualClock(Mutex<SystemTime>);
+pub(crate) struct ManualClock(Mutex<SystemTime>);
 
 impl ManualClock {
-    pub fn advance(&self, by: Duration) {
+    pub(crate) fn advance(&self, by: Duration) {
         *self.0.lock().unwrap() += by;
     }
 }
@@ -37,7 +37,7 @@ impl Clock for ManualClock {
     }
 }
 
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub sim: SimHandle,
     pub state: AppState,
     pub addr: SocketAddr,
@@ -49,12 +49,12 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(&[]).await
     }
 
     /// Starts with extra configuration (environment-style names).
-    pub async fn start_with(env: &[(&str, &str)]) -> Self {
+    pub(crate) async fn start_with(env: &[(&str, &str)]) -> Self {
         let sim = sim::spawn(SimConfig {
             token_delay_ms: 1,
             ..SimConfig::default()
@@ -66,12 +66,16 @@ impl TestServer {
 
     /// Starts in front of `sim`, with the Dust client pointed at `dust_url` when given (a
     /// recording proxy, a mock, a closed port) and at the simulator otherwise.
-    pub async fn start_on(sim: SimHandle, env: &[(&str, &str)], dust_url: Option<&str>) -> Self {
+    pub(crate) async fn start_on(
+        sim: SimHandle,
+        env: &[(&str, &str)],
+        dust_url: Option<&str>,
+    ) -> Self {
         Self::start_with_stores(sim, env, dust_url, Stores::memory()).await
     }
 
     /// [`Self::start_on`] with the given rate-limit counter store.
-    pub async fn start_with_counters(
+    pub(crate) async fn start_with_counters(
         sim: SimHandle,
         env: &[(&str, &str)],
         dust_url: Option<&str>,
@@ -85,7 +89,7 @@ impl TestServer {
     }
 
     /// [`Self::start_on`] with the given state stores (Redis: `tests/common/redis.rs`).
-    pub async fn start_with_stores(
+    pub(crate) async fn start_with_stores(
         sim: SimHandle,
         env: &[(&str, &str)],
         dust_url: Option<&str>,
@@ -143,12 +147,12 @@ impl TestServer {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     /// Logs in with the simulator's key; returns the whole answer.
-    pub async fn login_with(&self, body: Value) -> reqwest::Response {
+    pub(crate) async fn login_with(&self, body: Value) -> reqwest::Response {
         self.http
             .post(self.url("/api/v1/auth/login"))
             .json(&body)
@@ -158,7 +162,7 @@ impl TestServer {
     }
 
     /// A token for the simulator's key, with optional narrowed permissions.
-    pub async fn token(&self, permissions: Option<&[&str]>) -> String {
+    pub(crate) async fn token(&self, permissions: Option<&[&str]>) -> String {
         let mut body =
             json!({ "apiKey": self.sim.api_key(), "workspaceId": self.sim.workspace_id() });
         if let Some(p) = permissions {
@@ -171,7 +175,7 @@ impl TestServer {
     }
 
     /// One JSON-RPC request to /mcp (2025-11-25 era, no session), returning status and body.
-    pub async fn mcp(&self, token: Option<&str>, body: Value) -> (u16, Value) {
+    pub(crate) async fn mcp(&self, token: Option<&str>, body: Value) -> (u16, Value) {
         let mut request = self
             .http
             .post(self.url("/mcp"))
@@ -188,7 +192,12 @@ impl TestServer {
     }
 
     /// `tools/call` through /mcp.
-    pub async fn call_tool(&self, token: &str, name: &str, arguments: Value) -> (u16, Value) {
+    pub(crate) async fn call_tool(
+        &self,
+        token: &str,
+        name: &str,
+        arguments: Value,
+    ) -> (u16, Value) {
         self.mcp(
             Some(token),
             json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
@@ -197,7 +206,7 @@ impl TestServer {
         .await
     }
 
-    pub async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -206,7 +215,7 @@ impl TestServer {
 }
 
 /// A JSON body, or the last `data:` frame of an SSE body.
-pub fn parse_mcp_body(text: &str) -> Value {
+pub(crate) fn parse_mcp_body(text: &str) -> Value {
     if let Ok(value) = serde_json::from_str(text) {
         return value;
     }
@@ -219,7 +228,7 @@ pub fn parse_mcp_body(text: &str) -> Value {
 
 impl TestServer {
     /// Sends the stop signal (graceful shutdown) and keeps the simulator running.
-    pub fn stop_accepting(&mut self) {
+    pub(crate) fn stop_accepting(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

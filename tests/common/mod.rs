@@ -3,10 +3,10 @@
 
 #![allow(dead_code)] // not every part is used by every binary (audit_log.rs takes only http.rs)
 
-pub mod browser;
-pub mod http;
-pub mod redis_server;
-pub mod token_proxy;
+pub(crate) mod browser;
+pub(crate) mod http;
+pub(crate) mod redis_server;
+pub(crate) mod token_proxy;
 
 use std::{
     sync::{Arc, Mutex},
@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 
 /// A client that records the progress notifications it receives.
 #[derive(Debug, Clone, Default)]
-pub struct Recorder {
+pub(crate) struct Recorder {
     pub progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
 }
 
@@ -43,14 +43,14 @@ impl ClientHandler for Recorder {
     }
 }
 
-pub fn sim_config() -> SimConfig {
+pub(crate) fn sim_config() -> SimConfig {
     SimConfig {
         token_delay_ms: 1,
         ..SimConfig::default()
     }
 }
 
-pub fn settings(base_url: &str) -> McpSettings {
+pub(crate) fn settings(base_url: &str) -> McpSettings {
     McpSettings {
         server_name: "mcp-dust-server".into(),
         default_agent_id: None,
@@ -60,7 +60,7 @@ pub fn settings(base_url: &str) -> McpSettings {
     }
 }
 
-pub fn principal(sim: &SimHandle, permissions: PermissionSet, user_id: &str) -> Principal {
+pub(crate) fn principal(sim: &SimHandle, permissions: PermissionSet, user_id: &str) -> Principal {
     let credentials = DustCredentials::new(sim.workspace_id(), sim.api_key());
     Principal {
         user_id: user_id.to_owned(),
@@ -75,7 +75,7 @@ pub fn principal(sim: &SimHandle, permissions: PermissionSet, user_id: &str) -> 
 }
 
 /// A running simulator and an MCP client connected to a server for one principal.
-pub struct McpTest {
+pub(crate) struct McpTest {
     pub sim: SimHandle,
     pub ctx: Arc<McpContext>,
     pub client: RunningService<RoleClient, Recorder>,
@@ -83,11 +83,11 @@ pub struct McpTest {
 }
 
 impl McpTest {
-    pub async fn start(permissions: PermissionSet) -> Self {
+    pub(crate) async fn start(permissions: PermissionSet) -> Self {
         Self::start_with(sim_config(), permissions, |_| {}).await
     }
 
-    pub async fn start_with(
+    pub(crate) async fn start_with(
         sim_config: SimConfig,
         permissions: PermissionSet,
         tweak: impl FnOnce(&mut McpSettings),
@@ -111,7 +111,7 @@ impl McpTest {
     }
 
     /// Another client on the same server state (same stores), as another principal.
-    pub async fn connect_as(
+    pub(crate) async fn connect_as(
         &self,
         user_id: &str,
         permissions: PermissionSet,
@@ -119,12 +119,16 @@ impl McpTest {
         connect(self.ctx.clone(), principal(&self.sim, permissions, user_id)).await
     }
 
-    pub async fn call(&self, tool: &str, args: Value) -> Result<CallToolResult, ServiceError> {
+    pub(crate) async fn call(
+        &self,
+        tool: &str,
+        args: Value,
+    ) -> Result<CallToolResult, ServiceError> {
         call(&self.client, tool, args).await
     }
 
     /// Requests the simulator received for `path_fragment` (method and path).
-    pub fn upstream_calls(&self, path_fragment: &str) -> Vec<String> {
+    pub(crate) fn upstream_calls(&self, path_fragment: &str) -> Vec<String> {
         self.sim
             .requests()
             .into_iter()
@@ -134,7 +138,7 @@ impl McpTest {
     }
 }
 
-pub async fn connect(
+pub(crate) async fn connect(
     ctx: Arc<McpContext>,
     principal: Principal,
 ) -> RunningService<RoleClient, Recorder> {
@@ -149,7 +153,7 @@ pub async fn connect(
     Recorder::default().serve(client_io).await.unwrap()
 }
 
-pub async fn call(
+pub(crate) async fn call(
     client: &RunningService<RoleClient, Recorder>,
     tool: &str,
     args: Value,
@@ -163,7 +167,7 @@ pub async fn call(
 }
 
 /// The text of a tool result's first content block.
-pub fn text(result: &CallToolResult) -> String {
+pub(crate) fn text(result: &CallToolResult) -> String {
     result
         .content
         .first()
@@ -173,14 +177,14 @@ pub fn text(result: &CallToolResult) -> String {
 }
 
 /// The JSON-RPC error code of a failed call.
-pub fn error_code(error: &ServiceError) -> i32 {
+pub(crate) fn error_code(error: &ServiceError) -> i32 {
     match error {
         ServiceError::McpError(e) => e.code.0,
         other => panic!("expected a JSON-RPC error, got {other:?}"),
     }
 }
 
-pub fn structured(result: &CallToolResult) -> Value {
+pub(crate) fn structured(result: &CallToolResult) -> Value {
     assert_ne!(result.is_error, Some(true), "tool failed: {}", text(result));
     result.structured_content.clone().unwrap_or(json!(null))
 }

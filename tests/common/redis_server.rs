@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const BINARY: &str = "redis-server";
 
 /// A running (or stopped) `redis-server`.
-pub struct RedisServer {
+pub(crate) struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
@@ -36,7 +36,7 @@ impl std::fmt::Debug for RedisServer {
 
 impl RedisServer {
     /// Starts a server, or returns `None` when `redis-server` is missing outside CI.
-    pub async fn start(test: &str) -> Option<Self> {
+    pub(crate) async fn start(test: &str) -> Option<Self> {
         if Command::new(BINARY)
             .arg("--version")
             .stdout(Stdio::null())
@@ -66,12 +66,12 @@ impl RedisServer {
     }
 
     /// `redis://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
     /// A store on this server under `prefix`, with a short deadline so outages show quickly.
-    pub fn store(&self, prefix: &str) -> RedisStore {
+    pub(crate) fn store(&self, prefix: &str) -> RedisStore {
         RedisStore::open(
             &SecretString::from(self.url()),
             prefix,
@@ -81,7 +81,7 @@ impl RedisServer {
     }
 
     /// Kills the server (an outage: connections drop, the data is gone).
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -89,14 +89,14 @@ impl RedisServer {
     }
 
     /// Starts the server again on the same port, empty.
-    pub async fn restart(&mut self) {
+    pub(crate) async fn restart(&mut self) {
         self.stop();
         self.run().await;
     }
 
     /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) the process: a Redis that accepts connections
     /// but never answers.
-    pub fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().expect("running").id();
         let status = Command::new("kill")
             .args([signal, &pid.to_string()])
@@ -155,6 +155,6 @@ impl Drop for RedisServer {
 }
 
 /// A fresh key prefix for one test, so tests sharing a server never see each other's keys.
-pub fn prefix(test: &str) -> String {
+pub(crate) fn prefix(test: &str) -> String {
     format!("test:{test}:{}:", uuid::Uuid::new_v4().simple())
 }

@@ -28,14 +28,14 @@ struct Upstream {
 }
 
 /// A running proxy; stops when dropped.
-pub struct TokenProxy {
+pub(crate) struct TokenProxy {
     pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl TokenProxy {
     /// Starts a proxy on 127.0.0.1 in front of `upstream` (`http://host:port`).
-    pub async fn start(upstream: &str, token: &str) -> Self {
+    pub(crate) async fn start(upstream: &str, token: &str) -> Self {
         let state = Upstream {
             base: upstream.trim_end_matches('/').to_owned(),
             authorization: HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
@@ -61,7 +61,7 @@ impl TokenProxy {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 }

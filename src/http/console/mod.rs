@@ -85,7 +85,7 @@ static ETAGS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
 });
 
 /// `GET /console` and `GET /console/<file>` (public: the login form is part of the page).
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/console", get(page))
         .route("/console/", get(page))

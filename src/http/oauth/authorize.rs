@@ -183,7 +183,7 @@ fn valid_challenge(challenge: &str) -> bool {
 }
 
 /// `GET /oauth/authorize`.
-pub async fn show(State(state): State<AppState>, request: Request) -> Response {
+pub(super) async fn show(State(state): State<AppState>, request: Request) -> Response {
     let info = super::super::request_info(&request);
     let query = request.uri().query().unwrap_or("").as_bytes().to_vec();
     let (params, scopes) = match parameters(&query) {
@@ -395,7 +395,7 @@ fn csrf_refused(state: &AppState, info: &RequestInfo, reason: &'static str) -> R
 }
 
 /// `POST /oauth/authorize`: the person's answer on the consent page.
-pub async fn consent(State(state): State<AppState>, request: Request) -> Response {
+pub(super) async fn consent(State(state): State<AppState>, request: Request) -> Response {
     let info = super::super::request_info(&request);
     let headers = request.headers().clone();
     if let Err(reason) = super::super::csrf::check_origin(&state, &headers) {

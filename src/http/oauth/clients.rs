@@ -23,23 +23,23 @@ use crate::{
 };
 
 /// Most redirect URIs one client registers.
-pub const MAX_REDIRECT_URIS: usize = 10;
+pub(super) const MAX_REDIRECT_URIS: usize = 10;
 
 /// Longest redirect URI.
-pub const MAX_REDIRECT_URI_LEN: usize = 2000;
+pub(super) const MAX_REDIRECT_URI_LEN: usize = 2000;
 
 /// Longest client name kept.
-pub const MAX_CLIENT_NAME: usize = 100;
+pub(super) const MAX_CLIENT_NAME: usize = 100;
 
 /// Largest registration body.
-pub const MAX_REGISTRATION_BODY: usize = 16 * 1024;
+pub(super) const MAX_REGISTRATION_BODY: usize = 16 * 1024;
 
 /// How long a fetched metadata document is trusted before it is fetched again.
-pub const DOCUMENT_CACHE_MS: i64 = 5 * 60 * 1000;
+pub(super) const DOCUMENT_CACHE_MS: i64 = 5 * 60 * 1000;
 
 /// Checks one redirect URI: absolute, https (or http on a loopback host), no fragment, no
 /// credentials, bounded. The error is the description for the client.
-pub fn check_redirect_uri(text: &str) -> Result<(), &'static str> {
+pub(super) fn check_redirect_uri(text: &str) -> Result<(), &'static str> {
     if text.len() > MAX_REDIRECT_URI_LEN {
         return Err("a redirect URI is too long");
     }
@@ -129,7 +129,7 @@ fn refused(state: &AppState, info: &RequestInfo, client_id: Option<&str>, reason
 }
 
 /// `POST /oauth/register` (RFC 7591): a public client with its redirect URIs.
-pub async fn register(State(state): State<AppState>, request: Request) -> Response {
+pub(super) async fn register(State(state): State<AppState>, request: Request) -> Response {
     let info = super::super::request_info(&request);
     let body: Value = match super::super::read_json(request, MAX_REGISTRATION_BODY).await {
         Ok(body) => body,
@@ -188,7 +188,7 @@ pub async fn register(State(state): State<AppState>, request: Request) -> Respon
 
 /// Why a client could not be found.
 #[derive(Debug)]
-pub enum Lookup {
+pub(super) enum Lookup {
     /// Unknown id, or a metadata document refused: the description.
     Refused(&'static str),
     Store(crate::store::StoreError),
@@ -196,7 +196,7 @@ pub enum Lookup {
 
 /// The client `client_id`: registered here, cached, or (a URL) its metadata document fetched
 /// now. A refused document is audited.
-pub async fn find(
+pub(super) async fn find(
     state: &AppState,
     client_id: &str,
     info: &RequestInfo,

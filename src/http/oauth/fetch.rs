@@ -22,13 +22,13 @@ use ipnet::IpNet;
 use url::{Host, Url};
 
 /// Largest document read.
-pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
+pub(super) const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Longest URL accepted as a client id.
-pub const MAX_URL_LEN: usize = 2048;
+pub(super) const MAX_URL_LEN: usize = 2048;
 
 /// Ranges never fetched (RFC 6890 special-purpose registries; loopback handled apart).
 static BLOCKED: LazyLock<Vec<IpNet>> = LazyLock::new(|| {
@@ -67,11 +67,11 @@ static BLOCKED: LazyLock<Vec<IpNet>> = LazyLock::new(|| {
 /// Why a document was not fetched or not accepted; the text is for the client and the audit
 /// log (it names no address the client did not give).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused(pub &'static str);
+pub(super) struct Refused(pub &'static str);
 
 /// Whether `ip` may be fetched. Loopback only when `allow_loopback` (development).
 #[must_use]
-pub fn address_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
+pub(super) fn address_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
     let ip = match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
@@ -84,7 +84,7 @@ pub fn address_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
 
 /// Whether `host` is a loopback name or address.
 #[must_use]
-pub fn is_loopback_host(host: &Host<&str>) -> bool {
+pub(super) fn is_loopback_host(host: &Host<&str>) -> bool {
     match host {
         Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
         Host::Ipv4(ip) => ip.is_loopback(),
@@ -94,7 +94,7 @@ pub fn is_loopback_host(host: &Host<&str>) -> bool {
 
 /// Checks the URL's shape: https (http for loopback in development), a host, a path other
 /// than `/`, no credentials, no fragment.
-pub fn check_url(text: &str, development: bool) -> Result<Url, Refused> {
+pub(super) fn check_url(text: &str, development: bool) -> Result<Url, Refused> {
     if text.len() > MAX_URL_LEN {
         return Err(Refused("the client id URL is too long"));
     }
@@ -149,7 +149,7 @@ async fn resolve(url: &Url, development: bool) -> Result<SocketAddr, Refused> {
 }
 
 /// Fetches the document at `url` under the rules above; returns its bytes.
-pub async fn fetch(url: &Url, development: bool) -> Result<Vec<u8>, Refused> {
+pub(super) async fn fetch(url: &Url, development: bool) -> Result<Vec<u8>, Refused> {
     let address = resolve(url, development).await?;
     crate::dust::install_crypto_provider();
     let mut builder = reqwest::Client::builder()

@@ -25,7 +25,7 @@ fn scopes_supported() -> Vec<&'static str> {
 }
 
 /// The URL of `/mcp`'s protected resource metadata.
-pub fn resource_metadata_url(state: &AppState) -> String {
+pub(super) fn resource_metadata_url(state: &AppState) -> String {
     format!(
         "{}/.well-known/oauth-protected-resource/mcp",
         state.public_url
@@ -33,7 +33,7 @@ pub fn resource_metadata_url(state: &AppState) -> String {
 }
 
 /// `GET /.well-known/oauth-protected-resource[/mcp]`.
-pub async fn protected_resource(State(state): State<AppState>) -> Response {
+pub(super) async fn protected_resource(State(state): State<AppState>) -> Response {
     Json(json!({
         "resource": super::resource(&state),
         "authorization_servers": [state.public_url],
@@ -46,7 +46,7 @@ pub async fn protected_resource(State(state): State<AppState>) -> Response {
 
 /// `GET /.well-known/oauth-authorization-server`. The issuer is the public URL (also the JWT
 /// issuer); only public clients, PKCE S256 and the code and refresh-token grants.
-pub async fn authorization_server(State(state): State<AppState>) -> Response {
+pub(super) async fn authorization_server(State(state): State<AppState>) -> Response {
     let base = &state.public_url;
     Json(json!({
         "issuer": base,

@@ -130,7 +130,7 @@ fn store_down(e: &crate::store::StoreError) -> Response {
 
 /// The audit event types of this module, named once.
 mod events {
-    pub use super::AuditEventType::{
+    pub(super) use super::AuditEventType::{
         OauthAuthorizeFail, OauthClientRefused, OauthClientRegistered, OauthConsentDenied,
         OauthConsentGranted, OauthTokenFail, OauthTokenIssued,
     };

@@ -13,7 +13,7 @@ use crate::http::headers::PagePolicy;
 
 /// HTML-escapes `text` for element content and quoted attribute values.
 #[must_use]
-pub fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -56,7 +56,12 @@ fn document(title: &str, body: &str) -> String {
 }
 
 /// A rendered page with its policy and `no-store` (a consent page holds a form token).
-pub fn respond(status: StatusCode, title: &str, body: &str, form_target: Option<&str>) -> Response {
+pub(super) fn respond(
+    status: StatusCode,
+    title: &str,
+    body: &str,
+    form_target: Option<&str>,
+) -> Response {
     let mut response = (status, Html(document(title, body))).into_response();
     response
         .extensions_mut()
@@ -69,7 +74,7 @@ pub fn respond(status: StatusCode, title: &str, body: &str, form_target: Option<
 
 /// An error that cannot be sent back to the client (unknown client, redirect URI not
 /// registered): shown here, never redirected.
-pub fn error(status: StatusCode, message: &str) -> Response {
+pub(super) fn error(status: StatusCode, message: &str) -> Response {
     let body = format!(
         "<section class=\"card\"><h2>This authorization request cannot continue</h2>\n\
          <p class=\"error\" role=\"alert\">{}</p>\n\
@@ -80,7 +85,7 @@ pub fn error(status: StatusCode, message: &str) -> Response {
 }
 
 /// What the consent page shows.
-pub struct Consent<'a> {
+pub(super) struct Consent<'a> {
     pub client_name: Option<&'a str>,
     pub client_id: &'a str,
     pub redirect_host: &'a str,
@@ -94,7 +99,7 @@ pub struct Consent<'a> {
 
 /// The consent page: who is asking, where the answer goes, for which permissions; the key
 /// and workspace fields; approve or deny.
-pub fn consent(status: StatusCode, c: &Consent<'_>) -> Response {
+pub(super) fn consent(status: StatusCode, c: &Consent<'_>) -> Response {
     let name = c.client_name.unwrap_or("An unnamed application");
     let mut scopes = String::new();
     for scope in c.scopes {

@@ -103,7 +103,7 @@ async fn read_form(request: Request) -> Result<HashMap<String, String>, Refusal>
 }
 
 /// `POST /oauth/token`.
-pub async fn token(State(state): State<AppState>, request: Request) -> Response {
+pub(super) async fn token(State(state): State<AppState>, request: Request) -> Response {
     let info = super::super::request_info(&request);
     let form = match read_form(request).await {
         Ok(form) => form,
@@ -503,7 +503,7 @@ async fn issue_with_refresh(
 /// `POST /oauth/revoke` (RFC 7009): a refresh token revokes its family (and the access tokens
 /// it was issued); an access token (our JWT) revokes its record. Always 200, known or not, so
 /// the endpoint tells nothing about a token.
-pub async fn revoke(State(state): State<AppState>, request: Request) -> Response {
+pub(super) async fn revoke(State(state): State<AppState>, request: Request) -> Response {
     let info = super::super::request_info(&request);
     let form = match read_form(request).await {
         Ok(form) => form,

@@ -37,7 +37,7 @@ use crate::{
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct AgentQuery {
+pub(super) struct AgentQuery {
     /// Only agents whose name or description contains this text (case-insensitive).
     pub query: Option<String>,
 }
@@ -45,7 +45,7 @@ pub struct AgentQuery {
 /// The question for an agent.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ExecuteRequest {
+pub(super) struct ExecuteRequest {
     /// The question or instruction, sent to Dust as is.
     pub message: String,
     /// Continue this conversation (one of yours) instead of starting one.
@@ -57,7 +57,7 @@ pub struct ExecuteRequest {
     params(("workspaceId" = String, Path, description = "The caller's workspace id"), AgentQuery),
     security(("bearerAuth" = []), ("cookieAuth" = [])),
     responses((status = 200, description = "Active agents", body = AgentList)))]
-pub async fn list(
+pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
@@ -83,7 +83,7 @@ pub async fn list(
         ("agentId" = String, Path, description = "The agent's id (`sId`)")),
     security(("bearerAuth" = []), ("cookieAuth" = [])),
     responses((status = 200, description = "The agent", body = AgentView)))]
-pub async fn get_one(
+pub(super) async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -126,7 +126,7 @@ fn wants_stream(headers: &HeaderMap) -> bool {
     security(("bearerAuth" = []), ("cookieAuth" = [])),
     responses((status = 200, description = "The agent's answer (JSON), or its stream (SSE)",
         content((AgentAnswer = "application/json"), (String = "text/event-stream")))))]
-pub async fn execute(
+pub(super) async fn execute(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,

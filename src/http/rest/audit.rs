@@ -22,7 +22,7 @@ const DEFAULT_LIMIT: usize = 50;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
-pub struct AuditParams {
+pub(super) struct AuditParams {
     /// At most this many records (1 to 500, default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
@@ -34,7 +34,7 @@ pub struct AuditParams {
 
 /// Audit records, newest first, each as it is logged.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AuditEvents {
+pub(super) struct AuditEvents {
     #[schema(value_type = Vec<Object>)]
     pub events: Vec<serde_json::Value>,
 }
@@ -43,7 +43,7 @@ pub struct AuditEvents {
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditParams),
     security(("bearerAuth" = []), ("cookieAuth" = [])),
     responses((status = 200, description = "Audit records", body = AuditEvents)))]
-pub async fn query(
+pub(super) async fn query(
     State(state): State<AppState>,
     caller: Caller,
     params: Result<Query<AuditParams>, QueryRejection>,

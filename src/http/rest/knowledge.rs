@@ -21,19 +21,19 @@ use crate::{
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
-pub struct KnowledgeBaseQuery {
+pub(super) struct KnowledgeBaseQuery {
     /// Only the knowledge bases of this space (`vlt_...`).
     pub space_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct KnowledgeBaseList {
+pub(super) struct KnowledgeBaseList {
     pub knowledge_bases: Vec<KnowledgeBaseView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ConnectorList {
+pub(super) struct ConnectorList {
     /// Knowledge bases fed by a connector (Notion, Slack, ...).
     pub connectors: Vec<KnowledgeBaseView>,
 }
@@ -41,7 +41,7 @@ pub struct ConnectorList {
 /// A semantic search in one knowledge base.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SearchRequest {
+pub(super) struct SearchRequest {
     /// What to look for, in natural language; sent as is.
     pub query: String,
     /// How many results (1 to 64, default 8).
@@ -52,7 +52,7 @@ pub struct SearchRequest {
 /// One search result: a document and its best passages.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct SearchResult {
+pub(super) struct SearchResult {
     pub document_id: String,
     pub knowledge_base_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,7 +69,7 @@ pub struct SearchResult {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SearchResponse {
+pub(super) struct SearchResponse {
     pub results: Vec<SearchResult>,
 }
 
@@ -79,7 +79,7 @@ pub struct SearchResponse {
     params(("workspaceId" = String, Path, description = "The caller's workspace id"), KnowledgeBaseQuery),
     security(("bearerAuth" = []), ("cookieAuth" = [])),
     responses((status = 200, description = "Knowledge bases", body = KnowledgeBaseList)))]
-pub async fn list(
+pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
@@ -119,7 +119,7 @@ pub async fn list(
         ("knowledgeBaseId" = String, Path, description = "The data source id (`dts_...`)")),
     security(("bearerAuth" = []), ("cookieAuth" = [])),
     responses((status = 200, description = "The knowledge base", body = KnowledgeBaseView)))]
-pub async fn get_one(
+pub(super) async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -149,7 +149,7 @@ pub async fn get_one(
     request_body = SearchRequest,
     security(("bearerAuth" = []), ("cookieAuth" = [])),
     responses((status = 200, description = "Results", body = SearchResponse)))]
-pub async fn search(
+pub(super) async fn search(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -218,7 +218,7 @@ async fn connector_views(call: &Call) -> Result<Vec<KnowledgeBaseView>, ServiceE
     params(("workspaceId" = String, Path, description = "The caller's workspace id")),
     security(("bearerAuth" = []), ("cookieAuth" = [])),
     responses((status = 200, description = "Connectors", body = ConnectorList)))]
-pub async fn connectors(
+pub(super) async fn connectors(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
@@ -244,7 +244,7 @@ pub async fn connectors(
         ("connectorId" = String, Path, description = "The knowledge base id (`dts_...`) or the connector id")),
     security(("bearerAuth" = []), ("cookieAuth" = [])),
     responses((status = 200, description = "The connector", body = KnowledgeBaseView)))]
-pub async fn connector(
+pub(super) async fn connector(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,

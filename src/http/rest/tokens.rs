@@ -22,7 +22,7 @@ use crate::{
 /// One of the caller's tokens (never the token itself).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct TokenView {
+pub(super) struct TokenView {
     pub token_id: String,
     /// RFC 3339, UTC.
     pub created_at: String,
@@ -35,7 +35,7 @@ pub struct TokenView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TokenList {
+pub(super) struct TokenList {
     pub tokens: Vec<TokenView>,
 }
 
@@ -56,7 +56,7 @@ fn store_failure(caller: &Caller, error: &crate::store::StoreError) -> Refusal {
 #[utoipa::path(get, path = "/api/v1/auth/tokens", tag = "tokens",
     security(("bearerAuth" = []), ("cookieAuth" = [])),
     responses((status = 200, description = "Your tokens", body = TokenList)))]
-pub async fn list(
+pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<TokenList>, Refusal> {
@@ -85,7 +85,7 @@ pub async fn list(
     params(("tokenId" = String, Path, description = "The token id (`tok_...`)")),
     security(("bearerAuth" = []), ("cookieAuth" = [])),
     responses((status = 204, description = "Revoked")))]
-pub async fn revoke(
+pub(super) async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<String>, PathRejection>,

@@ -13,7 +13,7 @@ use crate::{auth::Permission, state::AppState};
 /// The caller's workspace.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct WorkspaceView {
+pub(super) struct WorkspaceView {
     /// The workspace id (`sId`).
     pub id: String,
     /// Where this workspace opens in Dust's web app.
@@ -26,7 +26,7 @@ pub struct WorkspaceView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct WorkspaceList {
+pub(super) struct WorkspaceList {
     pub workspaces: Vec<WorkspaceView>,
 }
 
@@ -49,7 +49,7 @@ fn view(call: &Call) -> WorkspaceView {
     security(("bearerAuth" = []), ("cookieAuth" = [])),
     responses((status = 200, description = "The caller's workspace", body = WorkspaceList),
         (status = 401, description = "Not authenticated", body = ErrorEnvelope)))]
-pub async fn list(
+pub(super) async fn list(
     axum::extract::State(state): axum::extract::State<AppState>,
     caller: Caller,
 ) -> Result<Json<WorkspaceList>, Refusal> {
@@ -73,7 +73,7 @@ pub async fn list(
     params(("workspaceId" = String, Path, description = "The caller's workspace id")),
     security(("bearerAuth" = []), ("cookieAuth" = [])),
     responses((status = 200, description = "The workspace", body = WorkspaceView)))]
-pub async fn get_one(
+pub(super) async fn get_one(
     axum::extract::State(state): axum::extract::State<AppState>,
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
