@@ -170,8 +170,10 @@ pub fn normalize_timestamp(text: &str) -> Option<String> {
     Some(format!("{}T{}.{millis}Z", &main[..10], &main[11..]))
 }
 
-/// The contract every [`RecentAudit`] backend passes. Not `#[cfg(test)]`, so a backend in
-/// another module (Redis) runs the same suite.
+/// The contract every [`RecentAudit`] backend passes. Built for the tests and with the
+/// `test-support` feature (the integration tests' own dependency on this crate), so a backend in
+/// another module (Redis) runs the same suite; never in a release build.
+#[cfg(any(test, feature = "test-support"))]
 pub mod testing {
     use super::{AuditQuery, RecentAudit};
     use crate::audit::{AuditEvent, AuditEventType, Severity};

@@ -327,6 +327,7 @@ impl LoginThrottle {
 }
 
 /// The behaviour every [`FailureStore`] gives [`LoginThrottle`]; each backend's tests call it.
+#[cfg(any(test, feature = "test-support"))]
 pub mod testing {
     use std::{
         net::{IpAddr, Ipv4Addr},

@@ -14,6 +14,7 @@
 
 mod cipher;
 mod memory;
+#[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 
 use std::{fmt, sync::Arc};

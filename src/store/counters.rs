@@ -163,6 +163,7 @@ impl CounterStore for MemoryCounterStore {
 }
 
 /// The contract every [`CounterStore`] passes; each backend's tests call it.
+#[cfg(any(test, feature = "test-support"))]
 pub mod testing {
     use std::time::{Duration, SystemTime};
 

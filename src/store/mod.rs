@@ -12,6 +12,7 @@ mod memory;
 pub mod oauth;
 pub mod redis;
 pub mod sessions;
+#[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 
 use std::sync::Arc;

@@ -573,7 +573,9 @@ impl OAuthStore for MemoryOAuthStore {
 }
 
 /// The contract every [`OAuthStore`] passes (memory here, Redis in `tests/all/shared_state.rs`).
-/// Not `#[cfg(test)]`, so the Redis backend's integration tests run it too.
+/// With the `test-support` feature the Redis backend's integration tests run it too; never in
+/// a release build.
+#[cfg(any(test, feature = "test-support"))]
 pub mod testing {
     use super::{
         CodeRecord, Grant, Issued, OAuthClient, OAuthStore, PendingAuthorization, Redeemed,

@@ -225,8 +225,10 @@ impl SessionStore for MemorySessionStore {
     }
 }
 
-/// The contract every [`SessionStore`] passes; each backend's tests call it. Not
-/// `#[cfg(test)]`, so a backend in another module (Redis) runs it against a live server.
+/// The contract every [`SessionStore`] passes; each backend's tests call it. With the
+/// `test-support` feature the integration tests run it against a live Redis; never in a release
+/// build.
+#[cfg(any(test, feature = "test-support"))]
 pub mod testing {
     use super::{Inserted, SessionKey, SessionRecord, SessionStore};
 
