@@ -11,9 +11,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    AgentConfiguration, Conversation, CreateConversation, CreatedConversation, DataSource,
-    DataSourceView, Document, DocumentPage, DustApi, DustCredentials, DustError, DustErrorKind,
-    EventStream, PostMessage, PostedMessage, Result, SearchQuery, Space, UpsertDocument,
+    ActionDecision, AgentConfiguration, Conversation, CreateConversation, CreatedConversation,
+    DataSource, DataSourceView, Document, DocumentPage, DustApi, DustCredentials, DustError,
+    DustErrorKind, EventStream, PendingAction, PostMessage, PostedMessage, QuestionAnswer, Result,
+    SearchQuery, Space, UpsertDocument,
     client::{Call, HttpDustClient},
 };
 
@@ -42,6 +43,12 @@ struct SpacesBody {
 #[derive(Deserialize)]
 struct DataSourcesBody {
     data_sources: Vec<DataSource>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BlockedBody {
+    blocked_actions: Vec<PendingAction>,
 }
 
 #[derive(Deserialize)]
@@ -227,6 +234,85 @@ impl DustApi for HttpDustClient {
             url,
         )
         .json(&json!({ "messageIds": message_ids }))?;
+        self.execute(creds, &call).await.map(drop)
+    }
+
+    async fn blocked_actions(
+        &self,
+        creds: &DustCredentials,
+        conversation_id: &str,
+    ) -> Result<Vec<PendingAction>> {
+        let call = self.get(
+            creds,
+            "list blocked actions",
+            "/assistant/conversations/{cId}/actions/blocked",
+            &[
+                "assistant",
+                "conversations",
+                conversation_id,
+                "actions",
+                "blocked",
+            ],
+        )?;
+        let body: BlockedBody = self.execute_json(creds, &call).await?;
+        Ok(body.blocked_actions)
+    }
+
+    async fn validate_action(
+        &self,
+        creds: &DustCredentials,
+        conversation_id: &str,
+        message_id: &str,
+        action_id: &str,
+        decision: ActionDecision,
+    ) -> Result<()> {
+        let url = self.endpoint(
+            &creds.workspace_id,
+            &[
+                "assistant",
+                "conversations",
+                conversation_id,
+                "messages",
+                message_id,
+                "validate-action",
+            ],
+        )?;
+        let call = Call::new(
+            "validate an action",
+            "/assistant/conversations/{cId}/messages/{mId}/validate-action",
+            Method::POST,
+            url,
+        )
+        .json(&json!({ "actionId": action_id, "approved": decision }))?;
+        self.execute(creds, &call).await.map(drop)
+    }
+
+    async fn answer_question(
+        &self,
+        creds: &DustCredentials,
+        conversation_id: &str,
+        message_id: &str,
+        action_id: &str,
+        answer: &QuestionAnswer,
+    ) -> Result<()> {
+        let url = self.endpoint(
+            &creds.workspace_id,
+            &[
+                "assistant",
+                "conversations",
+                conversation_id,
+                "messages",
+                message_id,
+                "answer-question",
+            ],
+        )?;
+        let call = Call::new(
+            "answer a question",
+            "/assistant/conversations/{cId}/messages/{mId}/answer-question",
+            Method::POST,
+            url,
+        )
+        .json(&json!({ "actionId": action_id, "answer": answer }))?;
         self.execute(creds, &call).await.map(drop)
     }
 

@@ -123,6 +123,27 @@ dust_api! {
     /// `POST /assistant/conversations/{cId}/cancel` for the given agent messages.
     fn cancel_messages(conversation_id: &str, message_ids: &[String]) -> ();
 
+    /// `GET /assistant/conversations/{cId}/actions/blocked`: what the conversation's runs wait on.
+    fn blocked_actions(conversation_id: &str) -> Vec<PendingAction>;
+
+    /// `POST .../messages/{mId}/validate-action`: a person's answer to a tool approval. Never
+    /// retried.
+    fn validate_action(
+        conversation_id: &str,
+        message_id: &str,
+        action_id: &str,
+        decision: ActionDecision,
+    ) -> ();
+
+    /// `POST .../messages/{mId}/answer-question`: a person's answer to an agent's question.
+    /// Never retried.
+    fn answer_question(
+        conversation_id: &str,
+        message_id: &str,
+        action_id: &str,
+        answer: &QuestionAnswer,
+    ) -> ();
+
     /// One connection to `GET .../messages/{mId}/events`, resuming after `last_event_id`.
     fn agent_message_events(conversation_id: &str, message_id: &str, last_event_id: Option<&str>) -> EventStream;
 

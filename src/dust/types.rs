@@ -349,6 +349,49 @@ pub enum BlockKind {
     FileAuth,
 }
 
+/// An action a run waits on, as `GET .../actions/blocked` lists it (`BlockedActionExecution`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingAction {
+    pub action_id: String,
+    pub message_id: String,
+    pub conversation_id: String,
+    /// `blocked_validation_required`, `blocked_user_answer_required`,
+    /// `blocked_authentication_required`, ...
+    pub status: String,
+    #[serde(default)]
+    pub inputs: Value,
+    #[serde(default)]
+    pub stake: Option<String>,
+    /// `toolName`, `mcpServerName`, `mcpServerDisplayName`, ...
+    #[serde(default)]
+    pub metadata: Value,
+    /// The question, for `blocked_user_answer_required`.
+    #[serde(default)]
+    pub question: Option<Value>,
+}
+
+/// A person's answer to a tool approval (`validate-action`'s `approved`: a string, not the
+/// boolean Dust's OpenAPI shows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionDecision {
+    Approved,
+    Rejected,
+    /// Approved, and not asked again for this tool.
+    AlwaysApproved,
+}
+
+/// A person's answer to a question (`answer-question`'s `answer`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuestionAnswer {
+    /// Indices of the chosen options.
+    pub selected_options: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_response: Option<String>,
+}
+
 /// A blocking event: the run is paused until someone answers it in Dust.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockedAction {

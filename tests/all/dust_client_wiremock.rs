@@ -10,9 +10,9 @@ use std::{
 
 use futures::StreamExt;
 use mcp_dust_server::dust::{
-    AgentEvent, AgentEventKind, BlockKind, ClientOptions, CreateConversation, DustApi,
-    DustCredentials, DustError, DustErrorKind, HttpDustClient, Mention, MessageContext,
-    PostMessage, SearchQuery, UpsertDocument, follow_agent_message,
+    ActionDecision, AgentEvent, AgentEventKind, BlockKind, ClientOptions, CreateConversation,
+    DustApi, DustCredentials, DustError, DustErrorKind, HttpDustClient, Mention, MessageContext,
+    PostMessage, QuestionAnswer, SearchQuery, UpsertDocument, follow_agent_message,
 };
 use serde_json::{Value, json};
 use tokio::{
@@ -738,6 +738,71 @@ async fn views_are_listed_and_searched_on_their_own_routes() {
             pair("timestamp_lt", "2000"),
         ]
     );
+}
+
+/// The decisions on a paused run go out as Dust's routes take them: `approved` a string (not the
+/// boolean Dust's OpenAPI shows), the answer's members camelCased, each POST sent once.
+#[tokio::test]
+async fn blocked_actions_and_decisions_have_dusts_shapes() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(api("/assistant/conversations/c1/actions/blocked")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"blockedActions": [{
+            "actionId": "act_1", "messageId": "m1", "conversationId": "c1",
+            "status": "blocked_validation_required", "inputs": {"to": "ceo@example.com"},
+            "stake": "high", "metadata": {"toolName": "send_email", "mcpServerName": "gmail"}}]})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(api(
+            "/assistant/conversations/c1/messages/m1/validate-action",
+        )))
+        .and(body_json(
+            json!({"actionId": "act_1", "approved": "always_approved"}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(api(
+            "/assistant/conversations/c1/messages/m1/answer-question",
+        )))
+        .and(body_json(json!({"actionId": "act_2",
+            "answer": {"selectedOptions": [1], "customResponse": "Berlin, please"}})))
+        .respond_with(ResponseTemplate::new(503))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = client(&server);
+    let pending = client.blocked_actions(&creds(), "c1").await.unwrap();
+    assert_eq!(pending[0].action_id, "act_1");
+    assert_eq!(pending[0].stake.as_deref(), Some("high"));
+    assert_eq!(pending[0].metadata["toolName"], "send_email");
+    client
+        .validate_action(
+            &creds(),
+            "c1",
+            "m1",
+            "act_1",
+            ActionDecision::AlwaysApproved,
+        )
+        .await
+        .unwrap();
+    let answer = QuestionAnswer {
+        selected_options: vec![1],
+        custom_response: Some("Berlin, please".into()),
+    };
+    // A decision is never retried (a second one would answer another pause).
+    let error = client
+        .answer_question(&creds(), "c1", "m1", "act_2", &answer)
+        .await
+        .unwrap_err();
+    assert_eq!(error.status, Some(503));
+    assert_no_key(&error);
 }
 
 /// Issue 16: `skipToolsValidation` is per message in Dust: the client sends what the message

@@ -1427,3 +1427,105 @@ async fn upserts_answer_vectors_unless_light() {
     assert_eq!(light["document"]["text_size"], text.len());
     assert!(light["document"].get("chunks").is_none(), "{light}");
 }
+
+/// The real client against the simulator: a run paused on an approval is listed, approved
+/// through `validate-action`, and goes on to its answer; a question is answered likewise.
+#[tokio::test]
+async fn the_client_answers_paused_runs() {
+    use futures::StreamExt;
+    use mcp_dust_server::dust::{
+        ActionDecision, AgentEventKind, CreateConversation, DustApi, DustCredentials,
+        HttpDustClient, Mention, MessageContext, PostMessage, QuestionAnswer, follow_agent_message,
+    };
+    let (h, _) = start(fast()).await;
+    let dust: std::sync::Arc<dyn DustApi> =
+        std::sync::Arc::new(HttpDustClient::with_base_url(&h.base_url()).unwrap());
+    let creds = DustCredentials::new(h.workspace_id(), h.api_key());
+    for (agent, expected) in [
+        (
+            sim::APPROVAL_AGENT_ID,
+            "I sent your message to ceo@example.com.",
+        ),
+        (sim::QUESTION_AGENT_ID, "I booked a meeting room in Berlin."),
+    ] {
+        let created = dust
+            .create_conversation(
+                &creds,
+                &CreateConversation {
+                    title: None,
+                    visibility: None,
+                    message: PostMessage {
+                        content: "please".into(),
+                        mentions: vec![Mention {
+                            configuration_id: agent.into(),
+                        }],
+                        context: MessageContext {
+                            username: "tester".into(),
+                            timezone: "UTC".into(),
+                            full_name: None,
+                            email: None,
+                            profile_picture_url: None,
+                            origin: Some("api".into()),
+                        },
+                        blocking: None,
+                        skip_tools_validation: None,
+                    },
+                    blocking: Some(false),
+                    skip_tools_validation: Some(false),
+                },
+            )
+            .await
+            .unwrap();
+        let c_id = created.conversation.s_id.clone();
+        let m_id = created
+            .conversation
+            .agent_reply_to(&created.message.as_ref().unwrap().s_id)
+            .unwrap()
+            .s_id
+            .clone();
+        let mut events =
+            follow_agent_message(dust.clone(), creds.clone(), c_id.clone(), m_id.clone());
+        // The run pauses: the blocking event, then nothing until the decision.
+        let blocked = loop {
+            match events.next().await.unwrap().unwrap().kind {
+                AgentEventKind::Blocked(b) => break b,
+                _ => continue,
+            }
+        };
+        let pending = dust.blocked_actions(&creds, &c_id).await.unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].action_id, blocked.action_id);
+        if agent == sim::APPROVAL_AGENT_ID {
+            dust.validate_action(
+                &creds,
+                &c_id,
+                &m_id,
+                &blocked.action_id,
+                ActionDecision::Approved,
+            )
+            .await
+            .unwrap();
+        } else {
+            let answer = QuestionAnswer {
+                selected_options: vec![1],
+                custom_response: None,
+            };
+            dust.answer_question(&creds, &c_id, &m_id, &blocked.action_id, &answer)
+                .await
+                .unwrap();
+        }
+        let answer = loop {
+            match events.next().await.unwrap().unwrap().kind {
+                AgentEventKind::Success { message } => break message.content,
+                _ => continue,
+            }
+        };
+        assert_eq!(answer.as_deref(), Some(expected));
+        assert!(
+            dust.blocked_actions(&creds, &c_id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
