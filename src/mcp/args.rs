@@ -8,8 +8,31 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::errors::invalid_params;
-use rmcp::ErrorData as McpError;
+/// An argument a check refused: which and why, never the value itself. Each surface says it
+/// its own way: MCP as a JSON-RPC `-32602` (`From` for rmcp's error), the operations and REST
+/// as [`super::service::ServiceError::Invalid`] (a 400).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidArgument {
+    pub message: String,
+}
+
+impl std::fmt::Display for InvalidArgument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<InvalidArgument> for rmcp::ErrorData {
+    fn from(error: InvalidArgument) -> Self {
+        super::errors::invalid_params(error.message)
+    }
+}
+
+fn invalid_params(message: impl Into<String>) -> InvalidArgument {
+    InvalidArgument {
+        message: message.into(),
+    }
+}
 
 /// Longest identifier accepted (Dust sIds are 10 characters; document ids are caller-chosen).
 pub const MAX_ID_LEN: usize = 256;
@@ -132,7 +155,7 @@ pub(crate) struct UpsertDocumentArgs {
 
 /// Checks an identifier: 1 to [`MAX_ID_LEN`] ASCII letters, digits, `_` or `-` (Dust's sIds
 /// and prefixed ids), so it can never change a URL path.
-pub fn check_id(field: &str, value: &str) -> Result<(), McpError> {
+pub fn check_id(field: &str, value: &str) -> Result<(), InvalidArgument> {
     let ok = !value.is_empty()
         && value.len() <= MAX_ID_LEN
         && value
@@ -157,7 +180,7 @@ pub const MAX_DOCUMENT_ID_LEN: usize = 512;
 /// percent-encodes the id as one path segment, so `/`, `%`, `?` or `#` inside it never change
 /// the route; `.` and `..` are the only segments URL parsers resolve whatever their encoding
 /// (the client refuses them too).
-pub fn check_document_id(field: &str, value: &str) -> Result<(), McpError> {
+pub fn check_document_id(field: &str, value: &str) -> Result<(), InvalidArgument> {
     let ok = !value.is_empty()
         && value.len() <= MAX_DOCUMENT_ID_LEN
         && value != "."
@@ -173,7 +196,7 @@ pub fn check_document_id(field: &str, value: &str) -> Result<(), McpError> {
 }
 
 /// Checks free text: not empty (unless allowed), at most `max` bytes. The text is not changed.
-pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), McpError> {
+pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), InvalidArgument> {
     if value.trim().is_empty() {
         return Err(invalid_params(format!("{field} must not be empty")));
     }
@@ -187,7 +210,12 @@ pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), McpError> 
 }
 
 /// Checks a number against an inclusive range.
-pub(crate) fn check_range(field: &str, value: u32, min: u32, max: u32) -> Result<u32, McpError> {
+pub(crate) fn check_range(
+    field: &str,
+    value: u32,
+    min: u32,
+    max: u32,
+) -> Result<u32, InvalidArgument> {
     if (min..=max).contains(&value) {
         Ok(value)
     } else {
@@ -198,7 +226,7 @@ pub(crate) fn check_range(field: &str, value: u32, min: u32, max: u32) -> Result
 }
 
 /// Checks tags: each 1 to 256 bytes without control characters, at most 32 of them.
-pub fn check_tags(field: &str, tags: &[String]) -> Result<(), McpError> {
+pub fn check_tags(field: &str, tags: &[String]) -> Result<(), InvalidArgument> {
     if tags.len() > 32 {
         return Err(invalid_params(format!("{field} has more than 32 tags")));
     }
@@ -213,7 +241,7 @@ pub fn check_tags(field: &str, tags: &[String]) -> Result<(), McpError> {
 }
 
 /// Checks an optional source URL: absolute http or https.
-pub fn check_source_url(value: &str) -> Result<(), McpError> {
+pub fn check_source_url(value: &str) -> Result<(), InvalidArgument> {
     match url::Url::parse(value) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
         _ => Err(invalid_params(

@@ -300,10 +300,10 @@ pub(crate) async fn read(
             contents(uri, &view)
         }
         Uri::Conversation(id) => {
-            if owned_conversation(ctx, principal, &id, info)
-                .await?
-                .is_none()
-            {
+            let owned = owned_conversation(ctx, principal, &id, info)
+                .await
+                .map_err(|e| McpError::internal_error(format!("{e:?}"), None))?;
+            if owned.is_none() {
                 return Err(not_found(uri));
             }
             let conversation = ctx

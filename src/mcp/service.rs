@@ -82,14 +82,9 @@ impl ServiceError {
     }
 }
 
-impl From<McpError> for ServiceError {
-    /// The argument checks of [`super::args`] speak MCP; their `-32602` is an invalid request.
-    fn from(error: McpError) -> Self {
-        if error.code == rmcp::model::ErrorCode::INVALID_PARAMS {
-            Self::Invalid(error.message.into_owned())
-        } else {
-            Self::Internal(error.message.into_owned())
-        }
+impl From<super::args::InvalidArgument> for ServiceError {
+    fn from(error: super::args::InvalidArgument) -> Self {
+        Self::Invalid(error.message)
     }
 }
 

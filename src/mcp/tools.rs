@@ -8,6 +8,8 @@
 
 use std::sync::{Arc, LazyLock};
 
+use super::service::ServiceError;
+
 use rmcp::{
     ErrorData as McpError, RoleServer,
     handler::server::common::{schema_for_input, schema_for_output},
@@ -415,12 +417,12 @@ pub(super) async fn owned_conversation(
     principal: &Principal,
     conversation_id: &str,
     info: &crate::audit::RequestInfo,
-) -> Result<Option<ConversationRecord>, McpError> {
+) -> Result<Option<ConversationRecord>, ServiceError> {
     let record = ctx
         .conversations
         .get(&principal.workspace_id, conversation_id)
         .await
-        .map_err(|e| McpError::internal_error(e.to_string(), None))?;
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
     match record {
         Some(record) if record.owner == principal.user_id => Ok(Some(record)),
         Some(_) => {
@@ -455,11 +457,10 @@ async fn get_conversation(
     info: &crate::audit::RequestInfo,
 ) -> Result<CallToolResult, McpError> {
     check_id("conversationId", &args.conversation_id)?;
-    if owned_conversation(ctx, principal, &args.conversation_id, info)
-        .await?
-        .is_none()
-    {
-        return Ok(conversation_not_found(&args.conversation_id));
+    match owned_conversation(ctx, principal, &args.conversation_id, info).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return Ok(conversation_not_found(&args.conversation_id)),
+        Err(e) => return e.into_tool(),
     }
     match ctx
         .dust
