@@ -6,10 +6,16 @@
 //! `content` from `agent_message_success`, never the concatenated tokens (those include
 //! reasoning and are only a preview).
 //!
-//! Four ways out besides the answer: the client cancels (the Dust message is cancelled too, so
+//! The ways out besides the answer: the client cancels (the Dust message is cancelled too, so
 //! the agent stops spending), `MCP_SERVER_TIMEOUT` passes (the run is left to finish; the result
-//! says where to read it later), Dust fails (a tool error the model can act on), or the server
-//! is stopping and `SHUTDOWN_GRACE_PERIOD` is over (the run is cancelled, see `crate::shutdown`).
+//! says where to read it later), Dust fails (a tool error the model can act on; `tool_error` is
+//! terminal in Dust and ends the call at once), the run pauses for a person (an approval, a
+//! question, a sign-in: nothing more comes until someone answers in Dust, so the call ends at
+//! once naming the tool and the conversation), or the server is stopping and
+//! `SHUTDOWN_GRACE_PERIOD` is over (the run is cancelled, see `crate::shutdown`).
+//!
+//! Every message is posted with `skipToolsValidation: true`, the first and each follow-up (Dust
+//! takes it per message and never carries it over), until approvals are relayed to the person.
 
 use std::sync::Arc;
 
