@@ -35,7 +35,10 @@ use super::{
     errors,
     service::ServiceError,
     tools::structured,
-    views::{DocumentView, KnowledgeBaseView, SearchHit, SearchResults, SpaceView},
+    views::{
+        DeletedDocument, DocumentList, DocumentView, KnowledgeBaseView, SearchHit, SearchResults,
+        SpaceList, SpaceView,
+    },
 };
 use crate::{
     auth::Principal,
@@ -240,7 +243,7 @@ pub(super) async fn list_spaces(
     match ctx.dust.list_spaces(&principal.credentials).await {
         Ok(spaces) => {
             let spaces: Vec<SpaceView> = spaces.iter().map(SpaceView::from).collect();
-            structured(&serde_json::json!({ "spaces": spaces }))
+            structured(&SpaceList { spaces })
         }
         Err(e) => Ok(errors::dust_tool_error("listing spaces", &e)),
     }
@@ -430,12 +433,12 @@ pub(super) async fn list_documents(
                 .into_iter()
                 .map(|d| DocumentView::new(&kb.source.s_id, d, false))
                 .collect();
-            structured(&serde_json::json!({
-                "documents": documents,
-                "total": page.total,
-                "offset": offset,
-                "limit": limit,
-            }))
+            structured(&DocumentList {
+                documents,
+                total: page.total,
+                offset,
+                limit,
+            })
         }
         Err(e) => Ok(errors::dust_tool_error("listing documents", &e)),
     }
@@ -558,11 +561,11 @@ pub(super) async fn delete_document(
         )
         .await
     {
-        Ok(()) => structured(&serde_json::json!({
-            "deleted": true,
-            "knowledgeBaseId": kb.source.s_id,
-            "documentId": args.document_id,
-        })),
+        Ok(()) => structured(&DeletedDocument {
+            deleted: true,
+            knowledge_base_id: kb.source.s_id.clone(),
+            document_id: args.document_id.clone(),
+        }),
         Err(e) => Ok(errors::dust_tool_error(
             &format!("deleting document {}", args.document_id),
             &e,

@@ -23,7 +23,10 @@ use super::{
     McpContext,
     args::*,
     ask, errors, knowledge, service,
-    views::{AgentAnswer, AgentList, ConversationView, SearchResults},
+    views::{
+        AgentAnswer, AgentList, ConversationList, ConversationSummary, ConversationView,
+        SearchResults,
+    },
 };
 use crate::{
     audit::{AuditEvent, AuditEventType, AuditResult, Severity},
@@ -395,18 +398,16 @@ async fn list_conversations(
         .list(&principal.workspace_id, &principal.user_id)
         .await
         .map_err(|e| McpError::internal_error(e.to_string(), None))?;
-    let conversations: Vec<_> = records
+    let conversations = records
         .iter()
-        .map(|r| {
-            serde_json::json!({
-                "conversationId": r.conversation_id,
-                "title": r.title,
-                "agentId": r.agent_id,
-                "created": r.created_at,
-            })
+        .map(|r| ConversationSummary {
+            conversation_id: r.conversation_id.clone(),
+            title: r.title.clone(),
+            agent_id: r.agent_id.clone(),
+            created: r.created_at,
         })
         .collect();
-    structured(&serde_json::json!({ "conversations": conversations }))
+    structured(&ConversationList { conversations })
 }
 
 /// The conversation record if `principal` owns it; anyone else is told "not found", and Dust is

@@ -47,6 +47,49 @@ pub struct AgentList {
     pub agents: Vec<AgentView>,
 }
 
+/// `list_spaces`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SpaceList {
+    pub spaces: Vec<SpaceView>,
+}
+
+/// One page of `list_documents`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DocumentList {
+    pub documents: Vec<DocumentView>,
+    /// How many documents the knowledge base holds.
+    pub total: u64,
+    pub offset: u32,
+    pub limit: u32,
+}
+
+/// `delete_document`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedDocument {
+    /// Always `true`.
+    pub deleted: bool,
+    pub knowledge_base_id: String,
+    pub document_id: String,
+}
+
+/// A conversation this caller started through this server.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationSummary {
+    pub conversation_id: String,
+    pub title: Option<String>,
+    pub agent_id: String,
+    /// Milliseconds since the epoch.
+    pub created: i64,
+}
+
+/// `list_conversations`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ConversationList {
+    pub conversations: Vec<ConversationSummary>,
+}
+
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SpaceView {
