@@ -118,7 +118,10 @@ async fn the_rest_api_keeps_to_its_openapi_document() {
         // answers are checked in tests/all/http_auth.rs and tests/all/http_sessions.rs.
         .args(["--exclude-path", "/api/v1/auth/refresh"])
         .args(["--exclude-path", "/api/v1/auth/logout"])
-        .args(["--workers", "2"])
+        // One worker: with two, Python 3.11's `ast.parse` (which Hypothesis calls to describe
+        // its filters) failed once in CI with "SystemError: AST constructor recursion depth
+        // mismatch", a thread-safety fault of that interpreter when two threads parse at once.
+        .args(["--workers", "1"])
         .args(["--request-timeout", "30"])
         .args(["--seed", "1"])
         // Keep the configured token: generated Authorization values would only test the 401
