@@ -20,12 +20,13 @@ use crate::{
         BreakerState, BreakerTransition, CircuitBreaker, ClientOptions, DustApi, HttpDustClient,
         TransitionHook,
     },
-    mcp::{McpContext, McpSettings},
+    ops::{self, Settings},
+    store::ConversationStore,
 };
 
-/// The MCP settings of a configuration.
-pub fn mcp_settings(config: &Config) -> McpSettings {
-    McpSettings {
+/// The operations' settings of a configuration.
+pub fn ops_settings(config: &Config) -> Settings {
+    Settings {
         server_name: config.server_name.clone(),
         default_agent_id: config.dust_agent_id.clone(),
         timezone: config.dust_timezone.clone(),
@@ -109,10 +110,25 @@ pub fn listen_addr(config: &Config) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("MCP_SERVER_HOST {:?} is not an IP address", config.host))
 }
 
+/// The operations' context (`serve`, `demo` and `stdio` alike): the Dust stack, the
+/// conversation store, the settings, the agent cache and the audit trail.
+pub fn ops_context(
+    config: &Config,
+    dust: Arc<dyn DustApi>,
+    conversations: Arc<dyn ConversationStore>,
+    auditor: &Auditor,
+) -> Arc<ops::Context> {
+    Arc::new(
+        ops::Context::new(dust, conversations, ops_settings(config))
+            .with_agent_cache_ttl(config.agent_cache_ttl)
+            .with_auditor(auditor.clone()),
+    )
+}
+
 /// The end of a run: the Dust cancellations still in flight reach Dust, then the audit log is
 /// flushed and closed.
-pub async fn finish(mcp: &McpContext, auditor: Auditor) {
-    mcp.finish_background().await;
+pub async fn finish(ops: &ops::Context, auditor: Auditor) {
+    ops.finish_background().await;
     auditor.shutdown().await;
 }
 

@@ -213,6 +213,54 @@ pub struct RequestInfo {
     pub request_id: Option<String>,
 }
 
+/// The address a request is attributed to (a request extension set by the HTTP layer after
+/// its trusted-proxy rule, `crate::http::client_ip`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+impl RequestInfo {
+    /// What the audit log records about an HTTP request: the client address ([`ClientIp`],
+    /// else the peer), user agent, method, the path the client sent (axum's `OriginalUri` where
+    /// a router recorded it: a nested router strips its prefix) and the request id.
+    #[must_use]
+    pub fn from_parts(parts: &axum::http::request::Parts) -> Self {
+        Self::from_http(&parts.method, &parts.uri, &parts.headers, &parts.extensions)
+    }
+
+    /// [`Self::from_parts`] from the pieces of a request.
+    #[must_use]
+    pub fn from_http(
+        method: &axum::http::Method,
+        uri: &axum::http::Uri,
+        headers: &axum::http::HeaderMap,
+        extensions: &axum::http::Extensions,
+    ) -> Self {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Self {
+            ip: extensions.get::<ClientIp>().map(|c| c.0).or_else(|| {
+                extensions
+                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    .map(|c| c.0.ip())
+            }),
+            user_agent: header("user-agent"),
+            method: Some(method.to_string()),
+            path: Some(
+                extensions
+                    .get::<axum::extract::OriginalUri>()
+                    .map_or(uri, |original| &original.0)
+                    .path()
+                    .to_owned(),
+            ),
+            request_id: header("x-request-id"),
+        }
+    }
+}
+
 /// One audit record. Build it with [`AuditEvent::new`] and the builder methods; every string is
 /// masked and bounded on the way in, so the fields hold only what may be written.
 ///

@@ -89,7 +89,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
             .unwrap_or_else(|_| "mcp-dust-server".into()),
     );
     server.await.context("server task")??;
-    app::finish(&state.mcp, state.auditor.clone()).await;
+    app::finish(&state.ops, state.auditor.clone()).await;
     sim.shutdown().await;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Entry points for the fuzz targets in `fuzz/` (cargo-fuzz); not a supported API.
 //!
-//! The parsers worth fuzzing sit in private modules (`http::jsonrpc`, `mcp::args`,
+//! The parsers worth fuzzing sit in private modules (`http::jsonrpc`, `ops::args`,
 //! `mcp::resources`, `dust::sse`). Rather than make those modules public, this one module
 //! re-exports the few pure functions the targets drive, and wraps the ones whose types stay
 //! private. Everything here is a thin call into the real code: a target that passes here
@@ -10,18 +10,21 @@ use serde_json::Value;
 
 pub use crate::dust::sse::{DustFrame, SseFrame, SseParser, agent_frame};
 pub use crate::http::jsonrpc::{Rejection, check_body as check_jsonrpc_body};
-pub use crate::mcp::args::{
+pub use crate::ops::args::{
     MAX_DOCUMENT_ID_LEN, MAX_ID_LEN, check_document_id, check_id, check_source_url, check_tags,
     check_text,
 };
 
-use crate::mcp::{
-    args::{
-        AgentIdArgs, AskAgentArgs, ConversationIdArgs, DocumentArgs, ListAgentsArgs,
-        ListDocumentsArgs, ListKnowledgeBasesArgs, NoArgs, SearchKnowledgeArgs, UpsertDocumentArgs,
+use crate::ops::args::{
+    AgentIdArgs, AskAgentArgs, ConversationIdArgs, DocumentArgs, ListAgentsArgs, ListDocumentsArgs,
+    ListKnowledgeBasesArgs, NoArgs, SearchKnowledgeArgs, UpsertDocumentArgs,
+};
+use crate::{
+    mcp::{
+        resources::{self, Uri},
+        tools,
     },
-    resources::{self, Uri},
-    tools,
+    ops::OpError,
 };
 
 /// Names of the tools whose arguments [`parse_tool_arguments`] knows, one per argument type.
@@ -53,7 +56,10 @@ pub fn parse_tool_arguments(
             .filter_map(|(k, v)| v.map(|v| (k, v.clone())))
             .collect()
     }
-    let e = |e: rmcp::ErrorData| e.message.into_owned();
+    let e = |e: OpError| match e {
+        OpError::Invalid(message) => message,
+        other => format!("{other:?}"),
+    };
     Ok(match tool {
         "get_workspace" => {
             tools::parse::<NoArgs>(tool, arguments).map_err(e)?;

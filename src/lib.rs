@@ -6,7 +6,10 @@
 //! - [`sim`]: a Dust API simulator that follows the same contract, for demos and tests.
 //! - [`auth`]: who the caller is (`Principal`) and what it may do (permissions, policy file);
 //!   derived keys, the JWT profile, sealed token records, login throttling.
-//! - [`mcp`]: the MCP server (tools, resources, prompts), one type for every transport.
+//! - [`ops`]: what each operation means, whatever the transport: context, caller, checks,
+//!   audit, one error type, typed views, one function per operation and its descriptor.
+//! - [`mcp`]: the MCP adapter over `ops` (tools, resources, prompts), one type for every
+//!   transport.
 //! - [`stdio`]: the stdio transport: credentials from the environment.
 //! - [`store`]: server-side state behind small traits (conversation ownership, rate-limit
 //!   counters, browser sessions).
@@ -36,6 +39,7 @@ pub mod http;
 pub mod mask;
 pub mod mcp;
 pub mod observe;
+pub mod ops;
 pub mod probe;
 pub mod secret;
 pub mod serve;

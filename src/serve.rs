@@ -28,7 +28,6 @@ use crate::{
     },
     config::Config,
     dust::{DustApi, DustCredentials, HttpDustClient, KeyWatch, RejectedKeyHook},
-    mcp::McpContext,
     observe,
     state::{App, AppState, Clock, SystemClock},
     store::Stores,
@@ -99,14 +98,11 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
         Arc::new(breaker),
         revoke_rejected_keys(&keys, parts.stores.tokens.clone(), parts.auditor.clone()),
     ));
-    let mcp = Arc::new(
-        McpContext::new(
-            dust.clone(),
-            parts.stores.conversations.clone(),
-            app::mcp_settings(&config),
-        )
-        .with_agent_cache_ttl(config.agent_cache_ttl)
-        .with_auditor(parts.auditor.clone()),
+    let ops = app::ops_context(
+        &config,
+        dust.clone(),
+        parts.stores.conversations.clone(),
+        &parts.auditor,
     );
     let metrics = config
         .enable_metrics
@@ -122,7 +118,7 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
         started_at: Instant::now(),
         public_url,
         dust,
-        mcp,
+        ops,
         tokens: parts.stores.tokens.clone(),
         jwt,
         cipher,
@@ -213,7 +209,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "mcp-dust-server listening"
     );
     crate::http::serve(listener, state.clone(), crate::shutdown_signal()).await?;
-    app::finish(&state.mcp, state.auditor.clone()).await;
+    app::finish(&state.ops, state.auditor.clone()).await;
     Ok(())
 }
 

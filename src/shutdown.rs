@@ -32,8 +32,8 @@ pub const ABORT_WINDOW: Duration = Duration::from_secs(5);
 
 /// The drain state every request can see: whether the server is stopping and whether the
 /// grace period is over. The calls it counts are the ones holding a slot toward Dust (MCP tool
-/// calls and REST operations, see `mcp::service::enter`) plus queued Dust cancellations: the
-/// `McpContext::background` tracker.
+/// calls and REST operations, see `ops::Call::begin`) plus queued Dust cancellations: the
+/// `ops::Context::background` tracker.
 #[derive(Debug, Clone)]
 pub struct Drain {
     draining: CancellationToken,

@@ -23,7 +23,7 @@ use crate::{
     },
     config::Config,
     dust::DustApi,
-    mcp::McpContext,
+    ops::Context,
     store::{CounterStore, OAuthStore, SessionStore, StoreError},
 };
 
@@ -63,7 +63,7 @@ pub struct App {
     /// The canonical public URL of this server (no trailing slash), the JWT issuer.
     pub public_url: String,
     pub dust: Arc<dyn DustApi>,
-    pub mcp: Arc<McpContext>,
+    pub ops: Arc<Context>,
     pub tokens: Arc<dyn TokenStore>,
     pub keys: Keys,
     pub jwt: JwtIssuer,

@@ -30,7 +30,7 @@ use crate::{
     auth::{Principal, api_key},
     config::Config,
     dust::{DustApi, DustCredentials, DustErrorKind},
-    mcp::{DustMcp, McpContext},
+    mcp::DustMcp,
     store::MemoryConversationStore,
 };
 
@@ -122,14 +122,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         permissions = ?principal.permissions,
         "stdio server ready"
     );
-    let ctx = Arc::new(
-        McpContext::new(
-            dust,
-            Arc::new(MemoryConversationStore::new()),
-            app::mcp_settings(&config),
-        )
-        .with_agent_cache_ttl(config.agent_cache_ttl)
-        .with_auditor(auditor.clone()),
+    let ctx = app::ops_context(
+        &config,
+        dust,
+        Arc::new(MemoryConversationStore::new()),
+        &auditor,
     );
     let drain = ctx.drain.clone();
     let input_closed = CancellationToken::new();

@@ -513,7 +513,7 @@ async fn l4_debug_output_shows_no_secret() {
         format!("{keys:?}"),
         format!("{:?}", srv.state.jwt),
         format!("{:?}", srv.state.cipher),
-        format!("{:?}", srv.state.mcp),
+        format!("{:?}", srv.state.ops),
     ];
     let key = srv.sim.api_key().to_owned();
     assert_no_canary(

@@ -31,9 +31,7 @@ pub const MAX_FORWARDED_BYTES: usize = 1024;
 /// Most `X-Forwarded-For` entries read; more gives the peer (real chains have a handful).
 pub const MAX_FORWARDED_ENTRIES: usize = 16;
 
-/// The address a request is attributed to (request extension).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientIp(pub IpAddr);
+pub use crate::audit::ClientIp;
 
 /// The client IP of a request from `peer` with `headers`, believing forwarded headers only from
 /// `trusted` proxies.

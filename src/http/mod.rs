@@ -27,7 +27,7 @@ pub mod rest;
 pub mod session;
 mod wire_log;
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, sync::Arc};
 
 use axum::{
     Router,
@@ -197,7 +197,7 @@ fn mcp_service(state: &AppState, shutdown: CancellationToken) -> SharedMcpServic
     config = config
         .with_allowed_origins(origins)
         .enforce_origin_validation();
-    let ctx = state.mcp.clone();
+    let ctx = state.ops.clone();
     SharedMcpService(Arc::new(StreamableHttpService::new(
         move || Ok(DustMcp::new(ctx.clone())),
         Arc::new(NeverSessionManager::default()),
@@ -322,55 +322,21 @@ pub async fn serve(
     let app = apply_middleware(&state, build_router(state.clone(), cancel.child_token()));
     let limits = state.config.listener.clone();
     let grace = state.config.shutdown_grace;
-    let drain = state.mcp.drain.clone();
+    let drain = state.ops.drain.clone();
     let result = listener::serve(listener, app, limits, shutdown, grace, drain).await;
     cancel.cancel();
     state.auditor.flush().await;
     result
 }
 
-/// What the audit log records about a request: client IP ([`client_ip::ClientIp`], else the
-/// peer), user agent, method, path, id.
+/// What the audit log records about a request ([`RequestInfo::from_http`]).
 pub fn request_info(request: &Request) -> RequestInfo {
-    info_of(
+    RequestInfo::from_http(
         request.method(),
         request.uri(),
         request.headers(),
         request.extensions(),
     )
-}
-
-/// [`request_info`] from a request's parts (in an extractor).
-pub fn request_info_parts(parts: &axum::http::request::Parts) -> RequestInfo {
-    info_of(&parts.method, &parts.uri, &parts.headers, &parts.extensions)
-}
-
-fn info_of(
-    method: &axum::http::Method,
-    uri: &axum::http::Uri,
-    headers: &axum::http::HeaderMap,
-    extensions: &axum::http::Extensions,
-) -> RequestInfo {
-    RequestInfo {
-        ip: extensions
-            .get::<client_ip::ClientIp>()
-            .map(|c| c.0)
-            .or_else(|| {
-                extensions
-                    .get::<axum::extract::ConnectInfo<SocketAddr>>()
-                    .map(|c| c.0.ip())
-            }),
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        method: Some(method.to_string()),
-        path: Some(uri.path().to_owned()),
-        request_id: headers
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-    }
 }
 
 /// Reads a JSON body of at most `limit` bytes into `T`: 415 without a JSON content type, 413

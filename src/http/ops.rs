@@ -33,7 +33,7 @@ pub(super) async fn live() -> impl IntoResponse {
 pub(super) async fn ready(State(state): State<AppState>) -> Response {
     // Stopping: new connections are already refused; this answers a request that was being
     // read when the drain began (tests/all/sigterm.rs, `ready_during_the_drain_is_refused_…`).
-    if state.mcp.drain.is_draining() {
+    if state.ops.drain.is_draining() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "unavailable", "reason": "shutting down" })),

@@ -1,339 +1,40 @@
-//! `ask_agent`: run a Dust agent and return its answer.
-//!
-//! The message is posted without blocking, then the agent message's event stream is followed
-//! (reconnecting as needed) to its terminal event. While the agent works, each event becomes a
-//! progress notification when the client asked for progress. The answer is the final message's
-//! `content` from `agent_message_success`, never the concatenated tokens (those include
-//! reasoning and are only a preview).
-//!
-//! The ways out besides the answer: the client cancels (the Dust message is cancelled too, so
-//! the agent stops spending), `MCP_SERVER_TIMEOUT` passes (the run is left to finish; the result
-//! says where to read it later), Dust fails (a tool error the model can act on; `tool_error` is
-//! terminal in Dust and ends the call at once), the run pauses for a person (an approval, a
-//! question, a sign-in: nothing more comes until someone answers in Dust, so the call ends at
-//! once naming the tool and the conversation), or the server is stopping and
-//! `SHUTDOWN_GRACE_PERIOD` is over (the run is cancelled, see `crate::shutdown`).
-//!
-//! Every message is posted with `skipToolsValidation: true`, the first and each follow-up (Dust
-//! takes it per message and never carries it over), until approvals are relayed to the person.
-
-use std::sync::Arc;
+//! `ask_agent` over MCP: the run is started and its events read by [`crate::ops::ask`]; this
+//! adapter adds what MCP has: each event becomes a progress notification when the client asked
+//! for progress, and `notifications/cancelled` cancels the Dust message too.
 
 use futures::StreamExt;
-use rmcp::{
-    ErrorData as McpError, RoleServer,
-    model::{CallToolResult, ProgressNotificationParam},
-    service::RequestContext,
-};
+use rmcp::{RoleServer, model::ProgressNotificationParam, service::RequestContext};
 
-use super::{
-    McpContext,
-    args::{AskAgentArgs, MAX_TEXT_BYTES, check_id, check_text},
-    errors,
-    service::ServiceError,
-    tools::{owned_conversation, structured},
+use crate::ops::{
+    Call, OpError,
+    args::AskAgentArgs,
+    ask::{
+        Run, RunStep, SHUTTING_DOWN, cancel_in_background, start_run, stream_failure,
+        timeout_message,
+    },
     views::AgentAnswer,
 };
-use crate::{
-    audit::RequestInfo,
-    auth::Principal,
-    dust::{
-        AgentEventKind, BlockKind, BlockedAction, CreateConversation, DustError, EventStream,
-        Mention, PostMessage, follow_agent_message,
-    },
-    store::ConversationRecord,
-};
-
-/// How long cancelling the Dust message may take after the client gave up.
-pub const CANCEL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// What a caller whose agent run outlived the shutdown grace period reads.
-pub const SHUTTING_DOWN: &str = "The server is shutting down and the agent's run did not finish within the grace period; the run was cancelled. Ask again in a moment.";
 
 /// Longest progress message, in characters.
 const MAX_PROGRESS_MESSAGE: usize = 200;
 
-fn now_ms() -> i64 {
-    crate::state::epoch_ms(std::time::SystemTime::now())
-}
-
-/// A conversation title from the first line of the question.
-fn title_for(message: &str) -> String {
-    let first = message.lines().next().unwrap_or_default().trim();
-    let mut title: String = first.chars().take(80).collect();
-    if first.chars().count() > 80 {
-        title.push('…');
-    }
-    if title.is_empty() {
-        "Question from MCP".to_owned()
-    } else {
-        title
-    }
-}
-
-/// An agent run Dust has accepted: where its answer will be, and the agent message's events.
-pub struct Run {
-    /// The ids of the run; `answer` is empty until the run succeeds.
-    pub answer: AgentAnswer,
-    pub events: EventStream,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Run")
-            .field("answer", &self.answer)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What one event of a run means to a caller waiting for the answer.
-#[derive(Debug)]
-pub enum RunStep {
-    /// A piece of the answer's text, as generated.
-    Token(String),
-    /// Something to show while the agent works (reasoning, a tool in use).
-    Note(String),
-    /// The run succeeded with this final answer (the message content, not the tokens).
-    Done(String),
-    /// The run failed or was cancelled in Dust.
-    Failed(String),
-    /// Nothing a caller needs.
-    Ignore,
-}
-
-impl RunStep {
-    /// The meaning of `kind` for the run of `answer`.
-    pub fn of(kind: AgentEventKind, answer: &AgentAnswer) -> Self {
-        match kind {
-            AgentEventKind::Success { message } => Self::Done(message.content.unwrap_or_default()),
-            AgentEventKind::Error { error } | AgentEventKind::UserMessageError { error } => {
-                Self::Failed(format!(
-                    "The agent failed: {} ({}). Conversation {}.",
-                    error.message, error.code, answer.conversation_id
-                ))
-            }
-            AgentEventKind::ToolError { error } => Self::Failed(format!(
-                "The agent's tool failed: {} ({}). Conversation {}.",
-                error.message, error.code, answer.conversation_id
-            )),
-            AgentEventKind::Blocked(blocked) => Self::Failed(paused_message(&blocked, answer)),
-            AgentEventKind::Cancelled => Self::Failed(format!(
-                "The agent's run was cancelled in Dust. Conversation {}.",
-                answer.conversation_id
-            )),
-            AgentEventKind::GenerationTokens {
-                text,
-                classification,
-            } if classification == "tokens" => Self::Token(text),
-            AgentEventKind::GenerationTokens { .. } => Self::Note("Thinking…".to_owned()),
-            AgentEventKind::ToolCallStarted { tool_name } => {
-                Self::Note(format!("Using {tool_name}"))
-            }
-            AgentEventKind::ToolProgress { label } => Self::Note(label),
-            AgentEventKind::Other { .. } => Self::Ignore,
-        }
-    }
-}
-
-/// What a caller is told when the run pauses for a person (the run stays paused in Dust, where
-/// the person can answer it).
-fn paused_message(blocked: &BlockedAction, answer: &AgentAnswer) -> String {
-    let tool = format!("{} ({})", blocked.tool_name, blocked.server_name);
-    let conversation = match &answer.conversation_url {
-        Some(url) => format!("conversation {} ({url})", answer.conversation_id),
-        None => format!("conversation {}", answer.conversation_id),
-    };
-    match blocked.kind {
-        BlockKind::Approval => format!(
-            "The agent paused: it wants to run {tool} and needs a person's approval, which this server cannot relay. Approve or reject it in Dust, in {conversation}."
-        ),
-        BlockKind::Question => {
-            let question = blocked
-                .data
-                .pointer("/question/question")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("a question");
-            format!(
-                "The agent paused to ask you a question through {tool}: \"{question}\". Answer it in Dust, in {conversation}."
-            )
-        }
-        BlockKind::PersonalAuth => format!(
-            "The agent paused: {tool} needs you to connect your account in Dust first. Connect it in Dust, then continue {conversation}."
-        ),
-        BlockKind::FileAuth => format!(
-            "The agent paused: {tool} needs access to a file that must be authorized in Dust first. Authorize it in Dust, then continue {conversation}."
-        ),
-    }
-}
-
-/// What a run's event stream ending or failing means.
-pub fn stream_failure(event: Option<DustError>) -> ServiceError {
-    match event {
-        Some(e) => ServiceError::dust("waiting for the agent's answer", e),
-        None => ServiceError::Failed(
-            "Dust closed the agent's event stream without an answer.".to_owned(),
-        ),
-    }
-}
-
-/// What a caller is told when the run outlives `MCP_SERVER_TIMEOUT`.
-pub fn timeout_message(ctx: &McpContext, answer: &AgentAnswer) -> String {
-    format!(
-        "The agent did not finish within {} s. It may still be working: read its answer later with get_conversation (conversationId {}, messageId {}).",
-        ctx.settings.agent_timeout.as_secs(),
-        answer.conversation_id,
-        answer.message_id,
-    )
-}
-
-/// Validates the question, posts it to Dust (in a new conversation, recorded as the caller's,
-/// or in one of the caller's own), and returns the run that answers it. `message` is sent
-/// byte for byte.
-pub async fn start_run(
-    ctx: &Arc<McpContext>,
-    principal: &Principal,
-    agent_id: Option<String>,
-    message: String,
-    conversation_id: Option<String>,
-    info: &RequestInfo,
-) -> Result<Run, ServiceError> {
-    let Some(agent_id) = agent_id.or_else(|| ctx.settings.default_agent_id.clone()) else {
-        return Err(ServiceError::Invalid(
-            "agentId is required: this server has no default agent (DUST_AGENT_ID)".to_owned(),
-        ));
-    };
-    check_id("agentId", &agent_id)?;
-    check_text("message", &message, MAX_TEXT_BYTES)?;
-    if let Some(id) = &conversation_id {
-        check_id("conversationId", id)?;
-        if owned_conversation(ctx, principal, id, info)
-            .await?
-            .is_none()
-        {
-            return Err(ServiceError::NotFound(format!(
-                "Conversation {id} not found. Only conversations you started through this server (list_conversations) can be read or continued."
-            )));
-        }
-    }
-
-    let creds = &principal.credentials;
-    let message = PostMessage {
-        content: message,
-        mentions: vec![Mention {
-            configuration_id: agent_id.clone(),
-        }],
-        context: ctx.message_context(principal),
-        blocking: None,
-        skip_tools_validation: None,
-    };
-
-    // Post the question and find the agent message that answers it.
-    let (conversation_id, agent_message_id, conversation_url) = match &conversation_id {
-        Some(conversation_id) => {
-            // `skipToolsValidation` is per message in Dust (default false): a follow-up that
-            // omitted it would pause on the first tool that needs approval.
-            let message = PostMessage {
-                skip_tools_validation: Some(true),
-                ..message
-            };
-            let posted = ctx
-                .dust
-                .post_message(creds, conversation_id, &message)
-                .await
-                .map_err(|e| ServiceError::dust("asking the agent", e))?;
-            let Some(reply) = posted
-                .agent_messages
-                .iter()
-                .find(|m| m.agent_id().is_none_or(|a| a == agent_id))
-            else {
-                return Err(ServiceError::Failed(
-                    "Dust accepted the message but started no agent run; check the agentId."
-                        .to_owned(),
-                ));
-            };
-            (conversation_id.clone(), reply.s_id.clone(), None)
-        }
-        None => {
-            let title = title_for(&message.content);
-            let request = CreateConversation {
-                title: Some(title.clone()),
-                visibility: Some("unlisted".to_owned()),
-                message,
-                blocking: Some(false),
-                // Unattended: a tool approval would stall the run with nobody to approve it.
-                skip_tools_validation: Some(true),
-            };
-            let created = ctx
-                .dust
-                .create_conversation(creds, &request)
-                .await
-                .map_err(|e| ServiceError::dust("asking the agent", e))?;
-            let conversation = created.conversation;
-            ctx.conversations
-                .record(ConversationRecord {
-                    conversation_id: conversation.s_id.clone(),
-                    workspace_id: principal.workspace_id.clone(),
-                    owner: principal.user_id.clone(),
-                    title: Some(title),
-                    agent_id: agent_id.clone(),
-                    created_at: now_ms(),
-                })
-                .await
-                .map_err(|e| ServiceError::Internal(e.to_string()))?;
-            let reply = created
-                .message
-                .as_ref()
-                .and_then(|m| conversation.agent_reply_to(&m.s_id));
-            let Some(reply) = reply else {
-                return Err(ServiceError::Failed(format!(
-                    "Dust created conversation {} but started no agent run; check the agentId.",
-                    conversation.s_id
-                )));
-            };
-            (
-                conversation.s_id.clone(),
-                reply.s_id.clone(),
-                conversation.url.clone(),
-            )
-        }
-    };
-
-    let answer = AgentAnswer {
-        answer: String::new(),
-        agent_id,
-        conversation_id,
-        message_id: agent_message_id,
-        conversation_url,
-    };
-    let events = follow_agent_message(
-        ctx.dust.clone(),
-        creds.clone(),
-        answer.conversation_id.clone(),
-        answer.message_id.clone(),
-    );
-    Ok(Run { answer, events })
-}
-
+/// Runs the agent to its answer, relaying progress; every other way out is an [`OpError`].
 pub(super) async fn ask_agent(
-    ctx: &Arc<McpContext>,
-    principal: &Principal,
+    call: &Call,
     args: AskAgentArgs,
     request: RequestContext<RoleServer>,
-) -> Result<CallToolResult, McpError> {
-    let info = super::request_info(&request);
-    let run = start_run(
+) -> Result<AgentAnswer, OpError> {
+    let ctx = &call.ctx;
+    let principal = call.principal();
+    let Run { answer, mut events } = start_run(
         ctx,
         principal,
         args.agent_id,
         args.message,
         args.conversation_id,
-        &info,
+        &call.caller.info,
     )
-    .await;
-    let Run { answer, mut events } = match run {
-        Ok(run) => run,
-        Err(e) => return e.into_tool(),
-    };
+    .await?;
     let progress_token = request.meta.get_progress_token();
     let mut progress = 0u32;
     let deadline = tokio::time::sleep(ctx.settings.agent_timeout);
@@ -345,30 +46,30 @@ pub(super) async fn ask_agent(
             biased;
             () = request.ct.cancelled() => {
                 cancel_in_background(ctx, principal, &answer);
-                return Ok(errors::tool_error("The request was cancelled; the agent's run was cancelled too."));
+                return Err(OpError::Failed(
+                    "The request was cancelled; the agent's run was cancelled too.".to_owned(),
+                ));
             }
-            () = &mut deadline => {
-                return Ok(errors::tool_error(timeout_message(ctx, &answer)));
-            }
+            () = &mut deadline => return Err(OpError::Timeout(timeout_message(ctx, &answer))),
             () = ctx.drain.aborted() => {
                 cancel_in_background(ctx, principal, &answer);
-                return ServiceError::ShuttingDown(SHUTTING_DOWN.to_owned()).into_tool();
+                return Err(OpError::ShuttingDown(SHUTTING_DOWN.to_owned()));
             }
             event = events.next() => event,
         };
         let event = match event {
             Some(Ok(event)) => event,
-            Some(Err(e)) => return stream_failure(Some(e)).into_tool(),
-            None => return stream_failure(None).into_tool(),
+            Some(Err(e)) => return Err(stream_failure(Some(e))),
+            None => return Err(stream_failure(None)),
         };
         let note = match RunStep::of(event.kind, &answer) {
             RunStep::Done(content) => {
-                return structured(&AgentAnswer {
+                return Ok(AgentAnswer {
                     answer: content,
                     ..answer
                 });
             }
-            RunStep::Failed(message) => return Ok(errors::tool_error(message)),
+            RunStep::Failed(message) => return Err(OpError::Failed(message)),
             RunStep::Token(text) | RunStep::Note(text) => text,
             RunStep::Ignore => continue,
         };
@@ -392,20 +93,4 @@ pub(super) async fn ask_agent(
             }
         }
     }
-}
-
-/// Cancels the agent message in Dust without holding up the cancelled request.
-pub fn cancel_in_background(ctx: &Arc<McpContext>, principal: &Principal, answer: &AgentAnswer) {
-    let dust = ctx.dust.clone();
-    let creds = principal.credentials.clone();
-    let conversation_id = answer.conversation_id.clone();
-    let message_ids = vec![answer.message_id.clone()];
-    ctx.background.spawn(async move {
-        let cancel = dust.cancel_messages(&creds, &conversation_id, &message_ids);
-        match tokio::time::timeout(CANCEL_TIMEOUT, cancel).await {
-            Ok(Ok(())) => tracing::info!(conversation.id = %conversation_id, "agent run cancelled"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not cancel the agent run"),
-            Err(_) => tracing::warn!("cancelling the agent run timed out"),
-        }
-    });
 }

@@ -19,10 +19,7 @@ use rmcp::{
     model::{CallToolResult, ContentBlock, ErrorCode},
 };
 
-use crate::{auth::Permission, dust::DustError, dust::DustErrorKind};
-
-/// The wait suggested after a 429 without `Retry-After`: Dust's rate limits count per minute.
-const RATE_LIMIT_WINDOW_SECS: u64 = 60;
+use crate::{auth::Permission, dust::DustError, ops::OpError};
 
 /// JSON-RPC error code of a refused permission (implementation-defined range).
 pub const PERMISSION_DENIED: ErrorCode = ErrorCode(-32003);
@@ -87,47 +84,31 @@ pub(super) fn tool_error(message: impl Into<String>) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message.into())])
 }
 
-/// Words a model can act on for a Dust failure while doing `action` (e.g. "listing agents").
-pub fn describe_dust_error(action: &str, error: &DustError) -> String {
-    let detail = match &error.error_type {
-        Some(kind) => format!("{} ({kind})", error.message),
-        None => error.message.clone(),
-    };
-    match error.kind {
-        DustErrorKind::Unauthorized => format!(
-            "Dust refused the API key while {action}: {detail}. The key may be revoked or belong to another workspace."
-        ),
-        // Dust's own words for a refusal or a miss are not relayed (catalogue Z7): they could
-        // tell a caller what exists beyond the key's spaces. The kind is enough to act on.
-        DustErrorKind::Forbidden => format!(
-            "Dust does not allow {action} with this key (it may lack access to that space)."
-        ),
-        DustErrorKind::NotFound => format!("Not found while {action}."),
-        DustErrorKind::InvalidRequest => {
-            format!("Dust rejected the request while {action}: {detail}.")
-        }
-        // Dust's limits use one-minute windows; without a Retry-After, a minute is the honest
-        // wait to suggest.
-        DustErrorKind::RateLimited => format!(
-            "Dust is rate limiting this workspace ({action}): {detail}. Retry in {} s.",
-            error
-                .retry_after
-                .map_or(RATE_LIMIT_WINDOW_SECS, |after| after.as_secs().max(1))
-        ),
-        DustErrorKind::Timeout => {
-            format!("Dust did not answer in time while {action}: {detail}. Try again.")
-        }
-        DustErrorKind::Unavailable => format!(
-            "Dust is unavailable, retrying in {} s: its recent calls failed, so calls to it are paused (nothing was sent while {action}).",
-            error.retry_after.map_or(1, |after| after.as_secs().max(1))
-        ),
-        DustErrorKind::Network | DustErrorKind::Upstream | DustErrorKind::Protocol => {
-            format!("Dust is unavailable while {action}: {detail}. Try again later.")
-        }
+/// A tool result for a Dust failure.
+pub(super) fn dust_tool_error(action: &str, error: &DustError) -> CallToolResult {
+    tool_error(crate::ops::describe_dust_error(action, error))
+}
+
+/// The MCP form of an operation's error: the request itself was wrong (invalid input, a
+/// permission the caller lacks) or the server failed: a JSON-RPC error; anything else a tool
+/// error the model can read and act on.
+pub(super) fn tool_result(error: OpError) -> Result<CallToolResult, McpError> {
+    match error {
+        OpError::Invalid(message) => Err(invalid_params(message)),
+        OpError::Denied(permission) => Err(permission_denied(permission)),
+        OpError::NotFound(message)
+        | OpError::Failed(message)
+        | OpError::Forbidden(message)
+        | OpError::Busy(message)
+        | OpError::Timeout(message)
+        | OpError::ShuttingDown(message) => Ok(tool_error(message)),
+        OpError::Dust { action, error } => Ok(dust_tool_error(&action, &error)),
+        OpError::Internal(message) => Err(McpError::internal_error(message, None)),
     }
 }
 
-/// A tool result for a Dust failure.
-pub(super) fn dust_tool_error(action: &str, error: &DustError) -> CallToolResult {
-    tool_error(describe_dust_error(action, error))
+impl From<crate::ops::args::InvalidArgument> for McpError {
+    fn from(error: crate::ops::args::InvalidArgument) -> Self {
+        invalid_params(error.message)
+    }
 }

@@ -13,12 +13,15 @@ use rmcp::{
     },
 };
 
-use super::{
-    McpContext,
-    args::{MAX_TEXT_BYTES, check_id, check_text},
-    errors, knowledge,
+use super::errors;
+use crate::{
+    auth::{Permission, Principal},
+    ops::{
+        Context, agents,
+        args::{MAX_TEXT_BYTES, check_id, check_text},
+        knowledge,
+    },
 };
-use crate::auth::{Permission, Principal};
 
 const CONSULT_AGENT: &str = "consult_agent";
 
@@ -58,7 +61,7 @@ fn argument(request: &GetPromptRequestParams, name: &str) -> Result<String, McpE
 }
 
 pub(super) async fn get(
-    ctx: &McpContext,
+    ctx: &Context,
     principal: &Principal,
     request: GetPromptRequestParams,
 ) -> Result<GetPromptResult, McpError> {
@@ -81,7 +84,7 @@ pub(super) async fn get(
         }
         Ok(agent) => format!("the Dust agent \"{}\"", agent.name),
         Err(e) => {
-            return Err(errors::invalid_params(errors::describe_dust_error(
+            return Err(errors::invalid_params(crate::ops::describe_dust_error(
                 &format!("reading agent {agent_id}"),
                 &e,
             )));
@@ -116,7 +119,7 @@ fn prefix_matches(
 }
 
 pub(super) async fn complete(
-    ctx: &McpContext,
+    ctx: &Context,
     principal: &Principal,
     request: CompleteRequestParams,
 ) -> Result<CompleteResult, McpError> {
@@ -134,7 +137,7 @@ pub(super) async fn complete(
     };
     let values = match wants {
         Some(permission) if principal.can(permission) => match name.as_str() {
-            "agentId" => match super::service::agents(ctx, principal).await {
+            "agentId" => match agents::agents(ctx, principal).await {
                 Ok(agents) => prefix_matches(
                     value,
                     agents.iter().map(|a| (a.s_id.clone(), a.name.clone())),

@@ -19,16 +19,18 @@ use rmcp::{
 };
 use serde::Serialize;
 
-use super::{
-    McpContext,
-    args::{check_document_id, check_id},
-    errors, knowledge,
-    tools::{owned_conversation, workspace_view},
-    views::{AgentView, ConversationView},
-};
+use super::errors;
 use crate::{
     auth::{Permission, Principal},
     dust::DustError,
+    ops::{
+        Context, OpError, agents,
+        args::{check_document_id, check_id},
+        conversations::owned_conversation,
+        knowledge,
+        views::{AgentView, ConversationView},
+        workspace,
+    },
 };
 
 const ROOT: &str = "dust://workspaces";
@@ -227,12 +229,12 @@ fn contents<T: Serialize>(uri: &str, value: &T) -> Result<ReadResourceResult, Mc
 fn dust_failure(uri: &str, action: &str, error: &DustError) -> McpError {
     match error.kind {
         crate::dust::DustErrorKind::NotFound => not_found(uri),
-        _ => McpError::internal_error(errors::describe_dust_error(action, error), None),
+        _ => McpError::internal_error(crate::ops::describe_dust_error(action, error), None),
     }
 }
 
 pub(crate) async fn read(
-    ctx: &McpContext,
+    ctx: &Context,
     principal: &Principal,
     uri: &str,
     info: &crate::audit::RequestInfo,
@@ -251,9 +253,9 @@ pub(crate) async fn read(
                 "uri": format!("{ROOT}/{}", principal.workspace_id),
             }] }),
         ),
-        Uri::Workspace => contents(uri, &workspace_view(ctx, principal)),
+        Uri::Workspace => contents(uri, &workspace::get_workspace(ctx, principal)),
         Uri::Agents => {
-            let agents = super::service::agents(ctx, principal)
+            let agents = agents::agents(ctx, principal)
                 .await
                 .map_err(|e| dust_failure(uri, "listing agents", &e))?;
             let views: Vec<_> = agents.iter().map(AgentView::summary).collect();
@@ -300,11 +302,10 @@ pub(crate) async fn read(
             contents(uri, &view)
         }
         Uri::Conversation(id) => {
-            let owned = owned_conversation(ctx, principal, &id, info)
-                .await
-                .map_err(|e| McpError::internal_error(format!("{e:?}"), None))?;
-            if owned.is_none() {
-                return Err(not_found(uri));
+            match owned_conversation(ctx, principal, &id, info).await {
+                Ok(_) => {}
+                Err(OpError::NotFound(_)) => return Err(not_found(uri)),
+                Err(e) => return Err(McpError::internal_error(format!("{e:?}"), None)),
             }
             let conversation = ctx
                 .dust

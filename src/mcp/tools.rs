@@ -1,15 +1,17 @@
-//! The tool table and the dispatcher.
+//! The tool table and the dispatcher: the MCP adapter over [`crate::ops`].
 //!
-//! Each tool is one row: name, the permission it needs, description (written for the model:
-//! what it does, then when to use it), argument type (its schema is generated from the Rust
-//! struct), output type where structured output helps, and truthful annotations. The dispatcher
-//! checks the permission first (a tool hidden from `tools/list` is refused by name too), then
-//! parses and validates the arguments (`-32602` on anything wrong), and only then calls Dust.
+//! Each tool is one row: the operation's descriptor ([`Op`]: name, permission, kind), a title
+//! and a description written for the model (what it does, then when to use it), the argument
+//! type (its schema is generated from the Rust struct), the output type where structured output
+//! helps, annotations derived from the operation's kind, and the handler: the row itself calls
+//! the operation, so a tool cannot exist without one. The dispatcher opens the operation's
+//! [`Call`] (permission first: a tool hidden from `tools/list` is refused by name too), parses
+//! the arguments (`-32602` on anything wrong), runs the handler and closes the call with its
+//! audit record.
 
 use std::sync::{Arc, LazyLock};
 
-use super::service::ServiceError;
-
+use futures::future::BoxFuture;
 use rmcp::{
     ErrorData as McpError, RoleServer,
     handler::server::common::{schema_for_input, schema_for_output},
@@ -18,53 +20,53 @@ use rmcp::{
 };
 use schemars::JsonSchema;
 use serde::{Serialize, de::DeserializeOwned};
+use serde_json::Value;
 
-use super::{
-    McpContext,
-    args::*,
-    ask, errors, knowledge, service,
-    views::{
-        AgentAnswer, AgentList, ConversationList, ConversationSummary, ConversationView,
-        SearchResults,
+use super::errors;
+use crate::{
+    auth::Principal,
+    ops::{
+        self, Call, Caller, Context, Op, OpError, Surface, agents,
+        args::*,
+        catalog::Kind,
+        conversations, knowledge,
+        views::{AgentAnswer, AgentList, SearchResults},
+        workspace,
     },
 };
-use crate::{
-    audit::{AuditEvent, AuditEventType, AuditResult, Severity},
-    auth::{Permission, Principal},
-    store::ConversationRecord,
-};
 
-/// One tool: its definition as clients see it, and the permission it needs.
-#[derive(Debug)]
+/// Runs one tool's operation for an open call, returning its result as JSON.
+type Handler = for<'a> fn(
+    &'a Call,
+    Option<JsonObject>,
+    RequestContext<RoleServer>,
+) -> BoxFuture<'a, Result<Value, OpError>>;
+
+/// One tool: its definition as clients see it, its operation and the handler that runs it.
 pub(crate) struct ToolSpec {
     pub tool: Tool,
-    pub permission: Permission,
+    pub op: &'static Op,
+    handler: Handler,
 }
 
-/// How a tool behaves, for its annotations.
-#[derive(Clone, Copy)]
-enum Kind {
-    /// Reads the workspace; no side effect.
-    Read,
-    /// Runs an agent: creates conversations and messages, and the agent may reach the web.
-    Run,
-    /// Creates or replaces a document.
-    Write,
-    /// Deletes a document.
-    Delete,
+impl std::fmt::Debug for ToolSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolSpec")
+            .field("op", &self.op)
+            .finish_non_exhaustive()
+    }
 }
 
 fn spec<A: JsonSchema + 'static>(
-    name: &'static str,
+    op: &'static Op,
     title: &str,
-    permission: Permission,
-    kind: Kind,
     description: &'static str,
+    handler: Handler,
 ) -> ToolSpec {
     let schema = schema_for_input::<A>().expect("tool arguments are JSON objects");
     let annotations = ToolAnnotations::with_title(title);
-    let annotations = match kind {
-        Kind::Read => annotations
+    let annotations = match op.kind {
+        Kind::Read | Kind::Admin => annotations
             .read_only(true)
             .destructive(false)
             .idempotent(true)
@@ -74,22 +76,18 @@ fn spec<A: JsonSchema + 'static>(
             .destructive(false)
             .idempotent(false)
             .open_world(true),
-        Kind::Write => annotations
-            .read_only(false)
-            .destructive(true)
-            .idempotent(true)
-            .open_world(false),
-        Kind::Delete => annotations
+        Kind::Write | Kind::Delete => annotations
             .read_only(false)
             .destructive(true)
             .idempotent(true)
             .open_world(false),
     };
     ToolSpec {
-        tool: Tool::new(name, description, schema)
+        tool: Tool::new(op.name, description, schema)
             .with_title(title)
             .with_annotations(annotations),
-        permission,
+        op,
+        handler,
     }
 }
 
@@ -98,107 +96,137 @@ fn with_output<O: JsonSchema + 'static>(mut spec: ToolSpec) -> ToolSpec {
     spec
 }
 
+/// One row of the table: `tool!(descriptor, title, Args [=> Output], description,
+/// |call, args, request| future of the operation's result)`.
+macro_rules! tool {
+    ($op:expr, $title:literal, $args:ty $(=> $out:ty)?, $description:literal,
+     |$call:ident, $a:pat_param, $request:pat_param| $body:expr) => {{
+        fn handler<'a>(
+            $call: &'a Call,
+            arguments: Option<JsonObject>,
+            $request: RequestContext<RoleServer>,
+        ) -> BoxFuture<'a, Result<Value, OpError>> {
+            Box::pin(async move {
+                let $a: $args = parse($call.op.name, arguments)?;
+                encode(&$body.await?)
+            })
+        }
+        let spec = spec::<$args>(&$op, $title, $description, handler);
+        $(let spec = with_output::<$out>(spec);)?
+        spec
+    }};
+}
+
 static CATALOGUE: LazyLock<Vec<ToolSpec>> = LazyLock::new(|| {
-    use Kind::*;
-    use Permission as P;
     vec![
-        spec::<NoArgs>(
-            "get_workspace",
+        tool!(
+            workspace::GET_WORKSPACE,
             "Workspace",
-            P::ReadWorkspaces,
-            Read,
+            NoArgs,
             "Describes the Dust workspace this connection uses and the caller's permissions. Use it to learn what you may do here.",
+            |call, _args, _request| async {
+                Ok::<_, OpError>(workspace::get_workspace(&call.ctx, call.principal()))
+            }
         ),
-        with_output::<AgentList>(spec::<ListAgentsArgs>(
-            "list_agents",
+        tool!(
+            agents::LIST_AGENTS,
             "List agents",
-            P::ReadAgents,
-            Read,
+            ListAgentsArgs => AgentList,
             "Lists the Dust agents of the workspace, optionally filtered by name. Use it to find the agentId to pass to ask_agent.",
-        )),
-        spec::<AgentIdArgs>(
-            "get_agent",
+            |call, args, _request| agents::list_agents(&call.ctx, call.principal(), args)
+        ),
+        tool!(
+            agents::GET_AGENT,
             "Get agent",
-            P::ReadAgents,
-            Read,
+            AgentIdArgs,
             "Shows one Dust agent's configuration, including its instructions. Use it to decide whether an agent fits a question.",
+            |call, args, _request| agents::get_agent(&call.ctx, call.principal(), args)
         ),
-        with_output::<AgentAnswer>(spec::<AskAgentArgs>(
-            "ask_agent",
+        tool!(
+            ops::ask::ASK_AGENT,
             "Ask agent",
-            P::ExecuteAgents,
-            Run,
+            AskAgentArgs => AgentAnswer,
             "Asks a Dust agent a question and returns its answer with the conversation and message ids. Use it when the answer needs the company's knowledge or the agent's tools; pass conversationId to follow up.",
-        )),
-        spec::<NoArgs>(
-            "list_conversations",
+            |call, args, request| super::ask::ask_agent(call, args, request)
+        ),
+        tool!(
+            conversations::LIST_CONVERSATIONS,
             "List conversations",
-            P::ReadAgents,
-            Read,
+            NoArgs,
             "Lists the conversations you started with Dust agents through this server, newest first. Use it to find a conversationId to continue or read.",
+            |call, _args, _request| conversations::list_conversations(&call.ctx, call.principal())
         ),
-        spec::<ConversationIdArgs>(
-            "get_conversation",
+        tool!(
+            conversations::GET_CONVERSATION,
             "Get conversation",
-            P::ReadAgents,
-            Read,
+            ConversationIdArgs,
             "Returns one of your conversations with its messages in order. Use it to read an answer that took too long, or to recall context.",
+            |call, args, _request| conversations::get_conversation(
+                &call.ctx,
+                call.principal(),
+                args,
+                &call.caller.info
+            )
         ),
-        spec::<NoArgs>(
-            "list_spaces",
+        tool!(
+            knowledge::LIST_SPACES,
             "List spaces",
-            P::ReadKnowledgeBases,
-            Read,
+            NoArgs,
             "Lists the Dust spaces the key can see. Use it to narrow list_knowledge_bases to one space.",
+            |call, _args, _request| knowledge::list_spaces(&call.ctx, call.principal())
         ),
-        spec::<ListKnowledgeBasesArgs>(
-            "list_knowledge_bases",
+        tool!(
+            knowledge::LIST_KNOWLEDGE_BASES,
             "List knowledge bases",
-            P::ReadKnowledgeBases,
-            Read,
+            ListKnowledgeBasesArgs,
             "Lists knowledge bases (what your Dust spaces reach: folders, websites and connectors such as Notion or Slack), optionally in one space. Use it to find a knowledgeBaseId.",
+            |call, args, _request| knowledge::list_knowledge_bases(
+                &call.ctx,
+                call.principal(),
+                args
+            )
         ),
-        with_output::<SearchResults>(spec::<SearchKnowledgeArgs>(
-            "search_knowledge",
+        tool!(
+            knowledge::SEARCH_KNOWLEDGE,
             "Search knowledge",
-            P::ReadKnowledgeBases,
-            Read,
+            SearchKnowledgeArgs => SearchResults,
             "Semantic search in one knowledge base, or in all you can see, returning the best passages with their documents and scores. Use it to find and quote sources.",
-        )),
-        spec::<ListDocumentsArgs>(
-            "list_documents",
+            |call, args, _request| knowledge::search_knowledge(&call.ctx, call.principal(), args)
+        ),
+        tool!(
+            knowledge::LIST_DOCUMENTS,
             "List documents",
-            P::ReadKnowledgeBases,
-            Read,
+            ListDocumentsArgs,
             "Lists the documents of a folder knowledge base (documentsReadable: true), a page at a time. Use it to browse what a folder holds; connector content is reached with search_knowledge.",
+            |call, args, _request| knowledge::list_documents(&call.ctx, call.principal(), args)
         ),
-        spec::<DocumentArgs>(
-            "get_document",
+        tool!(
+            knowledge::GET_DOCUMENT,
             "Get document",
-            P::ReadKnowledgeBases,
-            Read,
+            DocumentArgs,
             "Returns one document of a folder knowledge base (documentsReadable: true) with its full text. Use it to read a search hit in full; a connector's hits already carry their text.",
+            |call, args, _request| knowledge::get_document(&call.ctx, call.principal(), args)
         ),
-        spec::<UpsertDocumentArgs>(
-            "upsert_document",
+        tool!(
+            knowledge::UPSERT_DOCUMENT,
             "Write document",
-            P::WriteKnowledgeBases,
-            Write,
+            UpsertDocumentArgs,
             "Creates a document in a folder knowledge base, or replaces the document with the same id. Use it to add or update knowledge.",
+            |call, args, _request| knowledge::upsert_document(&call.ctx, call.principal(), args)
         ),
-        spec::<DocumentArgs>(
-            "delete_document",
+        tool!(
+            knowledge::DELETE_DOCUMENT,
             "Delete document",
-            P::DeleteKnowledgeBases,
-            Delete,
+            DocumentArgs,
             "Deletes a document from a folder knowledge base. This cannot be undone.",
+            |call, args, _request| knowledge::delete_document(&call.ctx, call.principal(), args)
         ),
-        spec::<NoArgs>(
-            "list_connectors",
+        tool!(
+            knowledge::LIST_CONNECTORS,
             "List connectors",
-            P::ReadConnectors,
-            Read,
+            NoArgs,
             "Lists the knowledge bases fed by a connector (Notion, Slack, Google Drive, ...) with their provider. Use it to see where the workspace's knowledge comes from.",
+            |call, _args, _request| knowledge::list_connectors(&call.ctx, call.principal())
         ),
     ]
 });
@@ -212,45 +240,53 @@ pub(crate) fn catalogue() -> &'static [ToolSpec] {
 pub(crate) fn parse<T: DeserializeOwned>(
     tool: &str,
     arguments: Option<JsonObject>,
-) -> Result<T, McpError> {
-    let value = serde_json::Value::Object(arguments.unwrap_or_default());
+) -> Result<T, OpError> {
+    let value = Value::Object(arguments.unwrap_or_default());
     serde_json::from_value(value)
-        .map_err(|e| errors::invalid_params(format!("invalid arguments for {tool}: {e}")))
+        .map_err(|e| OpError::Invalid(format!("invalid arguments for {tool}: {e}")))
 }
 
-/// A successful result carrying `value` both as structured content and as JSON text.
-pub(super) fn structured<T: Serialize>(value: &T) -> Result<CallToolResult, McpError> {
-    let value = serde_json::to_value(value)
-        .map_err(|e| McpError::internal_error(format!("cannot encode the result: {e}"), None))?;
-    Ok(CallToolResult::structured(value))
+/// An operation's result as the JSON a tool returns.
+fn encode<T: Serialize>(value: &T) -> Result<Value, OpError> {
+    serde_json::to_value(value)
+        .map_err(|e| OpError::Internal(format!("cannot encode the result: {e}")))
 }
 
 /// The resource a call names, for its audit record.
-fn target(args: Option<&JsonObject>) -> Option<(&'static str, &str)> {
+fn target(args: Option<&JsonObject>) -> Option<(&'static str, String)> {
     args.and_then(|a| {
         ["documentId", "knowledgeBaseId", "conversationId", "agentId"]
             .iter()
-            .find_map(|key| a.get(*key).and_then(|v| v.as_str()).map(|v| (*key, v)))
+            .find_map(|key| {
+                a.get(*key)
+                    .and_then(|v| v.as_str())
+                    .map(|v| (*key, v.to_owned()))
+            })
     })
 }
 
 /// Runs a tool call for `principal`.
 pub(crate) async fn call(
-    ctx: &Arc<McpContext>,
-    principal: &Principal,
+    ctx: &Arc<Context>,
+    principal: Arc<Principal>,
     request: CallToolRequestParams,
     context: RequestContext<RoleServer>,
 ) -> Result<CallToolResult, McpError> {
     let name = request.name.as_ref();
     let Some(spec) = catalogue().iter().find(|s| s.tool.name == name) else {
-        return Err(errors::invalid_params(format!("unknown tool {name:?}")));
+        return Err(McpError::invalid_params(
+            format!("unknown tool {name:?}"),
+            None,
+        ));
     };
-    let info = super::request_info(&context);
-    if let Err(permission) =
-        service::authorize(ctx, principal, &info, "tool", name, spec.permission)
-    {
-        return Err(errors::permission_denied(permission));
-    }
+    let caller = Caller {
+        principal,
+        info: super::request_info(&context),
+    };
+    let call = match Call::begin(ctx, caller, spec.op, Surface::Tool, None) {
+        Ok(call) => call,
+        Err(refused) => return errors::tool_result(refused),
+    };
     let args = request.arguments;
     for field in ["message", "query", "text"] {
         if let Some(text) = args
@@ -258,217 +294,45 @@ pub(crate) async fn call(
             .and_then(|a| a.get(field))
             .and_then(|v| v.as_str())
         {
-            service::note_suspicious(ctx, principal, &info, name, field, text);
+            call.note_suspicious(field, text);
         }
     }
-    let audited_args = ctx.auditor.is_some().then(|| args.clone()).flatten();
-    let Some(_slot) = service::enter(ctx, principal) else {
-        return Ok(errors::tool_error(service::busy_message("tool calls")));
-    };
-    let result = dispatch(ctx, principal, name, args, &info, context).await;
-    let outcome = match &result {
-        Ok(r) if r.is_error == Some(true) => AuditResult::Failure,
-        Ok(_) => AuditResult::Success,
-        Err(_) => AuditResult::Denied,
-    };
-    service::audit_call(
-        ctx,
-        principal,
-        &info,
-        name,
-        spec.permission,
-        target(audited_args.as_ref()),
-        outcome,
-    );
-    if let Err(error) = &result
-        && error.code == rmcp::model::ErrorCode::INVALID_PARAMS
-    {
-        service::audit_invalid(ctx, principal, &info, name, error.message.as_ref());
-    }
-    result
-}
-
-/// Parses the arguments of tool `name` and runs it.
-async fn dispatch(
-    ctx: &Arc<McpContext>,
-    principal: &Principal,
-    name: &str,
-    args: Option<JsonObject>,
-    info: &crate::audit::RequestInfo,
-    context: RequestContext<RoleServer>,
-) -> Result<CallToolResult, McpError> {
-    match name {
-        "get_workspace" => {
-            parse::<NoArgs>(name, args)?;
-            get_workspace(ctx, principal)
-        }
-        "list_agents" => list_agents(ctx, principal, parse(name, args)?).await,
-        "get_agent" => get_agent(ctx, principal, parse(name, args)?).await,
-        "ask_agent" => ask::ask_agent(ctx, principal, parse(name, args)?, context).await,
-        "list_conversations" => {
-            parse::<NoArgs>(name, args)?;
-            list_conversations(ctx, principal).await
-        }
-        "get_conversation" => get_conversation(ctx, principal, parse(name, args)?, info).await,
-        "list_spaces" => {
-            parse::<NoArgs>(name, args)?;
-            knowledge::list_spaces(ctx, principal).await
-        }
-        "list_knowledge_bases" => {
-            knowledge::list_knowledge_bases(ctx, principal, parse(name, args)?).await
-        }
-        "search_knowledge" => knowledge::search(ctx, principal, parse(name, args)?).await,
-        "list_documents" => knowledge::list_documents(ctx, principal, parse(name, args)?).await,
-        "get_document" => knowledge::get_document(ctx, principal, parse(name, args)?).await,
-        "upsert_document" => knowledge::upsert_document(ctx, principal, parse(name, args)?).await,
-        "delete_document" => knowledge::delete_document(ctx, principal, parse(name, args)?).await,
-        "list_connectors" => {
-            parse::<NoArgs>(name, args)?;
-            knowledge::list_connectors(ctx, principal).await
-        }
-        other => Err(McpError::internal_error(
-            format!("tool {other:?} has no handler"),
-            None,
-        )),
+    let target = ctx
+        .auditor
+        .is_some()
+        .then(|| target(args.as_ref()))
+        .flatten();
+    let result = (spec.handler)(&call, args, context).await;
+    let result = call.finish(result, target.as_ref().map(|(k, v)| (*k, v.as_str())));
+    match result {
+        Ok(value) => Ok(CallToolResult::structured(value)),
+        Err(error) => errors::tool_result(error),
     }
 }
 
-pub(super) fn workspace_view(ctx: &McpContext, principal: &Principal) -> serde_json::Value {
-    let mut web = ctx.settings.dust_base_url.clone();
-    web.set_path(&format!("w/{}", principal.workspace_id));
-    serde_json::json!({
-        "workspaceId": principal.workspace_id,
-        "dustBaseUrl": ctx.settings.dust_base_url.as_str(),
-        "webUrl": web.as_str(),
-        "you": {
-            "userId": principal.user_id,
-            "username": principal.username,
-            "permissions": principal.permissions.names(),
-        },
-        "defaultAgentId": ctx.settings.default_agent_id,
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn get_workspace(ctx: &McpContext, principal: &Principal) -> Result<CallToolResult, McpError> {
-    structured(&workspace_view(ctx, principal))
-}
-
-/// Agents matching `query` (case-insensitive, in name or description), or all.
-pub(super) fn filter_agents<'a>(
-    agents: &'a [crate::dust::AgentConfiguration],
-    query: Option<&str>,
-) -> impl Iterator<Item = &'a crate::dust::AgentConfiguration> {
-    let needle = query
-        .map(str::to_lowercase)
-        .filter(|q| !q.trim().is_empty());
-    agents.iter().filter(move |a| match &needle {
-        Some(q) => a.name.to_lowercase().contains(q) || a.description.to_lowercase().contains(q),
-        None => true,
-    })
-}
-
-async fn list_agents(
-    ctx: &McpContext,
-    principal: &Principal,
-    args: ListAgentsArgs,
-) -> Result<CallToolResult, McpError> {
-    match service::list_agents(ctx, principal, args.query.as_deref()).await {
-        Ok(list) => structured(&list),
-        Err(e) => e.into_tool(),
-    }
-}
-
-async fn get_agent(
-    ctx: &McpContext,
-    principal: &Principal,
-    args: AgentIdArgs,
-) -> Result<CallToolResult, McpError> {
-    match service::get_agent(ctx, principal, &args.agent_id).await {
-        Ok(agent) => structured(&agent),
-        Err(e) => e.into_tool(),
-    }
-}
-
-async fn list_conversations(
-    ctx: &McpContext,
-    principal: &Principal,
-) -> Result<CallToolResult, McpError> {
-    let records = ctx
-        .conversations
-        .list(&principal.workspace_id, &principal.user_id)
-        .await
-        .map_err(|e| McpError::internal_error(e.to_string(), None))?;
-    let conversations = records
-        .iter()
-        .map(|r| ConversationSummary {
-            conversation_id: r.conversation_id.clone(),
-            title: r.title.clone(),
-            agent_id: r.agent_id.clone(),
-            created: r.created_at,
-        })
-        .collect();
-    structured(&ConversationList { conversations })
-}
-
-/// The conversation record if `principal` owns it; anyone else is told "not found", and Dust is
-/// not asked. Asking for another user's conversation is recorded (`authz_fail`, catalogue Z6);
-/// the caller still sees exactly what an unknown id gives.
-pub(super) async fn owned_conversation(
-    ctx: &McpContext,
-    principal: &Principal,
-    conversation_id: &str,
-    info: &crate::audit::RequestInfo,
-) -> Result<Option<ConversationRecord>, ServiceError> {
-    let record = ctx
-        .conversations
-        .get(&principal.workspace_id, conversation_id)
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?;
-    match record {
-        Some(record) if record.owner == principal.user_id => Ok(Some(record)),
-        Some(_) => {
-            ctx.audit(
-                AuditEvent::new(
-                    AuditEventType::AuthzFail,
-                    Severity::Medium,
-                    "another user's conversation refused (answered not found)",
-                )
-                .principal(principal)
-                .request(info)
-                .resource("conversation", conversation_id)
-                .action("access_conversation")
-                .result(AuditResult::Denied),
+    /// Each tool's descriptor is its own, and its kind agrees with its permission.
+    #[test]
+    fn every_tool_has_a_coherent_descriptor() {
+        let mut names: Vec<_> = catalogue().iter().map(|s| s.op.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), catalogue().len());
+        for spec in catalogue() {
+            assert_eq!(spec.tool.name, spec.op.name);
+            let writes = matches!(
+                spec.op.permission.operation(),
+                crate::auth::Operation::Write | crate::auth::Operation::Delete
             );
-            Ok(None)
+            assert_eq!(
+                writes,
+                matches!(spec.op.kind, Kind::Write | Kind::Delete),
+                "{}",
+                spec.op.name
+            );
         }
-        None => Ok(None),
-    }
-}
-
-pub(super) fn conversation_not_found(conversation_id: &str) -> CallToolResult {
-    errors::tool_error(format!(
-        "Conversation {conversation_id} not found. Only conversations you started through this server (list_conversations) can be read or continued."
-    ))
-}
-
-async fn get_conversation(
-    ctx: &McpContext,
-    principal: &Principal,
-    args: ConversationIdArgs,
-    info: &crate::audit::RequestInfo,
-) -> Result<CallToolResult, McpError> {
-    check_id("conversationId", &args.conversation_id)?;
-    match owned_conversation(ctx, principal, &args.conversation_id, info).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return Ok(conversation_not_found(&args.conversation_id)),
-        Err(e) => return e.into_tool(),
-    }
-    match ctx
-        .dust
-        .get_conversation(&principal.credentials, &args.conversation_id)
-        .await
-    {
-        Ok(conversation) => structured(&ConversationView::from(&conversation)),
-        Err(e) => Ok(errors::dust_tool_error("reading the conversation", &e)),
     }
 }

@@ -859,7 +859,7 @@ async fn the_per_caller_bulkhead_toward_dust_is_shared_with_the_tools() {
     let server = server().await;
     let token = server.token(None).await;
     let ws = server.sim.workspace_id().to_owned();
-    let slots = mcp_dust_server::mcp::MAX_CALLS_IN_FLIGHT;
+    let slots = mcp_dust_server::ops::MAX_CALLS_IN_FLIGHT;
     let mut running = Vec::new();
     for _ in 0..slots {
         let response = server

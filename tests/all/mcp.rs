@@ -258,7 +258,7 @@ async fn agent_list_is_cached_per_principal_and_never_shared() {
 async fn agent_cache_can_be_turned_off() {
     let mut t = McpTest::start(PermissionSet::DEFAULT).await;
     let ctx = std::sync::Arc::new(
-        mcp_dust_server::mcp::McpContext::new(
+        mcp_dust_server::ops::Context::new(
             t.ctx.dust.clone(),
             t.ctx.conversations.clone(),
             crate::common::settings(&t.sim.base_url()),
@@ -995,7 +995,7 @@ async fn one_principal_cannot_hold_more_than_its_share_of_calls() {
     })
     .await;
     let slow = json!({"agentId": SLOW_AGENT_ID, "message": "take your time"});
-    let running: Vec<_> = (0..mcp_dust_server::mcp::MAX_CALLS_IN_FLIGHT)
+    let running: Vec<_> = (0..mcp_dust_server::ops::MAX_CALLS_IN_FLIGHT)
         .map(|_| {
             let peer = t.client.peer().clone();
             let serde_json::Value::Object(args) = slow.clone() else {
@@ -1015,7 +1015,7 @@ async fn one_principal_cannot_hold_more_than_its_share_of_calls() {
             .iter()
             .filter(|r| r.method == "POST" && r.path.ends_with("/assistant/conversations"))
             .count();
-        if started == mcp_dust_server::mcp::MAX_CALLS_IN_FLIGHT {
+        if started == mcp_dust_server::ops::MAX_CALLS_IN_FLIGHT {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

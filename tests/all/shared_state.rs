@@ -94,7 +94,7 @@ async fn call_status(s: &TestServer, token: &str) -> u16 {
         let body = crate::common::http::parse_mcp_body(&response.text().await.unwrap());
         assert_eq!(body["result"]["isError"], json!(false), "{body}");
         assert!(
-            body["result"]["structuredContent"]["workspaceId"].is_string(),
+            body["result"]["structuredContent"]["id"].is_string(),
             "{body}"
         );
     }

@@ -578,7 +578,7 @@ async fn one_principals_hung_calls_do_not_stop_another_principal() {
     ));
 
     let srv = std::sync::Arc::new(srv);
-    let hung: Vec<_> = (0..mcp_dust_server::mcp::MAX_CALLS_IN_FLIGHT)
+    let hung: Vec<_> = (0..mcp_dust_server::ops::MAX_CALLS_IN_FLIGHT)
         .map(|_| {
             let srv = srv.clone();
             let token = token_a.clone();
@@ -587,7 +587,7 @@ async fn one_principals_hung_calls_do_not_stop_another_principal() {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(2);
     while seen(&srv, "GET", &format!("{workspace_a}{AGENTS}")).len()
-        < mcp_dust_server::mcp::MAX_CALLS_IN_FLIGHT
+        < mcp_dust_server::ops::MAX_CALLS_IN_FLIGHT
     {
         assert!(
             Instant::now() < deadline,

@@ -16,7 +16,8 @@ use std::{
 use mcp_dust_server::{
     auth::{PermissionSet, Principal},
     dust::{DustApi, DustCredentials, HttpDustClient},
-    mcp::{DustMcp, McpContext, McpSettings},
+    mcp::DustMcp,
+    ops::{Context as McpContext, Settings as McpSettings},
     sim::{self, SimConfig, SimHandle},
     store::{ConversationStore, MemoryConversationStore},
 };

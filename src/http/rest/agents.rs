@@ -1,6 +1,6 @@
 //! Agents: list, one, and `execute` (ask an agent), as JSON or streamed as server-sent events.
 //!
-//! `execute` posts the message through the MCP tool's own path ([`service::start_run`]: the same
+//! `execute` posts the message through the MCP tool's own path ([`start_run`]: the same
 //! validation, conversation ownership, byte-for-byte message), then follows the agent message's
 //! events. With `Accept: text/event-stream` each piece of answer text goes out as an `event:
 //! token` the moment Dust sends it, then one `done` (or `error`). If the client goes away, or a
@@ -23,17 +23,31 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use utoipa::{IntoParams, ToSchema};
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use super::{Call, Caller, Refusal, bad_path, bad_query};
 use crate::{
-    auth::{Permission, Principal},
+    auth::Principal,
     http::{MAX_REST_BODY, read_json},
-    mcp::{
-        McpContext,
-        service::{self, Run, RunStep, ServiceError},
+    ops::{
+        Context, OpError, agents,
+        args::{AgentIdArgs, ListAgentsArgs},
+        ask::{
+            self, Run, RunStep, SHUTTING_DOWN, cancel_in_background, start_run, stream_failure,
+            timeout_message,
+        },
         views::{AgentAnswer, AgentList, AgentView},
     },
     state::AppState,
 };
+
+/// This noun's routes.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get_one))
+        .routes(routes!(execute))
+}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -65,15 +79,9 @@ pub(super) async fn list(
 ) -> Result<Json<AgentList>, Refusal> {
     let Path(workspace_id) = path.map_err(|e| bad_path(&caller, &e))?;
     let Query(query) = query.map_err(|e| bad_query(&caller, &e))?;
-    let call = Call::begin(
-        &state,
-        caller,
-        "list_agents",
-        Permission::ReadAgents,
-        Some(&workspace_id),
-        true,
-    )?;
-    let result = service::list_agents(&call.ctx, call.principal(), query.query.as_deref()).await;
+    let call = Call::begin(&state, caller, &agents::LIST_AGENTS, Some(&workspace_id))?;
+    let args = ListAgentsArgs { query: query.query };
+    let result = agents::list_agents(&call.ctx, call.principal(), args).await;
     call.finish(result, None).map(Json)
 }
 
@@ -89,15 +97,11 @@ pub(super) async fn get_one(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<AgentView>, Refusal> {
     let Path((workspace_id, agent_id)) = path.map_err(|e| bad_path(&caller, &e))?;
-    let call = Call::begin(
-        &state,
-        caller,
-        "get_agent",
-        Permission::ReadAgents,
-        Some(&workspace_id),
-        true,
-    )?;
-    let result = service::get_agent(&call.ctx, call.principal(), &agent_id).await;
+    let call = Call::begin(&state, caller, &agents::GET_AGENT, Some(&workspace_id))?;
+    let args = AgentIdArgs {
+        agent_id: agent_id.clone(),
+    };
+    let result = agents::get_agent(&call.ctx, call.principal(), args).await;
     call.finish(result, Some(("agentId", &agent_id))).map(Json)
 }
 
@@ -134,26 +138,12 @@ pub(super) async fn execute(
 ) -> Result<Response, Refusal> {
     let Path((workspace_id, agent_id)) = path.map_err(|e| bad_path(&caller, &e))?;
     let stream = wants_stream(request.headers());
-    let call = Call::begin(
-        &state,
-        caller,
-        "ask_agent",
-        Permission::ExecuteAgents,
-        Some(&workspace_id),
-        true,
-    )?;
+    let call = Call::begin(&state, caller, &ask::ASK_AGENT, Some(&workspace_id))?;
     let body: ExecuteRequest = read_json(request, MAX_REST_BODY)
         .await
         .map_err(|e| call.invalid(e))?;
-    service::note_suspicious(
-        &call.ctx,
-        call.principal(),
-        &call.caller.info,
-        call.name,
-        "message",
-        &body.message,
-    );
-    let run = service::start_run(
+    call.op_call().note_suspicious("message", &body.message);
+    let run = start_run(
         &call.ctx,
         call.principal(),
         Some(agent_id.clone()),
@@ -190,7 +180,7 @@ pub(super) async fn execute(
 
 impl Call {
     /// Audits a run Dust refused to start; a started run is audited when it ends.
-    fn finish_start(&self, run: Result<Run, ServiceError>, agent_id: &str) -> Result<Run, Refusal> {
+    fn finish_start(&self, run: Result<Run, OpError>, agent_id: &str) -> Result<Run, Refusal> {
         match run {
             Ok(run) => Ok(run),
             Err(e) => self.finish(Err(e), Some(("agentId", agent_id))),
@@ -201,7 +191,7 @@ impl Call {
 /// Cancels the Dust message unless disarmed: dropped with the request (a JSON client that went
 /// away) or when the stream's reader is gone.
 struct CancelOnDrop<'a> {
-    ctx: &'a Arc<McpContext>,
+    ctx: &'a Arc<Context>,
     principal: &'a Principal,
     answer: Option<AgentAnswer>,
 }
@@ -209,18 +199,18 @@ struct CancelOnDrop<'a> {
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         if let Some(answer) = self.answer.take() {
-            service::cancel_in_background(self.ctx, self.principal, &answer);
+            cancel_in_background(self.ctx, self.principal, &answer);
         }
     }
 }
 
 /// Follows `run` to its answer, sending each piece of answer text to `tokens` when streaming.
 async fn follow(
-    ctx: &Arc<McpContext>,
+    ctx: &Arc<Context>,
     principal: &Principal,
     run: Run,
     tokens: Option<&mpsc::Sender<Result<Event, Infallible>>>,
-) -> Result<AgentAnswer, ServiceError> {
+) -> Result<AgentAnswer, OpError> {
     let Run { answer, mut events } = run;
     let mut guard = CancelOnDrop {
         ctx,
@@ -240,15 +230,15 @@ async fn follow(
         let event = tokio::select! {
             () = &mut gone => {
                 // The guard cancels the run in Dust as it drops.
-                return Err(ServiceError::Failed("the client went away; the agent's run was cancelled".to_owned()));
+                return Err(OpError::Failed("the client went away; the agent's run was cancelled".to_owned()));
             }
             () = &mut deadline => {
                 guard.answer = None;
-                return Err(ServiceError::Timeout(service::timeout_message(ctx, &answer)));
+                return Err(OpError::Timeout(timeout_message(ctx, &answer)));
             }
             () = ctx.drain.aborted() => {
                 // The guard cancels the run in Dust as it drops.
-                return Err(ServiceError::ShuttingDown(service::SHUTTING_DOWN.to_owned()));
+                return Err(OpError::ShuttingDown(SHUTTING_DOWN.to_owned()));
             }
             event = events.next() => event,
         };
@@ -256,11 +246,11 @@ async fn follow(
             Some(Ok(event)) => event,
             Some(Err(e)) => {
                 guard.answer = None;
-                return Err(service::stream_failure(Some(e)));
+                return Err(stream_failure(Some(e)));
             }
             None => {
                 guard.answer = None;
-                return Err(service::stream_failure(None));
+                return Err(stream_failure(None));
             }
         };
         match RunStep::of(event.kind, &answer) {
@@ -273,7 +263,7 @@ async fn follow(
             }
             RunStep::Failed(message) => {
                 guard.answer = None;
-                return Err(ServiceError::Failed(message));
+                return Err(OpError::Failed(message));
             }
             RunStep::Token(text) => {
                 if let Some(tx) = tokens
@@ -282,7 +272,7 @@ async fn follow(
                         .json_data(serde_json::json!({ "text": text }))
                     && tx.send(Ok(event)).await.is_err()
                 {
-                    return Err(ServiceError::Failed(
+                    return Err(OpError::Failed(
                         "the client went away; the agent's run was cancelled".to_owned(),
                     ));
                 }

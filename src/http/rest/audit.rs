@@ -10,9 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::{Call, Caller, Refusal, bad_query};
 use crate::{
     audit::{AuditEventType, AuditQuery, recent::MAX_QUERY_LIMIT, recent::normalize_timestamp},
-    auth::Permission,
     error::ApiError,
-    mcp::service::ServiceError,
+    ops::{OpError, catalog},
     state::AppState,
 };
 
@@ -49,14 +48,7 @@ pub(super) async fn query(
     params: Result<Query<AuditParams>, QueryRejection>,
 ) -> Result<Json<AuditEvents>, Refusal> {
     let Query(params) = params.map_err(|e| bad_query(&caller, &e))?;
-    let call = Call::begin(
-        &state,
-        caller,
-        "query_audit",
-        Permission::AdminAudit,
-        None,
-        false,
-    )?;
+    let call = Call::begin(&state, caller, &catalog::QUERY_AUDIT, None)?;
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_QUERY_LIMIT).contains(&limit) {
         return Err(call.invalid(ApiError::bad_request(format!(
@@ -91,7 +83,7 @@ pub(super) async fn query(
         .recent_audit
         .query(&query)
         .await
-        .map_err(|e| ServiceError::Internal(e.to_string()));
+        .map_err(|e| OpError::Internal(e.to_string()));
     call.finish(result, None)
         .map(|events| Json(AuditEvents { events }))
 }

@@ -7,16 +7,28 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use super::{Call, Caller, Refusal, bad_path, bad_query};
 use crate::{
-    auth::Permission,
     http::{MAX_REST_BODY, read_json},
-    mcp::{
-        service::{self, SearchKnowledgeArgs, ServiceError},
-        views::KnowledgeBaseView,
+    ops::{
+        args::{ListKnowledgeBasesArgs, SearchKnowledgeArgs},
+        knowledge,
+        views::{ConnectorList, KnowledgeBaseList, KnowledgeBaseView},
     },
     state::AppState,
 };
+
+/// This noun's routes.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get_one))
+        .routes(routes!(search))
+        .routes(routes!(connectors))
+        .routes(routes!(connector))
+}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -24,18 +36,6 @@ use crate::{
 pub(super) struct KnowledgeBaseQuery {
     /// Only the knowledge bases of this space (`vlt_...`).
     pub space_id: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct KnowledgeBaseList {
-    pub knowledge_bases: Vec<KnowledgeBaseView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub(super) struct ConnectorList {
-    /// Knowledge bases fed by a connector (Notion, Slack, ...).
-    pub connectors: Vec<KnowledgeBaseView>,
 }
 
 /// A semantic search in one knowledge base.
@@ -90,26 +90,14 @@ pub(super) async fn list(
     let call = Call::begin(
         &state,
         caller,
-        "list_knowledge_bases",
-        Permission::ReadKnowledgeBases,
+        &knowledge::LIST_KNOWLEDGE_BASES,
         Some(&workspace_id),
-        true,
     )?;
-    let result = async {
-        if let Some(space_id) = &query.space_id {
-            service::check_id("spaceId", space_id)?;
-        }
-        service::knowledge_base_views(
-            &call.ctx,
-            call.principal(),
-            "listing knowledge bases",
-            |kb| query.space_id.as_ref().is_none_or(|s| &kb.space.s_id == s),
-        )
-        .await
-    }
-    .await;
-    call.finish(result, None)
-        .map(|knowledge_bases| Json(KnowledgeBaseList { knowledge_bases }))
+    let args = ListKnowledgeBasesArgs {
+        space_id: query.space_id,
+    };
+    let result = knowledge::list_knowledge_bases(&call.ctx, call.principal(), args).await;
+    call.finish(result, None).map(Json)
 }
 
 /// One knowledge base.
@@ -128,14 +116,10 @@ pub(super) async fn get_one(
     let call = Call::begin(
         &state,
         caller,
-        "get_knowledge_base",
-        Permission::ReadKnowledgeBases,
+        &knowledge::GET_KNOWLEDGE_BASE,
         Some(&workspace_id),
-        true,
     )?;
-    let result = service::find_knowledge_base(&call.ctx, call.principal(), &id)
-        .await
-        .map(|kb| kb.to_view());
+    let result = knowledge::get_knowledge_base(&call.ctx, call.principal(), &id).await;
     call.finish(result, Some(("knowledgeBaseId", &id)))
         .map(Json)
 }
@@ -159,22 +143,13 @@ pub(super) async fn search(
     let call = Call::begin(
         &state,
         caller,
-        "search_knowledge",
-        Permission::ReadKnowledgeBases,
+        &knowledge::SEARCH_KNOWLEDGE,
         Some(&workspace_id),
-        true,
     )?;
     let body: SearchRequest = read_json(request, MAX_REST_BODY)
         .await
         .map_err(|e| call.invalid(e))?;
-    service::note_suspicious(
-        &call.ctx,
-        call.principal(),
-        &call.caller.info,
-        call.name,
-        "query",
-        &body.query,
-    );
+    call.op_call().note_suspicious("query", &body.query);
     let args = SearchKnowledgeArgs {
         query: body.query,
         knowledge_base_id: Some(id.clone()),
@@ -184,7 +159,7 @@ pub(super) async fn search(
         timestamp_gt: None,
         timestamp_lt: None,
     };
-    let result = service::search_results(&call.ctx, call.principal(), args)
+    let result = knowledge::search_knowledge(&call.ctx, call.principal(), args)
         .await
         .map(|found| SearchResponse {
             results: found
@@ -206,13 +181,6 @@ pub(super) async fn search(
         .map(Json)
 }
 
-async fn connector_views(call: &Call) -> Result<Vec<KnowledgeBaseView>, ServiceError> {
-    service::knowledge_base_views(&call.ctx, call.principal(), "listing connectors", |kb| {
-        kb.source.connector_provider.is_some()
-    })
-    .await
-}
-
 /// Knowledge bases fed by a connector, with their provider.
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspaceId}/connectors", tag = "connectors",
     params(("workspaceId" = String, Path, description = "The caller's workspace id")),
@@ -227,14 +195,11 @@ pub(super) async fn connectors(
     let call = Call::begin(
         &state,
         caller,
-        "list_connectors",
-        Permission::ReadConnectors,
+        &knowledge::LIST_CONNECTORS,
         Some(&workspace_id),
-        true,
     )?;
-    let result = connector_views(&call).await;
-    call.finish(result, None)
-        .map(|connectors| Json(ConnectorList { connectors }))
+    let result = knowledge::list_connectors(&call.ctx, call.principal()).await;
+    call.finish(result, None).map(Json)
 }
 
 /// One connector-fed knowledge base, by its knowledge base id or its connector id.
@@ -253,19 +218,9 @@ pub(super) async fn connector(
     let call = Call::begin(
         &state,
         caller,
-        "get_connector",
-        Permission::ReadConnectors,
+        &knowledge::GET_CONNECTOR,
         Some(&workspace_id),
-        true,
     )?;
-    let result = async {
-        service::check_id("connectorId", &id)?;
-        connector_views(&call)
-            .await?
-            .into_iter()
-            .find(|c| c.id == id || c.connector_id.as_deref() == Some(id.as_str()))
-            .ok_or_else(|| ServiceError::NotFound(format!("connector {id} not found")))
-    }
-    .await;
+    let result = knowledge::get_connector(&call.ctx, call.principal(), &id).await;
     call.finish(result, Some(("connectorId", &id))).map(Json)
 }

@@ -1,12 +1,12 @@
 //! The REST API under `/api/v1`: the same operations as the MCP tools, for browsers and
 //! scripts.
 //!
-//! Handlers are thin: they read the request, then go through [`Call`], which does what every
-//! operation does in [`crate::mcp::service`] (the MCP tools' own code path): the permission
-//! check (403 `insufficient_scope`, audited `authz_fail`), the workspace check (a `workspaceId`
-//! that is not the caller's is a 403 and nothing reaches Dust), the per-principal bulkhead
-//! toward Dust (429), and the audit record of the outcome. Errors are the one `ApiError`
-//! envelope with the request id.
+//! An adapter over [`crate::ops`], as the MCP tools are. Handlers are thin: they read the
+//! request, open the operation's [`Call`] with its descriptor ([`ops::call`]: the permission
+//! check, 403 `insufficient_scope`, audited `authz_fail`; the workspace check, a `workspaceId`
+//! that is not the caller's is a 403 and nothing reaches Dust; the per-principal bulkhead
+//! toward Dust, 429), call the operation's function and close the call with its audit record.
+//! Errors are the one `ApiError` envelope with the request id ([`api_error`]).
 //!
 //! Files: `workspaces.rs`, `agents.rs` (including `execute`, JSON or SSE), `knowledge.rs`
 //! (knowledge bases, search, connectors), `tokens.rs` (the caller's own tokens), `audit.rs`
@@ -33,29 +33,25 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    audit::{AuditResult, RequestInfo},
-    auth::{Permission, Principal, tokens::TokenRecord},
+    audit::RequestInfo,
+    auth::{Principal, tokens::TokenRecord},
     dust::DustErrorKind,
     error::ApiError,
-    mcp::{McpContext, service, service::ServiceError},
+    ops::{self, Context, Op, OpError, Surface},
     state::AppState,
 };
 
 /// The routes that need an authenticated caller (mounted behind `require_principal`), each
 /// declared once: the path and method come from the handler's `#[utoipa::path]`, which also
 /// describes it in the OpenAPI document ([`openapi::full_document`]).
+///
+/// Each noun's file lists its own routes (`routes()`), so a route added to a noun is one edit
+/// in that file.
 pub fn protected_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(workspaces::list))
-        .routes(routes!(workspaces::get_one))
-        .routes(routes!(agents::list))
-        .routes(routes!(agents::get_one))
-        .routes(routes!(agents::execute))
-        .routes(routes!(knowledge::list))
-        .routes(routes!(knowledge::get_one))
-        .routes(routes!(knowledge::search))
-        .routes(routes!(knowledge::connectors))
-        .routes(routes!(knowledge::connector))
+        .merge(workspaces::routes())
+        .merge(agents::routes())
+        .merge(knowledge::routes())
         .routes(routes!(tokens::list))
         .routes(routes!(tokens::revoke))
         .routes(routes!(audit::query))
@@ -138,7 +134,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Refusal;
 
     async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Refusal> {
-        let info = super::request_info_parts(parts);
+        let info = RequestInfo::from_parts(parts);
         let Some(principal) = parts.extensions.get::<Arc<Principal>>().cloned() else {
             // Only reachable if a route were mounted outside the authentication layer.
             return Err(Refusal {
@@ -170,144 +166,95 @@ pub fn bad_query(caller: &Caller, rejection: &QueryRejection) -> Refusal {
     )))
 }
 
-/// One operation of one caller, from its checks to its audit record.
+/// One operation of one REST caller: an [`ops::Call`] (permission, workspace, bulkhead, audit
+/// record) whose refusals are answered with this request's id.
 #[derive(Debug)]
 pub struct Call {
-    pub ctx: Arc<McpContext>,
+    inner: ops::Call,
+    pub ctx: Arc<Context>,
     pub caller: Caller,
-    /// The operation's name, the same as the MCP tool's where there is one (`list_agents`).
-    pub name: &'static str,
-    pub permission: Permission,
-    /// The caller's slot toward Dust, held until the call ends.
-    _slot: Option<service::CallSlot>,
 }
 
 impl Call {
-    /// Checks the permission, then the workspace (when the route names one), then takes a
-    /// bulkhead slot (when `upstream`: the operation calls Dust). A refusal reaches nobody.
+    /// Opens `op` for `caller` ([`ops::Call::begin`]); `workspace_id` is the one the route
+    /// names, if any. A refusal reaches nobody.
     pub fn begin(
         state: &AppState,
         caller: Caller,
-        name: &'static str,
-        permission: Permission,
+        op: &'static Op,
         workspace_id: Option<&str>,
-        upstream: bool,
     ) -> Result<Self, Refusal> {
-        let ctx = state.mcp.clone();
-        if let Err(permission) = service::authorize(
-            &ctx,
-            &caller.principal,
-            &caller.info,
-            "route",
-            name,
-            permission,
-        ) {
-            return Err(caller.refuse(ApiError::insufficient_scope(permission.as_str())));
-        }
-        if let Some(workspace_id) = workspace_id
-            && let Err(e) =
-                service::check_workspace(&ctx, &caller.principal, &caller.info, workspace_id)
-        {
-            return Err(caller.refuse(api_error(e)));
-        }
-        let slot = if upstream {
-            match service::enter(&ctx, &caller.principal) {
-                Some(slot) => Some(slot),
-                None => {
-                    return Err(caller.refuse(ApiError::too_many_requests(
-                        service::busy_message("requests to Dust"),
-                        std::time::Duration::from_secs(1),
-                    )));
-                }
-            }
-        } else {
-            None
+        let ops_caller = ops::Caller {
+            principal: caller.principal.clone(),
+            info: caller.info.clone(),
         };
-        Ok(Self {
-            ctx,
-            caller,
-            name,
-            permission,
-            _slot: slot,
-        })
+        match ops::Call::begin(&state.ops, ops_caller, op, Surface::Route, workspace_id) {
+            Ok(inner) => Ok(Self {
+                ctx: inner.ctx.clone(),
+                inner,
+                caller,
+            }),
+            Err(refused) => Err(caller.refuse(api_error(refused))),
+        }
     }
 
     pub fn principal(&self) -> &Principal {
         &self.caller.principal
     }
 
-    /// Records the outcome (`resource_access`/`resource_modified`, and `input_validation_fail`
-    /// for a refused input) and turns an error into its response.
+    /// The operation's call, for the operations that need the caller's request info.
+    pub fn op_call(&self) -> &ops::Call {
+        &self.inner
+    }
+
+    /// Records the outcome ([`ops::Call::finish`]) and turns an error into its response.
     pub fn finish<T>(
         &self,
-        result: Result<T, ServiceError>,
+        result: Result<T, OpError>,
         target: Option<(&str, &str)>,
     ) -> Result<T, Refusal> {
-        let outcome = match &result {
-            Ok(_) => AuditResult::Success,
-            Err(ServiceError::Invalid(reason)) => {
-                service::audit_invalid(
-                    &self.ctx,
-                    &self.caller.principal,
-                    &self.caller.info,
-                    self.name,
-                    reason,
-                );
-                AuditResult::Denied
-            }
-            Err(_) => AuditResult::Failure,
-        };
-        service::audit_call(
-            &self.ctx,
-            &self.caller.principal,
-            &self.caller.info,
-            self.name,
-            self.permission,
-            target,
-            outcome,
-        );
-        result.map_err(|e| self.caller.refuse(api_error(e)))
+        self.inner
+            .finish(result, target)
+            .map_err(|e| self.caller.refuse(api_error(e)))
     }
 
     /// A refused input found by the handler itself (a bad path, query or body): audited like
     /// the operation's own validation failures.
     pub fn invalid(&self, error: ApiError) -> Refusal {
         if error.status == StatusCode::BAD_REQUEST {
-            service::audit_invalid(
-                &self.ctx,
-                &self.caller.principal,
-                &self.caller.info,
-                self.name,
-                &error.message,
-            );
+            self.inner.invalid(&error.message);
         }
         self.caller.refuse(error)
     }
 }
 
-/// The HTTP form of a [`ServiceError`].
-pub fn api_error(error: ServiceError) -> ApiError {
+/// The HTTP form of an [`OpError`].
+pub fn api_error(error: OpError) -> ApiError {
     match error {
-        ServiceError::Invalid(message) => ApiError::bad_request(message),
-        ServiceError::Forbidden(message) => ApiError::forbidden(message),
-        ServiceError::NotFound(message) => ApiError::not_found(message),
+        OpError::Denied(permission) => ApiError::insufficient_scope(permission.as_str()),
+        OpError::Busy(message) => {
+            ApiError::too_many_requests(message, std::time::Duration::from_secs(1))
+        }
+        OpError::Invalid(message) => ApiError::bad_request(message),
+        OpError::Forbidden(message) => ApiError::forbidden(message),
+        OpError::NotFound(message) => ApiError::not_found(message),
         // The request was handled; what it depended on (the agent's run) failed: 424, not a
         // server error.
-        ServiceError::Failed(message) => {
+        OpError::Failed(message) => {
             ApiError::new(StatusCode::FAILED_DEPENDENCY, "agent_failed", message)
         }
-        ServiceError::Timeout(message) => {
+        OpError::Timeout(message) => {
             ApiError::new(StatusCode::GATEWAY_TIMEOUT, "agent_timeout", message)
         }
-        ServiceError::ShuttingDown(message) => {
+        OpError::ShuttingDown(message) => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
         }
-        ServiceError::Internal(detail) => {
+        OpError::Internal(detail) => {
             tracing::error!(error = %detail, "REST operation failed");
             ApiError::internal()
         }
-        ServiceError::Dust { action, error } => {
-            let message = crate::mcp::describe_dust_error(&action, &error);
+        OpError::Dust { action, error } => {
+            let message = ops::describe_dust_error(&action, &error);
             match error.kind {
                 DustErrorKind::NotFound => ApiError::not_found(message),
                 DustErrorKind::Forbidden => ApiError::forbidden(message),

@@ -15,7 +15,7 @@ use super::{Caller, Refusal, bad_path};
 use crate::{
     audit::{AuditEvent, AuditEventType, AuditResult, Severity, rfc3339_millis},
     error::ApiError,
-    mcp::service,
+    ops::args::check_id,
     state::AppState,
 };
 
@@ -91,7 +91,7 @@ pub(super) async fn revoke(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, Refusal> {
     let Path(token_id) = path.map_err(|e| bad_path(&caller, &e))?;
-    service::check_id("tokenId", &token_id).map_err(|e| caller.refuse(super::api_error(e)))?;
+    check_id("tokenId", &token_id).map_err(|e| caller.refuse(super::api_error(e.into())))?;
     let principal = &caller.principal;
     let record = state
         .tokens

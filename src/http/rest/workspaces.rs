@@ -2,46 +2,28 @@
 
 use axum::{
     Json,
-    extract::{Path, rejection::PathRejection},
+    extract::{Path, State, rejection::PathRejection},
 };
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{Call, Caller, ErrorEnvelope, Refusal, bad_path};
-use crate::{auth::Permission, state::AppState};
+use crate::{
+    ops::{views::WorkspaceView, workspace},
+    state::AppState,
+};
 
-/// The caller's workspace.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct WorkspaceView {
-    /// The workspace id (`sId`).
-    pub id: String,
-    /// Where this workspace opens in Dust's web app.
-    pub web_url: String,
-    pub dust_base_url: String,
-    /// The caller's permissions here.
-    pub permissions: Vec<&'static str>,
-    /// The agent used when none is named (`DUST_AGENT_ID`).
-    pub default_agent_id: Option<String>,
+/// This noun's routes.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get_one))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct WorkspaceList {
     pub workspaces: Vec<WorkspaceView>,
-}
-
-fn view(call: &Call) -> WorkspaceView {
-    let settings = &call.ctx.settings;
-    let principal = call.principal();
-    let mut web = settings.dust_base_url.clone();
-    web.set_path(&format!("w/{}", principal.workspace_id));
-    WorkspaceView {
-        id: principal.workspace_id.clone(),
-        web_url: web.to_string(),
-        dust_base_url: settings.dust_base_url.to_string(),
-        permissions: principal.permissions.names(),
-        default_agent_id: settings.default_agent_id.clone(),
-    }
 }
 
 /// The caller's workspaces (exactly one: the token's).
@@ -50,18 +32,11 @@ fn view(call: &Call) -> WorkspaceView {
     responses((status = 200, description = "The caller's workspace", body = WorkspaceList),
         (status = 401, description = "Not authenticated", body = ErrorEnvelope)))]
 pub(super) async fn list(
-    axum::extract::State(state): axum::extract::State<AppState>,
+    State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<WorkspaceList>, Refusal> {
-    let call = Call::begin(
-        &state,
-        caller,
-        "get_workspace",
-        Permission::ReadWorkspaces,
-        None,
-        false,
-    )?;
-    let workspace = view(&call);
+    let call = Call::begin(&state, caller, &workspace::GET_WORKSPACE, None)?;
+    let workspace = workspace::get_workspace(&call.ctx, call.principal());
     call.finish(Ok(()), Some(("workspace", &workspace.id)))?;
     Ok(Json(WorkspaceList {
         workspaces: vec![workspace],
@@ -74,7 +49,7 @@ pub(super) async fn list(
     security(("bearerAuth" = []), ("cookieAuth" = [])),
     responses((status = 200, description = "The workspace", body = WorkspaceView)))]
 pub(super) async fn get_one(
-    axum::extract::State(state): axum::extract::State<AppState>,
+    State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<WorkspaceView>, Refusal> {
@@ -82,12 +57,10 @@ pub(super) async fn get_one(
     let call = Call::begin(
         &state,
         caller,
-        "get_workspace",
-        Permission::ReadWorkspaces,
+        &workspace::GET_WORKSPACE,
         Some(&workspace_id),
-        false,
     )?;
-    let workspace = view(&call);
+    let workspace = workspace::get_workspace(&call.ctx, call.principal());
     call.finish(Ok(()), Some(("workspace", &workspace.id)))?;
     Ok(Json(workspace))
 }

@@ -1,4 +1,5 @@
-//! Tool arguments: their schemas (what the model sees) and their validation.
+//! Operation arguments: their schemas (what a model sees as a tool's `inputSchema`) and their
+//! validation.
 //!
 //! Every struct denies unknown fields, so its `inputSchema` says `additionalProperties: false`
 //! and a stray argument is refused rather than ignored. Identifiers are checked against an ASCII
@@ -8,9 +9,8 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-/// An argument a check refused: which and why, never the value itself. Each surface says it
-/// its own way: MCP as a JSON-RPC `-32602` (`From` for rmcp's error), the operations and REST
-/// as [`super::service::ServiceError::Invalid`] (a 400).
+/// An argument a check refused: which and why, never the value itself. The operations turn it
+/// into [`super::OpError::Invalid`], which MCP says as a JSON-RPC `-32602` and REST as a 400.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidArgument {
     pub message: String,
@@ -19,12 +19,6 @@ pub struct InvalidArgument {
 impl std::fmt::Display for InvalidArgument {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
-    }
-}
-
-impl From<InvalidArgument> for rmcp::ErrorData {
-    fn from(error: InvalidArgument) -> Self {
-        super::errors::invalid_params(error.message)
     }
 }
 
@@ -56,25 +50,25 @@ pub(crate) const MAX_DOCUMENT_BYTES: usize = 5 * 1024 * 1024;
 /// A tool without arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct NoArgs {}
+pub struct NoArgs {}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ListAgentsArgs {
+pub struct ListAgentsArgs {
     /// Only agents whose name or description contains this text (case-insensitive).
     pub query: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct AgentIdArgs {
+pub struct AgentIdArgs {
     /// The agent's id (`sId`), e.g. `dust`, as returned by `list_agents`.
     pub agent_id: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct AskAgentArgs {
+pub struct AskAgentArgs {
     /// The agent to ask (`sId` from `list_agents`). Defaults to the server's configured agent.
     pub agent_id: Option<String>,
     /// The question or instruction for the agent, sent as is.
@@ -85,14 +79,14 @@ pub(crate) struct AskAgentArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct ConversationIdArgs {
+pub struct ConversationIdArgs {
     /// A conversation id returned by `ask_agent` or `list_conversations`.
     pub conversation_id: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct ListKnowledgeBasesArgs {
+pub struct ListKnowledgeBasesArgs {
     /// Only the knowledge bases of this space (`vlt_...` from `list_spaces`).
     pub space_id: Option<String>,
 }
@@ -118,7 +112,7 @@ pub struct SearchKnowledgeArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct ListDocumentsArgs {
+pub struct ListDocumentsArgs {
     /// The knowledge base (`dts_...`).
     pub knowledge_base_id: String,
     /// How many documents (1 to 100, default 10).
@@ -129,7 +123,7 @@ pub(crate) struct ListDocumentsArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct DocumentArgs {
+pub struct DocumentArgs {
     /// The knowledge base (`dts_...`).
     pub knowledge_base_id: String,
     /// The document's id within the knowledge base.
@@ -138,7 +132,7 @@ pub(crate) struct DocumentArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct UpsertDocumentArgs {
+pub struct UpsertDocumentArgs {
     /// The knowledge base (`dts_...`); it must be a folder, not a connector.
     pub knowledge_base_id: String,
     /// The document's id; an existing document with this id is replaced.

@@ -26,29 +26,52 @@
 use std::{sync::Arc, time::Duration};
 
 use futures::{StreamExt, stream};
-use rmcp::{ErrorData as McpError, model::CallToolResult};
 
 use super::{
-    McpContext,
+    Context, OpError,
     args::*,
     cache::PrincipalCache,
-    errors,
-    service::ServiceError,
-    tools::structured,
+    catalog::{Kind, Op, op},
     views::{
-        DeletedDocument, DocumentList, DocumentView, KnowledgeBaseView, SearchHit, SearchResults,
-        SpaceList, SpaceView,
+        ConnectorList, DeletedDocument, DocumentList, DocumentView, KnowledgeBaseList,
+        KnowledgeBaseView, SearchHit, SearchResults, SpaceList, SpaceView,
     },
 };
 use crate::{
-    auth::Principal,
+    auth::{Permission as P, Principal},
     dust::{
         DataSource, DataSourceView, DustError, DustErrorKind, SearchQuery, Space, UpsertDocument,
     },
 };
 
+pub const LIST_SPACES: Op = op("list_spaces", P::ReadKnowledgeBases, true, Kind::Read);
+pub const LIST_KNOWLEDGE_BASES: Op = op(
+    "list_knowledge_bases",
+    P::ReadKnowledgeBases,
+    true,
+    Kind::Read,
+);
+pub const GET_KNOWLEDGE_BASE: Op = op(
+    "get_knowledge_base",
+    P::ReadKnowledgeBases,
+    true,
+    Kind::Read,
+);
+pub const SEARCH_KNOWLEDGE: Op = op("search_knowledge", P::ReadKnowledgeBases, true, Kind::Read);
+pub const LIST_DOCUMENTS: Op = op("list_documents", P::ReadKnowledgeBases, true, Kind::Read);
+pub const GET_DOCUMENT: Op = op("get_document", P::ReadKnowledgeBases, true, Kind::Read);
+pub const UPSERT_DOCUMENT: Op = op("upsert_document", P::WriteKnowledgeBases, true, Kind::Write);
+pub const DELETE_DOCUMENT: Op = op(
+    "delete_document",
+    P::DeleteKnowledgeBases,
+    true,
+    Kind::Delete,
+);
+pub const LIST_CONNECTORS: Op = op("list_connectors", P::ReadConnectors, true, Kind::Read);
+pub const GET_CONNECTOR: Op = op("get_connector", P::ReadConnectors, true, Kind::Read);
+
 /// How long a principal's list of knowledge bases is reused before Dust is asked again.
-pub(super) const KNOWLEDGE_TTL: Duration = Duration::from_secs(30);
+pub const KNOWLEDGE_TTL: Duration = Duration::from_secs(30);
 
 /// Searches run against Dust at once when searching every knowledge base.
 const SEARCH_CONCURRENCY: usize = 8;
@@ -88,12 +111,12 @@ impl KnowledgeBase {
     }
 
     /// The refusal for reading documents one by one where Dust does not allow it.
-    fn documents_unreachable(&self, action: &str) -> ServiceError {
+    fn documents_unreachable(&self, action: &str) -> OpError {
         let what = match &self.source.connector_provider {
             Some(provider) => format!("is content of the {provider} connector"),
             None => format!("is shared with space {} through a view", self.space.name),
         };
-        ServiceError::Failed(format!(
+        OpError::Failed(format!(
             "Knowledge base {} {what}: Dust lets an API key search it but not {action} its documents one by one. Use search_knowledge with knowledgeBaseId {} (its hits carry the matching text).",
             self.source.s_id, self.source.s_id
         ))
@@ -116,7 +139,7 @@ fn space_rank(space: &Space) -> u8 {
 /// What one space answered: the data sources it owns and its views. A space the key may list
 /// but not read (404, 403) is simply empty; so is a deployment without the views route.
 async fn space_listing(
-    ctx: &McpContext,
+    ctx: &Context,
     principal: &Principal,
     space: &Space,
 ) -> Result<(Vec<DataSource>, Vec<DataSourceView>), DustError> {
@@ -141,8 +164,8 @@ async fn space_listing(
 }
 
 /// Every knowledge base the principal can see, each once.
-pub(super) async fn knowledge_bases(
-    ctx: &McpContext,
+pub async fn knowledge_bases(
+    ctx: &Context,
     principal: &Principal,
 ) -> Result<Arc<Vec<KnowledgeBase>>, DustError> {
     if let Some(list) = ctx.knowledge.get(&principal.user_id) {
@@ -211,54 +234,43 @@ pub(super) async fn knowledge_bases(
 
 /// Finds one of the caller's knowledge bases.
 pub async fn find_knowledge_base(
-    ctx: &McpContext,
+    ctx: &Context,
     principal: &Principal,
     id: &str,
-) -> Result<KnowledgeBase, ServiceError> {
+) -> Result<KnowledgeBase, OpError> {
     check_id("knowledgeBaseId", id)?;
     let list = knowledge_bases(ctx, principal)
         .await
-        .map_err(|e| ServiceError::dust("listing knowledge bases", e))?;
+        .map_err(|e| OpError::dust("listing knowledge bases", e))?;
     list.iter().find(|kb| kb.is(id)).cloned().ok_or_else(|| {
-        ServiceError::NotFound(format!(
+        OpError::NotFound(format!(
             "Knowledge base {id} not found. Use list_knowledge_bases to see the ids you can use."
         ))
     })
 }
 
-/// Unwraps `find_knowledge_base`, returning the tool result early.
-macro_rules! find_or_return {
-    ($ctx:expr, $principal:expr, $id:expr) => {
-        match find_knowledge_base($ctx, $principal, $id).await {
-            Ok(kb) => kb,
-            Err(e) => return e.into_tool(),
-        }
-    };
-}
-
-pub(super) async fn list_spaces(
-    ctx: &McpContext,
-    principal: &Principal,
-) -> Result<CallToolResult, McpError> {
-    match ctx.dust.list_spaces(&principal.credentials).await {
-        Ok(spaces) => {
-            let spaces: Vec<SpaceView> = spaces.iter().map(SpaceView::from).collect();
-            structured(&SpaceList { spaces })
-        }
-        Err(e) => Ok(errors::dust_tool_error("listing spaces", &e)),
-    }
+/// The spaces the key can see.
+pub async fn list_spaces(ctx: &Context, principal: &Principal) -> Result<SpaceList, OpError> {
+    let spaces = ctx
+        .dust
+        .list_spaces(&principal.credentials)
+        .await
+        .map_err(|e| OpError::dust("listing spaces", e))?;
+    Ok(SpaceList {
+        spaces: spaces.iter().map(SpaceView::from).collect(),
+    })
 }
 
 /// The caller's knowledge bases that pass `keep`.
-pub async fn knowledge_base_views(
-    ctx: &McpContext,
+async fn knowledge_base_views(
+    ctx: &Context,
     principal: &Principal,
     action: &str,
     keep: impl Fn(&KnowledgeBase) -> bool,
-) -> Result<Vec<KnowledgeBaseView>, ServiceError> {
+) -> Result<Vec<KnowledgeBaseView>, OpError> {
     let list = knowledge_bases(ctx, principal)
         .await
-        .map_err(|e| ServiceError::dust(action, e))?;
+        .map_err(|e| OpError::dust(action, e))?;
     Ok(list
         .iter()
         .filter(|kb| keep(kb))
@@ -266,65 +278,66 @@ pub async fn knowledge_base_views(
         .collect())
 }
 
-/// [`knowledge_base_views`] as `{ <key>: [...] }`.
-async fn list_views(
-    ctx: &McpContext,
-    principal: &Principal,
-    key: &str,
-    action: &str,
-    keep: impl Fn(&KnowledgeBase) -> bool,
-) -> Result<CallToolResult, McpError> {
-    match knowledge_base_views(ctx, principal, action, keep).await {
-        Ok(views) => structured(&serde_json::json!({ key: views })),
-        Err(e) => e.into_tool(),
-    }
-}
-
-pub(super) async fn list_knowledge_bases(
-    ctx: &McpContext,
+/// The caller's knowledge bases, optionally those of one space.
+pub async fn list_knowledge_bases(
+    ctx: &Context,
     principal: &Principal,
     args: ListKnowledgeBasesArgs,
-) -> Result<CallToolResult, McpError> {
+) -> Result<KnowledgeBaseList, OpError> {
     if let Some(space_id) = &args.space_id {
         check_id("spaceId", space_id)?;
     }
-    list_views(
-        ctx,
-        principal,
-        "knowledgeBases",
-        "listing knowledge bases",
-        |kb| args.space_id.as_ref().is_none_or(|s| &kb.space.s_id == s),
-    )
-    .await
+    let knowledge_bases = knowledge_base_views(ctx, principal, "listing knowledge bases", |kb| {
+        args.space_id.as_ref().is_none_or(|s| &kb.space.s_id == s)
+    })
+    .await?;
+    Ok(KnowledgeBaseList { knowledge_bases })
 }
 
-pub(super) async fn list_connectors(
-    ctx: &McpContext,
+/// One of the caller's knowledge bases, by its id or the id of one of its views.
+pub async fn get_knowledge_base(
+    ctx: &Context,
     principal: &Principal,
-) -> Result<CallToolResult, McpError> {
-    list_views(ctx, principal, "connectors", "listing connectors", |kb| {
+    knowledge_base_id: &str,
+) -> Result<KnowledgeBaseView, OpError> {
+    find_knowledge_base(ctx, principal, knowledge_base_id)
+        .await
+        .map(|kb| kb.to_view())
+}
+
+/// The knowledge bases fed by a connector (Notion, Slack, ...).
+pub async fn list_connectors(
+    ctx: &Context,
+    principal: &Principal,
+) -> Result<ConnectorList, OpError> {
+    let connectors = knowledge_base_views(ctx, principal, "listing connectors", |kb| {
         kb.source.connector_provider.is_some()
     })
-    .await
+    .await?;
+    Ok(ConnectorList { connectors })
 }
 
-pub(super) async fn search(
-    ctx: &McpContext,
+/// One connector-fed knowledge base, by its knowledge base id or its connector id.
+pub async fn get_connector(
+    ctx: &Context,
     principal: &Principal,
-    args: SearchKnowledgeArgs,
-) -> Result<CallToolResult, McpError> {
-    match search_results(ctx, principal, args).await {
-        Ok(results) => structured(&results),
-        Err(e) => e.into_tool(),
-    }
+    id: &str,
+) -> Result<KnowledgeBaseView, OpError> {
+    check_id("connectorId", id)?;
+    list_connectors(ctx, principal)
+        .await?
+        .connectors
+        .into_iter()
+        .find(|c| c.id == id || c.connector_id.as_deref() == Some(id))
+        .ok_or_else(|| OpError::NotFound(format!("connector {id} not found")))
 }
 
 /// Semantic search in one knowledge base, or in every one the caller can see, best first.
-pub async fn search_results(
-    ctx: &McpContext,
+pub async fn search_knowledge(
+    ctx: &Context,
     principal: &Principal,
     args: SearchKnowledgeArgs,
-) -> Result<SearchResults, ServiceError> {
+) -> Result<SearchResults, OpError> {
     check_text("query", &args.query, MAX_QUERY_BYTES)?;
     let top_k = check_range("topK", args.top_k.unwrap_or(DEFAULT_TOP_K), 1, MAX_TOP_K)?;
     let tags_in = args.tags_in.unwrap_or_default();
@@ -344,7 +357,7 @@ pub async fn search_results(
         Some(id) => vec![find_knowledge_base(ctx, principal, id).await?],
         None => knowledge_bases(ctx, principal)
             .await
-            .map_err(|e| ServiceError::dust("listing knowledge bases", e))?
+            .map_err(|e| OpError::dust("listing knowledge bases", e))?
             .as_ref()
             .clone(),
     };
@@ -393,7 +406,7 @@ pub async fn search_results(
         && let Some(e) = last_error
         && skipped.len() == targets.len()
     {
-        return Err(ServiceError::dust("searching knowledge", e));
+        return Err(OpError::dust("searching knowledge", e));
     }
     results.sort_by(|a, b| {
         b.score
@@ -405,18 +418,19 @@ pub async fn search_results(
     Ok(SearchResults { results, skipped })
 }
 
-pub(super) async fn list_documents(
-    ctx: &McpContext,
+/// One page of a folder's documents.
+pub async fn list_documents(
+    ctx: &Context,
     principal: &Principal,
     args: ListDocumentsArgs,
-) -> Result<CallToolResult, McpError> {
+) -> Result<DocumentList, OpError> {
     let limit = check_range("limit", args.limit.unwrap_or(10), 1, MAX_LIST_LIMIT)?;
     let offset = check_range("offset", args.offset.unwrap_or(0), 0, 1_000_000)?;
-    let kb = find_or_return!(ctx, principal, &args.knowledge_base_id);
+    let kb = find_knowledge_base(ctx, principal, &args.knowledge_base_id).await?;
     if !kb.owned {
-        return kb.documents_unreachable("list").into_tool();
+        return Err(kb.documents_unreachable("list"));
     }
-    match ctx
+    let page = ctx
         .dust
         .list_documents(
             &principal.credentials,
@@ -426,46 +440,39 @@ pub(super) async fn list_documents(
             offset,
         )
         .await
-    {
-        Ok(page) => {
-            let documents: Vec<_> = page
-                .documents
-                .into_iter()
-                .map(|d| DocumentView::new(&kb.source.s_id, d, false))
-                .collect();
-            structured(&DocumentList {
-                documents,
-                total: page.total,
-                offset,
-                limit,
-            })
-        }
-        Err(e) => Ok(errors::dust_tool_error("listing documents", &e)),
-    }
+        .map_err(|e| OpError::dust("listing documents", e))?;
+    let documents = page
+        .documents
+        .into_iter()
+        .map(|d| DocumentView::new(&kb.source.s_id, d, false))
+        .collect();
+    Ok(DocumentList {
+        documents,
+        total: page.total,
+        offset,
+        limit,
+    })
 }
 
-pub(super) async fn get_document(
-    ctx: &McpContext,
+/// One document of a folder, with its text.
+pub async fn get_document(
+    ctx: &Context,
     principal: &Principal,
     args: DocumentArgs,
-) -> Result<CallToolResult, McpError> {
+) -> Result<DocumentView, OpError> {
     check_document_id("documentId", &args.document_id)?;
-    let kb = find_or_return!(ctx, principal, &args.knowledge_base_id);
+    let kb = find_knowledge_base(ctx, principal, &args.knowledge_base_id).await?;
     if !kb.owned {
-        return kb.documents_unreachable("read").into_tool();
+        return Err(kb.documents_unreachable("read"));
     }
-    match fetch_document(ctx, principal, &kb, &args.document_id).await {
-        Ok(view) => structured(&view),
-        Err(e) => Ok(errors::dust_tool_error(
-            &format!("reading document {}", args.document_id),
-            &e,
-        )),
-    }
+    fetch_document(ctx, principal, &kb, &args.document_id)
+        .await
+        .map_err(|e| OpError::dust(format!("reading document {}", args.document_id), e))
 }
 
 /// One document with its text.
-pub(super) async fn fetch_document(
-    ctx: &McpContext,
+pub async fn fetch_document(
+    ctx: &Context,
     principal: &Principal,
     kb: &KnowledgeBase,
     document_id: &str,
@@ -482,11 +489,12 @@ pub(super) async fn fetch_document(
     Ok(DocumentView::new(&kb.source.s_id, document, true))
 }
 
-pub(super) async fn upsert_document(
-    ctx: &McpContext,
+/// Creates or replaces a document of a folder; `text` is sent byte for byte.
+pub async fn upsert_document(
+    ctx: &Context,
     principal: &Principal,
     args: UpsertDocumentArgs,
-) -> Result<CallToolResult, McpError> {
+) -> Result<DocumentView, OpError> {
     check_document_id("documentId", &args.document_id)?;
     check_text("text", &args.text, MAX_DOCUMENT_BYTES)?;
     if let Some(title) = &args.title {
@@ -497,15 +505,15 @@ pub(super) async fn upsert_document(
     }
     let tags = args.tags.unwrap_or_default();
     check_tags("tags", &tags)?;
-    let kb = find_or_return!(ctx, principal, &args.knowledge_base_id);
+    let kb = find_knowledge_base(ctx, principal, &args.knowledge_base_id).await?;
     if let Some(provider) = &kb.source.connector_provider {
-        return Ok(errors::tool_error(format!(
+        return Err(OpError::Failed(format!(
             "Knowledge base {} is fed by the {provider} connector and cannot be written; write to a folder knowledge base instead.",
             kb.source.s_id
         )));
     }
     if !kb.owned {
-        return kb.documents_unreachable("write").into_tool();
+        return Err(kb.documents_unreachable("write"));
     }
     let body = UpsertDocument {
         text: args.text,
@@ -516,8 +524,7 @@ pub(super) async fn upsert_document(
         timestamp: None,
         light_document_output: true,
     };
-    match ctx
-        .dust
+    ctx.dust
         .upsert_document(
             &principal.credentials,
             &kb.space.s_id,
@@ -526,33 +533,28 @@ pub(super) async fn upsert_document(
             &body,
         )
         .await
-    {
-        Ok(document) => structured(&DocumentView::new(&kb.source.s_id, document, false)),
-        Err(e) => Ok(errors::dust_tool_error(
-            &format!("writing document {}", args.document_id),
-            &e,
-        )),
-    }
+        .map(|document| DocumentView::new(&kb.source.s_id, document, false))
+        .map_err(|e| OpError::dust(format!("writing document {}", args.document_id), e))
 }
 
-pub(super) async fn delete_document(
-    ctx: &McpContext,
+/// Deletes a document of a folder.
+pub async fn delete_document(
+    ctx: &Context,
     principal: &Principal,
     args: DocumentArgs,
-) -> Result<CallToolResult, McpError> {
+) -> Result<DeletedDocument, OpError> {
     check_document_id("documentId", &args.document_id)?;
-    let kb = find_or_return!(ctx, principal, &args.knowledge_base_id);
+    let kb = find_knowledge_base(ctx, principal, &args.knowledge_base_id).await?;
     if let Some(provider) = &kb.source.connector_provider {
-        return Ok(errors::tool_error(format!(
+        return Err(OpError::Failed(format!(
             "Knowledge base {} is fed by the {provider} connector; its documents cannot be deleted here.",
             kb.source.s_id
         )));
     }
     if !kb.owned {
-        return kb.documents_unreachable("delete").into_tool();
+        return Err(kb.documents_unreachable("delete"));
     }
-    match ctx
-        .dust
+    ctx.dust
         .delete_document(
             &principal.credentials,
             &kb.space.s_id,
@@ -560,15 +562,10 @@ pub(super) async fn delete_document(
             &args.document_id,
         )
         .await
-    {
-        Ok(()) => structured(&DeletedDocument {
-            deleted: true,
-            knowledge_base_id: kb.source.s_id.clone(),
-            document_id: args.document_id.clone(),
-        }),
-        Err(e) => Ok(errors::dust_tool_error(
-            &format!("deleting document {}", args.document_id),
-            &e,
-        )),
-    }
+        .map_err(|e| OpError::dust(format!("deleting document {}", args.document_id), e))?;
+    Ok(DeletedDocument {
+        deleted: true,
+        knowledge_base_id: kb.source.s_id.clone(),
+        document_id: args.document_id,
+    })
 }

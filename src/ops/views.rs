@@ -329,3 +329,43 @@ pub struct AgentAnswer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conversation_url: Option<String>,
 }
+
+/// The caller's workspace (`get_workspace`, `dust://workspaces/{id}`, `GET /workspaces`).
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceView {
+    /// The workspace id (`sId`): the only one the caller's token reaches.
+    pub id: String,
+    /// Where this workspace opens in Dust's web app.
+    pub web_url: String,
+    pub dust_base_url: String,
+    /// The caller's permissions here.
+    pub permissions: Vec<&'static str>,
+    /// The agent used when none is named (`DUST_AGENT_ID`).
+    pub default_agent_id: Option<String>,
+    /// Who the caller is here.
+    pub you: CallerView,
+}
+
+/// The caller, as [`WorkspaceView`] shows it.
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallerView {
+    /// The caller's pseudonymous id (derived from its Dust key and workspace).
+    pub user_id: String,
+    pub username: String,
+}
+
+/// `list_knowledge_bases`.
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KnowledgeBaseList {
+    pub knowledge_bases: Vec<KnowledgeBaseView>,
+}
+
+/// `list_connectors`.
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+pub struct ConnectorList {
+    /// Knowledge bases fed by a connector (Notion, Slack, ...).
+    pub connectors: Vec<KnowledgeBaseView>,
+}
