@@ -74,7 +74,7 @@ pub struct DeletedDocument {
 }
 
 /// A conversation this caller started through this server.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConversationSummary {
     pub conversation_id: String,
@@ -85,7 +85,7 @@ pub struct ConversationSummary {
 }
 
 /// `list_conversations`.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
 pub struct ConversationList {
     pub conversations: Vec<ConversationSummary>,
 }
@@ -256,7 +256,7 @@ impl DocumentView {
     }
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageView {
     /// `user` or `agent`.
@@ -271,7 +271,7 @@ pub struct MessageView {
     pub created: i64,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConversationView {
     pub conversation_id: String,

@@ -467,6 +467,31 @@ async fn z6_another_users_conversation_is_not_found_and_dust_is_not_asked() {
         )
         .await;
     assert_ne!(body["result"]["isError"], true, "{body}");
+    let response = srv
+        .http
+        .get(srv.url(&format!(
+            "/api/v1/workspaces/{}/conversations/{conversation}",
+            srv.sim.workspace_id()
+        )))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let rest_view: Value = response.json().await.unwrap();
+    assert_eq!(rest_view, body["result"]["structuredContent"]);
+    let response = srv
+        .http
+        .get(srv.url(&format!(
+            "/api/v1/workspaces/{}/conversations",
+            srv.sim.workspace_id()
+        )))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    let listed: Value = response.json().await.unwrap();
+    assert_eq!(listed["conversations"][0]["conversationId"], conversation);
 
     let mallory = other_user_token(
         &srv,
@@ -531,6 +556,23 @@ async fn z6_another_users_conversation_is_not_found_and_dust_is_not_asked() {
         "{body}"
     );
 
+    // The REST routes of the same operations say the same: 404, and an empty list.
+    let ws = srv.sim.workspace_id().to_owned();
+    let rest = |token: &str, path: String| {
+        srv.http
+            .get(srv.url(&format!("/api/v1/workspaces/{ws}/conversations{path}")))
+            .bearer_auth(token.to_owned())
+            .send()
+    };
+    let response = rest(&mallory, format!("/{conversation}")).await.unwrap();
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    let response = rest(&mallory, String::new()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["conversations"], json!([]), "{body}");
+
     assert_eq!(
         upstream(&srv),
         before,
@@ -538,7 +580,7 @@ async fn z6_another_users_conversation_is_not_found_and_dust_is_not_asked() {
     );
     flush(&srv).await;
     let denials = srv.audit.of_type(AuditEventType::AuthzFail);
-    assert_eq!(denials.len(), 3, "one authz_fail per attempt: {denials:?}");
+    assert_eq!(denials.len(), 4, "one authz_fail per attempt: {denials:?}");
     for record in &denials {
         assert_eq!(record["resource_type"], "conversation");
         assert_eq!(record["resource_id"], conversation);

@@ -88,6 +88,13 @@ fn workspace_routes() -> Vec<(Method, String, Option<Value>, &'static str)> {
             Some(json!({"query": "vacation"})),
             "read:knowledge-bases",
         ),
+        (Method::GET, "/conversations".into(), None, "read:agents"),
+        (
+            Method::GET,
+            "/conversations/c0nv3rsat10n".into(),
+            None,
+            "read:agents",
+        ),
         (Method::GET, "/connectors".into(), None, "read:connectors"),
         (
             Method::GET,

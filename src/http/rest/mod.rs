@@ -8,7 +8,8 @@
 //! toward Dust, 429), call the operation's function and close the call with its audit record.
 //! Errors are the one `ApiError` envelope with the request id ([`api_error`]).
 //!
-//! Files: `workspaces.rs`, `agents.rs` (including `execute`, JSON or SSE), `knowledge.rs`
+//! Files: `workspaces.rs`, `agents.rs` (including `execute`, JSON or SSE), `conversations.rs`,
+//! `knowledge.rs`
 //! (knowledge bases, search, connectors), `tokens.rs` (the caller's own tokens), `audit.rs`
 //! (the recent audit records), `openapi.rs` (the document, generated from the handlers'
 //! annotations).
@@ -16,6 +17,7 @@
 mod agents;
 mod audit;
 pub mod auth_docs;
+mod conversations;
 mod knowledge;
 pub mod openapi;
 mod tokens;
@@ -51,6 +53,7 @@ pub fn protected_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(workspaces::routes())
         .merge(agents::routes())
+        .merge(conversations::routes())
         .merge(knowledge::routes())
         .routes(routes!(tokens::list))
         .routes(routes!(tokens::revoke))

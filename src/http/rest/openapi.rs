@@ -18,7 +18,11 @@ use utoipa::{
 };
 
 use super::{ErrorBody, ErrorEnvelope, agents, audit, auth_docs, knowledge, tokens, workspaces};
-use crate::ops::views::{AgentAnswer, AgentList, AgentView, KnowledgeBaseView};
+use crate::ops::views::{
+    AgentAnswer, AgentList, AgentView, CallerView, ConnectorList, ConversationList,
+    ConversationSummary, ConversationView, KnowledgeBaseList, KnowledgeBaseView, MessageView,
+    WorkspaceView,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,8 +30,9 @@ use crate::ops::views::{AgentAnswer, AgentList, AgentView, KnowledgeBaseView};
         description = "The Dust workspace behind this server: agents, knowledge bases, connectors, your tokens and the audit trail. Authenticate with `Authorization: Bearer <token from POST /api/v1/auth/login>` or, in a browser, the session cookie."),
     components(schemas(
         ErrorEnvelope, ErrorBody, AgentAnswer, AgentList, AgentView, KnowledgeBaseView,
-        crate::ops::views::WorkspaceView, crate::ops::views::CallerView, workspaces::WorkspaceList, agents::ExecuteRequest,
-        crate::ops::views::KnowledgeBaseList, crate::ops::views::ConnectorList, knowledge::SearchRequest,
+        WorkspaceView, CallerView, workspaces::WorkspaceList, agents::ExecuteRequest,
+        KnowledgeBaseList, ConnectorList, ConversationList, ConversationSummary,
+        ConversationView, MessageView, knowledge::SearchRequest,
         knowledge::SearchResult, knowledge::SearchResponse, tokens::TokenView, tokens::TokenList,
         audit::AuditEvents, auth_docs::LoginBody, auth_docs::UserView, auth_docs::TokenAnswer,
         auth_docs::SessionAnswer, auth_docs::LogoutAnswer,

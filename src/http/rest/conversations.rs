@@ -1,0 +1,68 @@
+//! Conversations: the ones the caller started through this server, and one of them with its
+//! messages. The same operations as the `list_conversations` and `get_conversation` tools;
+//! another user's conversation answers 404, as an unknown one does.
+
+use axum::{
+    Json,
+    extract::{Path, State, rejection::PathRejection},
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{Call, Caller, Refusal, bad_path};
+use crate::{
+    ops::{
+        args::ConversationIdArgs,
+        conversations,
+        views::{ConversationList, ConversationView},
+    },
+    state::AppState,
+};
+
+/// This noun's routes.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get_one))
+}
+
+/// The conversations the caller started through this server, newest first.
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspaceId}/conversations", tag = "conversations",
+    params(("workspaceId" = String, Path, description = "The caller's workspace id")),
+    security(("bearerAuth" = []), ("cookieAuth" = [])),
+    responses((status = 200, description = "The caller's conversations", body = ConversationList)))]
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<ConversationList>, Refusal> {
+    let Path(workspace_id) = path.map_err(|e| bad_path(&caller, &e))?;
+    let op = &conversations::LIST_CONVERSATIONS;
+    let call = Call::begin(&state, caller, op, Some(&workspace_id))?;
+    let result = conversations::list_conversations(&call.ctx, call.principal()).await;
+    call.finish(result, None).map(Json)
+}
+
+/// One of the caller's conversations with its messages in order.
+#[utoipa::path(get,
+    path = "/api/v1/workspaces/{workspaceId}/conversations/{conversationId}",
+    tag = "conversations",
+    params(("workspaceId" = String, Path, description = "The caller's workspace id"),
+        ("conversationId" = String, Path, description = "One of the caller's conversations")),
+    security(("bearerAuth" = []), ("cookieAuth" = [])),
+    responses((status = 200, description = "The conversation", body = ConversationView)))]
+pub(super) async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<ConversationView>, Refusal> {
+    let Path((workspace_id, conversation_id)) = path.map_err(|e| bad_path(&caller, &e))?;
+    let op = &conversations::GET_CONVERSATION;
+    let call = Call::begin(&state, caller, op, Some(&workspace_id))?;
+    let args = ConversationIdArgs {
+        conversation_id: conversation_id.clone(),
+    };
+    let info = &call.caller.info;
+    let result = conversations::get_conversation(&call.ctx, call.principal(), args, info).await;
+    call.finish(result, Some(("conversationId", &conversation_id)))
+        .map(Json)
+}
