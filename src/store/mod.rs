@@ -7,22 +7,18 @@
 //! `auth::tokens::testing::token_store_contract`, `auth::lockout::testing::login_throttle_contract`,
 //! [`sessions::testing::session_store_contract`], [`oauth::testing::oauth_store_contract`].
 
+pub mod conversations;
 pub mod counters;
-mod memory;
 pub mod oauth;
 pub mod redis;
 pub mod sessions;
-#[cfg(any(test, feature = "test-support"))]
-pub mod testing;
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
+pub use conversations::{ConversationRecord, ConversationStore, MemoryConversationStore};
 pub use counters::{CounterStore, MemoryCounterStore, WindowCount};
-pub use memory::MemoryConversationStore;
 pub use oauth::{MemoryOAuthStore, OAuthStore};
 pub use redis::RedisStore;
 pub use sessions::{MemorySessionStore, SessionKey, SessionRecord, SessionStore};
@@ -125,42 +121,31 @@ impl std::fmt::Debug for StoreError {
     }
 }
 
-/// A conversation this server started, and who started it.
+/// Stamps one `#[tokio::test]` per case of a contract suite, for one backend (the
+/// tower-sessions pattern): each noun's macro ([`counter_store_contract_tests!`], ...) names its
+/// suite and cases and hands them here.
 ///
-/// Dust's API keys are workspace keys: everyone sharing a key could read every conversation of
-/// it. The server therefore records who created each conversation and answers "not found" to
-/// anyone else (the MCP spec's "state handle hijacking" and catalogue Z cases).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConversationRecord {
-    pub conversation_id: String,
-    pub workspace_id: String,
-    /// The principal's pseudonymous `user_id`.
-    pub owner: String,
-    pub title: Option<String>,
-    pub agent_id: String,
-    /// Milliseconds since the epoch.
-    pub created_at: i64,
-}
-
-/// Conversation ownership.
-#[async_trait]
-pub trait ConversationStore: Send + Sync + 'static {
-    /// Records a conversation; recording the same id again keeps the first owner.
-    async fn record(&self, record: ConversationRecord) -> Result<(), StoreError>;
-
-    /// The record of `conversation_id` in `workspace_id`, whoever owns it.
-    async fn get(
-        &self,
-        workspace_id: &str,
-        conversation_id: &str,
-    ) -> Result<Option<ConversationRecord>, StoreError>;
-
-    /// The conversations `owner` started in `workspace_id`, newest first.
-    async fn list(
-        &self,
-        workspace_id: &str,
-        owner: &str,
-    ) -> Result<Vec<ConversationRecord>, StoreError>;
+/// The backend is an expression evaluated inside each test, so it may `.await`. Two forms:
+/// `MemoryCounterStore::new()` (the store itself), or `{ setup statements } => store` when the
+/// store needs something to outlive it: the statements run first and what they bind lives until
+/// the case ends (a `redis-server` process, say), and they may `return` to skip the case.
+#[cfg(any(test, feature = "test-support"))]
+#[macro_export]
+macro_rules! store_contract_tests {
+    (@case [$($suite:tt)+] $case:ident { $($setup:tt)* } => $store:expr) => {
+        #[::tokio::test]
+        async fn $case() {
+            $($setup)*
+            let store = $store;
+            $($suite)+::$case(&store).await;
+        }
+    };
+    ($suite:tt [$($case:ident),+ $(,)?] $setup:tt => $store:expr) => {
+        $( $crate::store_contract_tests!(@case $suite $case $setup => $store); )+
+    };
+    ($suite:tt [$($case:ident),+ $(,)?] $store:expr) => {
+        $crate::store_contract_tests!($suite [$($case),+] {} => $store);
+    };
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use mcp_dust_server::{
     audit::AuditEventType,
     http::session::{MAX_SESSIONS_PER_USER, new_session_id, session_key},
-    store::{MemorySessionStore, SessionKey, sessions::testing},
+    store::{MemorySessionStore, SessionKey},
 };
 use reqwest::Method;
 use secrecy::ExposeSecret;
@@ -800,10 +800,4 @@ async fn session_route_needs_the_session_cookie() {
     .await
     .assert_error(401, "unauthorized");
     srv.shutdown().await;
-}
-
-/// The memory backend passes the store contract (also run as a unit test).
-#[tokio::test]
-async fn memory_session_store_contract() {
-    testing::session_store_contract(&MemorySessionStore::new()).await;
 }

@@ -33,7 +33,7 @@
 
 mod conversations;
 mod counters;
-mod lockout;
+mod failures;
 mod oauth;
 mod sessions;
 mod tokens;
