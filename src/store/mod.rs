@@ -9,6 +9,7 @@
 
 pub mod conversations;
 pub mod counters;
+pub mod failures;
 pub mod oauth;
 pub mod redis;
 pub mod sessions;
@@ -19,15 +20,13 @@ use anyhow::Context;
 
 pub use conversations::{ConversationRecord, ConversationStore, MemoryConversationStore};
 pub use counters::{CounterStore, MemoryCounterStore, WindowCount};
+pub use failures::{FailureStore, MemoryFailureStore};
 pub use oauth::{MemoryOAuthStore, OAuthStore};
 pub use redis::RedisStore;
 pub use sessions::{MemorySessionStore, SessionKey, SessionRecord, SessionStore};
 
 use crate::{
-    auth::{
-        lockout::{FailureStore, MemoryFailureStore},
-        tokens::{MemoryTokenStore, TokenStore},
-    },
+    auth::tokens::{MemoryTokenStore, TokenStore},
     config::Config,
 };
 

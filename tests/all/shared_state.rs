@@ -135,6 +135,15 @@ mod counter_store_contract {
     } => redis.store(&prefix("counters")));
 }
 
+mod failure_store_contract {
+    use super::*;
+    mcp_dust_server::failure_store_contract_tests!({
+        let Some(redis) = RedisServer::start("failure_store_contract").await else {
+            return;
+        };
+    } => redis.store(&prefix("failures")));
+}
+
 mod session_store_contract {
     use super::*;
     mcp_dust_server::session_store_contract_tests!({
