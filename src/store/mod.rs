@@ -2,10 +2,34 @@
 //! cluster shares it in Redis ([`redis`]) without the callers changing. [`Stores`] is the set a
 //! server runs with, chosen at start-up: Redis when `REDIS_URL` is set, memory otherwise.
 //!
-//! Each trait has one contract test suite that every backend passes:
-//! [`counters::testing::counter_store_contract`], [`testing::conversation_store_contract`],
-//! `auth::tokens::testing::token_store_contract`, `auth::lockout::testing::login_throttle_contract`,
-//! [`sessions::testing::session_store_contract`], [`oauth::testing::oauth_store_contract`].
+//! One layout per noun: `store/<noun>/mod.rs` holds the trait and its records,
+//! `store/<noun>/memory.rs` the memory backend, `store/redis/<noun>.rs` the Redis one, and
+//! `store/<noun>/contract.rs` the contract suite both pass. The nouns: [`conversations`]
+//! (ownership), [`counters`] (rate limits), [`failures`] (failed logins), [`sessions`]
+//! (browser sessions), [`oauth`] (the authorization server's records), [`tokens`] (what a
+//! JWT's `jti` stands for). This module depends on no other part of the server's logic: `auth`
+//! uses the stores, never the other way round (the permission names a token record carries are
+//! the leaf module [`crate::permissions`]).
+//!
+//! No store reads a clock. Every expiry is decided at the `now` the caller passes, taken from
+//! the application's clock (`state::Clock`, a manual one in tests), rather than from a clock
+//! given to each backend at construction: the traits keep one shape (a time argument where a
+//! time decides, as `incr_with_ttl`, `insert` and `add_failure` always had), a backend has no
+//! clock that could disagree with the application's, and the contract suites cross every
+//! deadline without sleeping.
+//!
+//! Each suite is a set of small async functions, one case each, taking `&dyn Trait`; a macro
+//! per noun stamps one `#[tokio::test]` per case for a backend (tower-sessions' pattern),
+//! through [`store_contract_tests!`](crate::store_contract_tests). The memory backends stamp
+//! them as unit tests, `tests/all/shared_state.rs` stamps them for Redis:
+//! [`conversations::contract`]
+//! ([`conversation_store_contract_tests!`](crate::conversation_store_contract_tests)),
+//! [`counters::contract`] ([`counter_store_contract_tests!`](crate::counter_store_contract_tests)),
+//! [`failures::contract`] ([`failure_store_contract_tests!`](crate::failure_store_contract_tests)),
+//! [`sessions::contract`] ([`session_store_contract_tests!`](crate::session_store_contract_tests)),
+//! [`oauth::contract`] ([`oauth_store_contract_tests!`](crate::oauth_store_contract_tests)),
+//! [`tokens::contract`] ([`token_store_contract_tests!`](crate::token_store_contract_tests)).
+//! The suites (and macros) exist with `cfg(test)` or the `test-support` feature only.
 
 pub mod conversations;
 pub mod counters;
@@ -13,6 +37,7 @@ pub mod failures;
 pub mod oauth;
 pub mod redis;
 pub mod sessions;
+pub mod tokens;
 
 use std::sync::Arc;
 
@@ -24,11 +49,9 @@ pub use failures::{FailureStore, MemoryFailureStore};
 pub use oauth::{MemoryOAuthStore, OAuthStore};
 pub use redis::RedisStore;
 pub use sessions::{MemorySessionStore, SessionKey, SessionRecord, SessionStore};
+pub use tokens::{MemoryTokenStore, TokenRecord, TokenStore};
 
-use crate::{
-    auth::tokens::{MemoryTokenStore, TokenStore},
-    config::Config,
-};
+use crate::config::Config;
 
 /// The state stores of one server.
 #[derive(Clone)]
@@ -121,8 +144,9 @@ impl std::fmt::Debug for StoreError {
 }
 
 /// Stamps one `#[tokio::test]` per case of a contract suite, for one backend (the
-/// tower-sessions pattern): each noun's macro ([`counter_store_contract_tests!`], ...) names its
-/// suite and cases and hands them here.
+/// tower-sessions pattern): each noun's macro
+/// ([`counter_store_contract_tests!`](crate::counter_store_contract_tests), ...) names its suite
+/// and cases and hands them here.
 ///
 /// The backend is an expression evaluated inside each test, so it may `.await`. Two forms:
 /// `MemoryCounterStore::new()` (the store itself), or `{ setup statements } => store` when the

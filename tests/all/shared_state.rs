@@ -162,14 +162,25 @@ mod oauth_store_contract {
     } => redis.store(&prefix("oauth")));
 }
 
+mod token_store_contract {
+    use super::*;
+    mcp_dust_server::token_store_contract_tests!({
+        let Some(redis) = RedisServer::start("token_store_contract").await else {
+            return;
+        };
+    } => redis.store(&prefix("tokens")));
+}
+
+/// The policies `auth` applies over these stores (the live-token cap, login throttling), on
+/// Redis: one server for both.
 #[tokio::test]
-async fn redis_passes_every_store_contract() {
-    let Some(redis) = RedisServer::start("redis_passes_every_store_contract").await else {
+async fn auth_policies_hold_over_redis() {
+    let Some(redis) = RedisServer::start("auth_policies_hold_over_redis").await else {
         return;
     };
-    let store = Arc::new(redis.store(&prefix("contract")));
-    tokens::testing::token_store_contract(store.as_ref()).await;
-    lockout::testing::login_throttle_contract(store.clone()).await;
+    let store = Arc::new(redis.store(&prefix("policies")));
+    tokens::testing::live_token_cap(store.as_ref()).await;
+    lockout::testing::login_throttle_contract(store).await;
 }
 
 /// The memory store's size-cap rule, in Redis: when full, expired sessions are purged, a live

@@ -34,11 +34,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     audit::{AuditResult, RequestInfo},
-    auth::{Permission, Principal, tokens::TokenRecord},
+    auth::{Permission, Principal},
     dust::DustErrorKind,
     error::ApiError,
     mcp::{McpContext, service, service::ServiceError},
     state::AppState,
+    store::TokenRecord,
 };
 
 /// The routes that need an authenticated caller (mounted behind `require_principal`), each

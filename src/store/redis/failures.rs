@@ -2,9 +2,8 @@
 //! milliseconds), so a key locked out on one instance is locked out on all.
 //!
 //! The script applies [`FailureCounter::after_failure`]'s rule on the server (a counter idle for
-//! longer than the window starts again from zero), atomically; the failure store contract suite runs
-//! against both backends
-//! (`store::failures::contract`), so the two cannot drift apart.
+//! longer than the window starts again from zero), atomically; the failure store contract suite
+//! (`store::failures::contract`) runs against both backends, so the two cannot drift apart.
 
 use std::{sync::LazyLock, time::SystemTime};
 

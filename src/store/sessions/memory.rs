@@ -1,5 +1,5 @@
 //! Browser sessions in one process: a `std::sync::RwLock` over a map bounded by
-//! [`MAX_SESSIONS`](super::MAX_SESSIONS) (no lock is held across an `.await`).
+//! [`MAX_SESSIONS`] (no lock is held across an `.await`).
 
 use std::{collections::HashMap, sync::RwLock};
 
