@@ -13,10 +13,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use mcp_dust_server::{
-    auth::{
-        KeyCipher, Keys, MemoryTokenStore, PermissionSet, TokenRecord, TokenStore, new_token_id,
+    auth::{KeyCipher, Keys, PermissionSet, new_token_id},
+    store::{
+        MemorySessionStore, MemoryTokenStore, SessionKey, SessionRecord, SessionStore, TokenRecord,
+        TokenStore,
     },
-    store::{MemorySessionStore, SessionKey, SessionRecord, SessionStore},
 };
 use secrecy::SecretString;
 
@@ -56,7 +57,7 @@ async fn fill_tokens(n: usize) -> Result<(u64, MemoryTokenStore)> {
             expires_at: now + 3600,
             revoked_at: None,
         };
-        store.save(record).await?;
+        store.save(record, now).await?;
     }
     Ok((rss_kb()?.saturating_sub(before), store))
 }

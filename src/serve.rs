@@ -19,18 +19,14 @@ use crate::{
         RecentAudit, Severity, alert::Alerter,
     },
     auth::{
-        Principal,
-        jwt::JwtIssuer,
-        keys::Keys,
-        lockout::LoginThrottle,
-        policy::Policy,
-        tokens::{KeyCipher, TokenStore},
+        Principal, jwt::JwtIssuer, keys::Keys, lockout::LoginThrottle, policy::Policy,
+        tokens::KeyCipher,
     },
     config::Config,
     dust::{DustApi, DustCredentials, HttpDustClient, KeyWatch, RejectedKeyHook},
     observe,
     state::{App, AppState, Clock, SystemClock},
-    store::Stores,
+    store::{Stores, TokenStore},
 };
 
 /// The parts of the state that tests and `demo` replace.
@@ -96,7 +92,12 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
     let breaker = app::guarded_dust(parts.dust, &config, &parts.auditor);
     let dust: Arc<dyn DustApi> = Arc::new(KeyWatch::new(
         Arc::new(breaker),
-        revoke_rejected_keys(&keys, parts.stores.tokens.clone(), parts.auditor.clone()),
+        revoke_rejected_keys(
+            &keys,
+            parts.stores.tokens.clone(),
+            parts.auditor.clone(),
+            parts.clock.clone(),
+        ),
     ));
     let ops = app::ops_context(
         &config,
@@ -138,11 +139,13 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
 }
 
 /// The hook that revokes every live token holding a key Dust no longer accepts (J19), so the
-/// next request with any of them is a 401 instead of another refused call upstream.
+/// next request with any of them is a 401 instead of another refused call upstream. Which
+/// tokens are live, and the revocation time, are the application's `clock`'s.
 fn revoke_rejected_keys(
     keys: &Keys,
     tokens: Arc<dyn TokenStore>,
     auditor: Auditor,
+    clock: Arc<dyn Clock>,
 ) -> RejectedKeyHook {
     let fingerprint_key: Arc<SecretSlice<u8>> =
         Arc::new(SecretSlice::from(keys.fingerprint().to_vec()));
@@ -151,9 +154,9 @@ fn revoke_rejected_keys(
         let workspace_id = creds.workspace_id.clone();
         let tokens = tokens.clone();
         let auditor = auditor.clone();
+        let now = crate::state::epoch_secs(clock.now());
         tokio::spawn(async move {
-            let now = crate::state::epoch_secs(std::time::SystemTime::now());
-            let live = match tokens.list_for_user(&workspace_id, &user_id).await {
+            let live = match tokens.list_for_user(&workspace_id, &user_id, now).await {
                 Ok(records) => records,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot revoke the tokens of a refused key");

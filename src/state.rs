@@ -14,17 +14,11 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::{
     audit::{Auditor, RecentAudit},
-    auth::{
-        jwt::JwtIssuer,
-        keys::Keys,
-        lockout::LoginThrottle,
-        policy::Policy,
-        tokens::{KeyCipher, TokenStore},
-    },
+    auth::{jwt::JwtIssuer, keys::Keys, lockout::LoginThrottle, policy::Policy, tokens::KeyCipher},
     config::Config,
     dust::DustApi,
     ops::Context,
-    store::{CounterStore, OAuthStore, SessionStore, StoreError},
+    store::{CounterStore, OAuthStore, SessionStore, StoreError, TokenStore},
 };
 
 /// The time source; tests inject a manual clock to cross expiry boundaries without sleeping.
@@ -106,7 +100,10 @@ impl App {
 
     /// Whether the stores answer (for `/ready`).
     pub async fn check_stores(&self) -> Result<(), StoreError> {
-        self.tokens.get("readiness-probe").await.map(|_| ())
+        self.tokens
+            .get("readiness-probe", epoch_secs(self.now()))
+            .await
+            .map(|_| ())
     }
 }
 

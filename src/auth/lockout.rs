@@ -7,29 +7,23 @@
 //! key's counter, not the IP's: otherwise an attacker holding one valid key could interleave
 //! successes to reset the counter of the IP they brute-force from.
 //!
-//! Shape: the decision lives in [`FailureCounter`], a small `Copy` value with pure methods and
-//! wall-clock times (`SystemTime`, not `Instant`, so instances can share it). The counters live
-//! behind [`FailureStore`]: two bounded maps in memory ([`MemoryFailureStore`]), or one Redis
-//! hash per subject (`store::redis`), updated by a script that applies the same rule, so that
-//! several instances lock a key out together. [`testing::login_throttle_contract`] holds both to
-//! the same behaviour.
-//!
-//! Memory bound: each in-memory map holds at most [`MAX_TRACKED`] subjects; when full, the
-//! subject idle the longest is evicted (Redis counters expire on their own). An attacker who spreads failures over more than that many subjects
-//! within a window can flush a counter; the per-IP request limit in front of login bounds how
-//! fast that can happen.
+//! Shape: this module holds the policy: the numbers ([`PER_KEY`], [`PER_IP`]) and
+//! [`LoginThrottle`], which decides when to check, count and clear. The counters and the rules
+//! of a counter (a quiet window resets it, the backoff doubles to a cap) live in
+//! [`crate::store::failures`], behind [`FailureStore`], in memory or in Redis, so that several
+//! instances lock a key out together. [`testing::login_throttle_contract`] runs this policy over
+//! either backend; the store's own suite is [`crate::store::failures::contract`].
 
 use std::{
-    collections::HashMap,
-    hash::Hash,
     net::IpAddr,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
-use async_trait::async_trait;
-
 use crate::store::StoreError;
+pub use crate::store::failures::{
+    FailureCounter, FailureStore, Limits, MemoryFailureStore, Subject,
+};
 
 /// Failures of one key before it is locked.
 pub const KEY_MAX_FAILURES: u32 = 5;
@@ -41,212 +35,19 @@ pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 pub const BASE_BACKOFF: Duration = Duration::from_secs(60);
 /// Longest lock.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
-/// Subjects tracked per map (IPs, keys); the idlest is evicted past it.
-pub const MAX_TRACKED: usize = 10_000;
+/// The limits of one key fingerprint.
+pub const PER_KEY: Limits = Limits {
+    max_failures: KEY_MAX_FAILURES,
+    window: FAILURE_WINDOW,
+    base_backoff: BASE_BACKOFF,
+    max_backoff: MAX_BACKOFF,
+};
 
-/// When a subject is locked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub max_failures: u32,
-    pub window: Duration,
-    pub base_backoff: Duration,
-    pub max_backoff: Duration,
-}
-
-impl Limits {
-    pub const PER_KEY: Self = Self {
-        max_failures: KEY_MAX_FAILURES,
-        window: FAILURE_WINDOW,
-        base_backoff: BASE_BACKOFF,
-        max_backoff: MAX_BACKOFF,
-    };
-    pub const PER_IP: Self = Self {
-        max_failures: IP_MAX_FAILURES,
-        ..Self::PER_KEY
-    };
-
-    /// How long a counter matters after its last failure: it may still lock (backoff) or still
-    /// count (window). A store may forget it after that.
-    #[must_use]
-    pub fn retention(&self) -> Duration {
-        self.window.max(self.max_backoff)
-    }
-
-    /// The lock after `failures` failures: none below the threshold, then doubling to the cap.
-    fn backoff(&self, failures: u32) -> Option<Duration> {
-        let extra = failures.checked_sub(self.max_failures)?;
-        let factor = 1u32 << extra.min(16);
-        Some(
-            self.base_backoff
-                .saturating_mul(factor)
-                .min(self.max_backoff),
-        )
-    }
-}
-
-/// Recent failures of one subject (an IP or a key fingerprint).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailureCounter {
-    pub failures: u32,
-    pub last_failure: SystemTime,
-}
-
-impl FailureCounter {
-    /// Whether the window has passed since the last failure, so the counter no longer counts.
-    #[must_use]
-    pub fn is_stale(&self, limits: &Limits, now: SystemTime) -> bool {
-        now.duration_since(self.last_failure)
-            .is_ok_and(|idle| idle > limits.window)
-    }
-
-    /// How long the subject must still wait, if it is locked at `now`.
-    #[must_use]
-    pub fn retry_after(&self, limits: &Limits, now: SystemTime) -> Option<Duration> {
-        let until = self.last_failure + limits.backoff(self.failures)?;
-        until.duration_since(now).ok().filter(|d| !d.is_zero())
-    }
-
-    /// The counter after one more failure at `now`.
-    #[must_use]
-    pub fn after_failure(previous: Option<Self>, limits: &Limits, now: SystemTime) -> Self {
-        let failures = previous
-            .filter(|c| !c.is_stale(limits, now))
-            .map_or(0, |c| c.failures);
-        Self {
-            failures: failures.saturating_add(1),
-            last_failure: now,
-        }
-    }
-}
-
-/// Whose failures a counter holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Subject<'a> {
-    /// A client address.
-    Ip(IpAddr),
-    /// A key fingerprint (`usr_…`).
-    Key(&'a str),
-}
-
-/// Where the failure counters live: process memory ([`MemoryFailureStore`]) or Redis
-/// (`store::redis`), so that several instances lock out together.
-#[async_trait]
-pub trait FailureStore: Send + Sync + 'static {
-    /// The counter of `subject`, if it has one.
-    async fn get(&self, subject: Subject<'_>) -> Result<Option<FailureCounter>, StoreError>;
-
-    /// Adds one failure at `now`, atomically: the stored counter becomes
-    /// [`FailureCounter::after_failure`] of itself, and is returned.
-    async fn add_failure(
-        &self,
-        subject: Subject<'_>,
-        limits: &Limits,
-        now: SystemTime,
-    ) -> Result<FailureCounter, StoreError>;
-
-    /// Forgets the counter of `subject`.
-    async fn clear(&self, subject: Subject<'_>) -> Result<(), StoreError>;
-}
-
-/// Counters of one kind of subject, bounded.
-#[derive(Debug)]
-struct Tracker<K> {
-    counters: Mutex<HashMap<K, FailureCounter>>,
-}
-
-impl<K> Default for Tracker<K> {
-    fn default() -> Self {
-        Self {
-            counters: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl<K: Eq + Hash + Clone> Tracker<K> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, FailureCounter>> {
-        self.counters.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn get(&self, subject: &K) -> Option<FailureCounter> {
-        self.lock().get(subject).copied()
-    }
-
-    fn add_failure(&self, subject: K, limits: &Limits, now: SystemTime) -> FailureCounter {
-        let mut map = self.lock();
-        if map.len() >= MAX_TRACKED && !map.contains_key(&subject) {
-            map.retain(|_, c| !c.is_stale(limits, now));
-            if map.len() >= MAX_TRACKED {
-                let idlest = map
-                    .iter()
-                    .min_by_key(|(_, c)| c.last_failure)
-                    .map(|(k, _)| k.clone());
-                if let Some(k) = idlest {
-                    map.remove(&k);
-                }
-            }
-        }
-        let next = FailureCounter::after_failure(map.get(&subject).copied(), limits, now);
-        map.insert(subject, next);
-        next
-    }
-
-    fn clear(&self, subject: &K) {
-        self.lock().remove(subject);
-    }
-
-    fn len(&self) -> usize {
-        self.lock().len()
-    }
-}
-
-/// Failure counters in process memory: one map per kind of subject, each bounded.
-#[derive(Debug, Default)]
-pub struct MemoryFailureStore {
-    by_ip: Tracker<IpAddr>,
-    by_key: Tracker<String>,
-}
-
-impl MemoryFailureStore {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Subjects tracked (IPs, keys), for metrics and tests.
-    #[must_use]
-    pub fn tracked(&self) -> (usize, usize) {
-        (self.by_ip.len(), self.by_key.len())
-    }
-}
-
-#[async_trait]
-impl FailureStore for MemoryFailureStore {
-    async fn get(&self, subject: Subject<'_>) -> Result<Option<FailureCounter>, StoreError> {
-        Ok(match subject {
-            Subject::Ip(ip) => self.by_ip.get(&ip),
-            Subject::Key(fp) => self.by_key.get(&fp.to_owned()),
-        })
-    }
-
-    async fn add_failure(
-        &self,
-        subject: Subject<'_>,
-        limits: &Limits,
-        now: SystemTime,
-    ) -> Result<FailureCounter, StoreError> {
-        Ok(match subject {
-            Subject::Ip(ip) => self.by_ip.add_failure(ip, limits, now),
-            Subject::Key(fp) => self.by_key.add_failure(fp.to_owned(), limits, now),
-        })
-    }
-
-    async fn clear(&self, subject: Subject<'_>) -> Result<(), StoreError> {
-        match subject {
-            Subject::Ip(ip) => self.by_ip.clear(&ip),
-            Subject::Key(fp) => self.by_key.clear(&fp.to_owned()),
-        }
-        Ok(())
-    }
-}
+/// The limits of one client IP (several people may share an address).
+pub const PER_IP: Limits = Limits {
+    max_failures: IP_MAX_FAILURES,
+    ..PER_KEY
+};
 
 /// Failed-login throttling per client IP and per key fingerprint. A store failure is reported
 /// to the caller, which refuses the login (fail closed) rather than skip the check.
@@ -283,7 +84,7 @@ impl LoginThrottle {
 
     /// The default limits over `store`.
     pub fn with_store(store: Arc<dyn FailureStore>) -> Self {
-        Self::new(store, Limits::PER_IP, Limits::PER_KEY)
+        Self::new(store, PER_IP, PER_KEY)
     }
 
     /// Before the upstream call: `Some(retry_after)` if the IP or the key is locked.
@@ -460,26 +261,10 @@ pub mod testing {
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
-
     use super::*;
 
     #[tokio::test]
-    async fn memory_store_passes_the_contract() {
+    async fn the_policy_holds_over_the_memory_store() {
         testing::login_throttle_contract(Arc::new(MemoryFailureStore::new())).await;
-    }
-
-    #[tokio::test]
-    async fn memory_is_bounded() {
-        let store = Arc::new(MemoryFailureStore::new());
-        let t = LoginThrottle::with_store(store.clone());
-        let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        for i in 0..MAX_TRACKED + 50 {
-            t.record_failure(ip, &format!("usr_{i}"), now)
-                .await
-                .unwrap();
-        }
-        assert_eq!(store.tracked(), (1, MAX_TRACKED));
     }
 }

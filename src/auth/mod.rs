@@ -3,18 +3,23 @@
 //!
 //! - [`keys`]: the keys derived from `SECURITY_SECRET_KEY`, and the production secret guard.
 //! - [`jwt`]: the access-token profile (HS256 only, `typ`, `iss`, `aud`, `jti`).
-//! - [`tokens`]: what a `jti` stands for: records with the Dust key sealed at rest.
-//! - [`lockout`]: failed-login throttling per IP and per key.
+//! - [`tokens`]: issuing token records: ids, the Dust key sealed at rest, the cap per user
+//!   (the records and their store are [`crate::store::tokens`]).
+//! - [`lockout`]: the failed-login throttling policy per IP and per key (the counters are
+//!   [`crate::store::failures`]).
 //! - [`policy`]: the optional permissions policy file.
 
 pub mod api_key;
 pub mod jwt;
 pub mod keys;
 pub mod lockout;
-pub mod permissions;
 pub mod policy;
 pub mod principal;
 pub mod tokens;
+
+/// The permission vocabulary lives at the crate root ([`crate::permissions`]) because token
+/// records in `store` carry it too; it is re-exported here, where it is checked.
+pub use crate::permissions;
 
 pub use jwt::{Claims, JwtIssuer, TokenError, TokenSubject, looks_like_dust_key};
 pub use keys::{Keys, WeakSecret, check_root_secret};
@@ -22,4 +27,4 @@ pub use lockout::LoginThrottle;
 pub use permissions::{Operation, Permission, PermissionSet, UnknownPermission};
 pub use policy::{Policy, PolicyError};
 pub use principal::Principal;
-pub use tokens::{KeyCipher, MemoryTokenStore, TokenRecord, TokenStore, new_token_id};
+pub use tokens::{KeyCipher, new_token_id};

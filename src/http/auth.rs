@@ -26,10 +26,11 @@ use axum::{
 
 use crate::{
     audit::{AuditEvent, AuditEventType, AuditResult, Severity},
-    auth::{Principal, jwt, tokens::TokenRecord},
+    auth::{Principal, jwt},
     dust::DustCredentials,
     error::ApiError,
     state::AppState,
+    store::TokenRecord,
 };
 
 use super::request_info;
@@ -109,8 +110,15 @@ pub async fn principal_from_token(
         .jwt
         .verify(token, now)
         .map_err(|e| AuthFailure::new(e.reason(), "invalid or expired token"))?;
-    let record = match state.tokens.get(&claims.jti).await {
+    let now_secs = crate::state::epoch_secs(now);
+    let record = match state.tokens.get(&claims.jti, now_secs).await {
         Ok(Some(record)) => record,
+        // The store no longer shows a record once it has expired (at `now`, the app's clock);
+        // the record of a token ends at the token's own `exp`, so a verified token past its
+        // `exp` (still inside the JWT leeway) is refused as expired, not as unknown.
+        Ok(None) if claims.exp <= now_secs => {
+            return Err(AuthFailure::new("expired", "invalid or expired token"));
+        }
         Ok(None) => {
             return Err(AuthFailure::new(
                 "unknown_token",
@@ -128,7 +136,6 @@ pub async fn principal_from_token(
     if record.revoked_at.is_some() {
         return Err(AuthFailure::new("revoked", "invalid or expired token"));
     }
-    let now_secs = crate::state::epoch_secs(now);
     if record.expires_at <= now_secs {
         return Err(AuthFailure::new("expired", "invalid or expired token"));
     }

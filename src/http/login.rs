@@ -27,14 +27,12 @@ use serde_json::json;
 
 use crate::{
     audit::{AuditEvent, AuditEventType, AuditResult, RequestInfo, Severity},
-    auth::{
-        Policy, Principal, TokenSubject, api_key,
-        tokens::{self, TokenRecord},
-    },
+    auth::{Policy, Principal, TokenSubject, api_key, tokens},
     dust::{DustCredentials, DustErrorKind},
     error::ApiError,
     mask,
     state::AppState,
+    store::TokenRecord,
 };
 
 use super::{auth::AuthMethod, session::CurrentSession};

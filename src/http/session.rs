@@ -38,10 +38,9 @@ use serde_json::{Value, json};
 use super::auth::{AuthFailure, AuthMethod};
 use crate::{
     audit::{AuditEvent, AuditEventType, AuditResult, RequestInfo, Severity},
-    auth::tokens::TokenRecord,
     error::ApiError,
     state::AppState,
-    store::{SessionKey, SessionRecord, sessions::Inserted},
+    store::{SessionKey, SessionRecord, TokenRecord, sessions::Inserted},
 };
 
 /// Random bytes in a session id (256 bits, S7).
@@ -240,12 +239,12 @@ pub async fn resolve(
             "the session has expired: sign in again",
         ));
     }
+    let now_secs = now_ms / 1000;
     let token = state
         .tokens
-        .get(&record.token_id)
+        .get(&record.token_id, now_secs)
         .await
         .map_err(|e| store_unavailable(&e))?;
-    let now_secs = now_ms / 1000;
     let Some(token) = token.filter(|t| t.is_live(now_secs)) else {
         end(state, &key, "token_revoked", Some(info))
             .await

@@ -2,38 +2,56 @@
 //! cluster shares it in Redis ([`redis`]) without the callers changing. [`Stores`] is the set a
 //! server runs with, chosen at start-up: Redis when `REDIS_URL` is set, memory otherwise.
 //!
-//! Each trait has one contract test suite that every backend passes:
-//! [`counters::testing::counter_store_contract`], [`testing::conversation_store_contract`],
-//! `auth::tokens::testing::token_store_contract`, `auth::lockout::testing::login_throttle_contract`,
-//! [`sessions::testing::session_store_contract`], [`oauth::testing::oauth_store_contract`].
+//! One layout per noun: `store/<noun>/mod.rs` holds the trait and its records,
+//! `store/<noun>/memory.rs` the memory backend, `store/redis/<noun>.rs` the Redis one, and
+//! `store/<noun>/contract.rs` the contract suite both pass. The nouns: [`conversations`]
+//! (ownership), [`counters`] (rate limits), [`failures`] (failed logins), [`sessions`]
+//! (browser sessions), [`oauth`] (the authorization server's records), [`tokens`] (what a
+//! JWT's `jti` stands for). This module depends on no other part of the server's logic: `auth`
+//! uses the stores, never the other way round (the permission names a token record carries are
+//! the leaf module [`crate::permissions`]).
+//!
+//! No store reads a clock. Every expiry is decided at the `now` the caller passes, taken from
+//! the application's clock (`state::Clock`, a manual one in tests), rather than from a clock
+//! given to each backend at construction: the traits keep one shape (a time argument where a
+//! time decides, as `incr_with_ttl`, `insert` and `add_failure` always had), a backend has no
+//! clock that could disagree with the application's, and the contract suites cross every
+//! deadline without sleeping.
+//!
+//! Each suite is a set of small async functions, one case each, taking `&dyn Trait`; a macro
+//! per noun stamps one `#[tokio::test]` per case for a backend (tower-sessions' pattern),
+//! through [`store_contract_tests!`](crate::store_contract_tests). The memory backends stamp
+//! them as unit tests, `tests/all/shared_state.rs` stamps them for Redis:
+//! [`conversations::contract`]
+//! ([`conversation_store_contract_tests!`](crate::conversation_store_contract_tests)),
+//! [`counters::contract`] ([`counter_store_contract_tests!`](crate::counter_store_contract_tests)),
+//! [`failures::contract`] ([`failure_store_contract_tests!`](crate::failure_store_contract_tests)),
+//! [`sessions::contract`] ([`session_store_contract_tests!`](crate::session_store_contract_tests)),
+//! [`oauth::contract`] ([`oauth_store_contract_tests!`](crate::oauth_store_contract_tests)),
+//! [`tokens::contract`] ([`token_store_contract_tests!`](crate::token_store_contract_tests)).
+//! The suites (and macros) exist with `cfg(test)` or the `test-support` feature only.
 
+pub mod conversations;
 pub mod counters;
-mod memory;
+pub mod failures;
 pub mod oauth;
 pub mod redis;
 pub mod sessions;
-#[cfg(any(test, feature = "test-support"))]
-pub mod testing;
+pub mod tokens;
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
+pub use conversations::{ConversationRecord, ConversationStore, MemoryConversationStore};
 pub use counters::{CounterStore, MemoryCounterStore, WindowCount};
-pub use memory::MemoryConversationStore;
+pub use failures::{FailureStore, MemoryFailureStore};
 pub use oauth::{MemoryOAuthStore, OAuthStore};
 pub use redis::RedisStore;
 pub use sessions::{MemorySessionStore, SessionKey, SessionRecord, SessionStore};
+pub use tokens::{MemoryTokenStore, TokenRecord, TokenStore};
 
-use crate::{
-    auth::{
-        lockout::{FailureStore, MemoryFailureStore},
-        tokens::{MemoryTokenStore, TokenStore},
-    },
-    config::Config,
-};
+use crate::config::Config;
 
 /// The state stores of one server.
 #[derive(Clone)]
@@ -125,42 +143,32 @@ impl std::fmt::Debug for StoreError {
     }
 }
 
-/// A conversation this server started, and who started it.
+/// Stamps one `#[tokio::test]` per case of a contract suite, for one backend (the
+/// tower-sessions pattern): each noun's macro
+/// ([`counter_store_contract_tests!`](crate::counter_store_contract_tests), ...) names its suite
+/// and cases and hands them here.
 ///
-/// Dust's API keys are workspace keys: everyone sharing a key could read every conversation of
-/// it. The server therefore records who created each conversation and answers "not found" to
-/// anyone else (the MCP spec's "state handle hijacking" and catalogue Z cases).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConversationRecord {
-    pub conversation_id: String,
-    pub workspace_id: String,
-    /// The principal's pseudonymous `user_id`.
-    pub owner: String,
-    pub title: Option<String>,
-    pub agent_id: String,
-    /// Milliseconds since the epoch.
-    pub created_at: i64,
-}
-
-/// Conversation ownership.
-#[async_trait]
-pub trait ConversationStore: Send + Sync + 'static {
-    /// Records a conversation; recording the same id again keeps the first owner.
-    async fn record(&self, record: ConversationRecord) -> Result<(), StoreError>;
-
-    /// The record of `conversation_id` in `workspace_id`, whoever owns it.
-    async fn get(
-        &self,
-        workspace_id: &str,
-        conversation_id: &str,
-    ) -> Result<Option<ConversationRecord>, StoreError>;
-
-    /// The conversations `owner` started in `workspace_id`, newest first.
-    async fn list(
-        &self,
-        workspace_id: &str,
-        owner: &str,
-    ) -> Result<Vec<ConversationRecord>, StoreError>;
+/// The backend is an expression evaluated inside each test, so it may `.await`. Two forms:
+/// `MemoryCounterStore::new()` (the store itself), or `{ setup statements } => store` when the
+/// store needs something to outlive it: the statements run first and what they bind lives until
+/// the case ends (a `redis-server` process, say), and they may `return` to skip the case.
+#[cfg(any(test, feature = "test-support"))]
+#[macro_export]
+macro_rules! store_contract_tests {
+    (@case [$($suite:tt)+] $case:ident { $($setup:tt)* } => $store:expr) => {
+        #[::tokio::test]
+        async fn $case() {
+            $($setup)*
+            let store = $store;
+            $($suite)+::$case(&store).await;
+        }
+    };
+    ($suite:tt [$($case:ident),+ $(,)?] $setup:tt => $store:expr) => {
+        $( $crate::store_contract_tests!(@case $suite $case $setup => $store); )+
+    };
+    ($suite:tt [$($case:ident),+ $(,)?] $store:expr) => {
+        $crate::store_contract_tests!($suite [$($case),+] {} => $store);
+    };
 }
 
 #[cfg(test)]

@@ -468,7 +468,7 @@ async fn unknown_permission_is_refused() {
     assert!(
         s.state
             .tokens
-            .count_live_for_user(s.sim.workspace_id(), &user_id(&s))
+            .count_live_for_user(s.sim.workspace_id(), &user_id(&s), s.now_secs())
             .await
             .unwrap()
             == 0
@@ -1448,7 +1448,7 @@ async fn k4_key_rejected_upstream_is_a_generic_401() {
     assert_eq!(
         s.state
             .tokens
-            .count_live_for_user(s.sim.workspace_id(), &user_id(&s))
+            .count_live_for_user(s.sim.workspace_id(), &user_id(&s), s.now_secs())
             .await
             .unwrap(),
         0
@@ -1470,7 +1470,7 @@ async fn k5_upstream_down_is_503_and_issues_nothing() {
     assert_eq!(
         s.state
             .tokens
-            .count_live_for_user(s.sim.workspace_id(), &user_id(&s))
+            .count_live_for_user(s.sim.workspace_id(), &user_id(&s), s.now_secs())
             .await
             .unwrap(),
         0
@@ -1675,7 +1675,7 @@ async fn k11_token_store_holds_no_key_bytes() {
     let records = s
         .state
         .tokens
-        .list_for_user(s.sim.workspace_id(), &user_id(&s))
+        .list_for_user(s.sim.workspace_id(), &user_id(&s), s.now_secs())
         .await
         .unwrap();
     assert_eq!(records.len(), 1);
@@ -1762,7 +1762,7 @@ async fn k13_repeated_exchange_gives_distinct_token_ids_and_a_live_token_cap() {
     let live = s
         .state
         .tokens
-        .count_live_for_user(s.sim.workspace_id(), &user_id(&s))
+        .count_live_for_user(s.sim.workspace_id(), &user_id(&s), s.now_secs())
         .await
         .unwrap();
     assert_eq!(live, MAX_LIVE_TOKENS_PER_USER);

@@ -7,8 +7,9 @@ use crate::common::http as server;
 
 use mcp_dust_server::{
     audit::AuditEventType,
-    auth::{PermissionSet, TokenSubject, tokens::TokenRecord},
+    auth::{PermissionSet, TokenSubject},
     sim::{ECHO_AGENT_ID, HANDBOOK_DS_ID},
+    store::TokenRecord,
 };
 use reqwest::{Method, header::HeaderMap};
 use secrecy::SecretString;
@@ -439,7 +440,7 @@ async fn other_user_token(srv: &TestServer, permissions: PermissionSet) -> Strin
         expires_at: now_secs + 3600,
         revoked_at: None,
     };
-    srv.state.tokens.save(record).await.unwrap();
+    srv.state.tokens.save(record, now_secs).await.unwrap();
     srv.state.jwt.issue(&subject, &token_id, now).unwrap().0
 }
 

@@ -22,7 +22,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 async fn live_tokens(srv: &TestServer, b: &Browser) -> usize {
     srv.state
         .tokens
-        .count_live_for_user(srv.sim.workspace_id(), &b.user_id)
+        .count_live_for_user(srv.sim.workspace_id(), &b.user_id, srv.now_secs())
         .await
         .unwrap()
 }

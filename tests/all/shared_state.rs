@@ -18,8 +18,7 @@ use mcp_dust_server::{
     sim::{self, SimConfig},
     store::{
         SessionKey, SessionStore, Stores,
-        sessions::{self, Inserted},
-        testing,
+        sessions::{Inserted, contract::record},
     },
 };
 use serde_json::{Value, json};
@@ -114,18 +113,74 @@ async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
 // Contracts
 // ---------------------------------------------------------------------------------------------
 
+// One test per contract case, each on a `redis-server` of its own (skipped when none is
+// installed, outside CI) with a store under a fresh prefix: a case never sees another's keys,
+// and a failing case names itself (`shared_state::counter_store_contract::keys_are_independent`).
+
+mod conversation_store_contract {
+    use super::*;
+    mcp_dust_server::conversation_store_contract_tests!({
+        let Some(redis) = RedisServer::start("conversation_store_contract").await else {
+            return;
+        };
+    } => redis.store(&prefix("conversations")));
+}
+
+mod counter_store_contract {
+    use super::*;
+    mcp_dust_server::counter_store_contract_tests!({
+        let Some(redis) = RedisServer::start("counter_store_contract").await else {
+            return;
+        };
+    } => redis.store(&prefix("counters")));
+}
+
+mod failure_store_contract {
+    use super::*;
+    mcp_dust_server::failure_store_contract_tests!({
+        let Some(redis) = RedisServer::start("failure_store_contract").await else {
+            return;
+        };
+    } => redis.store(&prefix("failures")));
+}
+
+mod session_store_contract {
+    use super::*;
+    mcp_dust_server::session_store_contract_tests!({
+        let Some(redis) = RedisServer::start("session_store_contract").await else {
+            return;
+        };
+    } => redis.store(&prefix("sessions")));
+}
+
+mod oauth_store_contract {
+    use super::*;
+    mcp_dust_server::oauth_store_contract_tests!({
+        let Some(redis) = RedisServer::start("oauth_store_contract").await else {
+            return;
+        };
+    } => redis.store(&prefix("oauth")));
+}
+
+mod token_store_contract {
+    use super::*;
+    mcp_dust_server::token_store_contract_tests!({
+        let Some(redis) = RedisServer::start("token_store_contract").await else {
+            return;
+        };
+    } => redis.store(&prefix("tokens")));
+}
+
+/// The policies `auth` applies over these stores (the live-token cap, login throttling), on
+/// Redis: one server for both.
 #[tokio::test]
-async fn redis_passes_every_store_contract() {
-    let Some(redis) = RedisServer::start("redis_passes_every_store_contract").await else {
+async fn auth_policies_hold_over_redis() {
+    let Some(redis) = RedisServer::start("auth_policies_hold_over_redis").await else {
         return;
     };
-    let store = Arc::new(redis.store(&prefix("contract")));
-    tokens::testing::token_store_contract(store.as_ref()).await;
-    testing::counter_store_contract(store.as_ref()).await;
-    testing::conversation_store_contract(store.as_ref()).await;
-    lockout::testing::login_throttle_contract(store.clone()).await;
-    sessions::testing::session_store_contract(store.as_ref()).await;
-    mcp_dust_server::store::oauth::testing::oauth_store_contract(store.as_ref()).await;
+    let store = Arc::new(redis.store(&prefix("policies")));
+    tokens::testing::live_token_cap(store.as_ref()).await;
+    lockout::testing::login_throttle_contract(store).await;
 }
 
 /// The memory store's size-cap rule, in Redis: when full, expired sessions are purged, a live
@@ -139,14 +194,14 @@ async fn the_redis_session_store_is_bounded_and_purges_expired_sessions_when_ful
     let now = 1_700_000_000_000;
     let key = |i: usize| SessionKey::from_hmac_hex(format!("k{i}"));
     for i in 0..3 {
-        let r = sessions::testing::record("w", "u", now + i as i64);
+        let r = record("w", "u", now + i as i64);
         assert_eq!(
             store.insert(&key(i), r, now).await.unwrap(),
             Inserted::Stored
         );
     }
     let later = now + 3_600_001;
-    let extra = sessions::testing::record("w", "u", later);
+    let extra = record("w", "u", later);
     assert_eq!(
         store.insert(&key(9), extra.clone(), now).await.unwrap(),
         Inserted::Full

@@ -147,6 +147,11 @@ impl TestServer {
         }
     }
 
+    /// The server's `now` (its manual clock) in epoch seconds: what token-store calls pass.
+    pub(crate) fn now_secs(&self) -> i64 {
+        mcp_dust_server::state::epoch_secs(self.state.now())
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -36,11 +36,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     audit::RequestInfo,
-    auth::{Principal, tokens::TokenRecord},
+    auth::Principal,
     dust::DustErrorKind,
     error::ApiError,
     ops::{self, Context, Op, OpError, Surface},
     state::AppState,
+    store::TokenRecord,
 };
 
 /// The routes that need an authenticated caller (mounted behind `require_principal`), each

@@ -63,7 +63,11 @@ pub(super) async fn list(
     let principal = &caller.principal;
     let records = state
         .tokens
-        .list_for_user(&principal.workspace_id, &principal.user_id)
+        .list_for_user(
+            &principal.workspace_id,
+            &principal.user_id,
+            crate::state::epoch_secs(state.now()),
+        )
         .await
         .map_err(|e| store_failure(&caller, &e))?;
     let tokens = records
@@ -93,9 +97,10 @@ pub(super) async fn revoke(
     let Path(token_id) = path.map_err(|e| bad_path(&caller, &e))?;
     check_id("tokenId", &token_id).map_err(|e| caller.refuse(super::api_error(e.into())))?;
     let principal = &caller.principal;
+    let now = crate::state::epoch_secs(state.now());
     let record = state
         .tokens
-        .get(&token_id)
+        .get(&token_id, now)
         .await
         .map_err(|e| store_failure(&caller, &e))?;
     let not_found = || caller.refuse(ApiError::not_found(format!("token {token_id} not found")));
@@ -117,7 +122,6 @@ pub(super) async fn revoke(
         );
         return Err(not_found());
     }
-    let now = crate::state::epoch_secs(state.now());
     let revoked = state
         .tokens
         .revoke(&token_id, now)

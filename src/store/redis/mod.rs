@@ -30,10 +30,13 @@
 //!
 //! Nothing secret is stored in clear: the Dust key is in the token record only as AEAD
 //! ciphertext bound to the token id (`auth::tokens::KeyCipher`); no JWT is stored at all.
+//!
+//! No backend here reads a clock: every expiry is decided at the `now` the caller passes (the
+//! application's clock), as in memory. Redis TTLs only let Redis forget what has expired.
 
 mod conversations;
 mod counters;
-mod lockout;
+mod failures;
 mod oauth;
 mod sessions;
 mod tokens;
@@ -168,11 +171,6 @@ use crate::state::epoch_ms;
 /// The `SystemTime` of `ms` milliseconds since the epoch.
 fn from_epoch_ms(ms: i64) -> std::time::SystemTime {
     std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-}
-
-/// Seconds since the epoch, by the wall clock (token expiry is judged by it, as in memory).
-fn wall_clock_secs() -> i64 {
-    crate::state::epoch_secs(std::time::SystemTime::now())
 }
 
 #[cfg(test)]

@@ -4,16 +4,19 @@
 //! ciphertext) and `revoked_at`, written only by `HSETNX`, so a revocation keeps its first time
 //! and no later save undoes it. The key expires with the token. A sorted set per user lists the
 //! token ids by expiry, for the live-token cap and for revoking every token of a refused key.
+//!
+//! Expiry is judged at the caller's `now` (`store::tokens`), never by a clock of this process;
+//! the keys' Redis TTLs (the rest of each token's life at `now`) only let Redis forget them.
 
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use redis::Script;
 
-use super::{RedisStore, wall_clock_secs};
-use crate::{
-    auth::tokens::{TokenRecord, TokenStore},
-    store::StoreError,
+use super::RedisStore;
+use crate::store::{
+    StoreError,
+    tokens::{TokenRecord, TokenStore},
 };
 
 /// Saves a record: the hash and its expiry, then the user's index (expired ids pruned, its own
@@ -36,11 +39,14 @@ return 1
     )
 });
 
-/// Revokes an existing record, keeping the first time. KEYS: token hash. ARGV: now.
+/// Revokes an existing record unexpired at `now` (judged here, not by the key's TTL), keeping
+/// the first time. KEYS: token hash. ARGV: now.
 static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('HEXISTS', KEYS[1], 'record') == 0 then return 0 end
+local record = redis.call('HGET', KEYS[1], 'record')
+if not record then return 0 end
+if tonumber(cjson.decode(record)['expires_at']) <= tonumber(ARGV[1]) then return 0 end
 redis.call('HSETNX', KEYS[1], 'revoked_at', ARGV[1])
 return 1
 ",
@@ -56,8 +62,13 @@ impl RedisStore {
         self.key("user-tokens", &[workspace_id, user_id])
     }
 
-    /// The records of `token_ids` that still exist, in no particular order.
-    async fn token_records(&self, token_ids: &[String]) -> Result<Vec<TokenRecord>, StoreError> {
+    /// The records of `token_ids` that still exist and are unexpired at `now`, in no particular
+    /// order.
+    async fn token_records(
+        &self,
+        token_ids: &[String],
+        now: i64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
         if token_ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -72,7 +83,6 @@ impl RedisStore {
         let rows: Vec<(Option<String>, Option<i64>)> = self
             .run(async move { pipe.query_async(&mut conn).await })
             .await?;
-        let now = wall_clock_secs();
         let mut records = Vec::with_capacity(rows.len());
         for row in rows {
             if let Some(record) = decode(row)?.filter(|r| r.expires_at > now) {
@@ -101,8 +111,7 @@ fn decode(
 
 #[async_trait]
 impl TokenStore for RedisStore {
-    async fn save(&self, record: TokenRecord) -> Result<(), StoreError> {
-        let now = wall_clock_secs();
+    async fn save(&self, record: TokenRecord, now: i64) -> Result<(), StoreError> {
         let ttl = record.expires_at.saturating_sub(now);
         if ttl <= 0 {
             return Ok(());
@@ -126,7 +135,7 @@ impl TokenStore for RedisStore {
             .map(|_| ())
     }
 
-    async fn get(&self, token_id: &str) -> Result<Option<Arc<TokenRecord>>, StoreError> {
+    async fn get(&self, token_id: &str, now: i64) -> Result<Option<Arc<TokenRecord>>, StoreError> {
         let mut conn = self.conn();
         let key = self.token_key(token_id);
         let row: (Option<String>, Option<i64>) = self
@@ -139,7 +148,6 @@ impl TokenStore for RedisStore {
                     .await
             })
             .await?;
-        let now = wall_clock_secs();
         Ok(decode(row)?.filter(|r| r.expires_at > now).map(Arc::new))
     }
 
@@ -157,10 +165,10 @@ impl TokenStore for RedisStore {
         &self,
         workspace_id: &str,
         user_id: &str,
+        now: i64,
     ) -> Result<Vec<TokenRecord>, StoreError> {
         let mut conn = self.conn();
         let index = self.user_tokens_key(workspace_id, user_id);
-        let now = wall_clock_secs();
         let ids: Vec<String> = self
             .run(async move {
                 redis::cmd("ZRANGE")
@@ -173,7 +181,7 @@ impl TokenStore for RedisStore {
             })
             .await?;
         let mut records: Vec<TokenRecord> = self
-            .token_records(&ids)
+            .token_records(&ids, now)
             .await?
             .into_iter()
             .filter(|r| r.workspace_id == workspace_id && r.user_id == user_id)
@@ -186,10 +194,10 @@ impl TokenStore for RedisStore {
         &self,
         workspace_id: &str,
         user_id: &str,
+        now: i64,
     ) -> Result<usize, StoreError> {
-        let now = wall_clock_secs();
         Ok(self
-            .list_for_user(workspace_id, user_id)
+            .list_for_user(workspace_id, user_id, now)
             .await?
             .iter()
             .filter(|r| r.is_live(now))

@@ -1,14 +1,5 @@
-//! Fixed-window counters for rate limiting: [`CounterStore::incr_with_ttl`].
-//!
-//! A window opens at the first increment of a key and lasts `window`; every increment inside it
-//! adds one and reports the count so far and when the window resets. The caller passes `now`
-//! (the app's injectable clock), so tests cross window boundaries without sleeping and every
-//! backend judges expiry by the same clock. A Redis backend keeps `{count, resets_at}` per key
-//! and does the compare-reset-increment in one script (atomic across instances), with the key
-//! expiring at `resets_at`; it passes the same [`testing::counter_store_contract`].
-//!
-//! Increments are atomic: N concurrent increments of one key see exactly the counts 1..=N, so
-//! a burst cannot slip past a limit through a read-modify-write race (catalogue R1).
+//! Counters in one process: one `std::sync::Mutex` over a bounded map, swept of expired
+//! windows once a minute (in the callers' clock).
 
 use std::{
     collections::HashMap,
@@ -18,7 +9,8 @@ use std::{
 
 use async_trait::async_trait;
 
-use super::StoreError;
+use super::{CounterStore, WindowCount};
+use crate::store::StoreError;
 
 /// Most keys the memory store tracks. Past it, expired windows are purged; if the map is still
 /// full, the smallest of a few sampled counters is dropped (that key starts a fresh window on
@@ -31,28 +23,6 @@ const EVICTION_SAMPLE: usize = 16;
 
 /// How often (in the callers' clock) the memory store sweeps out expired windows.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
-
-/// The state of a key's window after an increment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WindowCount {
-    /// Increments in the current window, this one included (1 for the first).
-    pub count: u64,
-    /// When the current window ends and the count starts again from zero.
-    pub resets_at: SystemTime,
-}
-
-/// Counters with a fixed window, shared by every request (and, with Redis, every instance).
-#[async_trait]
-pub trait CounterStore: Send + Sync + 'static {
-    /// Adds one to `key` and returns the count in its current window. A key whose window has
-    /// ended at `now` (or that was never seen) starts a new window `[now, now + window)`.
-    async fn incr_with_ttl(
-        &self,
-        key: &str,
-        window: Duration,
-        now: SystemTime,
-    ) -> Result<WindowCount, StoreError>;
-}
 
 /// Counters in one process (the default; several instances each count on their own, so N
 /// instances allow N times the limit: use the Redis store to share them).
@@ -162,83 +132,9 @@ impl CounterStore for MemoryCounterStore {
     }
 }
 
-/// The contract every [`CounterStore`] passes; each backend's tests call it.
-#[cfg(any(test, feature = "test-support"))]
-pub mod testing {
-    use std::time::{Duration, SystemTime};
-
-    use super::CounterStore;
-
-    /// Checks fixed windows, key independence, reset at the boundary and atomic increments.
-    /// Keys are unique per run, so a shared backend (Redis) can run it alongside other data.
-    ///
-    /// # Panics
-    /// On any departure from the contract.
-    pub async fn counter_store_contract(store: &dyn CounterStore) {
-        let run = uuid::Uuid::new_v4().simple().to_string();
-        let key = |name: &str| format!("contract:{run}:{name}");
-        let window = Duration::from_secs(60);
-        // Whole seconds, so a backend that stores seconds compares exactly.
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let at = |secs: u64| t0 + Duration::from_secs(secs);
-
-        // A new key opens a window at `now`; later increments in it share its reset time.
-        let first = store.incr_with_ttl(&key("a"), window, t0).await.unwrap();
-        assert_eq!(first.count, 1, "first increment");
-        assert_eq!(first.resets_at, t0 + window, "window opens at now");
-        let second = store
-            .incr_with_ttl(&key("a"), window, at(30))
-            .await
-            .unwrap();
-        assert_eq!(second.count, 2, "second increment");
-        assert_eq!(second.resets_at, t0 + window, "same window");
-        let last = store
-            .incr_with_ttl(&key("a"), window, at(59))
-            .await
-            .unwrap();
-        assert_eq!((last.count, last.resets_at), (3, t0 + window));
-
-        // Keys are independent.
-        let other = store
-            .incr_with_ttl(&key("b"), window, at(59))
-            .await
-            .unwrap();
-        assert_eq!(other.count, 1, "another key");
-        assert_eq!(other.resets_at, at(59) + window);
-
-        // At the reset time the window is over: the count starts again.
-        let reset = store
-            .incr_with_ttl(&key("a"), window, at(60))
-            .await
-            .unwrap();
-        assert_eq!(reset.count, 1, "new window at resets_at");
-        assert_eq!(reset.resets_at, at(60) + window);
-        let much_later = store
-            .incr_with_ttl(&key("a"), window, at(10_000))
-            .await
-            .unwrap();
-        assert_eq!(much_later.count, 1, "long idle key");
-
-        // Each key keeps the window it was opened with.
-        let short = Duration::from_secs(1);
-        let s = store.incr_with_ttl(&key("short"), short, t0).await.unwrap();
-        assert_eq!(s.resets_at, t0 + short);
-        let s = store
-            .incr_with_ttl(&key("short"), short, at(1))
-            .await
-            .unwrap();
-        assert_eq!(s.count, 1, "one-second window over");
-
-        // Concurrent increments of one key: exactly 1..=N, no lost or repeated count.
-        const N: u64 = 150;
-        let burst = key("burst");
-        let counts =
-            futures::future::join_all((0..N).map(|_| store.incr_with_ttl(&burst, window, at(5))))
-                .await;
-        let mut counts: Vec<u64> = counts.into_iter().map(|c| c.unwrap().count).collect();
-        counts.sort_unstable();
-        assert_eq!(counts, (1..=N).collect::<Vec<_>>(), "atomic increments");
-    }
+#[cfg(test)]
+mod contract {
+    crate::counter_store_contract_tests!(super::MemoryCounterStore::new());
 }
 
 #[cfg(test)]
@@ -247,15 +143,15 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn memory_store_passes_the_contract() {
-        testing::counter_store_contract(&MemoryCounterStore::new()).await;
+    /// A fixed time: the store judges windows by the caller's clock only.
+    fn t0() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
     }
 
     #[tokio::test]
     async fn memory_store_is_atomic_across_threads() {
         let store = Arc::new(MemoryCounterStore::new());
-        let now = SystemTime::now();
+        let now = t0();
         let tasks: Vec<_> = (0..150)
             .map(|_| {
                 let store = store.clone();
@@ -279,7 +175,7 @@ mod tests {
     #[tokio::test]
     async fn memory_store_stays_within_its_capacity() {
         let store = MemoryCounterStore::with_capacity(8);
-        let now = SystemTime::now();
+        let now = t0();
         let window = Duration::from_secs(60);
         for _ in 0..5 {
             store.incr_with_ttl("heavy", window, now).await.unwrap();

@@ -2,8 +2,8 @@
 //! milliseconds), so a key locked out on one instance is locked out on all.
 //!
 //! The script applies [`FailureCounter::after_failure`]'s rule on the server (a counter idle for
-//! longer than the window starts again from zero), atomically; the lockout contract suite runs
-//! against both backends, so the two cannot drift apart.
+//! longer than the window starts again from zero), atomically; the failure store contract suite
+//! (`store::failures::contract`) runs against both backends, so the two cannot drift apart.
 
 use std::{sync::LazyLock, time::SystemTime};
 
@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use redis::Script;
 
 use super::{RedisStore, epoch_ms, from_epoch_ms};
-use crate::{
-    auth::lockout::{FailureCounter, FailureStore, Limits, Subject},
-    store::StoreError,
+use crate::store::{
+    StoreError,
+    failures::{FailureCounter, FailureStore, Limits, Subject},
 };
 
 /// KEYS: the counter. ARGV: now (ms), window (ms), retention (ms). Returns {failures, last}.

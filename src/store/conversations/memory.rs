@@ -1,4 +1,4 @@
-//! In-memory stores: the default for one instance and for `stdio`.
+//! Conversation ownership in memory: the default for one instance and for `stdio`.
 //!
 //! A `std::sync::RwLock` suffices: no lock is held across an `.await`, and every critical
 //! section is a map lookup or insert.
@@ -7,7 +7,8 @@ use std::{collections::HashMap, sync::RwLock};
 
 use async_trait::async_trait;
 
-use super::{ConversationRecord, ConversationStore, StoreError};
+use super::{ConversationRecord, ConversationStore};
+use crate::store::StoreError;
 
 /// Most conversations remembered per workspace; the oldest are forgotten past it, so a long-lived
 /// process cannot be grown without bound.
@@ -78,4 +79,9 @@ impl ConversationStore for MemoryConversationStore {
         records.sort_by_key(|r| std::cmp::Reverse(r.created_at));
         Ok(records)
     }
+}
+
+#[cfg(test)]
+mod contract {
+    crate::conversation_store_contract_tests!(super::MemoryConversationStore::new());
 }

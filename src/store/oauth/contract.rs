@@ -1,0 +1,261 @@
+//! The contract every [`OAuthStore`] passes, one case per function. Stamp it for a backend with
+//! [`oauth_store_contract_tests!`](crate::oauth_store_contract_tests): memory in
+//! [`super::memory`]'s unit tests, Redis in `tests/all/shared_state.rs`. With the `test-support`
+//! feature the integration tests run it against a live Redis; never in a release build.
+//!
+//! Every key is fresh per case, so a case can run against a store holding other data; `now` is
+//! fixed, since every expiry is judged by the caller's clock.
+
+use super::{
+    CodeRecord, Grant, Issued, OAuthClient, OAuthStore, PendingAuthorization, Redeemed,
+    RefreshRecord, Rotated, secret_hash,
+};
+
+/// The fixed `now` of every case (milliseconds).
+const NOW: i64 = 1_700_000_000_000;
+
+fn fresh(name: &str) -> String {
+    format!("contract-{name}-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn grant(family_id: &str) -> Grant {
+    Grant {
+        family_id: family_id.to_owned(),
+        client_id: fresh("client"),
+        user_id: fresh("usr"),
+        username: "ada".into(),
+        email: None,
+        workspace_id: "ws1".into(),
+        permissions: vec!["read:agents".into()],
+        resource: "http://mcp.test/mcp".into(),
+        sealed_key: "c2VhbGVk".into(),
+    }
+}
+
+fn client() -> OAuthClient {
+    OAuthClient {
+        client_id: fresh("client"),
+        client_name: Some("Claude".into()),
+        redirect_uris: vec!["https://claude.ai/api/mcp/auth_callback".into()],
+        metadata_document: false,
+        created_at_ms: NOW,
+        expires_at_ms: NOW + 60_000,
+    }
+}
+
+/// Clients: round trip, gone at their expiry, unknown ones absent.
+pub async fn a_client_reads_back_until_it_expires(store: &dyn OAuthStore) {
+    let client = client();
+    store.put_client(&client, NOW).await.unwrap();
+    assert_eq!(
+        store.get_client(&client.client_id, NOW).await.unwrap(),
+        Some(client.clone())
+    );
+    assert_eq!(
+        store
+            .get_client(&client.client_id, NOW + 60_000)
+            .await
+            .unwrap(),
+        None,
+        "an expired client is gone"
+    );
+    assert_eq!(store.get_client(&fresh("nobody"), NOW).await.unwrap(), None);
+}
+
+/// Pending consents: handed out once, not after expiry.
+pub async fn a_pending_consent_is_taken_once(store: &dyn OAuthStore) {
+    let client = client();
+    let pending = PendingAuthorization {
+        client_id: client.client_id.clone(),
+        redirect_uri: client.redirect_uris[0].clone(),
+        state: Some("st".into()),
+        code_challenge: "challenge".into(),
+        scopes: vec!["read:agents".into()],
+        resource: "http://mcp.test/mcp".into(),
+        cookie_hash: secret_hash("cookie"),
+        expires_at_ms: NOW + 600_000,
+    };
+    let (p1, p2) = (secret_hash(&fresh("p1")), secret_hash(&fresh("p2")));
+    store.put_pending(&p1, &pending, NOW).await.unwrap();
+    store.put_pending(&p2, &pending, NOW).await.unwrap();
+    assert_eq!(
+        store.take_pending(&p1, NOW).await.unwrap(),
+        Some(pending.clone())
+    );
+    assert_eq!(store.take_pending(&p1, NOW).await.unwrap(), None, "once");
+    assert_eq!(store.take_pending(&p2, NOW + 600_000).await.unwrap(), None);
+}
+
+/// States: claimed once per client.
+pub async fn a_state_is_claimed_once_per_client(store: &dyn OAuthStore) {
+    let (client_id, state) = (fresh("client"), fresh("state"));
+    assert!(!store.state_claimed(&client_id, &state, NOW).await.unwrap());
+    assert!(
+        store
+            .claim_state(&client_id, &state, NOW + 600_000, NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_state(&client_id, &state, NOW + 600_000, NOW)
+            .await
+            .unwrap()
+    );
+    assert!(store.state_claimed(&client_id, &state, NOW).await.unwrap());
+    assert!(
+        !store
+            .state_claimed(&fresh("other"), &state, NOW)
+            .await
+            .unwrap(),
+        "per client"
+    );
+}
+
+/// Codes: fresh once, then a replay that names what the first use issued.
+pub async fn a_code_is_redeemed_once_then_replayed(store: &dyn OAuthStore) {
+    let code = CodeRecord {
+        grant: grant(&fresh("fam")),
+        redirect_uri: "http://127.0.0.1:9/cb".into(),
+        code_challenge: "challenge".into(),
+        expires_at_ms: NOW + 60_000,
+    };
+    let code_hash = secret_hash(&fresh("code"));
+    store
+        .put_code(&code_hash, &code, NOW + 600_000, NOW)
+        .await
+        .unwrap();
+    let first = Issued {
+        token_id: "tok_first".into(),
+    };
+    let second = Issued {
+        token_id: "tok_second".into(),
+    };
+    assert_eq!(
+        store.redeem_code(&code_hash, &first, NOW).await.unwrap(),
+        Redeemed::Fresh(code.clone())
+    );
+    assert_eq!(
+        store.redeem_code(&code_hash, &second, NOW).await.unwrap(),
+        Redeemed::Replayed(code, first.clone())
+    );
+    assert_eq!(
+        store
+            .redeem_code(&secret_hash(&fresh("nope")), &first, NOW)
+            .await
+            .unwrap(),
+        Redeemed::Unknown
+    );
+}
+
+/// Refresh tokens: rotate once; the spent one is a reuse that stores nothing; unknown and
+/// expired ones are told apart from live ones.
+pub async fn a_refresh_token_rotates_once(store: &dyn OAuthStore) {
+    let r1 = RefreshRecord {
+        grant: grant(&fresh("fam")),
+        expires_at_ms: NOW + 3_600_000,
+    };
+    let (h1, h2, h3) = (
+        secret_hash(&fresh("r1")),
+        secret_hash(&fresh("r2")),
+        secret_hash(&fresh("r3")),
+    );
+    store.put_refresh(&h1, &r1, NOW).await.unwrap();
+    assert_eq!(store.get_refresh(&h1, NOW).await.unwrap(), Some(r1.clone()));
+    assert_eq!(
+        store.rotate_refresh(&h1, &h2, &r1, NOW).await.unwrap(),
+        Rotated::Rotated(r1.clone())
+    );
+    assert_eq!(
+        store.rotate_refresh(&h1, &h3, &r1, NOW).await.unwrap(),
+        Rotated::Reused(r1.clone())
+    );
+    assert_eq!(
+        store.get_refresh(&h3, NOW).await.unwrap(),
+        None,
+        "nothing stored"
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(&secret_hash(&fresh("nope")), &h3, &r1, NOW)
+            .await
+            .unwrap(),
+        Rotated::Unknown
+    );
+    assert_eq!(
+        store.get_refresh(&h1, NOW + 3_600_000).await.unwrap(),
+        None,
+        "expired"
+    );
+}
+
+/// Revoking a family returns its access tokens and stops its refresh tokens, the rotated-to
+/// one included; no new token joins it; other families are untouched.
+pub async fn revoking_a_family_stops_all_its_tokens(store: &dyn OAuthStore) {
+    let family = fresh("fam");
+    let r1 = RefreshRecord {
+        grant: grant(&family),
+        expires_at_ms: NOW + 3_600_000,
+    };
+    let (h1, h2, h3) = (
+        secret_hash(&fresh("r1")),
+        secret_hash(&fresh("r2")),
+        secret_hash(&fresh("r3")),
+    );
+    store.put_refresh(&h1, &r1, NOW).await.unwrap();
+    store.rotate_refresh(&h1, &h2, &r1, NOW).await.unwrap();
+    store
+        .add_family_token(&family, "tok_a", NOW + 3_600_000, NOW)
+        .await
+        .unwrap();
+    store
+        .add_family_token(&family, "tok_b", NOW + 3_600_000, NOW)
+        .await
+        .unwrap();
+    assert!(!store.family_revoked(&family, NOW).await.unwrap());
+    let mut revoked = store
+        .revoke_family(&family, NOW + 3_600_000, NOW)
+        .await
+        .unwrap();
+    revoked.sort();
+    assert_eq!(revoked, ["tok_a", "tok_b"]);
+    assert!(store.family_revoked(&family, NOW).await.unwrap());
+    assert_eq!(
+        store.rotate_refresh(&h2, &h3, &r1, NOW).await.unwrap(),
+        Rotated::Reused(r1.clone()),
+        "the rotated-to token dies with its family"
+    );
+    assert!(
+        store.put_refresh(&h3, &r1, NOW).await.is_err(),
+        "no new token in a revoked family"
+    );
+    let other = fresh("fam");
+    assert!(!store.family_revoked(&other, NOW).await.unwrap());
+    assert!(
+        store
+            .revoke_family(&other, NOW + 1_000, NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// One `#[tokio::test]` per case of this suite, for the [`OAuthStore`] the argument builds
+/// (see [`store_contract_tests!`](crate::store_contract_tests) for the forms it takes).
+#[macro_export]
+macro_rules! oauth_store_contract_tests {
+    ($($backend:tt)+) => {
+        $crate::store_contract_tests!(
+            [$crate::store::oauth::contract]
+            [
+                a_client_reads_back_until_it_expires,
+                a_pending_consent_is_taken_once,
+                a_state_is_claimed_once_per_client,
+                a_code_is_redeemed_once_then_replayed,
+                a_refresh_token_rotates_once,
+                revoking_a_family_stops_all_its_tokens,
+            ]
+            $($backend)+
+        );
+    };
+}

@@ -1,0 +1,274 @@
+//! The OAuth authorization server's state (`http::oauth`): clients, pending consents, spent
+//! `state` values, authorization codes and refresh-token families, behind [`OAuthStore`] with a
+//! memory backend in [`memory`] and a Redis one in `store::redis::oauth`; both pass
+//! [`contract`].
+//!
+//! Nothing secret is stored in clear. Codes, refresh tokens and consent ids are stored under
+//! the SHA-256 of their value (the caller hashes: [`secret_hash`]); the Dust key travels inside
+//! a [`Grant`] only as AEAD ciphertext bound to the grant's family id. Every record carries its
+//! own end (`expires_at_ms`), judged with the caller's clock so tests cross it without
+//! sleeping; a backend may forget a record after it (Redis sets the key's TTL).
+//!
+//! The single-use rules are the store's, atomically, because two instances may race:
+//! [`OAuthStore::take_pending`] hands a consent out once, [`OAuthStore::claim_state`] accepts a
+//! `state` once per client, [`OAuthStore::redeem_code`] marks a code spent and remembers what it
+//! issued (a replay revokes that), and [`OAuthStore::rotate_refresh`] spends a refresh token
+//! once, telling a reuse (the whole family is then revoked) from an unknown token.
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod contract;
+pub mod memory;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use memory::{MAX_MEMORY_RECORDS, MemoryOAuthStore};
+
+use super::StoreError;
+
+/// The store key of a code, refresh token or consent id: hex SHA-256 (the value never reaches
+/// the store; a 256-bit random value needs no slow hash).
+#[must_use]
+pub fn secret_hash(value: &str) -> String {
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
+
+/// A client allowed to ask for authorization: registered (RFC 7591) or described by a client
+/// ID metadata document fetched from its `client_id` URL (cached until `expires_at_ms`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthClient {
+    pub client_id: String,
+    pub client_name: Option<String>,
+    /// Exact redirect URIs; an authorization request must name one of them verbatim.
+    pub redirect_uris: Vec<String>,
+    /// `true` for a client ID metadata document, `false` for a registered client.
+    pub metadata_document: bool,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// What a person approved (or will approve) and for whom: the principal, the permissions, and
+/// the Dust key sealed for `family_id`. Carried by a code, then by each refresh token of the
+/// family.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The refresh-token family (and the associated data of `sealed_key`).
+    pub family_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub workspace_id: String,
+    /// Permission names (the scopes granted).
+    pub permissions: Vec<String>,
+    /// The canonical `/mcp` URI the tokens are for.
+    pub resource: String,
+    /// `KeyCipher::seal(key, family_id)`, base64url.
+    pub sealed_key: String,
+}
+
+impl fmt::Debug for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Grant")
+            .field("family_id", &self.family_id)
+            .field("client_id", &self.client_id)
+            .field("user_id", &self.user_id)
+            .field("workspace_id", &self.workspace_id)
+            .field("permissions", &self.permissions)
+            .field("resource", &self.resource)
+            .field("sealed_key", &"[sealed]")
+            .finish_non_exhaustive()
+    }
+}
+
+/// A validated authorization request waiting for the person's consent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingAuthorization {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub state: Option<String>,
+    /// The PKCE S256 challenge (not secret: it is in the URL).
+    pub code_challenge: String,
+    /// The permissions offered on the page (requested and grantable).
+    pub scopes: Vec<String>,
+    pub resource: String,
+    /// The hash of the consent cookie's value this consent is bound to.
+    pub cookie_hash: String,
+    pub expires_at_ms: i64,
+}
+
+/// An authorization code's record (stored under its hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeRecord {
+    pub grant: Grant,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    /// Until when the code may be exchanged.
+    pub expires_at_ms: i64,
+}
+
+/// What a code's first redemption issued: a replay revokes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issued {
+    pub token_id: String,
+}
+
+/// The outcome of [`OAuthStore::redeem_code`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    /// First use: the caller issues what it announced.
+    Fresh(CodeRecord),
+    /// Spent before: what the first use issued.
+    Replayed(CodeRecord, Issued),
+    Unknown,
+}
+
+/// A refresh token's record (stored under its hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    pub grant: Grant,
+    pub expires_at_ms: i64,
+}
+
+/// The outcome of [`OAuthStore::rotate_refresh`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotated {
+    /// The old token was live and is now spent; the new one is stored.
+    Rotated(RefreshRecord),
+    /// The old token was spent before (or its family revoked): nothing stored.
+    Reused(RefreshRecord),
+    Unknown,
+}
+
+/// The OAuth authorization server's records.
+#[async_trait]
+pub trait OAuthStore: Send + Sync + 'static {
+    /// Stores (or replaces) a client.
+    async fn put_client(&self, client: &OAuthClient, now_ms: i64) -> Result<(), StoreError>;
+
+    /// The client `client_id`, unless it has expired at `now_ms`.
+    async fn get_client(
+        &self,
+        client_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<OAuthClient>, StoreError>;
+
+    /// Stores a pending consent under `id_hash`.
+    async fn put_pending(
+        &self,
+        id_hash: &str,
+        pending: &PendingAuthorization,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Removes and returns the pending consent under `id_hash`, unless expired: once only.
+    async fn take_pending(
+        &self,
+        id_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<PendingAuthorization>, StoreError>;
+
+    /// Records `state` as spent for `client_id` until `until_ms`. `false` if it already was.
+    async fn claim_state(
+        &self,
+        client_id: &str,
+        state: &str,
+        until_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Whether `state` is spent for `client_id`.
+    async fn state_claimed(
+        &self,
+        client_id: &str,
+        state: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Stores a code under `code_hash`, kept (spent or not) until `keep_until_ms`.
+    async fn put_code(
+        &self,
+        code_hash: &str,
+        code: &CodeRecord,
+        keep_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Spends the code (whatever its expiry: the caller judges it), recording `issued`.
+    async fn redeem_code(
+        &self,
+        code_hash: &str,
+        issued: &Issued,
+        now_ms: i64,
+    ) -> Result<Redeemed, StoreError>;
+
+    /// Stores a new refresh token of a family that is not revoked.
+    async fn put_refresh(
+        &self,
+        token_hash: &str,
+        record: &RefreshRecord,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The refresh token's record, unless expired (spent or not).
+    async fn get_refresh(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<RefreshRecord>, StoreError>;
+
+    /// Spends `old_hash` and stores `new` under `new_hash`, atomically; a spent token or a
+    /// revoked family stores nothing.
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        new: &RefreshRecord,
+        now_ms: i64,
+    ) -> Result<Rotated, StoreError>;
+
+    /// Records an access token issued to the family (kept until `until_ms`).
+    async fn add_family_token(
+        &self,
+        family_id: &str,
+        token_id: &str,
+        until_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Revokes the family: its refresh tokens stop working. Returns the access token ids it
+    /// was issued, for the caller to revoke.
+    async fn revoke_family(
+        &self,
+        family_id: &str,
+        until_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Whether the family was revoked.
+    async fn family_revoked(&self, family_id: &str, now_ms: i64) -> Result<bool, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grant_never_prints_its_sealed_key() {
+        let grant = Grant {
+            family_id: "fam".into(),
+            client_id: "c".into(),
+            user_id: "u".into(),
+            username: "n".into(),
+            email: None,
+            workspace_id: "w".into(),
+            permissions: vec![],
+            resource: "r".into(),
+            sealed_key: "CANARYSEALED".into(),
+        };
+        assert!(!format!("{grant:?}").contains("CANARYSEALED"));
+    }
+}

@@ -1,0 +1,162 @@
+//! Server-side records of issued tokens: what a JWT's `jti` stands for. Issuing them, sealing
+//! the Dust key they hold and capping them per user are `auth::tokens`' business; this module
+//! stores them.
+//!
+//! A token's record holds what the JWT must not: the caller's Dust key (sealed with the at-rest
+//! key by `auth::tokens::KeyCipher`), the asserted email, and the revocation mark. Revocation is
+//! keyed by `jti`, never by the token string, so a re-encoded copy of a revoked token is still
+//! revoked (catalogue J10). The key is never stored in plaintext (K11): the record holds AEAD
+//! ciphertext whose associated data is the token id, so a sealed key copied into another record
+//! does not open.
+//!
+//! Expiry is judged by the caller's clock: every method that reads or writes by expiry takes
+//! `now` (epoch seconds), as every other store trait does, rather than a clock handed to the
+//! backend at construction. A backend then holds no time source of its own, so one can never
+//! disagree with the application's (a test's manual clock included), and the trait says at each
+//! call which instant decides. The cost is one argument per method. A backend may still forget
+//! a record once it has expired (the memory store sweeps, Redis sets the key's TTL).
+//!
+//! Backends: [`memory`] and `store::redis::tokens`; both pass [`contract`].
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod contract;
+pub mod memory;
+
+use std::{fmt, sync::Arc};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use memory::MemoryTokenStore;
+
+use super::StoreError;
+use crate::permissions::PermissionSet;
+
+/// What the server knows about one issued token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub token_id: String,
+    /// The key fingerprint (`usr_…`).
+    pub user_id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub workspace_id: String,
+    #[serde(with = "permission_names")]
+    pub permissions: PermissionSet,
+    /// The Dust key, sealed by `auth::tokens::KeyCipher::seal` for this `token_id`; base64url
+    /// in JSON.
+    #[serde(with = "base64url")]
+    pub sealed_key: Vec<u8>,
+    /// Seconds since the epoch.
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl TokenRecord {
+    /// Neither expired nor revoked at `now` (epoch seconds).
+    #[must_use]
+    pub fn is_live(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+impl fmt::Debug for TokenRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenRecord")
+            .field("token_id", &self.token_id)
+            .field("user_id", &self.user_id)
+            .field("username", &self.username)
+            .field("email", &self.email)
+            .field("workspace_id", &self.workspace_id)
+            .field("permissions", &self.permissions)
+            .field(
+                "sealed_key",
+                &format_args!("[{} sealed bytes]", self.sealed_key.len()),
+            )
+            .field("issued_at", &self.issued_at)
+            .field("expires_at", &self.expires_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish()
+    }
+}
+
+/// Token records. Expired records are never returned; revoked ones are, until they expire, so
+/// that reuse of a revoked token can be told apart from an unknown one (audit
+/// `authn_token_reuse`, J9).
+#[async_trait]
+pub trait TokenStore: Send + Sync + 'static {
+    /// Stores `record`, replacing any record with the same `token_id`; a revocation is final:
+    /// saving a record again never clears it. A record already expired at `now` is not stored.
+    async fn save(&self, record: TokenRecord, now: i64) -> Result<(), StoreError>;
+
+    /// The record of `token_id`, revoked or not, unless it has expired at `now`. Shared, not
+    /// copied: every authenticated request reads one.
+    async fn get(&self, token_id: &str, now: i64) -> Result<Option<Arc<TokenRecord>>, StoreError>;
+
+    /// Marks `token_id` revoked at `now` (epoch seconds). `false` if there is no such unexpired
+    /// record; revoking twice keeps the first time and answers `true`.
+    async fn revoke(&self, token_id: &str, now: i64) -> Result<bool, StoreError>;
+
+    /// The records of `user_id` in `workspace_id` unexpired at `now`, revoked ones included,
+    /// newest first.
+    async fn list_for_user(
+        &self,
+        workspace_id: &str,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// How many of them are live (not revoked).
+    async fn count_live_for_user(
+        &self,
+        workspace_id: &str,
+        user_id: &str,
+        now: i64,
+    ) -> Result<usize, StoreError>;
+}
+
+/// `PermissionSet` as its list of names; an unknown name fails the read.
+mod permission_names {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    use crate::permissions::PermissionSet;
+
+    pub(super) fn serialize<S: Serializer>(set: &PermissionSet, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(set.names())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PermissionSet, D::Error> {
+        let names = Vec::<String>::deserialize(d)?;
+        PermissionSet::parse_list(&names.join(",")).map_err(D::Error::custom)
+    }
+}
+
+/// Bytes as unpadded base64url text.
+mod base64url {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        URL_SAFE_NO_PAD.decode(text).map_err(D::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{TokenRecord, contract::record};
+
+    #[test]
+    fn records_with_unknown_permissions_do_not_load() {
+        let record = record("w1", "usr_1", 0, 3600);
+        let json = serde_json::to_string(&record)
+            .unwrap()
+            .replace("read:agents", "admin:everything");
+        assert!(serde_json::from_str::<TokenRecord>(&json).is_err());
+    }
+}
