@@ -82,6 +82,10 @@ pub struct AskAgentArgs {
 pub struct ConversationIdArgs {
     /// A conversation id returned by `ask_agent` or `list_conversations`.
     pub conversation_id: String,
+    /// How many messages to return, oldest first (1 to 100, default 50).
+    pub limit: Option<u32>,
+    /// Continue after this point: the `nextCursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

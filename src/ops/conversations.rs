@@ -7,7 +7,7 @@
 
 use super::{
     Context, OpError,
-    args::{ConversationIdArgs, check_id},
+    args::{ConversationIdArgs, MAX_LIST_LIMIT, check_id, check_range},
     catalog::{Kind, Op, op},
     views::{ConversationList, ConversationSummary, ConversationView},
 };
@@ -87,7 +87,14 @@ pub fn not_found(conversation_id: &str) -> OpError {
     ))
 }
 
-/// One of the caller's conversations with its messages in order.
+/// Messages per page of `get_conversation` when the caller names no `limit`.
+const DEFAULT_MESSAGES_PAGE: u32 = 50;
+
+/// One of the caller's conversations with one page of its messages, oldest first.
+///
+/// Dust answers a conversation whole, so the page is cut here. The cursor is the id of the
+/// last message of the previous page: pages stay stable while the conversation grows (new
+/// messages only append), and a cursor that names no message of this conversation is refused.
 pub async fn get_conversation(
     ctx: &Context,
     principal: &Principal,
@@ -95,10 +102,38 @@ pub async fn get_conversation(
     info: &RequestInfo,
 ) -> Result<ConversationView, OpError> {
     check_id("conversationId", &args.conversation_id)?;
+    let limit = check_range(
+        "limit",
+        args.limit.unwrap_or(DEFAULT_MESSAGES_PAGE),
+        1,
+        MAX_LIST_LIMIT,
+    )?;
+    if let Some(cursor) = &args.cursor {
+        check_id("cursor", cursor)?;
+    }
     owned_conversation(ctx, principal, &args.conversation_id, info).await?;
-    ctx.dust
+    let conversation = ctx
+        .dust
         .get_conversation(&principal.credentials, &args.conversation_id)
         .await
-        .map(|conversation| ConversationView::from(&conversation))
-        .map_err(|e| OpError::dust("reading the conversation", e))
+        .map_err(|e| OpError::dust("reading the conversation", e))?;
+    let mut view = ConversationView::from(&conversation);
+    let start = match &args.cursor {
+        None => 0,
+        Some(cursor) => {
+            let at = view.messages.iter().position(|m| &m.id == cursor);
+            at.map(|i| i + 1).ok_or_else(|| {
+                OpError::Invalid(format!(
+                    "cursor {cursor} is not a message of conversation {}; pass the nextCursor of the previous page",
+                    args.conversation_id
+                ))
+            })?
+        }
+    };
+    let end = start
+        .saturating_add(limit as usize)
+        .min(view.messages.len());
+    view.next_cursor = (end < view.messages.len()).then(|| view.messages[end - 1].id.clone());
+    view.messages = view.messages.drain(start..end).collect();
+    Ok(view)
 }

@@ -280,6 +280,9 @@ pub struct ConversationView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     pub messages: Vec<MessageView>,
+    /// More messages follow: pass this as `cursor` to read the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 impl From<&Conversation> for ConversationView {
@@ -311,6 +314,7 @@ impl From<&Conversation> for ConversationView {
             title: conversation.title.clone(),
             url: conversation.url.clone(),
             messages,
+            next_cursor: None,
         }
     }
 }

@@ -991,3 +991,131 @@ async fn every_error_envelope_carries_the_responses_request_id() {
     assert_eq!(body["error"]["requestId"], "client-chosen-42");
     server.shutdown().await;
 }
+
+/// `get_conversation` pages its messages, the same over MCP and REST: a page of `limit`
+/// messages oldest first and the cursor of the next; the last page has no cursor; a cursor
+/// that names no message of the conversation is refused, and a bad limit too.
+#[tokio::test]
+async fn a_conversation_reads_page_by_page_over_mcp_and_rest() {
+    let server = server().await;
+    let token = server.token(None).await;
+    let ws = server.sim.workspace_id().to_owned();
+    let (_, body) = server
+        .call_tool(
+            &token,
+            "ask_agent",
+            json!({"agentId": ECHO_AGENT_ID, "message": "first"}),
+        )
+        .await;
+    let conversation = body["result"]["structuredContent"]["conversationId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned();
+    for message in ["second", "third"] {
+        let (_, body) = server
+            .call_tool(
+                &token,
+                "ask_agent",
+                json!({"agentId": ECHO_AGENT_ID, "message": message, "conversationId": conversation}),
+            )
+            .await;
+        assert_ne!(body["result"]["isError"], true, "{body}");
+    }
+    // The whole conversation: three questions and three answers.
+    let (_, whole) = server
+        .call_tool(
+            &token,
+            "get_conversation",
+            json!({"conversationId": conversation}),
+        )
+        .await;
+    let whole = &whole["result"]["structuredContent"];
+    let ids: Vec<String> = whole["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 6, "{whole}");
+    assert!(whole.get("nextCursor").is_none(), "{whole}");
+
+    // Page 1 over MCP, pages 2 and 3 over REST, following the cursors.
+    let (_, page) = server
+        .call_tool(
+            &token,
+            "get_conversation",
+            json!({"conversationId": conversation, "limit": 4}),
+        )
+        .await;
+    let page = &page["result"]["structuredContent"];
+    let first: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        first,
+        ids[..4].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert_eq!(page["nextCursor"], ids[3].as_str());
+    let path = format!("/api/v1/workspaces/{ws}/conversations/{conversation}");
+    let (status, _, page) = send(
+        &server,
+        Method::GET,
+        &format!("{path}?limit=4&cursor={}", ids[3]),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let rest: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rest,
+        ids[4..].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert!(page.get("nextCursor").is_none(), "{page}");
+
+    // A cursor from elsewhere, or a limit out of range: refused before Dust is asked.
+    let before = server.sim.requests().len();
+    let (status, _, body) = send(
+        &server,
+        Method::GET,
+        &format!("{path}?cursor=n0tAMessage"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nextCursor"),
+        "{body}"
+    );
+    let (status, _, body) = send(
+        &server,
+        Method::GET,
+        &format!("{path}?limit=0"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (_, body) = server
+        .call_tool(
+            &token,
+            "get_conversation",
+            json!({"conversationId": conversation, "limit": 101}),
+        )
+        .await;
+    assert_eq!(body["error"]["code"], -32602, "{body}");
+    // The unknown cursor needed the conversation (one Dust read); the bad limits none.
+    assert_eq!(server.sim.requests().len(), before + 1);
+}

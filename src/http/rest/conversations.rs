@@ -4,11 +4,13 @@
 
 use axum::{
     Json,
-    extract::{Path, State, rejection::PathRejection},
+    extract::{Path, Query, State, rejection::PathRejection, rejection::QueryRejection},
 };
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{Call, Caller, Refusal, bad_path};
+use super::{Call, Caller, Refusal, bad_path, bad_query};
 use crate::{
     ops::{
         args::ConversationIdArgs,
@@ -23,6 +25,15 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(get_one))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct PageQuery {
+    /// How many messages to return, oldest first (1 to 100, default 50).
+    pub limit: Option<u32>,
+    /// Continue after this point: the `nextCursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// The conversations the caller started through this server, newest first.
@@ -42,24 +53,29 @@ pub(super) async fn list(
     call.finish(result, None).map(Json)
 }
 
-/// One of the caller's conversations with its messages in order.
+/// One of the caller's conversations with one page of its messages, oldest first.
 #[utoipa::path(get,
     path = "/api/v1/workspaces/{workspaceId}/conversations/{conversationId}",
     tag = "conversations",
     params(("workspaceId" = String, Path, description = "The caller's workspace id"),
-        ("conversationId" = String, Path, description = "One of the caller's conversations")),
+        ("conversationId" = String, Path, description = "One of the caller's conversations"),
+        PageQuery),
     security(("bearerAuth" = []), ("cookieAuth" = [])),
     responses((status = 200, description = "The conversation", body = ConversationView)))]
 pub(super) async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
+    page: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<ConversationView>, Refusal> {
     let Path((workspace_id, conversation_id)) = path.map_err(|e| bad_path(&caller, &e))?;
+    let Query(page) = page.map_err(|e| bad_query(&caller, &e))?;
     let op = &conversations::GET_CONVERSATION;
     let call = Call::begin(&state, caller, op, Some(&workspace_id))?;
     let args = ConversationIdArgs {
         conversation_id: conversation_id.clone(),
+        limit: page.limit,
+        cursor: page.cursor,
     };
     let info = &call.caller.info;
     let result = conversations::get_conversation(&call.ctx, call.principal(), args, info).await;
