@@ -56,6 +56,8 @@ async fn fill_tokens(n: usize) -> Result<(u64, MemoryTokenStore)> {
             issued_at: now,
             expires_at: now + 3600,
             revoked_at: None,
+            origin: mcp_dust_server::store::TokenOrigin::Login,
+            chain_expires_at: Some(now + 86_400),
         };
         store.save(record, now).await?;
     }

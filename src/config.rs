@@ -204,6 +204,16 @@ pub const SETTINGS: &[Setting] = &[
         "lifetime in seconds of a refresh token issued by the OAuth endpoints (claude.ai, ChatGPT connectors); rotated on every use (default 30 days)",
     ),
     s(
+        "TOKEN_MAX_LIFETIME",
+        Some("86400"),
+        "seconds a chain of /api/v1/auth/refresh may extend a login; past it the person logs in again (default 24 h)",
+    ),
+    s(
+        "OAUTH_GRANT_MAX_LIFETIME",
+        Some("7776000"),
+        "seconds an OAuth grant (claude.ai, ChatGPT connectors) lives however often it is refreshed; then the person consents again (default 90 days)",
+    ),
+    s(
         "SESSION_ABSOLUTE_TIMEOUT",
         Some("43200000"),
         "browser session absolute lifetime in milliseconds, however active it is (default 12 h)",
@@ -367,6 +377,12 @@ pub struct Config {
     pub session_absolute_timeout: Duration,
     /// Lifetime of an OAuth refresh token (`OAUTH_REFRESH_TOKEN_TTL`).
     pub oauth_refresh_token_ttl: Duration,
+    /// How far a chain of refreshes may extend a login (`TOKEN_MAX_LIFETIME`), at least
+    /// `token_expiration`.
+    pub token_max_lifetime: Duration,
+    /// How long an OAuth grant lives however often it is refreshed
+    /// (`OAUTH_GRANT_MAX_LIFETIME`); its refresh and access tokens never outlive it.
+    pub oauth_grant_max_lifetime: Duration,
     pub cors_allowed_origins: Vec<String>,
     pub rate_limit_max: u32,
     pub rate_limit_window: Duration,
@@ -593,6 +609,10 @@ impl Raw {
         if session_ms < 1000 {
             bail!("SESSION_TTL is in milliseconds and must be at least 1000");
         }
+        let token_max_lifetime = self.seconds("TOKEN_MAX_LIFETIME")?;
+        if token_max_lifetime < self.seconds("SECURITY_TOKEN_EXPIRATION")? {
+            bail!("TOKEN_MAX_LIFETIME must be at least SECURITY_TOKEN_EXPIRATION");
+        }
         let session_absolute_ms: u64 = self.number("SESSION_ABSOLUTE_TIMEOUT")?;
         if session_absolute_ms < session_ms {
             bail!("SESSION_ABSOLUTE_TIMEOUT is in milliseconds and must be at least SESSION_TTL");
@@ -693,6 +713,8 @@ impl Raw {
             session_ttl: Duration::from_millis(session_ms),
             session_absolute_timeout: Duration::from_millis(session_absolute_ms),
             oauth_refresh_token_ttl: self.seconds("OAUTH_REFRESH_TOKEN_TTL")?,
+            token_max_lifetime,
+            oauth_grant_max_lifetime: self.seconds("OAUTH_GRANT_MAX_LIFETIME")?,
             cors_allowed_origins: self.list("CORS_ALLOWED_ORIGINS"),
             rate_limit_max: self.number("RATE_LIMIT_MAX")?,
             rate_limit_window: self.seconds("RATE_LIMIT_WINDOW")?,

@@ -5,7 +5,10 @@
 //! https public URL, naming the setting and never its value. In development a missing secret is
 //! replaced by a random one per process (tokens then die with the process), with a warning.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
@@ -26,7 +29,7 @@ use crate::{
     dust::{DustApi, DustCredentials, HttpDustClient, KeyWatch, RejectedKeyHook},
     observe,
     state::{App, AppState, Clock, SystemClock},
-    store::{Stores, TokenStore},
+    store::Stores,
 };
 
 /// The parts of the state that tests and `demo` replace.
@@ -94,9 +97,10 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
         Arc::new(breaker),
         revoke_rejected_keys(
             &keys,
-            parts.stores.tokens.clone(),
+            parts.stores.clone(),
             parts.auditor.clone(),
             parts.clock.clone(),
+            config.oauth_refresh_token_ttl,
         ),
     ));
     let ops = app::ops_context(
@@ -143,19 +147,21 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
 /// tokens are live, and the revocation time, are the application's `clock`'s.
 fn revoke_rejected_keys(
     keys: &Keys,
-    tokens: Arc<dyn TokenStore>,
+    stores: Stores,
     auditor: Auditor,
     clock: Arc<dyn Clock>,
+    remember: Duration,
 ) -> RejectedKeyHook {
     let fingerprint_key: Arc<SecretSlice<u8>> =
         Arc::new(SecretSlice::from(keys.fingerprint().to_vec()));
     Arc::new(move |creds: &DustCredentials| {
         let user_id = Principal::user_id_for_key(fingerprint_key.expose_secret(), creds);
         let workspace_id = creds.workspace_id.clone();
-        let tokens = tokens.clone();
+        let stores = stores.clone();
         let auditor = auditor.clone();
         let now = crate::state::epoch_secs(clock.now());
         tokio::spawn(async move {
+            let tokens = stores.tokens.as_ref();
             let live = match tokens.list_for_user(&workspace_id, &user_id, now).await {
                 Ok(records) => records,
                 Err(e) => {
@@ -163,8 +169,19 @@ fn revoke_rejected_keys(
                     return;
                 }
             };
+            let remember = remember.as_secs() as i64;
             for record in live.into_iter().filter(|r| r.revoked_at.is_none()) {
-                if matches!(tokens.revoke(&record.token_id, now).await, Ok(true)) {
+                // The OAuth grants behind the key end too: their refresh tokens would only
+                // mint tokens for a key Dust no longer accepts (M3).
+                let revoked = crate::auth::tokens::revoke(
+                    tokens,
+                    stores.oauth.as_ref(),
+                    &record,
+                    now,
+                    remember,
+                )
+                .await;
+                if matches!(revoked, Ok(ref r) if r.token) {
                     auditor.record(
                         AuditEvent::new(
                             AuditEventType::AuthnTokenRevoked,

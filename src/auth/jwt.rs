@@ -256,6 +256,23 @@ impl JwtIssuer {
         token_id: &str,
         now: SystemTime,
     ) -> Result<(String, Claims), TokenError> {
+        self.issue_until(subject, token_id, now, i64::MAX)
+    }
+
+    /// [`Self::issue`], expiring at `not_after` (epoch seconds) if that comes before the end
+    /// of the token's lifetime: a token of a chain (refreshes of a login, an OAuth grant)
+    /// never outlives the chain.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::issue`].
+    pub fn issue_until(
+        &self,
+        subject: &TokenSubject,
+        token_id: &str,
+        now: SystemTime,
+        not_after: i64,
+    ) -> Result<(String, Claims), TokenError> {
         let iat = epoch_seconds(now);
         let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX);
         let claims = Claims {
@@ -265,7 +282,7 @@ impl JwtIssuer {
             token_id: token_id.to_owned(),
             iat,
             nbf: iat,
-            exp: iat.saturating_add(lifetime),
+            exp: iat.saturating_add(lifetime).min(not_after),
             user_id: subject.user_id.clone(),
             username: subject.username.clone(),
             workspace_id: subject.workspace_id.clone(),

@@ -69,3 +69,56 @@ pub async fn save_capped(
 
 #[cfg(test)]
 mod tests;
+
+/// What [`revoke`] ended.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Revoked {
+    /// Whether the token itself was revoked now (`false`: unknown, expired or already revoked).
+    pub token: bool,
+    /// The OAuth grant the token belonged to, if it did: revoked with every token it issued.
+    pub grant: Option<String>,
+    /// The other tokens of that grant revoked with it.
+    pub grant_tokens: usize,
+}
+
+/// Revokes `record`'s token and, for an access token of an OAuth grant, the grant itself: its
+/// refresh tokens stop working and every access token it issued is revoked. Whoever revokes a
+/// token of a grant (its owner in the token list, a logout, `/oauth/revoke`, the hook that
+/// revokes the tokens of a key Dust refused) means to end what the connector can do, and a
+/// grant left alive would only issue a new token at its next refresh (M3).
+///
+/// `now` is epoch seconds; the revoked family is remembered for `remember_secs` (the refresh
+/// tokens' lifetime), so that a refresh token presented later is known as revoked.
+///
+/// # Errors
+///
+/// A store failure; what was revoked before it stays revoked.
+pub async fn revoke(
+    tokens: &dyn TokenStore,
+    oauth: &dyn crate::store::OAuthStore,
+    record: &TokenRecord,
+    now: i64,
+    remember_secs: i64,
+) -> Result<Revoked, StoreError> {
+    let token = tokens.revoke(&record.token_id, now).await?;
+    let crate::store::TokenOrigin::OAuth { grant_id, .. } = &record.origin else {
+        return Ok(Revoked {
+            token,
+            ..Revoked::default()
+        });
+    };
+    let now_ms = now.saturating_mul(1000);
+    let until_ms = now_ms.saturating_add(remember_secs.saturating_mul(1000));
+    let ids = oauth.revoke_family(grant_id, until_ms, now_ms).await?;
+    let mut grant_tokens = 0;
+    for id in ids.iter().filter(|id| **id != record.token_id) {
+        if tokens.revoke(id, now).await? {
+            grant_tokens += 1;
+        }
+    }
+    Ok(Revoked {
+        token,
+        grant: Some(grant_id.clone()),
+        grant_tokens,
+    })
+}

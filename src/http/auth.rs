@@ -164,7 +164,11 @@ pub fn principal_from_record(
         email: record.email.clone(),
         full_name: None,
         workspace_id: record.workspace_id.clone(),
-        permissions: record.permissions,
+        // The policy as it is now, not as it was at login: permissions taken out of the policy
+        // file leave every token and grant at their next request (M2).
+        permissions: record
+            .permissions
+            .intersect(state.policy.grant(&record.user_id, &record.username)),
         token_id: Some(record.token_id.clone()),
         credentials: DustCredentials {
             workspace_id: record.workspace_id.clone(),

@@ -32,7 +32,7 @@ use crate::{
     error::ApiError,
     mask,
     state::AppState,
-    store::TokenRecord,
+    store::{TokenOrigin, TokenRecord},
 };
 
 use super::{auth::AuthMethod, session::CurrentSession};
@@ -156,7 +156,9 @@ async fn login_inner(
         super::session::announce(state, &started, info, "login", replaced.as_ref());
         return Ok(super::session::started_answer(state, &started, &record));
     }
-    let issued = issue(state, principal).await?;
+    let chain_end =
+        unix_seconds(now).saturating_add(state.config.token_max_lifetime.as_secs() as i64);
+    let issued = issue(state, principal, chain_end).await?;
     login_succeeded(state, info, &issued.record);
     Ok(issued.into_response())
 }
@@ -345,7 +347,17 @@ async fn start_session(
         info,
     )
     .await?;
-    match save_record(state, principal, token_id, absolute_ms.div_euclid(1000)).await {
+    let absolute = absolute_ms.div_euclid(1000);
+    match save_record(
+        state,
+        principal,
+        token_id,
+        absolute,
+        TokenOrigin::Session,
+        absolute,
+    )
+    .await
+    {
         Ok(record) => Ok((started, record)),
         Err(error) => {
             super::session::discard(state, &started).await;
@@ -373,28 +385,44 @@ impl IntoResponse for Issued {
     }
 }
 
-/// Stores a token record for `principal` and signs its JWT.
-async fn issue(state: &AppState, principal: Principal) -> Result<Issued, ApiError> {
+/// Stores a token record for `principal` and signs its JWT, a login token of the chain that
+/// ends at `chain_end` (epoch seconds): the token expires then at the latest.
+async fn issue(state: &AppState, principal: Principal, chain_end: i64) -> Result<Issued, ApiError> {
     let token_id = tokens::new_token_id();
     // Login's own checks keep a subject far below the token limit (username and email at most
     // 254 printable characters); the issuer refuses anything larger, before any state changes.
     let (token, claims) = state
         .jwt
-        .issue(&TokenSubject::from(&principal), &token_id, state.now())
+        .issue_until(
+            &TokenSubject::from(&principal),
+            &token_id,
+            state.now(),
+            chain_end,
+        )
         .map_err(|_| {
             ApiError::bad_request("the username and workspace id are too long for a token")
         })?;
-    let record = save_record(state, &principal, token_id, claims.exp).await?;
+    let record = save_record(
+        state,
+        &principal,
+        token_id,
+        claims.exp,
+        TokenOrigin::Login,
+        chain_end,
+    )
+    .await?;
     Ok(Issued { token, record })
 }
 
 /// Stores the token record `token_id` for `principal`, expiring at `expires_at` (epoch
-/// seconds), under the live-token cap.
+/// seconds), of `origin` and of the chain ending at `chain_end`, under the live-token cap.
 pub(super) async fn save_record(
     state: &AppState,
     principal: &Principal,
     token_id: String,
     expires_at: i64,
+    origin: TokenOrigin,
+    chain_end: i64,
 ) -> Result<TokenRecord, ApiError> {
     let now = state.now();
     let record = TokenRecord {
@@ -408,6 +436,8 @@ pub(super) async fn save_record(
         issued_at: unix_seconds(now),
         expires_at,
         revoked_at: None,
+        origin,
+        chain_expires_at: Some(chain_end),
     };
     let store_error = |e: crate::store::StoreError| {
         tracing::error!(error = %e, "token store unavailable");
@@ -451,6 +481,7 @@ pub(super) async fn refresh(
     Extension(principal): Extension<Arc<Principal>>,
     Extension(method): Extension<AuthMethod>,
     session: Option<Extension<CurrentSession>>,
+    token: Option<Extension<Arc<TokenRecord>>>,
     request: Request,
 ) -> Response {
     let info = super::request_info(&request);
@@ -460,6 +491,41 @@ pub(super) async fn refresh(
             Err(error) => error.into_response(),
         };
     }
+    let Some(Extension(record)) = token else {
+        return ApiError::unauthorized("authentication required", false).into_response();
+    };
+    // Only a login's token is renewed here. An OAuth access token is renewed by its client at
+    // /oauth/token with the grant's refresh token: issuing one here would step outside the
+    // grant (its revocation, its reuse detection and its lifetime would no longer reach the
+    // new token, M1).
+    if let TokenOrigin::OAuth {
+        grant_id,
+        client_id,
+    } = &record.origin
+    {
+        refresh_refused(
+            &state,
+            &info,
+            &principal,
+            "oauth_token",
+            grant_id,
+            client_id,
+        );
+        return ApiError::forbidden(
+            "an OAuth access token is renewed by its client at /oauth/token with the grant's refresh token, not here",
+        )
+        .into_response();
+    }
+    // A chain of refreshes ends TOKEN_MAX_LIFETIME after the login (M2).
+    let chain_end = record.chain_end();
+    if chain_end <= unix_seconds(state.now()) {
+        refresh_refused(&state, &info, &principal, "chain_expired", "", "");
+        return ApiError::unauthorized(
+            "this login has reached its maximum lifetime (TOKEN_MAX_LIFETIME); log in again",
+            false,
+        )
+        .into_response();
+    }
     let old = principal.token_id.clone().unwrap_or_default();
     // Rotation: the old token goes first, so that at the live-token cap the new one replaces
     // it rather than another client's token. If it cannot be revoked, nothing is issued.
@@ -468,7 +534,9 @@ pub(super) async fn refresh(
         return ApiError::store_unavailable("authentication is unavailable right now")
             .into_response();
     }
-    let issued = match issue(&state, principal.as_ref().clone()).await {
+    // The principal carries the permissions the current policy still allows (the request's
+    // authentication re-applied it): a refresh keeps or loses rights, never gains them.
+    let issued = match issue(&state, principal.as_ref().clone(), chain_end).await {
         Ok(issued) => issued,
         Err(error) => return error.into_response(),
     };
@@ -486,6 +554,33 @@ pub(super) async fn refresh(
         .extra("replaces.jti", old.clone()),
     );
     issued.into_response()
+}
+
+/// Records a refused refresh (`authn_token_invalid`, with why).
+fn refresh_refused(
+    state: &AppState,
+    info: &RequestInfo,
+    principal: &Principal,
+    reason: &'static str,
+    grant_id: &str,
+    client_id: &str,
+) {
+    let mut event = AuditEvent::new(
+        AuditEventType::AuthnTokenInvalid,
+        Severity::Medium,
+        "token refresh refused",
+    )
+    .user(&principal.user_id, Some(&principal.username))
+    .request(info)
+    .action("refresh")
+    .result(AuditResult::Denied)
+    .extra("reason", reason);
+    if !grant_id.is_empty() {
+        event = event
+            .resource("oauth_grant", grant_id)
+            .extra("client_id", client_id.to_owned());
+    }
+    state.auditor.record(event);
 }
 
 /// A session refresh: the new session and token first, then the old ones end.
@@ -542,6 +637,7 @@ pub(super) async fn logout(
     Extension(principal): Extension<Arc<Principal>>,
     Extension(method): Extension<AuthMethod>,
     session: Option<Extension<CurrentSession>>,
+    token: Option<Extension<Arc<TokenRecord>>>,
     request: Request,
 ) -> Response {
     let info = super::request_info(&request);
@@ -569,10 +665,19 @@ pub(super) async fn logout(
         return response;
     }
     let token_id = principal.token_id.clone().unwrap_or_default();
-    if let Err(e) = state
-        .tokens
-        .revoke(&token_id, unix_seconds(state.now()))
-        .await
+    let Some(Extension(record)) = token else {
+        return ApiError::unauthorized("authentication required", false).into_response();
+    };
+    // An OAuth access token's logout ends its grant too (M3).
+    let remember = state.config.oauth_refresh_token_ttl.as_secs() as i64;
+    if let Err(e) = tokens::revoke(
+        state.tokens.as_ref(),
+        state.oauth.as_ref(),
+        &record,
+        unix_seconds(state.now()),
+        remember,
+    )
+    .await
     {
         tracing::error!(error = %e, "could not revoke a token at logout");
         return ApiError::store_unavailable(

@@ -49,7 +49,7 @@ pub use failures::{FailureStore, MemoryFailureStore};
 pub use oauth::{MemoryOAuthStore, OAuthStore};
 pub use redis::RedisStore;
 pub use sessions::{MemorySessionStore, SessionKey, SessionRecord, SessionStore};
-pub use tokens::{MemoryTokenStore, TokenRecord, TokenStore};
+pub use tokens::{MemoryTokenStore, TokenOrigin, TokenRecord, TokenStore};
 
 use crate::config::Config;
 

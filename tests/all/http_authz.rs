@@ -439,6 +439,8 @@ async fn other_user_token(srv: &TestServer, permissions: PermissionSet) -> Strin
         issued_at: now_secs,
         expires_at: now_secs + 3600,
         revoked_at: None,
+        origin: mcp_dust_server::store::tokens::TokenOrigin::Login,
+        chain_expires_at: None,
     };
     srv.state.tokens.save(record, now_secs).await.unwrap();
     srv.state.jwt.issue(&subject, &token_id, now).unwrap().0

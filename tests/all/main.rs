@@ -32,6 +32,7 @@ mod http_sessions;
 mod http_shutdown;
 mod interop_node;
 mod interop_python;
+mod lifecycle;
 mod mcp;
 mod oauth;
 mod properties;

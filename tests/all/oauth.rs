@@ -206,7 +206,7 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// Registration, consent and approval: the code (and the flow's verifier and client id).
-async fn code_for(s: &TestServer, state: &str) -> (String, String, String) {
+pub(crate) async fn code_for(s: &TestServer, state: &str) -> (String, String, String) {
     let client = client_id(s).await;
     let (verifier, challenge) = pkce(state);
     let page = consent_page(s, &authorize_params(&client, &challenge, state)).await;
@@ -227,7 +227,12 @@ async fn token_request(
     (status, body, headers)
 }
 
-async fn exchange(s: &TestServer, code: &str, verifier: &str, client: &str) -> (StatusCode, Value) {
+pub(crate) async fn exchange(
+    s: &TestServer,
+    code: &str,
+    verifier: &str,
+    client: &str,
+) -> (StatusCode, Value) {
     let (status, body, _) = token_request(
         s,
         &[
@@ -243,7 +248,7 @@ async fn exchange(s: &TestServer, code: &str, verifier: &str, client: &str) -> (
     (status, body)
 }
 
-async fn refresh(s: &TestServer, token: &str, client: &str) -> (StatusCode, Value) {
+pub(crate) async fn refresh(s: &TestServer, token: &str, client: &str) -> (StatusCode, Value) {
     let (status, body, _) = token_request(
         s,
         &[
@@ -257,7 +262,7 @@ async fn refresh(s: &TestServer, token: &str, client: &str) -> (StatusCode, Valu
 }
 
 /// `tools/list` on /mcp with `token`: the status.
-async fn mcp_status(s: &TestServer, token: &str) -> u16 {
+pub(crate) async fn mcp_status(s: &TestServer, token: &str) -> u16 {
     s.mcp(
         Some(token),
         json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),

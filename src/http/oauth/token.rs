@@ -32,7 +32,10 @@ use crate::{
     auth::{Permission, PermissionSet, Principal, TokenSubject, tokens},
     dust::DustCredentials,
     state::AppState,
-    store::oauth::{Grant, Issued, Redeemed, RefreshRecord, Rotated, secret_hash},
+    store::{
+        TokenOrigin,
+        oauth::{Grant, Issued, Redeemed, RefreshRecord, Rotated, secret_hash},
+    },
 };
 
 /// Largest token or revocation request.
@@ -297,10 +300,19 @@ async fn refresh(
         )));
     }
     check_resource(form, &old.grant)?;
+    // A grant ends OAUTH_GRANT_MAX_LIFETIME after the consent, however often it is refreshed
+    // (M2); then the person consents again.
+    if old.grant.expires_at_ms.is_some_and(|end| end <= now) {
+        return Err(Failure::Refused(refusal(
+            "invalid_grant",
+            "this grant has reached its maximum lifetime (OAUTH_GRANT_MAX_LIFETIME); authorize again",
+            "grant_expired",
+        )));
+    }
     let new_token = format!("rt_{}", random_secret());
     let new = RefreshRecord {
         grant: old.grant.clone(),
-        expires_at_ms: now + ms(state.config.oauth_refresh_token_ttl),
+        expires_at_ms: refresh_expiry(state, &old.grant, now),
     };
     match state
         .oauth
@@ -379,6 +391,13 @@ async fn revoke_family(
     Ok(revoked)
 }
 
+/// When a refresh token issued at `now` expires: `OAUTH_REFRESH_TOKEN_TTL` later, and never
+/// after its grant.
+fn refresh_expiry(state: &AppState, grant: &Grant, now: i64) -> i64 {
+    let expiry = now.saturating_add(ms(state.config.oauth_refresh_token_ttl));
+    grant.expires_at_ms.map_or(expiry, |end| expiry.min(end))
+}
+
 /// A first issue: the access token and the family's first refresh token.
 async fn issue(
     state: &AppState,
@@ -391,7 +410,7 @@ async fn issue(
     let refresh_token = format!("rt_{}", random_secret());
     let record = RefreshRecord {
         grant: grant.clone(),
-        expires_at_ms: now + ms(state.config.oauth_refresh_token_ttl),
+        expires_at_ms: refresh_expiry(state, grant, now),
     };
     state
         .oauth
@@ -431,11 +450,14 @@ async fn issue_with_refresh(
             "sealed_key",
         )));
     };
+    // What the person granted, as far as the policy still allows it now: a refresh keeps or
+    // loses rights, never gains them (M2).
     let permissions: PermissionSet = grant
         .permissions
         .iter()
         .filter_map(|p| p.parse::<Permission>().ok())
-        .collect();
+        .collect::<PermissionSet>()
+        .intersect(state.policy.grant(&grant.user_id, &grant.username));
     let principal = Principal {
         user_id: grant.user_id.clone(),
         username: grant.username.clone(),
@@ -449,9 +471,17 @@ async fn issue_with_refresh(
             api_key,
         },
     };
+    let grant_end = grant
+        .expires_at_ms
+        .map_or(i64::MAX, |end| end.div_euclid(1000));
     let (jwt, claims) = state
         .jwt
-        .issue(&TokenSubject::from(&principal), &token_id, state.now())
+        .issue_until(
+            &TokenSubject::from(&principal),
+            &token_id,
+            state.now(),
+            grant_end,
+        )
         .map_err(|_| {
             Failure::Refused(refusal(
                 "invalid_grant",
@@ -459,9 +489,21 @@ async fn issue_with_refresh(
                 "token_too_large",
             ))
         })?;
-    let record = super::super::login::save_record(state, &principal, token_id, claims.exp)
-        .await
-        .map_err(|e| Failure::Response(Box::new(e.into_response())))?;
+    let origin = TokenOrigin::OAuth {
+        grant_id: grant.family_id.clone(),
+        client_id: grant.client_id.clone(),
+    };
+    // The chain of an access token is its grant (renewed at /oauth/token only).
+    let chain_end = if grant_end == i64::MAX {
+        claims.exp
+    } else {
+        grant_end
+    };
+    let record = super::super::login::save_record(
+        state, &principal, token_id, claims.exp, origin, chain_end,
+    )
+    .await
+    .map_err(|e| Failure::Response(Box::new(e.into_response())))?;
     state
         .oauth
         .add_family_token(
@@ -530,10 +572,30 @@ pub(super) async fn revoke(State(state): State<AppState>, request: Request) -> R
         }
         Ok(_) => {
             if let Ok(claims) = state.jwt.verify(token, state.now()) {
-                match state.tokens.revoke(&claims.jti, now.div_euclid(1000)).await {
-                    Ok(true) => revoked = 1,
-                    Ok(false) => {}
+                let now_secs = now.div_euclid(1000);
+                let record = match state.tokens.get(&claims.jti, now_secs).await {
+                    Ok(record) => record,
                     Err(e) => return store_down(&e),
+                };
+                // An access token of a grant ends the grant (M3); another client's token is
+                // left alone, as another client's refresh token is.
+                if let Some(record) = record.filter(|r| match &r.origin {
+                    TokenOrigin::OAuth { client_id: c, .. } => client_id.is_none_or(|id| id == c),
+                    _ => true,
+                }) {
+                    let remember = state.config.oauth_refresh_token_ttl.as_secs() as i64;
+                    match tokens::revoke(
+                        state.tokens.as_ref(),
+                        state.oauth.as_ref(),
+                        &record,
+                        now_secs,
+                        remember,
+                    )
+                    .await
+                    {
+                        Ok(done) => revoked = usize::from(done.token) + done.grant_tokens,
+                        Err(e) => return store_down(&e),
+                    }
                 }
             }
         }

@@ -14,9 +14,11 @@ use utoipa::ToSchema;
 use super::{Caller, Refusal, bad_path};
 use crate::{
     audit::{AuditEvent, AuditEventType, AuditResult, Severity, rfc3339_millis},
+    auth::tokens,
     error::ApiError,
     ops::args::check_id,
     state::AppState,
+    store::TokenOrigin,
 };
 
 /// One of the caller's tokens (never the token itself).
@@ -32,6 +34,15 @@ pub(super) struct TokenView {
     pub permissions: Vec<&'static str>,
     /// Whether this request was authenticated with it.
     pub current: bool,
+    /// How it was issued: `login`, `session` or `oauth` (an access token of a connector's
+    /// grant; revoking it ends the grant).
+    pub origin: &'static str,
+    /// The OAuth client the grant is for (`oauth` tokens only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The grant (`oauth` tokens only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -79,6 +90,15 @@ pub(super) async fn list(
             revoked_at: r.revoked_at.map(time),
             permissions: r.permissions.names(),
             current: principal.token_id.as_deref() == Some(r.token_id.as_str()),
+            origin: r.origin.as_str(),
+            client_id: match &r.origin {
+                TokenOrigin::OAuth { client_id, .. } => Some(client_id.clone()),
+                _ => None,
+            },
+            grant_id: match &r.origin {
+                TokenOrigin::OAuth { grant_id, .. } => Some(grant_id.clone()),
+                _ => None,
+            },
         })
         .collect();
     Ok(Json(TokenList { tokens }))
@@ -122,12 +142,19 @@ pub(super) async fn revoke(
         );
         return Err(not_found());
     }
-    let revoked = state
-        .tokens
-        .revoke(&token_id, now)
-        .await
-        .map_err(|e| store_failure(&caller, &e))?;
-    if !revoked {
+    // A token of an OAuth grant ends the grant: the connector's refresh token stops working
+    // and every token it issued is revoked (M3).
+    let remember = state.config.oauth_refresh_token_ttl.as_secs() as i64;
+    let revoked = tokens::revoke(
+        state.tokens.as_ref(),
+        state.oauth.as_ref(),
+        &record,
+        now,
+        remember,
+    )
+    .await
+    .map_err(|e| store_failure(&caller, &e))?;
+    if !revoked.token && revoked.grant.is_none() {
         return Err(not_found());
     }
     state.auditor.record(
@@ -140,7 +167,9 @@ pub(super) async fn revoke(
         .request(&caller.info)
         .resource("token", &token_id)
         .action("revoke_token")
-        .result(AuditResult::Success),
+        .result(AuditResult::Success)
+        .extra("oauth_grant", revoked.grant)
+        .extra("grant_tokens_revoked", revoked.grant_tokens),
     );
     Ok(StatusCode::NO_CONTENT)
 }

@@ -29,6 +29,8 @@ fn grant(family_id: &str) -> Grant {
         permissions: vec!["read:agents".into()],
         resource: "http://mcp.test/mcp".into(),
         sealed_key: "c2VhbGVk".into(),
+        created_at_ms: Some(1_000),
+        expires_at_ms: Some(1_000 + 90 * 86_400_000),
     }
 }
 

@@ -68,6 +68,15 @@ pub struct Grant {
     pub resource: String,
     /// `KeyCipher::seal(key, family_id)`, base64url.
     pub sealed_key: String,
+    /// When the person consented (epoch milliseconds). `None` in grants stored before it
+    /// existed.
+    #[serde(default)]
+    pub created_at_ms: Option<i64>,
+    /// The end of the grant (epoch milliseconds, `OAUTH_GRANT_MAX_LIFETIME` after the
+    /// consent): no refresh token or access token of the grant outlives it. `None` in grants
+    /// stored before it existed.
+    #[serde(default)]
+    pub expires_at_ms: Option<i64>,
 }
 
 impl fmt::Debug for Grant {
@@ -268,6 +277,8 @@ mod tests {
             permissions: vec![],
             resource: "r".into(),
             sealed_key: "CANARYSEALED".into(),
+            created_at_ms: None,
+            expires_at_ms: None,
         };
         assert!(!format!("{grant:?}").contains("CANARYSEALED"));
     }

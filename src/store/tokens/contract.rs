@@ -7,7 +7,7 @@
 //! is relative to the fixed [`NOW`]: expiry is judged by the caller's clock only, so the cases
 //! cross it without sleeping.
 
-use super::{TokenRecord, TokenStore};
+use super::{TokenOrigin, TokenRecord, TokenStore};
 use crate::permissions::PermissionSet;
 
 /// The `now` (epoch seconds) of every case: a fixed instant, not the wall clock.
@@ -35,7 +35,29 @@ pub fn record(workspace_id: &str, user_id: &str, age: i64, ttl: i64) -> TokenRec
         issued_at,
         expires_at: issued_at + ttl,
         revoked_at: None,
+        origin: TokenOrigin::Login,
+        chain_expires_at: Some(issued_at + 24 * ttl),
     }
+}
+
+/// A token's origin (an OAuth grant's id and client) and the end of its chain read back as
+/// written: revoking a grant's token must find the grant, and a refresh the chain's end.
+pub async fn the_origin_and_the_end_of_the_chain_read_back(store: &dyn TokenStore) {
+    let mut oauth = record(&fresh_id(), &fresh_id(), 30, 3600);
+    oauth.origin = TokenOrigin::OAuth {
+        grant_id: "fam_contract".to_owned(),
+        client_id: "cli_contract".to_owned(),
+    };
+    oauth.chain_expires_at = Some(NOW + 90 * 86_400);
+    store.save(oauth.clone(), NOW).await.unwrap();
+    let read = store.get(&oauth.token_id, NOW).await.unwrap().unwrap();
+    assert_eq!(read.origin, oauth.origin);
+    assert_eq!(read.chain_end(), NOW + 90 * 86_400);
+    let listed = store
+        .list_for_user(&oauth.workspace_id, &oauth.user_id, NOW)
+        .await
+        .unwrap();
+    assert_eq!(listed[0].origin, oauth.origin);
 }
 
 /// save / get round trip, and unknown ids.
@@ -177,6 +199,7 @@ macro_rules! token_store_contract_tests {
                 revocation_keeps_the_first_time,
                 a_revocation_is_final,
                 saving_again_replaces,
+                the_origin_and_the_end_of_the_chain_read_back,
             ]
             $($backend)+
         );

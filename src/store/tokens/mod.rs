@@ -51,9 +51,56 @@ pub struct TokenRecord {
     pub issued_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// How the token came to be. Records written before it existed read as logins.
+    #[serde(default)]
+    pub origin: TokenOrigin,
+    /// The end of the chain the token belongs to (epoch seconds): a refresh never issues a
+    /// token past it (`TOKEN_MAX_LIFETIME` from the login, `OAUTH_GRANT_MAX_LIFETIME` from the
+    /// consent, the session's absolute deadline). `None` in records written before it existed:
+    /// their own expiry is the end.
+    #[serde(default)]
+    pub chain_expires_at: Option<i64>,
+}
+
+/// How a token came to be, which decides how it may be renewed and what revoking it ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TokenOrigin {
+    /// `POST /api/v1/auth/login`, or a refresh of such a token: renewed at
+    /// `/api/v1/auth/refresh`, up to `TOKEN_MAX_LIFETIME` after the login.
+    #[default]
+    Login,
+    /// The token linked to a browser session: renewed with the session.
+    Session,
+    /// An access token of an OAuth grant: renewed only at `/oauth/token` with the grant's
+    /// refresh token; revoking it revokes the grant.
+    #[serde(rename = "oauth")]
+    OAuth {
+        /// The grant (its refresh-token family id).
+        grant_id: String,
+        client_id: String,
+    },
+}
+
+impl TokenOrigin {
+    /// `login`, `session` or `oauth`, for listings, audit records and metrics.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::Session => "session",
+            Self::OAuth { .. } => "oauth",
+        }
+    }
 }
 
 impl TokenRecord {
+    /// The end of the token's chain: no renewal goes past it.
+    #[must_use]
+    pub fn chain_end(&self) -> i64 {
+        self.chain_expires_at.unwrap_or(self.expires_at)
+    }
+
     /// Neither expired nor revoked at `now` (epoch seconds).
     #[must_use]
     pub fn is_live(&self, now: i64) -> bool {
@@ -77,6 +124,8 @@ impl fmt::Debug for TokenRecord {
             .field("issued_at", &self.issued_at)
             .field("expires_at", &self.expires_at)
             .field("revoked_at", &self.revoked_at)
+            .field("origin", &self.origin)
+            .field("chain_expires_at", &self.chain_expires_at)
             .finish()
     }
 }
