@@ -270,6 +270,29 @@ pub async fn require_bearer(
 
 /// The request's headers are borrowed, never copied: they are read until the request is
 /// handed on (a `HeaderMap` clone per request showed up in the profile, docs/PERFORMANCE.md).
+/// Whether the token record `token_id` is still live, asked again by long calls
+/// ([`crate::ops::Revalidate`]). A store failure answers "still holds": a blip of the store
+/// must not end every answer in flight, and the next check asks again.
+fn revalidate(state: &AppState, token_id: &str) -> crate::ops::Revalidate {
+    let state = state.clone();
+    let token_id = token_id.to_owned();
+    crate::ops::Revalidate::new(move || {
+        let state = state.clone();
+        let token_id = token_id.clone();
+        Box::pin(async move {
+            let now = crate::state::epoch_secs(state.now());
+            match state.tokens.get(&token_id, now).await {
+                Ok(Some(record)) => record.is_live(now),
+                Ok(None) => false,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot recheck a token during a long call");
+                    true
+                }
+            }
+        })
+    })
+}
+
 async fn guard(state: &AppState, mut request: Request, next: Next, sessions: bool) -> Response {
     let info = request_info(&request);
     if sessions && !request.headers().contains_key(header::AUTHORIZATION) {
@@ -277,6 +300,7 @@ async fn guard(state: &AppState, mut request: Request, next: Next, sessions: boo
             Ok(Some((principal, token, session))) => {
                 let extensions = request.extensions_mut();
                 extensions.insert(Arc::new(principal));
+                extensions.insert(revalidate(state, &token.token_id));
                 extensions.insert(token);
                 extensions.insert(AuthMethod::Session);
                 extensions.insert(session);
@@ -290,6 +314,7 @@ async fn guard(state: &AppState, mut request: Request, next: Next, sessions: boo
         Ok((principal, record)) => {
             let extensions = request.extensions_mut();
             extensions.insert(Arc::new(principal));
+            extensions.insert(revalidate(state, &record.token_id));
             extensions.insert(record);
             extensions.insert(AuthMethod::Bearer);
             next.run(request).await

@@ -1,6 +1,7 @@
 //! `ask_agent` over MCP: the run is started and its events read by [`crate::ops::ask`]; this
 //! adapter adds what MCP has: each event becomes a progress notification when the client asked
-//! for progress, and `notifications/cancelled` cancels the Dust message too.
+//! for progress, and `notifications/cancelled` cancels the Dust message too, as does the
+//! caller's token ending (revoked, expired) while the agent runs.
 
 use futures::StreamExt;
 use rmcp::{RoleServer, model::ProgressNotificationParam, service::RequestContext};
@@ -12,6 +13,7 @@ use crate::ops::{
         Run, RunStep, SHUTTING_DOWN, cancel_in_background, start_run, stream_failure,
         timeout_message,
     },
+    call::CREDENTIALS_ENDED,
     views::AgentAnswer,
 };
 
@@ -39,6 +41,8 @@ pub(super) async fn ask_agent(
     let mut progress = 0u32;
     let deadline = tokio::time::sleep(ctx.settings.agent_timeout);
     tokio::pin!(deadline);
+    let ended = call.credentials_ended();
+    tokio::pin!(ended);
 
     loop {
         let event = tokio::select! {
@@ -54,6 +58,10 @@ pub(super) async fn ask_agent(
             () = ctx.drain.aborted() => {
                 cancel_in_background(ctx, principal, &answer);
                 return Err(OpError::ShuttingDown(SHUTTING_DOWN.to_owned()));
+            }
+            () = &mut ended => {
+                cancel_in_background(ctx, principal, &answer);
+                return Err(OpError::Forbidden(CREDENTIALS_ENDED.to_owned()));
             }
             event = events.next() => event,
         };

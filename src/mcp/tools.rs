@@ -279,9 +279,15 @@ pub(crate) async fn call(
             None,
         ));
     };
+    let revalidate = context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<ops::Revalidate>())
+        .cloned();
     let caller = Caller {
         principal,
         info: super::request_info(&context),
+        revalidate,
     };
     let call = match Call::begin(ctx, caller, spec.op, Surface::Tool, None) {
         Ok(call) => call,

@@ -9,8 +9,9 @@
 //! operation that changes something) and, for a refused input, `input_validation_fail`.
 //! [`note_suspicious`] is the log-only note on free text that looks like an injection attempt.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
+use futures::future::BoxFuture;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
@@ -43,7 +44,40 @@ impl Surface {
 pub struct Caller {
     pub principal: Arc<Principal>,
     pub info: RequestInfo,
+    /// Whether the credentials of the request still hold, for calls that outlive a moment
+    /// (`None` on stdio, whose credentials live as long as the process).
+    pub revalidate: Option<Revalidate>,
 }
+
+/// How often a long call (an agent run) checks that its caller's token still holds.
+pub const REVALIDATE_EVERY: Duration = Duration::from_secs(2);
+
+/// Asks whether the token (or session) a request was authenticated with still holds: not
+/// revoked, not expired. The HTTP authentication layer puts one in the request's extensions;
+/// a long call asks it every [`REVALIDATE_EVERY`] so that revoking a token also ends the
+/// answers still streaming on it (L3), not only the next request.
+#[derive(Clone)]
+pub struct Revalidate(Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>);
+
+impl Revalidate {
+    pub fn new(check: impl Fn() -> BoxFuture<'static, bool> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(check))
+    }
+
+    /// Whether the credentials still hold.
+    pub async fn holds(&self) -> bool {
+        (self.0)().await
+    }
+}
+
+impl std::fmt::Debug for Revalidate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Revalidate")
+    }
+}
+
+/// What a caller whose token ended during its call reads.
+pub const CREDENTIALS_ENDED: &str = "The token this request was made with was revoked or has expired while the agent was running; the run was cancelled.";
 
 /// One operation of one caller, between its checks and its audit record.
 #[derive(Debug)]
@@ -90,6 +124,21 @@ impl Call {
 
     pub fn principal(&self) -> &Principal {
         &self.caller.principal
+    }
+
+    /// Resolves once the caller's credentials no longer hold (checked every
+    /// [`REVALIDATE_EVERY`]); never, without a [`Revalidate`]. Create it once per call and
+    /// poll the same future: each creation starts a new wait.
+    pub async fn credentials_ended(&self) {
+        let Some(revalidate) = &self.caller.revalidate else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(REVALIDATE_EVERY).await;
+            if !revalidate.holds().await {
+                return;
+            }
+        }
     }
 
     /// Records the outcome (`resource_access`/`resource_modified`, and `input_validation_fail`

@@ -45,7 +45,7 @@ use crate::{
 pub use ask::CANCEL_TIMEOUT;
 pub use bulkhead::MAX_CALLS_IN_FLIGHT;
 pub use cache::PrincipalCache;
-pub use call::{Call, Caller, Surface};
+pub use call::{Call, Caller, Revalidate, Surface};
 pub use catalog::Op;
 pub use error::{OpError, describe_dust_error};
 pub use knowledge::KnowledgeCache;

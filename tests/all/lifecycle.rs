@@ -323,3 +323,96 @@ async fn m3_revoking_a_token_of_a_grant_ends_the_grant() {
 async fn m3_revoking_a_token_of_a_grant_ends_the_grant_with_redis() {
     m3(true).await;
 }
+
+/// Waits (up to ten seconds) for the simulator to see the agent run cancelled.
+async fn run_cancelled(s: &TestServer) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !s
+        .sim
+        .requests()
+        .iter()
+        .any(|r| r.method == "POST" && r.path.ends_with("/cancel"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run was not cancelled in Dust"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// L3: an answer streamed over REST ends when its token is revoked, and the run stops in Dust.
+#[tokio::test]
+async fn l3_a_streamed_answer_ends_when_its_token_is_revoked() {
+    use futures::StreamExt;
+    let s = TestServer::start().await;
+    let token = s.token(None).await;
+    let ws = s.sim.workspace_id().to_owned();
+    let response = s
+        .http
+        .post(s.url(&format!(
+            "/api/v1/workspaces/{ws}/agents/{}/execute",
+            mcp_dust_server::sim::SLOW_AGENT_ID
+        )))
+        .bearer_auth(&token)
+        .header("Accept", "text/event-stream")
+        .json(&json!({"message": "a long story"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    // The first piece of the answer arrives, then the token is revoked (a logout).
+    while !text.contains("event: token") {
+        text.push_str(&String::from_utf8_lossy(
+            &body.next().await.unwrap().unwrap(),
+        ));
+    }
+    let (status, _) = post(&s, "/api/v1/auth/logout", &token).await;
+    assert_eq!(status, 200);
+    let started = std::time::Instant::now();
+    let rest = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(chunk) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+        text
+    })
+    .await
+    .expect("the stream went on after the token was revoked");
+    assert!(rest.contains("event: error"), "{rest}");
+    assert!(rest.contains("revoked or has expired"), "{rest}");
+    assert!(!rest.contains("event: done"), "{rest}");
+    assert!(started.elapsed() < Duration::from_secs(8));
+    run_cancelled(&s).await;
+}
+
+/// L3 over MCP: `ask_agent` ends with a tool error when its token is revoked mid-run.
+#[tokio::test]
+async fn l3_an_agent_run_over_mcp_ends_when_its_token_is_revoked() {
+    let s = std::sync::Arc::new(TestServer::start().await);
+    let token = s.token(None).await;
+    let running = {
+        let (s, token) = (s.clone(), token.clone());
+        tokio::spawn(async move {
+            s.call_tool(
+                &token,
+                "ask_agent",
+                json!({"agentId": mcp_dust_server::sim::SLOW_AGENT_ID, "message": "take your time"}),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, _) = post(&s, "/api/v1/auth/logout", &token).await;
+    assert_eq!(status, 200);
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the run went on after the token was revoked")
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["isError"], true, "{body}");
+    let message = body["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(message.contains("revoked or has expired"), "{message}");
+    run_cancelled(&s).await;
+}

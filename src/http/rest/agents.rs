@@ -36,6 +36,7 @@ use crate::{
             self, Run, RunStep, SHUTTING_DOWN, cancel_in_background, start_run, stream_failure,
             timeout_message,
         },
+        call::CREDENTIALS_ENDED,
         views::{AgentAnswer, AgentList, AgentView},
     },
     state::AppState,
@@ -154,14 +155,14 @@ pub(super) async fn execute(
     .await;
     let run = call.finish_start(run, &agent_id)?;
     if !stream {
-        let answer = follow(&call.ctx, call.principal(), run, None).await;
+        let answer = follow(&call, run, None).await;
         return call
             .finish(answer, Some(("agentId", &agent_id)))
             .map(|answer| Json(answer).into_response());
     }
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(64);
     tokio::spawn(async move {
-        let answer = follow(&call.ctx, call.principal(), run, Some(&tx)).await;
+        let answer = follow(&call, run, Some(&tx)).await;
         let event = match call.finish(answer, Some(("agentId", &agent_id))) {
             Ok(answer) => Event::default().event("done").json_data(&answer),
             Err(refusal) => Event::default()
@@ -206,12 +207,16 @@ impl Drop for CancelOnDrop<'_> {
 
 /// Follows `run` to its answer, sending each piece of answer text to `tokens` when streaming.
 async fn follow(
-    ctx: &Arc<Context>,
-    principal: &Principal,
+    call: &Call,
     run: Run,
     tokens: Option<&mpsc::Sender<Result<Event, Infallible>>>,
 ) -> Result<AgentAnswer, OpError> {
+    let ctx = &call.ctx;
+    let principal = call.principal();
     let Run { answer, mut events } = run;
+    // Revoking the token (or ending the session) ends the answer still streaming on it (L3).
+    let ended = call.op_call().credentials_ended();
+    tokio::pin!(ended);
     let mut guard = CancelOnDrop {
         ctx,
         principal,
@@ -239,6 +244,10 @@ async fn follow(
             () = ctx.drain.aborted() => {
                 // The guard cancels the run in Dust as it drops.
                 return Err(OpError::ShuttingDown(SHUTTING_DOWN.to_owned()));
+            }
+            () = &mut ended => {
+                // The guard cancels the run in Dust as it drops.
+                return Err(OpError::Forbidden(CREDENTIALS_ENDED.to_owned()));
             }
             event = events.next() => event,
         };

@@ -122,6 +122,8 @@ pub struct Caller {
     /// The token record the request was authenticated with, when there is one.
     pub token: Option<Arc<TokenRecord>>,
     pub info: RequestInfo,
+    /// Whether the request's token still holds, for long calls ([`ops::Revalidate`]).
+    pub revalidate: Option<ops::Revalidate>,
 }
 
 impl Caller {
@@ -149,6 +151,7 @@ impl FromRequestParts<AppState> for Caller {
         Ok(Self {
             principal,
             token: parts.extensions.get::<Arc<TokenRecord>>().cloned(),
+            revalidate: parts.extensions.get::<ops::Revalidate>().cloned(),
             info,
         })
     }
@@ -191,6 +194,7 @@ impl Call {
         let ops_caller = ops::Caller {
             principal: caller.principal.clone(),
             info: caller.info.clone(),
+            revalidate: caller.revalidate.clone(),
         };
         match ops::Call::begin(&state.ops, ops_caller, op, Surface::Route, workspace_id) {
             Ok(inner) => Ok(Self {
