@@ -1086,3 +1086,143 @@ async fn the_flow_spans_two_instances_sharing_redis() {
         "the family is revoked everywhere"
     );
 }
+
+/// A registration from `forwarded_for` (through the trusted proxy 127.0.0.1).
+async fn register_from(s: &TestServer, forwarded_for: &str) -> reqwest::Response {
+    s.http
+        .post(s.url("/oauth/register"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({"client_name": "Flood", "redirect_uris": [REDIRECT]}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// M4: registration is open, so each client address (an IPv6 one by its /64) gets a bucket of
+/// its own: past it, 429 with `Retry-After` in the endpoint's error shape, audited once per
+/// window; other addresses still register.
+#[tokio::test]
+async fn registrations_are_limited_per_client_address() {
+    use mcp_dust_server::http::oauth::REGISTRATION_QUOTA;
+    let s = TestServer::start_with(&[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    for i in 0..REGISTRATION_QUOTA {
+        // Different addresses of one /64 share its bucket.
+        let response = register_from(&s, &format!("2001:db8:1:2::{:x}", i + 1)).await;
+        assert_eq!(response.status(), 201, "registration {i}");
+    }
+    for _ in 0..2 {
+        let response = register_from(&s, "2001:db8:1:2:ffff:ffff:ffff:ffff").await;
+        assert_eq!(response.status(), 429);
+        let retry_after: u64 = response.headers()[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=3600).contains(&retry_after), "{retry_after}");
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        let limits = response.headers()["ratelimit"].to_str().unwrap().to_owned();
+        assert!(limits.contains("\"register\";r=0"), "{limits}");
+        let body: Value = response.json().await.unwrap();
+        assert_oauth_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &body,
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+        );
+    }
+    let refused = audited(&s, AuditEventType::OauthClientRefused).await;
+    let limited: Vec<_> = refused
+        .iter()
+        .filter(|r| r["extra"]["reason"] == "registration_rate_limited")
+        .collect();
+    assert_eq!(limited.len(), 1, "audited once per window: {refused:?}");
+    assert_eq!(
+        audited(&s, AuditEventType::OauthClientRegistered)
+            .await
+            .len(),
+        usize::try_from(REGISTRATION_QUOTA).unwrap()
+    );
+    // Another /64, another IPv4 address: their own buckets.
+    assert_eq!(register_from(&s, "2001:db8:1:3::1").await.status(), 201);
+    assert_eq!(register_from(&s, "192.0.2.7").await.status(), 201);
+    // The window passes: the /64 registers again.
+    s.clock
+        .advance(mcp_dust_server::http::oauth::REGISTRATION_WINDOW);
+    assert_eq!(register_from(&s, "2001:db8:1:2::1").await.status(), 201);
+}
+
+/// M4: a client that never completes an authorization is forgotten after a day; one that did
+/// keeps the long life it always had.
+#[tokio::test]
+async fn unused_clients_are_forgotten_after_a_day() {
+    let s = TestServer::start().await;
+    let (code, verifier, used) = code_for(&s, "used-client").await;
+    assert_eq!(exchange(&s, &code, &verifier, &used).await.0, 200);
+    let unused = client_id(&s).await;
+    let (_, challenge) = pkce("unused");
+    s.clock.advance(
+        mcp_dust_server::http::oauth::UNUSED_CLIENT_TTL + std::time::Duration::from_secs(1),
+    );
+    let response = get_authorize(&s, &authorize_params(&unused, &challenge, "u1")).await;
+    assert_eq!(response.status(), 400, "the unused client is gone");
+    assert!(response.text().await.unwrap().contains("unknown client_id"));
+    consent_page(&s, &authorize_params(&used, &challenge, "u2")).await;
+    s.clock.advance(mcp_dust_server::http::oauth::CLIENT_TTL);
+    let response = get_authorize(&s, &authorize_params(&used, &challenge, "u3")).await;
+    assert_eq!(
+        response.status(),
+        400,
+        "a used client still ends at its long life"
+    );
+}
+
+/// M4: past the store's cap of unused clients, a registration evicts the oldest unused client
+/// instead of being refused (503 for everyone before); used clients stay. In memory and in
+/// Redis, each built with a cap of 3.
+#[tokio::test]
+async fn past_the_cap_registration_evicts_the_oldest_unused_client() {
+    use mcp_dust_server::store::{MemoryOAuthStore, Stores};
+    let memory = Stores {
+        oauth: std::sync::Arc::new(MemoryOAuthStore::new().with_unused_client_capacity(3)),
+        ..Stores::memory()
+    };
+    evicts_the_oldest_unused_client(memory).await;
+    let Some(redis) = crate::common::redis_server::RedisServer::start(
+        "past_the_cap_registration_evicts_the_oldest_unused_client",
+    )
+    .await
+    else {
+        return;
+    };
+    let store = redis
+        .store(&crate::common::redis_server::prefix("oauth-cap"))
+        .with_unused_client_capacity(3);
+    evicts_the_oldest_unused_client(Stores::redis(store)).await;
+}
+
+async fn evicts_the_oldest_unused_client(stores: mcp_dust_server::store::Stores) {
+    let sim = mcp_dust_server::sim::spawn(crate::common::sim_config())
+        .await
+        .unwrap();
+    let s = TestServer::start_with_stores(sim, &[], None, stores).await;
+    let (_, _, used) = code_for(&s, "kept").await;
+    let mut unused = Vec::new();
+    for _ in 0..4 {
+        unused.push(client_id(&s).await);
+        s.clock.advance(std::time::Duration::from_millis(5));
+    }
+    let (_, challenge) = pkce("cap");
+    let known = |client: String| {
+        let s = &s;
+        let challenge = challenge.clone();
+        async move {
+            get_authorize(s, &authorize_params(&client, &challenge, &client))
+                .await
+                .status()
+        }
+    };
+    assert_eq!(known(unused[0].clone()).await, 400, "the oldest is evicted");
+    for client in unused[1..].iter().chain([&used]) {
+        assert_eq!(known(client.clone()).await, 200, "{client}");
+    }
+}

@@ -541,6 +541,9 @@ pub(super) async fn consent(State(state): State<AppState>, request: Request) -> 
             Err(e) => return super::store_down(&e),
         }
     }
+    if let Err(e) = keep_client(&state, &pending.client_id, now).await {
+        return super::store_down(&e);
+    }
     let family_id = format!("fam_{}", &random_secret()[..22]);
     let grant = Grant {
         family_id: family_id.clone(),
@@ -596,6 +599,25 @@ pub(super) async fn consent(State(state): State<AppState>, request: Request) -> 
         .headers_mut()
         .append(header::SET_COOKIE, set_cookie(&state, None));
     response
+}
+
+/// A completed authorization makes a registered client *used*: it gets the long life of
+/// [`super::CLIENT_TTL`] from its registration and leaves the cap of unused clients. A metadata
+/// document stays a short-lived cache entry; a client evicted meanwhile is not brought back
+/// (the code is still issued: the person approved it).
+async fn keep_client(
+    state: &AppState,
+    client_id: &str,
+    now: i64,
+) -> Result<(), crate::store::StoreError> {
+    match state.oauth.get_client(client_id, now).await? {
+        Some(client) if !client.used && !client.metadata_document => {
+            let until = client.created_at_ms + ms(super::CLIENT_TTL);
+            state.oauth.mark_client_used(client_id, until, now).await?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The consent page again, with `problem` (a refused key, no permission ticked): the pending
