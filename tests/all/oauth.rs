@@ -198,6 +198,20 @@ fn location(response: &reqwest::Response) -> Vec<(String, String)> {
         .collect()
 }
 
+/// An authorization request refused on our own error page: 400, no redirect, no consent
+/// cookie. Returns the page.
+async fn error_page(response: reqwest::Response) -> String {
+    assert_eq!(response.status(), 400, "an error page");
+    assert!(
+        response.headers().get(header::LOCATION).is_none(),
+        "never redirected"
+    );
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    let html = response.text().await.unwrap();
+    assert!(html.contains("cannot continue"), "{html}");
+    html
+}
+
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
@@ -493,7 +507,7 @@ async fn pkce_is_required_s256_only_and_verified() {
     let s = TestServer::start().await;
     let client = client_id(&s).await;
     let (verifier, challenge) = pkce("pkce");
-    // At the authorization endpoint: missing challenge, plain method → back with an error.
+    // At the authorization endpoint: missing challenge, plain method → an error page.
     for (params, description) in [
         (
             with(
@@ -520,14 +534,10 @@ async fn pkce_is_required_s256_only_and_verified() {
             "S256",
         ),
     ] {
-        let back = location(&get_authorize(&s, &params).await);
-        assert_eq!(param(&back, "error"), Some("invalid_request"));
-        assert!(
-            param(&back, "error_description")
-                .unwrap()
-                .contains(description)
-        );
-        assert!(param(&back, "code").is_none());
+        // Shown here, never sent to the redirect URI (L1).
+        let html = error_page(get_authorize(&s, &params).await).await;
+        assert!(html.contains("invalid_request"), "{html}");
+        assert!(html.contains(description), "{html}");
     }
     // At the token endpoint: missing and wrong verifiers.
     let (code, _, _) = {
@@ -609,11 +619,9 @@ async fn state_is_single_use() {
     let page = consent_page(&s, &params).await;
     let back = location(&approve(&s, &page).await);
     assert!(param(&back, "code").is_some());
-    // The same state again: refused back to the client, no consent page.
-    let back = location(&get_authorize(&s, &params).await);
-    assert_eq!(param(&back, "error"), Some("invalid_request"));
-    assert_eq!(param(&back, "state"), Some("one-time-state"));
-    assert!(param(&back, "code").is_none());
+    // The same state again: refused on our error page, no consent page, no redirect.
+    let html = error_page(get_authorize(&s, &params).await).await;
+    assert!(html.contains("already used"), "{html}");
     // The same consent form posted again: refused, no code.
     let again = approve(&s, &page).await;
     assert_eq!(again.status(), 400);
@@ -637,8 +645,8 @@ async fn codes_are_bound_to_this_resource() {
     let client = client_id(&s).await;
     let (_, challenge) = pkce("resource");
     let other = "https://other.example/mcp";
-    let back = location(
-        &get_authorize(
+    let html = error_page(
+        get_authorize(
             &s,
             &with(
                 authorize_params(&client, &challenge, "r1"),
@@ -647,8 +655,9 @@ async fn codes_are_bound_to_this_resource() {
             ),
         )
         .await,
-    );
-    assert_eq!(param(&back, "error"), Some("invalid_target"));
+    )
+    .await;
+    assert!(html.contains("invalid_target"), "{html}");
     // A code for this resource, exchanged for another one.
     let (code, verifier, client) = code_for(&s, "r2").await;
     let (status, body, _) = token_request(
@@ -1225,4 +1234,80 @@ async fn evicts_the_oldest_unused_client(stores: mcp_dust_server::store::Stores)
     for client in unused[1..].iter().chain([&used]) {
         assert_eq!(known(client.clone()).await, 200, "{client}");
     }
+}
+
+/// L1: registration is open, so a "registered" redirect URI is any address anyone chose. An
+/// invalid authorization request (whatever is wrong with it, even with a verified client and
+/// redirect URI) is our own error page, never a redirect: our host is no open redirect. A
+/// browser goes to a redirect URI only from the consent form (approve, or deny as here).
+#[tokio::test]
+async fn invalid_authorization_requests_are_never_redirected() {
+    let s = TestServer::start().await;
+    // The attacker's client: its redirect URI is the site it wants to bounce people to.
+    let evil = "https://evil.example/landing";
+    let response = register(&s, &[evil]).await;
+    assert_eq!(response.status(), 201);
+    let attacker: Value = response.json().await.unwrap();
+    let attacker = attacker["client_id"].as_str().unwrap().to_owned();
+    let client = client_id(&s).await;
+    let (_, challenge) = pkce("l1");
+    // A spent state, for the replay case.
+    let spent = authorize_params(&client, &challenge, "spent-state");
+    let page = consent_page(&s, &spent).await;
+    assert!(param(&location(&approve(&s, &page).await), "code").is_some());
+    let long_state = "s".repeat(600);
+    let base = |state: &str| authorize_params(&client, &challenge, state);
+    let cases = [
+        (
+            with(
+                with(
+                    authorize_params(&attacker, &challenge, "a"),
+                    "redirect_uri",
+                    Some(evil),
+                ),
+                "response_type",
+                Some("token"),
+            ),
+            "response_type",
+        ),
+        (
+            with(
+                with(
+                    authorize_params(&attacker, &challenge, "b"),
+                    "redirect_uri",
+                    None,
+                ),
+                "code_challenge",
+                None,
+            ),
+            "pkce_missing",
+        ),
+        (with(base("c"), "response_type", None), "response_type"),
+        (
+            with(base("d"), "code_challenge_method", Some("plain")),
+            "pkce_method",
+        ),
+        (
+            with(base("e"), "resource", Some("https://other.example/mcp")),
+            "resource_mismatch",
+        ),
+        (with(base("f"), "scope", Some("admin:everything")), "scope"),
+        (base(&long_state), "state_too_long"),
+        (spent, "state_replayed"),
+    ];
+    for (params, reason) in cases {
+        error_page(get_authorize(&s, &params).await).await;
+        let fails = audited(&s, AuditEventType::OauthAuthorizeFail).await;
+        assert!(
+            fails.iter().any(|r| r["extra"]["reason"] == reason),
+            "{reason}: {fails:?}"
+        );
+    }
+    // The consent form's own answer still goes back to the client: a denial.
+    let page = consent_page(&s, &base("deny")).await;
+    let denied = post_consent(&s, &page, Some(&page.cookie), &[("action", "deny")]).await;
+    let back = location(&denied);
+    assert_eq!(param(&back, "error"), Some("access_denied"));
+    assert_eq!(param(&back, "state"), Some("deny"));
+    assert!(param(&back, "code").is_none());
 }

@@ -23,10 +23,11 @@
 //!
 //! A client is either registered here or a client ID metadata document: an https URL fetched
 //! with SSRF protection ([`fetch`]). The confused-deputy defences of the MCP security best
-//! practices: exact `redirect_uri` match before anything is redirected (a bad one is an error
-//! page, never a redirect), a consent page per authorization naming the client and its redirect
-//! host, CSRF protection of the consent (a signed form token bound to a short-lived `__Host-`
-//! cookie), framing denied, `state` single-use, PKCE S256 only, codes single-use (a replay
+//! practices: exact `redirect_uri` match, and no redirect before the person has seen our page
+//! (every invalid authorization request is an error page here, since registration is open and
+//! a redirect URI is whatever someone registered: no open redirect), a consent page per
+//! authorization naming the client and its redirect host, CSRF protection of the consent (a
+//! signed form token bound to a short-lived `__Host-` cookie), framing denied, `state` single-use, PKCE S256 only, codes single-use (a replay
 //! revokes what the code issued), refresh tokens rotated on use (a reuse revokes the family),
 //! and `resource` (RFC 8707) bound to the canonical `/mcp` URI. State lives behind
 //! [`crate::store::OAuthStore`] (memory or Redis); secrets are stored hashed or sealed.
