@@ -744,7 +744,8 @@ async fn client_metadata_documents_at_private_addresses_are_never_fetched() {
 
 #[tokio::test]
 async fn a_client_metadata_document_on_loopback_is_used_in_development() {
-    // A local document server (loopback is allowed outside production only).
+    // A local document server (loopback is allowed outside production only, for a listed
+    // origin).
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let id = format!("http://{addr}/oauth/client.json");
@@ -758,7 +759,9 @@ async fn a_client_metadata_document_on_loopback_is_used_in_development() {
         }),
     );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let s = TestServer::start().await;
+    // Its exact origin is listed (only listed loopback origins are fetched, L6).
+    let origin = format!("http://{addr}");
+    let s = TestServer::start_with(&[("OAUTH_LOOPBACK_METADATA_ORIGINS", origin.as_str())]).await;
     let (verifier, challenge) = pkce("cimd");
     let params = with(
         authorize_params(&id, &challenge, "c1"),
@@ -1310,4 +1313,36 @@ async fn invalid_authorization_requests_are_never_redirected() {
     assert_eq!(param(&back, "error"), Some("access_denied"));
     assert_eq!(param(&back, "state"), Some("deny"));
     assert!(param(&back, "code").is_none());
+}
+
+/// L6: outside production, a loopback metadata URL is fetched only for an origin listed in
+/// `OAUTH_LOOPBACK_METADATA_ORIGINS`; any other loopback port (or host, or scheme) is refused
+/// before a connection is attempted, so the fetcher is no oracle for local ports.
+#[tokio::test]
+async fn unlisted_loopback_metadata_urls_are_refused_without_connecting() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let listed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listed = format!("http://{}", listed.local_addr().unwrap());
+    let s = TestServer::start_with(&[("OAUTH_LOOPBACK_METADATA_ORIGINS", listed.as_str())]).await;
+    let (_, challenge) = pkce("oracle");
+    let probes = [
+        format!("http://127.0.0.1:{port}/client.json"),
+        format!("https://127.0.0.1:{port}/client.json"),
+        format!("http://localhost:{port}/client.json"),
+    ];
+    for client in &probes {
+        let params = with(
+            authorize_params(client, &challenge, "o"),
+            "client_id",
+            Some(client),
+        );
+        let html = error_page(get_authorize(&s, &params).await).await;
+        assert!(!html.contains("could not be fetched"), "{html}");
+    }
+    let no_connection =
+        tokio::time::timeout(std::time::Duration::from_millis(300), listener.accept()).await;
+    assert!(no_connection.is_err(), "the probed port saw a connection");
+    let refused = audited(&s, AuditEventType::OauthClientRefused).await;
+    assert_eq!(refused.len(), probes.len(), "{refused:?}");
 }

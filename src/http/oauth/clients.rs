@@ -264,10 +264,15 @@ pub(super) async fn find(
     if !(client_id.starts_with("https://") || client_id.starts_with("http://")) {
         return Err(Lookup::Refused("unknown client_id"));
     }
-    let development = !state.config.is_production();
+    // Loopback documents: only the listed development origins, never in production.
+    let loopback_origins: &[String] = if state.config.is_production() {
+        &[]
+    } else {
+        &state.config.oauth_loopback_metadata_origins
+    };
     let document = async {
-        let url = fetch::check_url(client_id, development)?;
-        let bytes = fetch::fetch(&url, development).await?;
+        let url = fetch::check_url(client_id, loopback_origins)?;
+        let bytes = fetch::fetch(&url, loopback_origins).await?;
         let body: Value = serde_json::from_slice(&bytes)
             .map_err(|_| fetch::Refused("the client metadata document is not JSON"))?;
         if body.get("client_id").and_then(Value::as_str) != Some(client_id) {
