@@ -1346,3 +1346,35 @@ async fn unlisted_loopback_metadata_urls_are_refused_without_connecting() {
     let refused = audited(&s, AuditEventType::OauthClientRefused).await;
     assert_eq!(refused.len(), probes.len(), "{refused:?}");
 }
+
+/// The consent post's same-origin check is not scheme-blind: on a server whose public URL is
+/// https, an `http://` page on the same host and port is a foreign origin (a network attacker
+/// can serve one), while the `https://` one passes on to the cookie check.
+#[tokio::test]
+async fn an_http_origin_is_not_the_same_origin_as_https() {
+    let s = TestServer::start_with(&[
+        ("NODE_ENV", "production"),
+        ("MCP_PUBLIC_URL", "https://mcp.example.com"),
+        ("ALLOWED_HOSTS", "127.0.0.1"),
+    ])
+    .await;
+    let host = format!("127.0.0.1:{}", s.addr.port());
+    for (origin, reason) in [
+        (format!("http://{host}"), "foreign_origin"),
+        (format!("https://{host}"), "missing_cookie"),
+    ] {
+        let response = post_form(s.url("/oauth/authorize"), &[("consent", "x")])
+            .header(header::ORIGIN, &origin)
+            .header("sec-fetch-site", "same-origin")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{origin}");
+        let fails = audited(&s, AuditEventType::CsrfFail).await;
+        assert_eq!(
+            fails.last().unwrap()["extra"]["reason"],
+            reason,
+            "{origin}: {fails:?}"
+        );
+    }
+}
