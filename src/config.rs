@@ -224,6 +224,11 @@ pub const SETTINGS: &[Setting] = &[
         "comma-separated exact origins",
     ),
     s(
+        "OAUTH_LOOPBACK_METADATA_ORIGINS",
+        None,
+        "development only: comma-separated loopback origins (http://127.0.0.1:8765) whose OAuth client ID metadata documents may be fetched; any other loopback address is refused, as every one is in production",
+    ),
+    s(
         "RATE_LIMIT_MAX",
         Some("100"),
         "requests per window per client IP",
@@ -384,6 +389,9 @@ pub struct Config {
     /// (`OAUTH_GRANT_MAX_LIFETIME`); its refresh and access tokens never outlive it.
     pub oauth_grant_max_lifetime: Duration,
     pub cors_allowed_origins: Vec<String>,
+    /// Loopback origins whose client metadata documents may be fetched outside production
+    /// (`OAUTH_LOOPBACK_METADATA_ORIGINS`), as `Url::origin` serializes them.
+    pub oauth_loopback_metadata_origins: Vec<String>,
     pub rate_limit_max: u32,
     pub rate_limit_window: Duration,
     /// Login attempts per minute per client IP (`RATE_LIMIT_LOGIN_MAX`).
@@ -462,6 +470,12 @@ impl Config {
                     .to_owned(),
             );
         }
+        if self.is_production() && !self.oauth_loopback_metadata_origins.is_empty() {
+            problems.push(
+                "OAUTH_LOOPBACK_METADATA_ORIGINS: development only; unset it in production (loopback client metadata documents are never fetched there)"
+                    .to_owned(),
+            );
+        }
         if self.is_production() && !self.public_url.starts_with("https://") {
             problems.push(
                 "MCP_PUBLIC_URL: set the https:// URL clients use (tokens are bound to it)"
@@ -475,6 +489,37 @@ impl Config {
     pub fn is_production(&self) -> bool {
         self.environment == Environment::Production
     }
+}
+
+/// `OAUTH_LOOPBACK_METADATA_ORIGINS`, checked and normalized: each an http(s) origin on a
+/// loopback host (`localhost`, 127.0.0.0/8, `::1`), nothing after it.
+fn loopback_origins(list: &[String]) -> anyhow::Result<Vec<String>> {
+    list.iter()
+        .map(|text| {
+            let url = Url::parse(text)
+                .ok()
+                .filter(|u| {
+                    matches!(u.scheme(), "http" | "https")
+                        && u.username().is_empty()
+                        && u.password().is_none()
+                        && u.path() == "/"
+                        && u.query().is_none()
+                        && u.fragment().is_none()
+                        && match u.host() {
+                            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+                            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                            None => false,
+                        }
+                })
+                .with_context(|| {
+                    format!(
+                        "OAUTH_LOOPBACK_METADATA_ORIGINS: {text:?} is not an http(s) origin on a loopback host, such as http://127.0.0.1:8765"
+                    )
+                })?;
+            Ok(url.origin().ascii_serialization())
+        })
+        .collect()
 }
 
 fn read_toml(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
@@ -716,6 +761,9 @@ impl Raw {
             token_max_lifetime,
             oauth_grant_max_lifetime: self.seconds("OAUTH_GRANT_MAX_LIFETIME")?,
             cors_allowed_origins: self.list("CORS_ALLOWED_ORIGINS"),
+            oauth_loopback_metadata_origins: loopback_origins(
+                &self.list("OAUTH_LOOPBACK_METADATA_ORIGINS"),
+            )?,
             rate_limit_max: self.number("RATE_LIMIT_MAX")?,
             rate_limit_window: self.seconds("RATE_LIMIT_WINDOW")?,
             rate_limit_login_max: self.number("RATE_LIMIT_LOGIN_MAX")?,
@@ -793,6 +841,53 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Config::from_sources(&file, |name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn loopback_metadata_origins_are_exact_loopback_origins_for_development_only() {
+        let c = load(&[(
+            "OAUTH_LOOPBACK_METADATA_ORIGINS",
+            "http://127.0.0.1:8765/, http://LOCALHOST:9000, https://[::1]:4443",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.oauth_loopback_metadata_origins,
+            [
+                "http://127.0.0.1:8765",
+                "http://localhost:9000",
+                "https://[::1]:4443"
+            ]
+        );
+        assert!(
+            load(&[])
+                .unwrap()
+                .oauth_loopback_metadata_origins
+                .is_empty()
+        );
+        for bad in [
+            "http://10.0.0.1:80",
+            "http://example.com:8080",
+            "http://127.0.0.1:8765/path",
+            "http://u:p@127.0.0.1:1",
+            "ftp://127.0.0.1:21",
+            "127.0.0.1:8765",
+        ] {
+            let error = load(&[("OAUTH_LOOPBACK_METADATA_ORIGINS", bad)])
+                .expect_err(bad)
+                .to_string();
+            assert!(error.contains("OAUTH_LOOPBACK_METADATA_ORIGINS"), "{error}");
+        }
+        let production = load(&[
+            ("NODE_ENV", "production"),
+            ("OAUTH_LOOPBACK_METADATA_ORIGINS", "http://127.0.0.1:8765"),
+        ])
+        .unwrap();
+        assert!(
+            production
+                .production_problems()
+                .iter()
+                .any(|p| p.starts_with("OAUTH_LOOPBACK_METADATA_ORIGINS"))
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! credential by itself, i.e. the session cookie: bearer-authenticated requests need none (C7).
 //!
 //! 1. **Fetch Metadata and Origin** ([`check_origin`]): a request the browser marks
-//!    `Sec-Fetch-Site: cross-site`, or whose `Origin` is neither this server nor a configured
-//!    origin, is refused, even with a valid token (C10). Non-browser clients send neither
+//!    `Sec-Fetch-Site: cross-site`, or whose `Origin` is neither this server (scheme included:
+//!    the public URL's) nor a configured origin, is refused, even with a valid token (C10). Non-browser clients send neither
 //!    header and fall through to the token. The login endpoint uses the same check (login
 //!    CSRF, C8) and takes JSON only.
 //! 2. **Signed, session-bound double submit** ([`check_request`], [`verify_token`]) on POST, PUT, PATCH and DELETE:
@@ -150,9 +150,13 @@ pub fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), &'stati
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let same_origin = origin
-        .split_once("://")
-        .is_some_and(|(_, authority)| !host.is_empty() && authority.eq_ignore_ascii_case(host));
+    // Same origin is scheme, host and port. The scheme browsers use is the public URL's (TLS
+    // may end at a proxy, so the request's own scheme says nothing): a page served over plain
+    // `http://` on our host name is not our `https://` origin.
+    let scheme = state.public_url.split_once("://").map_or("", |(s, _)| s);
+    let same_origin = origin.split_once("://").is_some_and(|(s, authority)| {
+        s.eq_ignore_ascii_case(scheme) && !host.is_empty() && authority.eq_ignore_ascii_case(host)
+    });
     let configured = state
         .config
         .cors_allowed_origins

@@ -17,6 +17,11 @@
 //!   the authentication layer ([`limit_principal`]), where the principal is known; it never
 //!   counts 401s, and only the principal itself sees its state.
 //!
+//! - a handler's own bucket ([`count_client`]): keyed by client address like `default`, counted
+//!   and refused by the handler itself, so its refusal keeps the endpoint's own error shape and
+//!   audit event (`register`: OAuth client registrations, `http::oauth`). Its state is handed
+//!   back with [`attach`] and rendered with the others.
+//!
 //! `/health`, `/live` and `/ready` are exempt on an exact path match only (`/HEALTH`,
 //! `//health`, `/health/x`, `/health;x` are counted, catalogue R6).
 //!
@@ -108,8 +113,19 @@ impl BucketState {
         self.policy.quota.saturating_sub(self.count)
     }
 
-    fn exceeded(&self) -> bool {
+    pub(crate) fn exceeded(&self) -> bool {
         self.count > self.policy.quota
+    }
+
+    /// How long until the window resets: a refusal's `Retry-After`.
+    pub(crate) fn retry_after(&self) -> Duration {
+        Duration::from_secs(self.reset_secs)
+    }
+
+    /// Whether this is the window's first refusal (count = quota + 1, known atomically from
+    /// the store): the one worth an audit record, so a flood cannot flood the audit log.
+    pub(crate) fn first_refusal(&self) -> bool {
+        self.count == self.policy.quota + 1
     }
 }
 
@@ -162,6 +178,41 @@ async fn count(
             ApiError::store_unavailable("the service is unavailable right now; try again later")
         })?;
     Ok(BucketState::of(policy, window, now))
+}
+
+/// The bucket key of `request`'s client address, as the `default` bucket keys it (IPv6 by
+/// its /64), for [`count_client`].
+pub(crate) fn client_key(request: &Request) -> String {
+    request_ip(request).map_or_else(|| "unknown".to_owned(), ip_key)
+}
+
+/// Counts one request of the client address `key` ([`client_key`]) in a handler's own bucket
+/// `name` (`quota` per `window`). The handler refuses when the result is
+/// [`exceeded`](BucketState::exceeded); a store failure is the limiter's 503.
+pub(crate) async fn count_client(
+    state: &AppState,
+    key: &str,
+    name: &'static str,
+    quota: u64,
+    window: Duration,
+) -> Result<BucketState, ApiError> {
+    let policy = Policy {
+        name,
+        quota,
+        window,
+    };
+    count(state, policy, key, state.now()).await
+}
+
+/// Hands a handler's bucket to [`limit_requests`], which renders it with the others.
+pub(crate) fn attach(response: &mut Response, bucket: BucketState) {
+    let extensions = response.extensions_mut();
+    match extensions.get_mut::<InnerBuckets>() {
+        Some(inner) => inner.0.push(bucket),
+        None => {
+            extensions.insert(InnerBuckets(vec![bucket]));
+        }
+    }
 }
 
 /// The bucket a 429 is about (the exhausted one that resets last), or `None`.

@@ -198,6 +198,20 @@ fn location(response: &reqwest::Response) -> Vec<(String, String)> {
         .collect()
 }
 
+/// An authorization request refused on our own error page: 400, no redirect, no consent
+/// cookie. Returns the page.
+async fn error_page(response: reqwest::Response) -> String {
+    assert_eq!(response.status(), 400, "an error page");
+    assert!(
+        response.headers().get(header::LOCATION).is_none(),
+        "never redirected"
+    );
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    let html = response.text().await.unwrap();
+    assert!(html.contains("cannot continue"), "{html}");
+    html
+}
+
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
@@ -498,7 +512,7 @@ async fn pkce_is_required_s256_only_and_verified() {
     let s = TestServer::start().await;
     let client = client_id(&s).await;
     let (verifier, challenge) = pkce("pkce");
-    // At the authorization endpoint: missing challenge, plain method → back with an error.
+    // At the authorization endpoint: missing challenge, plain method → an error page.
     for (params, description) in [
         (
             with(
@@ -525,14 +539,10 @@ async fn pkce_is_required_s256_only_and_verified() {
             "S256",
         ),
     ] {
-        let back = location(&get_authorize(&s, &params).await);
-        assert_eq!(param(&back, "error"), Some("invalid_request"));
-        assert!(
-            param(&back, "error_description")
-                .unwrap()
-                .contains(description)
-        );
-        assert!(param(&back, "code").is_none());
+        // Shown here, never sent to the redirect URI (L1).
+        let html = error_page(get_authorize(&s, &params).await).await;
+        assert!(html.contains("invalid_request"), "{html}");
+        assert!(html.contains(description), "{html}");
     }
     // At the token endpoint: missing and wrong verifiers.
     let (code, _, _) = {
@@ -614,11 +624,9 @@ async fn state_is_single_use() {
     let page = consent_page(&s, &params).await;
     let back = location(&approve(&s, &page).await);
     assert!(param(&back, "code").is_some());
-    // The same state again: refused back to the client, no consent page.
-    let back = location(&get_authorize(&s, &params).await);
-    assert_eq!(param(&back, "error"), Some("invalid_request"));
-    assert_eq!(param(&back, "state"), Some("one-time-state"));
-    assert!(param(&back, "code").is_none());
+    // The same state again: refused on our error page, no consent page, no redirect.
+    let html = error_page(get_authorize(&s, &params).await).await;
+    assert!(html.contains("already used"), "{html}");
     // The same consent form posted again: refused, no code.
     let again = approve(&s, &page).await;
     assert_eq!(again.status(), 400);
@@ -642,8 +650,8 @@ async fn codes_are_bound_to_this_resource() {
     let client = client_id(&s).await;
     let (_, challenge) = pkce("resource");
     let other = "https://other.example/mcp";
-    let back = location(
-        &get_authorize(
+    let html = error_page(
+        get_authorize(
             &s,
             &with(
                 authorize_params(&client, &challenge, "r1"),
@@ -652,8 +660,9 @@ async fn codes_are_bound_to_this_resource() {
             ),
         )
         .await,
-    );
-    assert_eq!(param(&back, "error"), Some("invalid_target"));
+    )
+    .await;
+    assert!(html.contains("invalid_target"), "{html}");
     // A code for this resource, exchanged for another one.
     let (code, verifier, client) = code_for(&s, "r2").await;
     let (status, body, _) = token_request(
@@ -740,7 +749,8 @@ async fn client_metadata_documents_at_private_addresses_are_never_fetched() {
 
 #[tokio::test]
 async fn a_client_metadata_document_on_loopback_is_used_in_development() {
-    // A local document server (loopback is allowed outside production only).
+    // A local document server (loopback is allowed outside production only, for a listed
+    // origin).
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let id = format!("http://{addr}/oauth/client.json");
@@ -754,7 +764,9 @@ async fn a_client_metadata_document_on_loopback_is_used_in_development() {
         }),
     );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let s = TestServer::start().await;
+    // Its exact origin is listed (only listed loopback origins are fetched, L6).
+    let origin = format!("http://{addr}");
+    let s = TestServer::start_with(&[("OAUTH_LOOPBACK_METADATA_ORIGINS", origin.as_str())]).await;
     let (verifier, challenge) = pkce("cimd");
     let params = with(
         authorize_params(&id, &challenge, "c1"),
@@ -1090,4 +1102,284 @@ async fn the_flow_spans_two_instances_sharing_redis() {
         401,
         "the family is revoked everywhere"
     );
+}
+
+/// A registration from `forwarded_for` (through the trusted proxy 127.0.0.1).
+async fn register_from(s: &TestServer, forwarded_for: &str) -> reqwest::Response {
+    s.http
+        .post(s.url("/oauth/register"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({"client_name": "Flood", "redirect_uris": [REDIRECT]}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// M4: registration is open, so each client address (an IPv6 one by its /64) gets a bucket of
+/// its own: past it, 429 with `Retry-After` in the endpoint's error shape, audited once per
+/// window; other addresses still register.
+#[tokio::test]
+async fn registrations_are_limited_per_client_address() {
+    use mcp_dust_server::http::oauth::REGISTRATION_QUOTA;
+    let s = TestServer::start_with(&[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    for i in 0..REGISTRATION_QUOTA {
+        // Different addresses of one /64 share its bucket.
+        let response = register_from(&s, &format!("2001:db8:1:2::{:x}", i + 1)).await;
+        assert_eq!(response.status(), 201, "registration {i}");
+    }
+    for _ in 0..2 {
+        let response = register_from(&s, "2001:db8:1:2:ffff:ffff:ffff:ffff").await;
+        assert_eq!(response.status(), 429);
+        let retry_after: u64 = response.headers()[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=3600).contains(&retry_after), "{retry_after}");
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        let limits = response.headers()["ratelimit"].to_str().unwrap().to_owned();
+        assert!(limits.contains("\"register\";r=0"), "{limits}");
+        let body: Value = response.json().await.unwrap();
+        assert_oauth_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &body,
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+        );
+    }
+    let refused = audited(&s, AuditEventType::OauthClientRefused).await;
+    let limited: Vec<_> = refused
+        .iter()
+        .filter(|r| r["extra"]["reason"] == "registration_rate_limited")
+        .collect();
+    assert_eq!(limited.len(), 1, "audited once per window: {refused:?}");
+    assert_eq!(
+        audited(&s, AuditEventType::OauthClientRegistered)
+            .await
+            .len(),
+        usize::try_from(REGISTRATION_QUOTA).unwrap()
+    );
+    // Another /64, another IPv4 address: their own buckets.
+    assert_eq!(register_from(&s, "2001:db8:1:3::1").await.status(), 201);
+    assert_eq!(register_from(&s, "192.0.2.7").await.status(), 201);
+    // The window passes: the /64 registers again.
+    s.clock
+        .advance(mcp_dust_server::http::oauth::REGISTRATION_WINDOW);
+    assert_eq!(register_from(&s, "2001:db8:1:2::1").await.status(), 201);
+}
+
+/// M4: a client that never completes an authorization is forgotten after a day; one that did
+/// keeps the long life it always had.
+#[tokio::test]
+async fn unused_clients_are_forgotten_after_a_day() {
+    let s = TestServer::start().await;
+    let (code, verifier, used) = code_for(&s, "used-client").await;
+    assert_eq!(exchange(&s, &code, &verifier, &used).await.0, 200);
+    let unused = client_id(&s).await;
+    let (_, challenge) = pkce("unused");
+    s.clock.advance(
+        mcp_dust_server::http::oauth::UNUSED_CLIENT_TTL + std::time::Duration::from_secs(1),
+    );
+    let response = get_authorize(&s, &authorize_params(&unused, &challenge, "u1")).await;
+    assert_eq!(response.status(), 400, "the unused client is gone");
+    assert!(response.text().await.unwrap().contains("unknown client_id"));
+    consent_page(&s, &authorize_params(&used, &challenge, "u2")).await;
+    s.clock.advance(mcp_dust_server::http::oauth::CLIENT_TTL);
+    let response = get_authorize(&s, &authorize_params(&used, &challenge, "u3")).await;
+    assert_eq!(
+        response.status(),
+        400,
+        "a used client still ends at its long life"
+    );
+}
+
+/// M4: past the store's cap of unused clients, a registration evicts the oldest unused client
+/// instead of being refused (503 for everyone before); used clients stay. In memory and in
+/// Redis, each built with a cap of 3.
+#[tokio::test]
+async fn past_the_cap_registration_evicts_the_oldest_unused_client() {
+    use mcp_dust_server::store::{MemoryOAuthStore, Stores};
+    let memory = Stores {
+        oauth: std::sync::Arc::new(MemoryOAuthStore::new().with_unused_client_capacity(3)),
+        ..Stores::memory()
+    };
+    evicts_the_oldest_unused_client(memory).await;
+    let Some(redis) = crate::common::redis_server::RedisServer::start(
+        "past_the_cap_registration_evicts_the_oldest_unused_client",
+    )
+    .await
+    else {
+        return;
+    };
+    let store = redis
+        .store(&crate::common::redis_server::prefix("oauth-cap"))
+        .with_unused_client_capacity(3);
+    evicts_the_oldest_unused_client(Stores::redis(store)).await;
+}
+
+async fn evicts_the_oldest_unused_client(stores: mcp_dust_server::store::Stores) {
+    let sim = mcp_dust_server::sim::spawn(crate::common::sim_config())
+        .await
+        .unwrap();
+    let s = TestServer::start_with_stores(sim, &[], None, stores).await;
+    let (_, _, used) = code_for(&s, "kept").await;
+    let mut unused = Vec::new();
+    for _ in 0..4 {
+        unused.push(client_id(&s).await);
+        s.clock.advance(std::time::Duration::from_millis(5));
+    }
+    let (_, challenge) = pkce("cap");
+    let known = |client: String| {
+        let s = &s;
+        let challenge = challenge.clone();
+        async move {
+            get_authorize(s, &authorize_params(&client, &challenge, &client))
+                .await
+                .status()
+        }
+    };
+    assert_eq!(known(unused[0].clone()).await, 400, "the oldest is evicted");
+    for client in unused[1..].iter().chain([&used]) {
+        assert_eq!(known(client.clone()).await, 200, "{client}");
+    }
+}
+
+/// L1: registration is open, so a "registered" redirect URI is any address anyone chose. An
+/// invalid authorization request (whatever is wrong with it, even with a verified client and
+/// redirect URI) is our own error page, never a redirect: our host is no open redirect. A
+/// browser goes to a redirect URI only from the consent form (approve, or deny as here).
+#[tokio::test]
+async fn invalid_authorization_requests_are_never_redirected() {
+    let s = TestServer::start().await;
+    // The attacker's client: its redirect URI is the site it wants to bounce people to.
+    let evil = "https://evil.example/landing";
+    let response = register(&s, &[evil]).await;
+    assert_eq!(response.status(), 201);
+    let attacker: Value = response.json().await.unwrap();
+    let attacker = attacker["client_id"].as_str().unwrap().to_owned();
+    let client = client_id(&s).await;
+    let (_, challenge) = pkce("l1");
+    // A spent state, for the replay case.
+    let spent = authorize_params(&client, &challenge, "spent-state");
+    let page = consent_page(&s, &spent).await;
+    assert!(param(&location(&approve(&s, &page).await), "code").is_some());
+    let long_state = "s".repeat(600);
+    let base = |state: &str| authorize_params(&client, &challenge, state);
+    let cases = [
+        (
+            with(
+                with(
+                    authorize_params(&attacker, &challenge, "a"),
+                    "redirect_uri",
+                    Some(evil),
+                ),
+                "response_type",
+                Some("token"),
+            ),
+            "response_type",
+        ),
+        (
+            with(
+                with(
+                    authorize_params(&attacker, &challenge, "b"),
+                    "redirect_uri",
+                    None,
+                ),
+                "code_challenge",
+                None,
+            ),
+            "pkce_missing",
+        ),
+        (with(base("c"), "response_type", None), "response_type"),
+        (
+            with(base("d"), "code_challenge_method", Some("plain")),
+            "pkce_method",
+        ),
+        (
+            with(base("e"), "resource", Some("https://other.example/mcp")),
+            "resource_mismatch",
+        ),
+        (with(base("f"), "scope", Some("admin:everything")), "scope"),
+        (base(&long_state), "state_too_long"),
+        (spent, "state_replayed"),
+    ];
+    for (params, reason) in cases {
+        error_page(get_authorize(&s, &params).await).await;
+        let fails = audited(&s, AuditEventType::OauthAuthorizeFail).await;
+        assert!(
+            fails.iter().any(|r| r["extra"]["reason"] == reason),
+            "{reason}: {fails:?}"
+        );
+    }
+    // The consent form's own answer still goes back to the client: a denial.
+    let page = consent_page(&s, &base("deny")).await;
+    let denied = post_consent(&s, &page, Some(&page.cookie), &[("action", "deny")]).await;
+    let back = location(&denied);
+    assert_eq!(param(&back, "error"), Some("access_denied"));
+    assert_eq!(param(&back, "state"), Some("deny"));
+    assert!(param(&back, "code").is_none());
+}
+
+/// L6: outside production, a loopback metadata URL is fetched only for an origin listed in
+/// `OAUTH_LOOPBACK_METADATA_ORIGINS`; any other loopback port (or host, or scheme) is refused
+/// before a connection is attempted, so the fetcher is no oracle for local ports.
+#[tokio::test]
+async fn unlisted_loopback_metadata_urls_are_refused_without_connecting() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let listed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listed = format!("http://{}", listed.local_addr().unwrap());
+    let s = TestServer::start_with(&[("OAUTH_LOOPBACK_METADATA_ORIGINS", listed.as_str())]).await;
+    let (_, challenge) = pkce("oracle");
+    let probes = [
+        format!("http://127.0.0.1:{port}/client.json"),
+        format!("https://127.0.0.1:{port}/client.json"),
+        format!("http://localhost:{port}/client.json"),
+    ];
+    for client in &probes {
+        let params = with(
+            authorize_params(client, &challenge, "o"),
+            "client_id",
+            Some(client),
+        );
+        let html = error_page(get_authorize(&s, &params).await).await;
+        assert!(!html.contains("could not be fetched"), "{html}");
+    }
+    let no_connection =
+        tokio::time::timeout(std::time::Duration::from_millis(300), listener.accept()).await;
+    assert!(no_connection.is_err(), "the probed port saw a connection");
+    let refused = audited(&s, AuditEventType::OauthClientRefused).await;
+    assert_eq!(refused.len(), probes.len(), "{refused:?}");
+}
+
+/// The consent post's same-origin check is not scheme-blind: on a server whose public URL is
+/// https, an `http://` page on the same host and port is a foreign origin (a network attacker
+/// can serve one), while the `https://` one passes on to the cookie check.
+#[tokio::test]
+async fn an_http_origin_is_not_the_same_origin_as_https() {
+    let s = TestServer::start_with(&[
+        ("NODE_ENV", "production"),
+        ("MCP_PUBLIC_URL", "https://mcp.example.com"),
+        ("ALLOWED_HOSTS", "127.0.0.1"),
+    ])
+    .await;
+    let host = format!("127.0.0.1:{}", s.addr.port());
+    for (origin, reason) in [
+        (format!("http://{host}"), "foreign_origin"),
+        (format!("https://{host}"), "missing_cookie"),
+    ] {
+        let response = post_form(s.url("/oauth/authorize"), &[("consent", "x")])
+            .header(header::ORIGIN, &origin)
+            .header("sec-fetch-site", "same-origin")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{origin}");
+        let fails = audited(&s, AuditEventType::CsrfFail).await;
+        assert_eq!(
+            fails.last().unwrap()["extra"]["reason"],
+            reason,
+            "{origin}: {fails:?}"
+        );
+    }
 }

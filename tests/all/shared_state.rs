@@ -159,7 +159,9 @@ mod oauth_store_contract {
         let Some(redis) = RedisServer::start("oauth_store_contract").await else {
             return;
         };
-    } => redis.store(&prefix("oauth")));
+    } => redis.store(&prefix("oauth")).with_unused_client_capacity(
+        mcp_dust_server::store::oauth::contract::UNUSED_CAPACITY,
+    ));
 }
 
 mod token_store_contract {

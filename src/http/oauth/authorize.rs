@@ -1,13 +1,23 @@
 //! The authorization endpoint and its consent page.
 //!
-//! `GET /oauth/authorize` checks the request in an order that never redirects to an address it
-//! has not verified: first the client and the exact redirect URI (a failure is an error page
-//! here), then everything else (a failure goes back to the verified redirect URI as
-//! `error=…`, RFC 6749 §4.1.2.1): `response_type=code`, a PKCE S256 challenge (`plain` is
-//! refused), `resource` equal to the canonical `/mcp` URI, a `state` not already spent, the
-//! scopes. It then stores a pending consent and shows the page, with a form token that is an
-//! HMAC over the consent id and a random cookie set with it (`__Host-mcp.oauth` in
-//! production): a forged post from another site has neither.
+//! `GET /oauth/authorize` checks the client and the exact redirect URI first, then everything
+//! else: `response_type=code`, a PKCE S256 challenge (`plain` is refused), `resource` equal to
+//! the canonical `/mcp` URI, a `state` not already spent, the scopes. It then stores a pending
+//! consent and shows the page, with a form token that is an HMAC over the consent id and a
+//! random cookie set with it (`__Host-mcp.oauth` in production): a forged post from another
+//! site has neither.
+//!
+//! **No error of the `GET` is redirected**, not even once the redirect URI is verified: every
+//! refusal is our own error page (400, audited `oauth_authorize_fail`). RFC 6749 §4.1.2.1 only
+//! forbids redirecting errors about the client or the redirect URI, but registration here is
+//! open, so "a registered redirect URI" is any address anyone chose a minute ago: bouncing a
+//! browser there straight from a link to our host would make it an open redirect (RFC 9700
+//! §4.11.1). A browser is sent to a redirect URI only from the consent form's own submission,
+//! i.e. after the person has seen our page naming where it goes: the code, `access_denied`
+//! when they deny, or `invalid_request` when the `state` was spent meanwhile. (OAuth 2.1 lets
+//! a server show errors to the person instead of redirecting them; conforming clients, the
+//! SDKs among them, never send an invalid request on purpose, so nothing relies on the
+//! redirect.)
 //!
 //! `POST /oauth/authorize` checks Fetch Metadata and `Origin`, the cookie and the form token
 //! (a failure is `csrf_fail`), takes the pending consent (once), then runs the login's checks
@@ -142,7 +152,7 @@ fn redirect_to(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
     response
 }
 
-/// An error sent back to the (verified) redirect URI.
+/// An error sent back to the (verified) redirect URI: only from the consent form's submission.
 fn redirect_error(
     state: &AppState,
     redirect_uri: &str,
@@ -221,11 +231,12 @@ pub(super) async fn show(State(state): State<AppState>, request: Request) -> Res
             return page::error(StatusCode::BAD_REQUEST, "redirect_uri is required");
         }
     };
-    // From here on, errors go back to the verified redirect URI.
+    // The client and redirect URI are verified, yet no person has seen our page: errors are
+    // still shown here, never sent to the redirect URI (see the module doc).
     let client_state = get("state");
     let refuse = |error: &str, description: &str, reason: &str| {
         fail(&state, &info, Some(client_id), reason);
-        redirect_error(&state, &redirect_uri, client_state, error, description)
+        page::error(StatusCode::BAD_REQUEST, &format!("{description} ({error})"))
     };
     if client_state.is_some_and(|s| s.len() > MAX_STATE_LEN) {
         return refuse("invalid_request", "state is too long", "state_too_long");
@@ -541,6 +552,9 @@ pub(super) async fn consent(State(state): State<AppState>, request: Request) -> 
             Err(e) => return super::store_down(&e),
         }
     }
+    if let Err(e) = keep_client(&state, &pending.client_id, now).await {
+        return super::store_down(&e);
+    }
     let family_id = format!("fam_{}", &random_secret()[..22]);
     let grant = Grant {
         family_id: family_id.clone(),
@@ -598,6 +612,25 @@ pub(super) async fn consent(State(state): State<AppState>, request: Request) -> 
         .headers_mut()
         .append(header::SET_COOKIE, set_cookie(&state, None));
     response
+}
+
+/// A completed authorization makes a registered client *used*: it gets the long life of
+/// [`super::CLIENT_TTL`] from its registration and leaves the cap of unused clients. A metadata
+/// document stays a short-lived cache entry; a client evicted meanwhile is not brought back
+/// (the code is still issued: the person approved it).
+async fn keep_client(
+    state: &AppState,
+    client_id: &str,
+    now: i64,
+) -> Result<(), crate::store::StoreError> {
+    match state.oauth.get_client(client_id, now).await? {
+        Some(client) if !client.used && !client.metadata_document => {
+            let until = client.created_at_ms + ms(super::CLIENT_TTL);
+            state.oauth.mark_client_used(client_id, until, now).await?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The consent page again, with `problem` (a refused key, no permission ticked): the pending

@@ -5,11 +5,15 @@
 //! https, or http on a loopback host (native apps, RFC 8252 §7.3). A client id that is an URL
 //! is a metadata document: fetched once ([`super::fetch`], SSRF-guarded), checked like a
 //! registration (its `client_id` must be its own URL), and cached in the store briefly.
+//!
+//! Registration needs no credentials, so it is bounded (see the parent module): a `register`
+//! bucket per client address, counted before anything is read, and a short life until the
+//! client completes an authorization; the store evicts the oldest unused client past its cap.
 
 use axum::{
     Json,
     extract::{Request, State},
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde_json::{Value, json};
@@ -18,6 +22,7 @@ use url::Url;
 use super::{events, fetch, now_ms, oauth_error, store_down};
 use crate::{
     audit::{AuditEvent, AuditResult, RequestInfo, Severity},
+    http::rate_limit,
     state::AppState,
     store::oauth::OAuthClient,
 };
@@ -128,31 +133,77 @@ fn refused(state: &AppState, info: &RequestInfo, client_id: Option<&str>, reason
     );
 }
 
-/// `POST /oauth/register` (RFC 7591): a public client with its redirect URIs.
+/// `POST /oauth/register` (RFC 7591): a public client with its redirect URIs, unused until an
+/// authorization completes (and forgotten after [`super::UNUSED_CLIENT_TTL`] if none does).
+/// Each attempt counts in the client address's `register` bucket first.
 pub(super) async fn register(State(state): State<AppState>, request: Request) -> Response {
     let info = super::super::request_info(&request);
+    let key = rate_limit::client_key(&request);
+    let bucket = match rate_limit::count_client(
+        &state,
+        &key,
+        "register",
+        super::REGISTRATION_QUOTA,
+        super::REGISTRATION_WINDOW,
+    )
+    .await
+    {
+        Ok(bucket) => bucket,
+        Err(error) => return error.into_response(),
+    };
+    let mut response = if bucket.exceeded() {
+        too_many(&state, &info, bucket)
+    } else {
+        create(&state, &info, request).await
+    };
+    rate_limit::attach(&mut response, bucket);
+    response
+}
+
+/// A registration refused by the `register` bucket: 429 with `Retry-After`, in the endpoint's
+/// error shape; audited once per address and window (a flood is only counted).
+fn too_many(state: &AppState, info: &RequestInfo, bucket: rate_limit::BucketState) -> Response {
+    metrics::counter!("rate_limited_total", "bucket" => "register").increment(1);
+    if bucket.first_refusal() {
+        refused(state, info, None, "registration_rate_limited");
+    }
+    let retry_after = bucket.retry_after().as_secs().max(1);
+    let mut response = oauth_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many client registrations from this address; retry after the number of seconds in Retry-After",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response
+}
+
+/// The registration itself, past the bucket.
+async fn create(state: &AppState, info: &RequestInfo, request: Request) -> Response {
     let body: Value = match super::super::read_json(request, MAX_REGISTRATION_BODY).await {
         Ok(body) => body,
         Err(e) => {
-            refused(&state, &info, None, "body");
+            refused(state, info, None, "body");
             return oauth_error(e.status, "invalid_client_metadata", &e.message);
         }
     };
     let (redirect_uris, client_name) = match check_metadata(&body) {
         Ok(found) => found,
         Err((error, description)) => {
-            refused(&state, &info, None, description);
+            refused(state, info, None, description);
             return oauth_error(StatusCode::BAD_REQUEST, error, description);
         }
     };
-    let now = now_ms(&state);
+    let now = now_ms(state);
     let client = OAuthClient {
         client_id: format!("mcp_client_{}", &super::random_secret()[..24]),
         client_name,
         redirect_uris,
         metadata_document: false,
         created_at_ms: now,
-        expires_at_ms: now + super::ms(super::CLIENT_TTL),
+        expires_at_ms: now + super::ms(super::UNUSED_CLIENT_TTL),
+        used: false,
     };
     if let Err(e) = state.oauth.put_client(&client, now).await {
         return store_down(&e);
@@ -163,7 +214,7 @@ pub(super) async fn register(State(state): State<AppState>, request: Request) ->
             Severity::Info,
             "oauth client registered",
         )
-        .request(&info)
+        .request(info)
         .action("oauth_register")
         .result(AuditResult::Success)
         .resource("oauth_client", &client.client_id)
@@ -213,10 +264,15 @@ pub(super) async fn find(
     if !(client_id.starts_with("https://") || client_id.starts_with("http://")) {
         return Err(Lookup::Refused("unknown client_id"));
     }
-    let development = !state.config.is_production();
+    // Loopback documents: only the listed development origins, never in production.
+    let loopback_origins: &[String] = if state.config.is_production() {
+        &[]
+    } else {
+        &state.config.oauth_loopback_metadata_origins
+    };
     let document = async {
-        let url = fetch::check_url(client_id, development)?;
-        let bytes = fetch::fetch(&url, development).await?;
+        let url = fetch::check_url(client_id, loopback_origins)?;
+        let bytes = fetch::fetch(&url, loopback_origins).await?;
         let body: Value = serde_json::from_slice(&bytes)
             .map_err(|_| fetch::Refused("the client metadata document is not JSON"))?;
         if body.get("client_id").and_then(Value::as_str) != Some(client_id) {
@@ -241,6 +297,7 @@ pub(super) async fn find(
         metadata_document: true,
         created_at_ms: now,
         expires_at_ms: now + DOCUMENT_CACHE_MS,
+        used: false,
     };
     state
         .oauth

@@ -1,14 +1,17 @@
 //! Fetching a client ID metadata document: the one place this server fetches a URL a stranger
 //! chose, so the one place guarded against SSRF (MCP security best practices, "SSRF").
 //!
-//! - **Scheme**: https only; plain http only for a loopback host outside production (a local
-//!   client during development).
+//! - **Scheme**: https only; plain http only for a listed loopback origin (below).
 //! - **Address**: the host is resolved here, and every address must be public: private,
-//!   shared, loopback (outside development), link-local (cloud metadata at 169.254.169.254),
-//!   documentation, benchmarking, multicast and reserved ranges are refused, IPv4-mapped IPv6
-//!   judged as IPv4 ([`ipnet`] ranges, no hand parsing). The connection is then pinned to the
-//!   address checked, so a DNS answer that changes between check and use (rebinding) changes
-//!   nothing.
+//!   shared, loopback, link-local (cloud metadata at 169.254.169.254), documentation,
+//!   benchmarking, multicast and reserved ranges are refused, IPv4-mapped IPv6 judged as IPv4
+//!   ([`ipnet`] ranges, no hand parsing). The connection is then pinned to the address
+//!   checked, so a DNS answer that changes between check and use (rebinding) changes nothing.
+//! - **Loopback**: never in production. Outside it, only the exact origins (scheme, host and
+//!   port) of `OAUTH_LOOPBACK_METADATA_ORIGINS`, for a local client under development: allowing
+//!   any loopback port would let anyone who reaches a development server use it as an oracle
+//!   for what listens on its machine (a refusal, a timeout and a non-JSON answer read
+//!   differently). Every other loopback URL is refused before any connection is attempted.
 //! - **Bounds**: 3 s to connect, 5 s in all, 64 KiB of body, no proxy, no redirect followed (a
 //!   3xx is a refusal), no credentials sent.
 
@@ -69,7 +72,7 @@ static BLOCKED: LazyLock<Vec<IpNet>> = LazyLock::new(|| {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Refused(pub &'static str);
 
-/// Whether `ip` may be fetched. Loopback only when `allow_loopback` (development).
+/// Whether `ip` may be fetched. Loopback only when `allow_loopback` (a listed origin).
 #[must_use]
 pub(super) fn address_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
     let ip = match ip {
@@ -92,9 +95,16 @@ pub(super) fn is_loopback_host(host: &Host<&str>) -> bool {
     }
 }
 
-/// Checks the URL's shape: https (http for loopback in development), a host, a path other
-/// than `/`, no credentials, no fragment.
-pub(super) fn check_url(text: &str, development: bool) -> Result<Url, Refused> {
+/// Whether `url`'s origin is one of `loopback_origins` (normalized by the configuration as
+/// [`Url::origin`] serializes them): the only loopback URLs ever fetched.
+fn listed(url: &Url, loopback_origins: &[String]) -> bool {
+    let origin = url.origin().ascii_serialization();
+    loopback_origins.contains(&origin)
+}
+
+/// Checks the URL's shape: https (http only for a listed loopback origin), a host, a path
+/// other than `/`, no credentials, no fragment. `loopback_origins` is empty in production.
+pub(super) fn check_url(text: &str, loopback_origins: &[String]) -> Result<Url, Refused> {
     if text.len() > MAX_URL_LEN {
         return Err(Refused("the client id URL is too long"));
     }
@@ -102,7 +112,7 @@ pub(super) fn check_url(text: &str, development: bool) -> Result<Url, Refused> {
     let host = url.host().ok_or(Refused("the client id URL has no host"))?;
     match url.scheme() {
         "https" => {}
-        "http" if development && is_loopback_host(&host) => {}
+        "http" if is_loopback_host(&host) && listed(&url, loopback_origins) => {}
         _ => return Err(Refused("a client id URL must use https")),
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -116,8 +126,10 @@ pub(super) fn check_url(text: &str, development: bool) -> Result<Url, Refused> {
     Ok(url)
 }
 
-/// Resolves `url`'s host and checks every address; returns the one to connect to.
-async fn resolve(url: &Url, development: bool) -> Result<SocketAddr, Refused> {
+/// Resolves `url`'s host and checks every address; returns the one to connect to. Loopback
+/// addresses pass only for a listed origin.
+async fn resolve(url: &Url, loopback_origins: &[String]) -> Result<SocketAddr, Refused> {
+    let allow_loopback = listed(url, loopback_origins);
     let port = url
         .port_or_known_default()
         .ok_or(Refused("the client id URL has no port"))?;
@@ -139,7 +151,7 @@ async fn resolve(url: &Url, development: bool) -> Result<SocketAddr, Refused> {
     }
     if addresses
         .iter()
-        .any(|a| !address_allowed(a.ip(), development))
+        .any(|a| !address_allowed(a.ip(), allow_loopback))
     {
         return Err(Refused(
             "the client id URL points at a private, loopback or reserved address",
@@ -149,8 +161,8 @@ async fn resolve(url: &Url, development: bool) -> Result<SocketAddr, Refused> {
 }
 
 /// Fetches the document at `url` under the rules above; returns its bytes.
-pub(super) async fn fetch(url: &Url, development: bool) -> Result<Vec<u8>, Refused> {
-    let address = resolve(url, development).await?;
+pub(super) async fn fetch(url: &Url, loopback_origins: &[String]) -> Result<Vec<u8>, Refused> {
+    let address = resolve(url, loopback_origins).await?;
     crate::dust::install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -229,13 +241,41 @@ mod tests {
 
     #[test]
     fn urls_need_https_a_path_and_no_credentials() {
-        assert!(check_url("https://client.example/meta.json", false).is_ok());
-        assert!(check_url("http://client.example/meta.json", true).is_err());
-        assert!(check_url("http://127.0.0.1:9/meta.json", true).is_ok());
-        assert!(check_url("http://127.0.0.1:9/meta.json", false).is_err());
-        assert!(check_url("https://client.example/", false).is_err());
-        assert!(check_url("https://u:p@client.example/m", false).is_err());
-        assert!(check_url("https://client.example/m#f", false).is_err());
-        assert!(check_url("ftp://client.example/m", false).is_err());
+        let listed = ["http://127.0.0.1:9".to_owned()];
+        assert!(check_url("https://client.example/meta.json", &[]).is_ok());
+        assert!(check_url("http://client.example/meta.json", &listed).is_err());
+        assert!(check_url("http://127.0.0.1:9/meta.json", &listed).is_ok());
+        assert!(check_url("http://127.0.0.1:9/meta.json", &[]).is_err());
+        assert!(check_url("https://client.example/", &[]).is_err());
+        assert!(check_url("https://u:p@client.example/m", &[]).is_err());
+        assert!(check_url("https://client.example/m#f", &[]).is_err());
+        assert!(check_url("ftp://client.example/m", &[]).is_err());
+    }
+
+    #[test]
+    fn only_the_listed_loopback_origins_pass() {
+        let listed = ["http://127.0.0.1:9".to_owned()];
+        for other in [
+            "http://127.0.0.1:10/meta.json",
+            "http://127.0.0.2:9/meta.json",
+            "http://localhost:9/meta.json",
+            "http://[::1]:9/meta.json",
+        ] {
+            assert!(check_url(other, &listed).is_err(), "{other}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_loopback_address_of_an_unlisted_origin_is_refused_before_connecting() {
+        let listed = ["http://127.0.0.1:9".to_owned()];
+        for (url, refused) in [
+            ("https://127.0.0.1:9/m", true),
+            ("https://127.0.0.1:10/m", true),
+            ("https://localhost:10/m", true),
+            ("http://127.0.0.1:9/m", false),
+        ] {
+            let url = Url::parse(url).unwrap();
+            assert_eq!(resolve(&url, &listed).await.is_err(), refused, "{url}");
+        }
     }
 }

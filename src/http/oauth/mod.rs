@@ -14,12 +14,20 @@
 //! | `POST /oauth/token` | code (PKCE S256) and refresh-token grants | [`token`] |
 //! | `POST /oauth/revoke` | RFC 7009 revocation | [`token`] |
 //!
+//! Registration is open (RFC 7591 without an initial access token), so what it can make the
+//! server keep is bounded three ways: a `register` bucket per client address
+//! ([`REGISTRATION_QUOTA`] per [`REGISTRATION_WINDOW`], refused 429 with `Retry-After`), a
+//! short life for a client never used ([`UNUSED_CLIENT_TTL`]; [`CLIENT_TTL`] once an
+//! authorization completes), and the store's cap of unused clients, which evicts the oldest
+//! unused one instead of refusing everyone.
+//!
 //! A client is either registered here or a client ID metadata document: an https URL fetched
 //! with SSRF protection ([`fetch`]). The confused-deputy defences of the MCP security best
-//! practices: exact `redirect_uri` match before anything is redirected (a bad one is an error
-//! page, never a redirect), a consent page per authorization naming the client and its redirect
-//! host, CSRF protection of the consent (a signed form token bound to a short-lived `__Host-`
-//! cookie), framing denied, `state` single-use, PKCE S256 only, codes single-use (a replay
+//! practices: exact `redirect_uri` match, and no redirect before the person has seen our page
+//! (every invalid authorization request is an error page here, since registration is open and
+//! a redirect URI is whatever someone registered: no open redirect), a consent page per
+//! authorization naming the client and its redirect host, CSRF protection of the consent (a
+//! signed form token bound to a short-lived `__Host-` cookie), framing denied, `state` single-use, PKCE S256 only, codes single-use (a replay
 //! revokes what the code issued), refresh tokens rotated on use (a reuse revokes the family),
 //! and `resource` (RFC 8707) bound to the canonical `/mcp` URI. State lives behind
 //! [`crate::store::OAuthStore`] (memory or Redis); secrets are stored hashed or sealed.
@@ -54,8 +62,23 @@ pub const CODE_MEMORY: Duration = Duration::from_secs(600);
 /// How long a consent page may be answered, and a `state` stays spent.
 pub const CONSENT_TTL: Duration = Duration::from_secs(600);
 
-/// How long a dynamically registered client is kept (re-registering is cheap for a client).
+/// How long a dynamically registered client is kept once used, from its registration
+/// (re-registering is cheap for a client).
 pub const CLIENT_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// How long a registered client that never completed an authorization is kept: registration
+/// is open to anyone, so what nobody uses is forgotten after a day (and evicted sooner, oldest
+/// first, past the store's cap of unused clients).
+pub const UNUSED_CLIENT_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Registrations per client address (IPv6: per /64) in [`REGISTRATION_WINDOW`]. A connector
+/// registers once per person who connects it, and hosted ones (claude.ai, ChatGPT) register
+/// from a few addresses of theirs: generous for them, small against one address filling the
+/// store.
+pub const REGISTRATION_QUOTA: u64 = 60;
+
+/// The window of [`REGISTRATION_QUOTA`].
+pub const REGISTRATION_WINDOW: Duration = Duration::from_secs(3600);
 
 /// The OAuth routes (all public: they are how a client gets credentials).
 pub fn router() -> Router<AppState> {

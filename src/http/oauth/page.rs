@@ -72,8 +72,8 @@ pub(super) fn respond(
     response
 }
 
-/// An error that cannot be sent back to the client (unknown client, redirect URI not
-/// registered): shown here, never redirected.
+/// An error of an authorization request (an unknown client, a redirect URI not registered, or
+/// any other invalid parameter): shown here, never redirected (`authorize`'s module doc).
 pub(super) fn error(status: StatusCode, message: &str) -> Response {
     let body = format!(
         "<section class=\"card\"><h2>This authorization request cannot continue</h2>\n\

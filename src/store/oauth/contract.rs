@@ -4,7 +4,10 @@
 //! feature the integration tests run it against a live Redis; never in a release build.
 //!
 //! Every key is fresh per case, so a case can run against a store holding other data; `now` is
-//! fixed, since every expiry is judged by the caller's clock.
+//! fixed, since every expiry is judged by the caller's clock. The one exception is the cap of
+//! unused clients: stamp the suite with a store built with [`UNUSED_CAPACITY`] and holding no
+//! other unused client (a fresh one per case, as both stamps do), so the case can tell which
+//! client is the oldest.
 
 use super::{
     CodeRecord, Grant, Issued, OAuthClient, OAuthStore, PendingAuthorization, Redeemed,
@@ -13,6 +16,9 @@ use super::{
 
 /// The fixed `now` of every case (milliseconds).
 const NOW: i64 = 1_700_000_000_000;
+
+/// The cap of unused clients the stamped stores are built with.
+pub const UNUSED_CAPACITY: usize = 3;
 
 fn fresh(name: &str) -> String {
     format!("contract-{name}-{}", uuid::Uuid::new_v4().simple())
@@ -42,7 +48,25 @@ fn client() -> OAuthClient {
         metadata_document: false,
         created_at_ms: NOW,
         expires_at_ms: NOW + 60_000,
+        used: false,
     }
+}
+
+/// An unused client registered at `created_at_ms`.
+fn client_at(created_at_ms: i64) -> OAuthClient {
+    OAuthClient {
+        created_at_ms,
+        expires_at_ms: created_at_ms + 86_400_000,
+        ..client()
+    }
+}
+
+async fn present(store: &dyn OAuthStore, client: &OAuthClient) -> bool {
+    store
+        .get_client(&client.client_id, NOW)
+        .await
+        .unwrap()
+        .is_some()
 }
 
 /// Clients: round trip, gone at their expiry, unknown ones absent.
@@ -62,6 +86,93 @@ pub async fn a_client_reads_back_until_it_expires(store: &dyn OAuthStore) {
         "an expired client is gone"
     );
     assert_eq!(store.get_client(&fresh("nobody"), NOW).await.unwrap(), None);
+}
+
+/// The cap of unused clients: one more evicts the oldest unused client (by registration
+/// time, whatever the order of the puts) instead of being refused; used clients are never
+/// evicted and do not count.
+pub async fn past_the_cap_the_oldest_unused_client_is_evicted(store: &dyn OAuthStore) {
+    let used = OAuthClient {
+        used: true,
+        ..client_at(NOW - 10_000)
+    };
+    store.put_client(&used, NOW).await.unwrap();
+    let [a, b, c, d, e, f] = [1, 2, 3, 4, 5, 6].map(|i| client_at(NOW - 1_000 + i));
+    for client in [&b, &a, &c] {
+        store.put_client(client, NOW).await.unwrap();
+    }
+    assert!(present(store, &a).await && present(store, &b).await && present(store, &c).await);
+    store.put_client(&d, NOW).await.expect("never refused");
+    assert!(
+        !present(store, &a).await,
+        "the oldest unused client is evicted"
+    );
+    for client in [&b, &c, &d, &used] {
+        assert!(present(store, client).await, "{}", client.client_id);
+    }
+    // Once used, a client leaves the count: the next eviction takes the oldest still unused.
+    assert!(
+        store
+            .mark_client_used(&b.client_id, NOW + 1_000_000, NOW)
+            .await
+            .unwrap()
+    );
+    store.put_client(&e, NOW).await.unwrap();
+    assert!(present(store, &c).await, "b no longer counts: room for e");
+    store.put_client(&f, NOW).await.expect("never refused");
+    assert!(
+        !present(store, &c).await,
+        "c is now the oldest unused client"
+    );
+    for client in [&b, &d, &e, &f, &used] {
+        assert!(present(store, client).await, "{}", client.client_id);
+    }
+}
+
+/// Marking a client used gives it its new (long) life; an unknown or expired client is not
+/// resurrected.
+pub async fn a_used_client_takes_its_long_life(store: &dyn OAuthStore) {
+    let unused = client();
+    store.put_client(&unused, NOW).await.unwrap();
+    assert!(
+        store
+            .mark_client_used(&unused.client_id, NOW + 3_600_000, NOW)
+            .await
+            .unwrap()
+    );
+    let read = store
+        .get_client(&unused.client_id, NOW + 60_000)
+        .await
+        .unwrap()
+        .expect("lives past its first end");
+    assert!(read.used);
+    assert_eq!(read.expires_at_ms, NOW + 3_600_000);
+    assert_eq!(
+        store
+            .get_client(&unused.client_id, NOW + 3_600_000)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        !store
+            .mark_client_used(&fresh("nobody"), NOW + 3_600_000, NOW)
+            .await
+            .unwrap()
+    );
+    let expired = client();
+    store.put_client(&expired, NOW).await.unwrap();
+    assert!(
+        !store
+            .mark_client_used(&expired.client_id, NOW + 3_600_000, NOW + 60_000)
+            .await
+            .unwrap(),
+        "an expired client stays gone"
+    );
+    assert_eq!(
+        store.get_client(&expired.client_id, NOW).await.unwrap(),
+        Some(expired)
+    );
 }
 
 /// Pending consents: handed out once, not after expiry.
@@ -251,6 +362,8 @@ macro_rules! oauth_store_contract_tests {
             [$crate::store::oauth::contract]
             [
                 a_client_reads_back_until_it_expires,
+                past_the_cap_the_oldest_unused_client_is_evicted,
+                a_used_client_takes_its_long_life,
                 a_pending_consent_is_taken_once,
                 a_state_is_claimed_once_per_client,
                 a_code_is_redeemed_once_then_replayed,

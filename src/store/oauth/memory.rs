@@ -1,14 +1,20 @@
 //! The OAuth records of one process, under one `std::sync::Mutex` (no lock is held across an
 //! `.await`): one map per kind of record, each entry with its own end, bounded by
-//! [`MAX_MEMORY_RECORDS`].
+//! [`MAX_MEMORY_RECORDS`]. Unused clients are also indexed by registration time, so the oldest
+//! is found at once when the cap of unused clients (or the clients map) is full and one must
+//! go: without it, 100,000 anonymous registrations would fill the map and every new client
+//! would be refused until they expired.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Mutex,
+};
 
 use async_trait::async_trait;
 
 use super::{
-    CodeRecord, Issued, OAuthClient, OAuthStore, PendingAuthorization, Redeemed, RefreshRecord,
-    Rotated, secret_hash,
+    CodeRecord, Issued, MAX_UNUSED_CLIENTS, OAuthClient, OAuthStore, PendingAuthorization,
+    Redeemed, RefreshRecord, Rotated, secret_hash,
 };
 use crate::store::StoreError;
 
@@ -85,6 +91,8 @@ struct Family {
 #[derive(Debug)]
 struct Maps {
     clients: Expiring<OAuthClient>,
+    /// The unused clients, `(created_at_ms, client_id)`: the first is the one evicted.
+    unused: BTreeSet<(i64, String)>,
     pending: Expiring<PendingAuthorization>,
     states: Expiring<()>,
     codes: Expiring<(CodeRecord, Option<Issued>)>,
@@ -94,18 +102,26 @@ struct Maps {
 
 /// The OAuth records of one process (they die with it: a restart ends every grant).
 #[derive(Debug)]
-pub struct MemoryOAuthStore(Mutex<Maps>);
+pub struct MemoryOAuthStore {
+    maps: Mutex<Maps>,
+    /// Most unused clients held ([`MAX_UNUSED_CLIENTS`] by default).
+    unused_capacity: usize,
+}
 
 impl Default for MemoryOAuthStore {
     fn default() -> Self {
-        Self(Mutex::new(Maps {
-            clients: Expiring::new(),
-            pending: Expiring::new(),
-            states: Expiring::new(),
-            codes: Expiring::new(),
-            refresh: Expiring::new(),
-            families: Expiring::new(),
-        }))
+        Self {
+            maps: Mutex::new(Maps {
+                clients: Expiring::new(),
+                unused: BTreeSet::new(),
+                pending: Expiring::new(),
+                states: Expiring::new(),
+                codes: Expiring::new(),
+                refresh: Expiring::new(),
+                families: Expiring::new(),
+            }),
+            unused_capacity: MAX_UNUSED_CLIENTS,
+        }
     }
 }
 
@@ -115,10 +131,39 @@ impl MemoryOAuthStore {
         Self::default()
     }
 
+    /// Sets how many unused clients this store holds at most (at least 1; default
+    /// [`MAX_UNUSED_CLIENTS`]), so a test can reach the cap with a few registrations.
+    #[must_use]
+    pub fn with_unused_client_capacity(mut self, capacity: usize) -> Self {
+        self.unused_capacity = capacity.max(1);
+        self
+    }
+
     fn maps(&self) -> Result<std::sync::MutexGuard<'_, Maps>, StoreError> {
-        self.0
+        self.maps
             .lock()
             .map_err(|_| StoreError("oauth store lock poisoned".into()))
+    }
+}
+
+impl Maps {
+    /// Forgets expired clients and the index entries of clients gone or used.
+    fn purge_clients(&mut self, now_ms: i64) {
+        self.clients.0.retain(|_, e| e.expires_at_ms > now_ms);
+        let clients = &self.clients;
+        self.unused
+            .retain(|(_, id)| clients.get(id, now_ms).is_some_and(|c| !c.used));
+    }
+
+    /// Evicts the oldest unused client; `false` if there is none.
+    fn evict_oldest_unused(&mut self) -> bool {
+        match self.unused.pop_first() {
+            Some((_, id)) => {
+                self.clients.0.remove(&id);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -129,12 +174,50 @@ fn state_key(client_id: &str, state: &str) -> String {
 #[async_trait]
 impl OAuthStore for MemoryOAuthStore {
     async fn put_client(&self, client: &OAuthClient, now_ms: i64) -> Result<(), StoreError> {
-        self.maps()?.clients.insert(
-            &client.client_id,
-            client.clone(),
-            client.expires_at_ms,
-            now_ms,
-        )
+        let mut maps = self.maps()?;
+        let id = &client.client_id;
+        if let Some(old) = maps.clients.0.get(id) {
+            let key = (old.value.created_at_ms, id.clone());
+            maps.unused.remove(&key);
+        }
+        let map_full = |maps: &Maps| {
+            maps.clients.0.len() >= MAX_MEMORY_RECORDS && !maps.clients.0.contains_key(id)
+        };
+        let unused_full = |maps: &Maps| !client.used && maps.unused.len() >= self.unused_capacity;
+        if map_full(&maps) || unused_full(&maps) {
+            maps.purge_clients(now_ms);
+        }
+        while (map_full(&maps) || unused_full(&maps)) && maps.evict_oldest_unused() {}
+        maps.clients
+            .insert(id, client.clone(), client.expires_at_ms, now_ms)?;
+        if !client.used {
+            maps.unused.insert((client.created_at_ms, id.clone()));
+        }
+        Ok(())
+    }
+
+    async fn mark_client_used(
+        &self,
+        client_id: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut maps = self.maps()?;
+        let Maps {
+            clients, unused, ..
+        } = &mut *maps;
+        let Some(entry) = clients
+            .0
+            .get_mut(client_id)
+            .filter(|e| e.expires_at_ms > now_ms)
+        else {
+            return Ok(false);
+        };
+        unused.remove(&(entry.value.created_at_ms, client_id.to_owned()));
+        entry.value.used = true;
+        entry.value.expires_at_ms = expires_at_ms;
+        entry.expires_at_ms = expires_at_ms;
+        Ok(true)
     }
 
     async fn get_client(
@@ -341,5 +424,8 @@ impl OAuthStore for MemoryOAuthStore {
 
 #[cfg(test)]
 mod contract {
-    crate::oauth_store_contract_tests!(super::MemoryOAuthStore::new());
+    crate::oauth_store_contract_tests!(
+        super::MemoryOAuthStore::new()
+            .with_unused_client_capacity(crate::store::oauth::contract::UNUSED_CAPACITY)
+    );
 }

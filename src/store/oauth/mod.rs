@@ -14,6 +14,14 @@
 //! `state` once per client, [`OAuthStore::redeem_code`] marks a code spent and remembers what it
 //! issued (a replay revokes that), and [`OAuthStore::rotate_refresh`] spends a refresh token
 //! once, telling a reuse (the whole family is then revoked) from an unknown token.
+//!
+//! Clients are bounded because anyone may register one (RFC 7591 registration is open): a
+//! client not yet [used](OAuthStore::mark_client_used) (registered, or a metadata document
+//! cached, but no authorization completed) is *unused*, and a backend holds at most a fixed
+//! number of unused clients ([`MAX_UNUSED_CLIENTS`] unless built with another): storing one
+//! more evicts the oldest unused client (by `created_at_ms`) rather than refusing everyone.
+//! Used clients are never evicted: making one takes a person's consent with a working Dust
+//! key. The caller gives an unused client a short life and a used one its long life.
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod contract;
@@ -26,6 +34,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use memory::{MAX_MEMORY_RECORDS, MemoryOAuthStore};
+
+/// Most unused clients a store holds (its default): one more evicts the oldest unused one.
+/// Registration is open, so this bounds what strangers can make the store keep; used clients
+/// are not counted.
+pub const MAX_UNUSED_CLIENTS: usize = 10_000;
 
 use super::StoreError;
 
@@ -48,6 +61,10 @@ pub struct OAuthClient {
     pub metadata_document: bool,
     pub created_at_ms: i64,
     pub expires_at_ms: i64,
+    /// Whether an authorization was completed for it ([`OAuthStore::mark_client_used`]).
+    /// Unused clients are counted against the store's cap and evicted oldest first.
+    #[serde(default)]
+    pub used: bool,
 }
 
 /// What a person approved (or will approve) and for whom: the principal, the permissions, and
@@ -155,8 +172,19 @@ pub enum Rotated {
 /// The OAuth authorization server's records.
 #[async_trait]
 pub trait OAuthStore: Send + Sync + 'static {
-    /// Stores (or replaces) a client.
+    /// Stores (or replaces) a client. An unused one (`!client.used`) counts against the cap
+    /// of unused clients: at the cap, the oldest unused client is evicted to make room.
     async fn put_client(&self, client: &OAuthClient, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Marks the client used (an authorization was completed) and gives it `expires_at_ms`:
+    /// it no longer counts against the cap of unused clients and is never evicted. `false`
+    /// if there is no such client (expired or evicted): nothing is stored then.
+    async fn mark_client_used(
+        &self,
+        client_id: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
 
     /// The client `client_id`, unless it has expired at `now_ms`.
     async fn get_client(

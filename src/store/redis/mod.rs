@@ -26,7 +26,7 @@
 //! | `sess:<session key>` | hash of the session record (no id, no secret) | the session's idle expiry, never past its absolute one |
 //! | `user-sess:<workspace>:<user_id>` | sorted set of session keys by creation | the longest absolute session deadline |
 //! | `sess-all` | sorted set of every session key by expiry (the store-size cap) | the longest absolute session deadline |
-//! | `oauth-client:`, `oauth-pending:`, `oauth-state:`, `oauth-code:`, `oauth-rt:`, `oauth-fam:` | the OAuth server's records (`oauth` module) | each record's own end |
+//! | `oauth-client:`, `oauth-unused`, `oauth-pending:`, `oauth-state:`, `oauth-code:`, `oauth-rt:`, `oauth-fam:` | the OAuth server's records (`oauth` module) | each record's own end |
 //!
 //! Nothing secret is stored in clear: the Dust key is in the token record only as AEAD
 //! ciphertext bound to the token id (`auth::tokens::KeyCipher`); no JWT is stored at all.
@@ -66,6 +66,8 @@ pub struct RedisStore {
     timeout: Duration,
     /// Most browser sessions held (`with_session_capacity`).
     session_capacity: usize,
+    /// Most unused OAuth clients held (`with_unused_client_capacity`).
+    oauth_unused_capacity: usize,
 }
 
 impl fmt::Debug for RedisStore {
@@ -109,6 +111,7 @@ impl RedisStore {
             prefix: prefix.to_owned(),
             timeout,
             session_capacity: super::sessions::MAX_SESSIONS,
+            oauth_unused_capacity: super::oauth::MAX_UNUSED_CLIENTS,
         })
     }
 

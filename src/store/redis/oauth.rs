@@ -5,6 +5,7 @@
 //! | key | type | lifetime |
 //! |---|---|---|
 //! | `oauth-client:<client_id>` | JSON client | the client's `expires_at_ms` |
+//! | `oauth-unused` | sorted set of unused client ids by `created_at_ms` (the cap) | the longest unused client's life |
 //! | `oauth-pending:<hash>` | JSON pending consent | its `expires_at_ms` |
 //! | `oauth-state:<client hash>:<state hash>` | `1` | the claim's end |
 //! | `oauth-code:<hash>` | hash `record` (JSON), `issued` (JSON, once spent) | the replay window |
@@ -13,6 +14,13 @@
 //!
 //! Hashes are SHA-256 of the secret values (`store::oauth::secret_hash`); every single-use step
 //! is one Lua script, atomic across instances.
+//!
+//! Registration is open to anyone, so unused clients are capped ([`MAX_UNUSED_CLIENTS`](crate::store::oauth::MAX_UNUSED_CLIENTS) unless
+//! built [`with_unused_client_capacity`](RedisStore::with_unused_client_capacity)): storing an
+//! unused client and evicting the oldest ones past the cap is one script ([`PUT_CLIENT`]), so
+//! instances racing cannot overshoot it. A member whose client has already expired is dropped
+//! when it comes up as the oldest (one slot freed either way); marking a client used removes it
+//! from the set in the same script that gives it its long life ([`MARK_USED`]).
 
 use std::sync::LazyLock;
 
@@ -27,6 +35,45 @@ use crate::store::{
         Rotated, secret_hash,
     },
 };
+
+/// KEYS: client, unused index. ARGV: member (the encoded id), client JSON, TTL ms, `1` if
+/// used, `created_at_ms`, capacity, client key prefix. Stores the client; an unused one first
+/// evicts the oldest unused clients until there is room, then joins the index.
+static PUT_CLIENT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local ttl = math.max(1, tonumber(ARGV[3]))
+redis.call('ZREM', KEYS[2], ARGV[1])
+if ARGV[4] ~= '1' then
+  local cap = tonumber(ARGV[6])
+  while redis.call('ZCARD', KEYS[2]) >= cap do
+    local oldest = redis.call('ZPOPMIN', KEYS[2])
+    if #oldest == 0 then break end
+    redis.call('DEL', ARGV[7] .. oldest[1])
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+if ARGV[4] ~= '1' then
+  redis.call('ZADD', KEYS[2], tonumber(ARGV[5]), ARGV[1])
+  if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
+end
+return 1
+",
+    )
+});
+
+/// KEYS: client, unused index. ARGV: member, the used client's JSON, TTL ms. Returns 0 (and
+/// stores nothing) if the client is gone, evicted or expired meanwhile.
+static MARK_USED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', math.max(1, tonumber(ARGV[3])))
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+",
+    )
+});
 
 /// KEYS: pending. Returns the JSON and deletes it, or nil.
 static TAKE: LazyLock<Script> = LazyLock::new(|| {
@@ -117,6 +164,22 @@ fn decode<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, StoreError> {
 }
 
 impl RedisStore {
+    /// Sets how many unused OAuth clients this store holds at most (at least 1; default
+    /// [`MAX_UNUSED_CLIENTS`](crate::store::oauth::MAX_UNUSED_CLIENTS)).
+    #[must_use]
+    pub fn with_unused_client_capacity(mut self, capacity: usize) -> Self {
+        self.oauth_unused_capacity = capacity.max(1);
+        self
+    }
+
+    fn client_key(&self, client_id: &str) -> String {
+        self.key("oauth-client", &[client_id])
+    }
+
+    fn unused_clients_key(&self) -> String {
+        self.key("oauth-unused", &[])
+    }
+
     fn family_key(&self, family_id: &str) -> String {
         self.key("oauth-fam", &[family_id])
     }
@@ -168,9 +231,46 @@ impl RedisStore {
 #[async_trait]
 impl OAuthStore for RedisStore {
     async fn put_client(&self, client: &OAuthClient, now_ms: i64) -> Result<(), StoreError> {
-        let key = self.key("oauth-client", &[&client.client_id]);
-        self.put_json(key, client, client.expires_at_ms, now_ms)
+        let mut conn = self.conn();
+        let mut invocation = PUT_CLIENT.prepare_invoke();
+        invocation
+            .key(self.client_key(&client.client_id))
+            .key(self.unused_clients_key())
+            .arg(urlencoding::encode(&client.client_id).into_owned())
+            .arg(encode(client)?)
+            .arg(ttl(client.expires_at_ms, now_ms))
+            .arg(if client.used { "1" } else { "0" })
+            .arg(client.created_at_ms)
+            .arg(self.oauth_unused_capacity)
+            .arg(format!("{}oauth-client:", self.prefix));
+        self.run(async move { invocation.invoke_async::<i64>(&mut conn).await })
             .await
+            .map(|_| ())
+    }
+
+    async fn mark_client_used(
+        &self,
+        client_id: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let Some(mut client) = self.get_client(client_id, now_ms).await? else {
+            return Ok(false);
+        };
+        client.used = true;
+        client.expires_at_ms = expires_at_ms;
+        let mut conn = self.conn();
+        let mut invocation = MARK_USED.prepare_invoke();
+        invocation
+            .key(self.client_key(client_id))
+            .key(self.unused_clients_key())
+            .arg(urlencoding::encode(client_id).into_owned())
+            .arg(encode(&client)?)
+            .arg(ttl(expires_at_ms, now_ms));
+        let marked: i64 = self
+            .run(async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        Ok(marked == 1)
     }
 
     async fn get_client(
@@ -179,7 +279,7 @@ impl OAuthStore for RedisStore {
         now_ms: i64,
     ) -> Result<Option<OAuthClient>, StoreError> {
         let mut conn = self.conn();
-        let key = self.key("oauth-client", &[client_id]);
+        let key = self.client_key(client_id);
         let json: Option<String> = self
             .run(async move { redis::cmd("GET").arg(key).query_async(&mut conn).await })
             .await?;
