@@ -299,7 +299,7 @@ pub const SETTINGS: &[Setting] = &[
     s(
         "PERMISSIONS_POLICY_FILE",
         None,
-        "TOML file granting permissions per key fingerprint (`usr_...`) or username, beyond `PERMISSIONS_DEFAULT`",
+        "TOML file granting permissions per key fingerprint (`usr_...`, under `[users]`) beyond `PERMISSIONS_DEFAULT`; a `[usernames]` section stops the start (usernames are not verified)",
     ),
     s(
         "PERMISSIONS_DEFAULT",

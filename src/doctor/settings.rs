@@ -77,6 +77,7 @@ pub(super) fn check(config: &Config) -> Vec<Item> {
             },
         ),
         Item::new(12, "ALERT_WEBHOOK_URL", webhook(config)),
+        Item::new(11, "PERMISSIONS_POLICY_FILE", policy_file(config)),
     ];
     items.retain(|i| !matches!(&i.outcome, Outcome::NotApplicable(why) if why.is_empty()));
     items
@@ -111,6 +112,26 @@ fn allowed_hosts(config: &Config) -> Outcome {
         "Host checked against {}",
         config.allowed_hosts.join(", ")
     ))
+}
+
+/// The policy file loads as `serve` would load it: a `[usernames]` section (grants by an
+/// unverified name) or any other mistake is a failure with the loader's own message.
+fn policy_file(config: &Config) -> Outcome {
+    let Some(path) = &config.permissions_policy_file else {
+        return pass(format!(
+            "no policy file: every key gets PERMISSIONS_DEFAULT ({})",
+            config.permissions_default.names().join(", ")
+        ));
+    };
+    match crate::auth::Policy::load(std::path::Path::new(path)) {
+        Ok(_) => pass(format!(
+            "{path}: permissions granted by key fingerprint only"
+        )),
+        Err(error) => fail(
+            format!("{path}: {error}"),
+            "correct the policy file; grant by key fingerprint under [users]",
+        ),
+    }
 }
 
 fn dust_base_url(config: &Config) -> Outcome {

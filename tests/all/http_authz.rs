@@ -903,3 +903,81 @@ async fn z10_no_stream_outlives_a_revoked_token() {
     assert_eq!(upstream(&srv), before);
     srv.shutdown().await;
 }
+
+/// M5: a `[usernames]` policy entry used to grant its permissions to anyone with any valid key
+/// who typed that username at login. Such a file now stops the start, naming the entry and the
+/// `[users]` fix; grants by key fingerprint keep working, whatever username a login asserts.
+#[tokio::test]
+async fn z11_permissions_never_come_from_an_asserted_username() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "default = [\"read:agents\"]\n\n[usernames]\nalice = [\"read:agents\", \"write:knowledge-bases\"]\n",
+    )
+    .unwrap();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-dust-server"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("MCP_SERVER_PORT", "0")
+        .env("LOG_LEVEL", "warn")
+        .env("PERMISSIONS_POLICY_FILE", &policy)
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(std::time::Duration::from_secs(20), command.output())
+        .await
+        .expect("the server started with a [usernames] policy instead of refusing")
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for needle in [
+        "PERMISSIONS_POLICY_FILE",
+        "[usernames]",
+        "\"alice\"",
+        "[users]",
+    ] {
+        assert!(stderr.contains(needle), "{needle} missing: {stderr}");
+    }
+
+    // By fingerprint: the key's own id gets the extra permission, the username is irrelevant.
+    let sim = mcp_dust_server::sim::spawn(mcp_dust_server::sim::SimConfig::default())
+        .await
+        .unwrap();
+    let keys = mcp_dust_server::auth::keys::Keys::derive(&SecretString::from(server::SECRET));
+    let fingerprint = mcp_dust_server::auth::Principal::user_id_for_key(
+        keys.fingerprint(),
+        &mcp_dust_server::dust::DustCredentials::new(sim.workspace_id(), sim.api_key()),
+    );
+    std::fs::write(
+        &policy,
+        format!(
+            "default = [\"read:agents\"]\n\n[users]\n\"{fingerprint}\" = [\"read:agents\", \"write:knowledge-bases\"]\n"
+        ),
+    )
+    .unwrap();
+    let srv = TestServer::start_on(
+        sim,
+        &[("PERMISSIONS_POLICY_FILE", policy.to_str().unwrap())],
+        None,
+    )
+    .await;
+    for username in ["mallory", "alice"] {
+        let reply: Value = srv
+            .login_with(json!({
+                "apiKey": srv.sim.api_key(),
+                "workspaceId": srv.sim.workspace_id(),
+                "username": username,
+            }))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(reply["user"]["id"], fingerprint.as_str(), "{reply}");
+        assert_eq!(
+            reply["user"]["permissions"],
+            json!(["read:agents", "write:knowledge-bases"]),
+            "{reply}"
+        );
+    }
+    srv.shutdown().await;
+}
