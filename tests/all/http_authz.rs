@@ -981,3 +981,35 @@ async fn z11_permissions_never_come_from_an_asserted_username() {
     }
     srv.shutdown().await;
 }
+
+/// L2: a token holding only `execute:agents` is not shown `consult_agent`, and getting it by
+/// name is refused (needs `read:agents`) without the agent's description and before Dust.
+#[tokio::test]
+async fn z12_consult_agent_with_only_execute_agents_reveals_no_agent() {
+    let srv = TestServer::start().await;
+    let token = srv.token(Some(&["execute:agents"])).await;
+    let (status, body) = srv
+        .mcp(
+            Some(&token),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "prompts/list", "params": {}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["prompts"], json!([]), "{body}");
+    let before = upstream(&srv);
+    let (status, body) = srv
+        .mcp(
+            Some(&token),
+            json!({"jsonrpc": "2.0", "id": 2, "method": "prompts/get", "params": {
+                "name": "consult_agent",
+                "arguments": {"agentId": ECHO_AGENT_ID, "question": "What do you do?"},
+            }}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(error_code(&body), PERMISSION_DENIED, "{body}");
+    assert_eq!(body["error"]["data"]["requiredPermission"], "read:agents");
+    assert!(!body.to_string().contains("Repeats your message"), "{body}");
+    assert_eq!(upstream(&srv), before, "Dust was asked about the agent");
+    srv.shutdown().await;
+}
