@@ -170,7 +170,7 @@ pub const SETTINGS: &[Setting] = &[
     s(
         "ALLOWED_HOSTS",
         None,
-        "comma-separated `Host` values accepted (default: the bind address and `localhost`)",
+        "comma-separated `Host` values accepted on every route but `/health`, `/live`, `/ready` (DNS-rebinding defence; default: the bind address and `localhost`)",
     ),
     Setting {
         aliases: &["APP_ENV"],

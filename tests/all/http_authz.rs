@@ -1013,3 +1013,105 @@ async fn z12_consult_agent_with_only_execute_agents_reveals_no_agent() {
     assert_eq!(upstream(&srv), before, "Dust was asked about the agent");
     srv.shutdown().await;
 }
+
+/// L4: `ALLOWED_HOSTS` (the DNS-rebinding defence) covered `/mcp` only. A foreign `Host` is now
+/// refused on login, REST, OAuth, the console and the rest alike (403 `host_not_allowed`, the
+/// one envelope, audited, nothing sent to Dust), an allowed one passes, and the orchestrator
+/// probes answer whatever the `Host` (Kubernetes sends the pod IP).
+#[tokio::test]
+async fn z13_a_foreign_host_is_refused_on_every_route_but_the_probes() {
+    let srv = TestServer::start().await;
+    let token = srv.token(None).await;
+    let port = srv.addr.port();
+    let workspaces = format!("/api/v1/workspaces/{}", srv.sim.workspace_id());
+    let login = json!({"apiKey": srv.sim.api_key(), "workspaceId": srv.sim.workspace_id()});
+    let register = json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "client_name": "t"});
+    let routes: Vec<(Method, &str, Option<&str>, Option<Value>)> = vec![
+        (Method::POST, "/api/v1/auth/login", None, Some(login)),
+        (Method::GET, &workspaces, Some(&token), None),
+        (Method::GET, "/api/v1/status", None, None),
+        (Method::GET, "/api/v1/openapi.json", None, None),
+        (
+            Method::GET,
+            "/.well-known/oauth-authorization-server",
+            None,
+            None,
+        ),
+        (Method::GET, "/oauth/authorize", None, None),
+        (Method::POST, "/oauth/register", None, Some(register)),
+        (Method::GET, "/console", None, None),
+        (Method::GET, "/no-such-route", None, None),
+    ];
+    let before = upstream(&srv);
+    for host in ["evil.example".to_owned(), format!("evil.example:{port}")] {
+        for (method, path, token, body) in &routes {
+            let (status, headers, text) = send(
+                &srv,
+                method.clone(),
+                path,
+                *token,
+                &[("Host", &host)],
+                body.clone(),
+            )
+            .await;
+            assert_eq!(status, 403, "{method} {path} with Host {host}: {text}");
+            let body: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(body["error"]["code"], "host_not_allowed", "{path}: {body}");
+            assert!(body["error"]["requestId"].is_string(), "{path}: {body}");
+            assert!(headers.contains_key("x-content-type-options"), "{path}");
+        }
+    }
+    assert_eq!(upstream(&srv), before, "a refused request reached Dust");
+    flush(&srv).await;
+    let refusals: Vec<Value> = srv
+        .audit
+        .of_type(AuditEventType::InputValidationFail)
+        .into_iter()
+        .filter(|r| r["extra"]["reason"] == "host_not_allowed")
+        .collect();
+    assert_eq!(refusals.len(), 2 * routes.len(), "{refusals:?}");
+    assert_eq!(refusals[0]["extra"]["host"], "evil.example");
+
+    // The allowed names pass (the default list: the bind address and localhost, any port).
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        for (method, path, token, _) in &routes {
+            if *method != Method::GET || *path == "/no-such-route" || *path == "/oauth/authorize" {
+                continue;
+            }
+            let (status, _, text) =
+                send(&srv, method.clone(), path, *token, &[("Host", &host)], None).await;
+            assert_eq!(status, 200, "{path} with Host {host}: {text}");
+        }
+    }
+
+    // Probes answer whatever the Host.
+    for path in ["/health", "/live", "/ready"] {
+        let (status, _, text) = send(
+            &srv,
+            Method::GET,
+            path,
+            None,
+            &[("Host", "10.1.2.3:5001")],
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{path}: {text}");
+    }
+
+    // No Host at all (HTTP/1.0): 400 in the envelope; a probe still answers.
+    for (path, expected) in [("/api/v1/status", "400"), ("/health", "200")] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(
+            answer.starts_with(&format!("HTTP/1.0 {expected}")),
+            "{path}: {answer}"
+        );
+    }
+    srv.shutdown().await;
+}
