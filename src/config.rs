@@ -461,6 +461,20 @@ impl Config {
     }
 }
 
+/// Whether `host` (a URL's host or a bind address; IPv6 with or without brackets) is this
+/// machine: `localhost` or a loopback address.
+pub fn is_loopback_host(host: Option<&str>) -> bool {
+    match host {
+        Some(h) if h.eq_ignore_ascii_case("localhost") => true,
+        Some(h) => h
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
 fn read_toml(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
@@ -577,6 +591,22 @@ impl Raw {
                 .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
                 .with_context(|| format!("DUST_BASE_URL must be an http(s) URL, got {text:?}"))?
         };
+        // Every login sends the person's Dust key to this URL: in production it must not cross
+        // the network in clear. A loopback host is a local TLS-terminating proxy (or the
+        // simulator), where the key never leaves the machine. Only the host is shown: the URL
+        // might carry credentials.
+        if environment == Environment::Production
+            && dust_base_url.scheme() == "http"
+            && !is_loopback_host(dust_base_url.host_str())
+        {
+            bail!(
+                "DUST_BASE_URL: http://{} is plain HTTP, and with NODE_ENV=production every Dust API \
+                 key would cross the network in clear; use https:// (https://dust.tt, \
+                 https://eu.dust.tt), or plain http:// only to a loopback proxy (127.0.0.1, [::1], \
+                 localhost)",
+                dust_base_url.host_str().unwrap_or_default()
+            );
+        }
         let log_format = match self.text("LOG_FORMAT").as_deref().map(str::trim) {
             Some("json") => LogFormat::Json,
             Some("pretty") => LogFormat::Pretty,
@@ -848,6 +878,45 @@ mod tests {
         assert!(format!("{err:#}").contains("TRUSTED_PROXIES"));
         let c = load(&[("DUST_API_KEY", "sk-canarycanarycanarycanary0000000")]).unwrap();
         assert!(!format!("{c:?}").contains("canary"));
+    }
+
+    /// L7: a production start with an `http://` Dust URL would send every key in clear.
+    #[test]
+    fn production_refuses_a_plain_http_dust_url_unless_it_is_loopback() {
+        let prod = |url: &str| {
+            load(&[("NODE_ENV", "production"), ("DUST_BASE_URL", url)]).map(|c| c.dust_base_url)
+        };
+        for url in [
+            "http://dust.tt",
+            "http://eu.dust.tt:80/",
+            "http://10.0.0.7:8080",
+            "http://user:sk-canarycanarycanarycanary0000000@dust.tt",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.nip.io",
+        ] {
+            let err = format!("{:#}", prod(url).unwrap_err());
+            assert!(
+                err.contains("DUST_BASE_URL") && err.contains("https://"),
+                "{url}: {err}"
+            );
+            assert!(
+                !err.contains("canary"),
+                "the URL's credentials leaked: {err}"
+            );
+        }
+        for url in [
+            "https://dust.tt",
+            "eu.dust.tt",
+            "http://127.0.0.1:18080",
+            "http://127.1.2.3:9",
+            "http://[::1]:8080",
+            "http://localhost:8080",
+            "http://LOCALHOST",
+        ] {
+            assert!(prod(url).is_ok(), "{url}: {:?}", prod(url).err());
+        }
+        // Development (the simulator, a mock, demo) keeps any URL.
+        assert!(load(&[("DUST_BASE_URL", "http://dust.tt")]).is_ok());
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! The checks that read only the effective configuration.
 
-use std::{io::Write as _, net::IpAddr};
+use std::io::Write as _;
 
 use secrecy::ExposeSecret;
 
 use super::{Item, Outcome, fail, pass};
-use crate::config::Config;
+use crate::config::{Config, is_loopback_host};
 
 /// Above this many requests an hour per address, rate limiting no longer slows anyone.
 const MAX_SENSIBLE_HOURLY_RATE: u64 = 100_000;
@@ -81,18 +81,6 @@ pub(super) fn check(config: &Config) -> Vec<Item> {
     ];
     items.retain(|i| !matches!(&i.outcome, Outcome::NotApplicable(why) if why.is_empty()));
     items
-}
-
-fn is_loopback_host(host: Option<&str>) -> bool {
-    match host {
-        Some("localhost") => true,
-        Some(h) => h
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback()),
-        None => false,
-    }
 }
 
 fn allowed_hosts(config: &Config) -> Outcome {
