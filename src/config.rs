@@ -170,7 +170,7 @@ pub const SETTINGS: &[Setting] = &[
     s(
         "ALLOWED_HOSTS",
         None,
-        "comma-separated `Host` values accepted (default: the bind address and `localhost`)",
+        "comma-separated `Host` values accepted on every route but `/health`, `/live`, `/ready` (DNS-rebinding defence; default: the bind address and `localhost`)",
     ),
     Setting {
         aliases: &["APP_ENV"],
@@ -314,7 +314,7 @@ pub const SETTINGS: &[Setting] = &[
     s(
         "PERMISSIONS_POLICY_FILE",
         None,
-        "TOML file granting permissions per key fingerprint (`usr_...`) or username, beyond `PERMISSIONS_DEFAULT`",
+        "TOML file granting permissions per key fingerprint (`usr_...`, under `[users]`) beyond `PERMISSIONS_DEFAULT`; a `[usernames]` section stops the start (usernames are not verified)",
     ),
     s(
         "PERMISSIONS_DEFAULT",
@@ -505,12 +505,7 @@ fn loopback_origins(list: &[String]) -> anyhow::Result<Vec<String>> {
                         && u.path() == "/"
                         && u.query().is_none()
                         && u.fragment().is_none()
-                        && match u.host() {
-                            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-                            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                            None => false,
-                        }
+                        && is_loopback_host(u.host_str())
                 })
                 .with_context(|| {
                     format!(
@@ -520,6 +515,20 @@ fn loopback_origins(list: &[String]) -> anyhow::Result<Vec<String>> {
             Ok(url.origin().ascii_serialization())
         })
         .collect()
+}
+
+/// Whether `host` (a URL's host or a bind address; IPv6 with or without brackets) is this
+/// machine: `localhost` or a loopback address.
+pub fn is_loopback_host(host: Option<&str>) -> bool {
+    match host {
+        Some(h) if h.eq_ignore_ascii_case("localhost") => true,
+        Some(h) => h
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
 }
 
 fn read_toml(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
@@ -638,6 +647,22 @@ impl Raw {
                 .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
                 .with_context(|| format!("DUST_BASE_URL must be an http(s) URL, got {text:?}"))?
         };
+        // Every login sends the person's Dust key to this URL: in production it must not cross
+        // the network in clear. A loopback host is a local TLS-terminating proxy (or the
+        // simulator), where the key never leaves the machine. Only the host is shown: the URL
+        // might carry credentials.
+        if environment == Environment::Production
+            && dust_base_url.scheme() == "http"
+            && !is_loopback_host(dust_base_url.host_str())
+        {
+            bail!(
+                "DUST_BASE_URL: http://{} is plain HTTP, and with NODE_ENV=production every Dust API \
+                 key would cross the network in clear; use https:// (https://dust.tt, \
+                 https://eu.dust.tt), or plain http:// only to a loopback proxy (127.0.0.1, [::1], \
+                 localhost)",
+                dust_base_url.host_str().unwrap_or_default()
+            );
+        }
         let log_format = match self.text("LOG_FORMAT").as_deref().map(str::trim) {
             Some("json") => LogFormat::Json,
             Some("pretty") => LogFormat::Pretty,
@@ -965,6 +990,45 @@ mod tests {
         assert!(format!("{err:#}").contains("TRUSTED_PROXIES"));
         let c = load(&[("DUST_API_KEY", "sk-canarycanarycanarycanary0000000")]).unwrap();
         assert!(!format!("{c:?}").contains("canary"));
+    }
+
+    /// L7: a production start with an `http://` Dust URL would send every key in clear.
+    #[test]
+    fn production_refuses_a_plain_http_dust_url_unless_it_is_loopback() {
+        let prod = |url: &str| {
+            load(&[("NODE_ENV", "production"), ("DUST_BASE_URL", url)]).map(|c| c.dust_base_url)
+        };
+        for url in [
+            "http://dust.tt",
+            "http://eu.dust.tt:80/",
+            "http://10.0.0.7:8080",
+            "http://user:sk-canarycanarycanarycanary0000000@dust.tt",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.nip.io",
+        ] {
+            let err = format!("{:#}", prod(url).unwrap_err());
+            assert!(
+                err.contains("DUST_BASE_URL") && err.contains("https://"),
+                "{url}: {err}"
+            );
+            assert!(
+                !err.contains("canary"),
+                "the URL's credentials leaked: {err}"
+            );
+        }
+        for url in [
+            "https://dust.tt",
+            "eu.dust.tt",
+            "http://127.0.0.1:18080",
+            "http://127.1.2.3:9",
+            "http://[::1]:8080",
+            "http://localhost:8080",
+            "http://LOCALHOST",
+        ] {
+            assert!(prod(url).is_ok(), "{url}: {:?}", prod(url).err());
+        }
+        // Development (the simulator, a mock, demo) keeps any URL.
+        assert!(load(&[("DUST_BASE_URL", "http://dust.tt")]).is_ok());
     }
 
     #[test]

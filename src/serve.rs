@@ -2,8 +2,10 @@
 //! and run the HTTP server.
 //!
 //! Start-up refuses a production configuration with a weak secret, a wildcard origin or no
-//! https public URL, naming the setting and never its value. In development a missing secret is
-//! replaced by a random one per process (tokens then die with the process), with a warning.
+//! https public URL, naming the setting and never its value. Any configuration whose permission
+//! policy file does not load is refused too, a `[usernames]` section included (see
+//! `auth::policy`). In development a missing secret is replaced by a random one per process
+//! (tokens then die with the process), with a warning.
 
 use std::{
     sync::Arc,

@@ -368,6 +368,7 @@ async fn l2_credential_headers_are_sensitive_and_redacted() {
     let response = app
         .oneshot(
             Request::get("/probe")
+                .header("Host", "127.0.0.1")
                 .header("Authorization", "Bearer l2-canary-token")
                 .header("Cookie", "mcp.sid=l2-canary-session")
                 .header("Proxy-Authorization", "Basic bDI6Y2FuYXJ5")
@@ -549,7 +550,12 @@ async fn l5_internal_error_is_generic_and_the_server_survives() {
     let app = mcp_dust_server::http::apply_middleware(&srv.state, router);
     let response = app
         .clone()
-        .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get("/boom")
+                .header("Host", "127.0.0.1")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(response.status(), 500);
@@ -573,7 +579,12 @@ async fn l5_internal_error_is_generic_and_the_server_survives() {
         "{body}"
     );
     let response = app
-        .oneshot(Request::get("/ok").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get("/ok")
+                .header("Host", "127.0.0.1")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(response.status(), 200, "the server did not survive a panic");

@@ -1,7 +1,10 @@
 //! Login throttling: the guide's "account lockout after failed attempts", for API keys.
 //!
-//! Every failed login counts against the client IP and against the key's fingerprint (the
-//! `usr_…` pseudonym, never the key). Past a threshold, further attempts on that IP or key are
+//! Every failed login counts against the client's address block and against the key's
+//! fingerprint (the `usr_…` pseudonym, never the key). The block is
+//! [`crate::http::client_ip::address_block`], the one the rate limiter keys on: an IPv4 address,
+//! or an IPv6 address's /64, since one host holds a whole /64 and could otherwise give every
+//! guess a fresh address and never reach the per-address threshold. Past a threshold, further attempts on that IP or key are
 //! refused *before* the upstream call, for a backoff that doubles with each further failure up
 //! to a cap. This protects the Dust quota as much as the key (catalogue K9). A success clears the
 //! key's counter, not the IP's: otherwise an attacker holding one valid key could interleave
@@ -20,10 +23,10 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use crate::store::StoreError;
 pub use crate::store::failures::{
     FailureCounter, FailureStore, Limits, MemoryFailureStore, Subject,
 };
+use crate::{http::client_ip::address_block, store::StoreError};
 
 /// Failures of one key before it is locked.
 pub const KEY_MAX_FAILURES: u32 = 5;
@@ -94,7 +97,7 @@ impl LoginThrottle {
         key_fp: &str,
         now: SystemTime,
     ) -> Result<Option<Duration>, StoreError> {
-        let by_ip = self.store.get(Subject::Ip(ip)).await?;
+        let by_ip = self.store.get(Subject::Ip(address_block(ip))).await?;
         let by_key = self.store.get(Subject::Key(key_fp)).await?;
         Ok([
             by_ip.and_then(|c| c.retry_after(&self.per_ip, now)),
@@ -113,7 +116,7 @@ impl LoginThrottle {
         now: SystemTime,
     ) -> Result<(), StoreError> {
         self.store
-            .add_failure(Subject::Ip(ip), &self.per_ip, now)
+            .add_failure(Subject::Ip(address_block(ip)), &self.per_ip, now)
             .await?;
         self.store
             .add_failure(Subject::Key(key_fp), &self.per_key, now)
@@ -166,6 +169,43 @@ pub mod testing {
         success_clears_the_key_but_not_the_ip(&t, &run).await;
         counters_reset_after_a_quiet_window(&t, &run).await;
         a_clock_going_backwards_does_not_unlock_early(&t, &run).await;
+        ipv6_neighbours_in_one_64_share_a_count(&t, &run).await;
+    }
+
+    /// L5: addresses of one IPv6 /64 (one host's allotment) count as one client, as in the rate
+    /// limiter; the next /64 is someone else.
+    async fn ipv6_neighbours_in_one_64_share_a_count(t: &LoginThrottle, run: &str) {
+        let [a, b] = rand::random::<[u16; 2]>();
+        let in_block = |host: u64| -> IpAddr {
+            let prefix = (0x2001_0db8_u128 << 96) | (u128::from(a) << 80) | (u128::from(b) << 64);
+            IpAddr::V6(std::net::Ipv6Addr::from(prefix | u128::from(host)))
+        };
+        let next_block = |host: u64| -> IpAddr {
+            match in_block(host) {
+                IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) + (1 << 64))),
+                v4 => v4,
+            }
+        };
+        // Each failure from a fresh address of the block, each for a fresh key.
+        for i in 0..IP_MAX_FAILURES {
+            let host = u64::from(i) * 0x0101_0101_0101 + 1;
+            t.record_failure(in_block(host), &key(run, &format!("v6_{i}")), at(0))
+                .await
+                .unwrap();
+        }
+        let fresh = key(run, "v6_fresh");
+        assert!(
+            t.check(in_block(0xdead_beef), &fresh, at(1))
+                .await
+                .unwrap()
+                .is_some(),
+            "an unused address of the same /64 is locked"
+        );
+        assert_eq!(
+            t.check(next_block(1), &fresh, at(1)).await.unwrap(),
+            None,
+            "the next /64 is another client"
+        );
     }
 
     async fn a_key_locks_and_backs_off(t: &LoginThrottle, run: &str) {

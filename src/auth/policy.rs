@@ -9,24 +9,28 @@
 //! # is derived from the key itself.
 //! [users]
 //! "usr_0123456789abcdef01234567" = ["read:agents", "admin:tokens"]
-//!
-//! # By username. A username is *asserted* at login and verified by no one, so an entry here is
-//! # effectively granted to anyone holding any valid key of the workspace who types that name.
-//! # For that reason username entries may not grant `admin:*` permissions.
-//! [usernames]
-//! alice = ["read:agents", "write:knowledge-bases"]
 //! ```
 //!
-//! An entry by key fingerprint wins over one by username; with neither, the default applies. A
-//! login request may then only narrow the grant ([`Policy::narrow`]). Mistakes fail the load:
-//! an unknown permission, an unknown table, or a `[users]` name that is not a fingerprint (the
-//! error never repeats that name: it may be a pasted API key).
+//! An entry by key fingerprint wins over the default. A login request may then only narrow the
+//! grant ([`Policy::narrow`]). Mistakes fail the load: an unknown permission, an unknown table,
+//! or a `[users]` name that is not a fingerprint (the error never repeats that name: it may be a
+//! pasted API key).
+//!
+//! Permissions come only from what is verified: the key (its fingerprint), never from what a
+//! caller asserts. The `username` of a login or consent is a label that no one checks (a Dust key
+//! is workspace-scoped and names no person), so a former `[usernames]` section, which granted
+//! permissions by that label, handed them to anyone holding any valid key of the workspace who
+//! typed the name. A file that still has one is refused at start-up
+//! ([`PolicyError::UsernamesNotVerified`]), naming its entries and pointing to `[users]`:
+//! refusing, rather than starting and ignoring the section, means no deployment silently loses
+//! (or believes it still has) the grants it wrote, and someone has to look at who really needs
+//! them. `mcp-dust-server doctor` reports the same error.
 
 use std::{collections::HashMap, path::Path};
 
 use serde::Deserialize;
 
-use super::permissions::{Operation, Permission, PermissionSet, UnknownPermission};
+use super::permissions::{Permission, PermissionSet, UnknownPermission};
 
 /// Why a policy file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +52,13 @@ pub enum PolicyError {
     )]
     NotAFingerprint { position: usize },
     #[error(
-        "the permissions policy, [usernames] entry {username:?}: admin permissions can only be granted by key fingerprint, since usernames are not verified"
+        "the permissions policy has a [usernames] section ({entries}): a username is asserted at login and verified by no one, so it cannot grant permissions; remove the section and grant by key fingerprint under [users] instead (\"usr_...\" = [...], the id shown at login and in the audit log)"
     )]
-    AdminByUsername { username: String },
+    UsernamesNotVerified {
+        /// The section's entry names, comma-separated (one that looks like an API key is not
+        /// shown).
+        entries: String,
+    },
 }
 
 /// The file as written.
@@ -60,8 +68,8 @@ struct PolicyFile {
     default: Option<Vec<String>>,
     #[serde(default)]
     users: toml::Table,
-    #[serde(default)]
-    usernames: HashMap<String, Vec<String>>,
+    /// Parsed only to be refused with a precise message (see the module docs).
+    usernames: Option<toml::Table>,
 }
 
 /// The loaded policy.
@@ -69,7 +77,6 @@ struct PolicyFile {
 pub struct Policy {
     default: Option<PermissionSet>,
     by_user_id: HashMap<String, PermissionSet>,
-    by_username: HashMap<String, PermissionSet>,
 }
 
 impl Policy {
@@ -93,6 +100,11 @@ impl Policy {
     /// Parses and checks a policy.
     pub fn from_toml_str(text: &str) -> Result<Self, PolicyError> {
         let file: PolicyFile = toml::from_str(text).map_err(|e| parse_error(text, &e))?;
+        if let Some(usernames) = file.usernames {
+            return Err(PolicyError::UsernamesNotVerified {
+                entries: entry_names(&usernames),
+            });
+        }
         let parse = |entry: String, names: &[String]| {
             PermissionSet::parse_list(&names.join(","))
                 .map_err(|source| PolicyError::Permission { entry, source })
@@ -116,18 +128,9 @@ impl Policy {
             let set = parse(format!("[users] {user_id}"), &names)?;
             by_user_id.insert(user_id, set);
         }
-        let mut by_username = HashMap::new();
-        for (username, names) in file.usernames {
-            let set = parse(format!("[usernames] {username:?}"), &names)?;
-            if set.iter().any(|p| p.operation() == Operation::Admin) {
-                return Err(PolicyError::AdminByUsername { username });
-            }
-            by_username.insert(username, set);
-        }
         Ok(Self {
             default,
             by_user_id,
-            by_username,
         })
     }
 
@@ -145,12 +148,12 @@ impl Policy {
         self.default.unwrap_or(PermissionSet::DEFAULT)
     }
 
-    /// What a login with this key fingerprint and username is granted before narrowing.
+    /// What a login with this key fingerprint is granted before narrowing. Only the verified
+    /// fingerprint counts: nothing the caller asserts (its username) enters the decision.
     #[must_use]
-    pub fn grant(&self, user_id: &str, username: &str) -> PermissionSet {
+    pub fn grant(&self, user_id: &str) -> PermissionSet {
         self.by_user_id
             .get(user_id)
-            .or_else(|| self.by_username.get(username))
             .copied()
             .unwrap_or_else(|| self.default_grant())
     }
@@ -188,6 +191,25 @@ fn parse_error(text: &str, e: &toml::de::Error) -> PolicyError {
     PolicyError::Parse(format!("line {line}: {message}"))
 }
 
+/// The names of a refused `[usernames]` section for its error, in order; a name shaped like an API
+/// key is not repeated (someone may have pasted a key as a name).
+fn entry_names(table: &toml::Table) -> String {
+    if table.is_empty() {
+        return "no entries".to_owned();
+    }
+    table
+        .keys()
+        .map(|name| {
+            if super::api_key::check_format(name).is_ok() || name.contains("sk-") {
+                "(an entry not shown: it may be a key)".to_owned()
+            } else {
+                format!("{:?}", crate::mask::sanitize_for_log(name, 64))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `usr_` and 24 lowercase hex characters: the output of `Principal::user_id_for_key`.
 fn is_fingerprint(s: &str) -> bool {
     s.strip_prefix("usr_").is_some_and(|hex| {
@@ -208,10 +230,6 @@ default = ["read:agents"]
 
 [users]
 "usr_0123456789abcdef01234567" = ["read:agents", "admin:tokens"]
-
-[usernames]
-alice = ["read:agents", "write:knowledge-bases"]
-bob = []
 "#;
 
     fn set(names: &str) -> PermissionSet {
@@ -219,39 +237,59 @@ bob = []
     }
 
     #[test]
-    fn fingerprint_wins_over_username_which_wins_over_default() {
+    fn fingerprint_wins_over_default() {
         let p = Policy::from_toml_str(POLICY).unwrap();
-        assert_eq!(p.grant(ALICE_KEY, "alice"), set("read:agents,admin:tokens"));
-        assert_eq!(
-            p.grant("usr_ffffffffffffffffffffffff", "alice"),
-            set("read:agents,write:knowledge-bases")
-        );
-        assert_eq!(
-            p.grant("usr_ffffffffffffffffffffffff", "bob"),
-            PermissionSet::EMPTY
-        );
-        assert_eq!(
-            p.grant("usr_ffffffffffffffffffffffff", "carol"),
-            set("read:agents")
-        );
+        assert_eq!(p.grant(ALICE_KEY), set("read:agents,admin:tokens"));
+        assert_eq!(p.grant("usr_ffffffffffffffffffffffff"), set("read:agents"));
         assert_eq!(
             p.clone().or_default(PermissionSet::all()).default_grant(),
             set("read:agents")
         );
     }
 
+    /// M5: a `[usernames]` entry used to hand its permissions to anyone with any valid key who
+    /// typed the name at login. The section is refused, naming its entries and the fix.
+    #[test]
+    fn a_usernames_section_is_refused_naming_its_entries_and_the_fix() {
+        let with_usernames = format!(
+            "{POLICY}\n[usernames]\nalice = [\"read:agents\", \"write:knowledge-bases\"]\nbob = []\n"
+        );
+        let err = Policy::from_toml_str(&with_usernames).unwrap_err();
+        assert!(
+            matches!(err, PolicyError::UsernamesNotVerified { .. }),
+            "{err}"
+        );
+        let message = err.to_string();
+        for needle in [
+            "[usernames]",
+            "\"alice\"",
+            "\"bob\"",
+            "[users]",
+            "fingerprint",
+        ] {
+            assert!(message.contains(needle), "{needle} missing from: {message}");
+        }
+        // Even an empty section, or one written as an inline table, is refused.
+        assert!(Policy::from_toml_str("[usernames]\n").is_err());
+        assert!(Policy::from_toml_str("usernames = { carol = [] }").is_err());
+        // A pasted key as a name is not repeated.
+        let err = Policy::from_toml_str("[usernames]\n\"sk-canary0canary0canary0canary000\" = []")
+            .unwrap_err();
+        assert!(!err.to_string().contains("canary"), "{err}");
+    }
+
     #[test]
     fn without_a_default_the_fallback_applies() {
-        let p = Policy::from_toml_str("[usernames]\nalice = []\n").unwrap();
-        assert_eq!(p.grant("usr_x", "carol"), PermissionSet::DEFAULT);
+        let p = Policy::from_toml_str("[users]\n").unwrap();
+        assert_eq!(p.grant("usr_x"), PermissionSet::DEFAULT);
         let p = p.or_default(set("read:workspaces"));
-        assert_eq!(p.grant("usr_x", "carol"), set("read:workspaces"));
+        assert_eq!(p.grant("usr_x"), set("read:workspaces"));
         assert_eq!(
             Policy::from_toml_str("").unwrap().default_grant(),
             PermissionSet::DEFAULT
         );
         assert_eq!(
-            Policy::from_default(PermissionSet::EMPTY).grant("u", "n"),
+            Policy::from_default(PermissionSet::EMPTY).grant("u"),
             PermissionSet::EMPTY
         );
     }
@@ -263,8 +301,6 @@ bob = []
         assert!(Policy::from_toml_str("defaults = []").is_err());
         assert!(Policy::from_toml_str("[groups]\nx = []").is_err());
         assert!(Policy::from_toml_str("default = \"read:agents\"").is_err());
-        let err = Policy::from_toml_str("[usernames]\nmallory = [\"admin:audit\"]").unwrap_err();
-        assert!(matches!(err, PolicyError::AdminByUsername { .. }), "{err}");
         let err = Policy::from_toml_str(
             r#"[users]
 "usr_0123456789abcdef01234567" = ["read:agents"]

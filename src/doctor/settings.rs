@@ -1,11 +1,11 @@
 //! The checks that read only the effective configuration.
 
-use std::{io::Write as _, net::IpAddr};
+use std::io::Write as _;
 
 use secrecy::ExposeSecret;
 
 use super::{Item, Outcome, fail, pass};
-use crate::config::Config;
+use crate::config::{Config, is_loopback_host};
 
 /// Above this many requests an hour per address, rate limiting no longer slows anyone.
 const MAX_SENSIBLE_HOURLY_RATE: u64 = 100_000;
@@ -77,21 +77,10 @@ pub(super) fn check(config: &Config) -> Vec<Item> {
             },
         ),
         Item::new(12, "ALERT_WEBHOOK_URL", webhook(config)),
+        Item::new(11, "PERMISSIONS_POLICY_FILE", policy_file(config)),
     ];
     items.retain(|i| !matches!(&i.outcome, Outcome::NotApplicable(why) if why.is_empty()));
     items
-}
-
-fn is_loopback_host(host: Option<&str>) -> bool {
-    match host {
-        Some("localhost") => true,
-        Some(h) => h
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback()),
-        None => false,
-    }
 }
 
 fn allowed_hosts(config: &Config) -> Outcome {
@@ -111,6 +100,26 @@ fn allowed_hosts(config: &Config) -> Outcome {
         "Host checked against {}",
         config.allowed_hosts.join(", ")
     ))
+}
+
+/// The policy file loads as `serve` would load it: a `[usernames]` section (grants by an
+/// unverified name) or any other mistake is a failure with the loader's own message.
+fn policy_file(config: &Config) -> Outcome {
+    let Some(path) = &config.permissions_policy_file else {
+        return pass(format!(
+            "no policy file: every key gets PERMISSIONS_DEFAULT ({})",
+            config.permissions_default.names().join(", ")
+        ));
+    };
+    match crate::auth::Policy::load(std::path::Path::new(path)) {
+        Ok(_) => pass(format!(
+            "{path}: permissions granted by key fingerprint only"
+        )),
+        Err(error) => fail(
+            format!("{path}: {error}"),
+            "correct the policy file; grant by key fingerprint under [users]",
+        ),
+    }
 }
 
 fn dust_base_url(config: &Config) -> Outcome {

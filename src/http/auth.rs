@@ -168,7 +168,7 @@ pub fn principal_from_record(
         // file leave every token and grant at their next request (M2).
         permissions: record
             .permissions
-            .intersect(state.policy.grant(&record.user_id, &record.username)),
+            .intersect(state.policy.grant(&record.user_id)),
         token_id: Some(record.token_id.clone()),
         credentials: DustCredentials {
             workspace_id: record.workspace_id.clone(),

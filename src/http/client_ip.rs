@@ -12,6 +12,11 @@
 //!   the peer: the proxy's own address. Everyone behind it then shares one bucket, which is safe;
 //!   a guessable fallback would let a client choose its key.
 //! - IPv4-mapped IPv6 peers (`::ffff:a.b.c.d`, dual-stack listeners) are read as IPv4.
+//!
+//! What a client is *held accountable as* is [`address_block`]: the address for IPv4, the /64
+//! for IPv6, since one host is routinely given a whole /64 and can rotate through it at will
+//! (catalogue R10). The rate limiter and the login lockout both key on it, through this one
+//! function, so the two never disagree about who a client is.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -32,6 +37,19 @@ pub const MAX_FORWARDED_BYTES: usize = 1024;
 pub const MAX_FORWARDED_ENTRIES: usize = 16;
 
 pub use crate::audit::ClientIp;
+
+/// Prefix length of the IPv6 block one client is held accountable for.
+pub const IPV6_CLIENT_PREFIX: u8 = 64;
+
+/// The block of addresses one client is held accountable for: an IPv4 address on its own (/32),
+/// an IPv6 address's /64 (its host bits cleared). IPv4-mapped IPv6 addresses count as IPv4.
+pub fn address_block(ip: IpAddr) -> IpNet {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpNet::from(IpAddr::V4(v4)),
+        IpAddr::V6(v6) => IpNet::new(IpAddr::V6(v6), IPV6_CLIENT_PREFIX)
+            .map_or_else(|_| IpNet::from(IpAddr::V6(v6)), |net| net.trunc()),
+    }
+}
 
 /// The client IP of a request from `peer` with `headers`, believing forwarded headers only from
 /// `trusted` proxies.
@@ -103,6 +121,21 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    /// L5: one shared keying for the rate limiter and the lockout: IPv4 by address, IPv6 by /64.
+    #[test]
+    fn address_blocks_are_the_ipv4_address_or_the_ipv6_64() {
+        let block = |s: &str| address_block(ip(s)).to_string();
+        assert_eq!(block("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            block("2001:db8:1:2:aaaa::1"),
+            block("2001:db8:1:2:bbbb:cccc:dddd:eeee")
+        );
+        assert_ne!(block("2001:db8:1:2::1"), block("2001:db8:1:3::1"));
+        assert_eq!(block("192.0.2.1"), "192.0.2.1/32");
+        assert_ne!(block("192.0.2.1"), block("192.0.2.2"));
+        assert_eq!(block("::ffff:192.0.2.1"), "192.0.2.1/32");
     }
 
     fn xff(values: &[&str]) -> HeaderMap {

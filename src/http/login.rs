@@ -132,7 +132,7 @@ async fn login_inner(
         .username
         .unwrap_or_else(|| state.config.dust_username.clone());
     let email = body.email.or_else(|| state.config.dust_email.clone());
-    let granted = state.policy.grant(&user_id, &username);
+    let granted = state.policy.grant(&user_id);
     let permissions = Policy::narrow(granted, body.permissions.as_deref())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
 

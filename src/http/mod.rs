@@ -3,7 +3,8 @@
 //!
 //! Connections are accepted by [`listener`] (timeouts, connection cap). Request path: security
 //! headers → request id → trace → CORS → catch-panic → deadlines (request and body,
-//! `deadline`) → body limit → (protected routes only) authentication (bearer only on `/mcp`;
+//! `deadline`) → body limit → client IP → rate limit → `Host` allow-list ([`host`], every route
+//! but the probes) → (protected routes only) authentication (bearer only on `/mcp`;
 //! bearer or session cookie with CSRF checks elsewhere) → `/mcp` (rmcp's Streamable HTTP
 //! service, stateless, both protocol eras) or the REST handlers. Public routes (health,
 //! status, login, the web console's files) sit outside the authentication layer; everything
@@ -16,6 +17,7 @@ mod cors;
 pub mod csrf;
 mod deadline;
 pub mod headers;
+pub mod host;
 pub(crate) mod jsonrpc;
 pub mod listener;
 mod login;
@@ -181,7 +183,9 @@ impl tower::Service<Request> for SharedMcpService {
 }
 
 /// The MCP endpoint: rmcp's service, stateless for every protocol era (no `Mcp-Session-Id`,
-/// GET and DELETE answer 405), with the Host and Origin checks against DNS rebinding.
+/// GET and DELETE answer 405), with the Origin check against DNS rebinding. The `Host` check is
+/// [`host::check_host`]'s, for every route; rmcp's own, on the same list and the same matching,
+/// stays as a second line and never fires first.
 fn mcp_service(state: &AppState, shutdown: CancellationToken) -> SharedMcpService {
     let mut config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
@@ -253,6 +257,11 @@ fn own_origins(allowed_hosts: &[String]) -> Vec<String> {
 /// tokens are cut for the price of one counter increment. Preflights are answered by CORS,
 /// outside the rate limit, so they are not counted.
 ///
+/// The `Host` allow-list ([`host`]) runs inside the rate limit and before any route: every
+/// route gets the same refusal, in the envelope and with the security headers and request id of
+/// the outer layers; the client IP is known for its audit record, and a flood of foreign names
+/// is rate-limited before it floods the audit log.
+///
 /// One `ServiceBuilder` stack, not `Router::layer` calls: those box every route at every layer,
 /// and each boxed layer clones everything below it on every request. The stack is built once
 /// and wraps the router as its fallback (docs/PERFORMANCE.md, finding 11).
@@ -298,6 +307,13 @@ pub fn apply_middleware(state: &AppState, router: Router) -> Router {
         .layer(from_fn_with_state(
             state.clone(),
             rate_limit::limit_requests,
+        ))
+        .layer(from_fn_with_state(
+            (
+                state.clone(),
+                host::AllowedHosts::new(&state.config.allowed_hosts),
+            ),
+            host::check_host,
         ))
         .layer(from_fn_with_state(state.clone(), wire_log::log_wire))
         .service(router);

@@ -51,7 +51,9 @@ use axum::{
     response::Response,
 };
 
-use super::client_ip::ClientIp;
+use ipnet::IpNet;
+
+use super::client_ip::{ClientIp, address_block};
 use crate::{
     audit::{AuditEvent, AuditEventType, AuditResult, Severity},
     auth::Principal,
@@ -142,14 +144,12 @@ fn default_policy(state: &AppState) -> Policy {
     }
 }
 
-/// The counter key of an address: IPv4 as is, IPv6 by its /64 (catalogue R10).
+/// The counter key of an address: its [`address_block`] (IPv4 as is, IPv6 by its /64,
+/// catalogue R10), the same block the login lockout counts failures against.
 fn ip_key(ip: IpAddr) -> String {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => {
-            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-            format!("{}/64", std::net::Ipv6Addr::from(prefix))
-        }
+    match address_block(ip) {
+        IpNet::V4(v4) => v4.addr().to_string(),
+        IpNet::V6(v6) => v6.to_string(),
     }
 }
 

@@ -1,7 +1,10 @@
 //! Prompts and argument completion.
 //!
 //! `consult_agent` turns "ask agent X about Y" into a ready instruction for the model, naming
-//! the agent and its purpose. Completion offers the caller's own agent ids (and knowledge base
+//! the agent and its purpose. Building it reads the agent's configuration (name, description),
+//! which is `read:agents`, and the instruction is to run the agent, which is `execute:agents`:
+//! the prompt needs both, to be listed and to be got ([`NEEDS`]). A token with `execute:agents`
+//! alone can still call `ask_agent`, but it learns nothing about an agent it may not read. Completion offers the caller's own agent ids (and knowledge base
 //! and conversation ids for resource templates), matched by id or name prefix.
 
 use rmcp::{
@@ -28,9 +31,19 @@ const CONSULT_AGENT: &str = "consult_agent";
 /// Most completion values returned (the MCP limit).
 const MAX_COMPLETIONS: usize = 100;
 
-/// The prompts `principal` may use: consulting an agent needs `execute:agents`.
+/// What `consult_agent` needs: reading the agent (its description goes into the prompt) and
+/// running it.
+const NEEDS: [Permission; 2] = [Permission::ReadAgents, Permission::ExecuteAgents];
+
+/// The first permission of [`NEEDS`] that `principal` lacks.
+fn missing(principal: &Principal) -> Option<Permission> {
+    NEEDS.into_iter().find(|p| !principal.can(*p))
+}
+
+/// The prompts `principal` may use: consulting an agent needs `read:agents` and
+/// `execute:agents`.
 pub(super) fn list(principal: &Principal) -> Vec<Prompt> {
-    if !principal.can(Permission::ExecuteAgents) {
+    if missing(principal).is_some() {
         return Vec::new();
     }
     vec![
@@ -71,8 +84,8 @@ pub(super) async fn get(
             request.name
         )));
     }
-    if !principal.can(Permission::ExecuteAgents) {
-        return Err(errors::permission_denied(Permission::ExecuteAgents));
+    if let Some(permission) = missing(principal) {
+        return Err(errors::permission_denied(permission));
     }
     let agent_id = argument(&request, "agentId")?;
     let question = argument(&request, "question")?;

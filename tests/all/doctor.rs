@@ -166,3 +166,35 @@ async fn redis_url_is_checked_by_pinging_redis() {
     );
     assert!(!stdout.contains("hunter2-canary"), "{stdout}");
 }
+
+/// M5: a policy file with a `[usernames]` section (grants by an unverified name) fails the
+/// check, naming the entries and the `[users]` fix; one by fingerprint only passes.
+#[test]
+fn a_policy_file_granting_by_username_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[usernames]\nalice = [\"write:knowledge-bases\"]\n",
+    )
+    .unwrap();
+    let mut env = production_env(audit.to_str().unwrap());
+    env.push(("PERMISSIONS_POLICY_FILE", policy.to_str().unwrap().into()));
+    let (output, stdout) = doctor(&env, &[]);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stdout.contains("FAIL  PERMISSIONS_POLICY_FILE"), "{stdout}");
+    assert!(
+        stdout.contains("\"alice\"") && stdout.contains("[users]"),
+        "{stdout}"
+    );
+
+    std::fs::write(
+        &policy,
+        "[users]\n\"usr_0123456789abcdef01234567\" = [\"read:agents\"]\n",
+    )
+    .unwrap();
+    let (output, stdout) = doctor(&env, &[]);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("PASS  PERMISSIONS_POLICY_FILE"), "{stdout}");
+}

@@ -1667,6 +1667,33 @@ async fn k9_one_key_is_locked_across_ips() {
     assert_eq!(s.sim.requests().len(), upstream + 1);
 }
 
+/// L5: the per-address lockout counted IPv6 clients by full address while the rate limiter
+/// keyed them by /64, so one host could rotate through its /64 and never be locked. Failures
+/// from many addresses of one /64 (through a trusted proxy's `X-Forwarded-For`) now lock the
+/// whole /64, before Dust is asked; the next /64 is another client.
+#[tokio::test]
+async fn k9_ipv6_addresses_of_one_64_share_the_lockout() {
+    let s = TestServer::start_with(&[("TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    let url = s.url("/api/v1/auth/login");
+    let attempt = |client: String| {
+        let body = json!({"apiKey": random_key(), "workspaceId": s.sim.workspace_id()});
+        let request = s
+            .http
+            .post(&url)
+            .header("X-Forwarded-For", client)
+            .json(&body);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    for i in 0..lockout::IP_MAX_FAILURES {
+        let status = attempt(format!("2001:db8:1:2:{i:x}:{i:x}:{i:x}:1")).await;
+        assert_eq!(status, 401, "attempt {i}");
+    }
+    let upstream = s.sim.requests().len();
+    assert_eq!(attempt("2001:db8:1:2:ffff::beef".to_owned()).await, 429);
+    assert_eq!(s.sim.requests().len(), upstream, "locked before Dust");
+    assert_eq!(attempt("2001:db8:1:3::1".to_owned()).await, 401);
+}
+
 #[tokio::test]
 async fn k11_token_store_holds_no_key_bytes() {
     let s = TestServer::start().await;

@@ -905,3 +905,215 @@ async fn z10_no_stream_outlives_a_revoked_token() {
     assert_eq!(upstream(&srv), before);
     srv.shutdown().await;
 }
+
+/// M5: a `[usernames]` policy entry used to grant its permissions to anyone with any valid key
+/// who typed that username at login. Such a file now stops the start, naming the entry and the
+/// `[users]` fix; grants by key fingerprint keep working, whatever username a login asserts.
+#[tokio::test]
+async fn z11_permissions_never_come_from_an_asserted_username() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "default = [\"read:agents\"]\n\n[usernames]\nalice = [\"read:agents\", \"write:knowledge-bases\"]\n",
+    )
+    .unwrap();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-dust-server"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("MCP_SERVER_PORT", "0")
+        .env("LOG_LEVEL", "warn")
+        .env("PERMISSIONS_POLICY_FILE", &policy)
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(std::time::Duration::from_secs(20), command.output())
+        .await
+        .expect("the server started with a [usernames] policy instead of refusing")
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for needle in [
+        "PERMISSIONS_POLICY_FILE",
+        "[usernames]",
+        "\"alice\"",
+        "[users]",
+    ] {
+        assert!(stderr.contains(needle), "{needle} missing: {stderr}");
+    }
+
+    // By fingerprint: the key's own id gets the extra permission, the username is irrelevant.
+    let sim = mcp_dust_server::sim::spawn(mcp_dust_server::sim::SimConfig::default())
+        .await
+        .unwrap();
+    let keys = mcp_dust_server::auth::keys::Keys::derive(&SecretString::from(server::SECRET));
+    let fingerprint = mcp_dust_server::auth::Principal::user_id_for_key(
+        keys.fingerprint(),
+        &mcp_dust_server::dust::DustCredentials::new(sim.workspace_id(), sim.api_key()),
+    );
+    std::fs::write(
+        &policy,
+        format!(
+            "default = [\"read:agents\"]\n\n[users]\n\"{fingerprint}\" = [\"read:agents\", \"write:knowledge-bases\"]\n"
+        ),
+    )
+    .unwrap();
+    let srv = TestServer::start_on(
+        sim,
+        &[("PERMISSIONS_POLICY_FILE", policy.to_str().unwrap())],
+        None,
+    )
+    .await;
+    for username in ["mallory", "alice"] {
+        let reply: Value = srv
+            .login_with(json!({
+                "apiKey": srv.sim.api_key(),
+                "workspaceId": srv.sim.workspace_id(),
+                "username": username,
+            }))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(reply["user"]["id"], fingerprint.as_str(), "{reply}");
+        assert_eq!(
+            reply["user"]["permissions"],
+            json!(["read:agents", "write:knowledge-bases"]),
+            "{reply}"
+        );
+    }
+    srv.shutdown().await;
+}
+
+/// L2: a token holding only `execute:agents` is not shown `consult_agent`, and getting it by
+/// name is refused (needs `read:agents`) without the agent's description and before Dust.
+#[tokio::test]
+async fn z12_consult_agent_with_only_execute_agents_reveals_no_agent() {
+    let srv = TestServer::start().await;
+    let token = srv.token(Some(&["execute:agents"])).await;
+    let (status, body) = srv
+        .mcp(
+            Some(&token),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "prompts/list", "params": {}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["prompts"], json!([]), "{body}");
+    let before = upstream(&srv);
+    let (status, body) = srv
+        .mcp(
+            Some(&token),
+            json!({"jsonrpc": "2.0", "id": 2, "method": "prompts/get", "params": {
+                "name": "consult_agent",
+                "arguments": {"agentId": ECHO_AGENT_ID, "question": "What do you do?"},
+            }}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(error_code(&body), PERMISSION_DENIED, "{body}");
+    assert_eq!(body["error"]["data"]["requiredPermission"], "read:agents");
+    assert!(!body.to_string().contains("Repeats your message"), "{body}");
+    assert_eq!(upstream(&srv), before, "Dust was asked about the agent");
+    srv.shutdown().await;
+}
+
+/// L4: `ALLOWED_HOSTS` (the DNS-rebinding defence) covered `/mcp` only. A foreign `Host` is now
+/// refused on login, REST, OAuth, the console and the rest alike (403 `host_not_allowed`, the
+/// one envelope, audited, nothing sent to Dust), an allowed one passes, and the orchestrator
+/// probes answer whatever the `Host` (Kubernetes sends the pod IP).
+#[tokio::test]
+async fn z13_a_foreign_host_is_refused_on_every_route_but_the_probes() {
+    let srv = TestServer::start().await;
+    let token = srv.token(None).await;
+    let port = srv.addr.port();
+    let workspaces = format!("/api/v1/workspaces/{}", srv.sim.workspace_id());
+    let login = json!({"apiKey": srv.sim.api_key(), "workspaceId": srv.sim.workspace_id()});
+    let register = json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "client_name": "t"});
+    let routes: Vec<(Method, &str, Option<&str>, Option<Value>)> = vec![
+        (Method::POST, "/api/v1/auth/login", None, Some(login)),
+        (Method::GET, &workspaces, Some(&token), None),
+        (Method::GET, "/api/v1/status", None, None),
+        (Method::GET, "/api/v1/openapi.json", None, None),
+        (
+            Method::GET,
+            "/.well-known/oauth-authorization-server",
+            None,
+            None,
+        ),
+        (Method::GET, "/oauth/authorize", None, None),
+        (Method::POST, "/oauth/register", None, Some(register)),
+        (Method::GET, "/console", None, None),
+        (Method::GET, "/no-such-route", None, None),
+    ];
+    let before = upstream(&srv);
+    for host in ["evil.example".to_owned(), format!("evil.example:{port}")] {
+        for (method, path, token, body) in &routes {
+            let (status, headers, text) = send(
+                &srv,
+                method.clone(),
+                path,
+                *token,
+                &[("Host", &host)],
+                body.clone(),
+            )
+            .await;
+            assert_eq!(status, 403, "{method} {path} with Host {host}: {text}");
+            let body: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(body["error"]["code"], "host_not_allowed", "{path}: {body}");
+            assert!(body["error"]["requestId"].is_string(), "{path}: {body}");
+            assert!(headers.contains_key("x-content-type-options"), "{path}");
+        }
+    }
+    assert_eq!(upstream(&srv), before, "a refused request reached Dust");
+    flush(&srv).await;
+    let refusals: Vec<Value> = srv
+        .audit
+        .of_type(AuditEventType::InputValidationFail)
+        .into_iter()
+        .filter(|r| r["extra"]["reason"] == "host_not_allowed")
+        .collect();
+    assert_eq!(refusals.len(), 2 * routes.len(), "{refusals:?}");
+    assert_eq!(refusals[0]["extra"]["host"], "evil.example");
+
+    // The allowed names pass (the default list: the bind address and localhost, any port).
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        for (method, path, token, _) in &routes {
+            if *method != Method::GET || *path == "/no-such-route" || *path == "/oauth/authorize" {
+                continue;
+            }
+            let (status, _, text) =
+                send(&srv, method.clone(), path, *token, &[("Host", &host)], None).await;
+            assert_eq!(status, 200, "{path} with Host {host}: {text}");
+        }
+    }
+
+    // Probes answer whatever the Host.
+    for path in ["/health", "/live", "/ready"] {
+        let (status, _, text) = send(
+            &srv,
+            Method::GET,
+            path,
+            None,
+            &[("Host", "10.1.2.3:5001")],
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{path}: {text}");
+    }
+
+    // No Host at all (HTTP/1.0): 400 in the envelope; a probe still answers.
+    for (path, expected) in [("/api/v1/status", "400"), ("/health", "200")] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(
+            answer.starts_with(&format!("HTTP/1.0 {expected}")),
+            "{path}: {answer}"
+        );
+    }
+    srv.shutdown().await;
+}

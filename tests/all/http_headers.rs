@@ -400,6 +400,7 @@ async fn the_panic_handlers_500_carries_the_security_headers() {
     let response = app
         .oneshot(
             axum::http::Request::get("/boom")
+                .header("Host", "127.0.0.1")
                 .header("Origin", APP)
                 .body(Body::empty())
                 .unwrap(),

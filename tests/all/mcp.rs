@@ -988,6 +988,30 @@ async fn prompt_and_completion() {
     assert!(none.client.list_all_prompts().await.unwrap().is_empty());
 }
 
+/// L2: the prompt puts the agent's name and description (`read:agents`) into its text, so
+/// `execute:agents` alone neither lists nor gets it, and Dust is not asked about the agent.
+#[tokio::test]
+async fn consult_agent_needs_read_agents_as_well_as_execute() {
+    let t = McpTest::start(PermissionSet::of(&[Permission::ExecuteAgents])).await;
+    assert!(t.client.list_all_prompts().await.unwrap().is_empty());
+    let mut args = serde_json::Map::new();
+    args.insert("agentId".into(), json!(ECHO_AGENT_ID));
+    args.insert("question".into(), json!("What do you do?"));
+    let err = t
+        .client
+        .get_prompt(GetPromptRequestParams::new("consult_agent").with_arguments(args))
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&err), PERMISSION_DENIED.0);
+    let shown = format!("{err:?}");
+    assert!(shown.contains("read:agents"), "{shown}");
+    assert!(!shown.contains("Repeats your message"), "{shown}");
+    assert!(
+        t.sim.requests().is_empty(),
+        "Dust was asked about the agent"
+    );
+}
+
 #[tokio::test]
 async fn one_principal_cannot_hold_more_than_its_share_of_calls() {
     let t = McpTest::start_with(crate::common::sim_config(), PermissionSet::DEFAULT, |s| {

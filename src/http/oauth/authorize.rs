@@ -519,7 +519,7 @@ pub(super) async fn consent(State(state): State<AppState>, request: Request) -> 
         .filter(|s| pending.scopes.contains(s))
         .collect();
     let permissions =
-        Policy::narrow(state.policy.grant(&user_id, &username), Some(&ticked)).unwrap_or_default();
+        Policy::narrow(state.policy.grant(&user_id), Some(&ticked)).unwrap_or_default();
     if permissions.names().is_empty() {
         return again(
             &state,

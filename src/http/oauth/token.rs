@@ -457,7 +457,7 @@ async fn issue_with_refresh(
         .iter()
         .filter_map(|p| p.parse::<Permission>().ok())
         .collect::<PermissionSet>()
-        .intersect(state.policy.grant(&grant.user_id, &grant.username));
+        .intersect(state.policy.grant(&grant.user_id));
     let principal = Principal {
         user_id: grant.user_id.clone(),
         username: grant.username.clone(),

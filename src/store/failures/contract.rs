@@ -12,6 +12,8 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use ipnet::IpNet;
+
 use super::{FailureCounter, FailureStore, Limits, Subject};
 
 /// Five failures lock for a minute, doubling to fifteen; a quarter of an hour of quiet resets.
@@ -27,9 +29,9 @@ fn at(secs: u64) -> SystemTime {
 }
 
 /// A fresh address block for one case.
-fn ips() -> impl Fn(u8) -> IpAddr {
+fn ips() -> impl Fn(u8) -> IpNet {
     let [a, b] = rand::random::<[u8; 2]>();
-    move |n| IpAddr::V4(Ipv4Addr::new(10, a, b, n))
+    move |n| IpNet::from(IpAddr::V4(Ipv4Addr::new(10, a, b, n)))
 }
 
 /// A fresh key fingerprint namer for one case.

@@ -4,7 +4,9 @@
 //! over more than that many subjects within a window can flush a counter; the per-IP request
 //! limit in front of login bounds how fast that can happen.
 
-use std::{collections::HashMap, hash::Hash, net::IpAddr, sync::Mutex, time::SystemTime};
+use std::{collections::HashMap, hash::Hash, sync::Mutex, time::SystemTime};
+
+use ipnet::IpNet;
 
 use async_trait::async_trait;
 
@@ -68,7 +70,7 @@ impl<K: Eq + Hash + Clone> Tracker<K> {
 /// Failure counters in process memory: one map per kind of subject, each bounded.
 #[derive(Debug, Default)]
 pub struct MemoryFailureStore {
-    by_ip: Tracker<IpAddr>,
+    by_ip: Tracker<IpNet>,
     by_key: Tracker<String>,
 }
 
@@ -137,7 +139,7 @@ mod tests {
             base_backoff: Duration::from_secs(60),
             max_backoff: Duration::from_secs(900),
         };
-        let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let ip = IpNet::from(std::net::IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         for i in 0..MAX_TRACKED + 50 {
             let key = format!("usr_{i}");

@@ -16,12 +16,10 @@
 pub mod contract;
 pub mod memory;
 
-use std::{
-    net::IpAddr,
-    time::{Duration, SystemTime},
-};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use ipnet::IpNet;
 
 pub use memory::{MAX_TRACKED, MemoryFailureStore};
 
@@ -95,8 +93,9 @@ impl FailureCounter {
 /// Whose failures a counter holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject<'a> {
-    /// A client address.
-    Ip(IpAddr),
+    /// A client's address block: what `http::client_ip::address_block` gives (the address for
+    /// IPv4, the /64 for IPv6), so one host cannot rotate through its /64 to reset its count.
+    Ip(IpNet),
     /// A key fingerprint (`usr_…`).
     Key(&'a str),
 }
