@@ -107,18 +107,43 @@ pub async fn revoke(
             ..Revoked::default()
         });
     };
-    let now_ms = now.saturating_mul(1000);
-    let until_ms = now_ms.saturating_add(remember_secs.saturating_mul(1000));
-    let ids = oauth.revoke_family(grant_id, until_ms, now_ms).await?;
-    let mut grant_tokens = 0;
-    for id in ids.iter().filter(|id| **id != record.token_id) {
-        if tokens.revoke(id, now).await? {
-            grant_tokens += 1;
-        }
-    }
+    // The token itself is already revoked: what revoke_grant counts are the others.
+    let grant_tokens = revoke_grant(tokens, oauth, grant_id, now, remember_secs)
+        .await?
+        .iter()
+        .filter(|id| **id != record.token_id)
+        .count();
     Ok(Revoked {
         token,
         grant: Some(grant_id.clone()),
         grant_tokens,
     })
+}
+
+/// Revokes the OAuth grant `grant_id`: its refresh tokens stop working (the family is
+/// remembered as revoked for `remember_secs`, so that a late refresh is known as revoked) and
+/// every access token it issued is revoked. Returns the ids of those that were still live.
+///
+/// # Errors
+///
+/// A store failure; what was revoked before it stays revoked.
+pub async fn revoke_grant(
+    tokens: &dyn TokenStore,
+    oauth: &dyn crate::store::OAuthStore,
+    grant_id: &str,
+    now: i64,
+    remember_secs: i64,
+) -> Result<Vec<String>, StoreError> {
+    let now_ms = now.saturating_mul(1000);
+    let until_ms = now_ms.saturating_add(remember_secs.saturating_mul(1000));
+    let mut ids = oauth.revoke_family(grant_id, until_ms, now_ms).await?;
+    ids.sort();
+    ids.dedup();
+    let mut revoked = Vec::new();
+    for id in ids {
+        if tokens.revoke(&id, now).await? {
+            revoked.push(id);
+        }
+    }
+    Ok(revoked)
 }

@@ -416,3 +416,69 @@ async fn l3_an_agent_run_over_mcp_ends_when_its_token_is_revoked() {
     assert!(message.contains("revoked or has expired"), "{message}");
     run_cancelled(&s).await;
 }
+
+async fn m3_grants(redis: bool) {
+    let Some((stores, _redis)) = stores(redis, "m3_grant_list").await else {
+        return;
+    };
+    let s = TestServer::start_with_stores(sim().await, &[], None, stores).await;
+    let (access, refresh_token, client) = grant(&s, "m3-list").await;
+    let mine = s.token(None).await;
+    let list = |token: String| {
+        let request = s.http.get(s.url("/api/v1/auth/grants")).bearer_auth(token);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let listed = list(mine.clone()).await;
+    let grants = listed["grants"].as_array().unwrap();
+    assert_eq!(grants.len(), 1, "{listed}");
+    let grant_id = grants[0]["grantId"].as_str().unwrap().to_owned();
+    assert_eq!(grants[0]["clientId"], client.as_str());
+    assert_eq!(
+        grants[0]["permissions"],
+        json!(["read:workspaces", "read:agents", "execute:agents"])
+    );
+    for field in ["createdAt", "lastUsedAt", "expiresAt"] {
+        assert!(grants[0][field].is_string(), "{listed}");
+    }
+
+    // Someone else (another key and workspace) neither sees it nor can end it.
+    let response = s
+        .login_with(
+            json!({"apiKey": s.sim.other_api_key(), "workspaceId": s.sim.other_workspace_id()}),
+        )
+        .await;
+    let stranger: Value = response.json().await.unwrap();
+    let stranger = stranger["token"].as_str().unwrap().to_owned();
+    assert_eq!(list(stranger.clone()).await["grants"], json!([]));
+    let delete = |token: String| {
+        let request = s
+            .http
+            .delete(s.url(&format!("/api/v1/auth/grants/{grant_id}")))
+            .bearer_auth(token);
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(delete(stranger).await, 404);
+    assert_eq!(mcp_status(&s, &access).await, 200);
+
+    // The owner ends it: the connector's tokens stop at once, its refresh token too.
+    assert_eq!(delete(mine.clone()).await, 204);
+    assert_eq!(mcp_status(&s, &access).await, 401);
+    let (status, body) = refresh(&s, &refresh_token, &client).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(list(mine.clone()).await["grants"], json!([]));
+    assert_eq!(mcp_status(&s, &mine).await, 200);
+}
+
+#[tokio::test]
+async fn m3_a_person_lists_and_ends_their_grants() {
+    m3_grants(false).await;
+}
+
+#[tokio::test]
+async fn m3_a_person_lists_and_ends_their_grants_with_redis() {
+    m3_grants(true).await;
+}

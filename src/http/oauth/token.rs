@@ -34,7 +34,7 @@ use crate::{
     state::AppState,
     store::{
         TokenOrigin,
-        oauth::{Grant, Issued, Redeemed, RefreshRecord, Rotated, secret_hash},
+        oauth::{Grant, GrantSummary, Issued, Redeemed, RefreshRecord, Rotated, secret_hash},
     },
 };
 
@@ -370,25 +370,25 @@ async fn revoke_family(
     grant: &Grant,
     also: Option<&str>,
 ) -> Result<usize, Failure> {
-    let now = now_ms(state);
-    let until = now + ms(state.config.oauth_refresh_token_ttl);
-    let mut ids = state
-        .oauth
-        .revoke_family(&grant.family_id, until, now)
-        .await?;
-    if let Some(also) = also {
-        ids.push(also.to_owned());
+    let now_secs = now_ms(state).div_euclid(1000);
+    let remember = state.config.oauth_refresh_token_ttl.as_secs() as i64;
+    let revoked = tokens::revoke_grant(
+        state.tokens.as_ref(),
+        state.oauth.as_ref(),
+        &grant.family_id,
+        now_secs,
+        remember,
+    )
+    .await?;
+    let mut count = revoked.len();
+    // A token the family does not list yet (issued by a code replayed before it was recorded).
+    if let Some(also) = also
+        && !revoked.iter().any(|id| id == also)
+        && state.tokens.revoke(also, now_secs).await?
+    {
+        count += 1;
     }
-    ids.sort();
-    ids.dedup();
-    let now_secs = now.div_euclid(1000);
-    let mut revoked = 0;
-    for id in &ids {
-        if state.tokens.revoke(id, now_secs).await? {
-            revoked += 1;
-        }
-    }
-    Ok(revoked)
+    Ok(count)
 }
 
 /// When a refresh token issued at `now` expires: `OAUTH_REFRESH_TOKEN_TTL` later, and never
@@ -512,6 +512,26 @@ async fn issue_with_refresh(
             refresh_expires_ms,
             now_ms(state),
         )
+        .await?;
+    // The person's list of grants shows it used now, until its refresh token expires.
+    let now = now_ms(state);
+    let client_name = state
+        .oauth
+        .get_client(&grant.client_id, now)
+        .await?
+        .and_then(|c| c.client_name);
+    let summary = GrantSummary {
+        grant_id: grant.family_id.clone(),
+        client_id: grant.client_id.clone(),
+        client_name,
+        permissions: grant.permissions.clone(),
+        created_at_ms: grant.created_at_ms.unwrap_or(now),
+        last_used_ms: now,
+        expires_at_ms: refresh_expires_ms,
+    };
+    state
+        .oauth
+        .touch_grant(&grant.workspace_id, &grant.user_id, &summary, now)
         .await?;
     state.auditor.record(
         AuditEvent::new(

@@ -58,6 +58,8 @@ pub fn protected_routes() -> OpenApiRouter<AppState> {
         .merge(knowledge::routes())
         .routes(routes!(tokens::list))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(tokens::grants))
+        .routes(routes!(tokens::revoke_grant))
         .routes(routes!(audit::query))
         .routes(routes!(crate::http::login::refresh))
         .routes(routes!(crate::http::login::logout))

@@ -33,7 +33,7 @@ use crate::ops::views::{
         WorkspaceView, CallerView, workspaces::WorkspaceList, agents::ExecuteRequest,
         KnowledgeBaseList, ConnectorList, ConversationList, ConversationSummary,
         ConversationView, MessageView, knowledge::SearchRequest,
-        knowledge::SearchResult, knowledge::SearchResponse, tokens::TokenView, tokens::TokenList,
+        knowledge::SearchResult, knowledge::SearchResponse, tokens::TokenView, tokens::TokenList, tokens::GrantView, tokens::GrantList,
         audit::AuditEvents, auth_docs::LoginBody, auth_docs::UserView, auth_docs::TokenAnswer,
         auth_docs::SessionAnswer, auth_docs::LogoutAnswer,
     )),

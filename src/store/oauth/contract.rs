@@ -10,8 +10,8 @@
 //! client is the oldest.
 
 use super::{
-    CodeRecord, Grant, Issued, OAuthClient, OAuthStore, PendingAuthorization, Redeemed,
-    RefreshRecord, Rotated, secret_hash,
+    CodeRecord, Grant, GrantSummary, Issued, OAuthClient, OAuthStore, PendingAuthorization,
+    Redeemed, RefreshRecord, Rotated, secret_hash,
 };
 
 /// The fixed `now` of every case (milliseconds).
@@ -355,6 +355,72 @@ pub async fn revoking_a_family_stops_all_its_tokens(store: &dyn OAuthStore) {
 
 /// One `#[tokio::test]` per case of this suite, for the [`OAuthStore`] the argument builds
 /// (see [`store_contract_tests!`](crate::store_contract_tests) for the forms it takes).
+/// A person's grants: listed newest use first, one entry per grant (a refresh replaces it),
+/// scoped to the person, gone once revoked or expired.
+pub async fn a_persons_grants_are_listed_until_revoked_or_expired(store: &dyn OAuthStore) {
+    let (ws, user) = (fresh("ws"), fresh("usr"));
+    let summary = |grant_id: &str, used: i64, until: i64| GrantSummary {
+        grant_id: grant_id.to_owned(),
+        client_id: "client".into(),
+        client_name: Some("Claude".into()),
+        permissions: vec!["read:agents".into()],
+        created_at_ms: 1_000,
+        last_used_ms: used,
+        expires_at_ms: until,
+    };
+    let (a, b) = (fresh("fam"), fresh("fam"));
+    store
+        .touch_grant(&ws, &user, &summary(&a, 2_000, 100_000), 2_000)
+        .await
+        .unwrap();
+    store
+        .touch_grant(&ws, &user, &summary(&b, 3_000, 50_000), 3_000)
+        .await
+        .unwrap();
+    // A refresh of the first grant replaces its entry and puts it first.
+    store
+        .touch_grant(&ws, &user, &summary(&a, 4_000, 200_000), 4_000)
+        .await
+        .unwrap();
+    let listed = store.list_grants(&ws, &user, 5_000).await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|g| g.grant_id.as_str()).collect();
+    assert_eq!(ids, [a.as_str(), b.as_str()]);
+    assert_eq!(listed[0].last_used_ms, 4_000);
+    assert_eq!(listed[0].client_name.as_deref(), Some("Claude"));
+    // Another person, or another workspace, sees none of them.
+    assert!(
+        store
+            .list_grants(&ws, &fresh("usr"), 5_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_grants(&fresh("ws"), &user, 5_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Revoked: gone. Expired: gone.
+    store.revoke_family(&a, 300_000, 6_000).await.unwrap();
+    let ids: Vec<String> = store
+        .list_grants(&ws, &user, 6_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.grant_id)
+        .collect();
+    assert_eq!(ids, [b]);
+    assert!(
+        store
+            .list_grants(&ws, &user, 60_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 #[macro_export]
 macro_rules! oauth_store_contract_tests {
     ($($backend:tt)+) => {
@@ -369,6 +435,7 @@ macro_rules! oauth_store_contract_tests {
                 a_code_is_redeemed_once_then_replayed,
                 a_refresh_token_rotates_once,
                 revoking_a_family_stops_all_its_tokens,
+                a_persons_grants_are_listed_until_revoked_or_expired,
             ]
             $($backend)+
         );

@@ -13,8 +13,8 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    CodeRecord, Issued, MAX_UNUSED_CLIENTS, OAuthClient, OAuthStore, PendingAuthorization,
-    Redeemed, RefreshRecord, Rotated, secret_hash,
+    CodeRecord, GrantSummary, Issued, MAX_UNUSED_CLIENTS, OAuthClient, OAuthStore,
+    PendingAuthorization, Redeemed, RefreshRecord, Rotated, secret_hash,
 };
 use crate::store::StoreError;
 
@@ -98,6 +98,8 @@ struct Maps {
     codes: Expiring<(CodeRecord, Option<Issued>)>,
     refresh: Expiring<(RefreshRecord, bool)>,
     families: Expiring<Family>,
+    /// Each person's grant summaries, under `workspace\0user`.
+    grants: Expiring<Vec<GrantSummary>>,
 }
 
 /// The OAuth records of one process (they die with it: a restart ends every grant).
@@ -119,6 +121,7 @@ impl Default for MemoryOAuthStore {
                 codes: Expiring::new(),
                 refresh: Expiring::new(),
                 families: Expiring::new(),
+                grants: Expiring::new(),
             }),
             unused_capacity: MAX_UNUSED_CLIENTS,
         }
@@ -419,6 +422,42 @@ impl OAuthStore for MemoryOAuthStore {
             .families
             .get(family_id, now_ms)
             .is_some_and(|f| f.revoked))
+    }
+
+    async fn touch_grant(
+        &self,
+        workspace_id: &str,
+        user_id: &str,
+        summary: &GrantSummary,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let key = format!("{workspace_id}\0{user_id}");
+        let mut maps = self.maps()?;
+        let mut list = maps.grants.get(&key, now_ms).cloned().unwrap_or_default();
+        list.retain(|g| g.grant_id != summary.grant_id);
+        list.push(summary.clone());
+        super::trim_grants(&mut list, now_ms);
+        let until = list.iter().map(|g| g.expires_at_ms).max().unwrap_or(now_ms);
+        maps.grants.insert(&key, list, until, now_ms)
+    }
+
+    async fn list_grants(
+        &self,
+        workspace_id: &str,
+        user_id: &str,
+        now_ms: i64,
+    ) -> Result<Vec<GrantSummary>, StoreError> {
+        let maps = self.maps()?;
+        let key = format!("{workspace_id}\0{user_id}");
+        let mut list = maps.grants.get(&key, now_ms).cloned().unwrap_or_default();
+        list.retain(|g| {
+            !maps
+                .families
+                .get(&g.grant_id, now_ms)
+                .is_some_and(|f| f.revoked)
+        });
+        super::trim_grants(&mut list, now_ms);
+        Ok(list)
     }
 }
 

@@ -152,6 +152,30 @@ pub enum Redeemed {
     Unknown,
 }
 
+/// What a person sees of one of their OAuth grants (`GET /api/v1/auth/grants`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantSummary {
+    /// The grant (its refresh-token family id).
+    pub grant_id: String,
+    pub client_id: String,
+    /// The client's registered name, when it gave one.
+    pub client_name: Option<String>,
+    /// The permissions granted (scopes).
+    pub permissions: Vec<String>,
+    /// When the person consented (epoch milliseconds).
+    pub created_at_ms: i64,
+    /// When the client last used the grant: its last token (epoch milliseconds).
+    pub last_used_ms: i64,
+    /// When the grant ends unless used again: its current refresh token's expiry, never past
+    /// the grant's maximum lifetime (epoch milliseconds).
+    pub expires_at_ms: i64,
+}
+
+/// Most grants listed per person: past it the least recently used leave the list (they stay
+/// valid until they expire, and revoking the person's tokens still reaches them).
+pub const MAX_GRANTS_LISTED: usize = 50;
+
 /// A refresh token's record (stored under its hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshRecord {
@@ -287,6 +311,38 @@ pub trait OAuthStore: Send + Sync + 'static {
 
     /// Whether the family was revoked.
     async fn family_revoked(&self, family_id: &str, now_ms: i64) -> Result<bool, StoreError>;
+
+    /// Records that `user_id`'s grant was used at `now_ms` (a token was issued from it):
+    /// replaces the summary of the same grant, and keeps the [`MAX_GRANTS_LISTED`] most recently
+    /// used of the person's grants.
+    async fn touch_grant(
+        &self,
+        workspace_id: &str,
+        user_id: &str,
+        summary: &GrantSummary,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The grants of `user_id` in `workspace_id` neither expired nor revoked at `now_ms`, most
+    /// recently used first.
+    async fn list_grants(
+        &self,
+        workspace_id: &str,
+        user_id: &str,
+        now_ms: i64,
+    ) -> Result<Vec<GrantSummary>, StoreError>;
+}
+
+/// `summaries` as a person's list: live at `now_ms`, newest use first, at most
+/// [`MAX_GRANTS_LISTED`].
+pub(crate) fn trim_grants(summaries: &mut Vec<GrantSummary>, now_ms: i64) {
+    summaries.retain(|g| g.expires_at_ms > now_ms);
+    summaries.sort_by(|a, b| {
+        b.last_used_ms
+            .cmp(&a.last_used_ms)
+            .then_with(|| a.grant_id.cmp(&b.grant_id))
+    });
+    summaries.truncate(MAX_GRANTS_LISTED);
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@
 //! | `sess:<session key>` | hash of the session record (no id, no secret) | the session's idle expiry, never past its absolute one |
 //! | `user-sess:<workspace>:<user_id>` | sorted set of session keys by creation | the longest absolute session deadline |
 //! | `sess-all` | sorted set of every session key by expiry (the store-size cap) | the longest absolute session deadline |
-//! | `oauth-client:`, `oauth-unused`, `oauth-pending:`, `oauth-state:`, `oauth-code:`, `oauth-rt:`, `oauth-fam:` | the OAuth server's records (`oauth` module) | each record's own end |
+//! | `oauth-client:`, `oauth-unused`, `oauth-pending:`, `oauth-state:`, `oauth-code:`, `oauth-rt:`, `oauth-fam:`, `oauth-grants:` | the OAuth server's records (`oauth` module) | each record's own end |
 //!
 //! Nothing secret is stored in clear: the Dust key is in the token record only as AEAD
 //! ciphertext bound to the token id (`auth::tokens::KeyCipher`); no JWT is stored at all.

@@ -31,8 +31,8 @@ use super::RedisStore;
 use crate::store::{
     StoreError,
     oauth::{
-        CodeRecord, Issued, OAuthClient, OAuthStore, PendingAuthorization, Redeemed, RefreshRecord,
-        Rotated, secret_hash,
+        CodeRecord, GrantSummary, Issued, OAuthClient, OAuthStore, PendingAuthorization, Redeemed,
+        RefreshRecord, Rotated, secret_hash,
     },
 };
 
@@ -182,6 +182,24 @@ impl RedisStore {
 
     fn family_key(&self, family_id: &str) -> String {
         self.key("oauth-fam", &[family_id])
+    }
+
+    fn grants_key(&self, workspace_id: &str, user_id: &str) -> String {
+        self.key("oauth-grants", &[workspace_id, user_id])
+    }
+
+    /// The person's stored grant summaries, as written (expired and revoked ones included).
+    async fn grant_summaries(
+        &self,
+        workspace_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<GrantSummary>, StoreError> {
+        let mut conn = self.conn();
+        let key = self.grants_key(workspace_id, user_id);
+        let json: Option<String> = self
+            .run(async move { redis::cmd("GET").arg(key).query_async(&mut conn).await })
+            .await?;
+        json.as_deref().map_or(Ok(Vec::new()), decode)
     }
 
     async fn family_set(
@@ -519,6 +537,53 @@ impl OAuthStore for RedisStore {
     ) -> Result<Vec<String>, StoreError> {
         self.family_set(family_id, "revoked", "1", ttl(until_ms, now_ms))
             .await
+    }
+
+    async fn touch_grant(
+        &self,
+        workspace_id: &str,
+        user_id: &str,
+        summary: &GrantSummary,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        // Read, merge and write back: a person's grants are touched by their own clients'
+        // refreshes only, and the worst a race does is keep one summary a refresh older.
+        let mut list = self.grant_summaries(workspace_id, user_id).await?;
+        list.retain(|g| g.grant_id != summary.grant_id);
+        list.push(summary.clone());
+        crate::store::oauth::trim_grants(&mut list, now_ms);
+        let until = list.iter().map(|g| g.expires_at_ms).max().unwrap_or(now_ms);
+        let mut conn = self.conn();
+        let key = self.grants_key(workspace_id, user_id);
+        let value = encode(&list)?;
+        let ttl_ms = ttl(until, now_ms);
+        self.run(async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async::<()>(&mut conn)
+                .await
+        })
+        .await
+    }
+
+    async fn list_grants(
+        &self,
+        workspace_id: &str,
+        user_id: &str,
+        now_ms: i64,
+    ) -> Result<Vec<GrantSummary>, StoreError> {
+        let mut list = self.grant_summaries(workspace_id, user_id).await?;
+        let mut live = Vec::with_capacity(list.len());
+        for grant in list.drain(..) {
+            if !self.family_revoked(&grant.grant_id, now_ms).await? {
+                live.push(grant);
+            }
+        }
+        crate::store::oauth::trim_grants(&mut live, now_ms);
+        Ok(live)
     }
 
     async fn family_revoked(&self, family_id: &str, _now_ms: i64) -> Result<bool, StoreError> {

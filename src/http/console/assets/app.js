@@ -84,7 +84,10 @@ async function route({ focus = true } = {}) {
   try {
     if (view === "agents") await loadAgents();
     else if (view === "knowledge") await loadKnowledgeBases();
-    else if (view === "tokens") await loadTokens();
+    else if (view === "tokens") {
+      await loadTokens();
+      await loadGrants();
+    }
     else if (view === "audit") await loadAudit();
   } catch (error) {
     if (state.user) showError(error);
@@ -343,6 +346,47 @@ async function loadTokens() {
     if (token.revokedAt) row.classList.add("revoked");
     return row;
   }));
+}
+
+async function loadGrants() {
+  const { grants } = await json("GET", "/api/v1/auth/grants");
+  const rows = grants.map((grant) => {
+    const name = grant.clientName || grant.clientId;
+    const button = el("button", {
+      type: "button",
+      className: "danger",
+      "aria-label": `Disconnect ${name}`,
+      textContent: "Disconnect",
+    });
+    button.addEventListener("click", () => disconnect(grant, name, button));
+    const row = el("tr", {},
+      el("td", { textContent: name }),
+      el("td", { textContent: formatTime(grant.createdAt) }),
+      el("td", { textContent: formatTime(grant.lastUsedAt) }),
+      el("td", { textContent: formatTime(grant.expiresAt) }),
+      el("td", { className: "perms", textContent: grant.permissions.join(", ") }),
+      el("td", {}, button));
+    row.dataset.grantId = grant.grantId;
+    return row;
+  });
+  if (rows.length === 0) {
+    rows.push(el("tr", {}, el("td", { colSpan: 6, className: "hint", textContent: "No connected apps." })));
+  }
+  $("grant-rows").replaceChildren(...rows);
+}
+
+async function disconnect(grant, name, button) {
+  clearMessages();
+  button.disabled = true;
+  try {
+    await json("DELETE", `/api/v1/auth/grants/${encodeURIComponent(grant.grantId)}`);
+    await loadTokens();
+    await loadGrants();
+    showNotice(`${name} disconnected.`);
+  } catch (error) {
+    button.disabled = false;
+    showError(error);
+  }
 }
 
 async function revoke(token, button) {
