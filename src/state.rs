@@ -98,6 +98,16 @@ impl App {
         self.clock.now()
     }
 
+    /// What turns a presented token into its principal ([`crate::auth::Resolver`]).
+    pub fn resolver(&self) -> crate::auth::Resolver<'_> {
+        crate::auth::Resolver {
+            jwt: &self.jwt,
+            cipher: &self.cipher,
+            tokens: self.tokens.as_ref(),
+            policy: &self.policy,
+        }
+    }
+
     /// Whether the stores answer (for `/ready`).
     pub async fn check_stores(&self) -> Result<(), StoreError> {
         self.tokens

@@ -8,6 +8,8 @@
 //! - [`lockout`]: the failed-login throttling policy per IP and per key (the counters are
 //!   [`crate::store::failures`]).
 //! - [`policy`]: the optional permissions policy file.
+//! - [`resolve`]: from a presented token to its principal; [`refusal`]: why a credential was
+//!   refused (one enum, its `reason()` feeding the audit log and metrics).
 
 pub mod api_key;
 pub mod jwt;
@@ -15,6 +17,8 @@ pub mod keys;
 pub mod lockout;
 pub mod policy;
 pub mod principal;
+pub mod refusal;
+pub mod resolve;
 pub mod tokens;
 
 /// The permission vocabulary lives at the crate root ([`crate::permissions`]) because token
@@ -27,4 +31,6 @@ pub use lockout::LoginThrottle;
 pub use permissions::{Operation, Permission, PermissionSet, UnknownPermission};
 pub use policy::{Policy, PolicyError};
 pub use principal::Principal;
+pub use refusal::Refusal;
+pub use resolve::Resolver;
 pub use tokens::{KeyCipher, new_token_id};

@@ -2,7 +2,9 @@
 //!
 //! The token must be one of ours: an HS256 JWT with our issuer, audience and type, within its
 //! lifetime, whose `tokenId` names a live token record. The record holds the caller's Dust key,
-//! sealed with the at-rest key; it is opened here, per request, and never leaves the server.
+//! sealed with the at-rest key; it is opened per request and never leaves the server. The
+//! checks and the principal are `crate::auth::Resolver`'s; this module parses the header,
+//! renders the refusal ([`crate::auth::Refusal`]) and audits it.
 //! Revocation is by `tokenId` (catalogue J9/J10), so a re-encoded copy of a revoked token is
 //! refused too. A Dust key presented as a bearer token is refused (no token passthrough, J16);
 //! tokens in the query string are never read (J14).
@@ -26,8 +28,7 @@ use axum::{
 
 use crate::{
     audit::{AuditEvent, AuditEventType, AuditResult, Severity},
-    auth::{Principal, jwt},
-    dust::DustCredentials,
+    auth::Principal,
     error::ApiError,
     state::AppState,
     store::TokenRecord,
@@ -38,18 +39,9 @@ use super::request_info;
 /// Longest `Authorization` header read, in bytes (J13): anything longer is refused unparsed.
 pub const MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
 
-/// Why a bearer token was refused; `reason` goes to the audit log, never the token.
-#[derive(Debug, Clone)]
-pub struct AuthFailure {
-    pub reason: &'static str,
-    pub message: &'static str,
-}
-
-impl AuthFailure {
-    pub(crate) const fn new(reason: &'static str, message: &'static str) -> Self {
-        Self { reason, message }
-    }
-}
+/// Why a credential was refused: [`crate::auth::Refusal`] (`reason()` goes to the audit log,
+/// never the token).
+pub use crate::auth::Refusal as AuthFailure;
 
 /// The bearer token of `headers`, if any. Exactly one `Authorization` header with the
 /// (case-insensitive) `Bearer` scheme and one space; anything else is refused.
@@ -59,123 +51,30 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthFailure> {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(AuthFailure::new(
-            "duplicate_header",
-            "send exactly one Authorization header",
-        ));
+        return Err(AuthFailure::DuplicateHeader);
     }
     if value.len() > MAX_AUTHORIZATION_BYTES {
-        return Err(AuthFailure::new(
-            "too_large",
-            "the Authorization header is too large",
-        ));
+        return Err(AuthFailure::TooLarge);
     }
-    let value = value
-        .to_str()
-        .map_err(|_| AuthFailure::new("malformed", "malformed Authorization header"))?;
+    let value = value.to_str().map_err(|_| AuthFailure::Malformed)?;
     let Some((scheme, token)) = value.split_once(' ') else {
-        return Err(AuthFailure::new(
-            "malformed",
-            "malformed Authorization header",
-        ));
+        return Err(AuthFailure::Malformed);
     };
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(AuthFailure::new(
-            "scheme",
-            "use the Bearer scheme with a token from /api/v1/auth/login",
-        ));
+        return Err(AuthFailure::Scheme);
     }
     if token.is_empty() || token.contains(' ') {
-        return Err(AuthFailure::new(
-            "malformed",
-            "malformed Authorization header",
-        ));
+        return Err(AuthFailure::Malformed);
     }
     Ok(Some(token))
 }
 
-/// Verifies `token` and builds the principal it stands for.
+/// Verifies `token` and builds the principal it stands for ([`crate::auth::Resolver::token`]).
 pub async fn principal_from_token(
     state: &AppState,
     token: &str,
 ) -> Result<(Principal, Arc<TokenRecord>), AuthFailure> {
-    if jwt::looks_like_dust_key(token) {
-        return Err(AuthFailure::new(
-            "dust_key",
-            "a Dust API key is not a bearer token here: exchange it at /api/v1/auth/login",
-        ));
-    }
-    let now = state.now();
-    let claims = state
-        .jwt
-        .verify(token, now)
-        .map_err(|e| AuthFailure::new(e.reason(), "invalid or expired token"))?;
-    let now_secs = crate::state::epoch_secs(now);
-    let record = match state.tokens.get(&claims.jti, now_secs).await {
-        Ok(Some(record)) => record,
-        // The store no longer shows a record once it has expired (at `now`, the app's clock);
-        // the record of a token ends at the token's own `exp`, so a verified token past its
-        // `exp` (still inside the JWT leeway) is refused as expired, not as unknown.
-        Ok(None) if claims.exp <= now_secs => {
-            return Err(AuthFailure::new("expired", "invalid or expired token"));
-        }
-        Ok(None) => {
-            return Err(AuthFailure::new(
-                "unknown_token",
-                "invalid or expired token",
-            ));
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "token store unavailable");
-            return Err(AuthFailure::new(
-                "store_unavailable",
-                "authentication is unavailable",
-            ));
-        }
-    };
-    if record.revoked_at.is_some() {
-        return Err(AuthFailure::new("revoked", "invalid or expired token"));
-    }
-    if record.expires_at <= now_secs {
-        return Err(AuthFailure::new("expired", "invalid or expired token"));
-    }
-    if record.user_id != claims.user_id || record.workspace_id != claims.workspace_id {
-        return Err(AuthFailure::new(
-            "claims_mismatch",
-            "invalid or expired token",
-        ));
-    }
-    let principal = principal_from_record(state, &record)?;
-    Ok((principal, record))
-}
-
-/// The principal a live token record stands for: opens its sealed Dust key.
-pub fn principal_from_record(
-    state: &AppState,
-    record: &TokenRecord,
-) -> Result<Principal, AuthFailure> {
-    let api_key = state
-        .cipher
-        .open(&record.sealed_key, &record.token_id)
-        .map_err(|_| AuthFailure::new("sealed_key", "invalid or expired token"))?;
-    let principal = Principal {
-        user_id: record.user_id.clone(),
-        username: record.username.clone(),
-        email: record.email.clone(),
-        full_name: None,
-        workspace_id: record.workspace_id.clone(),
-        // The policy as it is now, not as it was at login: permissions taken out of the policy
-        // file leave every token and grant at their next request (M2).
-        permissions: record
-            .permissions
-            .intersect(state.policy.grant(&record.user_id)),
-        token_id: Some(record.token_id.clone()),
-        credentials: DustCredentials {
-            workspace_id: record.workspace_id.clone(),
-            api_key,
-        },
-    };
-    Ok(principal)
+    state.resolver().token(token, state.now()).await
 }
 
 /// Authenticates a request or explains the refusal (and audits it).
@@ -189,10 +88,7 @@ pub async fn authenticate(
             Ok(found) => return Ok(found),
             Err(failure) => failure,
         },
-        Ok(None) => AuthFailure::new(
-            "missing",
-            "authentication required: send Authorization: Bearer <token from /api/v1/auth/login>",
-        ),
+        Ok(None) => AuthFailure::Missing,
         Err(failure) => failure,
     };
     Err(refuse(state, info, &failure, true))
@@ -205,9 +101,10 @@ fn refuse(
     failure: &AuthFailure,
     bearer: bool,
 ) -> ApiError {
-    if failure.reason != "missing" {
+    let reason = failure.reason();
+    if *failure != AuthFailure::Missing {
         state.auditor.record(
-            if failure.reason == "revoked" {
+            if failure.is_reuse() {
                 AuditEvent::new(
                     AuditEventType::AuthnTokenReuse,
                     Severity::High,
@@ -227,16 +124,19 @@ fn refuse(
             .request(info)
             .action("authenticate")
             .result(AuditResult::Denied)
-            .extra("reason", failure.reason),
+            .extra("reason", reason),
         );
     }
-    metrics::counter!("auth_failures_total", "reason" => failure.reason).increment(1);
-    if failure.reason == "store_unavailable" {
-        return ApiError::store_unavailable(failure.message);
+    metrics::counter!("auth_failures_total", "reason" => reason).increment(1);
+    if failure.is_unavailable() {
+        return ApiError::store_unavailable(failure.message());
     }
     // `error="invalid_token"` says a bearer token was refused (RFC 6750); a refused session
     // cookie is no bearer token.
-    ApiError::unauthorized(failure.message, bearer && failure.reason != "missing")
+    ApiError::unauthorized(
+        failure.message(),
+        bearer && *failure != AuthFailure::Missing,
+    )
 }
 
 /// How a request was authenticated (request extension, beside `Arc<Principal>`).
@@ -348,7 +248,9 @@ async fn from_session(
         )
         .into_response());
     }
-    let principal = principal_from_record(state, &resolved.token)
+    let principal = state
+        .resolver()
+        .record(&resolved.token)
         .map_err(|failure| refuse(state, info, &failure, false).into_response())?;
     if let Err(failure) = super::session::touch(state, &mut session).await {
         return Err(refuse(state, info, &failure, false).into_response());

@@ -186,7 +186,7 @@ pub struct Resolved {
 
 fn store_unavailable(e: &crate::store::StoreError) -> AuthFailure {
     tracing::error!(error = %e, "session store unavailable");
-    AuthFailure::new("store_unavailable", "authentication is unavailable")
+    AuthFailure::StoreUnavailable
 }
 
 /// The session named by the request's session cookie, if any. `Ok(None)`: no session cookie
@@ -202,16 +202,10 @@ pub async fn resolve(
         [] => return Ok(None),
         [id] => *id,
         _ => {
-            return Err(AuthFailure::new(
-                "duplicate_session_cookie",
-                "more than one session cookie was sent; sign in again",
-            ));
+            return Err(AuthFailure::DuplicateSessionCookie);
         }
     };
-    let unknown = AuthFailure::new(
-        "unknown_session",
-        "no valid session: sign in at /api/v1/auth/login",
-    );
+    let unknown = AuthFailure::UnknownSession;
     if !is_well_formed_id(id) {
         return Err(unknown);
     }
@@ -234,10 +228,7 @@ pub async fn resolve(
         end(state, &key, reason, Some(info))
             .await
             .map_err(|e| store_unavailable(&e))?;
-        return Err(AuthFailure::new(
-            "session_expired",
-            "the session has expired: sign in again",
-        ));
+        return Err(AuthFailure::SessionExpired);
     }
     let now_secs = now_ms / 1000;
     let token = state
@@ -249,10 +240,7 @@ pub async fn resolve(
         end(state, &key, "token_revoked", Some(info))
             .await
             .map_err(|e| store_unavailable(&e))?;
-        return Err(AuthFailure::new(
-            "session_token_revoked",
-            "the session has ended: sign in again",
-        ));
+        return Err(AuthFailure::SessionTokenRevoked);
     };
     Ok(Some(Resolved {
         session: CurrentSession { key, record },
@@ -273,10 +261,7 @@ pub async fn touch(state: &AppState, session: &mut CurrentSession) -> Result<(),
         .await
         .map_err(|e| store_unavailable(&e))?;
     if !still_there {
-        return Err(AuthFailure::new(
-            "session_ended",
-            "the session has ended: sign in again",
-        ));
+        return Err(AuthFailure::SessionEnded);
     }
     session.record.last_seen_ms = now_ms;
     session.record.expires_at_ms = expires_at_ms;

@@ -1,0 +1,101 @@
+//! From a presented token to the [`Principal`] it stands for: the one place a request's
+//! principal is built from a token record, for bearer tokens and sessions alike.
+//!
+//! A token is accepted when its JWT verifies, its record exists and is neither revoked nor
+//! expired, the JWT's identity is the record's, and the record's sealed Dust key opens. The
+//! principal's permissions are the record's *as far as the current policy still grants them*:
+//! permissions taken out of the policy leave every token and grant at their next request
+//! (issue 18, M2). HTTP only parses the header or cookie and renders the [`Refusal`].
+
+use std::{sync::Arc, time::SystemTime};
+
+use super::{JwtIssuer, KeyCipher, Policy, Principal, Refusal, jwt};
+use crate::{
+    dust::DustCredentials,
+    store::{TokenRecord, TokenStore},
+};
+
+/// What resolving a token needs: the token profile, the at-rest key, the records, the policy.
+#[derive(Clone, Copy)]
+pub struct Resolver<'a> {
+    pub jwt: &'a JwtIssuer,
+    pub cipher: &'a KeyCipher,
+    pub tokens: &'a dyn TokenStore,
+    pub policy: &'a Policy,
+}
+
+impl std::fmt::Debug for Resolver<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver").finish_non_exhaustive()
+    }
+}
+
+impl Resolver<'_> {
+    /// Verifies `token` at `now` and builds the principal it stands for, with its record.
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`] that says why (the store down is [`Refusal::StoreUnavailable`]).
+    pub async fn token(
+        &self,
+        token: &str,
+        now: SystemTime,
+    ) -> Result<(Principal, Arc<TokenRecord>), Refusal> {
+        if jwt::looks_like_dust_key(token) {
+            return Err(Refusal::DustKey);
+        }
+        let claims = self.jwt.verify(token, now).map_err(Refusal::Token)?;
+        let now_secs = crate::state::epoch_secs(now);
+        let record = match self.tokens.get(&claims.jti, now_secs).await {
+            Ok(Some(record)) => record,
+            // The store no longer shows a record once it has expired (at `now`, the app's
+            // clock); the record of a token ends at the token's own `exp`, so a verified token
+            // past its `exp` (still inside the JWT leeway) is refused as expired, not unknown.
+            Ok(None) if claims.exp <= now_secs => return Err(Refusal::Expired),
+            Ok(None) => return Err(Refusal::UnknownToken),
+            Err(e) => {
+                tracing::error!(error = %e, "token store unavailable");
+                return Err(Refusal::StoreUnavailable);
+            }
+        };
+        if record.revoked_at.is_some() {
+            return Err(Refusal::Revoked);
+        }
+        if record.expires_at <= now_secs {
+            return Err(Refusal::Expired);
+        }
+        if record.user_id != claims.user_id || record.workspace_id != claims.workspace_id {
+            return Err(Refusal::ClaimsMismatch);
+        }
+        let principal = self.record(&record)?;
+        Ok((principal, record))
+    }
+
+    /// The principal a live token record stands for: opens its sealed Dust key, and applies
+    /// the current policy to its permissions.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::SealedKey`] when the key does not open (the secret key changed).
+    pub fn record(&self, record: &TokenRecord) -> Result<Principal, Refusal> {
+        let api_key = self
+            .cipher
+            .open(&record.sealed_key, &record.token_id)
+            .map_err(|_| Refusal::SealedKey)?;
+        Ok(Principal {
+            user_id: record.user_id.clone(),
+            username: record.username.clone(),
+            email: record.email.clone(),
+            full_name: None,
+            workspace_id: record.workspace_id.clone(),
+            permissions: record
+                .permissions
+                .intersect(self.policy.grant(&record.user_id)),
+            token_id: Some(record.token_id.clone()),
+            credentials: DustCredentials {
+                workspace_id: record.workspace_id.clone(),
+                api_key,
+            },
+        })
+    }
+}
