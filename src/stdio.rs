@@ -20,16 +20,18 @@ use std::{
 
 use anyhow::{Context, bail};
 use rmcp::ServiceExt;
-use secrecy::ExposeSecret;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     app,
     audit::AuditSink,
-    auth::{Principal, api_key},
+    auth::{
+        Principal,
+        credentials::{self, CredentialRefusal},
+    },
     config::Config,
-    dust::{DustApi, DustCredentials, DustErrorKind},
+    dust::{DustApi, DustErrorKind},
     mcp::DustMcp,
     store::MemoryConversationStore,
 };
@@ -42,12 +44,15 @@ pub async fn authenticate(config: &Config, dust: &dyn DustApi) -> anyhow::Result
     let Some(workspace_id) = &config.dust_workspace_id else {
         bail!("DUST_WORKSPACE_ID is not set: stdio needs the id of your Dust workspace");
     };
-    if let Err(problem) = api_key::check_format(key.expose_secret()) {
-        bail!("DUST_API_KEY is not a Dust API key: {problem}");
-    }
-    let credentials = DustCredentials {
-        workspace_id: workspace_id.clone(),
-        api_key: key.clone(),
+    // The same format checks as a login (auth::credentials); stdio has no lockout: its one
+    // key comes from the operator's environment, not from strangers.
+    let credentials = match credentials::check_format(key.clone(), Some(workspace_id.clone()), None)
+    {
+        Ok(credentials) => credentials,
+        Err(CredentialRefusal::KeyFormat(problem)) => {
+            bail!("DUST_API_KEY is not a Dust API key: {problem}")
+        }
+        Err(_) => bail!("DUST_WORKSPACE_ID must be 1 to 64 ASCII letters or digits"),
     };
     if let Err(e) = dust.check_key(&credentials).await {
         match e.kind {

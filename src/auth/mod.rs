@@ -1,6 +1,8 @@
 //! Authentication and authorization: who the caller is ([`Principal`]) and what it may do
 //! ([`Permission`], [`PermissionSet`], [`Policy`]).
 //!
+//! - [`credentials`]: checking a Dust key and workspace (format, lockout, Dust) for the login,
+//!   the OAuth consent and `stdio`.
 //! - [`keys`]: the keys derived from `SECURITY_SECRET_KEY`, and the production secret guard.
 //! - [`jwt`]: the access-token profile (HS256 only, `typ`, `iss`, `aud`, `jti`).
 //! - [`tokens`]: issuing token records: ids, the Dust key sealed at rest, the cap per user
@@ -12,6 +14,7 @@
 //!   refused (one enum, its `reason()` feeding the audit log and metrics).
 
 pub mod api_key;
+pub mod credentials;
 pub mod jwt;
 pub mod keys;
 pub mod lockout;

@@ -27,8 +27,12 @@ use serde_json::json;
 
 use crate::{
     audit::{AuditEvent, AuditEventType, AuditResult, RequestInfo, Severity},
-    auth::{Policy, Principal, TokenSubject, api_key, tokens},
-    dust::{DustCredentials, DustErrorKind},
+    auth::{
+        Policy, Principal, TokenSubject,
+        credentials::{self, CredentialRefusal},
+        tokens,
+    },
+    dust::DustCredentials,
     error::ApiError,
     mask,
     state::AppState,
@@ -175,143 +179,106 @@ pub(super) async fn check_credentials(
     check_with_dust(state, info, credentials).await
 }
 
-/// Step 2: the key's format (no trimming) and the workspace id's, before anything else; the
-/// workspace falls back to `DUST_WORKSPACE_ID`. Refusals audited.
+/// Step 2: the key's format (no trimming) and the workspace id's
+/// ([`credentials::check_format`]); the workspace falls back to `DUST_WORKSPACE_ID`.
 fn check_format(
     state: &AppState,
     info: &RequestInfo,
     key: SecretString,
     workspace_id: Option<String>,
 ) -> Result<DustCredentials, ApiError> {
-    if let Err(problem) = api_key::check_format(secrecy::ExposeSecret::expose_secret(&key)) {
-        login_failed(state, info, "format", None, Severity::Low);
-        return Err(ApiError::bad_request(problem.to_string()));
-    }
-    let Some(workspace_id) = workspace_id.or_else(|| state.config.dust_workspace_id.clone()) else {
-        return Err(ApiError::bad_request(
-            "workspaceId is required (this server has no default workspace)",
-        ));
-    };
-    if workspace_id.is_empty()
-        || workspace_id.len() > 64
-        || !workspace_id.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
-        login_failed(state, info, "workspace_format", None, Severity::Low);
-        return Err(ApiError::bad_request(
-            "workspaceId must be 1 to 64 ASCII letters or digits",
-        ));
-    }
-    Ok(DustCredentials {
-        workspace_id,
-        api_key: key,
-    })
+    credentials::check_format(key, workspace_id, state.config.dust_workspace_id.as_deref())
+        .map_err(|refusal| refuse_credentials(state, info, &refusal, None))
 }
 
-/// Steps 3 and 4: the lockout for this IP and key, then Dust itself (a refusal is a generic
-/// 401, an outage a 503 or 504). Returns the principal's pseudonymous id and the credentials.
+/// Steps 3 and 4 ([`credentials::CredentialCheck::with_dust`]): the lockout for this IP and
+/// key, then Dust itself. Returns the principal's pseudonymous id and the credentials.
 async fn check_with_dust(
     state: &AppState,
     info: &RequestInfo,
     credentials: DustCredentials,
 ) -> Result<(String, DustCredentials), ApiError> {
-    let user_id = Principal::user_id_for_key(state.keys.fingerprint(), &credentials);
+    let check = credentials::CredentialCheck {
+        keys: &state.keys,
+        throttle: &state.throttle,
+        dust: state.dust.as_ref(),
+        timeout: LOGIN_UPSTREAM_TIMEOUT,
+    };
     let ip = info
         .ip
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    let now = state.now();
-    let locked = state.throttle.check(ip, &user_id, now).await.map_err(|e| {
-        tracing::error!(error = %e, "login throttle store unavailable; refusing the login");
-        ApiError::store_unavailable("authentication is unavailable right now")
-    })?;
-    if let Some(retry_after) = locked {
-        login_failed(state, info, "throttled", Some(&user_id), Severity::High);
-        state.auditor.record(
-            AuditEvent::new(
-                AuditEventType::AuthnLoginFailMax,
-                Severity::High,
-                "login locked out after repeated failures",
-            )
-            .request(info)
-            .action("login")
-            .result(AuditResult::Denied)
-            .extra("key.fingerprint", user_id.as_str())
-            .extra("retry_after_secs", retry_after.as_secs()),
-        );
-        return Err(ApiError::too_many_requests(
-            "too many failed logins; wait before trying again",
-            retry_after,
-        ));
+    match check.with_dust(credentials, ip, state.now()).await {
+        Ok(checked) => Ok((checked.user_id, checked.credentials)),
+        Err((refusal, user_id)) => Err(refuse_credentials(state, info, &refusal, Some(&user_id))),
     }
+}
 
-    let checked =
-        tokio::time::timeout(LOGIN_UPSTREAM_TIMEOUT, state.dust.check_key(&credentials)).await;
-    match checked {
-        Ok(Ok(())) => {
-            if let Err(e) = state.throttle.record_success(&user_id).await {
-                tracing::error!(error = %e, "could not clear the key's failed-login counter");
-            }
-            Ok((user_id, credentials))
+/// The answer to refused credentials, audited (`authn_login_fail`, and `authn_login_fail_max`
+/// for a lockout) with the refusal's reason.
+fn refuse_credentials(
+    state: &AppState,
+    info: &RequestInfo,
+    refusal: &CredentialRefusal,
+    user_id: Option<&str>,
+) -> ApiError {
+    let reason = refusal.reason();
+    match refusal {
+        CredentialRefusal::KeyFormat(problem) => {
+            login_failed(state, info, reason, None, Severity::Low);
+            ApiError::bad_request(problem.clone())
         }
-        Ok(Err(e))
-            if matches!(
-                e.kind,
-                DustErrorKind::Unauthorized | DustErrorKind::NotFound | DustErrorKind::Forbidden
-            ) =>
-        {
-            if let Err(e) = state.throttle.record_failure(ip, &user_id, now).await {
-                tracing::error!(error = %e, "could not count a failed login");
-            }
-            login_failed(
-                state,
-                info,
-                "rejected_by_dust",
-                Some(&user_id),
-                Severity::Medium,
-            );
-            Err(ApiError::unauthorized(
-                "invalid API key or workspace",
-                false,
-            ))
+        CredentialRefusal::WorkspaceRequired => {
+            ApiError::bad_request("workspaceId is required (this server has no default workspace)")
         }
-        Ok(Err(e)) if e.kind == DustErrorKind::Protocol => {
-            tracing::warn!(error = %e, "Dust answered the key check with something unreadable");
-            login_failed(
-                state,
-                info,
-                "upstream_garbage",
-                Some(&user_id),
-                Severity::Medium,
+        CredentialRefusal::WorkspaceFormat => {
+            login_failed(state, info, reason, None, Severity::Low);
+            ApiError::bad_request("workspaceId must be 1 to 64 ASCII letters or digits")
+        }
+        CredentialRefusal::StoreUnavailable => {
+            ApiError::store_unavailable("authentication is unavailable right now")
+        }
+        CredentialRefusal::Throttled { retry_after } => {
+            login_failed(state, info, reason, user_id, Severity::High);
+            state.auditor.record(
+                AuditEvent::new(
+                    AuditEventType::AuthnLoginFailMax,
+                    Severity::High,
+                    "login locked out after repeated failures",
+                )
+                .request(info)
+                .action("login")
+                .result(AuditResult::Denied)
+                .extra("key.fingerprint", user_id)
+                .extra("retry_after_secs", retry_after.as_secs()),
             );
-            Err(ApiError::new(
+            ApiError::too_many_requests(
+                "too many failed logins; wait before trying again",
+                *retry_after,
+            )
+        }
+        CredentialRefusal::Rejected => {
+            login_failed(state, info, reason, user_id, Severity::Medium);
+            ApiError::unauthorized("invalid API key or workspace", false)
+        }
+        CredentialRefusal::UpstreamGarbage => {
+            login_failed(state, info, reason, user_id, Severity::Medium);
+            ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
                 "Dust's answer could not be understood; nothing was issued",
-            ))
+            )
         }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "Dust unavailable during login");
-            login_failed(
-                state,
-                info,
-                "upstream_error",
-                Some(&user_id),
-                Severity::Medium,
-            );
-            Err(ApiError::upstream_unavailable())
+        CredentialRefusal::UpstreamError => {
+            login_failed(state, info, reason, user_id, Severity::Medium);
+            ApiError::upstream_unavailable()
         }
-        Err(_) => {
-            login_failed(
-                state,
-                info,
-                "upstream_timeout",
-                Some(&user_id),
-                Severity::Medium,
-            );
-            Err(ApiError::new(
+        CredentialRefusal::UpstreamTimeout => {
+            login_failed(state, info, reason, user_id, Severity::Medium);
+            ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream_timeout",
                 "Dust did not answer in time; try again later",
-            ))
+            )
         }
     }
 }
