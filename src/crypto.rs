@@ -40,6 +40,56 @@ pub fn hmac_sha256(key: &[u8]) -> Hmac<Sha256> {
     <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length")
 }
 
+/// A Dust API key sealed at rest (`auth::tokens::KeyCipher`): opaque ciphertext, bound to the
+/// record it was sealed for. One type for every record that holds a key (token records and
+/// OAuth grants), written in JSON as unpadded base64url. Its `Debug` shows only its length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedKey(Vec<u8>);
+
+impl SealedKey {
+    /// Ciphertext as sealed (`KeyCipher::seal`).
+    #[must_use]
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+}
+
+impl std::ops::Deref for SealedKey {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for SealedKey {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SealedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{} sealed bytes]", self.0.len())
+    }
+}
+
+impl serde::Serialize for SealedKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&URL_SAFE_NO_PAD.encode(&self.0))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SealedKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        URL_SAFE_NO_PAD
+            .decode(text.as_bytes())
+            .map(Self)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +113,15 @@ mod tests {
             hex::encode(mac.finalize().into_bytes()),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn a_sealed_key_is_base64url_in_json_and_opaque_in_debug() {
+        let sealed = SealedKey::from_bytes(vec![0xfb, 0xff, 0x00, 0x41]);
+        let json = serde_json::to_string(&sealed).unwrap();
+        assert_eq!(json, "\"-_8AQQ\"");
+        assert_eq!(serde_json::from_str::<SealedKey>(&json).unwrap(), sealed);
+        assert!(serde_json::from_str::<SealedKey>("\"not base64!\"").is_err());
+        assert_eq!(format!("{sealed:?}"), "[4 sealed bytes]");
     }
 }

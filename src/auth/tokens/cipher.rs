@@ -5,6 +5,7 @@
 //! key only opens in the record it was sealed for. Layout: version byte, 24-byte nonce,
 //! ciphertext with its 16-byte tag.
 
+use crate::crypto::SealedKey;
 use std::fmt;
 
 use chacha20poly1305::{
@@ -42,7 +43,7 @@ impl KeyCipher {
 
     /// Seals `api_key` for the record of `token_id`. Sealing twice gives different bytes.
     #[must_use]
-    pub fn seal(&self, api_key: &SecretString, token_id: &str) -> Vec<u8> {
+    pub fn seal(&self, api_key: &SecretString, token_id: &str) -> SealedKey {
         let nonce = crate::crypto::random_bytes::<NONCE_LEN>();
         let aad = aad(token_id);
         let ciphertext = self
@@ -59,7 +60,7 @@ impl KeyCipher {
         sealed.push(VERSION);
         sealed.extend_from_slice(nonce.as_ref());
         sealed.extend_from_slice(&ciphertext);
-        sealed
+        SealedKey::from_bytes(sealed)
     }
 
     /// Opens a key sealed for `token_id`.

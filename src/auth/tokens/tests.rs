@@ -38,7 +38,7 @@ fn sealed_keys_open_only_for_their_token_e2() {
     assert_ne!(sealed, cipher.seal(&key, "tok_a"), "nonces repeat");
     assert_eq!(cipher.open(&sealed, "tok_b").unwrap_err(), OpenError);
     for i in 0..sealed.len() {
-        let mut flipped = sealed.clone();
+        let mut flipped = sealed.to_vec();
         flipped[i] ^= 0x01;
         assert!(cipher.open(&flipped, "tok_a").is_err(), "byte {i}");
     }

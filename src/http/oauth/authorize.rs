@@ -565,7 +565,7 @@ pub(super) async fn consent(State(state): State<AppState>, request: Request) -> 
         workspace_id: credentials.workspace_id.clone(),
         permissions: permissions.names().into_iter().map(str::to_owned).collect(),
         resource: pending.resource.clone(),
-        sealed_key: URL_SAFE_NO_PAD.encode(state.cipher.seal(&credentials.api_key, &family_id)),
+        sealed_key: state.cipher.seal(&credentials.api_key, &family_id),
         created_at_ms: Some(now),
         expires_at_ms: Some(now.saturating_add(ms(state.config.oauth_grant_max_lifetime))),
     };

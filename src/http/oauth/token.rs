@@ -438,11 +438,7 @@ async fn issue_with_refresh(
     refresh_token: String,
     refresh_expires_ms: i64,
 ) -> Result<Response, Failure> {
-    let sealed = URL_SAFE_NO_PAD
-        .decode(&grant.sealed_key)
-        .ok()
-        .and_then(|sealed| state.cipher.open(&sealed, &grant.family_id).ok());
-    let Some(api_key) = sealed else {
+    let Ok(api_key) = state.cipher.open(&grant.sealed_key, &grant.family_id) else {
         tracing::error!("an oauth grant's sealed key does not open (secret rotated?)");
         return Err(Failure::Refused(refusal(
             "invalid_grant",

@@ -34,7 +34,7 @@ fn grant(family_id: &str) -> Grant {
         workspace_id: "ws1".into(),
         permissions: vec!["read:agents".into()],
         resource: "http://mcp.test/mcp".into(),
-        sealed_key: "c2VhbGVk".into(),
+        sealed_key: crate::crypto::SealedKey::from_bytes(b"sealed".to_vec()),
         created_at_ms: Some(1_000),
         expires_at_ms: Some(1_000 + 90 * 86_400_000),
     }

@@ -83,8 +83,8 @@ pub struct Grant {
     pub permissions: Vec<String>,
     /// The canonical `/mcp` URI the tokens are for.
     pub resource: String,
-    /// `KeyCipher::seal(key, family_id)`, base64url.
-    pub sealed_key: String,
+    /// `KeyCipher::seal(key, family_id)`.
+    pub sealed_key: crate::crypto::SealedKey,
     /// When the person consented (epoch milliseconds). `None` in grants stored before it
     /// existed.
     #[serde(default)]
@@ -105,7 +105,7 @@ impl fmt::Debug for Grant {
             .field("workspace_id", &self.workspace_id)
             .field("permissions", &self.permissions)
             .field("resource", &self.resource)
-            .field("sealed_key", &"[sealed]")
+            .field("sealed_key", &self.sealed_key)
             .finish_non_exhaustive()
     }
 }
@@ -360,10 +360,14 @@ mod tests {
             workspace_id: "w".into(),
             permissions: vec![],
             resource: "r".into(),
-            sealed_key: "CANARYSEALED".into(),
+            sealed_key: crate::crypto::SealedKey::from_bytes(b"CANARYSEALED".to_vec()),
             created_at_ms: None,
             expires_at_ms: None,
         };
-        assert!(!format!("{grant:?}").contains("CANARYSEALED"));
+        let shown = format!("{grant:?}");
+        assert!(
+            !shown.contains("CANARYSEALED") && !shown.contains("Q0FOQVJZ"),
+            "{shown}"
+        );
     }
 }

@@ -31,7 +31,7 @@ pub fn record(workspace_id: &str, user_id: &str, age: i64, ttl: i64) -> TokenRec
         email: Some("contract@example.com".to_owned()),
         workspace_id: workspace_id.to_owned(),
         permissions: PermissionSet::DEFAULT,
-        sealed_key: vec![1, 24, 0xAB, 0xCD],
+        sealed_key: crate::crypto::SealedKey::from_bytes(vec![1, 24, 0xAB, 0xCD]),
         issued_at,
         expires_at: issued_at + ttl,
         revoked_at: None,

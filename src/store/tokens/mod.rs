@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 pub use memory::MemoryTokenStore;
 
 use super::StoreError;
-use crate::permissions::PermissionSet;
+use crate::{crypto::SealedKey, permissions::PermissionSet};
 
 /// What the server knows about one issued token.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,8 +45,7 @@ pub struct TokenRecord {
     pub permissions: PermissionSet,
     /// The Dust key, sealed by `auth::tokens::KeyCipher::seal` for this `token_id`; base64url
     /// in JSON.
-    #[serde(with = "base64url")]
-    pub sealed_key: Vec<u8>,
+    pub sealed_key: SealedKey,
     /// Seconds since the epoch.
     pub issued_at: i64,
     pub expires_at: i64,
@@ -117,10 +116,7 @@ impl fmt::Debug for TokenRecord {
             .field("email", &self.email)
             .field("workspace_id", &self.workspace_id)
             .field("permissions", &self.permissions)
-            .field(
-                "sealed_key",
-                &format_args!("[{} sealed bytes]", self.sealed_key.len()),
-            )
+            .field("sealed_key", &self.sealed_key)
             .field("issued_at", &self.issued_at)
             .field("expires_at", &self.expires_at)
             .field("revoked_at", &self.revoked_at)
@@ -178,21 +174,6 @@ mod permission_names {
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PermissionSet, D::Error> {
         let names = Vec::<String>::deserialize(d)?;
         PermissionSet::parse_list(&names.join(",")).map_err(D::Error::custom)
-    }
-}
-
-/// Bytes as unpadded base64url text.
-mod base64url {
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
-
-    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&URL_SAFE_NO_PAD.encode(bytes))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(d)?;
-        URL_SAFE_NO_PAD.decode(text).map_err(D::Error::custom)
     }
 }
 
