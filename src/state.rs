@@ -98,6 +98,15 @@ impl App {
         self.clock.now()
     }
 
+    /// What writes token records and signs tokens ([`crate::auth::Issuer`]).
+    pub fn issuer(&self) -> crate::auth::Issuer<'_> {
+        crate::auth::Issuer {
+            jwt: &self.jwt,
+            cipher: &self.cipher,
+            tokens: self.tokens.as_ref(),
+        }
+    }
+
     /// What turns a presented token into its principal ([`crate::auth::Resolver`]).
     pub fn resolver(&self) -> crate::auth::Resolver<'_> {
         crate::auth::Resolver {

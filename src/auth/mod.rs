@@ -10,11 +10,14 @@
 //! - [`lockout`]: the failed-login throttling policy per IP and per key (the counters are
 //!   [`crate::store::failures`]).
 //! - [`policy`]: the optional permissions policy file.
+//! - [`issuer`]: writing token records and their JWTs (logins, sessions, grants), and the
+//!   rules of renewing them.
 //! - [`resolve`]: from a presented token to its principal; [`refusal`]: why a credential was
 //!   refused (one enum, its `reason()` feeding the audit log and metrics).
 
 pub mod api_key;
 pub mod credentials;
+pub mod issuer;
 pub mod jwt;
 pub mod keys;
 pub mod lockout;
@@ -28,6 +31,7 @@ pub mod tokens;
 /// records in `store` carry it too; it is re-exported here, where it is checked.
 pub use crate::permissions;
 
+pub use issuer::Issuer;
 pub use jwt::{Claims, JwtIssuer, TokenError, TokenSubject, looks_like_dust_key};
 pub use keys::{Keys, WeakSecret, check_root_secret};
 pub use lockout::LoginThrottle;

@@ -28,8 +28,9 @@ use serde_json::json;
 use crate::{
     audit::{AuditEvent, AuditEventType, AuditResult, RequestInfo, Severity},
     auth::{
-        Policy, Principal, TokenSubject,
+        Policy, Principal,
         credentials::{self, CredentialRefusal},
+        issuer::{self, IssueError, Recorded, RenewalRefusal},
         tokens,
     },
     dust::DustCredentials,
@@ -352,75 +353,38 @@ impl IntoResponse for Issued {
     }
 }
 
-/// Stores a token record for `principal` and signs its JWT, a login token of the chain that
-/// ends at `chain_end` (epoch seconds): the token expires then at the latest.
+/// Signs a login token for `principal`, of the chain that ends at `chain_end` (epoch
+/// seconds), and stores its record ([`crate::auth::Issuer::issue`]).
 async fn issue(state: &AppState, principal: Principal, chain_end: i64) -> Result<Issued, ApiError> {
-    let token_id = tokens::new_token_id();
-    // Login's own checks keep a subject far below the token limit (username and email at most
-    // 254 printable characters); the issuer refuses anything larger, before any state changes.
-    let (token, claims) = state
-        .jwt
-        .issue_until(
-            &TokenSubject::from(&principal),
-            &token_id,
-            state.now(),
-            chain_end,
-        )
-        .map_err(|_| {
-            ApiError::bad_request("the username and workspace id are too long for a token")
+    let issued = state
+        .issuer()
+        .issue(&principal, state.now(), TokenOrigin::Login, chain_end)
+        .await
+        .map_err(|e| match e {
+            // Login's own checks keep a subject far below the token limit (username and email
+            // at most 254 printable characters); the issuer refuses anything larger, before
+            // any state changes.
+            IssueError::TooLarge => {
+                ApiError::bad_request("the username and workspace id are too long for a token")
+            }
+            IssueError::Store(e) => store_error(&e),
         })?;
-    let record = save_record(
-        state,
-        &principal,
-        token_id,
-        claims.exp,
-        TokenOrigin::Login,
-        chain_end,
-    )
-    .await?;
-    Ok(Issued { token, record })
+    let record = recorded(state, issued.recorded);
+    Ok(Issued {
+        token: issued.token,
+        record,
+    })
 }
 
-/// Stores the token record `token_id` for `principal`, expiring at `expires_at` (epoch
-/// seconds), of `origin` and of the chain ending at `chain_end`, under the live-token cap.
-pub(super) async fn save_record(
-    state: &AppState,
-    principal: &Principal,
-    token_id: String,
-    expires_at: i64,
-    origin: TokenOrigin,
-    chain_end: i64,
-) -> Result<TokenRecord, ApiError> {
-    let now = state.now();
-    let record = TokenRecord {
-        token_id: token_id.clone(),
-        user_id: principal.user_id.clone(),
-        username: principal.username.clone(),
-        email: principal.email.clone(),
-        workspace_id: principal.workspace_id.clone(),
-        permissions: principal.permissions,
-        sealed_key: state.cipher.seal(&principal.credentials.api_key, &token_id),
-        issued_at: unix_seconds(now),
-        expires_at,
-        revoked_at: None,
-        origin,
-        chain_expires_at: Some(chain_end),
-    };
-    let store_error = |e: crate::store::StoreError| {
-        tracing::error!(error = %e, "token store unavailable");
-        ApiError::store_unavailable("authentication is unavailable right now")
-    };
-    // The cap counts live tokens only (K13): revoked records wait for their expiry in the
-    // store, and must not push another client's live token out.
-    let displaced = tokens::save_capped(
-        state.tokens.as_ref(),
-        record.clone(),
-        tokens::MAX_LIVE_TOKENS_PER_USER,
-        unix_seconds(now),
-    )
-    .await
-    .map_err(store_error)?;
-    for token_id in displaced {
+fn store_error(e: &crate::store::StoreError) -> ApiError {
+    tracing::error!(error = %e, "token store unavailable");
+    ApiError::store_unavailable("authentication is unavailable right now")
+}
+
+/// The record issued, after auditing the tokens it pushed past the per-user cap.
+pub(super) fn recorded(state: &AppState, recorded: Recorded) -> TokenRecord {
+    let record = recorded.record;
+    for token_id in recorded.displaced {
         state.auditor.record(
             AuditEvent::new(
                 AuditEventType::AuthnTokenRevoked,
@@ -434,7 +398,32 @@ pub(super) async fn save_record(
             .extra("reason", "cap"),
         );
     }
-    Ok(record)
+    record
+}
+
+/// Stores the token record `token_id` for `principal` ([`crate::auth::Issuer::record`]),
+/// expiring at `expires_at`, of `origin` and of the chain ending at `chain_end`.
+async fn save_record(
+    state: &AppState,
+    principal: &Principal,
+    token_id: String,
+    expires_at: i64,
+    origin: TokenOrigin,
+    chain_end: i64,
+) -> Result<TokenRecord, ApiError> {
+    let saved = state
+        .issuer()
+        .record(
+            principal,
+            token_id,
+            state.now(),
+            expires_at,
+            origin,
+            chain_end,
+        )
+        .await
+        .map_err(|e| store_error(&e))?;
+    Ok(recorded(state, saved))
 }
 
 /// `POST /api/v1/auth/refresh`: a new token for the same principal; the old one is revoked.
@@ -461,38 +450,24 @@ pub(super) async fn refresh(
     let Some(Extension(record)) = token else {
         return ApiError::unauthorized("authentication required", false).into_response();
     };
-    // Only a login's token is renewed here. An OAuth access token is renewed by its client at
-    // /oauth/token with the grant's refresh token: issuing one here would step outside the
-    // grant (its revocation, its reuse detection and its lifetime would no longer reach the
-    // new token, M1).
-    if let TokenOrigin::OAuth {
-        grant_id,
-        client_id,
-    } = &record.origin
-    {
-        refresh_refused(
-            &state,
-            &info,
-            &principal,
-            "oauth_token",
-            grant_id,
-            client_id,
-        );
-        return ApiError::forbidden(
-            "an OAuth access token is renewed by its client at /oauth/token with the grant's refresh token, not here",
-        )
-        .into_response();
-    }
-    // A chain of refreshes ends TOKEN_MAX_LIFETIME after the login (M2).
-    let chain_end = record.chain_end();
-    if chain_end <= unix_seconds(state.now()) {
-        refresh_refused(&state, &info, &principal, "chain_expired", "", "");
-        return ApiError::unauthorized(
-            "this login has reached its maximum lifetime (TOKEN_MAX_LIFETIME); log in again",
-            false,
-        )
-        .into_response();
-    }
+    // Only a login's token is renewed here, and only until TOKEN_MAX_LIFETIME after the login
+    // (auth::issuer::renewal; M1, M2).
+    let chain_end = match issuer::renewal(&record, unix_seconds(state.now())) {
+        Ok(chain_end) => chain_end,
+        Err(refusal) => {
+            refresh_refused(&state, &info, &principal, &refusal);
+            return match refusal {
+                RenewalRefusal::OAuthToken { .. } => ApiError::forbidden(
+                    "an OAuth access token is renewed by its client at /oauth/token with the grant's refresh token, not here",
+                ),
+                RenewalRefusal::ChainEnded => ApiError::unauthorized(
+                    "this login has reached its maximum lifetime (TOKEN_MAX_LIFETIME); log in again",
+                    false,
+                ),
+            }
+            .into_response();
+        }
+    };
     let old = principal.token_id.clone().unwrap_or_default();
     // Rotation: the old token goes first, so that at the live-token cap the new one replaces
     // it rather than another client's token. If it cannot be revoked, nothing is issued.
@@ -528,9 +503,7 @@ fn refresh_refused(
     state: &AppState,
     info: &RequestInfo,
     principal: &Principal,
-    reason: &'static str,
-    grant_id: &str,
-    client_id: &str,
+    refusal: &RenewalRefusal,
 ) {
     let mut event = AuditEvent::new(
         AuditEventType::AuthnTokenInvalid,
@@ -541,11 +514,15 @@ fn refresh_refused(
     .request(info)
     .action("refresh")
     .result(AuditResult::Denied)
-    .extra("reason", reason);
-    if !grant_id.is_empty() {
+    .extra("reason", refusal.reason());
+    if let RenewalRefusal::OAuthToken {
+        grant_id,
+        client_id,
+    } = refusal
+    {
         event = event
             .resource("oauth_grant", grant_id)
-            .extra("client_id", client_id.to_owned());
+            .extra("client_id", client_id.as_str());
     }
     state.auditor.record(event);
 }

@@ -29,7 +29,7 @@ use subtle::ConstantTimeEq;
 use super::{events, ms, no_store, now_ms, oauth_error, random_secret, store_down};
 use crate::{
     audit::{AuditEvent, AuditEventType, AuditResult, RequestInfo, Severity},
-    auth::{Permission, PermissionSet, Principal, TokenSubject, tokens},
+    auth::{Permission, PermissionSet, Principal, issuer::IssueError, tokens},
     dust::DustCredentials,
     state::AppState,
     store::{
@@ -138,14 +138,12 @@ pub(super) async fn token(State(state): State<AppState>, request: Request) -> Re
         Ok(response) => response,
         Err(Failure::Refused(r)) => refuse(&state, &info, Some(client_id), &r),
         Err(Failure::Store(e)) => store_down(&e),
-        Err(Failure::Response(response)) => *response,
     }
 }
 
 enum Failure {
     Refused(Refusal),
     Store(crate::store::StoreError),
-    Response(Box<Response>),
 }
 
 impl From<crate::store::StoreError> for Failure {
@@ -470,36 +468,28 @@ async fn issue_with_refresh(
     let grant_end = grant
         .expires_at_ms
         .map_or(i64::MAX, |end| end.div_euclid(1000));
-    let (jwt, claims) = state
-        .jwt
-        .issue_until(
-            &TokenSubject::from(&principal),
-            &token_id,
-            state.now(),
-            grant_end,
-        )
-        .map_err(|_| {
-            Failure::Refused(refusal(
-                "invalid_grant",
-                "this grant's identity is too long for a token; authorize again",
-                "token_too_large",
-            ))
-        })?;
     let origin = TokenOrigin::OAuth {
         grant_id: grant.family_id.clone(),
         client_id: grant.client_id.clone(),
     };
     // The chain of an access token is its grant (renewed at /oauth/token only).
-    let chain_end = if grant_end == i64::MAX {
-        claims.exp
-    } else {
-        grant_end
+    let issued = match state
+        .issuer()
+        .issue_as(token_id, &principal, state.now(), origin, grant_end)
+        .await
+    {
+        Ok(issued) => issued,
+        Err(IssueError::TooLarge) => {
+            return Err(Failure::Refused(refusal(
+                "invalid_grant",
+                "this grant's identity is too long for a token; authorize again",
+                "token_too_large",
+            )));
+        }
+        Err(IssueError::Store(e)) => return Err(Failure::Store(e)),
     };
-    let record = super::super::login::save_record(
-        state, &principal, token_id, claims.exp, origin, chain_end,
-    )
-    .await
-    .map_err(|e| Failure::Response(Box::new(e.into_response())))?;
+    let jwt = issued.token;
+    let record = super::super::login::recorded(state, issued.recorded);
     state
         .oauth
         .add_family_token(
@@ -545,7 +535,7 @@ async fn issue_with_refresh(
         .extra("client_id", grant.client_id.as_str())
         .extra("oauth_grant", grant.family_id.as_str()),
     );
-    let expires_in = (claims.exp - claims.iat).max(0);
+    let expires_in = (record.expires_at - record.issued_at).max(0);
     let mut response = Json(json!({
         "access_token": jwt,
         "token_type": "Bearer",
