@@ -1,5 +1,5 @@
-//! From a presented token to the [`Principal`] it stands for: the one place a request's
-//! principal is built from a token record, for bearer tokens and sessions alike.
+//! From a presented token to the [`Principal`] it stands for: the one place a principal is
+//! built from a token record (bearer tokens and sessions alike) or from an OAuth grant.
 //!
 //! A token is accepted when its JWT verifies, its record exists and is neither revoked nor
 //! expired, the JWT's identity is the record's, and the record's sealed Dust key opens. The
@@ -12,7 +12,8 @@ use std::{sync::Arc, time::SystemTime};
 use super::{JwtIssuer, KeyCipher, Policy, Principal, Refusal, jwt};
 use crate::{
     dust::DustCredentials,
-    store::{TokenRecord, TokenStore},
+    permissions::{Permission, PermissionSet},
+    store::{TokenRecord, TokenStore, oauth::Grant},
 };
 
 /// What resolving a token needs: the token profile, the at-rest key, the records, the policy.
@@ -94,6 +95,39 @@ impl Resolver<'_> {
             token_id: Some(record.token_id.clone()),
             credentials: DustCredentials {
                 workspace_id: record.workspace_id.clone(),
+                api_key,
+            },
+        })
+    }
+
+    /// The principal an OAuth grant's next token stands for: opens the grant's sealed key, and
+    /// grants what the person consented to as far as the current policy still allows it (a
+    /// refresh keeps or loses rights, never gains them, M2).
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::SealedKey`] when the key does not open (the secret key changed).
+    pub fn grant(&self, grant: &Grant) -> Result<Principal, Refusal> {
+        let api_key = self
+            .cipher
+            .open(&grant.sealed_key, &grant.family_id)
+            .map_err(|_| Refusal::SealedKey)?;
+        let permissions = grant
+            .permissions
+            .iter()
+            .filter_map(|p| p.parse::<Permission>().ok())
+            .collect::<PermissionSet>()
+            .intersect(self.policy.grant(&grant.user_id));
+        Ok(Principal {
+            user_id: grant.user_id.clone(),
+            username: grant.username.clone(),
+            email: grant.email.clone(),
+            full_name: None,
+            workspace_id: grant.workspace_id.clone(),
+            permissions,
+            token_id: None,
+            credentials: DustCredentials {
+                workspace_id: grant.workspace_id.clone(),
                 api_key,
             },
         })

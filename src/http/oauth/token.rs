@@ -29,8 +29,7 @@ use subtle::ConstantTimeEq;
 use super::{events, ms, no_store, now_ms, oauth_error, random_secret, store_down};
 use crate::{
     audit::{AuditEvent, AuditEventType, AuditResult, RequestInfo, Severity},
-    auth::{Permission, PermissionSet, Principal, issuer::IssueError, tokens},
-    dust::DustCredentials,
+    auth::{issuer::IssueError, tokens},
     state::AppState,
     store::{
         TokenOrigin,
@@ -436,7 +435,7 @@ async fn issue_with_refresh(
     refresh_token: String,
     refresh_expires_ms: i64,
 ) -> Result<Response, Failure> {
-    let Ok(api_key) = state.cipher.open(&grant.sealed_key, &grant.family_id) else {
+    let Ok(mut principal) = state.resolver().grant(grant) else {
         tracing::error!("an oauth grant's sealed key does not open (secret rotated?)");
         return Err(Failure::Refused(refusal(
             "invalid_grant",
@@ -444,27 +443,7 @@ async fn issue_with_refresh(
             "sealed_key",
         )));
     };
-    // What the person granted, as far as the policy still allows it now: a refresh keeps or
-    // loses rights, never gains them (M2).
-    let permissions: PermissionSet = grant
-        .permissions
-        .iter()
-        .filter_map(|p| p.parse::<Permission>().ok())
-        .collect::<PermissionSet>()
-        .intersect(state.policy.grant(&grant.user_id));
-    let principal = Principal {
-        user_id: grant.user_id.clone(),
-        username: grant.username.clone(),
-        email: grant.email.clone(),
-        full_name: state.config.dust_full_name.clone(),
-        workspace_id: grant.workspace_id.clone(),
-        permissions,
-        token_id: None,
-        credentials: DustCredentials {
-            workspace_id: grant.workspace_id.clone(),
-            api_key,
-        },
-    };
+    principal.full_name = state.config.dust_full_name.clone();
     let grant_end = grant
         .expires_at_ms
         .map_or(i64::MAX, |end| end.div_euclid(1000));
