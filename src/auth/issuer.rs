@@ -13,7 +13,7 @@
 use std::time::SystemTime;
 
 use super::{JwtIssuer, KeyCipher, Principal, TokenSubject, tokens};
-use crate::store::{StoreError, TokenOrigin, TokenRecord, TokenStore};
+use crate::store::{StoreError, TokenOrigin, TokenRecord, TokenStore, oauth::Grant};
 
 /// What issuing needs: the token profile, the at-rest key and the records.
 #[derive(Clone, Copy)]
@@ -189,6 +189,23 @@ pub fn renewal(record: &TokenRecord, now: i64) -> Result<i64, RenewalRefusal> {
         return Err(RenewalRefusal::ChainEnded);
     }
     Ok(chain_end)
+}
+
+/// Whether an OAuth grant has reached its end (`OAUTH_GRANT_MAX_LIFETIME` after the consent) at
+/// `now_ms`: then no refresh renews it, and the person consents again (M2). A grant stored
+/// before grants had an end has none.
+#[must_use]
+pub fn grant_ended(grant: &Grant, now_ms: i64) -> bool {
+    grant.expires_at_ms.is_some_and(|end| end <= now_ms)
+}
+
+/// When a refresh token of `grant` issued at `now_ms` expires: `ttl` later
+/// (`OAUTH_REFRESH_TOKEN_TTL`), and never after the grant.
+#[must_use]
+pub fn refresh_expiry(grant: &Grant, now_ms: i64, ttl: std::time::Duration) -> i64 {
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let expiry = now_ms.saturating_add(ttl_ms);
+    grant.expires_at_ms.map_or(expiry, |end| expiry.min(end))
 }
 
 #[cfg(test)]

@@ -26,10 +26,13 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{events, ms, no_store, now_ms, oauth_error, random_secret, store_down};
+use super::{events, no_store, now_ms, oauth_error, random_secret, store_down};
 use crate::{
     audit::{AuditEvent, AuditEventType, AuditResult, RequestInfo, Severity},
-    auth::{issuer::IssueError, tokens},
+    auth::{
+        issuer::{self, IssueError},
+        tokens,
+    },
     state::AppState,
     store::{
         TokenOrigin,
@@ -299,7 +302,7 @@ async fn refresh(
     check_resource(form, &old.grant)?;
     // A grant ends OAUTH_GRANT_MAX_LIFETIME after the consent, however often it is refreshed
     // (M2); then the person consents again.
-    if old.grant.expires_at_ms.is_some_and(|end| end <= now) {
+    if issuer::grant_ended(&old.grant, now) {
         return Err(Failure::Refused(refusal(
             "invalid_grant",
             "this grant has reached its maximum lifetime (OAUTH_GRANT_MAX_LIFETIME); authorize again",
@@ -388,11 +391,9 @@ async fn revoke_family(
     Ok(count)
 }
 
-/// When a refresh token issued at `now` expires: `OAUTH_REFRESH_TOKEN_TTL` later, and never
-/// after its grant.
+/// When a refresh token issued at `now` expires ([`issuer::refresh_expiry`]).
 fn refresh_expiry(state: &AppState, grant: &Grant, now: i64) -> i64 {
-    let expiry = now.saturating_add(ms(state.config.oauth_refresh_token_ttl));
-    grant.expires_at_ms.map_or(expiry, |end| expiry.min(end))
+    issuer::refresh_expiry(grant, now, state.config.oauth_refresh_token_ttl)
 }
 
 /// A first issue: the access token and the family's first refresh token.
