@@ -32,6 +32,7 @@ pub fn ops_settings(config: &Config) -> Settings {
         timezone: config.dust_timezone.clone(),
         agent_timeout: config.agent_timeout,
         dust_base_url: config.dust_base_url.clone(),
+        tool_approval: config.tool_approval,
     }
 }
 

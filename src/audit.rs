@@ -109,6 +109,11 @@ pub enum AuditEventType {
     OauthTokenIssued,
     /// The token endpoint refused a grant (bad verifier, replayed code, reused refresh token…).
     OauthTokenFail,
+    /// A person (or the `DUST_TOOL_APPROVAL` policy) approved an agent's tool.
+    AgentActionApproved,
+    /// An agent's tool was refused: by the person, by the policy, or because nobody could be
+    /// asked.
+    AgentActionRejected,
 }
 
 impl AuditEventType {
@@ -141,6 +146,8 @@ impl AuditEventType {
             Self::OauthConsentDenied => "oauth_consent_denied",
             Self::OauthTokenIssued => "oauth_token_issued",
             Self::OauthTokenFail => "oauth_token_fail",
+            Self::AgentActionApproved => "agent_action_approved",
+            Self::AgentActionRejected => "agent_action_rejected",
         }
     }
 }

@@ -87,6 +87,11 @@ pub const SETTINGS: &[Setting] = &[
         "IANA timezone sent with messages to Dust",
     ),
     s(
+        "DUST_TOOL_APPROVAL",
+        Some("ask"),
+        "what happens when an agent's tool needs approval: ask (the person, through their client), auto (Dust runs it unasked), deny (always rejected)",
+    ),
+    s(
         "DUST_TIMEOUT",
         Some("30"),
         "seconds a Dust call may take, answer included (agent event streams excepted); past it the tool call ends with a timeout error",
@@ -324,6 +329,19 @@ pub const SETTINGS: &[Setting] = &[
 ];
 
 /// `development` or `production` (`NODE_ENV`).
+/// Who answers when an agent's tool needs a person's approval (`DUST_TOOL_APPROVAL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ToolApproval {
+    /// The person is asked through their client; a client that cannot be asked gets the
+    /// action rejected.
+    #[default]
+    Ask,
+    /// Messages are posted with `skipToolsValidation: true`: Dust runs every tool unasked.
+    Auto,
+    /// Every approval is answered `rejected`.
+    Deny,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
     Development,
@@ -358,6 +376,8 @@ pub struct Config {
     pub dust_email: Option<String>,
     pub dust_full_name: Option<String>,
     pub dust_timezone: String,
+    /// `DUST_TOOL_APPROVAL`: who answers an agent's request to run a tool.
+    pub tool_approval: ToolApproval,
     pub server_name: String,
     pub host: String,
     pub port: u16,
@@ -741,6 +761,12 @@ impl Raw {
                     );
                 }
                 zone
+            },
+            tool_approval: match self.required("DUST_TOOL_APPROVAL")?.as_str() {
+                "ask" => ToolApproval::Ask,
+                "auto" => ToolApproval::Auto,
+                "deny" => ToolApproval::Deny,
+                other => bail!("DUST_TOOL_APPROVAL must be ask, auto or deny, got {other:?}"),
             },
             server_name: self.required("MCP_SERVER_NAME")?,
             host,

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use secrecy::ExposeSecret;
 
 use super::{Item, Outcome, fail, pass};
-use crate::config::{Config, is_loopback_host};
+use crate::config::{Config, ToolApproval, is_loopback_host};
 
 /// Above this many requests an hour per address, rate limiting no longer slows anyone.
 const MAX_SENSIBLE_HOURLY_RATE: u64 = 100_000;
@@ -78,6 +78,7 @@ pub(super) fn check(config: &Config) -> Vec<Item> {
         ),
         Item::new(12, "ALERT_WEBHOOK_URL", webhook(config)),
         Item::new(11, "PERMISSIONS_POLICY_FILE", policy_file(config)),
+        Item::new(11, "DUST_TOOL_APPROVAL", tool_approval(config)),
     ];
     items.retain(|i| !matches!(&i.outcome, Outcome::NotApplicable(why) if why.is_empty()));
     items
@@ -312,6 +313,19 @@ fn audit_log(config: &Config) -> Outcome {
         Err(error) => fail(
             format!("{path} cannot be opened for appending: {error}"),
             "create the directory and give the server's user write access",
+        ),
+    }
+}
+
+fn tool_approval(config: &Config) -> Outcome {
+    match config.tool_approval {
+        ToolApproval::Ask => pass(
+            "ask: an agent's tool that needs approval is put to the person (elicitation), or rejected when they cannot be asked",
+        ),
+        ToolApproval::Deny => pass("deny: every tool that needs approval is rejected"),
+        ToolApproval::Auto => fail(
+            "DUST_TOOL_APPROVAL=auto: agents run their high-stake tools (email, Slack, CRM writes) with nobody asked",
+            "set DUST_TOOL_APPROVAL=ask (or deny)",
         ),
     }
 }

@@ -23,7 +23,7 @@
 use std::sync::Arc;
 
 use super::{
-    Context, OpError,
+    Caller, Context, OpError,
     args::{MAX_TEXT_BYTES, check_id, check_text},
     catalog::{Kind, Op, op},
     conversations::owned_conversation,
@@ -31,10 +31,12 @@ use super::{
 };
 use crate::{
     audit::RequestInfo,
+    audit::{AuditEvent, AuditEventType, AuditResult, Severity},
     auth::{Permission, Principal},
+    config::ToolApproval,
     dust::{
-        AgentEventKind, BlockKind, BlockedAction, CreateConversation, DustError, EventStream,
-        Mention, PostMessage, follow_agent_message,
+        ActionDecision, AgentEventKind, BlockKind, BlockedAction, CreateConversation, DustError,
+        EventStream, Mention, PostMessage, follow_agent_message,
     },
     store::ConversationRecord,
 };
@@ -91,6 +93,9 @@ pub enum RunStep {
     Done(String),
     /// The run failed or was cancelled in Dust.
     Failed(String),
+    /// The run waits for a person to approve a tool: answer it with [`decide`], whose policy
+    /// is `DUST_TOOL_APPROVAL`'s, and the run goes on.
+    Approval(Box<BlockedAction>),
     /// Nothing a caller needs.
     Ignore,
 }
@@ -110,6 +115,9 @@ impl RunStep {
                 "The agent's tool failed: {} ({}). Conversation {}.",
                 error.message, error.code, answer.conversation_id
             )),
+            AgentEventKind::Blocked(blocked) if blocked.kind == BlockKind::Approval => {
+                Self::Approval(blocked)
+            }
             AgentEventKind::Blocked(blocked) => Self::Failed(paused_message(&blocked, answer)),
             AgentEventKind::Cancelled => Self::Failed(format!(
                 "The agent's run was cancelled in Dust. Conversation {}.",
@@ -204,6 +212,9 @@ pub async fn start_run(
     }
 
     let creds = &principal.credentials;
+    // Only `DUST_TOOL_APPROVAL=auto` lets Dust run tools unasked; otherwise every approval
+    // pauses the run and comes to the adapter as `RunStep::Approval`.
+    let skip = ctx.settings.tool_approval == ToolApproval::Auto;
     let message = PostMessage {
         content: message,
         mentions: vec![Mention {
@@ -220,7 +231,7 @@ pub async fn start_run(
             // `skipToolsValidation` is per message in Dust (default false): a follow-up that
             // omitted it would pause on the first tool that needs approval.
             let message = PostMessage {
-                skip_tools_validation: Some(true),
+                skip_tools_validation: Some(skip),
                 ..message
             };
             let posted = ctx
@@ -248,7 +259,7 @@ pub async fn start_run(
                 message,
                 blocking: Some(false),
                 // Unattended: a tool approval would stall the run with nobody to approve it.
-                skip_tools_validation: Some(true),
+                skip_tools_validation: Some(skip),
             };
             let created = ctx
                 .dust
@@ -315,4 +326,89 @@ pub fn cancel_in_background(ctx: &Arc<Context>, principal: &Principal, answer: &
             Err(_) => tracing::warn!("cancelling the agent run timed out"),
         }
     });
+}
+
+/// What a person is asked when an agent wants to run a tool: the agent, the tool, its server
+/// and the tool's inputs, masked as a log line is (a key or token an agent put in an input is
+/// never shown back), bounded.
+#[must_use]
+pub fn approval_prompt(answer: &AgentAnswer, blocked: &BlockedAction) -> String {
+    let agent = blocked
+        .data
+        .pointer("/metadata/agentName")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or(&answer.agent_id);
+    let mut inputs = blocked
+        .data
+        .get("inputs")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    crate::mask::mask_json(&mut inputs);
+    let inputs = crate::mask::sanitize_for_log(&inputs.to_string(), 1000);
+    let stake = blocked
+        .data
+        .get("stake")
+        .and_then(serde_json::Value::as_str)
+        .map(|stake| format!(" (stake: {stake})"))
+        .unwrap_or_default();
+    format!(
+        "The agent {agent} wants to run {} ({}){stake} with {inputs}. Allow it?",
+        blocked.tool_name, blocked.server_name
+    )
+}
+
+/// What a caller reads when a tool was refused because nobody could be asked.
+#[must_use]
+pub fn refused_unasked(blocked: &BlockedAction, answer: &AgentAnswer) -> String {
+    format!(
+        "The agent wanted to run {} ({}), which needs your approval, and this client cannot be asked (it does not support MCP elicitation on this connection), so the action was rejected. Conversation {}. To allow such tools, use a client that supports elicitation (stdio), the web console, or ask the operator to set DUST_TOOL_APPROVAL=auto.",
+        blocked.tool_name, blocked.server_name, answer.conversation_id
+    )
+}
+
+/// Answers an approval in Dust (`validate-action`) and records the decision
+/// (`agent_action_approved` / `agent_action_rejected`, with the agent, tool and server). `by`
+/// says who decided: `person`, `policy` (`DUST_TOOL_APPROVAL=deny`) or `unasked` (the client
+/// could not be asked).
+///
+/// # Errors
+///
+/// Dust's refusal or failure.
+pub async fn decide(
+    ctx: &Context,
+    caller: &Caller,
+    answer: &AgentAnswer,
+    blocked: &BlockedAction,
+    decision: ActionDecision,
+    by: &'static str,
+) -> Result<(), OpError> {
+    let principal = &caller.principal;
+    ctx.dust
+        .validate_action(
+            &principal.credentials,
+            &answer.conversation_id,
+            &answer.message_id,
+            &blocked.action_id,
+            decision,
+        )
+        .await
+        .map_err(|e| OpError::dust("answering the agent's approval request", e))?;
+    let (event_type, what) = match decision {
+        ActionDecision::Rejected => (AuditEventType::AgentActionRejected, "rejected"),
+        ActionDecision::Approved => (AuditEventType::AgentActionApproved, "approved"),
+        ActionDecision::AlwaysApproved => (AuditEventType::AgentActionApproved, "always_approved"),
+    };
+    ctx.audit(
+        AuditEvent::new(event_type, Severity::Info, "agent tool decision")
+            .principal(principal)
+            .request(&caller.info)
+            .resource("conversation", &answer.conversation_id)
+            .action(what)
+            .result(AuditResult::Success)
+            .extra("agent", answer.agent_id.as_str())
+            .extra("tool", blocked.tool_name.as_str())
+            .extra("server", blocked.server_name.as_str())
+            .extra("decided_by", by),
+    );
+    Ok(())
 }

@@ -66,6 +66,8 @@ pub struct Settings {
     pub agent_timeout: Duration,
     /// The Dust base URL, to report the workspace's web address.
     pub dust_base_url: url::Url,
+    /// `DUST_TOOL_APPROVAL`: who answers an agent's request to run a tool.
+    pub tool_approval: crate::config::ToolApproval,
 }
 
 /// What every operation shares: the upstream, the stores, the caches and the settings. One per

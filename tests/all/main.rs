@@ -11,6 +11,7 @@
 mod common;
 
 mod alerting;
+mod approvals;
 mod browser;
 mod cluster;
 mod demo;

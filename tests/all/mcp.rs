@@ -802,8 +802,11 @@ async fn a_failing_tool_ends_the_call_at_once() {
 /// itself (Dust does not carry it over from the first message), so an approval never stalls it.
 #[tokio::test]
 async fn paused_runs_answer_at_once_and_follow_ups_skip_tool_validation() {
+    // `DUST_TOOL_APPROVAL=auto`: every message skips tool validation (tests/all/approvals.rs
+    // covers `ask` and `deny`).
     let t = McpTest::start_with(crate::common::sim_config(), PermissionSet::DEFAULT, |s| {
         s.agent_timeout = Duration::from_secs(60);
+        s.tool_approval = mcp_dust_server::config::ToolApproval::Auto;
     })
     .await;
     let started = std::time::Instant::now();

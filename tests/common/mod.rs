@@ -58,6 +58,7 @@ pub(crate) fn settings(base_url: &str) -> McpSettings {
         timezone: "Europe/Paris".into(),
         agent_timeout: Duration::from_secs(30),
         dust_base_url: base_url.parse().unwrap(),
+        tool_approval: mcp_dust_server::config::ToolApproval::Ask,
     }
 }
 
@@ -154,8 +155,8 @@ pub(crate) async fn connect(
     Recorder::default().serve(client_io).await.unwrap()
 }
 
-pub(crate) async fn call(
-    client: &RunningService<RoleClient, Recorder>,
+pub(crate) async fn call<H: ClientHandler>(
+    client: &RunningService<RoleClient, H>,
     tool: &str,
     args: Value,
 ) -> Result<CallToolResult, ServiceError> {

@@ -28,13 +28,15 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{Call, Caller, Refusal, bad_path, bad_query};
 use crate::{
     auth::Principal,
+    config::ToolApproval,
+    dust::ActionDecision,
     http::{MAX_REST_BODY, read_json},
     ops::{
         Context, OpError, agents,
         args::{AgentIdArgs, ListAgentsArgs},
         ask::{
-            self, Run, RunStep, SHUTTING_DOWN, cancel_in_background, start_run, stream_failure,
-            timeout_message,
+            self, Run, RunStep, SHUTTING_DOWN, cancel_in_background, decide, refused_unasked,
+            start_run, stream_failure, timeout_message,
         },
         call::CREDENTIALS_ENDED,
         views::{AgentAnswer, AgentList, AgentView},
@@ -273,6 +275,33 @@ async fn follow(
             RunStep::Failed(message) => {
                 guard.answer = None;
                 return Err(OpError::Failed(message));
+            }
+            // Until the stream relays approvals (`approval_required`, issue 17), a REST caller
+            // cannot be asked: `deny` rejects and the run goes on; `ask` rejects and says so.
+            RunStep::Approval(blocked) => {
+                if ctx.settings.tool_approval == ToolApproval::Deny {
+                    decide(
+                        ctx,
+                        &call.op_call().caller,
+                        &answer,
+                        &blocked,
+                        ActionDecision::Rejected,
+                        "policy",
+                    )
+                    .await?;
+                    continue;
+                }
+                decide(
+                    ctx,
+                    &call.op_call().caller,
+                    &answer,
+                    &blocked,
+                    ActionDecision::Rejected,
+                    "unasked",
+                )
+                .await?;
+                guard.answer = None;
+                return Err(OpError::Failed(refused_unasked(&blocked, &answer)));
             }
             RunStep::Token(text) => {
                 if let Some(tx) = tokens

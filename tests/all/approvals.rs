@@ -1,0 +1,240 @@
+//! Agents that use tools (issue 17, first part): when a Dust run pauses for a person to approve
+//! a tool, the person is asked through their MCP client (form elicitation) and Dust gets their
+//! answer; `DUST_TOOL_APPROVAL=deny` rejects; a client that cannot be asked gets the action
+//! rejected and a result naming the tool. The simulator records every `validate-action`.
+
+use std::sync::{Arc, Mutex};
+
+use mcp_dust_server::{
+    auth::PermissionSet,
+    config::ToolApproval,
+    mcp::DustMcp,
+    ops::Context,
+    sim::{self, APPROVAL_AGENT_ID},
+    store::MemoryConversationStore,
+};
+use rmcp::{
+    ClientHandler, ErrorData, RoleClient, ServiceExt,
+    model::{
+        ClientConfig, ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationCapability,
+    },
+    service::{RequestContext, RunningService},
+};
+use serde_json::{Value, json};
+
+use crate::common::{self, McpTest, http::TestServer};
+
+/// A client that declares elicitation and answers every form with `answer`, keeping what it
+/// was shown.
+#[derive(Clone)]
+struct Person {
+    answer: ElicitResult,
+    shown: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+impl ClientHandler for Person {
+    fn get_info(&self) -> ClientConfig {
+        let mut config = ClientConfig::default();
+        config.capabilities.elicitation = Some(ElicitationCapability::new());
+        config
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        if let ElicitRequestParams::FormElicitationParams {
+            message,
+            requested_schema,
+            ..
+        } = request
+        {
+            let schema = serde_json::to_value(&requested_schema).unwrap();
+            self.shown.lock().unwrap().push((message, schema));
+        }
+        Ok(self.answer.clone())
+    }
+}
+
+fn answer(action: ElicitationAction, content: Option<Value>) -> ElicitResult {
+    let mut result = ElicitResult::new(action);
+    result.content = content;
+    result
+}
+
+/// A server on the embedded simulator with `approval`, and `person` connected to it (stdio's
+/// transport: one principal, a duplex connection that carries the server's requests).
+async fn start(
+    approval: ToolApproval,
+    person: Person,
+) -> (sim::SimHandle, RunningService<RoleClient, Person>) {
+    let sim = sim::spawn(common::sim_config()).await.unwrap();
+    let dust =
+        Arc::new(mcp_dust_server::dust::HttpDustClient::with_base_url(&sim.base_url()).unwrap());
+    let mut settings = common::settings(&sim.base_url());
+    settings.tool_approval = approval;
+    let ctx = Arc::new(Context::new(
+        dust,
+        Arc::new(MemoryConversationStore::new()),
+        settings,
+    ));
+    let principal = common::principal(&sim, PermissionSet::DEFAULT, "usr_alice");
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        let server = DustMcp::with_principal(ctx, principal)
+            .serve(server_io)
+            .await
+            .unwrap();
+        let _ = server.waiting().await;
+    });
+    let client = person.serve(client_io).await.unwrap();
+    (sim, client)
+}
+
+/// The bodies the simulator received on `path_end` (POST).
+fn posted(sim: &sim::SimHandle, path_end: &str) -> Vec<Value> {
+    sim.requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with(path_end))
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect()
+}
+
+async fn ask_mailer(client: &RunningService<RoleClient, Person>) -> rmcp::model::CallToolResult {
+    common::call(
+        client,
+        "ask_agent",
+        json!({"agentId": APPROVAL_AGENT_ID, "message": "tell the CEO we shipped"}),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_person_approves_and_the_agent_acts() {
+    let person = Person {
+        answer: answer(ElicitationAction::Accept, Some(json!({"always": false}))),
+        shown: Arc::default(),
+    };
+    let (sim, client) = start(ToolApproval::Ask, person.clone()).await;
+    let result = ask_mailer(&client).await;
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    let answer = result.structured_content.unwrap();
+    assert_eq!(answer["answer"], "I sent your message to ceo@example.com.");
+    // The person saw the agent, the tool, its server and its inputs, and the form of the spec.
+    let shown = person.shown.lock().unwrap().clone();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    let (message, schema) = &shown[0];
+    for needle in [
+        "Mailer",
+        "send_email (Gmail)",
+        "ceo@example.com",
+        "tell the CEO we shipped",
+    ] {
+        assert!(message.contains(needle), "{needle} missing from {message}");
+    }
+    assert_eq!(
+        schema["properties"]["always"]["type"], "boolean",
+        "{schema}"
+    );
+    assert_eq!(schema["properties"]["always"]["default"], false, "{schema}");
+    // Dust was told to validate, and nothing skipped validation.
+    let created = posted(&sim, "/assistant/conversations");
+    assert_eq!(created[0]["skipToolsValidation"], false, "{:?}", created[0]);
+    let decisions = posted(&sim, "/validate-action");
+    assert_eq!(decisions.len(), 1);
+    assert_eq!(decisions[0]["approved"], "approved");
+}
+
+#[tokio::test]
+async fn always_allow_is_remembered_by_dust_and_reject_stops_the_tool() {
+    let always = Person {
+        answer: answer(ElicitationAction::Accept, Some(json!({"always": true}))),
+        shown: Arc::default(),
+    };
+    let (sim, client) = start(ToolApproval::Ask, always).await;
+    let result = ask_mailer(&client).await;
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    assert_eq!(
+        posted(&sim, "/validate-action")[0]["approved"],
+        "always_approved"
+    );
+
+    for action in [ElicitationAction::Decline, ElicitationAction::Cancel] {
+        let person = Person {
+            answer: answer(action, None),
+            shown: Arc::default(),
+        };
+        let (sim, client) = start(ToolApproval::Ask, person).await;
+        let result = ask_mailer(&client).await;
+        assert_ne!(result.is_error, Some(true), "{result:?}");
+        assert_eq!(
+            result.structured_content.unwrap()["answer"],
+            "I did not send the email: the action was rejected."
+        );
+        assert_eq!(posted(&sim, "/validate-action")[0]["approved"], "rejected");
+    }
+}
+
+#[tokio::test]
+async fn deny_rejects_without_asking() {
+    let person = Person {
+        answer: answer(ElicitationAction::Accept, Some(json!({"always": false}))),
+        shown: Arc::default(),
+    };
+    let (sim, client) = start(ToolApproval::Deny, person.clone()).await;
+    let result = ask_mailer(&client).await;
+    assert_eq!(
+        result.structured_content.unwrap()["answer"],
+        "I did not send the email: the action was rejected."
+    );
+    assert!(person.shown.lock().unwrap().is_empty());
+    assert_eq!(posted(&sim, "/validate-action")[0]["approved"], "rejected");
+}
+
+#[tokio::test]
+async fn a_client_that_cannot_be_asked_gets_the_tool_refused_by_name() {
+    // In process, without the elicitation capability.
+    let t = McpTest::start(PermissionSet::DEFAULT).await;
+    let result = t
+        .call(
+            "ask_agent",
+            json!({"agentId": APPROVAL_AGENT_ID, "message": "tell the CEO"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.is_error, Some(true));
+    let message = common::text(&result);
+    assert!(
+        message.contains("send_email (Gmail)") && message.contains("rejected"),
+        "{message}"
+    );
+    assert_eq!(
+        posted(&t.sim, "/validate-action")[0]["approved"],
+        "rejected"
+    );
+
+    // Over HTTP (stateless: no request can travel back to the client yet), the same.
+    let s = TestServer::start().await;
+    let token = s.token(None).await;
+    let (_, body) = s
+        .call_tool(
+            &token,
+            "ask_agent",
+            json!({"agentId": APPROVAL_AGENT_ID, "message": "tell the CEO"}),
+        )
+        .await;
+    assert_eq!(body["result"]["isError"], true, "{body}");
+    let text = body["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("send_email (Gmail)"), "{text}");
+    assert_eq!(
+        posted(&s.sim, "/validate-action")[0]["approved"],
+        "rejected"
+    );
+    s.state.auditor.flush().await;
+    let rejected = s
+        .audit
+        .of_type(mcp_dust_server::audit::AuditEventType::AgentActionRejected);
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+}
