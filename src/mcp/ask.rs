@@ -10,20 +10,21 @@ use rmcp::{
     RoleServer,
     model::{
         BooleanSchema, ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationSchema,
-        PrimitiveSchemaDefinition, ProgressNotificationParam,
+        EnumSchema, PrimitiveSchemaDefinition, ProgressNotificationParam, StringSchema,
     },
     service::{ElicitationMode, RequestContext},
 };
 
 use crate::{
     config::ToolApproval,
-    dust::{ActionDecision, BlockedAction},
+    dust::{ActionDecision, BlockedAction, QuestionAnswer},
     ops::{
         Call, Context, OpError,
         args::AskAgentArgs,
         ask::{
-            Run, RunStep, SHUTTING_DOWN, approval_prompt, cancel_in_background, decide,
-            refused_unasked, start_run, stream_failure, timeout_message,
+            Question, Run, RunStep, SHUTTING_DOWN, answer as ops_answer, approval_prompt,
+            cancel_in_background, decide, paused_message, refused_unasked, start_run,
+            stream_failure, timeout_message,
         },
         call::CREDENTIALS_ENDED,
         views::AgentAnswer,
@@ -152,6 +153,30 @@ pub(super) async fn ask_agent(
                 }
                 format!("{} {}", blocked.tool_name, "approval answered")
             }
+            RunStep::Question(blocked) => {
+                let question = Question::of(&blocked).filter(|_| can_elicit(&request));
+                let Some(question) = question else {
+                    return Err(OpError::Failed(paused_message(&blocked, &answer)));
+                };
+                let asked = tokio::select! {
+                    biased;
+                    () = request.ct.cancelled() => None,
+                    () = &mut deadline => return Err(OpError::Timeout(timeout_message(ctx, &answer))),
+                    () = ctx.drain.aborted() => None,
+                    reply = ask_question(&request, &answer, &blocked, &question) => Some(reply),
+                };
+                let Some(reply) = asked else {
+                    cancel_in_background(ctx, principal, &answer);
+                    return Err(OpError::Failed(
+                        "The request was cancelled while the agent waited for your answer; the run was cancelled.".to_owned(),
+                    ));
+                };
+                let Some(reply) = reply else {
+                    return Err(OpError::Failed(paused_message(&blocked, &answer)));
+                };
+                ops_answer(ctx, &call.caller, &answer, &blocked, &reply).await?;
+                "question answered".to_owned()
+            }
             RunStep::Token(text) | RunStep::Note(text) => text,
             RunStep::Ignore => continue,
         };
@@ -198,16 +223,7 @@ async fn approval(
     if ctx.settings.tool_approval == ToolApproval::Deny {
         return Some((ActionDecision::Rejected, "policy"));
     }
-    let over_http = request
-        .extensions
-        .get::<axum::http::request::Parts>()
-        .is_some();
-    if over_http
-        || !request
-            .peer
-            .supported_elicitation_modes()
-            .contains(&ElicitationMode::Form)
-    {
+    if !can_elicit(request) {
         return None;
     }
     let schema = ElicitationSchema::builder()
@@ -257,4 +273,85 @@ fn decision_of(result: &ElicitResult) -> ActionDecision {
         }
         _ => ActionDecision::Rejected,
     }
+}
+
+/// Whether the person can be asked on this connection: the client declared form elicitation,
+/// and the transport can carry a request back to it (not the stateless HTTP transport, which
+/// answers each POST on its own).
+fn can_elicit(request: &RequestContext<RoleServer>) -> bool {
+    let over_http = request
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .is_some();
+    !over_http
+        && request
+            .peer
+            .supported_elicitation_modes()
+            .contains(&ElicitationMode::Form)
+}
+
+/// Asks the person the agent's question: a form with the options as a choice and a free-text
+/// answer. `None`: the client failed to answer; a declined form answers nothing chosen.
+async fn ask_question(
+    request: &RequestContext<RoleServer>,
+    answer: &AgentAnswer,
+    blocked: &BlockedAction,
+    question: &Question,
+) -> Option<QuestionAnswer> {
+    let agent = blocked
+        .data
+        .pointer("/metadata/agentName")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or(&answer.agent_id);
+    let mut schema = ElicitationSchema::builder();
+    if !question.options.is_empty() {
+        schema = schema.property(
+            "choice",
+            PrimitiveSchemaDefinition::Enum(
+                EnumSchema::builder(question.options.clone())
+                    .title("Your choice")
+                    .build(),
+            ),
+        );
+    }
+    let schema = schema
+        .property(
+            "answer",
+            PrimitiveSchemaDefinition::String(StringSchema::new().title("Or your own answer")),
+        )
+        .build()
+        .ok()?;
+    let asked = request
+        .peer
+        .create_elicitation(ElicitRequestParams::FormElicitationParams {
+            meta: None,
+            message: format!("The agent {agent} asks: {}", question.text),
+            requested_schema: schema,
+        })
+        .await;
+    let result = match asked {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::warn!(error = %e, "the client did not answer the agent's question");
+            return None;
+        }
+    };
+    let mut reply = QuestionAnswer::default();
+    if result.action == ElicitationAction::Accept
+        && let Some(content) = &result.content
+    {
+        if let Some(choice) = content.get("choice").and_then(serde_json::Value::as_str)
+            && let Some(index) = question.options.iter().position(|o| o == choice)
+        {
+            reply
+                .selected_options
+                .push(u32::try_from(index).unwrap_or(u32::MAX));
+        }
+        reply.custom_response = content
+            .get("answer")
+            .and_then(serde_json::Value::as_str)
+            .filter(|text| !text.is_empty())
+            .map(str::to_owned);
+    }
+    Some(reply)
 }

@@ -96,6 +96,9 @@ pub enum RunStep {
     /// The run waits for a person to approve a tool: answer it with [`decide`], whose policy
     /// is `DUST_TOOL_APPROVAL`'s, and the run goes on.
     Approval(Box<BlockedAction>),
+    /// The run waits for the person to answer a question: answer it with [`answer`], or, when
+    /// nobody can be asked, end the call with [`paused_message`].
+    Question(Box<BlockedAction>),
     /// Nothing a caller needs.
     Ignore,
 }
@@ -118,6 +121,9 @@ impl RunStep {
             AgentEventKind::Blocked(blocked) if blocked.kind == BlockKind::Approval => {
                 Self::Approval(blocked)
             }
+            AgentEventKind::Blocked(blocked) if blocked.kind == BlockKind::Question => {
+                Self::Question(blocked)
+            }
             AgentEventKind::Blocked(blocked) => Self::Failed(paused_message(&blocked, answer)),
             AgentEventKind::Cancelled => Self::Failed(format!(
                 "The agent's run was cancelled in Dust. Conversation {}.",
@@ -139,7 +145,7 @@ impl RunStep {
 
 /// What a caller is told when the run pauses for a person (the run stays paused in Dust, where
 /// the person can answer it).
-fn paused_message(blocked: &BlockedAction, answer: &AgentAnswer) -> String {
+pub fn paused_message(blocked: &BlockedAction, answer: &AgentAnswer) -> String {
     let tool = format!("{} ({})", blocked.tool_name, blocked.server_name);
     let conversation = match &answer.conversation_url {
         Some(url) => format!("conversation {} ({url})", answer.conversation_id),
@@ -411,4 +417,59 @@ pub async fn decide(
             .extra("decided_by", by),
     );
     Ok(())
+}
+
+/// A question an agent asks the person (`tool_ask_user_question`'s `question`): its text and
+/// the labels of its options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question {
+    pub text: String,
+    pub options: Vec<String>,
+}
+
+impl Question {
+    /// The question in a blocking event, if it carries one.
+    #[must_use]
+    pub fn of(blocked: &BlockedAction) -> Option<Self> {
+        let question = blocked.data.get("question")?;
+        let text = question.get("question")?.as_str()?.to_owned();
+        let options = question
+            .get("options")
+            .and_then(serde_json::Value::as_array)
+            .map(|options| {
+                options
+                    .iter()
+                    .filter_map(|o| o.get("label").and_then(serde_json::Value::as_str))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Self { text, options })
+    }
+}
+
+/// Answers an agent's question in Dust (`answer-question`): the chosen option's index and/or
+/// the person's own words (sent as they are); nothing chosen tells the agent the person
+/// declined.
+///
+/// # Errors
+///
+/// Dust's refusal or failure.
+pub async fn answer(
+    ctx: &Context,
+    caller: &Caller,
+    answer: &AgentAnswer,
+    blocked: &BlockedAction,
+    reply: &crate::dust::QuestionAnswer,
+) -> Result<(), OpError> {
+    ctx.dust
+        .answer_question(
+            &caller.principal.credentials,
+            &answer.conversation_id,
+            &answer.message_id,
+            &blocked.action_id,
+            reply,
+        )
+        .await
+        .map_err(|e| OpError::dust("answering the agent's question", e))
 }

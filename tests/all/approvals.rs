@@ -238,3 +238,58 @@ async fn a_client_that_cannot_be_asked_gets_the_tool_refused_by_name() {
         .of_type(mcp_dust_server::audit::AuditEventType::AgentActionRejected);
     assert_eq!(rejected.len(), 1, "{rejected:?}");
 }
+
+/// An agent's question becomes a form: its options as a choice, and a free-text answer; the
+/// person's reply goes to Dust's `answer-question` and the agent goes on with it.
+#[tokio::test]
+async fn the_person_answers_an_agents_question() {
+    let ask_planner = |client: RunningService<RoleClient, Person>| async move {
+        let result = common::call(
+            &client,
+            "ask_agent",
+            json!({"agentId": sim::QUESTION_AGENT_ID, "message": "book a meeting room"}),
+        )
+        .await
+        .unwrap();
+        assert_ne!(result.is_error, Some(true), "{result:?}");
+        result.structured_content.unwrap()["answer"].clone()
+    };
+    let cases = [
+        (
+            answer(ElicitationAction::Accept, Some(json!({"choice": "Berlin"}))),
+            "I booked a meeting room in Berlin.",
+            json!({"selectedOptions": [1]}),
+        ),
+        (
+            answer(ElicitationAction::Accept, Some(json!({"answer": "Lyon"}))),
+            "I booked a meeting room in Lyon.",
+            json!({"selectedOptions": [], "customResponse": "Lyon"}),
+        ),
+        (
+            answer(ElicitationAction::Decline, None),
+            "You did not choose an office; I booked nothing.",
+            json!({"selectedOptions": []}),
+        ),
+    ];
+    for (reply, expected, sent) in cases {
+        let person = Person {
+            answer: reply,
+            shown: Arc::default(),
+        };
+        let (sim, client) = start(ToolApproval::Ask, person.clone()).await;
+        assert_eq!(ask_planner(client).await, expected);
+        let shown = person.shown.lock().unwrap().clone();
+        let (message, schema) = &shown[0];
+        assert!(
+            message.contains("Which office should I book the meeting room in?"),
+            "{message}"
+        );
+        assert_eq!(
+            schema["properties"]["choice"]["enum"],
+            json!(["Paris", "Berlin"]),
+            "{schema}"
+        );
+        assert_eq!(schema["properties"]["answer"]["type"], "string", "{schema}");
+        assert_eq!(posted(&sim, "/answer-question")[0]["answer"], sent);
+    }
+}

@@ -303,6 +303,11 @@ async fn follow(
                 guard.answer = None;
                 return Err(OpError::Failed(refused_unasked(&blocked, &answer)));
             }
+            // Until the stream relays questions (issue 17), the call ends naming the question.
+            RunStep::Question(blocked) => {
+                guard.answer = None;
+                return Err(OpError::Failed(ask::paused_message(&blocked, &answer)));
+            }
             RunStep::Token(text) => {
                 if let Some(tx) = tokens
                     && let Ok(event) = Event::default()
