@@ -23,8 +23,8 @@ use crate::{
         args::AskAgentArgs,
         ask::{
             Question, Run, RunStep, SHUTTING_DOWN, answer as ops_answer, approval_prompt,
-            cancel_in_background, decide, paused_message, refused_unasked, start_run,
-            stream_failure, timeout_message,
+            cancel_in_background, conversation_url, decide, paused_message, refused_unasked,
+            start_run, stream_failure, timeout_message,
         },
         call::CREDENTIALS_ENDED,
         views::AgentAnswer,
@@ -176,6 +176,20 @@ pub(super) async fn ask_agent(
                 };
                 ops_answer(ctx, &call.caller, &answer, &blocked, &reply).await?;
                 "question answered".to_owned()
+            }
+            RunStep::SignIn(blocked) => {
+                // The person connects in Dust; the run then goes on by itself (within the
+                // call's timeout). A client without URL elicitation gets the message instead.
+                if !sign_in(
+                    &request,
+                    &blocked,
+                    &conversation_url(ctx, principal, &answer),
+                )
+                .await
+                {
+                    return Err(OpError::Failed(paused_message(&blocked, &answer)));
+                }
+                format!("waiting for {} to be connected", blocked.server_name)
             }
             RunStep::Token(text) | RunStep::Note(text) => text,
             RunStep::Ignore => continue,
@@ -354,4 +368,36 @@ async fn ask_question(
             .map(str::to_owned);
     }
     Some(reply)
+}
+
+/// Sends the person to Dust to connect the tool (URL-mode elicitation), where the connection
+/// can carry it and the client supports URL mode. `true`: they went (the run goes on once they
+/// have connected); `false`: they could not be sent, or declined.
+async fn sign_in(request: &RequestContext<RoleServer>, blocked: &BlockedAction, url: &str) -> bool {
+    let over_http = request
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .is_some();
+    if over_http
+        || !request
+            .peer
+            .supported_elicitation_modes()
+            .contains(&ElicitationMode::Url)
+    {
+        return false;
+    }
+    let message = format!(
+        "{} ({}) needs you to connect your account in Dust before the agent can go on. Open the conversation in Dust, connect it there, and the agent continues.",
+        blocked.tool_name, blocked.server_name
+    );
+    let asked = request
+        .peer
+        .create_elicitation(ElicitRequestParams::UrlElicitationParams {
+            meta: None,
+            message,
+            url: url.to_owned(),
+            elicitation_id: crate::crypto::random_token::<16>(),
+        })
+        .await;
+    matches!(asked, Ok(result) if result.action == ElicitationAction::Accept)
 }

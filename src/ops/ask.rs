@@ -99,6 +99,9 @@ pub enum RunStep {
     /// The run waits for the person to answer a question: answer it with [`answer`], or, when
     /// nobody can be asked, end the call with [`paused_message`].
     Question(Box<BlockedAction>),
+    /// The run waits for the person to connect a tool (or authorize a file) in Dust; it goes
+    /// on by itself once they have. [`conversation_url`] is where they do it.
+    SignIn(Box<BlockedAction>),
     /// Nothing a caller needs.
     Ignore,
 }
@@ -123,6 +126,11 @@ impl RunStep {
             }
             AgentEventKind::Blocked(blocked) if blocked.kind == BlockKind::Question => {
                 Self::Question(blocked)
+            }
+            AgentEventKind::Blocked(blocked)
+                if matches!(blocked.kind, BlockKind::PersonalAuth | BlockKind::FileAuth) =>
+            {
+                Self::SignIn(blocked)
             }
             AgentEventKind::Blocked(blocked) => Self::Failed(paused_message(&blocked, answer)),
             AgentEventKind::Cancelled => Self::Failed(format!(
@@ -472,4 +480,18 @@ pub async fn answer(
         )
         .await
         .map_err(|e| OpError::dust("answering the agent's question", e))
+}
+
+/// Where the person opens the run's conversation in Dust (to connect a tool, answer, approve):
+/// the URL Dust gave, else the web app's address of the conversation.
+#[must_use]
+pub fn conversation_url(ctx: &Context, principal: &Principal, answer: &AgentAnswer) -> String {
+    answer.conversation_url.clone().unwrap_or_else(|| {
+        let mut url = ctx.settings.dust_base_url.clone();
+        url.set_path(&format!(
+            "w/{}/conversation/{}",
+            principal.workspace_id, answer.conversation_id
+        ));
+        url.to_string()
+    })
 }

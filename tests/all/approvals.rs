@@ -17,6 +17,7 @@ use rmcp::{
     ClientHandler, ErrorData, RoleClient, ServiceExt,
     model::{
         ClientConfig, ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationCapability,
+        FormElicitationCapability, UrlElicitationCapability,
     },
     service::{RequestContext, RunningService},
 };
@@ -30,12 +31,20 @@ use crate::common::{self, McpTest, http::TestServer};
 struct Person {
     answer: ElicitResult,
     shown: Arc<Mutex<Vec<(String, Value)>>>,
+    /// Also declares URL-mode elicitation (what a URL request shows is kept as `(message,
+    /// {"url": ...})`).
+    url: bool,
 }
 
 impl ClientHandler for Person {
     fn get_info(&self) -> ClientConfig {
         let mut config = ClientConfig::default();
-        config.capabilities.elicitation = Some(ElicitationCapability::new());
+        let mut capability = ElicitationCapability::new();
+        if self.url {
+            capability.form = Some(FormElicitationCapability::default());
+            capability.url = Some(UrlElicitationCapability::new());
+        }
+        config.capabilities.elicitation = Some(capability);
         config
     }
 
@@ -52,6 +61,11 @@ impl ClientHandler for Person {
         {
             let schema = serde_json::to_value(&requested_schema).unwrap();
             self.shown.lock().unwrap().push((message, schema));
+        } else if let ElicitRequestParams::UrlElicitationParams { message, url, .. } = request {
+            self.shown
+                .lock()
+                .unwrap()
+                .push((message, json!({ "url": url })));
         }
         Ok(self.answer.clone())
     }
@@ -116,6 +130,7 @@ async fn the_person_approves_and_the_agent_acts() {
     let person = Person {
         answer: answer(ElicitationAction::Accept, Some(json!({"always": false}))),
         shown: Arc::default(),
+        url: false,
     };
     let (sim, client) = start(ToolApproval::Ask, person.clone()).await;
     let result = ask_mailer(&client).await;
@@ -152,6 +167,7 @@ async fn always_allow_is_remembered_by_dust_and_reject_stops_the_tool() {
     let always = Person {
         answer: answer(ElicitationAction::Accept, Some(json!({"always": true}))),
         shown: Arc::default(),
+        url: false,
     };
     let (sim, client) = start(ToolApproval::Ask, always).await;
     let result = ask_mailer(&client).await;
@@ -165,6 +181,7 @@ async fn always_allow_is_remembered_by_dust_and_reject_stops_the_tool() {
         let person = Person {
             answer: answer(action, None),
             shown: Arc::default(),
+            url: false,
         };
         let (sim, client) = start(ToolApproval::Ask, person).await;
         let result = ask_mailer(&client).await;
@@ -182,6 +199,7 @@ async fn deny_rejects_without_asking() {
     let person = Person {
         answer: answer(ElicitationAction::Accept, Some(json!({"always": false}))),
         shown: Arc::default(),
+        url: false,
     };
     let (sim, client) = start(ToolApproval::Deny, person.clone()).await;
     let result = ask_mailer(&client).await;
@@ -275,6 +293,7 @@ async fn the_person_answers_an_agents_question() {
         let person = Person {
             answer: reply,
             shown: Arc::default(),
+            url: false,
         };
         let (sim, client) = start(ToolApproval::Ask, person.clone()).await;
         assert_eq!(ask_planner(client).await, expected);
@@ -291,5 +310,74 @@ async fn the_person_answers_an_agents_question() {
         );
         assert_eq!(schema["properties"]["answer"]["type"], "string", "{schema}");
         assert_eq!(posted(&sim, "/answer-question")[0]["answer"], sent);
+    }
+}
+
+/// A sign-in the agent needs is a URL-mode elicitation to the conversation in Dust, where the
+/// person connects the tool (the run then goes on by itself, within the call's timeout); a
+/// client without URL mode, or a person who declines, gets the message naming the tool.
+#[tokio::test]
+async fn a_sign_in_sends_the_person_to_dust() {
+    for (action, url_mode) in [
+        (ElicitationAction::Accept, true),
+        (ElicitationAction::Decline, true),
+        (ElicitationAction::Accept, false),
+    ] {
+        let person = Person {
+            answer: answer(action.clone(), None),
+            shown: Arc::default(),
+            url: url_mode,
+        };
+        let sim = sim::spawn(common::sim_config()).await.unwrap();
+        let dust = Arc::new(
+            mcp_dust_server::dust::HttpDustClient::with_base_url(&sim.base_url()).unwrap(),
+        );
+        let mut settings = common::settings(&sim.base_url());
+        settings.agent_timeout = std::time::Duration::from_secs(2);
+        let ctx = Arc::new(Context::new(
+            dust,
+            Arc::new(MemoryConversationStore::new()),
+            settings,
+        ));
+        let principal = common::principal(&sim, PermissionSet::DEFAULT, "usr_alice");
+        let (server_io, client_io) = tokio::io::duplex(1 << 20);
+        tokio::spawn(async move {
+            let server = DustMcp::with_principal(ctx, principal)
+                .serve(server_io)
+                .await
+                .unwrap();
+            let _ = server.waiting().await;
+        });
+        let client = person.clone().serve(client_io).await.unwrap();
+        let result = common::call(
+            &client,
+            "ask_agent",
+            json!({"agentId": sim::PERSONAL_AUTH_AGENT_ID, "message": "list my files"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(result.is_error, Some(true));
+        let text = common::text(&result);
+        let shown = person.shown.lock().unwrap().clone();
+        if url_mode {
+            let (message, url) = &shown[0];
+            assert!(message.contains("list_files (Google Drive)"), "{message}");
+            assert!(
+                url["url"].as_str().unwrap().contains("/conversation/"),
+                "{url}"
+            );
+        } else {
+            assert!(shown.is_empty(), "{shown:?}");
+        }
+        if action == ElicitationAction::Accept && url_mode {
+            // Nobody connects in the simulator: the call ends at its timeout, saying where
+            // the answer will be.
+            assert!(text.contains("did not finish within"), "{text}");
+        } else {
+            assert!(
+                text.contains("list_files (Google Drive)") && text.contains("connect"),
+                "{text}"
+            );
+        }
     }
 }

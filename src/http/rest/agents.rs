@@ -304,7 +304,7 @@ async fn follow(
                 return Err(OpError::Failed(refused_unasked(&blocked, &answer)));
             }
             // Until the stream relays questions (issue 17), the call ends naming the question.
-            RunStep::Question(blocked) => {
+            RunStep::Question(blocked) | RunStep::SignIn(blocked) => {
                 guard.answer = None;
                 return Err(OpError::Failed(ask::paused_message(&blocked, &answer)));
             }
