@@ -48,6 +48,7 @@ pub const CANCEL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1
 pub const SHUTTING_DOWN: &str = "The server is shutting down and the agent's run did not finish within the grace period; the run was cancelled. Ask again in a moment.";
 
 pub const ASK_AGENT: Op = op("ask_agent", Permission::ExecuteAgents, true, Kind::Run);
+pub const DECIDE_ACTION: Op = op("decide_action", Permission::ExecuteAgents, true, Kind::Run);
 
 fn now_ms() -> i64 {
     crate::state::epoch_ms(std::time::SystemTime::now())
@@ -494,4 +495,87 @@ pub fn conversation_url(ctx: &Context, principal: &Principal, answer: &AgentAnsw
         ));
         url.to_string()
     })
+}
+
+/// What a REST stream tells the person about an approval (`approval_required`): the ids to
+/// answer it with, the agent, the tool, its server, its inputs (masked like a log line) and
+/// its stake.
+#[must_use]
+pub fn approval_request(answer: &AgentAnswer, blocked: &BlockedAction) -> serde_json::Value {
+    let mut inputs = blocked
+        .data
+        .get("inputs")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    crate::mask::mask_json(&mut inputs);
+    serde_json::json!({
+        "actionId": blocked.action_id,
+        "messageId": answer.message_id,
+        "conversationId": answer.conversation_id,
+        "agent": blocked
+            .data
+            .pointer("/metadata/agentName")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or(&answer.agent_id),
+        "tool": blocked.tool_name,
+        "server": blocked.server_name,
+        "inputs": inputs,
+        "stake": blocked.data.get("stake"),
+    })
+}
+
+/// A person's decision on an approval waiting in one of their conversations (the REST decision
+/// route): the action must be one Dust lists as waiting for validation in a conversation the
+/// caller owns; anything else is "not found". Dust is told, and the decision audited.
+///
+/// # Errors
+///
+/// [`OpError::NotFound`] for another user's conversation or no such waiting action; Dust's.
+pub async fn decide_pending(
+    ctx: &Context,
+    caller: &Caller,
+    conversation_id: &str,
+    action_id: &str,
+    decision: ActionDecision,
+) -> Result<(), OpError> {
+    check_id("conversationId", conversation_id)?;
+    check_id("actionId", action_id)?;
+    let record = owned_conversation(ctx, &caller.principal, conversation_id, &caller.info).await?;
+    let pending = ctx
+        .dust
+        .blocked_actions(&caller.principal.credentials, conversation_id)
+        .await
+        .map_err(|e| OpError::dust("listing the actions waiting for a decision", e))?;
+    let Some(action) = pending
+        .into_iter()
+        .find(|a| a.action_id == action_id && a.status == "blocked_validation_required")
+    else {
+        return Err(OpError::NotFound(format!(
+            "No action {action_id} is waiting for a decision in conversation {conversation_id}."
+        )));
+    };
+    let text = |key: &str| {
+        action
+            .metadata
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    let blocked = BlockedAction {
+        kind: BlockKind::Approval,
+        action_id: action.action_id.clone(),
+        tool_name: text("toolName").unwrap_or_default(),
+        server_name: text("mcpServerDisplayName")
+            .or_else(|| text("mcpServerName"))
+            .unwrap_or_default(),
+        data: serde_json::json!({ "inputs": action.inputs, "metadata": action.metadata }),
+    };
+    let answer = AgentAnswer {
+        answer: String::new(),
+        agent_id: record.agent_id,
+        conversation_id: conversation_id.to_owned(),
+        message_id: action.message_id,
+        conversation_url: None,
+    };
+    decide(ctx, caller, &answer, &blocked, decision, "person").await
 }

@@ -381,3 +381,96 @@ async fn a_sign_in_sends_the_person_to_dust() {
         }
     }
 }
+
+/// REST: an execute stream sends `approval_required` and waits; the decision route answers it
+/// (the caller's own conversation only) and the stream goes on to the answer.
+#[tokio::test]
+async fn a_rest_stream_asks_and_the_decision_route_answers() {
+    use futures::StreamExt;
+    let s = TestServer::start().await;
+    let token = s.token(None).await;
+    let ws = s.sim.workspace_id().to_owned();
+    for (decision, expected) in [
+        ("approve", "I sent your message to ceo@example.com."),
+        (
+            "reject",
+            "I did not send the email: the action was rejected.",
+        ),
+    ] {
+        let response = s
+            .http
+            .post(s.url(&format!(
+                "/api/v1/workspaces/{ws}/agents/{APPROVAL_AGENT_ID}/execute"
+            )))
+            .bearer_auth(&token)
+            .header("Accept", "text/event-stream")
+            .json(&json!({"message": "tell the CEO"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let mut body = response.bytes_stream();
+        let mut text = String::new();
+        let request = loop {
+            let chunk = body.next().await.expect("stream ended").unwrap();
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if let Some(at) = text.find("event: approval_required")
+                && let Some(data) = text[at..].lines().find_map(|l| l.strip_prefix("data: "))
+                && text[at..].contains("\n\n")
+            {
+                break serde_json::from_str::<Value>(data).unwrap();
+            }
+        };
+        assert_eq!(request["tool"], "send_email", "{request}");
+        assert_eq!(request["server"], "Gmail", "{request}");
+        assert_eq!(request["agent"], "Mailer", "{request}");
+        assert_eq!(request["inputs"]["to"], "ceo@example.com", "{request}");
+        let conversation = request["conversationId"].as_str().unwrap().to_owned();
+        let action = request["actionId"].as_str().unwrap().to_owned();
+        let decide = |token: String, action: String| {
+            s.http
+                .post(s.url(&format!(
+                    "/api/v1/workspaces/{ws}/conversations/{conversation}/actions/{action}"
+                )))
+                .bearer_auth(token)
+                .json(&json!({ "decision": decision }))
+                .send()
+        };
+        // No such action: 404, and Dust is not told anything.
+        let response = decide(token.clone(), "act_n0tW41t1ng".into())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404);
+        let response = decide(token.clone(), action.clone()).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let decided: Value = response.json().await.unwrap();
+        assert_eq!(decided["decision"], decision);
+        let rest = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            while let Some(chunk) = body.next().await {
+                text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            }
+            text
+        })
+        .await
+        .expect("the stream did not end after the decision");
+        assert!(
+            rest.contains("event: done") && rest.contains(expected),
+            "{rest}"
+        );
+    }
+    let sent: Vec<Value> = posted(&s.sim, "/validate-action")
+        .into_iter()
+        .map(|b| b["approved"].clone())
+        .collect();
+    assert_eq!(sent, [json!("approved"), json!("rejected")]);
+    s.state.auditor.flush().await;
+    use mcp_dust_server::audit::AuditEventType;
+    assert_eq!(
+        s.audit.of_type(AuditEventType::AgentActionApproved).len(),
+        1
+    );
+    assert_eq!(
+        s.audit.of_type(AuditEventType::AgentActionRejected).len(),
+        1
+    );
+}

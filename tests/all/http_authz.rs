@@ -415,7 +415,7 @@ async fn z5_workspace_or_space_smuggled_into_arguments_is_refused_by_the_schema(
 
 /// A second principal in the same workspace: a token record of another user id holding the same
 /// sealed key, and a JWT for it signed by the server.
-async fn other_user_token(srv: &TestServer, permissions: PermissionSet) -> String {
+pub(crate) async fn other_user_token(srv: &TestServer, permissions: PermissionSet) -> String {
     let token_id = mcp_dust_server::auth::tokens::new_token_id();
     let now = srv.state.now();
     let now_secs = now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;

@@ -29,14 +29,14 @@ use super::{Call, Caller, Refusal, bad_path, bad_query};
 use crate::{
     auth::Principal,
     config::ToolApproval,
-    dust::ActionDecision,
+    dust::{ActionDecision, BlockedAction},
     http::{MAX_REST_BODY, read_json},
     ops::{
         Context, OpError, agents,
         args::{AgentIdArgs, ListAgentsArgs},
         ask::{
-            self, Run, RunStep, SHUTTING_DOWN, cancel_in_background, decide, refused_unasked,
-            start_run, stream_failure, timeout_message,
+            self, Run, RunStep, SHUTTING_DOWN, approval_request, cancel_in_background, decide,
+            refused_unasked, start_run, stream_failure, timeout_message,
         },
         call::CREDENTIALS_ENDED,
         views::{AgentAnswer, AgentList, AgentView},
@@ -123,8 +123,10 @@ fn wants_stream(headers: &HeaderMap) -> bool {
 }
 
 /// Ask an agent. JSON answer, or with `Accept: text/event-stream` the answer streamed as
-/// server-sent events: `token` (data `{"text"}`, many), then `done` (data: the answer object)
-/// or `error` (data `{"error": {"code", "message"}}`).
+/// server-sent events: `token` (data `{"text"}`, many), `approval_required` (data `{actionId,
+/// messageId, conversationId, agent, tool, server, inputs, stake}`: answer it at
+/// `POST .../conversations/{conversationId}/actions/{actionId}`), then `done` (data: the answer
+/// object) or `error` (data `{"error": {"code", "message"}}`).
 #[utoipa::path(post, path = "/api/v1/workspaces/{workspaceId}/agents/{agentId}/execute",
     tag = "agents",
     params(("workspaceId" = String, Path, description = "The caller's workspace id"),
@@ -226,6 +228,8 @@ async fn follow(
     };
     let deadline = tokio::time::sleep(ctx.settings.agent_timeout);
     tokio::pin!(deadline);
+    // An approval sent to the stream and not yet decided (rejected if the call ends first).
+    let mut pending: Option<Box<BlockedAction>> = None;
     let gone = async {
         match tokens {
             Some(tx) => tx.closed().await,
@@ -241,6 +245,11 @@ async fn follow(
             }
             () = &mut deadline => {
                 guard.answer = None;
+                if let Some(blocked) = pending.take() {
+                    let caller = &call.op_call().caller;
+                    decide(ctx, caller, &answer, &blocked, ActionDecision::Rejected, "timeout")
+                        .await?;
+                }
                 return Err(OpError::Timeout(timeout_message(ctx, &answer)));
             }
             () = ctx.drain.aborted() => {
@@ -264,6 +273,8 @@ async fn follow(
                 return Err(stream_failure(None));
             }
         };
+        // Dust goes on only once the approval was answered (the decision route).
+        pending = None;
         match RunStep::of(event.kind, &answer) {
             RunStep::Done(content) => {
                 guard.answer = None;
@@ -276,9 +287,27 @@ async fn follow(
                 guard.answer = None;
                 return Err(OpError::Failed(message));
             }
-            // Until the stream relays approvals (`approval_required`, issue 17), a REST caller
-            // cannot be asked: `deny` rejects and the run goes on; `ask` rejects and says so.
+            // `deny` rejects and the run goes on. `ask`: a stream carries `approval_required`
+            // and waits for the decision route
+            // (`POST .../conversations/{c}/actions/{a}`); a JSON caller cannot be asked, so the
+            // action is rejected and the answer says so.
             RunStep::Approval(blocked) => {
+                if ctx.settings.tool_approval != ToolApproval::Deny
+                    && let Some(tx) = tokens
+                {
+                    let request = approval_request(&answer, &blocked);
+                    if let Ok(event) = Event::default()
+                        .event("approval_required")
+                        .json_data(request)
+                        && tx.send(Ok(event)).await.is_err()
+                    {
+                        return Err(OpError::Failed(
+                            "the client went away; the agent's run was cancelled".to_owned(),
+                        ));
+                    }
+                    pending = Some(blocked);
+                    continue;
+                }
                 if ctx.settings.tool_approval == ToolApproval::Deny {
                     decide(
                         ctx,
