@@ -225,6 +225,10 @@ async fn the_console_works_end_to_end_in_chromium() {
 
     // What the user saw.
     assert_eq!(report["echoAnswer"], "You said: hello from the browser");
+    assert_eq!(
+        report["approvalAnswer"],
+        "I sent your message to ceo@example.com."
+    );
     assert!(report["slowUpdates"].as_u64().unwrap() > 1, "{report:#}");
     assert!(!report["searchResults"].as_array().unwrap().is_empty());
     for key in [
@@ -235,7 +239,7 @@ async fn the_console_works_end_to_end_in_chromium() {
     ] {
         assert_eq!(report[key], json!([]), "{key}: {report:#}");
     }
-    assert_eq!(report["steps"].as_array().unwrap().len(), 9, "{report:#}");
+    assert_eq!(report["steps"].as_array().unwrap().len(), 10, "{report:#}");
     for name in report["steps"].as_array().unwrap() {
         let png = artifacts.join(format!("{}.png", name.as_str().unwrap()));
         assert!(png.metadata().is_ok_and(|m| m.len() > 0), "{png:?}");

@@ -180,6 +180,20 @@ async function main() {
       assert.equal(await page.locator("#chat-log").getAttribute("aria-busy"), "false");
     });
 
+    await step("05b-approval-card", page, async () => {
+      await ask("appr0valAg", "tell the CEO we shipped");
+      const card = page.locator("#chat-log section.approval");
+      await card.waitFor({ timeout: STEP_TIMEOUT });
+      const text = await card.textContent();
+      assert.match(text, /Mailer wants to run send_email \(Gmail\)/);
+      assert.match(text, /ceo@example\.com/);
+      // The screenshot of this step shows the card before the decision.
+      await page.screenshot({ path: path.join(artifacts, "05b-approval-card-open.png"), fullPage: true });
+      await card.getByRole("button", { name: "Allow", exact: true }).click();
+      report.approvalAnswer = await finalAnswer(STEP_TIMEOUT);
+      assert.equal(report.approvalAnswer, "I sent your message to ceo@example.com.");
+    });
+
     await step("06-knowledge", page, async () => {
       await page.getByRole("link", { name: "Knowledge" }).click();
       const handbook = page.locator("#kb-select option", { hasText: "Employee Handbook" });

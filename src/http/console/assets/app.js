@@ -237,6 +237,7 @@ $("chat-form").addEventListener("submit", async (event) => {
       let failure = null;
       await readEvents(response, (name, data) => {
         if (name === "token") answer.textContent += data.text;
+        else if (name === "approval_required") item.append(approvalCard(data));
         else if (name === "done") finish(data);
         else if (name === "error") failure = new ApiError(0, data.error?.code || "error", data.error?.message || "the agent failed");
       });
@@ -267,6 +268,36 @@ $("chat-form").addEventListener("submit", async (event) => {
     state.conversationId = result.conversationId || state.conversationId;
   }
 });
+
+// An agent wants to run a tool that needs a person's approval: who, what, with which inputs
+// (masked by the server; shown as text, never as HTML), and three answers. The stream goes on
+// once Dust has the decision.
+function approvalCard(request) {
+  const buttons = [
+    ["approve", "Allow", ""],
+    ["always", "Always allow", ""],
+    ["reject", "Reject", "danger"],
+  ].map(([decision, label, className]) => el("button", { type: "button", className, "data-decision": decision, textContent: label }));
+  const status = el("p", { className: "hint", role: "status" });
+  const card = el("section", { className: "approval", "aria-label": `Approval for ${request.tool}` },
+    el("p", { textContent: `${request.agent} wants to run ${request.tool} (${request.server})${request.stake ? `, stake ${request.stake}` : ""}. Allow it?` }),
+    el("pre", { className: "inputs", textContent: JSON.stringify(request.inputs, null, 2) }),
+    el("p", { className: "actions" }, ...buttons),
+    status);
+  for (const button of buttons) {
+    button.addEventListener("click", async () => {
+      for (const b of buttons) b.disabled = true;
+      try {
+        await json("POST", workspacePath(`/conversations/${encodeURIComponent(request.conversationId)}/actions/${encodeURIComponent(request.actionId)}`), { decision: button.dataset.decision });
+        status.textContent = button.dataset.decision === "reject" ? "Rejected." : "Allowed.";
+      } catch (error) {
+        for (const b of buttons) b.disabled = false;
+        status.textContent = describe(error);
+      }
+    });
+  }
+  return card;
+}
 
 // ---- knowledge search ----------------------------------------------------------------------
 
