@@ -28,7 +28,7 @@ use axum::{
 
 use crate::{
     audit::{AuditEvent, AuditEventType, AuditResult, Severity},
-    auth::Principal,
+    auth::{Principal, Refusal},
     error::ApiError,
     state::AppState,
     store::TokenRecord,
@@ -39,32 +39,28 @@ use super::request_info;
 /// Longest `Authorization` header read, in bytes (J13): anything longer is refused unparsed.
 pub const MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
 
-/// Why a credential was refused: [`crate::auth::Refusal`] (`reason()` goes to the audit log,
-/// never the token).
-pub use crate::auth::Refusal as AuthFailure;
-
 /// The bearer token of `headers`, if any. Exactly one `Authorization` header with the
 /// (case-insensitive) `Bearer` scheme and one space; anything else is refused.
-pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthFailure> {
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, Refusal> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(AuthFailure::DuplicateHeader);
+        return Err(Refusal::DuplicateHeader);
     }
     if value.len() > MAX_AUTHORIZATION_BYTES {
-        return Err(AuthFailure::TooLarge);
+        return Err(Refusal::TooLarge);
     }
-    let value = value.to_str().map_err(|_| AuthFailure::Malformed)?;
+    let value = value.to_str().map_err(|_| Refusal::Malformed)?;
     let Some((scheme, token)) = value.split_once(' ') else {
-        return Err(AuthFailure::Malformed);
+        return Err(Refusal::Malformed);
     };
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(AuthFailure::Scheme);
+        return Err(Refusal::Scheme);
     }
     if token.is_empty() || token.contains(' ') {
-        return Err(AuthFailure::Malformed);
+        return Err(Refusal::Malformed);
     }
     Ok(Some(token))
 }
@@ -73,7 +69,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthFailure> {
 pub async fn principal_from_token(
     state: &AppState,
     token: &str,
-) -> Result<(Principal, Arc<TokenRecord>), AuthFailure> {
+) -> Result<(Principal, Arc<TokenRecord>), Refusal> {
     state.resolver().token(token, state.now()).await
 }
 
@@ -88,7 +84,7 @@ pub async fn authenticate(
             Ok(found) => return Ok(found),
             Err(failure) => failure,
         },
-        Ok(None) => AuthFailure::Missing,
+        Ok(None) => Refusal::Missing,
         Err(failure) => failure,
     };
     Err(refuse(state, info, &failure, true))
@@ -98,11 +94,11 @@ pub async fn authenticate(
 fn refuse(
     state: &AppState,
     info: &crate::audit::RequestInfo,
-    failure: &AuthFailure,
+    failure: &Refusal,
     bearer: bool,
 ) -> ApiError {
     let reason = failure.reason();
-    if *failure != AuthFailure::Missing {
+    if *failure != Refusal::Missing {
         state.auditor.record(
             if failure.is_reuse() {
                 AuditEvent::new(
@@ -133,10 +129,7 @@ fn refuse(
     }
     // `error="invalid_token"` says a bearer token was refused (RFC 6750); a refused session
     // cookie is no bearer token.
-    ApiError::unauthorized(
-        failure.message(),
-        bearer && *failure != AuthFailure::Missing,
-    )
+    ApiError::unauthorized(failure.message(), bearer && *failure != Refusal::Missing)
 }
 
 /// How a request was authenticated (request extension, beside `Arc<Principal>`).

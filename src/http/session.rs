@@ -35,7 +35,8 @@ use hmac::Mac;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use super::auth::{AuthFailure, AuthMethod};
+use super::auth::AuthMethod;
+use crate::auth::Refusal;
 use crate::{
     audit::{AuditEvent, AuditEventType, AuditResult, RequestInfo, Severity},
     error::ApiError,
@@ -184,9 +185,9 @@ pub struct Resolved {
     pub token: Arc<TokenRecord>,
 }
 
-fn store_unavailable(e: &crate::store::StoreError) -> AuthFailure {
+fn store_unavailable(e: &crate::store::StoreError) -> Refusal {
     tracing::error!(error = %e, "session store unavailable");
-    AuthFailure::StoreUnavailable
+    Refusal::StoreUnavailable
 }
 
 /// The session named by the request's session cookie, if any. `Ok(None)`: no session cookie
@@ -196,16 +197,16 @@ pub async fn resolve(
     state: &AppState,
     headers: &HeaderMap,
     info: &RequestInfo,
-) -> Result<Option<Resolved>, AuthFailure> {
+) -> Result<Option<Resolved>, Refusal> {
     let values = cookie_values(headers, session_cookie_name(state));
     let id = match values.as_slice() {
         [] => return Ok(None),
         [id] => *id,
         _ => {
-            return Err(AuthFailure::DuplicateSessionCookie);
+            return Err(Refusal::DuplicateSessionCookie);
         }
     };
-    let unknown = AuthFailure::UnknownSession;
+    let unknown = Refusal::UnknownSession;
     if !is_well_formed_id(id) {
         return Err(unknown);
     }
@@ -228,7 +229,7 @@ pub async fn resolve(
         end(state, &key, reason, Some(info))
             .await
             .map_err(|e| store_unavailable(&e))?;
-        return Err(AuthFailure::SessionExpired);
+        return Err(Refusal::SessionExpired);
     }
     let now_secs = now_ms / 1000;
     let token = state
@@ -240,7 +241,7 @@ pub async fn resolve(
         end(state, &key, "token_revoked", Some(info))
             .await
             .map_err(|e| store_unavailable(&e))?;
-        return Err(AuthFailure::SessionTokenRevoked);
+        return Err(Refusal::SessionTokenRevoked);
     };
     Ok(Some(Resolved {
         session: CurrentSession { key, record },
@@ -251,7 +252,7 @@ pub async fn resolve(
 /// Records the request's activity on the session (sliding idle deadline, never past the
 /// absolute one). Fails when the session ended meanwhile (a racing logout): the request is then
 /// refused, and the session is not revived (S6).
-pub async fn touch(state: &AppState, session: &mut CurrentSession) -> Result<(), AuthFailure> {
+pub async fn touch(state: &AppState, session: &mut CurrentSession) -> Result<(), Refusal> {
     let now_ms = millis(state.now());
     let expires_at_ms = (now_ms.saturating_add(duration_ms(state.config.session_ttl)))
         .min(session.record.absolute_expires_at_ms);
@@ -261,7 +262,7 @@ pub async fn touch(state: &AppState, session: &mut CurrentSession) -> Result<(),
         .await
         .map_err(|e| store_unavailable(&e))?;
     if !still_there {
-        return Err(AuthFailure::SessionEnded);
+        return Err(Refusal::SessionEnded);
     }
     session.record.last_seen_ms = now_ms;
     session.record.expires_at_ms = expires_at_ms;

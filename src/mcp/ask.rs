@@ -22,9 +22,9 @@ use crate::{
         Call, Context, OpError,
         args::AskAgentArgs,
         ask::{
-            Question, Run, RunStep, SHUTTING_DOWN, answer as ops_answer, approval_prompt,
-            cancel_in_background, conversation_url, decide, paused_message, refused_unasked,
-            start_run, stream_failure, timeout_message,
+            Question, Run, RunStep, SHUTTING_DOWN, agent_name, answer as ops_answer,
+            approval_prompt, cancel_in_background, conversation_url, decide, paused_message,
+            refused_unasked, start_run, stream_failure, timeout_message,
         },
         call::CREDENTIALS_ENDED,
         views::AgentAnswer,
@@ -151,10 +151,11 @@ pub(super) async fn ask_agent(
                         ));
                     }
                 }
-                format!("{} {}", blocked.tool_name, "approval answered")
+                format!("{} approval answered", blocked.tool_name)
             }
             RunStep::Question(blocked) => {
-                let question = Question::of(&blocked).filter(|_| can_elicit(&request));
+                let question =
+                    Question::of(&blocked).filter(|_| can_elicit(&request, ElicitationMode::Form));
                 let Some(question) = question else {
                     return Err(OpError::Failed(paused_message(&blocked, &answer)));
                 };
@@ -237,7 +238,7 @@ async fn approval(
     if ctx.settings.tool_approval == ToolApproval::Deny {
         return Some((ActionDecision::Rejected, "policy"));
     }
-    if !can_elicit(request) {
+    if !can_elicit(request, ElicitationMode::Form) {
         return None;
     }
     let schema = ElicitationSchema::builder()
@@ -289,19 +290,15 @@ fn decision_of(result: &ElicitResult) -> ActionDecision {
     }
 }
 
-/// Whether the person can be asked on this connection: the client declared form elicitation,
+/// Whether the person can be asked on this connection: the client declared `mode`,
 /// and the transport can carry a request back to it (not the stateless HTTP transport, which
 /// answers each POST on its own).
-fn can_elicit(request: &RequestContext<RoleServer>) -> bool {
+fn can_elicit(request: &RequestContext<RoleServer>, mode: ElicitationMode) -> bool {
     let over_http = request
         .extensions
         .get::<axum::http::request::Parts>()
         .is_some();
-    !over_http
-        && request
-            .peer
-            .supported_elicitation_modes()
-            .contains(&ElicitationMode::Form)
+    !over_http && request.peer.supported_elicitation_modes().contains(&mode)
 }
 
 /// Asks the person the agent's question: a form with the options as a choice and a free-text
@@ -312,11 +309,7 @@ async fn ask_question(
     blocked: &BlockedAction,
     question: &Question,
 ) -> Option<QuestionAnswer> {
-    let agent = blocked
-        .data
-        .pointer("/metadata/agentName")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or(&answer.agent_id);
+    let agent = agent_name(answer, blocked);
     let mut schema = ElicitationSchema::builder();
     if !question.options.is_empty() {
         schema = schema.property(
@@ -374,16 +367,7 @@ async fn ask_question(
 /// can carry it and the client supports URL mode. `true`: they went (the run goes on once they
 /// have connected); `false`: they could not be sent, or declined.
 async fn sign_in(request: &RequestContext<RoleServer>, blocked: &BlockedAction, url: &str) -> bool {
-    let over_http = request
-        .extensions
-        .get::<axum::http::request::Parts>()
-        .is_some();
-    if over_http
-        || !request
-            .peer
-            .supported_elicitation_modes()
-            .contains(&ElicitationMode::Url)
-    {
+    if !can_elicit(request, ElicitationMode::Url) {
         return false;
     }
     let message = format!(

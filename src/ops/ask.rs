@@ -343,23 +343,35 @@ pub fn cancel_in_background(ctx: &Arc<Context>, principal: &Principal, answer: &
     });
 }
 
-/// What a person is asked when an agent wants to run a tool: the agent, the tool, its server
-/// and the tool's inputs, masked as a log line is (a key or token an agent put in an input is
-/// never shown back), bounded.
+/// The name of the agent waiting on `blocked` (Dust's `metadata.agentName`), else its id.
 #[must_use]
-pub fn approval_prompt(answer: &AgentAnswer, blocked: &BlockedAction) -> String {
-    let agent = blocked
+pub fn agent_name<'a>(answer: &'a AgentAnswer, blocked: &'a BlockedAction) -> &'a str {
+    blocked
         .data
         .pointer("/metadata/agentName")
         .and_then(serde_json::Value::as_str)
-        .unwrap_or(&answer.agent_id);
+        .unwrap_or(&answer.agent_id)
+}
+
+/// The tool's inputs as a person may see them: masked like a log line (a key or token an agent
+/// put in an input is never shown back).
+fn masked_inputs(blocked: &BlockedAction) -> serde_json::Value {
     let mut inputs = blocked
         .data
         .get("inputs")
         .cloned()
         .unwrap_or(serde_json::Value::Null);
     crate::mask::mask_json(&mut inputs);
-    let inputs = crate::mask::sanitize_for_log(&inputs.to_string(), 1000);
+    inputs
+}
+
+/// What a person is asked when an agent wants to run a tool: the agent, the tool, its server
+/// and the tool's inputs, masked as a log line is (a key or token an agent put in an input is
+/// never shown back), bounded.
+#[must_use]
+pub fn approval_prompt(answer: &AgentAnswer, blocked: &BlockedAction) -> String {
+    let agent = agent_name(answer, blocked);
+    let inputs = crate::mask::sanitize_for_log(&masked_inputs(blocked).to_string(), 1000);
     let stake = blocked
         .data
         .get("stake")
@@ -502,24 +514,14 @@ pub fn conversation_url(ctx: &Context, principal: &Principal, answer: &AgentAnsw
 /// its stake.
 #[must_use]
 pub fn approval_request(answer: &AgentAnswer, blocked: &BlockedAction) -> serde_json::Value {
-    let mut inputs = blocked
-        .data
-        .get("inputs")
-        .cloned()
-        .unwrap_or(serde_json::Value::Null);
-    crate::mask::mask_json(&mut inputs);
     serde_json::json!({
         "actionId": blocked.action_id,
         "messageId": answer.message_id,
         "conversationId": answer.conversation_id,
-        "agent": blocked
-            .data
-            .pointer("/metadata/agentName")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or(&answer.agent_id),
+        "agent": agent_name(answer, blocked),
         "tool": blocked.tool_name,
         "server": blocked.server_name,
-        "inputs": inputs,
+        "inputs": masked_inputs(blocked),
         "stake": blocked.data.get("stake"),
     })
 }

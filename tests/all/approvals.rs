@@ -8,13 +8,12 @@ use std::sync::{Arc, Mutex};
 use mcp_dust_server::{
     auth::PermissionSet,
     config::ToolApproval,
-    mcp::DustMcp,
     ops::Context,
     sim::{self, APPROVAL_AGENT_ID},
     store::MemoryConversationStore,
 };
 use rmcp::{
-    ClientHandler, ErrorData, RoleClient, ServiceExt,
+    ClientHandler, ErrorData, RoleClient,
     model::{
         ClientConfig, ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationCapability,
         FormElicitationCapability, UrlElicitationCapability,
@@ -83,26 +82,26 @@ async fn start(
     approval: ToolApproval,
     person: Person,
 ) -> (sim::SimHandle, RunningService<RoleClient, Person>) {
+    start_with(person, |settings| settings.tool_approval = approval).await
+}
+
+/// [`start`] with the settings as `tweak` leaves them.
+async fn start_with(
+    person: Person,
+    tweak: impl FnOnce(&mut mcp_dust_server::ops::Settings),
+) -> (sim::SimHandle, RunningService<RoleClient, Person>) {
     let sim = sim::spawn(common::sim_config()).await.unwrap();
     let dust =
         Arc::new(mcp_dust_server::dust::HttpDustClient::with_base_url(&sim.base_url()).unwrap());
     let mut settings = common::settings(&sim.base_url());
-    settings.tool_approval = approval;
+    tweak(&mut settings);
     let ctx = Arc::new(Context::new(
         dust,
         Arc::new(MemoryConversationStore::new()),
         settings,
     ));
     let principal = common::principal(&sim, PermissionSet::DEFAULT, "usr_alice");
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        let server = DustMcp::with_principal(ctx, principal)
-            .serve(server_io)
-            .await
-            .unwrap();
-        let _ = server.waiting().await;
-    });
-    let client = person.serve(client_io).await.unwrap();
+    let client = common::connect_with(ctx, principal, person).await;
     (sim, client)
 }
 
@@ -328,27 +327,10 @@ async fn a_sign_in_sends_the_person_to_dust() {
             shown: Arc::default(),
             url: url_mode,
         };
-        let sim = sim::spawn(common::sim_config()).await.unwrap();
-        let dust = Arc::new(
-            mcp_dust_server::dust::HttpDustClient::with_base_url(&sim.base_url()).unwrap(),
-        );
-        let mut settings = common::settings(&sim.base_url());
-        settings.agent_timeout = std::time::Duration::from_secs(2);
-        let ctx = Arc::new(Context::new(
-            dust,
-            Arc::new(MemoryConversationStore::new()),
-            settings,
-        ));
-        let principal = common::principal(&sim, PermissionSet::DEFAULT, "usr_alice");
-        let (server_io, client_io) = tokio::io::duplex(1 << 20);
-        tokio::spawn(async move {
-            let server = DustMcp::with_principal(ctx, principal)
-                .serve(server_io)
-                .await
-                .unwrap();
-            let _ = server.waiting().await;
-        });
-        let client = person.clone().serve(client_io).await.unwrap();
+        let (_sim, client) = start_with(person.clone(), |settings| {
+            settings.agent_timeout = std::time::Duration::from_secs(2);
+        })
+        .await;
         let result = common::call(
             &client,
             "ask_agent",

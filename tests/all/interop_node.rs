@@ -637,6 +637,7 @@ async fn run_dust_sdk(bin: &std::path::Path, scenarios: &[&str]) -> (sim::SimHan
         ("SLOW_AGENT_ID", SLOW_AGENT_ID),
         ("TOOL_ERROR_AGENT_ID", TOOL_ERROR_AGENT_ID),
         ("APPROVAL_AGENT_ID", APPROVAL_AGENT_ID),
+        ("QUESTION_AGENT_ID", sim::QUESTION_AGENT_ID),
         ("COMPANY_SPACE_ID", COMPANY_SPACE_ID),
         ("HANDBOOK_DS_ID", HANDBOOK_DS_ID),
     ];
@@ -808,11 +809,12 @@ async fn the_dust_sdk_accepts_every_simulator_answer() {
 /// `dust_sdk.mjs views tool_error approval` (issue 16): the official SDK lists every space's data
 /// source views and searches through each (Dust's own schemas for both answers), follows a run
 /// to its terminal `tool_error`, and a run that pauses on `tool_approve_execution`: it lists the
-/// blocked action, approves it with `validateAction` and streams the run to its success.
+/// blocked action, approves it with `validateAction` and streams the run to its success; and one
+/// that pauses on `tool_ask_user_question`, answered with `answerUserQuestion`.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_dust_sdk_accepts_views_tool_errors_and_approvals() {
     let bin = require_node!();
-    let (sim, report) = run_dust_sdk(&bin, &["views", "tool_error", "approval"]).await;
+    let (sim, report) = run_dust_sdk(&bin, &["views", "tool_error", "approval", "question"]).await;
     let step = |scenario: &str, name: &str| {
         report["scenarios"][scenario]["steps"]
             .as_array()
@@ -829,6 +831,10 @@ async fn the_dust_sdk_accepts_views_tool_errors_and_approvals() {
     assert_eq!(
         step("approval", "stream to the end")["saw"]["answer"],
         "I sent your message to ceo@example.com."
+    );
+    assert_eq!(
+        step("question", "stream to the end")["saw"]["answer"],
+        "I booked a meeting room in Berlin."
     );
     // Views of both visible spaces, a search through each of the six, and the approval.
     let requests = sim.requests();

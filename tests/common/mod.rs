@@ -144,6 +144,16 @@ pub(crate) async fn connect(
     ctx: Arc<McpContext>,
     principal: Principal,
 ) -> RunningService<RoleClient, Recorder> {
+    connect_with(ctx, principal, Recorder::default()).await
+}
+
+/// A client `handler` connected to a server for `principal` over an in-process duplex (stdio's
+/// shape: the connection carries the server's requests back to the client).
+pub(crate) async fn connect_with<H: ClientHandler>(
+    ctx: Arc<McpContext>,
+    principal: Principal,
+    handler: H,
+) -> RunningService<RoleClient, H> {
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
     tokio::spawn(async move {
         let server = DustMcp::with_principal(ctx, principal)
@@ -152,7 +162,7 @@ pub(crate) async fn connect(
             .unwrap();
         let _ = server.waiting().await;
     });
-    Recorder::default().serve(client_io).await.unwrap()
+    handler.serve(client_io).await.unwrap()
 }
 
 pub(crate) async fn call<H: ClientHandler>(

@@ -576,14 +576,24 @@ impl OAuthStore for RedisStore {
         now_ms: i64,
     ) -> Result<Vec<GrantSummary>, StoreError> {
         let mut list = self.grant_summaries(workspace_id, user_id).await?;
-        let mut live = Vec::with_capacity(list.len());
-        for grant in list.drain(..) {
-            if !self.family_revoked(&grant.grant_id, now_ms).await? {
-                live.push(grant);
-            }
+        if list.is_empty() {
+            return Ok(list);
         }
-        crate::store::oauth::trim_grants(&mut live, now_ms);
-        Ok(live)
+        // Which families are revoked: one round trip for all of them.
+        let mut pipe = redis::pipe();
+        for grant in &list {
+            pipe.cmd("HEXISTS")
+                .arg(self.family_key(&grant.grant_id))
+                .arg("revoked");
+        }
+        let mut conn = self.conn();
+        let revoked: Vec<i64> = self
+            .run(async move { pipe.query_async(&mut conn).await })
+            .await?;
+        let mut revoked = revoked.into_iter();
+        list.retain(|_| revoked.next() != Some(1));
+        crate::store::oauth::trim_grants(&mut list, now_ms);
+        Ok(list)
     }
 
     async fn family_revoked(&self, family_id: &str, _now_ms: i64) -> Result<bool, StoreError> {

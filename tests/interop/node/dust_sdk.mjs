@@ -7,11 +7,13 @@
 //   views       data source views of each space, and a search through views
 //   tool_error  an agent whose tool fails: the stream ends with `tool_error`
 //   approval    an agent whose tool needs approval: blocked actions, validateAction, success
+//   question    an agent that asks the person a question: answerUserQuestion, success
 //   --keep-going  record a failed step and go on (diagnosis); the exit status is still 1
 //
 // Environment (printed by `mcp-dust-server sim`): DUST_BASE_URL, DUST_WORKSPACE_ID,
 // DUST_API_KEY. Optional, defaulting to the simulator's seeded ids: ECHO_AGENT_ID,
-// SLOW_AGENT_ID, TOOL_ERROR_AGENT_ID, APPROVAL_AGENT_ID, COMPANY_SPACE_ID, HANDBOOK_DS_ID;
+// SLOW_AGENT_ID, TOOL_ERROR_AGENT_ID, APPROVAL_AGENT_ID, QUESTION_AGENT_ID, COMPANY_SPACE_ID,
+// HANDBOOK_DS_ID;
 // DUST_SDK_EVENT_TIMEOUT_MS (longest wait for one stream event, default 30000).
 //
 // How each call is checked:
@@ -153,6 +155,7 @@ const ECHO = env("ECHO_AGENT_ID", "ech0Ag3ntX");
 const SLOW = env("SLOW_AGENT_ID", "sl0wAg3ntX");
 const TOOL_ERROR = env("TOOL_ERROR_AGENT_ID", "t00lErr0rX");
 const APPROVAL = env("APPROVAL_AGENT_ID", "appr0valAg");
+const QUESTION = env("QUESTION_AGENT_ID", "qu3stionAg");
 const COMPANY_SPACE = env("COMPANY_SPACE_ID", "vlt_c0mpanyDat4");
 const HANDBOOK = env("HANDBOOK_DS_ID", "dts_handb00kF0ld");
 const EVENT_TIMEOUT_MS = Number(env("DUST_SDK_EVENT_TIMEOUT_MS", "30000"));
@@ -1013,7 +1016,96 @@ async function approval() {
   }
 }
 
-const ALL = { core, views, tool_error: toolError, approval };
+/// An agent that asks the person a question: the blocking event carries the question, the
+/// blocked action lists it, `answerUserQuestion` answers it and the run goes on to its success.
+async function question() {
+  const created = await step(
+    "create conversation (question agent)",
+    "DustAPI.createConversation",
+    "POST /assistant/conversations",
+    (saw) => createConversation(saw, QUESTION, "Book me a meeting room.", { skipToolsValidation: false }),
+  );
+  const { conversation, userMessage } = created ?? {};
+  const controller = new AbortController();
+  const since = frameProblems.length;
+  try {
+    const stream = await step(
+      "open the answer stream",
+      "DustAPI.streamAgentAnswerEvents",
+      "GET /assistant/conversations/{cId}/messages/{mId}/events",
+      async () => {
+        need(created, "create conversation (question agent)");
+        return openAnswerStream(conversation, userMessage.sId, controller.signal);
+      },
+    );
+    const asked = await step(
+      "stream until tool_ask_user_question",
+      "DustAPI.streamAgentAnswerEvents",
+      "GET /assistant/conversations/{cId}/messages/{mId}/events",
+      async (saw) => {
+        const event = await readUntil(
+          need(stream, "the answer stream"),
+          new Set(["tool_ask_user_question"]),
+          "question",
+          saw,
+        );
+        check(event.conversationId === conversation.sId, `conversationId ${event.conversationId}`);
+        saw.question = event.question;
+        check(Array.isArray(event.question?.options), `options ${safeJson(event.question)}`);
+        return event;
+      },
+    );
+    await step(
+      "list blocked actions",
+      "DustAPI.getBlockedActions",
+      "GET /assistant/conversations/{cId}/actions/blocked",
+      async (saw) => {
+        const event = need(asked, "tool_ask_user_question");
+        const body = must(
+          await api.getBlockedActions({ conversationId: conversation.sId }),
+          "DustAPI.getBlockedActions",
+        );
+        const action = body.blockedActions.find((a) => a.actionId === event.actionId);
+        check(action, `action ${event.actionId} is blocked`);
+        saw.status = action.status;
+        check(action.status === "blocked_user_answer_required", `status ${action.status}`);
+      },
+    );
+    await step(
+      "answer the question",
+      "DustAPI.answerUserQuestion",
+      "POST /assistant/conversations/{cId}/messages/{mId}/answer-question",
+      async (saw) => {
+        const event = need(asked, "tool_ask_user_question");
+        saw.result = must(
+          await api.answerUserQuestion({
+            conversationId: conversation.sId,
+            messageId: event.messageId,
+            actionId: event.actionId,
+            answer: { selectedOptions: [1] },
+          }),
+          "DustAPI.answerUserQuestion",
+        );
+        check(saw.result.success === true, "success is true");
+      },
+    );
+    await step(
+      "stream to the end",
+      "DustAPI.streamAgentAnswerEvents",
+      "GET /assistant/conversations/{cId}/messages/{mId}/events",
+      async (saw) => {
+        const terminal = await readUntil(need(stream, "the answer stream"), TERMINAL, "answered run", saw);
+        await checkFramesClean("answered run", since);
+        check(terminal.type === "agent_message_success", `terminal event ${safeJson(terminal)}`);
+        saw.answer = terminal.message.content;
+      },
+    );
+  } finally {
+    controller.abort();
+  }
+}
+
+const ALL = { core, views, tool_error: toolError, approval, question };
 
 function finish() {
   for (const failure of failures) process.stderr.write(`dust_sdk.mjs: ${failure}\n`);
