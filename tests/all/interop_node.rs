@@ -5,7 +5,9 @@
 //! - the MCP Inspector CLI (`@modelcontextprotocol/inspector`), over HTTP with a bearer token in
 //!   both protocol eras, and over stdio;
 //! - the TypeScript SDK clients v1 (`@modelcontextprotocol/sdk`) and v2
-//!   (`@modelcontextprotocol/client`), through `tests/interop/node/ts_client.mjs`;
+//!   (`@modelcontextprotocol/client`), through `tests/interop/node/ts_client.mjs`; and v2 as
+//!   the person who approves an agent's tool (form elicitation over stdio), through
+//!   `tests/interop/node/ts_approvals.mjs`;
 //! - Dust's own JS SDK (`@dust-tt/client`), against the simulator alone, through
 //!   `tests/interop/node/dust_sdk.mjs`: it parses every answer with Dust's zod schemas.
 //!
@@ -599,6 +601,94 @@ async fn typescript_sdk_v2_over_stdio_both_eras() {
         typescript_stdio("v2", "legacy"),
         typescript_stdio("v2", "2026-07-28"),
     );
+}
+
+/// Runs `ts_approvals.mjs mode` against a fresh simulator through `mcp-dust-server stdio`;
+/// returns what it printed and the decisions the simulator received on `validate-action`, in
+/// order.
+async fn typescript_approvals(bin: &std::path::Path, mode: &str) -> (Value, Vec<Value>) {
+    let sim = sim::spawn(SimConfig {
+        token_delay_ms: 1,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut env = stdio_env(&sim);
+    env.push(("APPROVAL_AGENT_ID", APPROVAL_AGENT_ID.to_owned()));
+    let output = run(
+        bin,
+        "node",
+        &["ts_approvals.mjs", mode],
+        &borrow(&env),
+        Duration::from_secs(120),
+    )
+    .await;
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert!(
+        output.status.success(),
+        "ts_approvals.mjs {mode} failed\nstdout: {stdout}\nstderr (the stdio server's log, info level): {stderr}"
+    );
+    assert!(!stdout.contains(sim.api_key()) && !stderr.contains(sim.api_key()));
+    let seen: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let decisions = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/validate-action"))
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["approved"].clone())
+        .collect();
+    sim.shutdown().await;
+    (seen, decisions)
+}
+
+/// Issue 17: the TypeScript SDK v2, over stdio in the handshake era with form elicitation, is
+/// asked to approve the Mailer's `send_email`: approve, decline, always allow; then a fourth run
+/// is not asked, as Dust remembers "always". The decline comes before "always" because once a
+/// tool is always allowed, the simulator (as Dust) no longer pauses on it. The script checks
+/// the message (agent, tool and server, masked inputs) and the form's schema; Dust is told each
+/// decision, and the agent's answers follow them.
+#[tokio::test(flavor = "multi_thread")]
+async fn typescript_sdk_v2_approves_declines_and_always_approves_over_stdio() {
+    let bin = require_node!();
+    let (seen, decisions) = typescript_approvals(&bin, "person").await;
+    let sent = "I sent your message to ceo@example.com.";
+    assert_eq!(seen["approved"], sent, "{seen}");
+    assert_eq!(
+        seen["declined"], "I did not send the email: the action was rejected.",
+        "{seen}"
+    );
+    assert_eq!(seen["alwaysApproved"], sent, "{seen}");
+    assert_eq!(seen["remembered"], sent, "{seen}");
+    assert_eq!(seen["shown"].as_array().unwrap().len(), 3, "{seen}");
+    let first = seen["shown"][0].as_str().unwrap();
+    assert!(
+        first.contains("The agent Mailer wants to run send_email (Gmail)")
+            && first.contains("[REDACTED]"),
+        "{first}"
+    );
+    assert_eq!(
+        seen["schema"],
+        serde_json::json!({"type": "object", "properties": {"always": {
+            "type": "boolean", "title": "Always allow this tool for this agent", "default": false
+        }}})
+    );
+    assert_eq!(decisions, ["approved", "rejected", "always_approved"]);
+}
+
+/// A TypeScript SDK v2 client that declares no elicitation capability, over stdio: nobody can
+/// be asked, so the tool result is an error naming `send_email` and Dust is told `rejected`.
+/// (`approvals.rs` checks the same in process and over HTTP; this is the real stdio process.)
+#[tokio::test(flavor = "multi_thread")]
+async fn typescript_sdk_v2_without_elicitation_gets_the_tool_refused_over_stdio() {
+    let bin = require_node!();
+    let (seen, decisions) = typescript_approvals(&bin, "bare").await;
+    assert_eq!(seen["isError"], true, "{seen}");
+    let said = seen["text"].as_str().unwrap();
+    assert!(
+        said.contains("send_email (Gmail)") && said.contains("rejected"),
+        "{said}"
+    );
+    assert_eq!(decisions, ["rejected"]);
 }
 
 // ---------------------------------------------------------------------------------------------
