@@ -112,17 +112,20 @@ pub fn listen_addr(config: &Config) -> anyhow::Result<SocketAddr> {
 }
 
 /// The operations' context (`serve`, `demo` and `stdio` alike): the Dust stack, the
-/// conversation store, the settings, the agent cache and the audit trail.
+/// conversation store, the settings, the agent cache, the audit trail and the sealing of paused
+/// runs.
 pub fn ops_context(
     config: &Config,
     dust: Arc<dyn DustApi>,
     conversations: Arc<dyn ConversationStore>,
     auditor: &Auditor,
+    pauses: ops::pause::Pauses,
 ) -> Arc<ops::Context> {
     Arc::new(
         ops::Context::new(dust, conversations, ops_settings(config))
             .with_agent_cache_ttl(config.agent_cache_ttl)
-            .with_auditor(auditor.clone()),
+            .with_auditor(auditor.clone())
+            .with_pauses(pauses),
     )
 }
 

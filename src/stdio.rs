@@ -132,6 +132,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         dust,
         Arc::new(MemoryConversationStore::new()),
         &auditor,
+        // One process, one client: a key of this process's own is enough.
+        crate::ops::pause::Pauses::ephemeral(),
     );
     let drain = ctx.drain.clone();
     let input_closed = CancellationToken::new();

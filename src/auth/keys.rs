@@ -1,8 +1,9 @@
 //! The server's keys, all derived from one root secret (`SECURITY_SECRET_KEY`).
 //!
-//! One secret, five jobs: signing JWTs, signing CSRF tokens, encrypting Dust keys at rest,
-//! keying the pseudonymous key fingerprints (`usr_…`), and keying the session store (a session
-//! is stored under an HMAC of its id, never the id itself). Using one key for two jobs lets an output
+//! One secret, six jobs: signing JWTs, signing CSRF tokens, encrypting Dust keys at rest,
+//! keying the pseudonymous key fingerprints (`usr_…`), keying the session store (a session
+//! is stored under an HMAC of its id, never the id itself), and sealing the paused runs handed
+//! to clients (`requestState`). Using one key for two jobs lets an output
 //! of one be replayed as the other (a CSRF HMAC that verifies as a JWT signature, catalogue J12;
 //! the JWT cheat sheet's "do not reuse for encryption"). So each job gets its own 32-byte key,
 //! expanded with HKDF-SHA256 under its own `info` label: knowing or misusing one derived key says
@@ -37,6 +38,7 @@ const INFO_CSRF: &[u8] = b"mcp-dust-server/csrf-hmac/v1";
 const INFO_AT_REST: &[u8] = b"mcp-dust-server/at-rest-aead/v1";
 const INFO_FINGERPRINT: &[u8] = b"mcp-dust-server/key-fingerprint/v1";
 const INFO_SESSION: &[u8] = b"mcp-dust-server/session-id-hmac/v1";
+const INFO_REQUEST_STATE: &[u8] = b"mcp-dust-server/request-state-hmac/v1";
 
 /// Words that mark a secret copied from documentation or an example file. Matched against the
 /// secret lowercased with everything but letters and digits removed.
@@ -66,6 +68,7 @@ pub struct Keys {
     at_rest: Key,
     fingerprint: Key,
     session: Key,
+    request_state: Key,
 }
 
 impl Keys {
@@ -84,6 +87,7 @@ impl Keys {
             at_rest: expand(INFO_AT_REST),
             fingerprint: expand(INFO_FINGERPRINT),
             session: expand(INFO_SESSION),
+            request_state: expand(INFO_REQUEST_STATE),
         }
     }
 
@@ -122,6 +126,12 @@ impl Keys {
     #[must_use]
     pub fn session_id(&self) -> &[u8] {
         self.session.as_ref()
+    }
+
+    /// The HMAC key that seals a paused run handed to a client (`ops::pause`).
+    #[must_use]
+    pub fn request_state(&self) -> &[u8] {
+        self.request_state.as_ref()
     }
 }
 
@@ -222,6 +232,7 @@ mod tests {
             a.at_rest(),
             a.fingerprint(),
             a.session_id(),
+            a.request_state(),
         ];
         for (i, x) in all.iter().enumerate() {
             assert_eq!(x.len(), KEY_LEN);

@@ -32,7 +32,7 @@ pub use client::{
 };
 pub use error::{DustError, DustErrorKind};
 pub use intercept::{Intercepted, Interceptor};
-pub use stream::follow_agent_message;
+pub use stream::{follow_agent_message, follow_agent_message_after};
 pub use types::*;
 pub use watch::{KeyWatch, RejectedKeyHook};
 

@@ -33,9 +33,21 @@ pub fn follow_agent_message(
     conversation_id: String,
     message_id: String,
 ) -> EventStream {
+    follow_agent_message_after(api, creds, conversation_id, message_id, None)
+}
+
+/// [`follow_agent_message`] from the event after `after` (a run resumed where it paused), or
+/// from the start.
+pub fn follow_agent_message_after(
+    api: Arc<dyn DustApi>,
+    creds: DustCredentials,
+    conversation_id: String,
+    message_id: String,
+    after: Option<String>,
+) -> EventStream {
     let (tx, rx) = mpsc::channel::<Result<AgentEvent, DustError>>(64);
     tokio::spawn(async move {
-        let mut last_event_id: Option<String> = None;
+        let mut last_event_id: Option<String> = after;
         let mut empty_connections = 0u32;
         let mut delay = FIRST_RECONNECT_DELAY;
         loop {

@@ -1,32 +1,44 @@
 //! `ask_agent` over MCP: the run is started and its events read by [`crate::ops::ask`]; this
 //! adapter adds what MCP has: each event becomes a progress notification when the client asked
 //! for progress, and `notifications/cancelled` cancels the Dust message too, as does the
-//! caller's token ending (revoked, expired) while the agent runs. When the run waits for a
-//! person to approve a tool, the person is asked (`DUST_TOOL_APPROVAL`, [`approval`]) and the
-//! run goes on with their answer.
+//! caller's token ending (revoked, expired) while the agent runs.
+//!
+//! When the run waits for a person (to approve a tool, answer a question, connect a tool in
+//! Dust), the person is asked where the client can be asked ([`Channel`]): in the handshake era
+//! with an `elicitation/create` request in the middle of the call (stdio: the stateless HTTP
+//! transport cannot carry one back), in the 2026-07-28 era, on any transport, by ending the call
+//! with an `input_required` result that carries the form and the run's sealed state
+//! ([`crate::ops::pause`]); the client asks the person and calls again with the answer, and the
+//! run goes on from the event it paused at. A client that cannot be asked gets the action
+//! rejected (`DUST_TOOL_APPROVAL=deny` rejects without asking) or, for a question or a sign-in,
+//! a result that says where to answer in Dust.
 
 use futures::StreamExt;
 use rmcp::{
     RoleServer,
     model::{
-        BooleanSchema, ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationSchema,
-        EnumSchema, PrimitiveSchemaDefinition, ProgressNotificationParam, StringSchema,
+        BooleanSchema, ElicitRequest, ElicitRequestParams, ElicitResult, ElicitationAction,
+        ElicitationSchema, EnumSchema, InputRequest, InputRequests, InputRequiredResult,
+        PrimitiveSchemaDefinition, ProgressNotificationParam, ProtocolVersion, StringSchema,
     },
     service::{ElicitationMode, RequestContext},
 };
 
+use super::tools::{Outcome, Retry};
 use crate::{
+    audit::{AuditEvent, AuditEventType, AuditResult, Severity},
     config::ToolApproval,
-    dust::{ActionDecision, BlockedAction, QuestionAnswer},
+    dust::{ActionDecision, AgentEvent, BlockedAction, QuestionAnswer},
     ops::{
-        Call, Context, OpError,
+        Call, OpError,
         args::AskAgentArgs,
         ask::{
-            Question, Run, RunStep, SHUTTING_DOWN, agent_name, answer as ops_answer,
+            ASK_AGENT, Question, Run, RunStep, SHUTTING_DOWN, agent_name, answer as ops_answer,
             approval_prompt, cancel_in_background, conversation_url, decide, paused_message,
-            refused_unasked, start_run, stream_failure, timeout_message,
+            refused_unasked, resume_run, start_run, stream_failure, timeout_message,
         },
         call::CREDENTIALS_ENDED,
+        pause::{PAUSE_REFUSED, PausedRun, Waiting},
         views::AgentAnswer,
     },
 };
@@ -34,23 +46,42 @@ use crate::{
 /// Longest progress message, in characters.
 const MAX_PROGRESS_MESSAGE: usize = 200;
 
-/// Runs the agent to its answer, relaying progress; every other way out is an [`OpError`].
+/// The key of the one input request an `input_required` round carries.
+const INPUT_KEY: &str = "person";
+
+/// Runs the agent to its answer, relaying progress; a run that waits for a person asked by an
+/// `input_required` round ends the call with that round ([`Outcome::Input`]); every other way
+/// out is an [`OpError`].
 pub(super) async fn ask_agent(
     call: &Call,
     args: AskAgentArgs,
     request: RequestContext<RoleServer>,
-) -> Result<AgentAnswer, OpError> {
+    retry: Retry,
+) -> Result<Outcome<AgentAnswer>, OpError> {
     let ctx = &call.ctx;
     let principal = call.principal();
-    let Run { answer, mut events } = start_run(
-        ctx,
-        principal,
-        args.agent_id,
-        args.message,
-        args.conversation_id,
-        &call.caller.info,
-    )
-    .await?;
+    // What a paused run's state is bound to: the call the client makes again.
+    let arguments = serde_json::to_vec(&(&args.agent_id, &args.message, &args.conversation_id))
+        .map_err(|e| OpError::Internal(e.to_string()))?;
+    let Run { answer, mut events } = match &retry.state {
+        None => {
+            start_run(
+                ctx,
+                principal,
+                args.agent_id,
+                args.message,
+                args.conversation_id,
+                &call.caller.info,
+            )
+            .await?
+        }
+        Some(state) => {
+            let paused = open_pause(call, &arguments, state).await?;
+            let run = resume_run(ctx, principal, &paused);
+            answer_pause(call, &paused, retry.responses.as_ref()).await?;
+            run
+        }
+    };
     let progress_token = request.meta.get_progress_token();
     let mut progress = 0u32;
     let deadline = tokio::time::sleep(ctx.settings.agent_timeout);
@@ -79,86 +110,80 @@ pub(super) async fn ask_agent(
             }
             event = events.next() => event,
         };
-        let event = match event {
+        let AgentEvent { event_id, kind } = match event {
             Some(Ok(event)) => event,
             Some(Err(e)) => return Err(stream_failure(Some(e))),
             None => return Err(stream_failure(None)),
         };
-        let note = match RunStep::of(event.kind, &answer) {
+        let note = match RunStep::of(kind, &answer) {
             RunStep::Done(content) => {
-                return Ok(AgentAnswer {
+                return Ok(Outcome::Done(AgentAnswer {
                     answer: content,
                     ..answer
-                });
+                }));
             }
             RunStep::Failed(message) => return Err(OpError::Failed(message)),
             RunStep::Approval(blocked) => {
-                // The person is asked while the call's other ways out stay open: a cancelled
-                // call, the timeout and shutdown each reject the action first.
-                let asked = tokio::select! {
-                    biased;
-                    () = request.ct.cancelled() => Asked::Cancelled,
-                    () = &mut deadline => Asked::TimedOut,
-                    () = ctx.drain.aborted() => Asked::Cancelled,
-                    decision = approval(ctx, &request, &answer, &blocked) => Asked::Decided(decision),
-                };
-                match asked {
-                    Asked::Decided(Some((decision, by))) => {
-                        decide(ctx, &call.caller, &answer, &blocked, decision, by).await?;
+                if ctx.settings.tool_approval == ToolApproval::Deny {
+                    decide(
+                        ctx,
+                        &call.caller,
+                        &answer,
+                        &blocked,
+                        ActionDecision::Rejected,
+                        "policy",
+                    )
+                    .await?;
+                    format!("{} rejected by the server's policy", blocked.tool_name)
+                } else {
+                    match channel(&request, ElicitationMode::Form) {
+                        Channel::Rounds => {
+                            let form = approval_form(&answer, &blocked);
+                            let paused = PausedRun::new(&answer, &blocked, Vec::new(), event_id);
+                            return Ok(pause(call, &arguments, &paused, form));
+                        }
+                        Channel::Unreachable => {
+                            decide(
+                                ctx,
+                                &call.caller,
+                                &answer,
+                                &blocked,
+                                ActionDecision::Rejected,
+                                "unasked",
+                            )
+                            .await?;
+                            return Err(OpError::Failed(refused_unasked(&blocked, &answer)));
+                        }
+                        Channel::Request => {}
                     }
-                    Asked::Decided(None) => {
-                        decide(
-                            ctx,
-                            &call.caller,
-                            &answer,
-                            &blocked,
-                            ActionDecision::Rejected,
-                            "unasked",
-                        )
-                        .await?;
-                        return Err(OpError::Failed(refused_unasked(&blocked, &answer)));
-                    }
-                    Asked::TimedOut => {
-                        decide(
-                            ctx,
-                            &call.caller,
-                            &answer,
-                            &blocked,
-                            ActionDecision::Rejected,
-                            "timeout",
-                        )
-                        .await?;
-                        return Err(OpError::Timeout(format!(
-                            "{} The approval of {} ({}) was still waiting, so it was rejected.",
-                            timeout_message(ctx, &answer),
-                            blocked.tool_name,
-                            blocked.server_name
-                        )));
-                    }
-                    Asked::Cancelled => {
-                        let _ = decide(
-                            ctx,
-                            &call.caller,
-                            &answer,
-                            &blocked,
-                            ActionDecision::Rejected,
-                            "cancelled",
-                        )
-                        .await;
-                        cancel_in_background(ctx, principal, &answer);
-                        return Err(OpError::Failed(
-                            "The request was cancelled while waiting for your approval; the action was rejected and the run cancelled.".to_owned(),
-                        ));
-                    }
+                    // The person is asked while the call's other ways out stay open: a
+                    // cancelled call, the timeout and shutdown each reject the action first.
+                    let asked = tokio::select! {
+                        biased;
+                        () = request.ct.cancelled() => Asked::Cancelled,
+                        () = &mut deadline => Asked::TimedOut,
+                        () = ctx.drain.aborted() => Asked::Cancelled,
+                        decision = approval(&request, &answer, &blocked) => Asked::Decided(decision),
+                    };
+                    approved(call, &answer, &blocked, asked).await?;
+                    format!("{} approval answered", blocked.tool_name)
                 }
-                format!("{} approval answered", blocked.tool_name)
             }
             RunStep::Question(blocked) => {
-                let question =
-                    Question::of(&blocked).filter(|_| can_elicit(&request, ElicitationMode::Form));
-                let Some(question) = question else {
+                let Some(question) = Question::of(&blocked) else {
                     return Err(OpError::Failed(paused_message(&blocked, &answer)));
                 };
+                match channel(&request, ElicitationMode::Form) {
+                    Channel::Rounds => {
+                        let form = question_form(&answer, &blocked, &question)?;
+                        let paused = PausedRun::new(&answer, &blocked, question.options, event_id);
+                        return Ok(pause(call, &arguments, &paused, form));
+                    }
+                    Channel::Unreachable => {
+                        return Err(OpError::Failed(paused_message(&blocked, &answer)));
+                    }
+                    Channel::Request => {}
+                }
                 let asked = tokio::select! {
                     biased;
                     () = request.ct.cancelled() => None,
@@ -181,13 +206,17 @@ pub(super) async fn ask_agent(
             RunStep::SignIn(blocked) => {
                 // The person connects in Dust; the run then goes on by itself (within the
                 // call's timeout). A client without URL elicitation gets the message instead.
-                if !sign_in(
-                    &request,
-                    &blocked,
-                    &conversation_url(ctx, principal, &answer),
-                )
-                .await
-                {
+                let url = conversation_url(ctx, principal, &answer);
+                let went = match channel(&request, ElicitationMode::Url) {
+                    Channel::Rounds => {
+                        let form = sign_in_request(&blocked, &url);
+                        let paused = PausedRun::new(&answer, &blocked, Vec::new(), event_id);
+                        return Ok(pause(call, &arguments, &paused, form));
+                    }
+                    Channel::Unreachable => false,
+                    Channel::Request => sign_in(&request, sign_in_request(&blocked, &url)).await,
+                };
+                if !went {
                     return Err(OpError::Failed(paused_message(&blocked, &answer)));
                 }
                 format!("waiting for {} to be connected", blocked.server_name)
@@ -217,30 +246,188 @@ pub(super) async fn ask_agent(
     }
 }
 
+/// How the person can be asked on this call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Channel {
+    /// A request to the client in the middle of the call (handshake era, stdio).
+    Request,
+    /// An `input_required` round (2026-07-28 era, any transport).
+    Rounds,
+    /// Not at all: the client did not declare the mode, or the connection cannot carry a
+    /// request back (handshake era over the stateless HTTP transport).
+    Unreachable,
+}
+
+/// How the person can be asked in `mode` on this call: the client declared the mode (in the
+/// handshake, or in this request's `_meta` in the 2026-07-28 era) and the era and transport can
+/// carry the question.
+fn channel(request: &RequestContext<RoleServer>, mode: ElicitationMode) -> Channel {
+    let declared = request
+        .client_capabilities()
+        .and_then(|c| c.elicitation)
+        .is_some_and(|e| match mode {
+            // A bare `elicitation: {}` means form (the 2025-06-18 shape).
+            ElicitationMode::Form => e.form.is_some() || e.url.is_none(),
+            _ => e.url.is_some(),
+        });
+    let rounds = request
+        .protocol_version()
+        .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+    let over_http = request
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .is_some();
+    match (declared, rounds, over_http) {
+        (false, _, _) => Channel::Unreachable,
+        (true, true, _) => Channel::Rounds,
+        (true, false, true) => Channel::Unreachable,
+        (true, false, false) => Channel::Request,
+    }
+}
+
+/// Ends the call with an `input_required` round: the person's form and the run's sealed state.
+fn pause(
+    call: &Call,
+    arguments: &[u8],
+    paused: &PausedRun,
+    form: ElicitRequestParams,
+) -> Outcome<AgentAnswer> {
+    let state = call
+        .ctx
+        .pauses
+        .seal(call.principal(), ASK_AGENT.name, arguments, paused);
+    let mut requests = InputRequests::new();
+    requests.insert(
+        INPUT_KEY.to_owned(),
+        InputRequest::Elicitation(ElicitRequest::new(form)),
+    );
+    Outcome::Input(InputRequiredResult::new(Some(requests), Some(state)))
+}
+
+/// Opens the state a client brought back; a refusal is audited with its reason and reads the
+/// same whatever the reason.
+async fn open_pause(call: &Call, arguments: &[u8], state: &str) -> Result<PausedRun, OpError> {
+    let opened = call
+        .ctx
+        .pauses
+        .open(
+            call.principal(),
+            ASK_AGENT.name,
+            arguments,
+            state,
+            std::time::SystemTime::now(),
+        )
+        .await;
+    opened.map_err(|refusal| {
+        call.ctx.audit(
+            AuditEvent::new(
+                AuditEventType::AuthzFail,
+                Severity::Medium,
+                "requestState refused",
+            )
+            .principal(call.principal())
+            .request(&call.caller.info)
+            .action(ASK_AGENT.name)
+            .result(AuditResult::Denied)
+            .extra("reason", refusal.as_str()),
+        );
+        OpError::Invalid(PAUSE_REFUSED.to_owned())
+    })
+}
+
+/// Gives Dust the person's answer to the pause a client brought back. No answer (the client
+/// could not ask) rejects an approval, and leaves a question or a sign-in waiting in Dust.
+async fn answer_pause(
+    call: &Call,
+    paused: &PausedRun,
+    responses: Option<&rmcp::model::InputResponses>,
+) -> Result<(), OpError> {
+    let ctx = &call.ctx;
+    let answer = paused.answer();
+    let blocked = paused.blocked();
+    let result = responses
+        .and_then(|r| r.get(INPUT_KEY))
+        .and_then(|v| serde_json::from_value::<ElicitResult>(v.clone()).ok());
+    match paused.waiting {
+        Waiting::Approval => {
+            let asked = Asked::Decided(result.map(|r| (decision_of(&r), "person")));
+            approved(call, &answer, &blocked, asked).await
+        }
+        Waiting::Question => {
+            let reply = result.map(|r| question_reply(&r, &paused.options));
+            let Some(reply) = reply else {
+                return Err(OpError::Failed(paused_message(&blocked, &answer)));
+            };
+            ops_answer(ctx, &call.caller, &answer, &blocked, &reply).await
+        }
+        Waiting::SignIn => {
+            if result.is_some_and(|r| r.action == ElicitationAction::Accept) {
+                Ok(())
+            } else {
+                Err(OpError::Failed(paused_message(&blocked, &answer)))
+            }
+        }
+    }
+}
+
 /// How waiting for an approval ended.
 enum Asked {
-    /// The policy or the person decided (`None`: nobody could be asked).
+    /// The person decided (`None`: nobody could be asked).
     Decided(Option<(ActionDecision, &'static str)>),
     TimedOut,
     Cancelled,
 }
 
-/// The decision on an approval, and who took it: `DUST_TOOL_APPROVAL=deny` rejects; otherwise
-/// the person is asked with a form elicitation when the client declared the capability on a
-/// connection that can carry a request back to it (stdio; the stateless HTTP transport cannot,
-/// until the 2026-07-28 `input_required` results land). `None`: nobody could be asked.
-async fn approval(
-    ctx: &Context,
-    request: &RequestContext<RoleServer>,
+/// Tells Dust how waiting for an approval ended: the person's decision, or a rejection when
+/// nobody could be asked, the call timed out or was cancelled (the run is then cancelled too).
+/// Every way but a decision ends the call.
+async fn approved(
+    call: &Call,
     answer: &AgentAnswer,
     blocked: &BlockedAction,
-) -> Option<(ActionDecision, &'static str)> {
-    if ctx.settings.tool_approval == ToolApproval::Deny {
-        return Some((ActionDecision::Rejected, "policy"));
+    asked: Asked,
+) -> Result<(), OpError> {
+    let ctx = &call.ctx;
+    let reject = |by| {
+        decide(
+            ctx,
+            &call.caller,
+            answer,
+            blocked,
+            ActionDecision::Rejected,
+            by,
+        )
+    };
+    match asked {
+        Asked::Decided(Some((decision, by))) => {
+            decide(ctx, &call.caller, answer, blocked, decision, by).await
+        }
+        Asked::Decided(None) => {
+            reject("unasked").await?;
+            Err(OpError::Failed(refused_unasked(blocked, answer)))
+        }
+        Asked::TimedOut => {
+            reject("timeout").await?;
+            Err(OpError::Timeout(format!(
+                "{} The approval of {} ({}) was still waiting, so it was rejected.",
+                timeout_message(ctx, answer),
+                blocked.tool_name,
+                blocked.server_name
+            )))
+        }
+        Asked::Cancelled => {
+            let _ = reject("cancelled").await;
+            cancel_in_background(ctx, call.principal(), answer);
+            Err(OpError::Failed(
+                "The request was cancelled while waiting for your approval; the action was rejected and the run cancelled.".to_owned(),
+            ))
+        }
     }
-    if !can_elicit(request, ElicitationMode::Form) {
-        return None;
-    }
+}
+
+/// The approval form: the prompt (agent, tool, server, masked inputs, stake) and one
+/// `always` box.
+fn approval_form(answer: &AgentAnswer, blocked: &BlockedAction) -> ElicitRequestParams {
     let schema = ElicitationSchema::builder()
         .property(
             "always",
@@ -251,14 +438,24 @@ async fn approval(
             ),
         )
         .build()
-        .ok()?;
+        .expect("a one-property schema is valid");
+    ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message: approval_prompt(answer, blocked),
+        requested_schema: schema,
+    }
+}
+
+/// Asks the person to approve `blocked` by an `elicitation/create` request (handshake era).
+/// `None`: the client did not answer.
+async fn approval(
+    request: &RequestContext<RoleServer>,
+    answer: &AgentAnswer,
+    blocked: &BlockedAction,
+) -> Option<(ActionDecision, &'static str)> {
     let asked = request
         .peer
-        .create_elicitation(ElicitRequestParams::FormElicitationParams {
-            meta: None,
-            message: approval_prompt(answer, blocked),
-            requested_schema: schema,
-        })
+        .create_elicitation(approval_form(answer, blocked))
         .await;
     match asked {
         Ok(result) => Some((decision_of(&result), "person")),
@@ -290,25 +487,12 @@ fn decision_of(result: &ElicitResult) -> ActionDecision {
     }
 }
 
-/// Whether the person can be asked on this connection: the client declared `mode`,
-/// and the transport can carry a request back to it (not the stateless HTTP transport, which
-/// answers each POST on its own).
-fn can_elicit(request: &RequestContext<RoleServer>, mode: ElicitationMode) -> bool {
-    let over_http = request
-        .extensions
-        .get::<axum::http::request::Parts>()
-        .is_some();
-    !over_http && request.peer.supported_elicitation_modes().contains(&mode)
-}
-
-/// Asks the person the agent's question: a form with the options as a choice and a free-text
-/// answer. `None`: the client failed to answer; a declined form answers nothing chosen.
-async fn ask_question(
-    request: &RequestContext<RoleServer>,
+/// The agent's question as a form: the options as a choice and a free-text answer.
+fn question_form(
     answer: &AgentAnswer,
     blocked: &BlockedAction,
     question: &Question,
-) -> Option<QuestionAnswer> {
+) -> Result<ElicitRequestParams, OpError> {
     let agent = agent_name(answer, blocked);
     let mut schema = ElicitationSchema::builder();
     if !question.options.is_empty() {
@@ -327,28 +511,24 @@ async fn ask_question(
             PrimitiveSchemaDefinition::String(StringSchema::new().title("Or your own answer")),
         )
         .build()
-        .ok()?;
-    let asked = request
-        .peer
-        .create_elicitation(ElicitRequestParams::FormElicitationParams {
-            meta: None,
-            message: format!("The agent {agent} asks: {}", question.text),
-            requested_schema: schema,
-        })
-        .await;
-    let result = match asked {
-        Ok(result) => result,
-        Err(e) => {
-            tracing::warn!(error = %e, "the client did not answer the agent's question");
-            return None;
-        }
-    };
+        .map_err(|e| OpError::Internal(format!("cannot build the question's form: {e}")))?;
+    Ok(ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message: format!("The agent {agent} asks: {}", question.text),
+        requested_schema: schema,
+    })
+}
+
+/// The person's reply to a question form: the chosen option's index (a label that is not one
+/// of `options` chooses nothing) and their own words, sent as they are. A declined form
+/// answers nothing chosen.
+fn question_reply(result: &ElicitResult, options: &[String]) -> QuestionAnswer {
     let mut reply = QuestionAnswer::default();
     if result.action == ElicitationAction::Accept
         && let Some(content) = &result.content
     {
         if let Some(choice) = content.get("choice").and_then(serde_json::Value::as_str)
-            && let Some(index) = question.options.iter().position(|o| o == choice)
+            && let Some(index) = options.iter().position(|o| o == choice)
         {
             reply
                 .selected_options
@@ -360,28 +540,45 @@ async fn ask_question(
             .filter(|text| !text.is_empty())
             .map(str::to_owned);
     }
-    Some(reply)
+    reply
 }
 
-/// Sends the person to Dust to connect the tool (URL-mode elicitation), where the connection
-/// can carry it and the client supports URL mode. `true`: they went (the run goes on once they
-/// have connected); `false`: they could not be sent, or declined.
-async fn sign_in(request: &RequestContext<RoleServer>, blocked: &BlockedAction, url: &str) -> bool {
-    if !can_elicit(request, ElicitationMode::Url) {
-        return false;
+/// Asks the person the agent's question by an `elicitation/create` request (handshake era).
+/// `None`: the client failed to answer.
+async fn ask_question(
+    request: &RequestContext<RoleServer>,
+    answer: &AgentAnswer,
+    blocked: &BlockedAction,
+    question: &Question,
+) -> Option<QuestionAnswer> {
+    let form = question_form(answer, blocked, question).ok()?;
+    match request.peer.create_elicitation(form).await {
+        Ok(result) => Some(question_reply(&result, &question.options)),
+        Err(e) => {
+            tracing::warn!(error = %e, "the client did not answer the agent's question");
+            None
+        }
     }
-    let message = format!(
-        "{} ({}) needs you to connect your account in Dust before the agent can go on. Open the conversation in Dust, connect it there, and the agent continues.",
-        blocked.tool_name, blocked.server_name
-    );
-    let asked = request
-        .peer
-        .create_elicitation(ElicitRequestParams::UrlElicitationParams {
-            meta: None,
-            message,
-            url: url.to_owned(),
-            elicitation_id: crate::crypto::random_token::<16>(),
-        })
-        .await;
+}
+
+/// The URL-mode elicitation that sends the person to the conversation in Dust to connect the
+/// tool.
+fn sign_in_request(blocked: &BlockedAction, url: &str) -> ElicitRequestParams {
+    ElicitRequestParams::UrlElicitationParams {
+        meta: None,
+        message: format!(
+            "{} ({}) needs you to connect your account in Dust before the agent can go on. Open the conversation in Dust, connect it there, and the agent continues.",
+            blocked.tool_name, blocked.server_name
+        ),
+        url: url.to_owned(),
+        elicitation_id: crate::crypto::random_token::<16>(),
+    }
+}
+
+/// Sends the person to Dust by an `elicitation/create` request (handshake era). `true`: they
+/// went (the run goes on once they have connected); `false`: they declined or the client
+/// failed.
+async fn sign_in(request: &RequestContext<RoleServer>, form: ElicitRequestParams) -> bool {
+    let asked = request.peer.create_elicitation(form).await;
     matches!(asked, Ok(result) if result.action == ElicitationAction::Accept)
 }

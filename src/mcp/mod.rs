@@ -185,7 +185,7 @@ impl ServerHandler for DustMcp {
         let slot = Self::missing_scope(&context);
         let result = tools::call(&self.ctx, principal, request, context).await;
         Self::note_missing_scope(slot, &result);
-        result.map(CallToolResponse::from)
+        result
     }
 
     async fn list_resources(

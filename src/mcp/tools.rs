@@ -15,7 +15,10 @@ use futures::future::BoxFuture;
 use rmcp::{
     ErrorData as McpError, RoleServer,
     handler::server::common::{schema_for_input, schema_for_output},
-    model::{CallToolRequestParams, CallToolResult, JsonObject, Tool, ToolAnnotations},
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, InputRequiredResult,
+        InputResponses, JsonObject, Tool, ToolAnnotations,
+    },
     service::RequestContext,
 };
 use schemars::JsonSchema;
@@ -40,7 +43,25 @@ type Handler = for<'a> fn(
     &'a Call,
     Option<JsonObject>,
     RequestContext<RoleServer>,
-) -> BoxFuture<'a, Result<Value, OpError>>;
+    Retry,
+) -> BoxFuture<'a, Result<Outcome<Value>, OpError>>;
+
+/// How a tool call ended, short of an error.
+#[derive(Debug)]
+pub(crate) enum Outcome<T> {
+    /// The operation's result.
+    Done(T),
+    /// A person must answer first (2026-07-28 era): the client asks them and calls again.
+    Input(InputRequiredResult),
+}
+
+/// What a client's second call of a tool carries after an `input_required` round: the person's
+/// answers and the state it was given, as sent (untrusted).
+#[derive(Debug, Default)]
+pub(crate) struct Retry {
+    pub responses: Option<InputResponses>,
+    pub state: Option<String>,
+}
 
 /// One tool: its definition as clients see it, its operation and the handler that runs it.
 pub(crate) struct ToolSpec {
@@ -97,7 +118,8 @@ fn with_output<O: JsonSchema + 'static>(mut spec: ToolSpec) -> ToolSpec {
 }
 
 /// One row of the table: `tool!(descriptor, title, Args [=> Output], description,
-/// |call, args, request| future of the operation's result)`.
+/// |call, args, request| future of the operation's result)`; a tool whose run may need a person
+/// takes `rounds |call, args, request, retry|` and returns an [`Outcome`].
 macro_rules! tool {
     ($op:expr, $title:literal, $args:ty $(=> $out:ty)?, $description:literal,
      |$call:ident, $a:pat_param, $request:pat_param| $body:expr) => {{
@@ -105,10 +127,31 @@ macro_rules! tool {
             $call: &'a Call,
             arguments: Option<JsonObject>,
             $request: RequestContext<RoleServer>,
-        ) -> BoxFuture<'a, Result<Value, OpError>> {
+            _retry: Retry,
+        ) -> BoxFuture<'a, Result<Outcome<Value>, OpError>> {
             Box::pin(async move {
                 let $a: $args = parse($call.op.name, arguments)?;
-                encode(&$body.await?)
+                Ok(Outcome::Done(encode(&$body.await?)?))
+            })
+        }
+        let spec = spec::<$args>(&$op, $title, $description, handler);
+        $(let spec = with_output::<$out>(spec);)?
+        spec
+    }};
+    ($op:expr, $title:literal, $args:ty $(=> $out:ty)?, $description:literal,
+     rounds |$call:ident, $a:pat_param, $request:pat_param, $retry:pat_param| $body:expr) => {{
+        fn handler<'a>(
+            $call: &'a Call,
+            arguments: Option<JsonObject>,
+            $request: RequestContext<RoleServer>,
+            $retry: Retry,
+        ) -> BoxFuture<'a, Result<Outcome<Value>, OpError>> {
+            Box::pin(async move {
+                let $a: $args = parse($call.op.name, arguments)?;
+                Ok(match $body.await? {
+                    Outcome::Done(result) => Outcome::Done(encode(&result)?),
+                    Outcome::Input(input) => Outcome::Input(input),
+                })
             })
         }
         let spec = spec::<$args>(&$op, $title, $description, handler);
@@ -147,7 +190,7 @@ static CATALOGUE: LazyLock<Vec<ToolSpec>> = LazyLock::new(|| {
             "Ask agent",
             AskAgentArgs => AgentAnswer,
             "Asks a Dust agent a question and returns its answer with the conversation and message ids. Use it when the answer needs the company's knowledge or the agent's tools; pass conversationId to follow up.",
-            |call, args, request| super::ask::ask_agent(call, args, request)
+            rounds |call, args, request, retry| super::ask::ask_agent(call, args, request, retry)
         ),
         tool!(
             conversations::LIST_CONVERSATIONS,
@@ -271,7 +314,7 @@ pub(crate) async fn call(
     principal: Arc<Principal>,
     request: CallToolRequestParams,
     context: RequestContext<RoleServer>,
-) -> Result<CallToolResult, McpError> {
+) -> Result<CallToolResponse, McpError> {
     let name = request.name.as_ref();
     let Some(spec) = catalogue().iter().find(|s| s.tool.name == name) else {
         return Err(McpError::invalid_params(
@@ -291,7 +334,11 @@ pub(crate) async fn call(
     };
     let call = match Call::begin(ctx, caller, spec.op, Surface::Tool, None) {
         Ok(call) => call,
-        Err(refused) => return errors::tool_result(refused),
+        Err(refused) => return errors::tool_result(refused).map(CallToolResponse::from),
+    };
+    let retry = Retry {
+        responses: request.input_responses,
+        state: request.request_state,
     };
     let args = request.arguments;
     for field in ["message", "query", "text"] {
@@ -308,11 +355,12 @@ pub(crate) async fn call(
         .is_some()
         .then(|| target(args.as_ref()))
         .flatten();
-    let result = (spec.handler)(&call, args, context).await;
+    let result = (spec.handler)(&call, args, context, retry).await;
     let result = call.finish(result, target.as_ref().map(|(k, v)| (*k, v.as_str())));
     match result {
-        Ok(value) => Ok(CallToolResult::structured(value)),
-        Err(error) => errors::tool_result(error),
+        Ok(Outcome::Done(value)) => Ok(CallToolResult::structured(value).into()),
+        Ok(Outcome::Input(input)) => Ok(input.into()),
+        Err(error) => errors::tool_result(error).map(CallToolResponse::from),
     }
 }
 

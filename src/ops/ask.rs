@@ -17,8 +17,11 @@
 //! server is stopping and `SHUTDOWN_GRACE_PERIOD` is over (the run is cancelled, see
 //! `crate::shutdown`).
 //!
-//! Every message is posted with `skipToolsValidation: true`, the first and each follow-up (Dust
-//! takes it per message and never carries it over), until approvals are relayed to the person.
+//! Messages are posted with `skipToolsValidation: false` unless `DUST_TOOL_APPROVAL=auto` (Dust
+//! takes it per message, the first and each follow-up): an approval then pauses the run and comes
+//! to the adapter as [`RunStep::Approval`]. A run the adapter hands back to the client while it
+//! waits (the 2026-07-28 `input_required` round) is sealed with [`super::pause`] and followed on
+//! with [`resume_run`] from the event it paused at.
 
 use std::sync::Arc;
 
@@ -36,7 +39,7 @@ use crate::{
     config::ToolApproval,
     dust::{
         ActionDecision, AgentEventKind, BlockKind, BlockedAction, CreateConversation, DustError,
-        EventStream, Mention, PostMessage, follow_agent_message,
+        EventStream, Mention, PostMessage, follow_agent_message, follow_agent_message_after,
     },
     store::ConversationRecord,
 };
@@ -327,6 +330,22 @@ pub async fn start_run(
     Ok(Run { answer, events })
 }
 
+/// The run a client brings back (`paused`, opened by [`super::pause::Pauses::open`]): its
+/// events from the one after the pause. The conversation is the caller's: the state is bound to
+/// them and was sealed by a call that checked it.
+#[must_use]
+pub fn resume_run(ctx: &Context, principal: &Principal, paused: &super::pause::PausedRun) -> Run {
+    let answer = paused.answer();
+    let events = follow_agent_message_after(
+        ctx.dust.clone(),
+        principal.credentials.clone(),
+        answer.conversation_id.clone(),
+        answer.message_id.clone(),
+        Some(paused.after.clone()),
+    );
+    Run { answer, events }
+}
+
 /// Cancels the agent message in Dust without holding up the cancelled request.
 pub fn cancel_in_background(ctx: &Arc<Context>, principal: &Principal, answer: &AgentAnswer) {
     let dust = ctx.dust.clone();
@@ -388,7 +407,7 @@ pub fn approval_prompt(answer: &AgentAnswer, blocked: &BlockedAction) -> String 
 #[must_use]
 pub fn refused_unasked(blocked: &BlockedAction, answer: &AgentAnswer) -> String {
     format!(
-        "The agent wanted to run {} ({}), which needs your approval, and this client cannot be asked (it does not support MCP elicitation on this connection), so the action was rejected. Conversation {}. To allow such tools, use a client that supports elicitation (stdio), the web console, or ask the operator to set DUST_TOOL_APPROVAL=auto.",
+        "The agent wanted to run {} ({}), which needs your approval, and this client cannot be asked (it did not declare MCP elicitation, or it speaks a protocol version before 2026-07-28 over HTTP, where the server cannot send it a question), so the action was rejected. Conversation {}. To allow such tools, use a client with elicitation (over stdio, or the 2026-07-28 protocol), the web console, or ask the operator to set DUST_TOOL_APPROVAL=auto.",
         blocked.tool_name, blocked.server_name, answer.conversation_id
     )
 }

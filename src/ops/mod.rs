@@ -15,7 +15,8 @@
 //! Files: `catalog.rs` (the operation descriptors), `call.rs` (caller, permission and workspace
 //! checks, bulkhead, audit), `error.rs`, `args.rs` (argument types and validation), `views.rs`
 //! (the shapes returned), and the operations by noun: `workspace.rs`, `agents.rs`,
-//! `conversations.rs`, `knowledge.rs`, `ask.rs` (starting and following an agent run);
+//! `conversations.rs`, `knowledge.rs`, `ask.rs` (starting and following an agent run),
+//! `pause.rs` (a run paused on a person, sealed for the client to bring back);
 //! `cache.rs` and `bulkhead.rs` are the context's per-principal listing caches and call slots.
 
 pub mod agents;
@@ -28,6 +29,7 @@ pub mod catalog;
 pub mod conversations;
 mod error;
 pub mod knowledge;
+pub mod pause;
 pub mod views;
 pub mod workspace;
 
@@ -89,6 +91,8 @@ pub struct Context {
     pub background: TaskTracker,
     /// Graceful shutdown: whether the server is stopping and the grace period is over.
     pub drain: crate::shutdown::Drain,
+    /// Seals the runs paused on a person for the client to bring back (`pause`).
+    pub pauses: pause::Pauses,
 }
 
 impl std::fmt::Debug for Context {
@@ -116,6 +120,7 @@ impl Context {
             bulkhead: bulkhead::Bulkhead::default(),
             drain: crate::shutdown::Drain::new(background.clone()),
             background,
+            pauses: pause::Pauses::ephemeral(),
         }
     }
 
@@ -137,6 +142,13 @@ impl Context {
     #[must_use]
     pub fn with_auditor(mut self, auditor: Auditor) -> Self {
         self.auditor = Some(auditor);
+        self
+    }
+
+    /// Seals paused runs with `pauses` (a key every instance shares, a shared single-use store).
+    #[must_use]
+    pub fn with_pauses(mut self, pauses: pause::Pauses) -> Self {
+        self.pauses = pauses;
         self
     }
 

@@ -11,6 +11,7 @@
 mod common;
 
 mod alerting;
+mod approval_rounds;
 mod approvals;
 mod browser;
 mod cluster;
