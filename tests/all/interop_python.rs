@@ -233,50 +233,70 @@ async fn python_sdk_connects_through_the_oauth_flow() {
     server.shutdown().await;
 }
 
-/// Issue 17: the Python SDK, over stdio in the legacy era, is asked to approve the Mailer's
-/// `send_email` by form elicitation; its approval and its refusal both reach Dust.
+/// Issue 17: the Python SDK's elicitation callback is asked to approve the Mailer's
+/// `send_email` (approve, decline, allow for good; then Dust no longer asks), in the legacy era
+/// over stdio (an `elicitation/create` request in the middle of the call) and in the 2026-07-28
+/// era over stdio and HTTP (an `input_required` round the SDK answers and retries); each
+/// decision reaches Dust.
 #[tokio::test(flavor = "multi_thread")]
-async fn python_sdk_approves_and_declines_an_agents_tool_over_stdio() {
-    let sim = sim::spawn(SimConfig {
-        token_delay_ms: 1,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let python = tokio::task::spawn_blocking(python).await.unwrap();
-    let output = tokio::time::timeout(
-        std::time::Duration::from_secs(120),
-        tokio::process::Command::new(python)
-            .arg(root().join("tests/interop/python_approvals.py"))
-            .env("MCP_DUST_SERVER_BIN", env!("CARGO_BIN_EXE_mcp-dust-server"))
-            .env("DUST_BASE_URL", sim.base_url())
-            .env("DUST_WORKSPACE_ID", sim.workspace_id())
-            .env("DUST_API_KEY", sim.api_key())
-            .env("LOG_LEVEL", "warn")
-            .env("APPROVAL_AGENT_ID", mcp_dust_server::sim::APPROVAL_AGENT_ID)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the Python client took more than 2 minutes")
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "python approvals failed\nstdout: {stdout}\nstderr: {stderr}"
-    );
-    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
-    assert_eq!(seen["approved"], "I sent your message to ceo@example.com.");
-    assert_eq!(
-        seen["declined"],
-        "I did not send the email: the action was rejected."
-    );
-    let decisions: Vec<serde_json::Value> = sim
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "POST" && r.path.ends_with("/validate-action"))
-        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["approved"].clone())
-        .collect();
-    assert_eq!(decisions, ["approved", "rejected"]);
+async fn python_sdk_approves_declines_and_always_allows_an_agents_tool_in_both_eras() {
+    for (mode, over_http) in [
+        ("legacy", false),
+        ("2026-07-28", false),
+        ("2026-07-28", true),
+    ] {
+        let server = http_harness::TestServer::start().await;
+        let target = if over_http {
+            server.url("/mcp")
+        } else {
+            "stdio".to_owned()
+        };
+        let sim = &server.sim;
+        let python = tokio::task::spawn_blocking(python).await.unwrap();
+        let output = tokio::time::timeout(
+            std::time::Duration::from_secs(120),
+            tokio::process::Command::new(python)
+                .arg(root().join("tests/interop/python_approvals.py"))
+                .args([mode, &target])
+                .env("MCP_DUST_SERVER_BIN", env!("CARGO_BIN_EXE_mcp-dust-server"))
+                .env("DUST_BASE_URL", sim.base_url())
+                .env("DUST_WORKSPACE_ID", sim.workspace_id())
+                .env("DUST_API_KEY", sim.api_key())
+                .env("LOG_LEVEL", "warn")
+                .env("APPROVAL_AGENT_ID", mcp_dust_server::sim::APPROVAL_AGENT_ID)
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("the Python client took more than 2 minutes")
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "python approvals ({mode}, {target}) failed\nstdout: {stdout}\nstderr: {stderr}"
+        );
+        let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+        let sent = "I sent your message to ceo@example.com.";
+        let refused = "I did not send the email: the action was rejected.";
+        assert_eq!(
+            seen["answers"],
+            serde_json::json!([sent, refused, sent, sent]),
+            "{mode} {target}"
+        );
+        let decisions: Vec<serde_json::Value> = sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/validate-action"))
+            .map(|r| {
+                serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["approved"].clone()
+            })
+            .collect();
+        assert_eq!(
+            decisions,
+            ["approved", "rejected", "always_approved"],
+            "{mode} {target}"
+        );
+        server.shutdown().await;
+    }
 }
