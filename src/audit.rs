@@ -114,6 +114,8 @@ pub enum AuditEventType {
     /// An agent's tool was refused: by the person, by the policy, or because nobody could be
     /// asked.
     AgentActionRejected,
+    /// A person answered an agent's question (an option, their own words, or both).
+    AgentQuestionAnswered,
 }
 
 impl AuditEventType {
@@ -148,6 +150,7 @@ impl AuditEventType {
             Self::OauthTokenFail => "oauth_token_fail",
             Self::AgentActionApproved => "agent_action_approved",
             Self::AgentActionRejected => "agent_action_rejected",
+            Self::AgentQuestionAnswered => "agent_question_answered",
         }
     }
 }

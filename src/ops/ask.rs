@@ -600,3 +600,172 @@ pub async fn decide_pending(
     };
     decide(ctx, caller, &answer, &blocked, decision, "person").await
 }
+
+/// What a REST stream tells the person about an agent's question (`question_required`): the
+/// ids to answer it with, the agent, the tool, its server, the question and its options'
+/// labels.
+#[must_use]
+pub fn question_request(
+    answer: &AgentAnswer,
+    blocked: &BlockedAction,
+    question: &Question,
+) -> serde_json::Value {
+    serde_json::json!({
+        "actionId": blocked.action_id,
+        "messageId": answer.message_id,
+        "conversationId": answer.conversation_id,
+        "agent": agent_name(answer, blocked),
+        "tool": blocked.tool_name,
+        "server": blocked.server_name,
+        "question": question.text,
+        "options": question.options,
+    })
+}
+
+/// What a REST stream tells the person about a sign-in the agent needs (`auth_required`): the
+/// ids of the run, the agent, the tool, its server, and where to connect it
+/// ([`conversation_url`]). The run goes on by itself once they have.
+#[must_use]
+pub fn sign_in_request(
+    ctx: &Context,
+    principal: &Principal,
+    answer: &AgentAnswer,
+    blocked: &BlockedAction,
+) -> serde_json::Value {
+    serde_json::json!({
+        "actionId": blocked.action_id,
+        "messageId": answer.message_id,
+        "conversationId": answer.conversation_id,
+        "agent": agent_name(answer, blocked),
+        "tool": blocked.tool_name,
+        "server": blocked.server_name,
+        "url": conversation_url(ctx, principal, answer),
+    })
+}
+
+/// A person's reply to an agent's question (the REST route): one of the question's options by
+/// its label, their own words, or both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuestionReply {
+    /// The label of the chosen option; it must be one of the question's.
+    pub choice: Option<String>,
+    /// Free text, sent to Dust byte for byte.
+    pub answer: Option<String>,
+}
+
+/// A person's answer to a question an agent waits on in one of their conversations (the REST
+/// route of [`decide_pending`]): the action must be one Dust lists as waiting for the person's
+/// answer (`blocked_user_answer_required`) in a conversation the caller owns, else "not
+/// found"; a `choice` must be one of the question's option labels. Dust is told (the option's
+/// index, the free text as it is), and the answer audited (`agent_question_answered`).
+///
+/// # Errors
+///
+/// [`OpError::Invalid`] for an empty reply, an oversized answer or a choice that is not an
+/// option; [`OpError::NotFound`] for another user's conversation or no such waiting question;
+/// Dust's.
+pub async fn answer_pending(
+    ctx: &Context,
+    caller: &Caller,
+    conversation_id: &str,
+    action_id: &str,
+    reply: &QuestionReply,
+) -> Result<(), OpError> {
+    check_id("conversationId", conversation_id)?;
+    check_id("actionId", action_id)?;
+    if reply.choice.is_none() && reply.answer.is_none() {
+        return Err(OpError::Invalid(
+            "an answer needs `choice` (one of the question's options), `answer` (your own words), or both".to_owned(),
+        ));
+    }
+    if let Some(choice) = &reply.choice {
+        check_text("choice", choice, MAX_TEXT_BYTES)?;
+    }
+    if let Some(text) = &reply.answer {
+        check_text("answer", text, MAX_TEXT_BYTES)?;
+    }
+    let record = owned_conversation(ctx, &caller.principal, conversation_id, &caller.info).await?;
+    let pending = ctx
+        .dust
+        .blocked_actions(&caller.principal.credentials, conversation_id)
+        .await
+        .map_err(|e| OpError::dust("listing the questions waiting for an answer", e))?;
+    let Some(action) = pending
+        .into_iter()
+        .find(|a| a.action_id == action_id && a.status == "blocked_user_answer_required")
+    else {
+        return Err(OpError::NotFound(format!(
+            "No question {action_id} is waiting for an answer in conversation {conversation_id}."
+        )));
+    };
+    let text = |key: &str| {
+        action
+            .metadata
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    let blocked = BlockedAction {
+        kind: BlockKind::Question,
+        action_id: action.action_id.clone(),
+        tool_name: text("toolName").unwrap_or_default(),
+        server_name: text("mcpServerDisplayName")
+            .or_else(|| text("mcpServerName"))
+            .unwrap_or_default(),
+        data: serde_json::json!({ "question": action.question, "metadata": action.metadata }),
+    };
+    let options = Question::of(&blocked)
+        .map(|q| q.options)
+        .unwrap_or_default();
+    let mut dust_reply = crate::dust::QuestionAnswer {
+        selected_options: Vec::new(),
+        custom_response: reply.answer.clone(),
+    };
+    if let Some(choice) = &reply.choice {
+        let Some(index) = options.iter().position(|o| o == choice) else {
+            let labels: Vec<String> = options.iter().map(|o| format!("\"{o}\"")).collect();
+            return Err(OpError::Invalid(if labels.is_empty() {
+                "`choice`: this question has no options; answer it with `answer`".to_owned()
+            } else {
+                format!(
+                    "`choice` must be one of the question's options: {}",
+                    labels.join(", ")
+                )
+            }));
+        };
+        dust_reply
+            .selected_options
+            .push(u32::try_from(index).unwrap_or(u32::MAX));
+    }
+    let answer_of = AgentAnswer {
+        answer: String::new(),
+        agent_id: record.agent_id,
+        conversation_id: conversation_id.to_owned(),
+        message_id: action.message_id,
+        conversation_url: None,
+    };
+    answer(ctx, caller, &answer_of, &blocked, &dust_reply).await?;
+    let replied_with = match (&reply.choice, &reply.answer) {
+        (Some(_), Some(_)) => "option_and_text",
+        (Some(_), None) => "option",
+        _ => "text",
+    };
+    // Neither the chosen label nor the person's words are recorded: an answer may be private.
+    ctx.audit(
+        AuditEvent::new(
+            AuditEventType::AgentQuestionAnswered,
+            Severity::Info,
+            "agent question answered",
+        )
+        .principal(&caller.principal)
+        .request(&caller.info)
+        .resource("conversation", conversation_id)
+        .action("answered")
+        .result(AuditResult::Success)
+        .extra("agent", answer_of.agent_id.as_str())
+        .extra("tool", blocked.tool_name.as_str())
+        .extra("server", blocked.server_name.as_str())
+        .extra("replied_with", replied_with),
+    );
+    Ok(())
+}

@@ -1,7 +1,10 @@
-//! Agents that use tools (issue 17, first part): when a Dust run pauses for a person to approve
-//! a tool, the person is asked through their MCP client (form elicitation) and Dust gets their
-//! answer; `DUST_TOOL_APPROVAL=deny` rejects; a client that cannot be asked gets the action
-//! rejected and a result naming the tool. The simulator records every `validate-action`.
+//! Agents that use tools (issue 17): when a Dust run pauses for a person to approve a tool, the
+//! person is asked through their MCP client (form elicitation) and Dust gets their answer;
+//! `DUST_TOOL_APPROVAL=deny` rejects; a client that cannot be asked gets the action rejected
+//! and a result naming the tool. Questions and sign-ins are relayed too: as forms and URL-mode
+//! elicitation over MCP, and as `question_required` / `auth_required` events of a REST
+//! execute stream, answered through the action route. The simulator records every
+//! `validate-action` and `answer-question`.
 
 use std::sync::{Arc, Mutex};
 
@@ -454,5 +457,347 @@ async fn a_rest_stream_asks_and_the_decision_route_answers() {
     assert_eq!(
         s.audit.of_type(AuditEventType::AgentActionRejected).len(),
         1
+    );
+}
+
+/// Reads `body` (appending to `text`) until the server-sent event `name` is complete; returns
+/// its data.
+async fn sse_event(
+    body: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    text: &mut String,
+    name: &str,
+) -> Value {
+    use futures::StreamExt;
+    let marker = format!("event: {name}\n");
+    loop {
+        if let Some(at) = text.find(&marker)
+            && let Some(end) = text[at..].find("\n\n")
+        {
+            let frame = &text[at..at + end];
+            let data = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .unwrap();
+            return serde_json::from_str(data).unwrap();
+        }
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), body.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {name} event in {text}"))
+            .unwrap_or_else(|| panic!("the stream ended without {name}: {text}"))
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// Reads `body` to its end (appending to `text`).
+async fn sse_rest(
+    body: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    text: &mut String,
+) {
+    use futures::StreamExt;
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Some(chunk) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the stream did not end: {text}"));
+}
+
+/// `POST .../execute` with `Accept: text/event-stream` for `agent`.
+async fn execute_stream(
+    s: &TestServer,
+    token: &str,
+    agent: &str,
+    message: &str,
+) -> reqwest::Response {
+    let ws = s.sim.workspace_id();
+    let response = s
+        .http
+        .post(s.url(&format!("/api/v1/workspaces/{ws}/agents/{agent}/execute")))
+        .bearer_auth(token)
+        .header("Accept", "text/event-stream")
+        .json(&json!({ "message": message }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response
+}
+
+/// `POST .../conversations/{c}/actions/{a}` with `body`.
+async fn reply_to(
+    s: &TestServer,
+    token: &str,
+    conversation: &str,
+    action: &str,
+    body: &Value,
+) -> reqwest::Response {
+    let ws = s.sim.workspace_id();
+    s.http
+        .post(s.url(&format!(
+            "/api/v1/workspaces/{ws}/conversations/{conversation}/actions/{action}"
+        )))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// REST: an execute stream sends `question_required` (the question and its options' labels)
+/// and waits; the same route answers it with a choice (sent to Dust as the option's index) or
+/// with free text (sent byte for byte), and the stream goes on to the answer.
+#[tokio::test]
+async fn a_rest_stream_asks_a_question_and_the_route_answers_it() {
+    let s = TestServer::start().await;
+    let token = s.token(None).await;
+    let own_words = "Lyon, près de la « gare » 🚄\t\"quai\" \\ n°2  ";
+    let cases = [
+        (
+            json!({"choice": "Berlin"}),
+            "I booked a meeting room in Berlin.".to_owned(),
+            json!({"selectedOptions": [1]}),
+        ),
+        (
+            json!({"answer": own_words}),
+            format!("I booked a meeting room in {own_words}."),
+            json!({"selectedOptions": [], "customResponse": own_words}),
+        ),
+    ];
+    for (reply, expected, sent) in cases {
+        let response =
+            execute_stream(&s, &token, sim::QUESTION_AGENT_ID, "book a meeting room").await;
+        let mut body = response.bytes_stream();
+        let mut text = String::new();
+        let question = sse_event(&mut body, &mut text, "question_required").await;
+        assert_eq!(question["agent"], "Planner", "{question}");
+        assert_eq!(question["tool"], "ask_user_question", "{question}");
+        assert_eq!(question["server"], "Ask the user", "{question}");
+        assert_eq!(
+            question["question"], "Which office should I book the meeting room in?",
+            "{question}"
+        );
+        assert_eq!(
+            question["options"],
+            json!(["Paris", "Berlin"]),
+            "{question}"
+        );
+        assert!(question["messageId"].is_string(), "{question}");
+        let conversation = question["conversationId"].as_str().unwrap();
+        let action = question["actionId"].as_str().unwrap();
+        let response = reply_to(&s, &token, conversation, action, &reply).await;
+        assert_eq!(response.status(), 200);
+        let answered: Value = response.json().await.unwrap();
+        assert_eq!(answered, json!({"actionId": action, "answered": true}));
+        sse_rest(&mut body, &mut text).await;
+        let done = text
+            .split("event: done\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{text}"));
+        let done: Value =
+            serde_json::from_str(done.lines().next().unwrap().strip_prefix("data: ").unwrap())
+                .unwrap();
+        assert_eq!(done["answer"], expected, "{text}");
+        assert_eq!(
+            posted(&s.sim, "/answer-question").last().unwrap()["answer"],
+            sent
+        );
+    }
+    // The free text reached Dust byte for byte (the raw body, not only its decoded value).
+    let raw = s
+        .sim
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path.ends_with("/answer-question"))
+        .unwrap();
+    let encoded = serde_json::to_string(own_words).unwrap();
+    assert!(
+        String::from_utf8_lossy(&raw.body).contains(&encoded),
+        "{}",
+        String::from_utf8_lossy(&raw.body)
+    );
+    s.state.auditor.flush().await;
+    use mcp_dust_server::audit::AuditEventType;
+    let answered = s.audit.of_type(AuditEventType::AgentQuestionAnswered);
+    assert_eq!(answered.len(), 2, "{answered:?}");
+    let replied: Vec<String> = answered.iter().map(|r| r.to_string()).collect();
+    assert!(replied[0].contains("\"option\""), "{}", replied[0]);
+    assert!(replied[1].contains("\"text\""), "{}", replied[1]);
+    // What the person said is not in the audit log.
+    assert!(
+        replied
+            .iter()
+            .all(|r| !r.contains("Lyon") && !r.contains("Berlin")),
+        "{replied:?}"
+    );
+}
+
+/// The answer route refuses, and tells Dust nothing: another user's conversation (404), a
+/// choice that is not an option, both body shapes, neither, an unknown field (400, audited
+/// `input_validation_fail`), a decision on a question and an answer to no waiting question
+/// (404). A client that goes away while the question waits gets the run cancelled in Dust.
+#[tokio::test]
+async fn refused_answers_reach_nobody() {
+    let s = TestServer::start().await;
+    let token = s.token(None).await;
+    let response = execute_stream(&s, &token, sim::QUESTION_AGENT_ID, "book a meeting room").await;
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let question = sse_event(&mut body, &mut text, "question_required").await;
+    let conversation = question["conversationId"].as_str().unwrap().to_owned();
+    let message = question["messageId"].as_str().unwrap().to_owned();
+    let action = question["actionId"].as_str().unwrap().to_owned();
+
+    let mallory = crate::http_authz::other_user_token(&s, PermissionSet::DEFAULT).await;
+    let response = reply_to(
+        &s,
+        &mallory,
+        &conversation,
+        &action,
+        &json!({"choice": "Paris"}),
+    )
+    .await;
+    assert_eq!(response.status(), 404);
+
+    let invalid = [
+        (json!({"choice": "Madrid"}), "\"Paris\", \"Berlin\""),
+        (
+            json!({"decision": "approve", "choice": "Paris"}),
+            "not both",
+        ),
+        (json!({"decision": "reject", "answer": "no"}), "not both"),
+        (json!({}), "needs `decision`"),
+        (json!({"choice": "Paris", "note": "hi"}), "unknown field"),
+        (json!({"answer": "   "}), "must not be empty"),
+    ];
+    for (reply, needle) in &invalid {
+        let response = reply_to(&s, &token, &conversation, &action, reply).await;
+        assert_eq!(response.status(), 400, "{reply}");
+        let refused: Value = response.json().await.unwrap();
+        assert_eq!(refused["error"]["code"], "invalid_request", "{refused}");
+        let why = refused["error"]["message"].as_str().unwrap();
+        assert!(why.contains(needle), "{reply}: {why}");
+    }
+    for (target, reply) in [
+        (action.as_str(), json!({"decision": "approve"})),
+        ("act_n0tW41t1ng", json!({"choice": "Paris"})),
+    ] {
+        let response = reply_to(&s, &token, &conversation, target, &reply).await;
+        assert_eq!(response.status(), 404, "{reply}");
+    }
+    assert!(posted(&s.sim, "/answer-question").is_empty());
+    assert!(posted(&s.sim, "/validate-action").is_empty());
+    s.state.auditor.flush().await;
+    use mcp_dust_server::audit::AuditEventType;
+    let refused = s.audit.of_type(AuditEventType::InputValidationFail);
+    assert_eq!(refused.len(), invalid.len(), "{refused:?}");
+
+    // The client goes away while the question waits: the run is cancelled in Dust.
+    drop(body);
+    let cancelled = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let cancels = posted(&s.sim, "/cancel");
+            if let Some(cancel) = cancels.first() {
+                break cancel.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the run was not cancelled");
+    assert_eq!(cancelled["messageIds"], json!([message]));
+}
+
+/// REST: a sign-in the agent needs is an `auth_required` event carrying the conversation's
+/// address in Dust; the stream keeps following the run (which goes on once the person has
+/// connected) until the timeout. Without a stream, questions and sign-ins end the call at once
+/// with a message naming the tool.
+#[tokio::test]
+async fn a_rest_stream_sends_the_person_to_dust_to_sign_in() {
+    let s = TestServer::start_with(&[("MCP_SERVER_TIMEOUT", "2")]).await;
+    let token = s.token(None).await;
+    let response = execute_stream(&s, &token, sim::PERSONAL_AUTH_AGENT_ID, "list my files").await;
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let sign_in = sse_event(&mut body, &mut text, "auth_required").await;
+    assert_eq!(sign_in["agent"], "DriveReader", "{sign_in}");
+    assert_eq!(sign_in["tool"], "list_files", "{sign_in}");
+    assert_eq!(sign_in["server"], "Google Drive", "{sign_in}");
+    assert!(sign_in["actionId"].is_string() && sign_in["messageId"].is_string());
+    let conversation = sign_in["conversationId"].as_str().unwrap();
+    let url = sign_in["url"].as_str().unwrap();
+    assert!(
+        url.ends_with(&format!("/conversation/{conversation}")),
+        "{url}"
+    );
+    sse_rest(&mut body, &mut text).await;
+    let error = text
+        .split("event: error\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        error.contains("agent_timeout") && error.contains("did not finish within"),
+        "{text}"
+    );
+
+    // JSON: nobody can be asked, the call ends naming what the agent waits for.
+    let ws = s.sim.workspace_id().to_owned();
+    for (agent, needles) in [
+        (
+            sim::PERSONAL_AUTH_AGENT_ID,
+            ["list_files (Google Drive)", "connect"],
+        ),
+        (
+            sim::QUESTION_AGENT_ID,
+            [
+                "Which office should I book the meeting room in?",
+                "Answer it in Dust",
+            ],
+        ),
+    ] {
+        let response = s
+            .http
+            .post(s.url(&format!("/api/v1/workspaces/{ws}/agents/{agent}/execute")))
+            .bearer_auth(&token)
+            .json(&json!({"message": "go"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 424);
+        let failed: Value = response.json().await.unwrap();
+        let message = failed["error"]["message"].as_str().unwrap();
+        for needle in needles {
+            assert!(message.contains(needle), "{needle}: {message}");
+        }
+    }
+}
+
+/// The OpenAPI document describes both replies the action route takes, and what it answers.
+#[tokio::test]
+async fn the_openapi_document_describes_the_action_route() {
+    let s = TestServer::start().await;
+    let doc: Value = s
+        .http
+        .get(s.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let route = &doc["paths"]["/api/v1/workspaces/{workspaceId}/conversations/{conversationId}/actions/{actionId}"]
+        ["post"];
+    let body = &route["requestBody"]["content"]["application/json"]["schema"]["$ref"];
+    assert_eq!(body, "#/components/schemas/ActionReply", "{route}");
+    let reply = &doc["components"]["schemas"]["ActionReply"];
+    for field in ["decision", "choice", "answer"] {
+        assert!(reply["properties"][field].is_object(), "{field}: {reply}");
+    }
+    assert_eq!(reply["additionalProperties"], false, "{reply}");
+    assert_eq!(
+        doc["components"]["schemas"]["Decided"]["required"],
+        json!(["actionId"]),
+        "{doc:#}"
     );
 }

@@ -229,6 +229,31 @@ async fn the_console_works_end_to_end_in_chromium() {
         report["approvalAnswer"],
         "I sent your message to ceo@example.com."
     );
+    // The question card's option reached Dust as the option's index, and the run finished.
+    assert_eq!(
+        report["questionAnswer"],
+        "I booked a meeting room in Paris."
+    );
+    let answers: Vec<Value> = server
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/answer-question"))
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["answer"].clone())
+        .collect();
+    assert_eq!(answers, [json!({"selectedOptions": [0]})]);
+    // The sign-in card linked to the conversation in Dust, and stopping cancelled the run.
+    let link = &report["signInLink"];
+    assert_eq!(link["target"], "_blank", "{link}");
+    let cancelled = server
+        .sim
+        .requests()
+        .iter()
+        .any(|r| r.method == "POST" && r.path.ends_with("/cancel"));
+    assert!(
+        cancelled,
+        "the stopped sign-in run was not cancelled in Dust"
+    );
     assert!(report["slowUpdates"].as_u64().unwrap() > 1, "{report:#}");
     assert!(!report["searchResults"].as_array().unwrap().is_empty());
     for key in [
@@ -239,7 +264,7 @@ async fn the_console_works_end_to_end_in_chromium() {
     ] {
         assert_eq!(report[key], json!([]), "{key}: {report:#}");
     }
-    assert_eq!(report["steps"].as_array().unwrap().len(), 10, "{report:#}");
+    assert_eq!(report["steps"].as_array().unwrap().len(), 12, "{report:#}");
     for name in report["steps"].as_array().unwrap() {
         let png = artifacts.join(format!("{}.png", name.as_str().unwrap()));
         assert!(png.metadata().is_ok_and(|m| m.len() > 0), "{png:?}");

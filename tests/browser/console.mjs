@@ -194,6 +194,42 @@ async function main() {
       assert.equal(report.approvalAnswer, "I sent your message to ceo@example.com.");
     });
 
+    await step("05c-question-card", page, async () => {
+      await ask("qu3stionAg", "book a meeting room");
+      const card = page.locator("#chat-log section.question");
+      await card.waitFor({ timeout: STEP_TIMEOUT });
+      assert.match(await card.textContent(), /Planner asks: Which office should I book the meeting room in\?/);
+      assert.deepEqual(await card.locator("p.actions button").allTextContents(), ["Paris", "Berlin"]);
+      await card.getByLabel("Or your own answer").waitFor();
+      // The screenshot of this step shows the card before the answer.
+      await page.screenshot({ path: path.join(artifacts, "05c-question-card-open.png"), fullPage: true });
+      await card.getByRole("button", { name: "Paris", exact: true }).click();
+      report.questionAnswer = await finalAnswer(STEP_TIMEOUT);
+      assert.equal(report.questionAnswer, "I booked a meeting room in Paris.");
+      await card.getByRole("status").filter({ hasText: "Answered: Paris" }).waitFor();
+    });
+
+    await step("05d-sign-in-card", page, async () => {
+      await ask("p3rsAuthAg", "list my files");
+      const card = page.locator("#chat-log section.sign-in");
+      await card.waitFor({ timeout: STEP_TIMEOUT });
+      assert.match(await card.textContent(), /DriveReader needs you to connect list_files \(Google Drive\) in Dust/);
+      assert.match(await card.textContent(), /continues by itself once you have connected/);
+      const link = card.getByRole("link", { name: "Connect in Dust" });
+      report.signInLink = {
+        href: await link.getAttribute("href"),
+        target: await link.getAttribute("target"),
+        rel: await link.getAttribute("rel"),
+      };
+      assert.match(report.signInLink.href, /^http:\/\/127\.0\.0\.1:\d+\/w\/[^/]+\/conversation\/[A-Za-z0-9_-]+$/);
+      assert.equal(report.signInLink.target, "_blank");
+      assert.match(report.signInLink.rel, /\bnoopener\b/);
+      await page.screenshot({ path: path.join(artifacts, "05d-sign-in-card-open.png"), fullPage: true });
+      // Nobody connects in the simulator: stop the run (the server cancels it in Dust).
+      await page.getByRole("button", { name: "Stop", exact: true }).click();
+      await page.locator("#chat-log li.agent p.hint", { hasText: "Stopped." }).waitFor();
+    });
+
     await step("06-knowledge", page, async () => {
       await page.getByRole("link", { name: "Knowledge" }).click();
       const handbook = page.locator("#kb-select option", { hasText: "Employee Handbook" });

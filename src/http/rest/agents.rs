@@ -3,9 +3,11 @@
 //! `execute` posts the message through the MCP tool's own path ([`start_run`]: the same
 //! validation, conversation ownership, byte-for-byte message), then follows the agent message's
 //! events. With `Accept: text/event-stream` each piece of answer text goes out as an `event:
-//! token` the moment Dust sends it, then one `done` (or `error`). If the client goes away, or a
-//! JSON caller disconnects before the answer, the Dust message is cancelled so that the agent
-//! stops spending.
+//! token` the moment Dust sends it, then one `done` (or `error`). A run that pauses for the
+//! person sends `approval_required`, `question_required` or `auth_required` and waits (until
+//! `MCP_SERVER_TIMEOUT`) for the answer route or for the person to connect in Dust. If the
+//! client goes away, or a JSON caller disconnects before the answer, the Dust message is
+//! cancelled so that the agent stops spending.
 
 use std::{convert::Infallible, sync::Arc, time::Duration};
 
@@ -35,8 +37,9 @@ use crate::{
         Context, OpError, agents,
         args::{AgentIdArgs, ListAgentsArgs},
         ask::{
-            self, Run, RunStep, SHUTTING_DOWN, approval_request, cancel_in_background, decide,
-            refused_unasked, start_run, stream_failure, timeout_message,
+            self, Question, Run, RunStep, SHUTTING_DOWN, approval_request, cancel_in_background,
+            decide, question_request, refused_unasked, sign_in_request, start_run, stream_failure,
+            timeout_message,
         },
         call::CREDENTIALS_ENDED,
         views::{AgentAnswer, AgentList, AgentView},
@@ -124,9 +127,14 @@ fn wants_stream(headers: &HeaderMap) -> bool {
 
 /// Ask an agent. JSON answer, or with `Accept: text/event-stream` the answer streamed as
 /// server-sent events: `token` (data `{"text"}`, many), `approval_required` (data `{actionId,
-/// messageId, conversationId, agent, tool, server, inputs, stake}`: answer it at
-/// `POST .../conversations/{conversationId}/actions/{actionId}`), then `done` (data: the answer
-/// object) or `error` (data `{"error": {"code", "message"}}`).
+/// messageId, conversationId, agent, tool, server, inputs, stake}`: answer it with
+/// `{"decision"}` at `POST .../conversations/{conversationId}/actions/{actionId}`),
+/// `question_required` (data `{actionId, messageId, conversationId, agent, tool, server,
+/// question, options}`: answer it with `{"choice"?, "answer"?}` at the same route),
+/// `auth_required` (data `{actionId, messageId, conversationId, agent, tool, server, url}`:
+/// connect the tool in Dust at `url`; the run goes on by itself), then `done` (data: the answer
+/// object) or `error` (data `{"error": {"code", "message"}}`). Without a stream, a question or
+/// a sign-in ends the call with a message naming the tool and the conversation.
 #[utoipa::path(post, path = "/api/v1/workspaces/{workspaceId}/agents/{agentId}/execute",
     tag = "agents",
     params(("workspaceId" = String, Path, description = "The caller's workspace id"),
@@ -241,7 +249,7 @@ async fn follow(
         let event = tokio::select! {
             () = &mut gone => {
                 // The guard cancels the run in Dust as it drops.
-                return Err(OpError::Failed("the client went away; the agent's run was cancelled".to_owned()));
+                return Err(OpError::Failed(GONE.to_owned()));
             }
             () = &mut deadline => {
                 guard.answer = None;
@@ -296,14 +304,8 @@ async fn follow(
                     && let Some(tx) = tokens
                 {
                     let request = approval_request(&answer, &blocked);
-                    if let Ok(event) = Event::default()
-                        .event("approval_required")
-                        .json_data(request)
-                        && tx.send(Ok(event)).await.is_err()
-                    {
-                        return Err(OpError::Failed(
-                            "the client went away; the agent's run was cancelled".to_owned(),
-                        ));
+                    if send(tx, "approval_required", request).await.is_err() {
+                        return Err(OpError::Failed(GONE.to_owned()));
                     }
                     pending = Some(blocked);
                     continue;
@@ -332,24 +334,59 @@ async fn follow(
                 guard.answer = None;
                 return Err(OpError::Failed(refused_unasked(&blocked, &answer)));
             }
-            // Until the stream relays questions (issue 17), the call ends naming the question.
-            RunStep::Question(blocked) | RunStep::SignIn(blocked) => {
-                guard.answer = None;
-                return Err(OpError::Failed(ask::paused_message(&blocked, &answer)));
+            // A stream carries `question_required` and waits for the answer route (the same
+            // `POST .../conversations/{c}/actions/{a}`); a JSON caller cannot be asked, so the
+            // call ends naming the question (it stays open in Dust).
+            RunStep::Question(blocked) => {
+                let question = Question::of(&blocked);
+                let (Some(tx), Some(question)) = (tokens, question) else {
+                    guard.answer = None;
+                    return Err(OpError::Failed(ask::paused_message(&blocked, &answer)));
+                };
+                let request = question_request(&answer, &blocked, &question);
+                if send(tx, "question_required", request).await.is_err() {
+                    return Err(OpError::Failed(GONE.to_owned()));
+                }
+            }
+            // A stream carries `auth_required` with the conversation's address in Dust, where
+            // the person connects the tool; the run goes on by itself once they have (within
+            // the timeout). A JSON caller gets the message naming the tool at once.
+            RunStep::SignIn(blocked) => {
+                let Some(tx) = tokens else {
+                    guard.answer = None;
+                    return Err(OpError::Failed(ask::paused_message(&blocked, &answer)));
+                };
+                let request = sign_in_request(ctx, principal, &answer, &blocked);
+                if send(tx, "auth_required", request).await.is_err() {
+                    return Err(OpError::Failed(GONE.to_owned()));
+                }
             }
             RunStep::Token(text) => {
                 if let Some(tx) = tokens
-                    && let Ok(event) = Event::default()
-                        .event("token")
-                        .json_data(serde_json::json!({ "text": text }))
-                    && tx.send(Ok(event)).await.is_err()
+                    && send(tx, "token", serde_json::json!({ "text": text }))
+                        .await
+                        .is_err()
                 {
-                    return Err(OpError::Failed(
-                        "the client went away; the agent's run was cancelled".to_owned(),
-                    ));
+                    return Err(OpError::Failed(GONE.to_owned()));
                 }
             }
             RunStep::Note(_) | RunStep::Ignore => {}
         }
+    }
+}
+
+/// Why a stream's run ended when its reader went away.
+const GONE: &str = "the client went away; the agent's run was cancelled";
+
+/// Sends one event of the stream; `Err` when its reader is gone.
+async fn send(
+    tx: &mpsc::Sender<Result<Event, Infallible>>,
+    name: &str,
+    data: serde_json::Value,
+) -> Result<(), ()> {
+    match Event::default().event(name).json_data(data) {
+        Ok(event) => tx.send(Ok(event)).await.map_err(drop),
+        // Unreachable for a `Value`; nothing to send.
+        Err(_) => Ok(()),
     }
 }

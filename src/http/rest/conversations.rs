@@ -13,6 +13,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{Call, Caller, Refusal, bad_path, bad_query};
 use crate::{
     dust::ActionDecision,
+    error::ApiError,
     http::{MAX_REST_BODY, read_json},
     ops::{
         args::ConversationIdArgs,
@@ -30,12 +31,19 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(decide))
 }
 
-/// A person's decision on a tool an agent wants to run.
+/// A person's answer to what an agent waits for: either a decision on a tool it wants to run
+/// (`decision`, for `approval_required`), or an answer to its question (`choice` and/or
+/// `answer`, for `question_required`). One shape or the other, never both.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct DecisionRequest {
-    /// `approve`, `always` (approve, and do not ask again for this tool) or `reject`.
-    pub decision: Decision,
+pub(super) struct ActionReply {
+    /// An approval: `approve`, `always` (approve, and do not ask again for this tool) or
+    /// `reject`.
+    pub decision: Option<Decision>,
+    /// A question: the label of the chosen option (one of the event's `options`).
+    pub choice: Option<String>,
+    /// A question: your own answer, sent to the agent as it is.
+    pub answer: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, utoipa::ToSchema)]
@@ -46,24 +54,53 @@ pub(super) enum Decision {
     Reject,
 }
 
-/// What was decided.
+/// What was answered: the decision, or `answered` for a question.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct Decided {
     pub action_id: String,
-    pub decision: Decision,
+    /// The decision on an approval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    /// `true` when a question was answered.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub answered: bool,
 }
 
-/// Answers an approval an agent waits for in one of the caller's conversations (the
-/// `approval_required` event of an execute stream); another user's conversation, or no such
-/// waiting action, is 404.
+/// What an [`ActionReply`] asks for, once its shape is checked.
+enum Reply {
+    Decision(Decision),
+    Answer(ask::QuestionReply),
+}
+
+impl ActionReply {
+    /// The reply's one shape, or why the body is neither.
+    fn shape(self) -> Result<Reply, &'static str> {
+        match (self.decision, self.choice, self.answer) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(
+                "send either `decision` (to answer an approval) or `choice`/`answer` (to answer a question), not both",
+            ),
+            (Some(decision), None, None) => Ok(Reply::Decision(decision)),
+            (None, None, None) => Err(
+                "the body needs `decision` (to answer an approval) or `choice` and/or `answer` (to answer a question)",
+            ),
+            (None, choice, answer) => Ok(Reply::Answer(ask::QuestionReply { choice, answer })),
+        }
+    }
+}
+
+/// Answers what an agent waits for in one of the caller's conversations: an approval (the
+/// `approval_required` event of an execute stream) with `{"decision"}`, or a question
+/// (`question_required`) with `{"choice"?, "answer"?}` (`choice` one of the event's `options`).
+/// Another user's conversation, or no such waiting action, is 404.
 #[utoipa::path(post,
     path = "/api/v1/workspaces/{workspaceId}/conversations/{conversationId}/actions/{actionId}",
     tag = "conversations",
     params(("workspaceId" = String, Path, description = "The caller's workspace id"),
         ("conversationId" = String, Path, description = "One of the caller's conversations"),
-        ("actionId" = String, Path, description = "The action of the approval_required event")),
-    request_body = DecisionRequest,
+        ("actionId" = String, Path,
+            description = "The action of the approval_required or question_required event")),
+    request_body = ActionReply,
     security(("bearerAuth" = []), ("cookieAuth" = [])),
     responses((status = 200, description = "Dust was told", body = Decided)))]
 pub(super) async fn decide(
@@ -75,26 +112,41 @@ pub(super) async fn decide(
     let Path((workspace_id, conversation_id, action_id)) =
         path.map_err(|e| bad_path(&caller, &e))?;
     let call = Call::begin(&state, caller, &ask::DECIDE_ACTION, Some(&workspace_id))?;
-    let body: DecisionRequest = read_json(request, MAX_REST_BODY)
+    let body: ActionReply = read_json(request, MAX_REST_BODY)
         .await
         .map_err(|e| call.invalid(e))?;
-    let decision = match body.decision {
-        Decision::Approve => ActionDecision::Approved,
-        Decision::Always => ActionDecision::AlwaysApproved,
-        Decision::Reject => ActionDecision::Rejected,
+    let reply = body
+        .shape()
+        .map_err(|reason| call.invalid(ApiError::bad_request(reason)))?;
+    let caller = &call.op_call().caller;
+    let result = match reply {
+        Reply::Decision(decision) => {
+            let to_dust = match decision {
+                Decision::Approve => ActionDecision::Approved,
+                Decision::Always => ActionDecision::AlwaysApproved,
+                Decision::Reject => ActionDecision::Rejected,
+            };
+            ask::decide_pending(&call.ctx, caller, &conversation_id, &action_id, to_dust)
+                .await
+                .map(|()| Decided {
+                    action_id: action_id.clone(),
+                    decision: Some(decision),
+                    answered: false,
+                })
+        }
+        Reply::Answer(reply) => {
+            if let Some(text) = &reply.answer {
+                call.op_call().note_suspicious("answer", text);
+            }
+            ask::answer_pending(&call.ctx, caller, &conversation_id, &action_id, &reply)
+                .await
+                .map(|()| Decided {
+                    action_id: action_id.clone(),
+                    decision: None,
+                    answered: true,
+                })
+        }
     };
-    let result = ask::decide_pending(
-        &call.ctx,
-        &call.op_call().caller,
-        &conversation_id,
-        &action_id,
-        decision,
-    )
-    .await
-    .map(|()| Decided {
-        action_id: action_id.clone(),
-        decision: body.decision,
-    });
     call.finish(result, Some(("conversationId", &conversation_id)))
         .map(Json)
 }

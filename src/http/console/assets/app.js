@@ -238,6 +238,8 @@ $("chat-form").addEventListener("submit", async (event) => {
       await readEvents(response, (name, data) => {
         if (name === "token") answer.textContent += data.text;
         else if (name === "approval_required") item.append(approvalCard(data));
+        else if (name === "question_required") item.append(questionCard(data));
+        else if (name === "auth_required") item.append(signInCard(data));
         else if (name === "done") finish(data);
         else if (name === "error") failure = new ApiError(0, data.error?.code || "error", data.error?.message || "the agent failed");
       });
@@ -288,7 +290,7 @@ function approvalCard(request) {
     button.addEventListener("click", async () => {
       for (const b of buttons) b.disabled = true;
       try {
-        await json("POST", workspacePath(`/conversations/${encodeURIComponent(request.conversationId)}/actions/${encodeURIComponent(request.actionId)}`), { decision: button.dataset.decision });
+        await replyTo(request, { decision: button.dataset.decision });
         status.textContent = button.dataset.decision === "reject" ? "Rejected." : "Allowed.";
       } catch (error) {
         for (const b of buttons) b.disabled = false;
@@ -297,6 +299,68 @@ function approvalCard(request) {
     });
   }
   return card;
+}
+
+/** Posts `reply` to the action route of `request` (an approval's decision, a question's answer). */
+function replyTo(request, reply) {
+  const path = `/conversations/${encodeURIComponent(request.conversationId)}/actions/${encodeURIComponent(request.actionId)}`;
+  return json("POST", workspacePath(path), reply);
+}
+
+// An agent asks the person a question: its options as buttons, and a free-text answer. The
+// question and the labels come from the agent: shown as text, never as HTML. The stream goes on
+// once Dust has the answer.
+function questionCard(request) {
+  const options = (request.options || []).map((label) =>
+    el("button", { type: "button", className: "option", textContent: label }));
+  const own = el("input", { type: "text", id: `answer-${request.actionId}`, autocomplete: "off" });
+  const send = el("button", { type: "submit", textContent: "Send answer" });
+  const form = el("form", { className: "own-answer" },
+    el("label", { for: own.id, textContent: "Or your own answer" }), own, send);
+  const status = el("p", { className: "hint", role: "status" });
+  const controls = [...options, own, send];
+  const card = el("section", { className: "approval question", "aria-label": `Question from ${request.agent}` },
+    el("p", { textContent: `${request.agent} asks: ${request.question}` }),
+    options.length ? el("p", { className: "actions" }, ...options) : "",
+    form,
+    status);
+  const answer = async (reply, said) => {
+    for (const control of controls) control.disabled = true;
+    try {
+      await replyTo(request, reply);
+      status.textContent = `Answered: ${said}`;
+    } catch (error) {
+      for (const control of controls) control.disabled = false;
+      status.textContent = describe(error);
+    }
+  };
+  for (const button of options) {
+    button.addEventListener("click", () => answer({ choice: button.textContent }, button.textContent));
+  }
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (own.value.trim()) answer({ answer: own.value }, own.value);
+  });
+  return card;
+}
+
+// A tool the agent uses needs the person to connect their account in Dust: a link to the
+// conversation there (an http(s) URL only, opened in a new tab without access to this page).
+// Nothing to post: the run goes on by itself once they have connected.
+function signInCard(request) {
+  let link;
+  try {
+    const url = new URL(request.url);
+    if (url.protocol === "https:" || url.protocol === "http:") {
+      link = el("a", { href: url.href, target: "_blank", rel: "noopener noreferrer", className: "connect", textContent: "Connect in Dust" });
+    }
+  } catch {
+    // not a URL: no link
+  }
+  return el("section", { className: "approval sign-in", "aria-label": `Sign-in for ${request.tool}` },
+    el("p", { textContent: `${request.agent} needs you to connect ${request.tool} (${request.server}) in Dust.` }),
+    el("p", { className: "actions" }, link || el("span", { textContent: "Open this conversation in Dust to connect it." })),
+    el("p", { className: "hint", textContent: "The agent continues by itself once you have connected; keep this chat open." }));
 }
 
 // ---- knowledge search ----------------------------------------------------------------------
