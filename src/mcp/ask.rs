@@ -33,13 +33,16 @@ use crate::{
         Call, OpError,
         args::AskAgentArgs,
         ask::{
-            ASK_AGENT, Question, Run, RunStep, SHUTTING_DOWN, agent_name, answer as ops_answer,
-            approval_prompt, cancel_in_background, conversation_url, decide, paused_message,
-            refused_unasked, resume_run, start_run, stream_failure, timeout_message,
+            ASK_AGENT, Run, RunStep, SHUTTING_DOWN, cancel_in_background, paused_message,
+            resume_run, start_run, stream_failure, timeout_message,
         },
         call::CREDENTIALS_ENDED,
         pause::{PAUSE_REFUSED, PausedRun, Waiting},
         views::AgentAnswer,
+        waiting::{
+            Question, agent_name, answer as ops_answer, approval_prompt, conversation_url, decide,
+            refused_unasked,
+        },
     },
 };
 

@@ -16,7 +16,8 @@
 //! checks, bulkhead, audit), `error.rs`, `args.rs` (argument types and validation), `views.rs`
 //! (the shapes returned), and the operations by noun: `workspace.rs`, `agents.rs`,
 //! `conversations.rs`, `knowledge.rs`, `ask.rs` (starting and following an agent run),
-//! `pause.rs` (a run paused on a person, sealed for the client to bring back);
+//! `pause.rs` (a run paused on a person, sealed for the client to bring back), `waiting.rs`
+//! (what a person waiting on is shown, and their answers reaching Dust);
 //! `cache.rs` and `bulkhead.rs` are the context's per-principal listing caches and call slots.
 
 pub mod agents;
@@ -31,6 +32,7 @@ mod error;
 pub mod knowledge;
 pub mod pause;
 pub mod views;
+pub mod waiting;
 pub mod workspace;
 
 use std::{sync::Arc, time::Duration};

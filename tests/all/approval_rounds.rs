@@ -273,4 +273,9 @@ async fn a_2026_client_answers_an_agents_question_in_a_round() {
         posted(&s, "/answer-question")[0]["answer"],
         json!({"selectedOptions": [1]})
     );
+    s.state.auditor.flush().await;
+    let answered = s.audit.of_type(AuditEventType::AgentQuestionAnswered);
+    assert_eq!(answered.len(), 1, "{answered:?}");
+    assert_eq!(answered[0]["extra"]["replied_with"], "option");
+    assert!(!answered[0].to_string().contains("Berlin"), "the answer is private");
 }

@@ -37,12 +37,14 @@ use crate::{
         Context, OpError, agents,
         args::{AgentIdArgs, ListAgentsArgs},
         ask::{
-            self, Question, Run, RunStep, SHUTTING_DOWN, approval_request, cancel_in_background,
-            decide, question_request, refused_unasked, sign_in_request, start_run, stream_failure,
+            self, Run, RunStep, SHUTTING_DOWN, cancel_in_background, start_run, stream_failure,
             timeout_message,
         },
         call::CREDENTIALS_ENDED,
         views::{AgentAnswer, AgentList, AgentView},
+        waiting::{
+            Question, approval_request, decide, question_request, refused_unasked, sign_in_request,
+        },
     },
     state::AppState,
 };

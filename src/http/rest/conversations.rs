@@ -17,8 +17,9 @@ use crate::{
     http::{MAX_REST_BODY, read_json},
     ops::{
         args::ConversationIdArgs,
-        ask, conversations,
+        conversations,
         views::{ConversationList, ConversationView},
+        waiting,
     },
     state::AppState,
 };
@@ -70,7 +71,7 @@ pub(super) struct Decided {
 /// What an [`ActionReply`] asks for, once its shape is checked.
 enum Reply {
     Decision(Decision),
-    Answer(ask::QuestionReply),
+    Answer(waiting::QuestionReply),
 }
 
 impl ActionReply {
@@ -84,7 +85,7 @@ impl ActionReply {
             (None, None, None) => Err(
                 "the body needs `decision` (to answer an approval) or `choice` and/or `answer` (to answer a question)",
             ),
-            (None, choice, answer) => Ok(Reply::Answer(ask::QuestionReply { choice, answer })),
+            (None, choice, answer) => Ok(Reply::Answer(waiting::QuestionReply { choice, answer })),
         }
     }
 }
@@ -111,7 +112,7 @@ pub(super) async fn decide(
 ) -> Result<Json<Decided>, Refusal> {
     let Path((workspace_id, conversation_id, action_id)) =
         path.map_err(|e| bad_path(&caller, &e))?;
-    let call = Call::begin(&state, caller, &ask::DECIDE_ACTION, Some(&workspace_id))?;
+    let call = Call::begin(&state, caller, &waiting::DECIDE_ACTION, Some(&workspace_id))?;
     let body: ActionReply = read_json(request, MAX_REST_BODY)
         .await
         .map_err(|e| call.invalid(e))?;
@@ -126,7 +127,7 @@ pub(super) async fn decide(
                 Decision::Always => ActionDecision::AlwaysApproved,
                 Decision::Reject => ActionDecision::Rejected,
             };
-            ask::decide_pending(&call.ctx, caller, &conversation_id, &action_id, to_dust)
+            waiting::decide_pending(&call.ctx, caller, &conversation_id, &action_id, to_dust)
                 .await
                 .map(|()| Decided {
                     action_id: action_id.clone(),
@@ -138,7 +139,7 @@ pub(super) async fn decide(
             if let Some(text) = &reply.answer {
                 call.op_call().note_suspicious("answer", text);
             }
-            ask::answer_pending(&call.ctx, caller, &conversation_id, &action_id, &reply)
+            waiting::answer_pending(&call.ctx, caller, &conversation_id, &action_id, &reply)
                 .await
                 .map(|()| Decided {
                     action_id: action_id.clone(),
