@@ -110,7 +110,11 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
         dust.clone(),
         parts.stores.conversations.clone(),
         &parts.auditor,
-        crate::ops::pause::Pauses::new(keys.request_state(), parts.stores.counters.clone()),
+        crate::ops::pause::Pauses::new(
+            keys.request_state(),
+            parts.stores.counters.clone(),
+            config.agent_timeout,
+        ),
     );
     let metrics = config
         .enable_metrics

@@ -133,7 +133,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Arc::new(MemoryConversationStore::new()),
         &auditor,
         // One process, one client: a key of this process's own is enough.
-        crate::ops::pause::Pauses::ephemeral(),
+        crate::ops::pause::Pauses::ephemeral(config.agent_timeout),
     );
     let drain = ctx.drain.clone();
     let input_closed = CancellationToken::new();

@@ -41,7 +41,7 @@ use crate::{
         views::AgentAnswer,
         waiting::{
             Question, agent_name, answer as ops_answer, approval_prompt, conversation_url, decide,
-            refused_unasked,
+            refused_unasked, reject_when_unanswered,
         },
     },
 };
@@ -289,6 +289,7 @@ fn channel(request: &RequestContext<RoleServer>, mode: ElicitationMode) -> Chann
 }
 
 /// Ends the call with an `input_required` round: the person's form and the run's sealed state.
+/// An approval nobody comes back for is rejected at `MCP_SERVER_TIMEOUT`.
 fn pause(
     call: &Call,
     arguments: &[u8],
@@ -299,6 +300,7 @@ fn pause(
         .ctx
         .pauses
         .seal(call.principal(), ASK_AGENT.name, arguments, paused);
+    reject_when_unanswered(&call.ctx, &call.caller, paused.clone());
     let mut requests = InputRequests::new();
     requests.insert(
         INPUT_KEY.to_owned(),

@@ -112,6 +112,7 @@ impl Context {
         settings: Settings,
     ) -> Self {
         let background = TaskTracker::new();
+        let agent_timeout = settings.agent_timeout;
         Self {
             dust,
             conversations,
@@ -122,7 +123,7 @@ impl Context {
             bulkhead: bulkhead::Bulkhead::default(),
             drain: crate::shutdown::Drain::new(background.clone()),
             background,
-            pauses: pause::Pauses::ephemeral(),
+            pauses: pause::Pauses::ephemeral(agent_timeout),
         }
     }
 

@@ -13,8 +13,10 @@
 //! - binds it to the caller (user and workspace) and to the call it pauses (the tool and a
 //!   digest of its arguments) as associated data, so another person's state, or a state moved
 //!   to another question, does not open;
-//! - lets it live [`PAUSE_TTL`], and lets it open once: its nonce is counted in the shared
-//!   counter store (Redis across instances), so a replayed state is refused.
+//! - lets it live as long as a call may wait for a person (`MCP_SERVER_TIMEOUT`), and lets it
+//!   open once: its nonce is counted in the shared counter store (Redis across instances), so a
+//!   replayed state is refused. The same count lets the server [`claim`](Pauses::claim) a
+//!   pause nobody came back for, and reject the action it left waiting in Dust.
 //!
 //! Every refusal reads the same to the client ([`PAUSE_REFUSED`]); the reason goes to the audit
 //! record only. The sealed payload is signed, not encrypted: it holds ids (conversation,
@@ -33,9 +35,6 @@ use crate::{
 };
 
 use super::views::AgentAnswer;
-
-/// How long a paused run's state may come back: the person has this long to answer.
-pub const PAUSE_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// What the client reads when a state does not open, whatever the reason.
 pub const PAUSE_REFUSED: &str = "requestState is not valid here: it was altered, belongs to another call, has expired or was already used. Call the tool again without it.";
@@ -159,6 +158,7 @@ impl PauseRefusal {
 pub struct Pauses {
     codec: RequestStateCodec,
     used: Arc<dyn CounterStore>,
+    ttl: Duration,
 }
 
 impl std::fmt::Debug for Pauses {
@@ -168,22 +168,49 @@ impl std::fmt::Debug for Pauses {
 }
 
 impl Pauses {
-    /// Pauses sealed with `key` (at least 32 bytes) whose single use is counted in `used`.
+    /// Pauses sealed with `key` (at least 32 bytes) for `ttl`, whose single use is counted in
+    /// `used`.
     ///
     /// # Panics
     ///
     /// When `key` is shorter than 32 bytes (the derived keys are 32).
     #[must_use]
-    pub fn new(key: &[u8], used: Arc<dyn CounterStore>) -> Self {
+    pub fn new(key: &[u8], used: Arc<dyn CounterStore>, ttl: Duration) -> Self {
         let codec = RequestStateCodec::try_new(key).expect("a 32-byte request-state key");
-        Self { codec, used }
+        Self { codec, used, ttl }
     }
 
     /// Pauses only this process can open (stdio, tests): a random key, counted in memory.
     #[must_use]
-    pub fn ephemeral() -> Self {
+    pub fn ephemeral(ttl: Duration) -> Self {
         let key = crate::crypto::random_bytes::<32>();
-        Self::new(key.as_ref(), Arc::new(MemoryCounterStore::new()))
+        Self::new(key.as_ref(), Arc::new(MemoryCounterStore::new()), ttl)
+    }
+
+    /// How long a sealed pause may come back.
+    #[must_use]
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Takes `paused` for good: `true` when nobody opened it before (a later state that
+    /// carries it is then refused as replayed), `false` when it was already opened or taken.
+    ///
+    /// # Errors
+    ///
+    /// The counter store's.
+    pub async fn claim(
+        &self,
+        paused: &PausedRun,
+        now: std::time::SystemTime,
+    ) -> Result<bool, crate::store::StoreError> {
+        // The window outlives the state: a count must not be forgotten while the state opens.
+        let window = self.ttl * 2;
+        let count = self
+            .used
+            .incr_with_ttl(&format!("pause:{}", paused.nonce), window, now)
+            .await?;
+        Ok(count.count == 1)
     }
 
     /// `paused` as an opaque state for `principal`'s call of `tool` with `arguments` (the digest
@@ -200,7 +227,7 @@ impl Pauses {
         let payload = serde_json::to_vec(paused).expect("a paused run encodes as JSON");
         self.codec.seal_with(
             &payload,
-            &SealOptions::new().associated_data(&bound).ttl(PAUSE_TTL),
+            &SealOptions::new().associated_data(&bound).ttl(self.ttl),
         )
     }
 
@@ -224,15 +251,10 @@ impl Pauses {
         })?;
         let paused: PausedRun =
             serde_json::from_slice(&payload).map_err(|_| PauseRefusal::Forged)?;
-        let count = self
-            .used
-            .incr_with_ttl(&format!("pause:{}", paused.nonce), PAUSE_TTL, now)
-            .await
-            .map_err(|_| PauseRefusal::Unchecked)?;
-        if count.count == 1 {
-            Ok(paused)
-        } else {
-            Err(PauseRefusal::Replayed)
+        match self.claim(&paused, now).await {
+            Ok(true) => Ok(paused),
+            Ok(false) => Err(PauseRefusal::Replayed),
+            Err(_) => Err(PauseRefusal::Unchecked),
         }
     }
 }
@@ -290,7 +312,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_state_opens_once_for_its_caller_and_call_only() {
-        let pauses = Pauses::ephemeral();
+        let pauses = Pauses::ephemeral(Duration::from_secs(60));
         let now = std::time::SystemTime::now();
         let alice = principal("alice");
         let state = pauses.seal(&alice, "ask_agent", b"args", &paused());
@@ -309,7 +331,7 @@ mod tests {
             .open(&alice, "ask_agent", b"args", &altered, now)
             .await;
         assert_eq!(altered, Err(PauseRefusal::Forged));
-        let foreign = Pauses::ephemeral()
+        let foreign = Pauses::ephemeral(Duration::from_secs(60))
             .open(&alice, "ask_agent", b"args", &state, now)
             .await;
         assert_eq!(foreign, Err(PauseRefusal::Forged), "another server's key");
@@ -322,7 +344,7 @@ mod tests {
 
     #[test]
     fn the_state_carries_no_secret_and_debug_shows_no_key() {
-        let pauses = Pauses::ephemeral();
+        let pauses = Pauses::ephemeral(Duration::from_secs(60));
         assert_eq!(format!("{pauses:?}"), "Pauses([REDACTED])");
         let state = pauses.seal(&principal("alice"), "ask_agent", b"args", &paused());
         assert!(!state.contains("sk-"), "{state}");

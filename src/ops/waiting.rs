@@ -5,11 +5,14 @@
 //! during the call ([`decide`], [`answer`]) or later by the REST route on an action Dust lists as
 //! waiting ([`decide_pending`], [`answer_pending`]).
 
+use std::sync::Arc;
+
 use super::{
     Caller, Context, OpError,
     args::{MAX_TEXT_BYTES, check_id, check_text},
     catalog::{Kind, Op, op},
     conversations::owned_conversation,
+    pause::{PausedRun, Waiting},
     views::AgentAnswer,
 };
 use crate::{
@@ -17,6 +20,46 @@ use crate::{
     auth::{Permission, Principal},
     dust::{ActionDecision, BlockKind, BlockedAction},
 };
+
+/// Rejects the approval `paused` left waiting in Dust when nobody brought it back within its
+/// time (`MCP_SERVER_TIMEOUT`, as a call waiting for a decision would), unless the client came
+/// back first: the pause is claimed once, by the retry or by this. A server stopping forgets
+/// the timer (the state can still be brought back to another instance).
+pub fn reject_when_unanswered(ctx: &Arc<Context>, caller: &Caller, paused: PausedRun) {
+    if paused.waiting != Waiting::Approval {
+        return;
+    }
+    let ctx = ctx.clone();
+    let caller = caller.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep(ctx.pauses.ttl()) => {}
+            () = ctx.drain.aborted() => return,
+        }
+        match ctx
+            .pauses
+            .claim(&paused, std::time::SystemTime::now())
+            .await
+        {
+            Ok(true) => {
+                let (answer, blocked) = (paused.answer(), paused.blocked());
+                let rejected = decide(
+                    &ctx,
+                    &caller,
+                    &answer,
+                    &blocked,
+                    ActionDecision::Rejected,
+                    "timeout",
+                );
+                if let Err(e) = rejected.await {
+                    tracing::warn!(error = ?e, "could not reject an approval nobody answered");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not claim an unanswered approval"),
+        }
+    });
+}
 
 pub const DECIDE_ACTION: Op = op("decide_action", Permission::ExecuteAgents, true, Kind::Run);
 

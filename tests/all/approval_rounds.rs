@@ -277,5 +277,40 @@ async fn a_2026_client_answers_an_agents_question_in_a_round() {
     let answered = s.audit.of_type(AuditEventType::AgentQuestionAnswered);
     assert_eq!(answered.len(), 1, "{answered:?}");
     assert_eq!(answered[0]["extra"]["replied_with"], "option");
-    assert!(!answered[0].to_string().contains("Berlin"), "the answer is private");
+    assert!(
+        !answered[0].to_string().contains("Berlin"),
+        "the answer is private"
+    );
+}
+
+/// An approval nobody comes back for is rejected in Dust at `MCP_SERVER_TIMEOUT`, as a call
+/// waiting for the decision would; a retry after that is refused.
+#[tokio::test]
+async fn an_approval_nobody_comes_back_for_is_rejected_at_the_timeout() {
+    let s = TestServer::start_with(&[("MCP_SERVER_TIMEOUT", "1")]).await;
+    let token = s.token(None).await;
+    let arguments = mailer("tell the CEO");
+    let (_, state) = first_round(&s, &token, &arguments).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while posted(&s, "/validate-action").is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the waiting approval was never rejected"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(posted(&s, "/validate-action")[0]["approved"], "rejected");
+    let late = json!({
+        "inputResponses": {"person": {"action": "accept", "content": {"always": false}}},
+        "requestState": state,
+    });
+    let body = call_2026(&s, &token, form_client(), &arguments, late).await;
+    assert_eq!(body["error"]["message"], PAUSE_REFUSED, "{body}");
+    assert_eq!(posted(&s, "/validate-action").len(), 1);
+    s.state.auditor.flush().await;
+    let rejected = s.audit.of_type(AuditEventType::AgentActionRejected);
+    assert_eq!(
+        rejected[0]["extra"]["decided_by"], "timeout",
+        "{rejected:?}"
+    );
 }
