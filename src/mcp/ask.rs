@@ -128,15 +128,8 @@ pub(super) async fn ask_agent(
             RunStep::Failed(message) => return Err(OpError::Failed(message)),
             RunStep::Approval(blocked) => {
                 if ctx.settings.tool_approval == ToolApproval::Deny {
-                    decide(
-                        ctx,
-                        &call.caller,
-                        &answer,
-                        &blocked,
-                        ActionDecision::Rejected,
-                        "policy",
-                    )
-                    .await?;
+                    let policy = Asked::Decided(Some((ActionDecision::Rejected, "policy")));
+                    approved(call, &answer, &blocked, policy).await?;
                     format!("{} rejected by the server's policy", blocked.tool_name)
                 } else {
                     match channel(&request, ElicitationMode::Form) {
@@ -146,16 +139,7 @@ pub(super) async fn ask_agent(
                             return Ok(pause(call, &arguments, &paused, form));
                         }
                         Channel::Unreachable => {
-                            decide(
-                                ctx,
-                                &call.caller,
-                                &answer,
-                                &blocked,
-                                ActionDecision::Rejected,
-                                "unasked",
-                            )
-                            .await?;
-                            return Err(OpError::Failed(refused_unasked(&blocked, &answer)));
+                            return Err(refuse_unasked(call, &answer, &blocked).await);
                         }
                         Channel::Request => {}
                     }
@@ -407,10 +391,7 @@ async fn approved(
         Asked::Decided(Some((decision, by))) => {
             decide(ctx, &call.caller, answer, blocked, decision, by).await
         }
-        Asked::Decided(None) => {
-            reject("unasked").await?;
-            Err(OpError::Failed(refused_unasked(blocked, answer)))
-        }
+        Asked::Decided(None) => Err(refuse_unasked(call, answer, blocked).await),
         Asked::TimedOut => {
             reject("timeout").await?;
             Err(OpError::Timeout(format!(
@@ -427,6 +408,25 @@ async fn approved(
                 "The request was cancelled while waiting for your approval; the action was rejected and the run cancelled.".to_owned(),
             ))
         }
+    }
+}
+
+/// Rejects an approval nobody could be asked about, and says which tool was refused and how to
+/// allow such tools.
+async fn refuse_unasked(call: &Call, answer: &AgentAnswer, blocked: &BlockedAction) -> OpError {
+    let rejected = ActionDecision::Rejected;
+    match decide(
+        &call.ctx,
+        &call.caller,
+        answer,
+        blocked,
+        rejected,
+        "unasked",
+    )
+    .await
+    {
+        Ok(()) => OpError::Failed(refused_unasked(blocked, answer)),
+        Err(e) => e,
     }
 }
 

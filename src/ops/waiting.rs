@@ -254,21 +254,34 @@ pub fn conversation_url(ctx: &Context, principal: &Principal, answer: &AgentAnsw
     })
 }
 
+/// What every REST event about a waiting action starts with: the ids to answer it with, the
+/// agent, the tool and its server.
+fn run_of(
+    answer: &AgentAnswer,
+    blocked: &BlockedAction,
+) -> serde_json::Map<String, serde_json::Value> {
+    [
+        ("actionId", blocked.action_id.as_str()),
+        ("messageId", &answer.message_id),
+        ("conversationId", &answer.conversation_id),
+        ("agent", agent_name(answer, blocked)),
+        ("tool", &blocked.tool_name),
+        ("server", &blocked.server_name),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value.into()))
+    .collect()
+}
+
 /// What a REST stream tells the person about an approval (`approval_required`): the ids to
 /// answer it with, the agent, the tool, its server, its inputs (masked like a log line) and
 /// its stake.
 #[must_use]
 pub fn approval_request(answer: &AgentAnswer, blocked: &BlockedAction) -> serde_json::Value {
-    serde_json::json!({
-        "actionId": blocked.action_id,
-        "messageId": answer.message_id,
-        "conversationId": answer.conversation_id,
-        "agent": agent_name(answer, blocked),
-        "tool": blocked.tool_name,
-        "server": blocked.server_name,
-        "inputs": masked_inputs(blocked),
-        "stake": blocked.data.get("stake"),
-    })
+    let mut request = run_of(answer, blocked);
+    request.insert("inputs".into(), masked_inputs(blocked));
+    request.insert("stake".into(), blocked.data.get("stake").cloned().into());
+    request.into()
 }
 
 /// A person's decision on an approval waiting in one of their conversations (the REST decision
@@ -299,16 +312,10 @@ pub fn question_request(
     blocked: &BlockedAction,
     question: &Question,
 ) -> serde_json::Value {
-    serde_json::json!({
-        "actionId": blocked.action_id,
-        "messageId": answer.message_id,
-        "conversationId": answer.conversation_id,
-        "agent": agent_name(answer, blocked),
-        "tool": blocked.tool_name,
-        "server": blocked.server_name,
-        "question": question.text,
-        "options": question.options,
-    })
+    let mut request = run_of(answer, blocked);
+    request.insert("question".into(), question.text.clone().into());
+    request.insert("options".into(), question.options.clone().into());
+    request.into()
 }
 
 /// What a REST stream tells the person about a sign-in the agent needs (`auth_required`): the
@@ -321,15 +328,12 @@ pub fn sign_in_request(
     answer: &AgentAnswer,
     blocked: &BlockedAction,
 ) -> serde_json::Value {
-    serde_json::json!({
-        "actionId": blocked.action_id,
-        "messageId": answer.message_id,
-        "conversationId": answer.conversation_id,
-        "agent": agent_name(answer, blocked),
-        "tool": blocked.tool_name,
-        "server": blocked.server_name,
-        "url": conversation_url(ctx, principal, answer),
-    })
+    let mut request = run_of(answer, blocked);
+    request.insert(
+        "url".into(),
+        conversation_url(ctx, principal, answer).into(),
+    );
+    request.into()
 }
 
 /// A person's reply to an agent's question (the REST route): one of the question's options by
