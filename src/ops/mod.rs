@@ -72,6 +72,8 @@ pub struct Settings {
     pub dust_base_url: url::Url,
     /// `DUST_TOOL_APPROVAL`: who answers an agent's request to run a tool.
     pub tool_approval: crate::config::ToolApproval,
+    /// `TASK_TTL`: how long a task handle of `ask_agent` stays readable.
+    pub task_ttl: Duration,
 }
 
 /// What every operation shares: the upstream, the stores, the caches and the settings. One per
