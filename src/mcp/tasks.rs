@@ -40,6 +40,7 @@ use crate::{
         args::AskAgentArgs,
         ask::post_question,
         pause::TaskRef,
+        task_slots::MAX_TASKS_RUNNING,
         views::AgentAnswer,
         waiting::{Question, answer, conversation_url, decide, listed_actions},
     },
@@ -74,6 +75,7 @@ pub(super) async fn start(
 ) -> Result<Outcome<AgentAnswer>, OpError> {
     let ctx = &call.ctx;
     let principal = call.principal();
+    make_room(call).await?;
     let answer = post_question(
         ctx,
         principal,
@@ -85,6 +87,14 @@ pub(super) async fn start(
     .await?;
     let now = now_ms();
     let task = TaskRef::new(&answer, now, ctx.settings.task_ttl);
+    // Room was made above; a race with another start of the same principal is lost here,
+    // after posting: the run then goes on, as a task like the others.
+    ctx.task_slots.start(
+        &principal.user_id,
+        &task.conversation_id,
+        &task.message_id,
+        ctx.settings.task_ttl,
+    );
     let id = ctx.pauses.seal_task(principal, &task);
     audit(call, AuditEventType::TaskCreated, &task, "created");
     Ok(Outcome::Task(CreateTaskResult::new(seed(
@@ -93,6 +103,38 @@ pub(super) async fn start(
         TaskStatus::Working,
         now,
     ))))
+}
+
+/// Checks that the caller may start one more task: at [`MAX_TASKS_RUNNING`], the runs they
+/// have going are looked up in Dust and those that ended are forgotten; still at the bound, the
+/// call is refused and nothing reaches Dust.
+async fn make_room(call: &Call) -> Result<(), OpError> {
+    let ctx = &call.ctx;
+    let principal = call.principal();
+    let live = ctx.task_slots.live(&principal.user_id);
+    if live.len() < MAX_TASKS_RUNNING {
+        return Ok(());
+    }
+    for (conversation_id, message_id) in live {
+        let conversation = ctx
+            .dust
+            .get_conversation(&principal.credentials, &conversation_id)
+            .await
+            .map_err(|e| OpError::dust("checking your running agent tasks", e))?;
+        let still_running = conversation.latest_messages().any(|item| {
+            matches!(item, ConversationItem::AgentMessage(m) if m.s_id == message_id && m.status == "created")
+        });
+        if !still_running {
+            ctx.task_slots.ended(&principal.user_id, &message_id);
+        }
+    }
+    if ctx.task_slots.live(&principal.user_id).len() < MAX_TASKS_RUNNING {
+        Ok(())
+    } else {
+        Err(OpError::Busy(format!(
+            "You have {MAX_TASKS_RUNNING} agent tasks running, the most one person may; wait for one to finish or cancel one (tasks/cancel)."
+        )))
+    }
 }
 
 /// The task's fields besides its payload.
@@ -184,10 +226,26 @@ pub(super) async fn get(
                 error: object(Ok(serde_json::json!({"code": -32000, "message": text}))),
             }
         }
-        "cancelled" => TaskPayload::Cancelled,
+        "cancelled" => {
+            call.ctx
+                .task_slots
+                .ended(&call.principal().user_id, &task.message_id);
+            TaskPayload::Cancelled
+        }
         _ => {
+            let last_tool = message
+                .actions
+                .last()
+                .and_then(|a| a.get("toolName"))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned);
             let (payload, message) = running(call, &task, &answer, request).await?;
-            note = message;
+            note = message.or_else(|| {
+                Some(match last_tool {
+                    Some(tool) => format!("The agent is working (last step: {tool})."),
+                    None => "The agent is working.".to_owned(),
+                })
+            });
             payload
         }
     };
@@ -206,8 +264,11 @@ fn object(value: Result<serde_json::Value, serde_json::Error>) -> JsonObject {
     }
 }
 
-/// Records the end of a task's run once, however many times it is read.
+/// Records the end of a task's run once, however many times it is read, and frees its slot.
 async fn ended(call: &Call, task: &TaskRef) {
+    call.ctx
+        .task_slots
+        .ended(&call.principal().user_id, &task.message_id);
     let key = format!("task-ended:{}:{}", task.conversation_id, task.message_id);
     let window = std::time::Duration::from_millis(task.ttl_ms);
     let first = call
@@ -220,7 +281,8 @@ async fn ended(call: &Call, task: &TaskRef) {
     }
 }
 
-/// A run still going: `input_required` with what it waits for, or `working` and a note.
+/// A run still going: `input_required` with what it waits for, or `working`; and what the
+/// person should know (a refused tool, a question or sign-in to answer in Dust), if anything.
 async fn running(
     call: &Call,
     task: &TaskRef,
@@ -290,7 +352,6 @@ async fn running(
     }
     let note = (!notes.is_empty()).then(|| notes.join(" "));
     if requests.is_empty() {
-        let note = note.or_else(|| Some("The agent is working.".to_owned()));
         Ok((TaskPayload::Working, note))
     } else {
         Ok((
@@ -366,6 +427,9 @@ pub(super) async fn cancel(call: &Call, id: &str) -> Result<(), OpError> {
         )
         .await
         .map_err(|e| OpError::dust("cancelling the agent's run", e))?;
+    call.ctx
+        .task_slots
+        .ended(&call.principal().user_id, &task.message_id);
     audit(call, AuditEventType::TaskCancelled, &task, "cancelled");
     Ok(())
 }

@@ -315,3 +315,46 @@ async fn a_task_outlives_the_instance_that_started_it() {
         "{done}"
     );
 }
+
+#[tokio::test]
+async fn one_person_may_run_a_bounded_number_of_tasks() {
+    use mcp_dust_server::ops::task_slots::MAX_TASKS_RUNNING;
+    let s = TestServer::start().await;
+    let token = s.token(None).await;
+    let client = requester(false);
+    let mut tasks = Vec::new();
+    for i in 0..MAX_TASKS_RUNNING {
+        tasks.push(start(&s, &token, &client, SLOW_AGENT_ID, &format!("task {i}")).await);
+    }
+    let posted_before = posted(&s, "/conversations").len();
+    let body = rpc(
+        &s,
+        &token,
+        &client,
+        "tools/call",
+        Some("ask_agent"),
+        json!({"name": "ask_agent", "arguments": {"agentId": SLOW_AGENT_ID, "message": "one more"}}),
+    )
+    .await;
+    assert_eq!(body["result"]["isError"], true, "{body}");
+    let text = body["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("tasks running"), "{text}");
+    assert_eq!(
+        posted(&s, "/conversations").len(),
+        posted_before,
+        "reached Dust"
+    );
+
+    // Cancelling one makes room.
+    let ack = rpc(
+        &s,
+        &token,
+        &client,
+        "tasks/cancel",
+        None,
+        json!({"taskId": tasks[0]}),
+    )
+    .await;
+    assert!(ack.get("error").is_none(), "{ack}");
+    start(&s, &token, &client, SLOW_AGENT_ID, "now there is room").await;
+}
