@@ -358,3 +358,102 @@ async fn one_person_may_run_a_bounded_number_of_tasks() {
     assert!(ack.get("error").is_none(), "{ack}");
     start(&s, &token, &client, SLOW_AGENT_ID, "now there is room").await;
 }
+
+/// REST: `Prefer: respond-async` makes execute a task (`202`, `Location`); `GET` reads it
+/// through an approval (answered at the actions route) to its answer; `DELETE` cancels a run;
+/// another person's task is 404.
+#[tokio::test]
+async fn rest_runs_an_agent_as_a_task() {
+    let s = TestServer::start().await;
+    let token = s.token(None).await;
+    let ws = s.sim.workspace_id().to_owned();
+    let execute = |agent: &str, message: &str| {
+        s.http
+            .post(s.url(&format!("/api/v1/workspaces/{ws}/agents/{agent}/execute")))
+            .bearer_auth(&token)
+            .header("Prefer", "respond-async")
+            .json(&json!({"message": message}))
+            .send()
+    };
+    let read = |location: String| s.http.get(s.url(&location)).bearer_auth(&token).send();
+    let settle = |location: String| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let task: Value = read(location.clone()).await.unwrap().json().await.unwrap();
+            if task["status"] != "working" {
+                return task;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "still working: {task}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+
+    let started = execute(APPROVAL_AGENT_ID, "tell the CEO").await.unwrap();
+    assert_eq!(started.status(), 202);
+    let location = started.headers()["location"].to_str().unwrap().to_owned();
+    let task: Value = started.json().await.unwrap();
+    assert_eq!(task["status"], "working");
+    assert!(
+        location.ends_with(task["taskId"].as_str().unwrap()),
+        "{location}"
+    );
+    let waiting = settle(location.clone()).await;
+    assert_eq!(waiting["status"], "input_required", "{waiting}");
+    let action = &waiting["waiting"][0];
+    assert_eq!(action["tool"], "send_email", "{waiting}");
+    let decided = s
+        .http
+        .post(s.url(&format!(
+            "/api/v1/workspaces/{ws}/conversations/{}/actions/{}",
+            action["conversationId"].as_str().unwrap(),
+            action["actionId"].as_str().unwrap()
+        )))
+        .bearer_auth(&token)
+        .json(&json!({"decision": "approve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(decided.status(), 200);
+    let done = settle(location.clone()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        done["answer"]["answer"],
+        "I sent your message to ceo@example.com."
+    );
+
+    // Another person: 404, and nothing cancelled.
+    let other: Value = s
+        .login_with(
+            json!({"apiKey": s.sim.other_api_key(), "workspaceId": s.sim.other_workspace_id()}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let other_ws = s.sim.other_workspace_id();
+    let tail = location.rsplit('/').next().unwrap();
+    let foreign = s
+        .http
+        .delete(s.url(&format!("/api/v1/workspaces/{other_ws}/tasks/{tail}")))
+        .bearer_auth(other["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 404);
+
+    let slow = execute(SLOW_AGENT_ID, "take your time").await.unwrap();
+    let location = slow.headers()["location"].to_str().unwrap().to_owned();
+    let cancelled = s
+        .http
+        .delete(s.url(&location))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 204);
+    assert_eq!(posted(&s, "/cancel").len(), 1);
+    assert_eq!(settle(location).await["status"], "cancelled");
+}

@@ -136,7 +136,9 @@ fn wants_stream(headers: &HeaderMap) -> bool {
 /// `auth_required` (data `{actionId, messageId, conversationId, agent, tool, server, url}`:
 /// connect the tool in Dust at `url`; the run goes on by itself), then `done` (data: the answer
 /// object) or `error` (data `{"error": {"code", "message"}}`). Without a stream, a question or
-/// a sign-in ends the call with a message naming the tool and the conversation.
+/// a sign-in ends the call with a message naming the tool and the conversation. With
+/// `Prefer: respond-async` the run becomes a task: `202 Accepted`, its `Location`
+/// (`.../tasks/{taskId}`) and the task, read later with `GET` on that location.
 #[utoipa::path(post, path = "/api/v1/workspaces/{workspaceId}/agents/{agentId}/execute",
     tag = "agents",
     params(("workspaceId" = String, Path, description = "The caller's workspace id"),
@@ -144,7 +146,9 @@ fn wants_stream(headers: &HeaderMap) -> bool {
     request_body = ExecuteRequest,
     security(("bearerAuth" = []), ("cookieAuth" = [])),
     responses((status = 200, description = "The agent's answer (JSON), or its stream (SSE)",
-        content((AgentAnswer = "application/json"), (String = "text/event-stream")))))]
+        content((AgentAnswer = "application/json"), (String = "text/event-stream"))),
+        (status = 202, description = "With `Prefer: respond-async`: the run as a task",
+            body = super::tasks::TaskView)))]
 pub(super) async fn execute(
     State(state): State<AppState>,
     caller: Caller,
@@ -153,11 +157,22 @@ pub(super) async fn execute(
 ) -> Result<Response, Refusal> {
     let Path((workspace_id, agent_id)) = path.map_err(|e| bad_path(&caller, &e))?;
     let stream = wants_stream(request.headers());
+    let as_task = super::tasks::wants_task(request.headers());
     let call = Call::begin(&state, caller, &ask::ASK_AGENT, Some(&workspace_id))?;
     let body: ExecuteRequest = read_json(request, MAX_REST_BODY)
         .await
         .map_err(|e| call.invalid(e))?;
     call.op_call().note_suspicious("message", &body.message);
+    if as_task {
+        return super::tasks::start(
+            &call,
+            &workspace_id,
+            agent_id,
+            body.message,
+            body.conversation_id,
+        )
+        .await;
+    }
     let run = start_run(
         &call.ctx,
         call.principal(),

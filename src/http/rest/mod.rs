@@ -20,6 +20,7 @@ pub mod auth_docs;
 mod conversations;
 mod knowledge;
 pub mod openapi;
+mod tasks;
 mod tokens;
 mod workspaces;
 
@@ -55,6 +56,7 @@ pub fn protected_routes() -> OpenApiRouter<AppState> {
         .merge(workspaces::routes())
         .merge(agents::routes())
         .merge(conversations::routes())
+        .merge(tasks::routes())
         .merge(knowledge::routes())
         .routes(routes!(tokens::list))
         .routes(routes!(tokens::revoke))
