@@ -124,6 +124,14 @@ async fn a_task_runs_to_the_same_result_as_the_blocking_call_and_is_audited_once
     let s = TestServer::start().await;
     let token = s.token(None).await;
     let client = requester(false);
+    // The server says it speaks the extension.
+    let discovered = rpc(&s, &token, &client, "server/discover", None, json!({})).await;
+    assert!(
+        discovered["result"]["capabilities"]["extensions"]
+            .get("io.modelcontextprotocol/tasks")
+            .is_some(),
+        "{discovered}"
+    );
     let task = start(&s, &token, &client, ECHO_AGENT_ID, "hello, task").await;
     let done = settle(&s, &token, &client, &task).await;
     let result = &done["result"];
