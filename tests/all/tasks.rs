@@ -298,7 +298,9 @@ async fn another_persons_task_is_not_found_and_reaches_no_dust() {
 
 #[tokio::test]
 async fn a_task_outlives_the_instance_that_started_it() {
-    let mut first = TestServer::start().await;
+    // The run takes far longer than a blocking call may (MCP_SERVER_TIMEOUT=1): a task does
+    // not end with the call.
+    let mut first = TestServer::start_with(&[("MCP_SERVER_TIMEOUT", "1")]).await;
     let login = json!({"apiKey": first.sim.api_key(), "workspaceId": first.sim.workspace_id()});
     let token = first.token(None).await;
     let client = requester(false);
@@ -310,7 +312,12 @@ async fn a_task_outlives_the_instance_that_started_it() {
     let spare = mcp_dust_server::sim::spawn(Default::default())
         .await
         .unwrap();
-    let second = TestServer::start_on(spare, &[], Some(&first.sim.base_url())).await;
+    let second = TestServer::start_on(
+        spare,
+        &[("MCP_SERVER_TIMEOUT", "1")],
+        Some(&first.sim.base_url()),
+    )
+    .await;
     let token: Value = second.login_with(login).await.json().await.unwrap();
     let token = token["token"].as_str().unwrap();
     let done = settle(&second, token, &client, &task).await;
