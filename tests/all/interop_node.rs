@@ -702,11 +702,11 @@ async fn typescript_sdk_v2_without_elicitation_gets_the_tool_refused_over_stdio(
 /// (`@modelcontextprotocol/ext-tasks`, on the SDK v2 client pinned to 2026-07-28) runs
 /// `ask_agent` as a task over HTTP, logging in with the simulator's key. `ts_tasks.mjs` checks
 /// the wire first (a task handle for a call that declares the extension, `tasks/get` to the
-/// result, an unknown task id refused, the same call without the extension answered in place),
-/// then through ext-tasks: the echo agent's task completes with its answer; the slow agent's is
-/// seen working, cancelled and seen cancelled; the Mailer's asks for an approval
-/// (`input_required`), is answered "accept" through `tasks/update` and completes with the "sent"
-/// answer. Here: what Dust was told (the slow run cancelled, the approval given once, approved).
+/// result, an unknown task id and someone else's, from the simulator's other workspace, refused;
+/// the same call without the extension answered in place), then through ext-tasks: the echo
+/// agent's task completes with its answer; the slow agent's is seen working, cancelled and seen
+/// cancelled; the Mailer's asks for an approval (`input_required`), is answered "accept" through
+/// `tasks/update` and completes with the "sent" answer. Here: what Dust was told (the slow run cancelled, the approval given once, approved).
 #[tokio::test(flavor = "multi_thread")]
 async fn typescript_requester_runs_ask_agent_as_a_task_over_http() {
     let bin = require_node!();
@@ -716,6 +716,8 @@ async fn typescript_requester_runs_ask_agent_as_a_task_over_http() {
     let env = [
         ("DUST_API_KEY", sim.api_key()),
         ("DUST_WORKSPACE_ID", sim.workspace_id()),
+        ("OTHER_DUST_API_KEY", sim.other_api_key()),
+        ("OTHER_DUST_WORKSPACE_ID", sim.other_workspace_id()),
         ("ECHO_AGENT_ID", ECHO_AGENT_ID),
         ("SLOW_AGENT_ID", SLOW_AGENT_ID),
         ("APPROVAL_AGENT_ID", APPROVAL_AGENT_ID),
@@ -741,7 +743,9 @@ async fn typescript_requester_runs_ask_agent_as_a_task_over_http() {
         "ts_tasks.mjs failed\nstdout: {stdout}\nstderr: {stderr}\nDust saw: {:?}",
         dust_saw()
     );
-    assert!(!stdout.contains(sim.api_key()) && !stderr.contains(sim.api_key()));
+    for key in [sim.api_key(), sim.other_api_key()] {
+        assert!(!stdout.contains(key) && !stderr.contains(key));
+    }
     let seen: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
 
     // The handle a call that declares the extension gets back, as the issue describes it.
@@ -751,6 +755,10 @@ async fn typescript_requester_runs_ask_agent_as_a_task_over_http() {
     assert_eq!(seen["handle"]["pollIntervalMs"], 1000, "{seen}");
     assert_eq!(seen["probe"]["answer"], "You said: probe", "{seen}");
     assert!(seen["unknownTask"]["code"].is_i64(), "{seen}");
+    // Someone else's task is as unknown as a made-up one (the script checks it is an error).
+    for method in ["tasks/get", "tasks/cancel"] {
+        assert!(seen["otherPrincipal"][method]["code"].is_i64(), "{seen}");
+    }
     assert_eq!(seen["capability"], serde_json::json!({}), "{seen}");
     assert_eq!(seen["immediateAnswer"], "You said: in place", "{seen}");
 

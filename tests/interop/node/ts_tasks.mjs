@@ -4,7 +4,9 @@
 //
 // Usage: node ts_tasks.mjs URL
 //   URL  the server's /mcp. The script logs in at /api/v1/auth/login with $DUST_API_KEY and
-//        $DUST_WORKSPACE_ID (or uses $MCP_TOKEN when set) and sends the bearer token.
+//        $DUST_WORKSPACE_ID (or uses $MCP_TOKEN when set) and sends the bearer token. With
+//        $OTHER_DUST_API_KEY and $OTHER_DUST_WORKSPACE_ID it also logs in as someone else, who
+//        must get a JSON-RPC error for tasks/get and tasks/cancel of the first person's task.
 // Agents, from the environment (tests/all/interop_node.rs sets them):
 //   ECHO_AGENT_ID      answers "You said: <message>"
 //   SLOW_AGENT_ID      answers slowly (the task is seen working, then cancelled)
@@ -41,16 +43,12 @@ function check(condition, message) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function bearer() {
-  if (process.env.MCP_TOKEN) return process.env.MCP_TOKEN;
+async function login(apiKey, workspaceId) {
   const origin = target.replace(/\/mcp\/?$/, "");
   const answer = await fetch(`${origin}/api/v1/auth/login`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      apiKey: process.env.DUST_API_KEY,
-      workspaceId: process.env.DUST_WORKSPACE_ID,
-    }),
+    body: JSON.stringify({ apiKey, workspaceId }),
   });
   const body = await answer.text();
   check(answer.status === 200, `login answered ${answer.status}: ${body}`);
@@ -217,6 +215,24 @@ async function wireChecks(dispatch, seen) {
     check(e.rpc, `unknown task: ${e}`);
     seen.unknownTask = { code: e.rpc.code, message: e.rpc.message };
   }
+
+  // Someone else (another key, another workspace) cannot see or cancel this task.
+  if (process.env.OTHER_DUST_API_KEY) {
+    const other = await login(process.env.OTHER_DUST_API_KEY, process.env.OTHER_DUST_WORKSPACE_ID);
+    const theirs = coordinator(target, other, []);
+    seen.otherPrincipal = {};
+    for (const method of ["tasks/get", "tasks/cancel"]) {
+      const answer = await theirs({
+        method,
+        params: { taskId: created.taskId, _meta: envelope(true) },
+      });
+      check(
+        answer.kind === "error",
+        `${method} of another principal's task answered ${JSON.stringify(answer.result).slice(0, 200)}`,
+      );
+      seen.otherPrincipal[method] = { code: answer.error.code, message: answer.error.message };
+    }
+  }
 }
 
 async function main() {
@@ -224,7 +240,9 @@ async function main() {
   for (const name of ["ECHO_AGENT_ID", "SLOW_AGENT_ID", "APPROVAL_AGENT_ID"]) {
     check(process.env[name], `${name} is set`);
   }
-  const token = await bearer();
+  const token =
+    process.env.MCP_TOKEN ||
+    (await login(process.env.DUST_API_KEY, process.env.DUST_WORKSPACE_ID));
   const seen = { wire: [] };
   const dispatch = coordinator(target, token, seen.wire);
 
@@ -255,7 +273,13 @@ async function main() {
   const session = createTaskSessionFromClient(client, {
     endpointId: `mcp-dust-server ${target}`,
     rawDispatch: dispatch,
-    v2RequestFraming: { protocolVersion: PROTOCOL, clientInfo: CLIENT_INFO, clientCapabilities: {} },
+    // The Mailer's approval is a form the person fills in: the requests declare form elicitation
+    // (ext-tasks adds the tasks extension itself).
+    v2RequestFraming: {
+      protocolVersion: PROTOCOL,
+      clientInfo: CLIENT_INFO,
+      clientCapabilities: { elicitation: { form: {} } },
+    },
     onInputRequest: async (request, context) => {
       asked.push({ key: context.inputId, taskId: context.taskId, kind: request.kind, params: request.params });
       return { action: "accept", content: { always: false } };
