@@ -706,7 +706,8 @@ async fn typescript_sdk_v2_without_elicitation_gets_the_tool_refused_over_stdio(
 /// the same call without the extension answered in place), then through ext-tasks: the echo
 /// agent's task completes with its answer; the slow agent's is seen working, cancelled and seen
 /// cancelled; the Mailer's asks for an approval (`input_required`), is answered "accept" through
-/// `tasks/update` and completes with the "sent" answer. Here: what Dust was told (the slow run cancelled, the approval given once, approved).
+/// `tasks/update` and completes with the "sent" answer. Last, the handshake era: the extension
+/// declared in `initialize`, the echo agent's task driven with the SDK client's request method. Here: what Dust was told (the slow run cancelled, the approval given once, approved).
 #[tokio::test(flavor = "multi_thread")]
 async fn typescript_requester_runs_ask_agent_as_a_task_over_http() {
     let bin = require_node!();
@@ -791,6 +792,11 @@ async fn typescript_requester_runs_ask_agent_as_a_task_over_http() {
         asked[0]["schema"]["properties"]["always"]["type"],
         "boolean"
     );
+
+    // The handshake era: the extension declared in `initialize`, the same task.
+    let handshake = &seen["handshakeEra"];
+    assert_eq!(handshake["handle"]["resultType"], "task", "{seen}");
+    assert_eq!(handshake["answer"], "You said: handshake", "{seen}");
 
     // Dust was told: the slow run cancelled (its message's cancel), the Mailer's tool approved
     // once, and nothing else was cancelled (the echo and the Mailer's runs finished).

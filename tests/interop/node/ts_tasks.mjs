@@ -18,7 +18,9 @@
 // answered in place. Then ext-tasks: (a) the echo agent's task settles with its answer; (b) the
 // slow agent's task is seen working, cancelled (tasks/cancel), then seen cancelled; (c) the
 // Mailer's task asks for input (input_required, an elicitation/create form), is answered
-// "accept" through tasks/update and completes with the "sent" answer.
+// "accept" through tasks/update and completes with the "sent" answer. Last, the handshake era:
+// the extension declared in `initialize`, the echo agent's task driven with the SDK client's own
+// request method.
 // Prints one JSON line with what it saw; exits non-zero on the first failed expectation.
 
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
@@ -235,6 +237,57 @@ async function wireChecks(dispatch, seen) {
   }
 }
 
+// Accepts any JSON result: the requests below are not the SDK's own shapes.
+const anyResult = {
+  "~standard": { version: 1, vendor: "ts_tasks", validate: (value) => ({ value }) },
+};
+
+/** The handshake era: the extension declared in `initialize`, raw requests through the SDK. */
+async function handshakeEra(token, seen) {
+  const transport = new StreamableHTTPClientTransport(new URL(target), {
+    requestInit: { headers: { Authorization: `Bearer ${token}` } },
+  });
+  const client = new Client(CLIENT_INFO, { capabilities: { extensions: { [TASKS]: {} } } });
+  await client.connect(transport);
+  const legacy = { protocolVersion: transport.protocolVersion ?? null };
+  seen.handshakeEra = legacy;
+  legacy.capability = client.getServerCapabilities()?.extensions?.[TASKS] ?? null;
+  check(JSON.stringify(legacy.capability) === "{}", `handshake era: ${TASKS} is ${legacy.capability}`);
+  const created = await client.request(
+    {
+      method: "tools/call",
+      params: {
+        name: "ask_agent",
+        arguments: { agentId: process.env.ECHO_AGENT_ID, message: "handshake" },
+      },
+    },
+    anyResult,
+    { timeout: 60000 },
+  );
+  check(
+    created.resultType === "task" && typeof created.taskId === "string",
+    `handshake era: expected resultType task, got ${JSON.stringify(created).slice(0, 300)}`,
+  );
+  legacy.handle = { resultType: created.resultType, status: created.status };
+  legacy.statuses = [];
+  let task;
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    task = await client.request(
+      { method: "tasks/get", params: { taskId: created.taskId } },
+      anyResult,
+    );
+    legacy.statuses.push(task.status);
+    if (TERMINAL.has(task.status)) break;
+    check(Date.now() < deadline, `handshake era: the task is still ${task.status}`);
+    await sleep(100);
+  }
+  check(task.status === "completed", `handshake era: ${JSON.stringify(task)}`);
+  legacy.answer = answerOf(task.result, "handshake era");
+  check(legacy.answer === "You said: handshake", `handshake era answer ${legacy.answer}`);
+  await client.close();
+}
+
 async function main() {
   check(target?.startsWith("http"), "usage: node ts_tasks.mjs URL-of-/mcp");
   for (const name of ["ECHO_AGENT_ID", "SLOW_AGENT_ID", "APPROVAL_AGENT_ID"]) {
@@ -374,6 +427,8 @@ async function main() {
 
   await session.close();
   await client.close();
+
+  await handshakeEra(token, seen);
   const methods = new Set(seen.wire.map((w) => w.method));
   for (const method of ["tools/call", "tasks/get", "tasks/update", "tasks/cancel"]) {
     check(methods.has(method), `${method} never went over the wire`);
