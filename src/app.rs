@@ -33,6 +33,7 @@ pub fn ops_settings(config: &Config) -> Settings {
         agent_timeout: config.agent_timeout,
         dust_base_url: config.dust_base_url.clone(),
         tool_approval: config.tool_approval,
+        task_ttl: config.task_ttl,
     }
 }
 

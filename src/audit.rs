@@ -116,6 +116,12 @@ pub enum AuditEventType {
     AgentActionRejected,
     /// A person answered an agent's question (an option, their own words, or both).
     AgentQuestionAnswered,
+    /// An agent run became a task (MCP Tasks extension).
+    TaskCreated,
+    /// A task's run ended (succeeded or failed), as first seen by `tasks/get`.
+    TaskCompleted,
+    /// A task was cancelled (`tasks/cancel`; the Dust message is cancelled too).
+    TaskCancelled,
 }
 
 impl AuditEventType {
@@ -151,6 +157,9 @@ impl AuditEventType {
             Self::AgentActionApproved => "agent_action_approved",
             Self::AgentActionRejected => "agent_action_rejected",
             Self::AgentQuestionAnswered => "agent_question_answered",
+            Self::TaskCreated => "task_created",
+            Self::TaskCompleted => "task_completed",
+            Self::TaskCancelled => "task_cancelled",
         }
     }
 }

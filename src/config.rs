@@ -138,6 +138,11 @@ pub const SETTINGS: &[Setting] = &[
         "seconds an agent run may take before the tool call ends with a clear timeout",
     ),
     s(
+        "TASK_TTL",
+        Some("86400"),
+        "seconds a task handle of `ask_agent` (MCP Tasks extension) stays readable after it is created (60 to 604800)",
+    ),
+    s(
         "AGENT_CACHE_TTL",
         Some("15"),
         "seconds each caller's agent list is reused before Dust is asked again (per API key, never shared between keys; 0 turns the cache off, at most 300)",
@@ -385,6 +390,8 @@ pub struct Config {
     pub public_url: String,
     /// How long an agent run may take (`MCP_SERVER_TIMEOUT`).
     pub agent_timeout: Duration,
+    /// How long a task handle of `ask_agent` stays readable (`TASK_TTL`).
+    pub task_ttl: Duration,
     /// Timeouts, retries and circuit breaker of the Dust client (`DUST_TIMEOUT`, ...).
     pub dust_limits: DustLimits,
     /// How long a caller's agent list is reused (`AGENT_CACHE_TTL`; zero: not cached).
@@ -772,6 +779,16 @@ impl Raw {
             host,
             port,
             agent_timeout: self.seconds("MCP_SERVER_TIMEOUT")?,
+            task_ttl: {
+                let ttl = self.seconds("TASK_TTL")?;
+                if !(60..=604_800).contains(&ttl.as_secs()) {
+                    bail!(
+                        "TASK_TTL must be between 60 and 604800 seconds, got {}",
+                        ttl.as_secs()
+                    );
+                }
+                ttl
+            },
             dust_limits: DustLimits {
                 timeout: self.seconds("DUST_TIMEOUT")?,
                 max_retries: {

@@ -66,6 +66,9 @@ pub(super) async fn ask_agent(
     // What a paused run's state is bound to: the call the client makes again.
     let arguments = serde_json::to_vec(&(&args.agent_id, &args.message, &args.conversation_id))
         .map_err(|e| OpError::Internal(e.to_string()))?;
+    if retry.state.is_none() && super::tasks::wants_task(&request) {
+        return super::tasks::start(call, args).await;
+    }
     let Run { answer, mut events } = match &retry.state {
         None => {
             start_run(
@@ -249,14 +252,7 @@ enum Channel {
 /// handshake, or in this request's `_meta` in the 2026-07-28 era) and the era and transport can
 /// carry the question.
 fn channel(request: &RequestContext<RoleServer>, mode: ElicitationMode) -> Channel {
-    let declared = request
-        .client_capabilities()
-        .and_then(|c| c.elicitation)
-        .is_some_and(|e| match mode {
-            // A bare `elicitation: {}` means form (the 2025-06-18 shape).
-            ElicitationMode::Form => e.form.is_some() || e.url.is_none(),
-            _ => e.url.is_some(),
-        });
+    let declared = declares(request, mode);
     let rounds = request
         .protocol_version()
         .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
@@ -270,6 +266,19 @@ fn channel(request: &RequestContext<RoleServer>, mode: ElicitationMode) -> Chann
         (true, false, true) => Channel::Unreachable,
         (true, false, false) => Channel::Request,
     }
+}
+
+/// Whether the client declared elicitation in `mode` (in the handshake, or in this request's
+/// `_meta` in the 2026-07-28 era).
+pub(super) fn declares(request: &RequestContext<RoleServer>, mode: ElicitationMode) -> bool {
+    request
+        .client_capabilities()
+        .and_then(|c| c.elicitation)
+        .is_some_and(|e| match mode {
+            // A bare `elicitation: {}` means form (the 2025-06-18 shape).
+            ElicitationMode::Form => e.form.is_some() || e.url.is_none(),
+            _ => e.url.is_some(),
+        })
 }
 
 /// Ends the call with an `input_required` round: the person's form and the run's sealed state.
@@ -432,7 +441,7 @@ async fn refuse_unasked(call: &Call, answer: &AgentAnswer, blocked: &BlockedActi
 
 /// The approval form: the prompt (agent, tool, server, masked inputs, stake) and one
 /// `always` box.
-fn approval_form(answer: &AgentAnswer, blocked: &BlockedAction) -> ElicitRequestParams {
+pub(super) fn approval_form(answer: &AgentAnswer, blocked: &BlockedAction) -> ElicitRequestParams {
     let schema = ElicitationSchema::builder()
         .property(
             "always",
@@ -473,7 +482,7 @@ async fn approval(
 
 /// An elicitation's answer as a decision: `accept` approves (`always: true`: for good),
 /// `decline` and `cancel` reject.
-fn decision_of(result: &ElicitResult) -> ActionDecision {
+pub(super) fn decision_of(result: &ElicitResult) -> ActionDecision {
     match result.action {
         ElicitationAction::Accept => {
             let always = result
@@ -493,7 +502,7 @@ fn decision_of(result: &ElicitResult) -> ActionDecision {
 }
 
 /// The agent's question as a form: the options as a choice and a free-text answer.
-fn question_form(
+pub(super) fn question_form(
     answer: &AgentAnswer,
     blocked: &BlockedAction,
     question: &Question,
@@ -527,7 +536,7 @@ fn question_form(
 /// The person's reply to a question form: the chosen option's index (a label that is not one
 /// of `options` chooses nothing) and their own words, sent as they are. A declined form
 /// answers nothing chosen.
-fn question_reply(result: &ElicitResult, options: &[String]) -> QuestionAnswer {
+pub(super) fn question_reply(result: &ElicitResult, options: &[String]) -> QuestionAnswer {
     let mut reply = QuestionAnswer::default();
     if result.action == ElicitationAction::Accept
         && let Some(content) = &result.content
@@ -568,7 +577,7 @@ async fn ask_question(
 
 /// The URL-mode elicitation that sends the person to the conversation in Dust to connect the
 /// tool.
-fn sign_in_request(blocked: &BlockedAction, url: &str) -> ElicitRequestParams {
+pub(super) fn sign_in_request(blocked: &BlockedAction, url: &str) -> ElicitRequestParams {
     ElicitRequestParams::UrlElicitationParams {
         meta: None,
         message: format!(

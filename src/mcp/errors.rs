@@ -107,6 +107,25 @@ pub(super) fn tool_result(error: OpError) -> Result<CallToolResult, McpError> {
     }
 }
 
+/// An operation's error as a JSON-RPC error, for the methods that have no tool result to carry
+/// it (`tasks/*`): a wrong request or an unknown id is `-32602`, a missing permission
+/// `-32003`, anything else an internal error that says what failed.
+pub(super) fn rpc_error(error: OpError) -> McpError {
+    match error {
+        OpError::Invalid(message) | OpError::NotFound(message) => invalid_params(message),
+        OpError::Denied(permission) => permission_denied(permission),
+        OpError::Failed(message)
+        | OpError::Forbidden(message)
+        | OpError::Busy(message)
+        | OpError::Timeout(message)
+        | OpError::ShuttingDown(message)
+        | OpError::Internal(message) => McpError::internal_error(message, None),
+        OpError::Dust { action, error } => {
+            McpError::internal_error(crate::ops::describe_dust_error(&action, &error), None)
+        }
+    }
+}
+
 impl From<crate::ops::args::InvalidArgument> for McpError {
     fn from(error: crate::ops::args::InvalidArgument) -> Self {
         invalid_params(error.message)

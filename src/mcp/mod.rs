@@ -19,6 +19,7 @@ mod ask;
 mod errors;
 mod prompts;
 pub(crate) mod resources;
+mod tasks;
 pub(crate) mod tools;
 
 use std::sync::Arc;
@@ -26,10 +27,12 @@ use std::sync::Arc;
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
-        CacheScope, CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
-        GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+        CacheScope, CallToolRequestParams, CallToolResponse, CancelTaskParams,
+        CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse,
+        GetTaskParams, GetTaskResult, Implementation, ListPromptsResult,
         ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
         ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, Tool,
+        UpdateTaskParams,
     },
     service::RequestContext,
 };
@@ -124,6 +127,20 @@ impl DustMcp {
     }
 }
 
+impl DustMcp {
+    /// Opens the call of a `tasks/*` request: the caller may run agents (tasks are `ask_agent`'s).
+    fn task_call(
+        &self,
+        context: &RequestContext<RoleServer>,
+        op: &'static crate::ops::Op,
+    ) -> Result<crate::ops::Call, McpError> {
+        let principal = self.principal(context)?;
+        let caller = tasks::caller(principal, context);
+        crate::ops::Call::begin(&self.ctx, caller, op, crate::ops::Surface::Tool, None)
+            .map_err(errors::rpc_error)
+    }
+}
+
 /// What the audit log records about the HTTP request behind an MCP call (empty on stdio).
 pub(crate) fn request_info(request: &RequestContext<RoleServer>) -> RequestInfo {
     request
@@ -141,6 +158,7 @@ impl ServerHandler for DustMcp {
                 .enable_resources()
                 .enable_prompts()
                 .enable_completions()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(
@@ -167,6 +185,37 @@ impl ServerHandler for DustMcp {
         Ok(ListToolsResult::with_all_items(visible)
             .with_ttl_ms(0)
             .with_cache_scope(CacheScope::Private))
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        let call = self.task_call(&context, &crate::ops::ask::GET_TASK)?;
+        tasks::get(&call, &request.task_id, &context)
+            .await
+            .map_err(errors::rpc_error)
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let call = self.task_call(&context, &crate::ops::ask::UPDATE_TASK)?;
+        let result = tasks::update(&call, &request.task_id, request.input_responses).await;
+        call.finish(result, None).map_err(errors::rpc_error)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let call = self.task_call(&context, &crate::ops::ask::CANCEL_TASK)?;
+        let result = tasks::cancel(&call, &request.task_id).await;
+        call.finish(result, None).map_err(errors::rpc_error)
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

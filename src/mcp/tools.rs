@@ -16,8 +16,8 @@ use rmcp::{
     ErrorData as McpError, RoleServer,
     handler::server::common::{schema_for_input, schema_for_output},
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, InputRequiredResult,
-        InputResponses, JsonObject, Tool, ToolAnnotations,
+        CallToolRequestParams, CallToolResponse, CallToolResult, CreateTaskResult,
+        InputRequiredResult, InputResponses, JsonObject, Tool, ToolAnnotations,
     },
     service::RequestContext,
 };
@@ -53,6 +53,8 @@ pub(crate) enum Outcome<T> {
     Done(T),
     /// A person must answer first (2026-07-28 era): the client asks them and calls again.
     Input(InputRequiredResult),
+    /// The call goes on as a task (MCP Tasks extension): the client polls `tasks/get`.
+    Task(CreateTaskResult),
 }
 
 /// What a client's second call of a tool carries after an `input_required` round: the person's
@@ -151,6 +153,7 @@ macro_rules! tool {
                 Ok(match $body.await? {
                     Outcome::Done(result) => Outcome::Done(encode(&result)?),
                     Outcome::Input(input) => Outcome::Input(input),
+                    Outcome::Task(task) => Outcome::Task(task),
                 })
             })
         }
@@ -360,6 +363,7 @@ pub(crate) async fn call(
     match result {
         Ok(Outcome::Done(value)) => Ok(CallToolResult::structured(value).into()),
         Ok(Outcome::Input(input)) => Ok(input.into()),
+        Ok(Outcome::Task(task)) => Ok(task.into()),
         Err(error) => errors::tool_result(error).map(CallToolResponse::from),
     }
 }

@@ -50,6 +50,10 @@ pub const CANCEL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1
 pub const SHUTTING_DOWN: &str = "The server is shutting down and the agent's run did not finish within the grace period; the run was cancelled. Ask again in a moment.";
 
 pub const ASK_AGENT: Op = op("ask_agent", Permission::ExecuteAgents, true, Kind::Run);
+/// `tasks/get`, `tasks/update`, `tasks/cancel` on a task of `ask_agent`.
+pub const GET_TASK: Op = op("get_task", Permission::ExecuteAgents, true, Kind::Read);
+pub const UPDATE_TASK: Op = op("update_task", Permission::ExecuteAgents, true, Kind::Run);
+pub const CANCEL_TASK: Op = op("cancel_task", Permission::ExecuteAgents, true, Kind::Run);
 
 fn now_ms() -> i64 {
     crate::state::epoch_ms(std::time::SystemTime::now())
@@ -215,6 +219,26 @@ pub async fn start_run(
     conversation_id: Option<String>,
     info: &RequestInfo,
 ) -> Result<Run, OpError> {
+    let answer = post_question(ctx, principal, agent_id, message, conversation_id, info).await?;
+    let events = follow_agent_message(
+        ctx.dust.clone(),
+        principal.credentials.clone(),
+        answer.conversation_id.clone(),
+        answer.message_id.clone(),
+    );
+    Ok(Run { answer, events })
+}
+
+/// [`start_run`] without following the run: the ids of the agent message that will answer
+/// (a task reads the run later, from Dust).
+pub async fn post_question(
+    ctx: &Arc<Context>,
+    principal: &Principal,
+    agent_id: Option<String>,
+    message: String,
+    conversation_id: Option<String>,
+    info: &RequestInfo,
+) -> Result<AgentAnswer, OpError> {
     let Some(agent_id) = agent_id.or_else(|| ctx.settings.default_agent_id.clone()) else {
         return Err(OpError::Invalid(
             "agentId is required: this server has no default agent (DUST_AGENT_ID)".to_owned(),
@@ -312,20 +336,13 @@ pub async fn start_run(
         }
     };
 
-    let answer = AgentAnswer {
+    Ok(AgentAnswer {
         answer: String::new(),
         agent_id,
         conversation_id,
         message_id: agent_message_id,
         conversation_url,
-    };
-    let events = follow_agent_message(
-        ctx.dust.clone(),
-        creds.clone(),
-        answer.conversation_id.clone(),
-        answer.message_id.clone(),
-    );
-    Ok(Run { answer, events })
+    })
 }
 
 /// The run a client brings back (`paused`, opened by [`super::pause::Pauses::open`]): its

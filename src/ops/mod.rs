@@ -17,7 +17,8 @@
 //! (the shapes returned), and the operations by noun: `workspace.rs`, `agents.rs`,
 //! `conversations.rs`, `knowledge.rs`, `ask.rs` (starting and following an agent run),
 //! `pause.rs` (a run paused on a person, sealed for the client to bring back), `waiting.rs`
-//! (what a person waiting on is shown, and their answers reaching Dust);
+//! (what a person waiting on is shown, and their answers reaching Dust), `task_slots.rs` (the
+//! agent tasks each principal has running);
 //! `cache.rs` and `bulkhead.rs` are the context's per-principal listing caches and call slots.
 
 pub mod agents;
@@ -31,6 +32,7 @@ pub mod conversations;
 mod error;
 pub mod knowledge;
 pub mod pause;
+pub mod task_slots;
 pub mod views;
 pub mod waiting;
 pub mod workspace;
@@ -72,6 +74,8 @@ pub struct Settings {
     pub dust_base_url: url::Url,
     /// `DUST_TOOL_APPROVAL`: who answers an agent's request to run a tool.
     pub tool_approval: crate::config::ToolApproval,
+    /// `TASK_TTL`: how long a task handle of `ask_agent` stays readable.
+    pub task_ttl: Duration,
 }
 
 /// What every operation shares: the upstream, the stores, the caches and the settings. One per
@@ -95,6 +99,8 @@ pub struct Context {
     pub drain: crate::shutdown::Drain,
     /// Seals the runs paused on a person for the client to bring back (`pause`).
     pub pauses: pause::Pauses,
+    /// The agent tasks each principal has running, started here (`task_slots`).
+    pub task_slots: task_slots::TaskSlots,
 }
 
 impl std::fmt::Debug for Context {
@@ -124,6 +130,7 @@ impl Context {
             drain: crate::shutdown::Drain::new(background.clone()),
             background,
             pauses: pause::Pauses::ephemeral(agent_timeout),
+            task_slots: task_slots::TaskSlots::default(),
         }
     }
 

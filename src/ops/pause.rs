@@ -19,7 +19,11 @@
 //!   pause nobody came back for, and reject the action it left waiting in Dust.
 //!
 //! Every refusal reads the same to the client ([`PAUSE_REFUSED`]); the reason goes to the audit
-//! record only. The sealed payload is signed, not encrypted: it holds ids (conversation,
+//! record only.
+//!
+//! A task of `ask_agent` (MCP Tasks extension) is sealed the same way ([`TaskRef`]): its id is
+//! the sealed reference to the Dust run, bound to the caller, living `TASK_TTL`, and readable as
+//! often as asked. The sealed payload is signed, not encrypted: it holds ids (conversation,
 //! message, action, the last event seen) and the tool's name, never a secret.
 
 use std::{sync::Arc, time::Duration};
@@ -128,6 +132,51 @@ impl PausedRun {
     }
 }
 
+/// A task of `ask_agent` (MCP Tasks extension): the Dust run it stands for. Its sealed form is
+/// the task id, so any instance can answer for it, for as long as the id lives (`TASK_TTL`);
+/// nothing else about the task is stored, the rest is read from Dust.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRef {
+    pub agent_id: String,
+    pub conversation_id: String,
+    /// The agent message whose run the task follows.
+    pub message_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_url: Option<String>,
+    pub created_at_ms: i64,
+    pub ttl_ms: u64,
+}
+
+impl TaskRef {
+    /// The task of `answer`'s run, created at `created_at_ms`, living `ttl`.
+    #[must_use]
+    pub fn new(answer: &AgentAnswer, created_at_ms: i64, ttl: Duration) -> Self {
+        Self {
+            agent_id: answer.agent_id.clone(),
+            conversation_id: answer.conversation_id.clone(),
+            message_id: answer.message_id.clone(),
+            conversation_url: answer.conversation_url.clone(),
+            created_at_ms,
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// The run, as a run in progress (no answer yet).
+    #[must_use]
+    pub fn answer(&self) -> AgentAnswer {
+        AgentAnswer {
+            answer: String::new(),
+            agent_id: self.agent_id.clone(),
+            conversation_id: self.conversation_id.clone(),
+            message_id: self.message_id.clone(),
+            conversation_url: self.conversation_url.clone(),
+        }
+    }
+}
+
+/// What a task id is bound to besides the caller.
+const TASK_BINDING: &str = "tasks";
+
 /// Why a state was refused: for the audit record, never for the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PauseRefusal {
@@ -229,6 +278,50 @@ impl Pauses {
             &payload,
             &SealOptions::new().associated_data(&bound).ttl(self.ttl),
         )
+    }
+
+    /// `true` the first time `what` is counted within `window` (the shared counter store, so
+    /// across instances): an event that many requests may observe is recorded once.
+    ///
+    /// # Errors
+    ///
+    /// The counter store's.
+    pub async fn first_time(
+        &self,
+        what: &str,
+        window: Duration,
+        now: std::time::SystemTime,
+    ) -> Result<bool, crate::store::StoreError> {
+        let count = self.used.incr_with_ttl(what, window, now).await?;
+        Ok(count.count == 1)
+    }
+
+    /// `task` as its task id for `principal`: sealed, bound to them, expiring with the task.
+    #[must_use]
+    pub fn seal_task(&self, principal: &Principal, task: &TaskRef) -> String {
+        let bound = binding(principal, TASK_BINDING, &[]);
+        let payload = serde_json::to_vec(task).expect("a task encodes as JSON");
+        self.codec.seal_with(
+            &payload,
+            &SealOptions::new()
+                .associated_data(&bound)
+                .ttl(Duration::from_millis(task.ttl_ms)),
+        )
+    }
+
+    /// The task a task id stands for, when it is `principal`'s and still lives (as often as
+    /// asked: a task is read many times).
+    ///
+    /// # Errors
+    ///
+    /// [`PauseRefusal::Forged`] (not ours, or another person's) or [`PauseRefusal::Expired`].
+    pub fn open_task(&self, principal: &Principal, task_id: &str) -> Result<TaskRef, PauseRefusal> {
+        let bound = binding(principal, TASK_BINDING, &[]);
+        let payload = self.codec.open_with(task_id, &bound).map_err(|e| match e {
+            RequestStateError::Expired => PauseRefusal::Expired,
+            _ => PauseRefusal::Forged,
+        })?;
+        serde_json::from_slice(&payload).map_err(|_| PauseRefusal::Forged)
     }
 
     /// Opens a state the client sent back, once.

@@ -18,7 +18,7 @@ use super::{
 use crate::{
     audit::{AuditEvent, AuditEventType, AuditResult, Severity},
     auth::{Permission, Principal},
-    dust::{ActionDecision, BlockKind, BlockedAction},
+    dust::{ActionDecision, BlockKind, BlockedAction, PendingAction},
 };
 
 /// Rejects the approval `paused` left waiting in Dust when nobody brought it back within its
@@ -416,23 +416,76 @@ async fn waiting_action(
     action_id: &str,
     kind: BlockKind,
 ) -> Result<(AgentAnswer, BlockedAction), OpError> {
-    let (status, what) = match kind {
-        BlockKind::Question => ("blocked_user_answer_required", "question"),
-        _ => ("blocked_validation_required", "action"),
-    };
     let record = owned_conversation(ctx, &caller.principal, conversation_id, &caller.info).await?;
-    let pending = ctx
-        .dust
-        .blocked_actions(&caller.principal.credentials, conversation_id)
-        .await
-        .map_err(|e| OpError::dust("listing the actions waiting for a person", e))?;
-    let Some(action) = pending
-        .into_iter()
-        .find(|a| a.action_id == action_id && a.status == status)
-    else {
+    let found = listed_action(ctx, &caller.principal, conversation_id, action_id)
+        .await?
+        .filter(|(_, blocked)| blocked.kind == kind);
+    let Some((message_id, blocked)) = found else {
+        let what = if kind == BlockKind::Question {
+            "question"
+        } else {
+            "action"
+        };
         return Err(OpError::NotFound(format!(
             "No {what} {action_id} is waiting for you in conversation {conversation_id}."
         )));
+    };
+    let answer = AgentAnswer {
+        answer: String::new(),
+        agent_id: record.agent_id,
+        conversation_id: conversation_id.to_owned(),
+        message_id,
+        conversation_url: None,
+    };
+    Ok((answer, blocked))
+}
+
+/// The actions Dust lists as waiting for a person in `conversation_id`, each with the agent
+/// message it belongs to, as blocking events' (`principal`'s credentials; the caller checks
+/// the conversation is theirs).
+///
+/// # Errors
+///
+/// Dust's.
+pub async fn listed_actions(
+    ctx: &Context,
+    principal: &Principal,
+    conversation_id: &str,
+) -> Result<Vec<(String, BlockedAction)>, OpError> {
+    let pending = ctx
+        .dust
+        .blocked_actions(&principal.credentials, conversation_id)
+        .await
+        .map_err(|e| OpError::dust("listing the actions waiting for a person", e))?;
+    Ok(pending
+        .iter()
+        .filter_map(|action| Some((action.message_id.clone(), blocked_of(action)?)))
+        .collect())
+}
+
+/// The action `action_id` among [`listed_actions`].
+async fn listed_action(
+    ctx: &Context,
+    principal: &Principal,
+    conversation_id: &str,
+    action_id: &str,
+) -> Result<Option<(String, BlockedAction)>, OpError> {
+    Ok(listed_actions(ctx, principal, conversation_id)
+        .await?
+        .into_iter()
+        .find(|(_, blocked)| blocked.action_id == action_id))
+}
+
+/// A waiting action as Dust lists it, as the blocking event that announced it (kind, tool,
+/// server, inputs, stake, question); `None` for a status this server does not relay.
+#[must_use]
+pub fn blocked_of(action: &PendingAction) -> Option<BlockedAction> {
+    let kind = match action.status.as_str() {
+        "blocked_validation_required" => BlockKind::Approval,
+        "blocked_user_answer_required" => BlockKind::Question,
+        "blocked_authentication_required" => BlockKind::PersonalAuth,
+        "blocked_file_authorization_required" => BlockKind::FileAuth,
+        _ => return None,
     };
     let text = |key: &str| {
         action
@@ -441,7 +494,7 @@ async fn waiting_action(
             .and_then(serde_json::Value::as_str)
             .map(str::to_owned)
     };
-    let blocked = BlockedAction {
+    Some(BlockedAction {
         kind,
         action_id: action.action_id.clone(),
         tool_name: text("toolName").unwrap_or_default(),
@@ -450,16 +503,9 @@ async fn waiting_action(
             .unwrap_or_default(),
         data: serde_json::json!({
             "inputs": action.inputs,
+            "stake": action.stake,
             "question": action.question,
             "metadata": action.metadata,
         }),
-    };
-    let answer = AgentAnswer {
-        answer: String::new(),
-        agent_id: record.agent_id,
-        conversation_id: conversation_id.to_owned(),
-        message_id: action.message_id,
-        conversation_url: None,
-    };
-    Ok((answer, blocked))
+    })
 }

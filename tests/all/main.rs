@@ -43,5 +43,6 @@ mod shared_state;
 mod sigterm;
 mod sim;
 mod stdio;
+mod tasks;
 mod upstream_faults;
 mod wire_log;

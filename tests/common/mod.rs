@@ -59,6 +59,7 @@ pub(crate) fn settings(base_url: &str) -> McpSettings {
         agent_timeout: Duration::from_secs(30),
         dust_base_url: base_url.parse().unwrap(),
         tool_approval: mcp_dust_server::config::ToolApproval::Ask,
+        task_ttl: std::time::Duration::from_secs(86_400),
     }
 }
 
