@@ -706,8 +706,7 @@ async fn typescript_sdk_v2_without_elicitation_gets_the_tool_refused_over_stdio(
 /// the same call without the extension answered in place), then through ext-tasks: the echo
 /// agent's task completes with its answer; the slow agent's is seen working, cancelled and seen
 /// cancelled; the Mailer's asks for an approval (`input_required`), is answered "accept" through
-/// `tasks/update` and completes with the "sent" answer. Last, the handshake era: the extension
-/// declared in `initialize`, the echo agent's task driven with the SDK client's request method. Here: what Dust was told (the slow run cancelled, the approval given once, approved).
+/// `tasks/update` and completes with the "sent" answer. Here: what Dust was told (the slow run cancelled, the approval given once, approved).
 #[tokio::test(flavor = "multi_thread")]
 async fn typescript_requester_runs_ask_agent_as_a_task_over_http() {
     let bin = require_node!();
@@ -793,11 +792,6 @@ async fn typescript_requester_runs_ask_agent_as_a_task_over_http() {
         "boolean"
     );
 
-    // The handshake era: the extension declared in `initialize`, the same task.
-    let handshake = &seen["handshakeEra"];
-    assert_eq!(handshake["handle"]["resultType"], "task", "{seen}");
-    assert_eq!(handshake["answer"], "You said: handshake", "{seen}");
-
     // Dust was told: the slow run cancelled (its message's cancel), the Mailer's tool approved
     // once, and nothing else was cancelled (the echo and the Mailer's runs finished).
     let requests = sim.requests();
@@ -813,6 +807,51 @@ async fn typescript_requester_runs_ask_agent_as_a_task_over_http() {
         .collect();
     assert_eq!(decisions, ["approved"], "Dust saw: {:?}", dust_saw());
     server.shutdown().await;
+}
+
+/// Issue 23 in the handshake era, over stdio: the TypeScript SDK v2 client declares the tasks
+/// extension once, in `initialize`, and drives the tasks with its own request method: the echo
+/// agent's task completes with its answer; the slow agent's is seen working, cancelled
+/// (`tasks/cancel`) and seen cancelled, and its message is cancelled in Dust.
+#[tokio::test(flavor = "multi_thread")]
+async fn typescript_sdk_v2_runs_ask_agent_as_a_task_in_the_handshake_era_over_stdio() {
+    let bin = require_node!();
+    let sim = sim::spawn(SimConfig {
+        token_delay_ms: 1,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut env = stdio_env(&sim);
+    env.push(("ECHO_AGENT_ID", ECHO_AGENT_ID.to_owned()));
+    env.push(("SLOW_AGENT_ID", SLOW_AGENT_ID.to_owned()));
+    let output = run(
+        &bin,
+        "node",
+        &["ts_tasks.mjs", "stdio", "handshake"],
+        &borrow(&env),
+        Duration::from_secs(120),
+    )
+    .await;
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert!(
+        output.status.success(),
+        "ts_tasks.mjs stdio handshake failed\nstdout: {stdout}\nstderr (the stdio server's log, info level): {stderr}"
+    );
+    assert!(!stdout.contains(sim.api_key()) && !stderr.contains(sim.api_key()));
+    let seen: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_ne!(seen["protocolVersion"], "2026-07-28", "{seen}");
+    assert_eq!(seen["handle"]["status"], "working", "{seen}");
+    assert_eq!(seen["echo"]["answer"], "You said: handshake", "{seen}");
+    assert_eq!(seen["slow"]["status"], "cancelled", "{seen}");
+    let cancels = sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/cancel"))
+        .count();
+    assert_eq!(cancels, 1, "{seen}");
+    sim.shutdown().await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,11 +2,13 @@
 // SEP-2663), driven by the official TypeScript requester (@modelcontextprotocol/ext-tasks) on top
 // of the TypeScript SDK v2 client (@modelcontextprotocol/client), over HTTP in the 2026-07-28 era.
 //
-// Usage: node ts_tasks.mjs URL
+// Usage: node ts_tasks.mjs URL [2026-07-28]
+//        node ts_tasks.mjs TARGET handshake
 //   URL  the server's /mcp. The script logs in at /api/v1/auth/login with $DUST_API_KEY and
 //        $DUST_WORKSPACE_ID (or uses $MCP_TOKEN when set) and sends the bearer token. With
 //        $OTHER_DUST_API_KEY and $OTHER_DUST_WORKSPACE_ID it also logs in as someone else, who
 //        must get a JSON-RPC error for tasks/get and tasks/cancel of the first person's task.
+//   TARGET  "stdio" (runs $MCP_DUST_SERVER_BIN stdio, credentials from the environment) or a URL.
 // Agents, from the environment (tests/all/interop_node.rs sets them):
 //   ECHO_AGENT_ID      answers "You said: <message>"
 //   SLOW_AGENT_ID      answers slowly (the task is seen working, then cancelled)
@@ -18,9 +20,9 @@
 // answered in place. Then ext-tasks: (a) the echo agent's task settles with its answer; (b) the
 // slow agent's task is seen working, cancelled (tasks/cancel), then seen cancelled; (c) the
 // Mailer's task asks for input (input_required, an elicitation/create form), is answered
-// "accept" through tasks/update and completes with the "sent" answer. Last, the handshake era:
-// the extension declared in `initialize`, the echo agent's task driven with the SDK client's own
-// request method.
+// "accept" through tasks/update and completes with the "sent" answer.
+// `handshake`: the handshake era, the extension declared once in `initialize`; the echo and slow
+// agents' tasks driven with the SDK v2 client's own request method (see handshakeEra).
 // Prints one JSON line with what it saw; exits non-zero on the first failed expectation.
 
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
@@ -30,7 +32,7 @@ import {
   resultFromTaskOutcome,
 } from "@modelcontextprotocol/ext-tasks/client";
 
-const [target] = process.argv.slice(2);
+const [target, era = "2026-07-28"] = process.argv.slice(2);
 
 const PROTOCOL = "2026-07-28";
 const TASKS = "io.modelcontextprotocol/tasks";
@@ -230,7 +232,7 @@ async function wireChecks(dispatch, seen) {
       });
       check(
         answer.kind === "error",
-        `${method} of another principal's task answered ${JSON.stringify(answer.result).slice(0, 200)}`,
+        `${method} of another principal's task answered ${JSON.stringify(answer.result)}`,
       );
       seen.otherPrincipal[method] = { code: answer.error.code, message: answer.error.message };
     }
@@ -242,53 +244,94 @@ const anyResult = {
   "~standard": { version: 1, vendor: "ts_tasks", validate: (value) => ({ value }) },
 };
 
-/** The handshake era: the extension declared in `initialize`, raw requests through the SDK. */
-async function handshakeEra(token, seen) {
-  const transport = new StreamableHTTPClientTransport(new URL(target), {
-    requestInit: { headers: { Authorization: `Bearer ${token}` } },
-  });
-  const client = new Client(CLIENT_INFO, { capabilities: { extensions: { [TASKS]: {} } } });
-  await client.connect(transport);
-  const legacy = { protocolVersion: transport.protocolVersion ?? null };
-  seen.handshakeEra = legacy;
-  legacy.capability = client.getServerCapabilities()?.extensions?.[TASKS] ?? null;
-  check(JSON.stringify(legacy.capability) === "{}", `handshake era: ${TASKS} is ${legacy.capability}`);
-  const created = await client.request(
-    {
-      method: "tools/call",
-      params: {
-        name: "ask_agent",
-        arguments: { agentId: process.env.ECHO_AGENT_ID, message: "handshake" },
-      },
-    },
-    anyResult,
-    { timeout: 60000 },
-  );
-  check(
-    created.resultType === "task" && typeof created.taskId === "string",
-    `handshake era: expected resultType task, got ${JSON.stringify(created).slice(0, 300)}`,
-  );
-  legacy.handle = { resultType: created.resultType, status: created.status };
-  legacy.statuses = [];
-  let task;
+/** Polls `tasks/get` through `get` until `done(status)`; returns the last task and the statuses. */
+async function pollUntil(get, done, what) {
+  const statuses = [];
   const deadline = Date.now() + 30000;
   for (;;) {
-    task = await client.request(
-      { method: "tasks/get", params: { taskId: created.taskId } },
-      anyResult,
-    );
-    legacy.statuses.push(task.status);
-    if (TERMINAL.has(task.status)) break;
-    check(Date.now() < deadline, `handshake era: the task is still ${task.status}`);
+    const task = await get();
+    statuses.push(task.status);
+    if (done(task.status)) return { task, statuses };
+    check(Date.now() < deadline, `${what}: the task is still ${task.status}`);
     await sleep(100);
   }
-  check(task.status === "completed", `handshake era: ${JSON.stringify(task)}`);
-  legacy.answer = answerOf(task.result, "handshake era");
-  check(legacy.answer === "You said: handshake", `handshake era answer ${legacy.answer}`);
+}
+
+/**
+ * The handshake era: the extension declared in `initialize` (once, not in each request), the
+ * tasks driven with the SDK v2 client's own request method: the echo agent's to its answer, the
+ * slow agent's seen working, cancelled and seen cancelled.
+ */
+async function handshakeEra() {
+  const { StdioClientTransport } = await import("@modelcontextprotocol/client/stdio");
+  const transport =
+    target === "stdio" ?
+      new StdioClientTransport({
+        command: process.env.MCP_DUST_SERVER_BIN,
+        args: ["stdio"],
+        env: { ...process.env },
+        stderr: "inherit",
+      })
+    : new StreamableHTTPClientTransport(new URL(target), {
+        requestInit: {
+          headers: {
+            Authorization: `Bearer ${
+              process.env.MCP_TOKEN ||
+              (await login(process.env.DUST_API_KEY, process.env.DUST_WORKSPACE_ID))
+            }`,
+          },
+        },
+      });
+  const client = new Client(CLIENT_INFO, { capabilities: { extensions: { [TASKS]: {} } } });
+  await client.connect(transport);
+  const seen = { era: "handshake", target: target === "stdio" ? "stdio" : "http" };
+  seen.protocolVersion = client.getNegotiatedProtocolVersion?.() ?? null;
+  seen.capability = client.getServerCapabilities()?.extensions?.[TASKS] ?? null;
+  check(JSON.stringify(seen.capability) === "{}", `${TASKS} is ${JSON.stringify(seen.capability)}`);
+  const call = (agentId, message) =>
+    client.request(
+      { method: "tools/call", params: { name: "ask_agent", arguments: { agentId, message } } },
+      anyResult,
+      { timeout: 60000 },
+    );
+  const get = (taskId) => () =>
+    client.request({ method: "tasks/get", params: { taskId } }, anyResult);
+
+  // The server marks the handle `resultType: "task"`, but the SDK's handshake-era codec drops
+  // that 2026-07-28 field on the way in: the handle is known by its task id.
+  const echo = await call(process.env.ECHO_AGENT_ID, "handshake");
+  check(
+    typeof echo.taskId === "string" && echo.status === "working" && !echo.content,
+    `expected a task handle, got ${JSON.stringify(echo).slice(0, 300)}`,
+  );
+  seen.handle = { status: echo.status, ttlMs: echo.ttlMs, pollIntervalMs: echo.pollIntervalMs };
+  const done = await pollUntil(get(echo.taskId), (s) => TERMINAL.has(s), "echo");
+  check(done.task.status === "completed", `echo: ${JSON.stringify(done.task)}`);
+  seen.echo = { statuses: done.statuses, answer: answerOf(done.task.result, "echo") };
+  check(seen.echo.answer === "You said: handshake", `echo answer ${seen.echo.answer}`);
+
+  const slow = await call(process.env.SLOW_AGENT_ID, "take your time");
+  check(typeof slow.taskId === "string", `slow: ${JSON.stringify(slow).slice(0, 300)}`);
+  const working = await get(slow.taskId)();
+  check(working.status === "working", `the slow task is ${working.status}, not working`);
+  const ack = await client.request(
+    { method: "tasks/cancel", params: { taskId: slow.taskId } },
+    anyResult,
+  );
+  const after = await pollUntil(get(slow.taskId), (s) => TERMINAL.has(s), "after tasks/cancel");
+  seen.slow = { statuses: [working.status, ...after.statuses], ack, status: after.task.status };
+  check(after.task.status === "cancelled", `after tasks/cancel the task is ${after.task.status}`);
   await client.close();
+  return seen;
 }
 
 async function main() {
+  if (era === "handshake") {
+    for (const name of ["ECHO_AGENT_ID", "SLOW_AGENT_ID"]) check(process.env[name], `${name} is set`);
+    console.log(JSON.stringify(await handshakeEra()));
+    return;
+  }
+  check(era === PROTOCOL, `unknown era ${era}`);
   check(target?.startsWith("http"), "usage: node ts_tasks.mjs URL-of-/mcp");
   for (const name of ["ECHO_AGENT_ID", "SLOW_AGENT_ID", "APPROVAL_AGENT_ID"]) {
     check(process.env[name], `${name} is set`);
@@ -427,8 +470,6 @@ async function main() {
 
   await session.close();
   await client.close();
-
-  await handshakeEra(token, seen);
   const methods = new Set(seen.wire.map((w) => w.method));
   for (const method of ["tools/call", "tasks/get", "tasks/update", "tasks/cancel"]) {
     check(methods.has(method), `${method} never went over the wire`);
