@@ -192,7 +192,7 @@ impl ServerHandler for DustMcp {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, McpError> {
-        let call = self.task_call(&context, &crate::ops::ask::GET_TASK)?;
+        let call = self.task_call(&context, &crate::ops::tasks::GET_TASK)?;
         tasks::get(&call, &request.task_id, &context)
             .await
             .map_err(errors::rpc_error)
@@ -203,7 +203,7 @@ impl ServerHandler for DustMcp {
         request: UpdateTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let call = self.task_call(&context, &crate::ops::ask::UPDATE_TASK)?;
+        let call = self.task_call(&context, &crate::ops::tasks::UPDATE_TASK)?;
         let result = tasks::update(&call, &request.task_id, request.input_responses).await;
         call.finish(result, None).map_err(errors::rpc_error)
     }
@@ -213,8 +213,8 @@ impl ServerHandler for DustMcp {
         request: CancelTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let call = self.task_call(&context, &crate::ops::ask::CANCEL_TASK)?;
-        let result = tasks::cancel(&call, &request.task_id).await;
+        let call = self.task_call(&context, &crate::ops::tasks::CANCEL_TASK)?;
+        let result = crate::ops::tasks::cancel(&call, &request.task_id).await;
         call.finish(result, None).map_err(errors::rpc_error)
     }
 

@@ -50,10 +50,6 @@ pub const CANCEL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1
 pub const SHUTTING_DOWN: &str = "The server is shutting down and the agent's run did not finish within the grace period; the run was cancelled. Ask again in a moment.";
 
 pub const ASK_AGENT: Op = op("ask_agent", Permission::ExecuteAgents, true, Kind::Run);
-/// `tasks/get`, `tasks/update`, `tasks/cancel` on a task of `ask_agent`.
-pub const GET_TASK: Op = op("get_task", Permission::ExecuteAgents, true, Kind::Read);
-pub const UPDATE_TASK: Op = op("update_task", Permission::ExecuteAgents, true, Kind::Run);
-pub const CANCEL_TASK: Op = op("cancel_task", Permission::ExecuteAgents, true, Kind::Run);
 
 fn now_ms() -> i64 {
     crate::state::epoch_ms(std::time::SystemTime::now())

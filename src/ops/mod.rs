@@ -17,8 +17,8 @@
 //! (the shapes returned), and the operations by noun: `workspace.rs`, `agents.rs`,
 //! `conversations.rs`, `knowledge.rs`, `ask.rs` (starting and following an agent run),
 //! `pause.rs` (a run paused on a person, sealed for the client to bring back), `waiting.rs`
-//! (what a person waiting on is shown, and their answers reaching Dust), `task_slots.rs` (the
-//! agent tasks each principal has running);
+//! (what a person waiting on is shown, and their answers reaching Dust), `tasks.rs` and
+//! `task_slots.rs` (agent runs as tasks, and how many each principal has running);
 //! `cache.rs` and `bulkhead.rs` are the context's per-principal listing caches and call slots.
 
 pub mod agents;
@@ -33,6 +33,7 @@ mod error;
 pub mod knowledge;
 pub mod pause;
 pub mod task_slots;
+pub mod tasks;
 pub mod views;
 pub mod waiting;
 pub mod workspace;
