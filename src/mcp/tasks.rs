@@ -1,5 +1,5 @@
 //! `ask_agent` as a task over MCP (Tasks extension, SEP-2663, `io.modelcontextprotocol/tasks`),
-//! for a client that declares the extension in its request: the call answers at once with a
+//! for a 2026-07-28 client that declares the extension in its request ([`wants_task`]): the call answers at once with a
 //! task handle; the client polls `tasks/get`, answers what the run waits for with
 //! `tasks/update`, and may `tasks/cancel`. Other clients keep the blocking call. What a task is
 //! and how it is read lives in [`crate::ops::tasks`]; here is only its MCP form: `working` /
@@ -41,11 +41,18 @@ fn rfc3339(ms: i64) -> String {
     rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64))
 }
 
-/// Whether this request asks for a task: the client declared the extension in it.
+/// Whether this request asks for a task: a 2026-07-28 request that declares the extension in
+/// its own capabilities. A handshake-era client gets the answer in place even when it declared
+/// the extension at `initialize`: some do without handling a task result (the MCP Inspector CLI
+/// 2.12), and over the stateless HTTP transport the declaration is not remembered anyway.
 pub(super) fn wants_task(request: &RequestContext<RoleServer>) -> bool {
-    request
-        .client_capabilities()
-        .is_some_and(|c| c.supports_tasks())
+    let modern = request
+        .protocol_version()
+        .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28);
+    modern
+        && request
+            .client_capabilities()
+            .is_some_and(|c| c.supports_tasks())
 }
 
 /// Posts the question and answers with the task that follows its run.

@@ -810,11 +810,11 @@ async fn typescript_requester_runs_ask_agent_as_a_task_over_http() {
 }
 
 /// Issue 23 in the handshake era, over stdio: the TypeScript SDK v2 client declares the tasks
-/// extension once, in `initialize`, and drives the tasks with its own request method: the echo
-/// agent's task completes with its answer; the slow agent's is seen working, cancelled
-/// (`tasks/cancel`) and seen cancelled, and its message is cancelled in Dust.
+/// extension once, in `initialize`, and still gets `ask_agent`'s answer in place: tasks are for
+/// requests that declare the extension themselves (the 2026-07-28 era), since clients of the
+/// handshake era (the MCP Inspector CLI 2.12 among them) declare it without handling a task.
 #[tokio::test(flavor = "multi_thread")]
-async fn typescript_sdk_v2_runs_ask_agent_as_a_task_in_the_handshake_era_over_stdio() {
+async fn typescript_sdk_v2_in_the_handshake_era_gets_the_answer_in_place_over_stdio() {
     let bin = require_node!();
     let sim = sim::spawn(SimConfig {
         token_delay_ms: 1,
@@ -824,7 +824,6 @@ async fn typescript_sdk_v2_runs_ask_agent_as_a_task_in_the_handshake_era_over_st
     .unwrap();
     let mut env = stdio_env(&sim);
     env.push(("ECHO_AGENT_ID", ECHO_AGENT_ID.to_owned()));
-    env.push(("SLOW_AGENT_ID", SLOW_AGENT_ID.to_owned()));
     let output = run(
         &bin,
         "node",
@@ -842,15 +841,7 @@ async fn typescript_sdk_v2_runs_ask_agent_as_a_task_in_the_handshake_era_over_st
     assert!(!stdout.contains(sim.api_key()) && !stderr.contains(sim.api_key()));
     let seen: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     assert_ne!(seen["protocolVersion"], "2026-07-28", "{seen}");
-    assert_eq!(seen["handle"]["status"], "working", "{seen}");
     assert_eq!(seen["echo"]["answer"], "You said: handshake", "{seen}");
-    assert_eq!(seen["slow"]["status"], "cancelled", "{seen}");
-    let cancels = sim
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST" && r.path.ends_with("/cancel"))
-        .count();
-    assert_eq!(cancels, 1, "{seen}");
     sim.shutdown().await;
 }
 
