@@ -35,7 +35,7 @@ use crate::{
 };
 
 /// How often a client is asked to poll, in milliseconds.
-const POLL_INTERVAL_MS: u64 = 1000;
+const POLL_INTERVAL_MS: u64 = 2000;
 
 fn rfc3339(ms: i64) -> String {
     rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64))

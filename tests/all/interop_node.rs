@@ -752,7 +752,7 @@ async fn typescript_requester_runs_ask_agent_as_a_task_over_http() {
     assert_eq!(seen["handle"]["resultType"], "task", "{seen}");
     assert_eq!(seen["handle"]["status"], "working", "{seen}");
     assert_eq!(seen["handle"]["ttlMs"], 86_400_000, "{seen}");
-    assert_eq!(seen["handle"]["pollIntervalMs"], 1000, "{seen}");
+    assert_eq!(seen["handle"]["pollIntervalMs"], 2000, "{seen}");
     assert_eq!(seen["probe"]["answer"], "You said: probe", "{seen}");
     assert!(seen["unknownTask"]["code"].is_i64(), "{seen}");
     // Someone else's task is as unknown as a made-up one (the script checks it is an error).
