@@ -34,6 +34,7 @@ pub fn ops_settings(config: &Config) -> Settings {
         dust_base_url: config.dust_base_url.clone(),
         tool_approval: config.tool_approval,
         task_ttl: config.task_ttl,
+        agent_tools: config.agent_tools.clone(),
     }
 }
 

@@ -143,6 +143,11 @@ pub const SETTINGS: &[Setting] = &[
         "seconds a task handle of `ask_agent` (MCP Tasks extension) stays readable after it is created (60 to 604800)",
     ),
     s(
+        "DUST_AGENT_TOOLS",
+        None,
+        "`all` or comma-separated agent ids (sIds): each agent becomes a tool of its own, `ask_<name>`, beside `ask_agent`, listed to callers with `execute:agents` who can see the agent (unset: none)",
+    ),
+    s(
         "AGENT_CACHE_TTL",
         Some("15"),
         "seconds each caller's agent list is reused before Dust is asked again (per API key, never shared between keys; 0 turns the cache off, at most 300)",
@@ -334,6 +339,36 @@ pub const SETTINGS: &[Setting] = &[
 ];
 
 /// `development` or `production` (`NODE_ENV`).
+/// Which agents are also tools of their own, `ask_<name>` (`DUST_AGENT_TOOLS`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AgentTools {
+    /// None (unset): agents are reached through `ask_agent` only.
+    #[default]
+    None,
+    /// Every active agent the caller can see (`all`).
+    All,
+    /// These agents (their sIds), those of them the caller can see.
+    Only(Vec<String>),
+}
+
+impl AgentTools {
+    /// Whether `agent_id` is chosen.
+    #[must_use]
+    pub fn includes(&self, agent_id: &str) -> bool {
+        match self {
+            Self::None => false,
+            Self::All => true,
+            Self::Only(ids) => ids.iter().any(|id| id == agent_id),
+        }
+    }
+
+    /// Whether any agent may be a tool.
+    #[must_use]
+    pub fn is_enabled(&self) -> bool {
+        *self != Self::None
+    }
+}
+
 /// Who answers when an agent's tool needs a person's approval (`DUST_TOOL_APPROVAL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ToolApproval {
@@ -383,6 +418,8 @@ pub struct Config {
     pub dust_timezone: String,
     /// `DUST_TOOL_APPROVAL`: who answers an agent's request to run a tool.
     pub tool_approval: ToolApproval,
+    /// `DUST_AGENT_TOOLS`: the agents that are tools of their own.
+    pub agent_tools: AgentTools,
     pub server_name: String,
     pub host: String,
     pub port: u16,
@@ -620,6 +657,26 @@ impl Raw {
             .unwrap_or_default()
     }
 
+    /// `DUST_AGENT_TOOLS`: `all`, or agent ids (checked like every id, so a typo such as a
+    /// name in place of an sId stops the start rather than hiding the tool).
+    fn agent_tools(&self) -> anyhow::Result<AgentTools> {
+        let ids = self.list("DUST_AGENT_TOOLS");
+        if ids.is_empty() {
+            return Ok(AgentTools::None);
+        }
+        if ids.iter().any(|id| id.eq_ignore_ascii_case("all")) {
+            if ids.len() > 1 {
+                bail!("DUST_AGENT_TOOLS is either `all` or a list of agent ids, not both");
+            }
+            return Ok(AgentTools::All);
+        }
+        for id in &ids {
+            crate::ops::args::check_id("DUST_AGENT_TOOLS", id)
+                .map_err(|e| anyhow::anyhow!("{e} (or be `all`), got {id:?}"))?;
+        }
+        Ok(AgentTools::Only(ids))
+    }
+
     fn number<T: std::str::FromStr>(&self, name: &str) -> anyhow::Result<T> {
         let text = self.required(name)?;
         text.trim()
@@ -775,6 +832,7 @@ impl Raw {
                 "deny" => ToolApproval::Deny,
                 other => bail!("DUST_TOOL_APPROVAL must be ask, auto or deny, got {other:?}"),
             },
+            agent_tools: self.agent_tools()?,
             server_name: self.required("MCP_SERVER_NAME")?,
             host,
             port,
@@ -981,6 +1039,22 @@ mod tests {
         assert_eq!(c.listener.http2_max_streams, 32);
         assert!(load(&[("MAX_CONNECTIONS", "0")]).is_err());
         assert!(c.dust_api_key.is_none());
+    }
+
+    #[test]
+    fn agent_tools_are_none_all_or_checked_ids() {
+        assert_eq!(load(&[]).unwrap().agent_tools, AgentTools::None);
+        let all = load(&[("DUST_AGENT_TOOLS", "all")]).unwrap();
+        assert_eq!(all.agent_tools, AgentTools::All);
+        let some = load(&[("DUST_AGENT_TOOLS", " dust, ech0Ag3ntX ,")]).unwrap();
+        assert_eq!(
+            some.agent_tools,
+            AgentTools::Only(vec!["dust".into(), "ech0Ag3ntX".into()])
+        );
+        assert!(some.agent_tools.includes("dust") && !some.agent_tools.includes("Dust"));
+        let error = load(&[("DUST_AGENT_TOOLS", "dust,HR Handbook")]).unwrap_err();
+        assert!(error.to_string().contains("DUST_AGENT_TOOLS"), "{error}");
+        assert!(load(&[("DUST_AGENT_TOOLS", "all,dust")]).is_err());
     }
 
     #[test]

@@ -10,11 +10,13 @@
 //!
 //! This is an adapter over [`crate::ops`], where what each operation means lives (the checks,
 //! the audit record, the Dust calls, the typed results); here is only what MCP adds: the tool
-//! table (`tools.rs`: names, titles, descriptions, schemas and annotations), `ask.rs` (following
+//! table (`tools.rs`: names, titles, descriptions, schemas and annotations; `agent_tools.rs`: the
+//! agents chosen by `DUST_AGENT_TOOLS` as tools of their own), `ask.rs` (following
 //! an agent run with progress notifications and cancellation), `resources.rs`, `prompts.rs`
 //! (prompts and completions), and `errors.rs` (an operation's error as a JSON-RPC error or a
 //! tool error).
 
+mod agent_tools;
 mod ask;
 mod errors;
 mod prompts;
@@ -177,11 +179,12 @@ impl ServerHandler for DustMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let principal = self.principal(&context)?;
-        let visible: Vec<Tool> = tools::catalogue()
+        let mut visible: Vec<Tool> = tools::catalogue()
             .iter()
             .filter(|spec| principal.can(spec.op.permission))
             .map(|spec| spec.tool.clone())
             .collect();
+        visible.extend(agent_tools::list(&self.ctx, &principal).await);
         Ok(ListToolsResult::with_all_items(visible)
             .with_ttl_ms(0)
             .with_cache_scope(CacheScope::Private))
@@ -218,6 +221,10 @@ impl ServerHandler for DustMcp {
         call.finish(result, None).map_err(errors::rpc_error)
     }
 
+    /// A built-in tool by name. rmcp reads it only for the input schema's `x-mcp-header`
+    /// parameters (SEP-2243 `Mcp-Param-*` headers), which no tool here has; an agent's tool
+    /// (`agent_tools.rs`) is the caller's own and cannot be found without the caller, so it is
+    /// `None`, which skips that check only.
     fn get_tool(&self, name: &str) -> Option<Tool> {
         tools::catalogue()
             .iter()

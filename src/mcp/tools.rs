@@ -293,7 +293,7 @@ pub(crate) fn parse<T: DeserializeOwned>(
 }
 
 /// An operation's result as the JSON a tool returns.
-fn encode<T: Serialize>(value: &T) -> Result<Value, OpError> {
+pub(super) fn encode<T: Serialize>(value: &T) -> Result<Value, OpError> {
     serde_json::to_value(value)
         .map_err(|e| OpError::Internal(format!("cannot encode the result: {e}")))
 }
@@ -319,11 +319,14 @@ pub(crate) async fn call(
     context: RequestContext<RoleServer>,
 ) -> Result<CallToolResponse, McpError> {
     let name = request.name.as_ref();
-    let Some(spec) = catalogue().iter().find(|s| s.tool.name == name) else {
-        return Err(McpError::invalid_params(
-            format!("unknown tool {name:?}"),
-            None,
-        ));
+    let unknown = || McpError::invalid_params(format!("unknown tool {name:?}"), None);
+    // A name that is no built-in tool may be an agent's (`ask_<name>`, `agent_tools.rs`): its
+    // call is `ask_agent`'s, so the permission is checked before the name is looked up.
+    let spec = catalogue().iter().find(|s| s.tool.name == name);
+    let op = match spec {
+        Some(spec) => spec.op,
+        None if super::agent_tools::may_name(ctx, name) => &ops::ask::ASK_AGENT,
+        None => return Err(unknown()),
     };
     let revalidate = context
         .extensions
@@ -335,7 +338,7 @@ pub(crate) async fn call(
         info: super::request_info(&context),
         revalidate,
     };
-    let call = match Call::begin(ctx, caller, spec.op, Surface::Tool, None) {
+    let call = match Call::begin(ctx, caller, op, Surface::Tool, None) {
         Ok(call) => call,
         Err(refused) => return errors::tool_result(refused).map(CallToolResponse::from),
     };
@@ -353,12 +356,22 @@ pub(crate) async fn call(
             call.note_suspicious(field, text);
         }
     }
-    let target = ctx
+    let mut target = ctx
         .auditor
         .is_some()
         .then(|| target(args.as_ref()))
         .flatten();
-    let result = (spec.handler)(&call, args, context, retry).await;
+    let result = match spec {
+        Some(spec) => (spec.handler)(&call, args, context, retry).await,
+        None => match super::agent_tools::resolve(&call, name).await {
+            Ok(Some(agent_id)) => {
+                target = Some(("agentId", agent_id.clone()));
+                super::agent_tools::ask(&call, name, agent_id, args, context, retry).await
+            }
+            Ok(None) => return Err(unknown()),
+            Err(error) => Err(error),
+        },
+    };
     let result = call.finish(result, target.as_ref().map(|(k, v)| (*k, v.as_str())));
     match result {
         Ok(Outcome::Done(value)) => Ok(CallToolResult::structured(value).into()),

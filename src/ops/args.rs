@@ -77,6 +77,29 @@ pub struct AskAgentArgs {
     pub conversation_id: Option<String>,
 }
 
+/// The arguments of an agent's own tool (`ask_<name>`, `DUST_AGENT_TOOLS`): those of
+/// [`AskAgentArgs`] but the agent, which the tool's name chooses.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AskNamedAgentArgs {
+    /// The question or instruction for the agent, sent as is.
+    pub message: String,
+    /// Continue this conversation (from an earlier result of this tool or `ask_agent`) instead of starting one.
+    pub conversation_id: Option<String>,
+}
+
+impl AskNamedAgentArgs {
+    /// The `ask_agent` arguments that ask `agent_id` the same.
+    #[must_use]
+    pub fn for_agent(self, agent_id: String) -> AskAgentArgs {
+        AskAgentArgs {
+            agent_id: Some(agent_id),
+            message: self.message,
+            conversation_id: self.conversation_id,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConversationIdArgs {

@@ -77,6 +77,8 @@ pub struct Settings {
     pub tool_approval: crate::config::ToolApproval,
     /// `TASK_TTL`: how long a task handle of `ask_agent` stays readable.
     pub task_ttl: Duration,
+    /// `DUST_AGENT_TOOLS`: the agents that are also tools of their own (`ask_<name>`).
+    pub agent_tools: crate::config::AgentTools,
 }
 
 /// What every operation shares: the upstream, the stores, the caches and the settings. One per

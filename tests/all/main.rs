@@ -10,6 +10,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod agent_tools;
 mod alerting;
 mod approval_rounds;
 mod approvals;

@@ -60,6 +60,7 @@ pub(crate) fn settings(base_url: &str) -> McpSettings {
         dust_base_url: base_url.parse().unwrap(),
         tool_approval: mcp_dust_server::config::ToolApproval::Ask,
         task_ttl: std::time::Duration::from_secs(86_400),
+        agent_tools: mcp_dust_server::config::AgentTools::None,
     }
 }
 
