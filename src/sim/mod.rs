@@ -12,7 +12,7 @@
 //!
 //! | what | id |
 //! |---|---|
-//! | global agent `dust`: searches what the spaces' views reach, answers `According to "<title>": <chunk>` | [`DUST_AGENT_ID`] = `dust` |
+//! | global agent `dust`: searches what the spaces' views reach, answers `According to "<title>": <chunk> :cite[<ref>]` | [`DUST_AGENT_ID`] = `dust` |
 //! | agent "HRHandbook": same, Employee Handbook only | [`HANDBOOK_AGENT_ID`] = `hRb00kAg3n` |
 //! | agent "Echo": `You said: <message verbatim>` | [`ECHO_AGENT_ID`] = `ech0Ag3ntX` |
 //! | agent "Broken": ends with `agent_error` (`model_error`) | [`FAILING_AGENT_ID`] = `fa1lAg3ntX` |

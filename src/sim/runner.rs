@@ -117,7 +117,7 @@ fn plan(world: &World, job: &Job, default_delay: Duration) -> Plan {
                         .filter(move |d| reachable(ds, d))
                         .map(move |d| (ds.s_id, d))
                 });
-            let hits = search::search(documents, question, 3);
+            let hits = search::search(documents, question, CITATION_REFS.len());
             let best = hits.first().and_then(|hit| {
                 let ds = world
                     .data_sources
@@ -126,8 +126,15 @@ fn plan(world: &World, job: &Job, default_delay: Duration) -> Plan {
                 let doc = ds.documents.get(&hit.document_id)?;
                 Some((doc.title.clone(), hit.chunk.text.clone()))
             });
+            // Dust cites a source with `:cite[ref]`, the ref being that of the search result
+            // in the action's output (see [`search_action`]); the best hit is the first.
             plan.answer = match best {
-                Some((title, text)) => format!("According to \"{title}\": {text}"),
+                Some((title, text)) => {
+                    format!(
+                        "According to \"{title}\": {text} :cite[{}]",
+                        CITATION_REFS[0]
+                    )
+                }
                 None => "I could not find anything about this in the company data.".to_owned(),
             };
             plan.chain_of_thought = Some("Searching the company data for the question.".to_owned());
@@ -399,11 +406,17 @@ fn finish_tool(ws: &Workspace, job: &Job, script: ToolScript, params: &Value, te
     update(ws, job, |m| m.actions.push(action));
 }
 
+/// The refs the search results of a run get, in rank order, as Dust allocates them (three
+/// characters from a shuffled alphabet): the answer cites a result as `:cite[<ref>]`. One per
+/// hit the knowledge search can return.
+const CITATION_REFS: [&str; 3] = ["k7q", "m2d", "x9f"];
+
 /// The `AgentAction` of a knowledge search, already carrying its output.
 fn search_action(world: &World, job: &Job, hits: &[search::Hit]) -> Value {
     let output: Vec<Value> = hits
         .iter()
-        .filter_map(|hit| {
+        .zip(CITATION_REFS)
+        .filter_map(|(hit, reference)| {
             let ds = world
                 .data_sources
                 .iter()
@@ -416,6 +429,7 @@ fn search_action(world: &World, job: &Job, hits: &[search::Hit]) -> Value {
                     "uri": doc.source_url,
                     "text": doc.title,
                     "id": doc.document_id,
+                    "ref": reference,
                     "chunks": [hit.chunk.text],
                 },
             }))

@@ -137,6 +137,8 @@ async fn console_files_are_served_with_the_page_policy() {
         ("app.js", "text/javascript; charset=utf-8"),
         ("api.js", "text/javascript; charset=utf-8"),
         ("sse.js", "text/javascript; charset=utf-8"),
+        ("markdown.js", "text/javascript; charset=utf-8"),
+        ("markdown-it.js", "text/javascript; charset=utf-8"),
         ("console.css", "text/css; charset=utf-8"),
         ("favicon.svg", "image/svg+xml"),
     ] {
@@ -261,10 +263,11 @@ async fn the_console_works_end_to_end_in_chromium() {
         "cspViolations",
         "pageErrors",
         "failedRequests",
+        "dialogs",
     ] {
         assert_eq!(report[key], json!([]), "{key}: {report:#}");
     }
-    assert_eq!(report["steps"].as_array().unwrap().len(), 12, "{report:#}");
+    assert_eq!(report["steps"].as_array().unwrap().len(), 14, "{report:#}");
     for name in report["steps"].as_array().unwrap() {
         let png = artifacts.join(format!("{}.png", name.as_str().unwrap()));
         assert!(png.metadata().is_ok_and(|m| m.len() > 0), "{png:?}");

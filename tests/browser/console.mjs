@@ -26,7 +26,7 @@ const FLAGS = [
 ];
 const STEP_TIMEOUT = 20_000;
 
-const report = { steps: [], consoleErrors: [], cspViolations: [], pageErrors: [], failedRequests: [] };
+const report = { steps: [], consoleErrors: [], cspViolations: [], pageErrors: [], failedRequests: [], dialogs: [] };
 const log = (...parts) => console.error("[browser]", ...parts);
 
 // ---- the attacker: a page on another loopback origin that posts forms to the server ---------
@@ -97,6 +97,11 @@ async function main() {
       if (msg.type() === "error" || msg.type() === "warning") report.consoleErrors.push(`${msg.type()}: ${msg.text()}`);
     });
     page.on("pageerror", (error) => report.pageErrors.push(String(error)));
+    // An alert, confirm or prompt would mean an answer ran script (05e): record and dismiss.
+    page.on("dialog", async (dialog) => {
+      report.dialogs.push(`${dialog.type()}: ${dialog.message()}`);
+      await dialog.dismiss().catch(() => {});
+    });
     report.abortedAfterAnswer = [];
     page.on("requestfailed", async (request) => {
       const line = `${request.method()} ${request.url()}: ${request.failure()?.errorText}`;
@@ -228,6 +233,76 @@ async function main() {
       // Nobody connects in the simulator: stop the run (the server cancels it in Dust).
       await page.getByRole("button", { name: "Stop", exact: true }).click();
       await page.locator("#chat-log li.agent p.hint", { hasText: "Stopped." }).waitFor();
+    });
+
+    await step("05e-markdown", page, async () => {
+      // The echo agent answers "You said: <message>" byte for byte: Markdown, a citation and
+      // a hostile payload go through the same rendering as any agent's final answer.
+      const message = [
+        "**bold** and *slanted*, see :cite[k7q,zz9] and again :cite[k7q]",
+        "- first item",
+        "- second item",
+        "",
+        "[the docs](https://example.com/docs) [bad](javascript:alert(1)) [Bad](JaVaScRiPt:alert(2)) <javascript:alert(3)> [data](data:text/html,<script>alert(4)</script>)",
+        "",
+        "<script>alert(5)</script><img src=x onerror=alert(6)><a href=\"javascript:alert(7)\" onclick=\"alert(8)\">raw</a>",
+        "",
+        "![pic](https://example.com/x.png \"t\") <div onmouseover=\"alert(9)\">div</div>",
+      ].join("\n");
+      await ask("ech0Ag3ntX", message);
+      await finalAnswer(STEP_TIMEOUT);
+      const answer = page.locator("#chat-log li.agent.done .answer").last();
+      const dom = await answer.evaluate((node) => ({
+        strong: [...node.querySelectorAll("strong")].map((e) => e.textContent),
+        em: [...node.querySelectorAll("em")].map((e) => e.textContent),
+        items: [...node.querySelectorAll(":scope > ul > li")].map((e) => e.textContent),
+        links: [...node.querySelectorAll("a")].map((a) => ({ href: a.getAttribute("href"), rel: a.rel, target: a.target, text: a.textContent })),
+        citations: [...node.querySelectorAll("sup.citation")].map((e) => e.textContent),
+        sources: [...node.querySelectorAll("ol.sources > li")].map((e) => e.textContent),
+        text: node.textContent,
+      }));
+      report.markdown = dom;
+      assert.deepEqual(dom.strong, ["bold"]);
+      assert.deepEqual(dom.em, ["slanted"]);
+      assert.deepEqual(dom.items, ["first item", "second item"]);
+      // The one http(s) link; the javascript: and data: ones stay text.
+      assert.deepEqual(dom.links, [{ href: "https://example.com/docs", rel: "noopener noreferrer", target: "_blank", text: "the docs" }]);
+      assert.match(dom.text, /\[bad\]\(javascript:alert\(1\)\)/);
+      // Citations are numbered by first use; the sources are listed under the answer.
+      assert.deepEqual(dom.citations, ["[1]", "[2]", "[1]"]);
+      assert.deepEqual(dom.sources, ["k7q", "zz9"]);
+      assert.doesNotMatch(dom.text, /:cite\[/);
+      // Raw HTML is shown as text: nothing in the conversation can run or load anything.
+      assert.match(dom.text, /<script>alert\(5\)<\/script><img src=x onerror=alert\(6\)>/);
+      const hostile = await page.locator("#chat-log").evaluate((log) => ({
+        scripts: log.querySelectorAll("script").length,
+        images: log.querySelectorAll("img, iframe, object, embed, svg, div:not(.answer)").length,
+        handlers: [...log.querySelectorAll("*")].flatMap((e) => [...e.attributes].map((a) => a.name)).filter((n) => n.startsWith("on")),
+        badLinks: [...log.querySelectorAll("[href]")].map((e) => e.getAttribute("href")).filter((h) => !/^(https?|mailto):/.test(h)),
+      }));
+      assert.deepEqual(hostile, { scripts: 0, images: 0, handlers: [], badLinks: [] });
+      // The image became its alt text; hovering the would-be div does nothing.
+      assert.match(dom.text, /pic/);
+      await answer.hover();
+      assert.deepEqual(report.dialogs, []);
+    });
+
+    await step("05f-citations", page, async () => {
+      // The global agent cites the handbook page it read, the way Dust does (`:cite[ref]`).
+      await ask("dust", "How many days of PTO do full-time employees accrue?");
+      const text = await finalAnswer(STEP_TIMEOUT);
+      assert.match(text, /^According to "PTO Policy": .*25 days.*\[1\]/s);
+      assert.doesNotMatch(text, /:cite\[/);
+      const answer = page.locator("#chat-log li.agent.done .answer").last();
+      assert.deepEqual(await answer.locator("sup.citation").allTextContents(), ["[1]"]);
+      // Linked to the source when the server's answer carries the refs' sources (`citations`).
+      report.citationLinks = await answer.locator("sup.citation a, ol.sources a").evaluateAll((links) =>
+        links.map((a) => ({ href: a.getAttribute("href"), rel: a.rel, target: a.target })));
+      for (const link of report.citationLinks) {
+        assert.match(link.href, /^https?:\/\//);
+        assert.equal(link.rel, "noopener noreferrer");
+        assert.equal(link.target, "_blank");
+      }
     });
 
     await step("06-knowledge", page, async () => {

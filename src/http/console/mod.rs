@@ -56,6 +56,17 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("assets/api.js"),
     },
     Asset {
+        name: "markdown.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("assets/markdown.js"),
+    },
+    // markdown-it, vendored (see its header): the parser markdown.js builds answers with.
+    Asset {
+        name: "markdown-it.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("assets/markdown-it.js"),
+    },
+    Asset {
         name: "sse.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("assets/sse.js"),

@@ -2,9 +2,11 @@
 // knowledge bases, review and revoke your tokens, read the audit log (with `admin:audit`).
 //
 // Plain DOM, no framework, no build step. Everything the server sends is written with
-// `textContent` or attributes, never parsed as HTML, so the page also runs under Trusted Types.
+// `textContent` or attributes, never parsed as HTML, so the page also runs under Trusted Types;
+// an agent's final answer is Markdown, built into elements by markdown.js (still no HTML).
 
 import { ApiError, currentSession, json, login, logout, request, setSessionLostHandler } from "./api.js";
+import { renderAnswer } from "./markdown.js";
 import { readEvents } from "./sse.js";
 
 const VIEWS = ["login", "agents", "knowledge", "tokens", "audit"];
@@ -216,7 +218,8 @@ $("chat-form").addEventListener("submit", async (event) => {
   $("chat-message").value = "";
   const log = $("chat-log");
   log.append(el("li", { className: "user" }, el("span", { className: "who", textContent: "You" }), el("p", { textContent: message })));
-  const answer = el("p", { className: "answer" });
+  // Plain text while it streams; Markdown once the final answer is in (`finish`).
+  const answer = el("div", { className: "answer" });
   const item = el("li", { className: "agent streaming" }, el("span", { className: "who", textContent: state.agent.name }), answer);
   log.append(item);
   log.setAttribute("aria-busy", "true");
@@ -265,7 +268,8 @@ $("chat-form").addEventListener("submit", async (event) => {
   }
 
   function finish(result) {
-    answer.textContent = result.answer;
+    answer.replaceChildren(renderAnswer(result.answer, result.citations));
+    answer.classList.add("markdown");
     completed = true;
     state.conversationId = result.conversationId || state.conversationId;
   }
