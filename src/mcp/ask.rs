@@ -122,12 +122,7 @@ pub(super) async fn ask_agent(
             None => return Err(stream_failure(None)),
         };
         let note = match RunStep::of(kind, &answer) {
-            RunStep::Done(content) => {
-                return Ok(Outcome::Done(AgentAnswer {
-                    answer: content,
-                    ..answer
-                }));
-            }
+            RunStep::Done(done) => return Ok(Outcome::Done(*done)),
             RunStep::Failed(message) => return Err(OpError::Failed(message)),
             RunStep::Approval(blocked) => {
                 if ctx.settings.tool_approval == ToolApproval::Deny {

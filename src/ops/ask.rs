@@ -91,8 +91,9 @@ pub enum RunStep {
     Token(String),
     /// Something to show while the agent works (reasoning, a tool in use).
     Note(String),
-    /// The run succeeded with this final answer (the message content, not the tokens).
-    Done(String),
+    /// The run succeeded with this final answer (the message content, not the tokens, and the
+    /// sources it cites).
+    Done(Box<AgentAnswer>),
     /// The run failed or was cancelled in Dust.
     Failed(String),
     /// The run waits for a person to approve a tool: answer it with [`super::waiting::decide`], whose policy
@@ -112,7 +113,14 @@ impl RunStep {
     /// The meaning of `kind` for the run of `answer`.
     pub fn of(kind: AgentEventKind, answer: &AgentAnswer) -> Self {
         match kind {
-            AgentEventKind::Success { message } => Self::Done(message.content.unwrap_or_default()),
+            AgentEventKind::Success { message } => {
+                let content = message.content.unwrap_or_default();
+                Self::Done(Box::new(AgentAnswer {
+                    citations: super::views::Citation::of(&content, &message.actions),
+                    answer: content,
+                    ..answer.clone()
+                }))
+            }
             AgentEventKind::Error { error } | AgentEventKind::UserMessageError { error } => {
                 Self::Failed(format!(
                     "The agent failed: {} ({}). Conversation {}.",
@@ -338,6 +346,7 @@ pub async fn post_question(
         conversation_id,
         message_id: agent_message_id,
         conversation_url,
+        citations: Vec::new(),
     })
 }
 

@@ -112,6 +112,7 @@ impl PausedRun {
             conversation_id: self.conversation_id.clone(),
             message_id: self.message_id.clone(),
             conversation_url: self.conversation_url.clone(),
+            citations: Vec::new(),
         }
     }
 
@@ -170,6 +171,7 @@ impl TaskRef {
             conversation_id: self.conversation_id.clone(),
             message_id: self.message_id.clone(),
             conversation_url: self.conversation_url.clone(),
+            citations: Vec::new(),
         }
     }
 }
@@ -392,6 +394,7 @@ mod tests {
             conversation_id: "c1".into(),
             message_id: "m1".into(),
             conversation_url: None,
+            citations: Vec::new(),
         };
         let blocked = BlockedAction {
             kind: BlockKind::Approval,

@@ -204,7 +204,9 @@ pub async fn read(call: &Call, id: &str, can_ask: bool) -> Result<(TaskRef, Task
         "succeeded" => {
             ended(call, &task).await;
             let mut answer = task.answer();
-            answer.answer = message.content.unwrap_or_default();
+            let content = message.content.unwrap_or_default();
+            answer.citations = super::views::Citation::of(&content, &message.actions);
+            answer.answer = content;
             TaskState::Completed(answer)
         }
         "failed" => {

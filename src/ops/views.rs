@@ -332,6 +332,68 @@ pub struct AgentAnswer {
     pub message_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conversation_url: Option<String>,
+    /// The sources the answer cites (`:cite[ref]` in its text), in the order first cited.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub citations: Vec<Citation>,
+}
+
+/// A source an agent's answer cites: Dust's `:cite[ref]` marker in the text names a search
+/// result of the run by its `ref`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema, utoipa::ToSchema)]
+pub struct Citation {
+    /// The marker's key (`:cite[k7q]` cites `k7q`).
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// The source's title.
+    pub title: String,
+    /// Where the source lives, when Dust knows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+impl Citation {
+    /// The sources `content` cites among the search results of `actions` (an agent message's),
+    /// in the order first cited; a marker with no matching result is left out.
+    #[must_use]
+    pub fn of(content: &str, actions: &[serde_json::Value]) -> Vec<Self> {
+        let mut cited: Vec<&str> = Vec::new();
+        for marker in content.split(":cite[").skip(1) {
+            let Some(end) = marker.find(']') else {
+                continue;
+            };
+            for key in marker[..end].split(',').map(str::trim) {
+                if !key.is_empty() && !cited.contains(&key) {
+                    cited.push(key);
+                }
+            }
+        }
+        let results: Vec<&serde_json::Value> = actions
+            .iter()
+            .filter_map(|a| a.get("output").and_then(serde_json::Value::as_array))
+            .flatten()
+            .filter_map(|item| item.get("resource"))
+            .collect();
+        cited
+            .into_iter()
+            .filter_map(|key| {
+                let resource = results
+                    .iter()
+                    .find(|r| r.get("ref").and_then(serde_json::Value::as_str) == Some(key))?;
+                let text = |field: &str| {
+                    resource
+                        .get(field)
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_owned)
+                };
+                Some(Self {
+                    reference: key.to_owned(),
+                    title: text("text").unwrap_or_else(|| key.to_owned()),
+                    url: text("uri")
+                        .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+                })
+            })
+            .collect()
+    }
 }
 
 /// The caller's workspace (`get_workspace`, `dust://workspaces/{id}`, `GET /workspaces`).
@@ -372,4 +434,39 @@ pub struct KnowledgeBaseList {
 pub struct ConnectorList {
     /// Knowledge bases fed by a connector (Notion, Slack, ...).
     pub connectors: Vec<KnowledgeBaseView>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn citations_follow_the_markers_in_order_and_only_known_sources() {
+        let actions = vec![serde_json::json!({
+            "output": [
+                {"type": "resource", "resource": {"ref": "k7q", "text": "PTO Policy", "uri": "https://docs.example.com/pto"}},
+                {"type": "resource", "resource": {"ref": "m2d", "text": "Handbook", "uri": "javascript:alert(1)"}},
+                {"type": "text", "text": "not a source"},
+            ]
+        })];
+        let content =
+            "Twenty days :cite[m2d, k7q]. Again :cite[k7q] and :cite[zz9] and :cite[broken";
+        let cited = Citation::of(content, &actions);
+        assert_eq!(
+            cited,
+            [
+                Citation {
+                    reference: "m2d".into(),
+                    title: "Handbook".into(),
+                    url: None,
+                },
+                Citation {
+                    reference: "k7q".into(),
+                    title: "PTO Policy".into(),
+                    url: Some("https://docs.example.com/pto".into()),
+                },
+            ]
+        );
+        assert!(Citation::of("no markers", &actions).is_empty());
+    }
 }

@@ -436,6 +436,7 @@ async fn waiting_action(
         conversation_id: conversation_id.to_owned(),
         message_id,
         conversation_url: None,
+        citations: Vec::new(),
     };
     Ok((answer, blocked))
 }

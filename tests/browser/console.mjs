@@ -295,9 +295,14 @@ async function main() {
       assert.doesNotMatch(text, /:cite\[/);
       const answer = page.locator("#chat-log li.agent.done .answer").last();
       assert.deepEqual(await answer.locator("sup.citation").allTextContents(), ["[1]"]);
-      // Linked to the source when the server's answer carries the refs' sources (`citations`).
+      // Linked to its source: the server's answer carries each cited ref's title and address.
       report.citationLinks = await answer.locator("sup.citation a, ol.sources a").evaluateAll((links) =>
-        links.map((a) => ({ href: a.getAttribute("href"), rel: a.rel, target: a.target })));
+        links.map((a) => ({ href: a.getAttribute("href"), rel: a.rel, target: a.target, text: a.textContent })));
+      assert.ok(
+        report.citationLinks.some((l) => l.href === "https://handbook.example.com/pto-policy"),
+        JSON.stringify(report.citationLinks),
+      );
+      assert.ok(await answer.locator("ol.sources").textContent().then((t) => t.includes("PTO Policy")));
       for (const link of report.citationLinks) {
         assert.match(link.href, /^https?:\/\//);
         assert.equal(link.rel, "noopener noreferrer");

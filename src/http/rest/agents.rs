@@ -301,12 +301,9 @@ async fn follow(
         // Dust goes on only once the approval was answered (the decision route).
         pending = None;
         match RunStep::of(event.kind, &answer) {
-            RunStep::Done(content) => {
+            RunStep::Done(done) => {
                 guard.answer = None;
-                return Ok(AgentAnswer {
-                    answer: content,
-                    ..answer
-                });
+                return Ok(*done);
             }
             RunStep::Failed(message) => {
                 guard.answer = None;
