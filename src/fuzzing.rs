@@ -17,7 +17,7 @@ pub use crate::ops::args::{
 
 use crate::ops::args::{
     AgentIdArgs, AskAgentArgs, ConversationIdArgs, DocumentArgs, ListAgentsArgs, ListDocumentsArgs,
-    ListKnowledgeBasesArgs, NoArgs, SearchKnowledgeArgs, UpsertDocumentArgs,
+    ListKnowledgeBasesArgs, NoArgs, SearchKnowledgeArgs, SearchWorkspaceArgs, UpsertDocumentArgs,
 };
 use crate::{
     mcp::{
@@ -36,6 +36,7 @@ pub const TOOLS: &[&str] = &[
     "get_conversation",
     "list_knowledge_bases",
     "search_knowledge",
+    "search_workspace",
     "list_documents",
     "upsert_document",
     "delete_document",
@@ -91,6 +92,10 @@ pub fn parse_tool_arguments(
         "search_knowledge" => {
             let a: SearchKnowledgeArgs = tools::parse(tool, arguments).map_err(e)?;
             ids([("knowledgeBaseId", a.knowledge_base_id.as_ref())])
+        }
+        "search_workspace" => {
+            tools::parse::<SearchWorkspaceArgs>(tool, arguments).map_err(e)?;
+            Vec::new()
         }
         "list_documents" => {
             let a: ListDocumentsArgs = tools::parse(tool, arguments).map_err(e)?;

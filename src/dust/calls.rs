@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use super::{
     ActionDecision, AgentConfiguration, Conversation, CreateConversation, CreatedConversation,
     DataSource, DataSourceView, Document, DocumentPage, DustApi, DustCredentials, DustError,
-    DustErrorKind, EventStream, PendingAction, PostMessage, PostedMessage, QuestionAnswer, Result,
-    SearchQuery, Space, UpsertDocument,
+    DustErrorKind, EventStream, NodeSearch, NodeSearchResults, PendingAction, PostMessage,
+    PostedMessage, QuestionAnswer, Result, SearchQuery, Space, UpsertDocument,
     client::{Call, HttpDustClient},
 };
 
@@ -414,6 +414,16 @@ impl DustApi for HttpDustClient {
         append_search_query(&mut call.url, query);
         let body: DocumentsBody = self.execute_json(creds, &call).await?;
         Ok(body.documents)
+    }
+
+    async fn search_nodes(
+        &self,
+        creds: &DustCredentials,
+        search: &NodeSearch,
+    ) -> Result<NodeSearchResults> {
+        let url = self.endpoint(&creds.workspace_id, &["search"])?;
+        let call = Call::new("search the workspace", "/search", Method::POST, url).json(search)?;
+        self.execute_json(creds, &call).await
     }
 
     async fn list_documents(

@@ -164,6 +164,10 @@ dust_api! {
     /// `GET /spaces/{spaceId}/data_sources/{dsId}/search`.
     fn search_data_source(space_id: &str, data_source_id: &str, query: &SearchQuery) -> Vec<Document>;
 
+    /// `POST /search`: nodes (documents, tables, folders) whose title matches, in the listed
+    /// spaces, through their data source views.
+    fn search_nodes(search: &NodeSearch) -> NodeSearchResults;
+
     /// `GET /spaces/{spaceId}/data_sources/{dsId}/documents?limit&offset`.
     fn list_documents(space_id: &str, data_source_id: &str, limit: u32, offset: u32) -> DocumentPage;
 

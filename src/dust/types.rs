@@ -316,6 +316,81 @@ pub struct SearchQuery {
     pub timestamp_lt: Option<i64>,
 }
 
+/// Which nodes a workspace search returns (`ContentNodesViewTypeSchema`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeViewType {
+    #[default]
+    All,
+    Document,
+    Table,
+}
+
+/// The body of `POST /search`, the text form of the SDK's `SearchRequestBodySchema`. Every
+/// member is required by Dust's schema; Dust searches only the spaces listed (none: nothing).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSearch {
+    /// Matched against node titles; sent as given.
+    pub query: String,
+    pub view_type: NodeViewType,
+    pub space_ids: Vec<String>,
+    /// Whether data sources themselves may be found (as `folder` nodes).
+    pub include_data_sources: bool,
+    pub limit: u32,
+}
+
+/// What a content node is (`ContentNodeTypeSchema`); a kind Dust adds later reads as `Other`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ContentNodeType {
+    Document,
+    Table,
+    Folder,
+    #[serde(other)]
+    Other,
+}
+
+/// A node found by `POST /search` (`DataSourceContentNodeSchema`): a content node with its data
+/// source and the views through which the key reaches it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContentNode {
+    pub internal_id: String,
+    pub title: String,
+    #[serde(rename = "type")]
+    pub node_type: ContentNodeType,
+    #[serde(default)]
+    pub mime_type: String,
+    #[serde(default)]
+    pub parent_internal_id: Option<String>,
+    /// The node itself, then its ancestors, nearest first.
+    #[serde(default)]
+    pub parent_internal_ids: Option<Vec<String>>,
+    #[serde(default)]
+    pub parent_title: Option<String>,
+    #[serde(default)]
+    pub source_url: Option<String>,
+    #[serde(default)]
+    pub last_updated_at: Option<i64>,
+    pub data_source: DataSource,
+    #[serde(default)]
+    pub data_source_views: Vec<DataSourceView>,
+}
+
+/// Dust's answer to `POST /search` (`PostWorkspaceSearchResponseBodySchema`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSearchResults {
+    pub nodes: Vec<ContentNode>,
+    /// `truncated-query-clauses` when Dust cut a long query.
+    #[serde(default)]
+    pub warning_code: Option<String>,
+    /// How many nodes matched, beyond this page too.
+    #[serde(default)]
+    pub results_count: Option<u64>,
+}
+
 /// The body of a document upsert (`POST .../documents/{documentId}`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct UpsertDocument {

@@ -51,7 +51,7 @@ pub use errors::{MissingScope, PERMISSION_DENIED, UNAUTHENTICATED};
 const INSTRUCTIONS: &str = "Gives access to a Dust workspace: its agents (list_agents, ask_agent), \
 its knowledge bases (list_knowledge_bases, search_knowledge, documents) and connectors. Ask an \
 agent when the question needs the company's knowledge or tools; search the knowledge bases to \
-quote sources directly.";
+quote sources directly, or search_workspace to find a page or table by its title.";
 
 /// The MCP server. Cheap to clone: rmcp builds one per HTTP request.
 #[derive(Debug, Clone)]

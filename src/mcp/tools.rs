@@ -33,7 +33,7 @@ use crate::{
         args::*,
         catalog::Kind,
         conversations, knowledge,
-        views::{AgentAnswer, AgentList, SearchResults},
+        views::{AgentAnswer, AgentList, SearchResults, WorkspaceSearchResults},
         workspace,
     },
 };
@@ -238,6 +238,13 @@ static CATALOGUE: LazyLock<Vec<ToolSpec>> = LazyLock::new(|| {
             SearchKnowledgeArgs => SearchResults,
             "Semantic search in one knowledge base, or in all you can see, returning the best passages with their documents and scores. Use it to find and quote sources.",
             |call, args, _request| knowledge::search_knowledge(&call.ctx, call.principal(), args)
+        ),
+        tool!(
+            knowledge::SEARCH_WORKSPACE,
+            "Search workspace",
+            SearchWorkspaceArgs => WorkspaceSearchResults,
+            "Finds documents, tables and folders by title across every space you can see, with the knowledge base and path of each. Use it when you know roughly what something is called (a page, a runbook, a channel); use search_knowledge to find passages by meaning.",
+            |call, args, _request| knowledge::search_workspace(&call.ctx, call.principal(), args)
         ),
         tool!(
             knowledge::LIST_DOCUMENTS,

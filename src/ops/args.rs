@@ -37,6 +37,9 @@ pub(crate) const MAX_TOP_K: u32 = 64;
 /// Most documents listed at once.
 pub(crate) const MAX_LIST_LIMIT: u32 = 100;
 
+/// Results of `search_workspace` when the caller does not say.
+pub(crate) const DEFAULT_WORKSPACE_SEARCH_LIMIT: u32 = 20;
+
 /// Largest message or query accepted, in bytes (Dust refuses far smaller content fragments).
 pub(crate) const MAX_TEXT_BYTES: usize = 512 * 1024;
 
@@ -135,6 +138,34 @@ pub struct SearchKnowledgeArgs {
     pub timestamp_gt: Option<i64>,
     /// Only documents older than this time (milliseconds since the epoch).
     pub timestamp_lt: Option<i64>,
+}
+
+/// What `search_workspace` looks for (Dust's `viewType`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    /// Documents, tables and folders.
+    #[default]
+    All,
+    /// Documents (and the folders that hold them).
+    Document,
+    /// Tables.
+    Table,
+}
+
+/// A title search across every space the key sees; also the REST body of
+/// `POST /api/v1/workspaces/{workspaceId}/search`.
+#[derive(Debug, Deserialize, JsonSchema, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SearchWorkspaceArgs {
+    /// Words of the title to look for (e.g. "roadmap 2026"); matched against titles, not
+    /// meaning. Sent to Dust as is.
+    pub query: String,
+    /// `all` (default), `document` or `table`.
+    pub kind: Option<NodeKind>,
+    /// How many results (1 to 100, default 20).
+    #[schema(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

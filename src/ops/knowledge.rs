@@ -34,13 +34,15 @@ use super::{
     catalog::{Kind, Op, op},
     views::{
         ConnectorList, DeletedDocument, DocumentList, DocumentView, KnowledgeBaseList,
-        KnowledgeBaseView, SearchHit, SearchResults, SpaceList, SpaceView,
+        KnowledgeBaseView, SearchHit, SearchResults, SpaceList, SpaceView, WorkspaceNode,
+        WorkspaceSearchResults,
     },
 };
 use crate::{
     auth::{Permission as P, Principal},
     dust::{
-        DataSource, DataSourceView, DustError, DustErrorKind, SearchQuery, Space, UpsertDocument,
+        DataSource, DataSourceView, DustError, DustErrorKind, NodeSearch, NodeViewType,
+        SearchQuery, Space, UpsertDocument,
     },
 };
 
@@ -58,6 +60,7 @@ pub const GET_KNOWLEDGE_BASE: Op = op(
     Kind::Read,
 );
 pub const SEARCH_KNOWLEDGE: Op = op("search_knowledge", P::ReadKnowledgeBases, true, Kind::Read);
+pub const SEARCH_WORKSPACE: Op = op("search_workspace", P::ReadKnowledgeBases, true, Kind::Read);
 pub const LIST_DOCUMENTS: Op = op("list_documents", P::ReadKnowledgeBases, true, Kind::Read);
 pub const GET_DOCUMENT: Op = op("get_document", P::ReadKnowledgeBases, true, Kind::Read);
 pub const UPSERT_DOCUMENT: Op = op("upsert_document", P::WriteKnowledgeBases, true, Kind::Write);
@@ -416,6 +419,65 @@ pub async fn search_knowledge(
     results.truncate(top_k as usize);
     skipped.sort();
     Ok(SearchResults { results, skipped })
+}
+
+/// Title search across every space the key sees (Dust's node search, `POST /search`), in
+/// Dust's order. Dust searches only the spaces a request names, so the caller's spaces are
+/// listed first and all named.
+pub async fn search_workspace(
+    ctx: &Context,
+    principal: &Principal,
+    args: SearchWorkspaceArgs,
+) -> Result<WorkspaceSearchResults, OpError> {
+    check_text("query", &args.query, MAX_QUERY_BYTES)?;
+    let limit = check_range(
+        "limit",
+        args.limit.unwrap_or(DEFAULT_WORKSPACE_SEARCH_LIMIT),
+        1,
+        MAX_LIST_LIMIT,
+    )?;
+    let view_type = match args.kind.unwrap_or_default() {
+        NodeKind::All => NodeViewType::All,
+        NodeKind::Document => NodeViewType::Document,
+        NodeKind::Table => NodeViewType::Table,
+    };
+    let creds = &principal.credentials;
+    let spaces = ctx
+        .dust
+        .list_spaces(creds)
+        .await
+        .map_err(|e| OpError::dust("listing spaces", e))?;
+    if spaces.is_empty() {
+        return Ok(WorkspaceSearchResults {
+            results: Vec::new(),
+            total: Some(0),
+            warning: None,
+        });
+    }
+    let search = NodeSearch {
+        query: args.query,
+        view_type,
+        space_ids: spaces.into_iter().map(|s| s.s_id).collect(),
+        include_data_sources: false,
+        limit,
+    };
+    let found = ctx
+        .dust
+        .search_nodes(creds, &search)
+        .await
+        .map_err(|e| OpError::dust("searching the workspace", e))?;
+    // Dust pages with its own default on some deployments: the caller's limit holds anyway.
+    let results: Vec<WorkspaceNode> = found
+        .nodes
+        .into_iter()
+        .take(limit as usize)
+        .map(WorkspaceNode::from)
+        .collect();
+    Ok(WorkspaceSearchResults {
+        results,
+        total: found.results_count,
+        warning: found.warning_code,
+    })
 }
 
 /// One page of a folder's documents.

@@ -6,7 +6,8 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::dust::{
-    AgentConfiguration, Conversation, ConversationItem, DataSource, Document, Space,
+    AgentConfiguration, ContentNode, ContentNodeType, Conversation, ConversationItem, DataSource,
+    Document, Space,
 };
 
 #[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
@@ -221,6 +222,93 @@ pub struct SearchResults {
     /// Knowledge bases that could not be searched, and why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
+}
+
+/// `search_workspace`: nodes whose title matches, in Dust's order.
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceSearchResults {
+    pub results: Vec<WorkspaceNode>,
+    /// How many nodes matched in all, when Dust says (may exceed `results`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// Dust's warning, e.g. `truncated-query-clauses` when it cut a long query.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// What a found node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeType {
+    Document,
+    Table,
+    Folder,
+    /// A kind of node this server does not know yet.
+    Other,
+}
+
+impl From<ContentNodeType> for NodeType {
+    fn from(value: ContentNodeType) -> Self {
+        match value {
+            ContentNodeType::Document => Self::Document,
+            ContentNodeType::Table => Self::Table,
+            ContentNodeType::Folder => Self::Folder,
+            ContentNodeType::Other => Self::Other,
+        }
+    }
+}
+
+/// One node found by `search_workspace`.
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceNode {
+    pub title: String,
+    /// Where it sits: the knowledge base's name, the parent's title when Dust gives it, then
+    /// the title, joined by ` / `.
+    pub path: String,
+    #[serde(rename = "type")]
+    pub node_type: NodeType,
+    /// The knowledge base (`dts_...`) holding it: pass it to `search_knowledge` or, for a
+    /// document of a folder, with `nodeId` as `documentId` to `get_document`.
+    pub knowledge_base_id: String,
+    pub knowledge_base_name: String,
+    /// The node's id in its knowledge base (a document's id for a document).
+    pub node_id: String,
+    /// The spaces (`vlt_...`) through which the key reaches it.
+    pub space_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_url: Option<String>,
+    /// Last update, in milliseconds since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_updated_at: Option<i64>,
+}
+
+impl From<ContentNode> for WorkspaceNode {
+    fn from(node: ContentNode) -> Self {
+        let path = std::iter::once(node.data_source.name.as_str())
+            .chain(node.parent_title.as_deref().filter(|t| !t.is_empty()))
+            .chain(std::iter::once(node.title.as_str()))
+            .collect::<Vec<_>>()
+            .join(" / ");
+        let mut space_ids: Vec<String> = Vec::new();
+        for view in node.data_source_views {
+            if !view.space_id.is_empty() && !space_ids.contains(&view.space_id) {
+                space_ids.push(view.space_id);
+            }
+        }
+        Self {
+            path,
+            title: node.title,
+            node_type: node.node_type.into(),
+            knowledge_base_id: node.data_source.s_id,
+            knowledge_base_name: node.data_source.name,
+            node_id: node.internal_id,
+            space_ids,
+            source_url: node.source_url,
+            last_updated_at: node.last_updated_at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]

@@ -70,6 +70,16 @@ impl ApiError {
         self
     }
 
+    /// The same refusal worded as `fromError(zodError).toString()` alone, for routes that
+    /// parse their body with the schema themselves (`POST /search`): no "Invalid request body"
+    /// prefix.
+    pub(crate) fn unprefixed(mut self) -> Self {
+        if let Some(rest) = self.message.strip_prefix("Invalid request body: ") {
+            self.message = rest.to_owned();
+        }
+        self
+    }
+
     pub(crate) fn with_retry_after(mut self, secs: Option<u64>) -> Self {
         self.retry_after = secs;
         self
@@ -219,7 +229,7 @@ impl<'a> Fields<'a> {
 }
 
 /// zod's name for the JSON kind it received.
-fn kind_name(value: &Value) -> &'static str {
+pub(crate) fn kind_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "boolean",

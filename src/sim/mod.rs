@@ -42,7 +42,7 @@
 //!   records and their seed.
 //! - `auth`, `error`, `record`, `faults`: the layers every request crosses.
 //! - `agents`, `conversations` (+ `runner`, `event_log`, `render`, `validate`), `events` (SSE),
-//!   `data_sources` (+ `search`), `documents`: the routes.
+//!   `data_sources` (+ `search`), `documents`, `node_search` (`POST /search`): the routes.
 //!
 //! Outside the Dust API, `GET /_sim/requests` returns the request log and `GET|POST
 //! /_sim/faults` reads or replaces the random faults, `GET|POST|DELETE /_sim/fault-plan` reads,
@@ -59,6 +59,7 @@ mod error;
 mod event_log;
 mod events;
 mod faults;
+mod node_search;
 mod query;
 mod record;
 mod render;
@@ -309,6 +310,7 @@ fn build_router(state: AppState) -> Router {
             "/api/sse/v1/w/{wId}/assistant/conversations/{cId}/messages/{mId}/events",
             get(events::stream_agent_events),
         )
+        .route(&format!("{W}/search"), post(node_search::search_nodes))
         .route(&format!("{W}/spaces"), get(data_sources::list_spaces))
         .route(
             &format!("{W}/spaces/{{spaceId}}/data_sources"),

@@ -12,7 +12,8 @@ use futures::StreamExt;
 use mcp_dust_server::dust::{
     ActionDecision, AgentEvent, AgentEventKind, BlockKind, ClientOptions, CreateConversation,
     DustApi, DustCredentials, DustError, DustErrorKind, HttpDustClient, Mention, MessageContext,
-    PostMessage, QuestionAnswer, SearchQuery, UpsertDocument, follow_agent_message,
+    NodeSearch, NodeViewType, PostMessage, QuestionAnswer, SearchQuery, UpsertDocument,
+    follow_agent_message,
 };
 use serde_json::{Value, json};
 use tokio::{
@@ -1332,4 +1333,58 @@ async fn raw_server_recording(
         }
     });
     base
+}
+
+/// `POST /search`: the SDK's full text body (every member Dust's schema requires, the query as
+/// given), and the nodes read with their data source and views.
+#[tokio::test]
+async fn search_nodes_posts_the_sdk_body_and_reads_nodes() {
+    let server = MockServer::start().await;
+    let query = "Q3 \u{e9}t\u{e9} \"report\" & co";
+    let data_source = json!({"sId": "dts_1", "name": "Notion", "connectorProvider": "notion"});
+    Mock::given(method("POST"))
+        .and(path(api("/search")))
+        .and(body_json(json!({
+            "query": query, "viewType": "document", "spaceIds": ["vlt_1", "vlt_2"],
+            "includeDataSources": false, "limit": 5,
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "nodes": [{
+                "internalId": "n1", "title": "Roadmap", "type": "document",
+                "mimeType": "text/markdown", "parentInternalId": "p1",
+                "parentInternalIds": ["n1", "p1"], "parentTitle": "Product",
+                "sourceUrl": "https://notion.so/n1", "lastUpdatedAt": 1,
+                "expandable": false, "permission": "read", "newField": {"ignored": true},
+                "dataSource": data_source,
+                "dataSourceViews": [{"sId": "dsv_1", "spaceId": "vlt_1", "dataSource": data_source}],
+            }, {
+                "internalId": "n2", "title": "Later", "type": "database_view",
+                "dataSource": data_source,
+            }],
+            "warningCode": null,
+            "resultsCount": 7,
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let found = client(&server)
+        .search_nodes(
+            &creds(),
+            &NodeSearch {
+                query: query.into(),
+                view_type: NodeViewType::Document,
+                space_ids: vec!["vlt_1".into(), "vlt_2".into()],
+                include_data_sources: false,
+                limit: 5,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.results_count, Some(7));
+    assert_eq!(found.nodes[0].title, "Roadmap");
+    assert_eq!(found.nodes[0].data_source_views[0].space_id, "vlt_1");
+    assert_eq!(
+        found.nodes[1].node_type,
+        mcp_dust_server::dust::ContentNodeType::Other
+    );
 }

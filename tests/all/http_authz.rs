@@ -1117,3 +1117,101 @@ async fn z13_a_foreign_host_is_refused_on_every_route_but_the_probes() {
     }
     srv.shutdown().await;
 }
+
+/// `search_workspace` needs `read:knowledge-bases`, in both MCP eras and over REST: without it
+/// the call is refused and nothing reaches Dust; with it the title search answers.
+#[tokio::test]
+async fn z14_search_workspace_needs_read_knowledge_bases_in_both_eras() {
+    let srv = TestServer::start().await;
+    let narrow = srv.token(Some(&["read:agents"])).await;
+    let reader = srv.token(Some(&["read:knowledge-bases"])).await;
+    let args = json!({"query": "deploy", "kind": "document", "limit": 5});
+    let rest = format!("/api/v1/workspaces/{}/search", srv.sim.workspace_id());
+    let before = upstream(&srv);
+
+    let (status, body) = srv
+        .call_tool(&narrow, "search_workspace", args.clone())
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(error_code(&body), PERMISSION_DENIED, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "permission denied: needs read:knowledge-bases"
+    );
+    let (status, body) = mcp_2026(
+        &srv,
+        Some(&narrow),
+        "tools/call",
+        Some("search_workspace"),
+        json!({"name": "search_workspace", "arguments": args}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(error_code(&body), PERMISSION_DENIED, "{body}");
+    let (status, _, text) = send(
+        &srv,
+        Method::POST,
+        &rest,
+        Some(&narrow),
+        &[],
+        Some(args.clone()),
+    )
+    .await;
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("insufficient_scope"), "{text}");
+    assert_eq!(
+        upstream(&srv),
+        before,
+        "Dust was called for a denied search"
+    );
+
+    let found = |body: &Value| -> Vec<String> {
+        body["result"]["structuredContent"]["results"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"))
+            .iter()
+            .map(|n| n["nodeId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, body) = srv
+        .call_tool(&reader, "search_workspace", args.clone())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(found(&body), ["slack-deploys", "runbooks/deploy.md"]);
+    let (status, body) = mcp_2026(
+        &srv,
+        Some(&reader),
+        "tools/call",
+        Some("search_workspace"),
+        json!({"name": "search_workspace", "arguments": args}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(found(&body), ["slack-deploys", "runbooks/deploy.md"]);
+
+    // Invalid input, in both eras: -32602 naming the problem, and Dust is not asked.
+    let before = upstream(&srv);
+    let bad = json!({"query": "deploy", "limit": 0});
+    let (_, body) = srv
+        .call_tool(&reader, "search_workspace", bad.clone())
+        .await;
+    assert_eq!(error_code(&body), INVALID_PARAMS, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit must be between 1 and 100, got 0"),
+        "{body}"
+    );
+    let (_, body) = mcp_2026(
+        &srv,
+        Some(&reader),
+        "tools/call",
+        Some("search_workspace"),
+        json!({"name": "search_workspace", "arguments": bad}),
+    )
+    .await;
+    assert_eq!(error_code(&body), INVALID_PARAMS, "{body}");
+    assert_eq!(upstream(&srv), before, "Dust was called for invalid input");
+    srv.shutdown().await;
+}

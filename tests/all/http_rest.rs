@@ -88,6 +88,12 @@ fn workspace_routes() -> Vec<(Method, String, Option<Value>, &'static str)> {
             Some(json!({"query": "vacation"})),
             "read:knowledge-bases",
         ),
+        (
+            Method::POST,
+            "/search".into(),
+            Some(json!({"query": "handbook"})),
+            "read:knowledge-bases",
+        ),
         (Method::GET, "/conversations".into(), None, "read:agents"),
         (
             Method::GET,
@@ -803,6 +809,7 @@ async fn the_openapi_document_is_public_and_describes_the_routes() {
         "/api/v1/workspaces",
         "/api/v1/workspaces/{workspaceId}/agents/{agentId}/execute",
         "/api/v1/workspaces/{workspaceId}/knowledge-bases/{knowledgeBaseId}/search",
+        "/api/v1/workspaces/{workspaceId}/search",
         "/api/v1/auth/tokens/{tokenId}",
         "/api/v1/audit",
     ] {
@@ -1118,4 +1125,56 @@ async fn a_conversation_reads_page_by_page_over_mcp_and_rest() {
     assert_eq!(body["error"]["code"], -32602, "{body}");
     // The unknown cursor needed the conversation (one Dust read); the bad limits none.
     assert_eq!(server.sim.requests().len(), before + 1);
+}
+
+/// `POST /api/v1/workspaces/{w}/search`: Dust's title search across the caller's spaces; bad
+/// input is a 400 naming the field, and Dust is not asked.
+#[tokio::test]
+async fn workspace_search_answers_nodes_and_refuses_bad_input_before_dust() {
+    let server = server().await;
+    let token = server.token(None).await;
+    let ws = server.sim.workspace_id().to_owned();
+    let path = format!("/api/v1/workspaces/{ws}/search");
+    let (status, _, body) = send(
+        &server,
+        Method::POST,
+        &path,
+        Some(&token),
+        Some(json!({"query": "handbook roadmap", "kind": "all"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["results"].as_array().unwrap().is_empty(), "{body}");
+    let (status, _, body) = send(
+        &server,
+        Method::POST,
+        &path,
+        Some(&token),
+        Some(json!({"query": "roadmap", "kind": "document", "limit": 5})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let node = &body["results"][0];
+    assert_eq!(node["knowledgeBaseId"], NOTION_DS_ID);
+    assert_eq!(node["nodeId"], "notion-roadmap");
+    assert_eq!(node["type"], "document");
+
+    let before = server.sim.requests().len();
+    for (bad, field) in [
+        (json!({"query": ""}), "query"),
+        (json!({"query": "x", "limit": 0}), "limit"),
+        (json!({"query": "x", "limit": 101}), "limit"),
+        (
+            json!({"query": "x", "kind": "tables"}),
+            "expected one of `all`, `document`, `table`",
+        ),
+        (json!({"query": "x", "spaceIds": []}), "spaceIds"),
+    ] {
+        let (status, _, body) = send(&server, Method::POST, &path, Some(&token), Some(bad)).await;
+        assert_eq!(status, 400, "{body}");
+        assert_envelope(&body, "invalid_request");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(field), "{field}: {message}");
+    }
+    assert_eq!(server.sim.requests().len(), before, "Dust was asked");
 }

@@ -23,7 +23,7 @@ use rmcp::{
 };
 use serde_json::json;
 
-const READ_TOOLS: [&str; 12] = [
+const READ_TOOLS: [&str; 13] = [
     "ask_agent",
     "get_agent",
     "get_conversation",
@@ -36,6 +36,7 @@ const READ_TOOLS: [&str; 12] = [
     "list_knowledge_bases",
     "list_spaces",
     "search_knowledge",
+    "search_workspace",
 ];
 
 fn writer() -> PermissionSet {
@@ -88,7 +89,7 @@ async fn tools_list_shows_only_permitted_tools_with_strict_schemas() {
 
     let all = McpTest::start(PermissionSet::all()).await;
     let tools = all.client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 14);
+    assert_eq!(tools.len(), 15);
     let delete = tools.iter().find(|t| t.name == "delete_document").unwrap();
     assert_eq!(
         delete.annotations.as_ref().unwrap().destructive_hint,
@@ -135,6 +136,19 @@ async fn bad_arguments_are_invalid_params_and_reach_no_upstream() {
         ("search_knowledge", json!({"query": "   "})),
         // A query travels in Dust's URL: past 2 KB it is refused here, not by a proxy.
         ("search_knowledge", json!({"query": "é".repeat(1025)})),
+        ("search_workspace", json!({})),
+        ("search_workspace", json!({"query": " \n "})),
+        ("search_workspace", json!({"query": "é".repeat(1025)})),
+        ("search_workspace", json!({"query": "x", "limit": 0})),
+        ("search_workspace", json!({"query": "x", "limit": 101})),
+        (
+            "search_workspace",
+            json!({"query": "x", "kind": "documents"}),
+        ),
+        (
+            "search_workspace",
+            json!({"query": "x", "spaceIds": ["vlt_x"]}),
+        ),
         (
             "list_documents",
             json!({"knowledgeBaseId": HANDBOOK_DS_ID, "limit": 0}),
@@ -1068,4 +1082,81 @@ async fn one_principal_cannot_hold_more_than_its_share_of_calls() {
         task.await.unwrap().unwrap();
     }
     structured(&t.call("list_agents", json!({})).await.unwrap());
+}
+
+/// `search_workspace`: Dust's node search across every space the key sees, each node with its
+/// knowledge base and path; the query reaches Dust byte for byte, in a body naming the spaces.
+#[tokio::test]
+async fn search_workspace_finds_titles_across_every_space() {
+    let t = McpTest::start(PermissionSet::DEFAULT).await;
+    let found = structured(
+        &t.call("search_workspace", json!({"query": "deploy"}))
+            .await
+            .unwrap(),
+    );
+    let results = found["results"].as_array().unwrap();
+    let runbook = results
+        .iter()
+        .find(|n| n["nodeId"] == "runbooks/deploy.md")
+        .unwrap_or_else(|| panic!("{found}"));
+    assert_eq!(runbook["knowledgeBaseId"], RUNBOOKS_DS_ID);
+    assert_eq!(runbook["type"], "document");
+    assert_eq!(runbook["title"], "Deploy Runbook");
+    assert_eq!(runbook["path"], "Runbooks / Deploy Runbook");
+    assert!(
+        results
+            .iter()
+            .any(|n| n["nodeId"] == "slack-deploys" && n["knowledgeBaseId"] == SLACK_DS_ID),
+        "{found}"
+    );
+    assert_eq!(found["total"], 2);
+
+    // A connector page reached from two spaces names both; the board's pages, never.
+    let roadmap = structured(
+        &t.call(
+            "search_workspace",
+            json!({"query": "roadmap", "kind": "document"}),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(roadmap["results"][0]["knowledgeBaseId"], NOTION_DS_ID);
+    assert_eq!(
+        roadmap["results"][0]["spaceIds"].as_array().unwrap().len(),
+        2
+    );
+    for (query, kind) in [("board minutes", "all"), ("deploy", "table")] {
+        let none = structured(
+            &t.call("search_workspace", json!({"query": query, "kind": kind}))
+                .await
+                .unwrap(),
+        );
+        assert!(none["results"].as_array().unwrap().is_empty(), "{none}");
+    }
+    let one = structured(
+        &t.call("search_workspace", json!({"query": "polic", "limit": 1}))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(one["results"].as_array().unwrap().len(), 1);
+    assert_eq!(one["total"], 2);
+
+    // The free text, byte for byte, in the SDK's body with every space the key sees.
+    let query = "Q3 \"été\" <b>&amp;</b> \\n ; DROP";
+    t.call("search_workspace", json!({"query": query, "limit": 7}))
+        .await
+        .unwrap();
+    let sent = t
+        .sim
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.method == "POST" && r.path.ends_with("/search"))
+        .expect("a POST /search");
+    let body: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
+    assert_eq!(body["query"], query);
+    assert_eq!(body["viewType"], "all");
+    assert_eq!(body["limit"], 7);
+    assert_eq!(body["includeDataSources"], false);
+    assert_eq!(body["spaceIds"].as_array().unwrap().len(), 2);
 }

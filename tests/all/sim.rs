@@ -1529,3 +1529,167 @@ async fn the_client_answers_paused_runs() {
         );
     }
 }
+
+fn node_ids(found: &Value) -> Vec<&str> {
+    found["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["internalId"].as_str().unwrap())
+        .collect()
+}
+
+/// `POST /search` (node search): titles matched through the views of the listed spaces, each
+/// node with its data source and the views that reach it; Dust's schema and space checks.
+#[tokio::test]
+async fn node_search_finds_titles_through_the_views_of_the_listed_spaces() {
+    let (h, c) = start(fast()).await;
+    let both = [sim::COMPANY_SPACE_ID, sim::ENGINEERING_SPACE_ID];
+    let search = |query: &str, view_type: &str, spaces: &[&str], limit: u32| {
+        json!({
+            "query": query, "viewType": view_type, "spaceIds": spaces,
+            "includeDataSources": false, "limit": limit,
+        })
+    };
+    let (status, body) = call(
+        &c,
+        &h,
+        Method::POST,
+        "search",
+        Some(search("deploy", "all", &both, 10)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(node_ids(&body), ["slack-deploys", "runbooks/deploy.md"]);
+    let runbook = &body["nodes"][1];
+    assert_eq!(runbook["type"], "document");
+    assert_eq!(runbook["title"], "Deploy Runbook");
+    assert_eq!(runbook["dataSource"]["sId"], sim::RUNBOOKS_DS_ID);
+    assert_eq!(runbook["dataSourceViews"][0]["sId"], sim::RUNBOOKS_VIEW_ID);
+    assert_eq!(body["resultsCount"], 2);
+
+    // A connector page carries every view that reaches it, and only from the listed spaces.
+    let (_, body) = call(
+        &c,
+        &h,
+        Method::POST,
+        "search",
+        Some(search("roadmap", "document", &both, 10)),
+    )
+    .await;
+    assert_eq!(node_ids(&body), ["notion-roadmap"]);
+    assert_eq!(
+        body["nodes"][0]["dataSourceViews"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let (_, body) = call(
+        &c,
+        &h,
+        Method::POST,
+        "search",
+        Some(search(
+            "roadmap",
+            "document",
+            &[sim::ENGINEERING_SPACE_ID],
+            10,
+        )),
+    )
+    .await;
+    assert_eq!(
+        body["nodes"][0]["dataSourceViews"][0]["sId"],
+        sim::NOTION_ENGINEERING_VIEW_ID
+    );
+    assert_eq!(
+        body["nodes"][0]["dataSourceViews"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // No view selects the board's pages; no space listed, nothing searched; no tables here.
+    for (query, view_type, spaces) in [
+        ("board", "all", &both[..]),
+        ("deploy", "all", &[][..]),
+        ("deploy", "table", &both[..]),
+    ] {
+        let (status, body) = call(
+            &c,
+            &h,
+            Method::POST,
+            "search",
+            Some(search(query, view_type, spaces, 10)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(node_ids(&body).is_empty(), "{query} {view_type}: {body}");
+    }
+
+    // The body's limit cuts the page; resultsCount counts every match.
+    let (_, body) = call(
+        &c,
+        &h,
+        Method::POST,
+        "search",
+        Some(search("polic", "all", &both, 1)),
+    )
+    .await;
+    assert_eq!(node_ids(&body), ["expenses"]);
+    assert_eq!(body["resultsCount"], 2);
+
+    // Data sources themselves, as folder nodes, when asked.
+    let mut with_sources = search("handbook", "all", &both, 10);
+    with_sources["includeDataSources"] = json!(true);
+    let (_, body) = call(&c, &h, Method::POST, "search", Some(with_sources)).await;
+    assert_eq!(body["nodes"][0]["type"], "folder");
+    assert_eq!(body["nodes"][0]["dataSource"]["sId"], sim::HANDBOOK_DS_ID);
+
+    // The system space is not the key's: 404, as for any unknown space.
+    let (status, body) = call(
+        &c,
+        &h,
+        Method::POST,
+        "search",
+        Some(search("deploy", "all", &[sim::SYSTEM_SPACE_ID], 10)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_type(&body), "space_not_found");
+    assert_eq!(body["error"]["message"], "Invalid space ids.");
+
+    // Every member of the SDK's schema but the query is required, without a prefix.
+    let (status, body) = call(
+        &c,
+        &h,
+        Method::POST,
+        "search",
+        Some(json!({ "query": "deploy" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_type(&body), "invalid_request_error");
+    assert_eq!(
+        body["error"]["message"],
+        "Validation error: Required at \"viewType\""
+    );
+    let mut bad = search("deploy", "documents", &both, 10);
+    let (status, body) = call(&c, &h, Method::POST, "search", Some(bad.clone())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("received 'documents'"),
+        "{body}"
+    );
+    bad["viewType"] = json!("all");
+    bad.as_object_mut().unwrap().remove("limit");
+    let (_, body) = call(&c, &h, Method::POST, "search", Some(bad)).await;
+    assert_eq!(
+        body["error"]["message"],
+        "Validation error: Required at \"limit\""
+    );
+}

@@ -28,7 +28,7 @@ from mcp.client.stdio import StdioServerParameters
 
 READ_TOOLS = {
     "get_workspace", "list_agents", "get_agent", "list_conversations", "get_conversation",
-    "list_spaces", "list_knowledge_bases", "search_knowledge", "list_documents",
+    "list_spaces", "list_knowledge_bases", "search_knowledge", "search_workspace", "list_documents",
     "get_document", "list_connectors",
 }
 

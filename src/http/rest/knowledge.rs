@@ -13,9 +13,9 @@ use super::{Call, Caller, Refusal, bad_path, bad_query};
 use crate::{
     http::{MAX_REST_BODY, read_json},
     ops::{
-        args::{ListKnowledgeBasesArgs, SearchKnowledgeArgs},
+        args::{ListKnowledgeBasesArgs, SearchKnowledgeArgs, SearchWorkspaceArgs},
         knowledge,
-        views::{ConnectorList, KnowledgeBaseList, KnowledgeBaseView},
+        views::{ConnectorList, KnowledgeBaseList, KnowledgeBaseView, WorkspaceSearchResults},
     },
     state::AppState,
 };
@@ -26,6 +26,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list))
         .routes(routes!(get_one))
         .routes(routes!(search))
+        .routes(routes!(search_workspace))
         .routes(routes!(connectors))
         .routes(routes!(connector))
 }
@@ -179,6 +180,33 @@ pub(super) async fn search(
         });
     call.finish(result, Some(("knowledgeBaseId", &id)))
         .map(Json)
+}
+
+/// Title search across every space the key sees: documents, tables and folders.
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspaceId}/search", tag = "knowledge-bases",
+    params(("workspaceId" = String, Path, description = "The caller's workspace id")),
+    request_body = SearchWorkspaceArgs,
+    security(("bearerAuth" = []), ("cookieAuth" = [])),
+    responses((status = 200, description = "Nodes whose title matches", body = WorkspaceSearchResults)))]
+pub(super) async fn search_workspace(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    request: Request,
+) -> Result<Json<WorkspaceSearchResults>, Refusal> {
+    let Path(workspace_id) = path.map_err(|e| bad_path(&caller, &e))?;
+    let call = Call::begin(
+        &state,
+        caller,
+        &knowledge::SEARCH_WORKSPACE,
+        Some(&workspace_id),
+    )?;
+    let args: SearchWorkspaceArgs = read_json(request, MAX_REST_BODY)
+        .await
+        .map_err(|e| call.invalid(e))?;
+    call.op_call().note_suspicious("query", &args.query);
+    let result = knowledge::search_workspace(&call.ctx, call.principal(), args).await;
+    call.finish(result, None).map(Json)
 }
 
 /// Knowledge bases fed by a connector, with their provider.

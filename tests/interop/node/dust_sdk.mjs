@@ -19,7 +19,7 @@
 // How each call is checked:
 // - Where the SDK has a method for a call (exists, getAgentConfigurations, createConversation,
 //   streamAgentAnswerEvents, postUserMessage, getConversation, cancelMessageGeneration,
-//   getSpaces, getBlockedActions, validateAction), the script calls it. It answers a Result; an
+//   getSpaces, searchNodes, getBlockedActions, validateAction), the script calls it. It answers a Result; an
 //   error result (a zod failure is `unexpected_response_format`) or an exception where success
 //   is expected fails the step, with the method and the full error.
 // - Where it has none (get or search agents, data sources of a space, data source and view
@@ -53,6 +53,7 @@ import {
   PostDataSourceDocumentRequestSchema,
   PublicPostConversationsRequestBodySchema,
   PublicPostMessagesRequestBodySchema,
+  SearchRequestBodySchema,
 } from "@dust-tt/client";
 
 const require = createRequire(import.meta.url);
@@ -323,6 +324,7 @@ const UNWRAP = {
   "DustAPI.getConversation": (body) => body.conversation,
   "DustAPI.getSpaces": (body) => body.spaces,
   "DustAPI.postUserMessage": (body) => body.message,
+  "DustAPI.searchNodes": (body) => body.nodes,
 };
 
 /// The value of an SDK Result that must be Ok; the full error otherwise.
@@ -692,6 +694,34 @@ async function core() {
         );
         saw.dataSources = body.data_sources.map((d) => d.sId);
         if (space.sId === COMPANY_SPACE) check(saw.dataSources.includes(HANDBOOK), `${HANDBOOK} listed`);
+      },
+    );
+  }
+
+  // The workspace's node search as search_workspace sends it: every listed space named, the
+  // text form of the body (checked against the schema Dust's route parses it with); once with
+  // the data sources themselves, so that folder nodes go through the schema too.
+  for (const [text, includeDataSources, mustFind] of [
+    ["deploy", false, "runbooks/deploy.md"],
+    ["handbook", true, "datasource_node_id"],
+  ]) {
+    await step(
+      `search nodes for "${text}"`,
+      "DustAPI.searchNodes",
+      "POST /search",
+      async (saw) => {
+        const body = {
+          query: text,
+          viewType: "all",
+          spaceIds: need(spaces, "list spaces").map((s) => s.sId),
+          includeDataSources,
+          limit: 20,
+        };
+        strict(SearchRequestBodySchema, body, "the request body");
+        const nodes = must(await api.searchNodes(body), "DustAPI.searchNodes");
+        saw.nodes = nodes.map((n) => `${n.internalId} (${n.type}, ${n.dataSource.sId})`);
+        check(nodes.some((n) => n.internalId === mustFind), `${mustFind} found for "${text}"`);
+        check(nodes.every((n) => n.dataSourceViews.length > 0), "every node carries its views");
       },
     );
   }
