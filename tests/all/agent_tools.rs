@@ -14,11 +14,7 @@ use mcp_dust_server::{
 use rmcp::model::Tool;
 use serde_json::{Value, json};
 
-use crate::common::{
-    McpTest, error_code,
-    http::{TestServer, parse_mcp_body},
-    sim_config, structured,
-};
+use crate::common::{McpTest, error_code, http::TestServer, sim_config, structured};
 
 /// The tools the simulator's agents become with `all`, in the simulator's order.
 const SIM_AGENT_TOOLS: [&str; 9] = [
@@ -174,36 +170,10 @@ async fn a_list_of_ids_limits_the_tools_and_unset_means_none() {
     assert!(off.sim.requests().is_empty(), "Dust was called");
 }
 
-/// One JSON-RPC request to /mcp in the 2026-07-28 era (`_meta` and the matching headers).
-async fn mcp_2026(
-    s: &TestServer,
-    token: &str,
-    method: &str,
-    name: Option<&str>,
-    mut params: Value,
-) -> (u16, Value) {
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientInfo": {"name": "agent-tools-test", "version": "1.0"},
-        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}},
-    });
-    let mut request = s
-        .http
-        .post(s.url("/mcp"))
-        .bearer_auth(token)
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2026-07-28")
-        .header("Mcp-Method", method);
-    if let Some(name) = name {
-        request = request.header("Mcp-Name", name);
-    }
-    let response = request
-        .json(&json!({"jsonrpc": "2.0", "id": 5, "method": method, "params": params}))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, parse_mcp_body(&response.text().await.unwrap()))
+/// One JSON-RPC request to /mcp in the 2026-07-28 era, from a client with form elicitation.
+async fn mcp_2026(s: &TestServer, token: &str, method: &str, params: Value) -> (u16, Value) {
+    let capabilities = json!({"elicitation": {"form": {}}});
+    s.mcp_2026(Some(token), &capabilities, method, params).await
 }
 
 fn names_in(body: &Value) -> Vec<String> {
@@ -248,7 +218,7 @@ async fn over_http_in_both_eras() {
     assert_eq!(records[0]["resource_id"], ECHO_AGENT_ID);
 
     // 2026-07-28 era: the same list and the same answer.
-    let (status, body) = mcp_2026(&s, &token, "tools/list", None, json!({})).await;
+    let (status, body) = mcp_2026(&s, &token, "tools/list", json!({})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(names_in(&body), SIM_AGENT_TOOLS);
     // Each caller's own list, not to be kept: agents come and go in Dust.
@@ -258,7 +228,6 @@ async fn over_http_in_both_eras() {
         &s,
         &token,
         "tools/call",
-        Some("ask_echo"),
         json!({"name": "ask_echo", "arguments": {"message": "hello, 2"}}),
     )
     .await;
@@ -271,7 +240,7 @@ async fn over_http_in_both_eras() {
     // An agent that needs approval asks by an input_required round, and goes on once answered.
     let arguments = json!({"message": "tell the CEO"});
     let call = json!({"name": "ask_mailer", "arguments": arguments});
-    let (_, body) = mcp_2026(&s, &token, "tools/call", Some("ask_mailer"), call.clone()).await;
+    let (_, body) = mcp_2026(&s, &token, "tools/call", call.clone()).await;
     let result = &body["result"];
     assert_eq!(result["resultType"], "input_required", "{body}");
     let state = result["requestState"].as_str().unwrap().to_owned();
@@ -279,7 +248,7 @@ async fn over_http_in_both_eras() {
     answer["inputResponses"] =
         json!({"person": {"action": "accept", "content": {"always": false}}});
     answer["requestState"] = json!(state);
-    let (_, body) = mcp_2026(&s, &token, "tools/call", Some("ask_mailer"), answer).await;
+    let (_, body) = mcp_2026(&s, &token, "tools/call", answer).await;
     assert_eq!(
         body["result"]["structuredContent"]["answer"], "I sent your message to ceo@example.com.",
         "{body}"

@@ -13,11 +13,10 @@ use mcp_dust_server::{
 };
 use serde_json::{Value, json};
 
-use crate::common::http::{TestServer, parse_mcp_body};
+use crate::common::http::TestServer;
 
-/// A `tools/call` of the 2026-07-28 era: `_meta` with the version, client info and
-/// `capabilities`, the matching headers, and `extra` params (`inputResponses`,
-/// `requestState`) merged in.
+/// A `tools/call ask_agent` of the 2026-07-28 era with `capabilities`, and `extra` params
+/// (`inputResponses`, `requestState`) merged in.
 async fn call_2026(
     s: &TestServer,
     token: &str,
@@ -25,34 +24,17 @@ async fn call_2026(
     arguments: &Value,
     extra: Value,
 ) -> Value {
-    let mut params = json!({
-        "name": "ask_agent",
-        "arguments": arguments,
-        "_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientInfo": {"name": "rounds-test", "version": "1.0"},
-            "io.modelcontextprotocol/clientCapabilities": capabilities,
-        },
-    });
+    let mut params = json!({"name": "ask_agent", "arguments": arguments});
     if let Value::Object(extra) = extra {
         for (k, v) in extra {
             params[k] = v;
         }
     }
-    let response = s
-        .http
-        .post(s.url("/mcp"))
-        .bearer_auth(token)
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2026-07-28")
-        .header("Mcp-Method", "tools/call")
-        .header("Mcp-Name", "ask_agent")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    parse_mcp_body(&response.text().await.unwrap())
+    let (status, body) = s
+        .mcp_2026(Some(token), &capabilities, "tools/call", params)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 fn form_client() -> Value {

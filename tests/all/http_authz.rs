@@ -78,38 +78,14 @@ async fn send(
     (status, headers, response.text().await.unwrap())
 }
 
-/// A 2026-07-28 request: `_meta` with protocol version, client info and capabilities, and the
-/// matching `MCP-Protocol-Version`, `Mcp-Method` and (for calls) `Mcp-Name` headers.
+/// A 2026-07-28 request from a client that declares no capability ([`TestServer::mcp_2026`]).
 async fn mcp_2026(
     srv: &TestServer,
     token: Option<&str>,
     method: &str,
-    name: Option<&str>,
-    mut params: Value,
+    params: Value,
 ) -> (u16, Value) {
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientInfo": {"name": "authz-test", "version": "1.0"},
-        "io.modelcontextprotocol/clientCapabilities": {},
-    });
-    let mut headers = vec![
-        ("Accept", "application/json, text/event-stream"),
-        ("MCP-Protocol-Version", "2026-07-28"),
-        ("Mcp-Method", method),
-    ];
-    if let Some(name) = name {
-        headers.push(("Mcp-Name", name));
-    }
-    let (status, _, text) = send(
-        srv,
-        Method::POST,
-        "/mcp",
-        token,
-        &headers,
-        Some(json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params})),
-    )
-    .await;
-    (status, parse_mcp_body(&text))
+    srv.mcp_2026(token, &json!({}), method, params).await
 }
 
 async fn read_resource(srv: &TestServer, token: &str, uri: &str) -> (u16, Value) {
@@ -814,7 +790,7 @@ async fn z9_the_2026_07_28_era_works_with_a_bearer_token_and_only_with_one() {
     let srv = TestServer::start().await;
     let token = srv.token(Some(&["read:agents"])).await;
 
-    let (status, body) = mcp_2026(&srv, Some(&token), "tools/list", None, json!({})).await;
+    let (status, body) = mcp_2026(&srv, Some(&token), "tools/list", json!({})).await;
     assert_eq!(status, 200, "{body}");
     let names: Vec<&str> = body["result"]["tools"]
         .as_array()
@@ -831,7 +807,6 @@ async fn z9_the_2026_07_28_era_works_with_a_bearer_token_and_only_with_one() {
         &srv,
         Some(&token),
         "tools/call",
-        Some("list_agents"),
         json!({"name": "list_agents", "arguments": {}}),
     )
     .await;
@@ -847,7 +822,6 @@ async fn z9_the_2026_07_28_era_works_with_a_bearer_token_and_only_with_one() {
         &srv,
         Some(&token),
         "tools/call",
-        Some("list_spaces"),
         json!({"name": "list_spaces", "arguments": {}}),
     )
     .await;
@@ -855,9 +829,9 @@ async fn z9_the_2026_07_28_era_works_with_a_bearer_token_and_only_with_one() {
     assert_eq!(error_code(&body), PERMISSION_DENIED, "{status} {body}");
 
     // No token, or a bad one: 401 before anything runs.
-    let (status, _) = mcp_2026(&srv, None, "tools/list", None, json!({})).await;
+    let (status, _) = mcp_2026(&srv, None, "tools/list", json!({})).await;
     assert_eq!(status, 401);
-    let (status, _) = mcp_2026(&srv, Some("not-a-token"), "tools/list", None, json!({})).await;
+    let (status, _) = mcp_2026(&srv, Some("not-a-token"), "tools/list", json!({})).await;
     assert_eq!(status, 401);
     assert_eq!(upstream(&srv), before);
     srv.shutdown().await;
@@ -1142,7 +1116,6 @@ async fn z14_search_workspace_needs_read_knowledge_bases_in_both_eras() {
         &srv,
         Some(&narrow),
         "tools/call",
-        Some("search_workspace"),
         json!({"name": "search_workspace", "arguments": args}),
     )
     .await;
@@ -1182,7 +1155,6 @@ async fn z14_search_workspace_needs_read_knowledge_bases_in_both_eras() {
         &srv,
         Some(&reader),
         "tools/call",
-        Some("search_workspace"),
         json!({"name": "search_workspace", "arguments": args}),
     )
     .await;
@@ -1207,7 +1179,6 @@ async fn z14_search_workspace_needs_read_knowledge_bases_in_both_eras() {
         &srv,
         Some(&reader),
         "tools/call",
-        Some("search_workspace"),
         json!({"name": "search_workspace", "arguments": bad}),
     )
     .await;

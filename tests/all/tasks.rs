@@ -13,7 +13,7 @@ use mcp_dust_server::{
 };
 use serde_json::{Value, json};
 
-use crate::common::http::{TestServer, parse_mcp_body};
+use crate::common::http::TestServer;
 
 /// A client that declares the tasks extension, and form elicitation when `asks`.
 fn requester(asks: bool) -> Value {
@@ -24,38 +24,17 @@ fn requester(asks: bool) -> Value {
     capabilities
 }
 
-/// One 2026-07-28 request with `capabilities`.
+/// One 2026-07-28 request with `capabilities` (the name comes from the params).
 async fn rpc(
     s: &TestServer,
     token: &str,
     capabilities: &Value,
     method: &str,
-    name: Option<&str>,
-    mut params: Value,
+    params: Value,
 ) -> Value {
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientInfo": {"name": "tasks-test", "version": "1.0"},
-        "io.modelcontextprotocol/clientCapabilities": capabilities,
-    });
-    let mut request = s
-        .http
-        .post(s.url("/mcp"))
-        .bearer_auth(token)
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2026-07-28")
-        .header("Mcp-Method", method);
-    // `tasks/*` name their task in `Mcp-Name`, as `tools/call` names its tool.
-    let task = params["taskId"].as_str().map(str::to_owned);
-    if let Some(name) = name.map(str::to_owned).or(task) {
-        request = request.header("Mcp-Name", name);
-    }
-    let response = request
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-        .send()
+    s.mcp_2026(Some(token), capabilities, method, params)
         .await
-        .unwrap();
-    parse_mcp_body(&response.text().await.unwrap())
+        .1
 }
 
 /// Starts `ask_agent` as a task; returns its handle.
@@ -71,7 +50,6 @@ async fn start(
         token,
         capabilities,
         "tools/call",
-        Some("ask_agent"),
         json!({"name": "ask_agent", "arguments": {"agentId": agent, "message": message}}),
     )
     .await;
@@ -83,15 +61,7 @@ async fn start(
 }
 
 async fn get(s: &TestServer, token: &str, capabilities: &Value, task: &str) -> Value {
-    rpc(
-        s,
-        token,
-        capabilities,
-        "tasks/get",
-        None,
-        json!({"taskId": task}),
-    )
-    .await
+    rpc(s, token, capabilities, "tasks/get", json!({"taskId": task})).await
 }
 
 /// Polls until the task's status is not `working`.
@@ -125,7 +95,7 @@ async fn a_task_runs_to_the_same_result_as_the_blocking_call_and_is_audited_once
     let token = s.token(None).await;
     let client = requester(false);
     // The server says it speaks the extension.
-    let discovered = rpc(&s, &token, &client, "server/discover", None, json!({})).await;
+    let discovered = rpc(&s, &token, &client, "server/discover", json!({})).await;
     assert!(
         discovered["result"]["capabilities"]["extensions"]
             .get("io.modelcontextprotocol/tasks")
@@ -161,15 +131,7 @@ async fn a_cancelled_task_cancels_the_dust_run() {
         working["result"]["statusMessage"].as_str().is_some(),
         "{working}"
     );
-    let ack = rpc(
-        &s,
-        &token,
-        &client,
-        "tasks/cancel",
-        None,
-        json!({"taskId": task}),
-    )
-    .await;
+    let ack = rpc(&s, &token, &client, "tasks/cancel", json!({"taskId": task})).await;
     assert!(ack.get("error").is_none(), "{ack}");
     assert_eq!(posted(&s, "/cancel").len(), 1);
     let cancelled = settle(&s, &token, &client, &task).await;
@@ -208,7 +170,6 @@ async fn an_approval_makes_the_task_input_required_and_tasks_update_answers_it()
             &token,
             &client,
             "tasks/update",
-            None,
             json!({"taskId": task, "inputResponses": responses}),
         )
         .await;
@@ -221,7 +182,6 @@ async fn an_approval_makes_the_task_input_required_and_tasks_update_answers_it()
         &token,
         &client,
         "tasks/update",
-        None,
         json!({"taskId": task, "inputResponses": {key: {"action": "accept", "content": {"always": false}}}}),
     )
     .await;
@@ -275,7 +235,7 @@ async fn another_persons_task_is_not_found_and_reaches_no_dust() {
         ("tasks/cancel", json!({"taskId": task})),
         ("tasks/get", json!({"taskId": "made-up"})),
     ] {
-        let body = rpc(&s, other, &client, method, None, params).await;
+        let body = rpc(&s, other, &client, method, params).await;
         assert_eq!(body["error"]["code"], -32602, "{method}: {body}");
         assert!(
             body["error"]["message"]
@@ -347,7 +307,6 @@ async fn one_person_may_run_a_bounded_number_of_tasks() {
         &token,
         &client,
         "tools/call",
-        Some("ask_agent"),
         json!({"name": "ask_agent", "arguments": {"agentId": SLOW_AGENT_ID, "message": "one more"}}),
     )
     .await;
@@ -366,7 +325,6 @@ async fn one_person_may_run_a_bounded_number_of_tasks() {
         &token,
         &client,
         "tasks/cancel",
-        None,
         json!({"taskId": tasks[0]}),
     )
     .await;

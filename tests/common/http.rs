@@ -211,6 +211,46 @@ impl TestServer {
         .await
     }
 
+    /// One JSON-RPC request to /mcp in the 2026-07-28 era, as any client of that era sends it:
+    /// `_meta` with the version, client info and `capabilities`, and the matching
+    /// `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` headers (`Mcp-Name` from the params'
+    /// `name`, `uri` or `taskId`). Returns the status and the body (JSON or the last SSE data).
+    pub(crate) async fn mcp_2026(
+        &self,
+        token: Option<&str>,
+        capabilities: &Value,
+        method: &str,
+        mut params: Value,
+    ) -> (u16, Value) {
+        params["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "mcp-dust-server-tests", "version": "1.0"},
+            "io.modelcontextprotocol/clientCapabilities": capabilities,
+        });
+        let mut request = self
+            .http
+            .post(self.url("/mcp"))
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2026-07-28")
+            .header("Mcp-Method", method);
+        let name = ["name", "uri", "taskId"]
+            .iter()
+            .find_map(|key| params[*key].as_str().map(str::to_owned));
+        if let Some(name) = name {
+            request = request.header("Mcp-Name", name);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, parse_mcp_body(&response.text().await.unwrap()))
+    }
+
     pub(crate) async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
