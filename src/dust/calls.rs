@@ -14,7 +14,8 @@ use super::{
     ActionDecision, AgentConfiguration, Conversation, CreateConversation, CreatedConversation,
     DataSource, DataSourceView, Document, DocumentPage, DustApi, DustCredentials, DustError,
     DustErrorKind, EventStream, NodeSearch, NodeSearchResults, PendingAction, PostMessage,
-    PostedMessage, QuestionAnswer, Result, SearchQuery, Space, UpsertDocument,
+    PostedMessage, QuestionAnswer, Result, SearchQuery, Space, Table, TableRowPage, UpsertDocument,
+    UpsertTableRows,
     client::{Call, HttpDustClient},
 };
 
@@ -67,8 +68,20 @@ struct DocumentBody {
     document: Value,
 }
 
+#[derive(Deserialize)]
+struct TablesBody {
+    tables: Vec<Table>,
+}
+
+#[derive(Deserialize)]
+struct TableBody {
+    table: Table,
+}
+
 const AGENTS: &str = "/assistant/agent_configurations";
 const DOCUMENT: &str = "/spaces/{spaceId}/data_sources/{dsId}/documents/{documentId}";
+const TABLE: &str = "/spaces/{spaceId}/data_sources/{dsId}/tables/{tId}";
+const ROWS: &str = "/spaces/{spaceId}/data_sources/{dsId}/tables/{tId}/rows";
 
 impl HttpDustClient {
     fn get(
@@ -520,6 +533,131 @@ impl DustApi for HttpDustClient {
             ],
         )?;
         let call = Call::new("delete a document", DOCUMENT, Method::DELETE, url);
+        self.execute(creds, &call).await.map(drop)
+    }
+
+    async fn list_tables(
+        &self,
+        creds: &DustCredentials,
+        space_id: &str,
+        data_source_id: &str,
+    ) -> Result<Vec<Table>> {
+        let call = self.get(
+            creds,
+            "list tables",
+            "/spaces/{spaceId}/data_sources/{dsId}/tables",
+            &["spaces", space_id, "data_sources", data_source_id, "tables"],
+        )?;
+        let body: TablesBody = self.execute_json(creds, &call).await?;
+        Ok(body.tables)
+    }
+
+    async fn get_table(
+        &self,
+        creds: &DustCredentials,
+        space_id: &str,
+        data_source_id: &str,
+        table_id: &str,
+    ) -> Result<Table> {
+        let call = self.get(
+            creds,
+            "get a table",
+            TABLE,
+            &[
+                "spaces",
+                space_id,
+                "data_sources",
+                data_source_id,
+                "tables",
+                table_id,
+            ],
+        )?;
+        let body: TableBody = self.execute_json(creds, &call).await?;
+        Ok(body.table)
+    }
+
+    async fn list_table_rows(
+        &self,
+        creds: &DustCredentials,
+        space_id: &str,
+        data_source_id: &str,
+        table_id: &str,
+        limit: u32,
+        offset: u32,
+    ) -> Result<TableRowPage> {
+        let mut call = self.get(
+            creds,
+            "list table rows",
+            ROWS,
+            &[
+                "spaces",
+                space_id,
+                "data_sources",
+                data_source_id,
+                "tables",
+                table_id,
+                "rows",
+            ],
+        )?;
+        call.url
+            .query_pairs_mut()
+            .append_pair("limit", &limit.to_string())
+            .append_pair("offset", &offset.to_string());
+        self.execute_json(creds, &call).await
+    }
+
+    async fn upsert_table_rows(
+        &self,
+        creds: &DustCredentials,
+        space_id: &str,
+        data_source_id: &str,
+        table_id: &str,
+        rows: &UpsertTableRows,
+    ) -> Result<Table> {
+        let url = self.endpoint(
+            &creds.workspace_id,
+            &[
+                "spaces",
+                space_id,
+                "data_sources",
+                data_source_id,
+                "tables",
+                table_id,
+                "rows",
+            ],
+        )?;
+        let call = Call::new("upsert table rows", ROWS, Method::POST, url).json(rows)?;
+        let body: TableBody = self.execute_json(creds, &call).await?;
+        Ok(body.table)
+    }
+
+    async fn delete_table_row(
+        &self,
+        creds: &DustCredentials,
+        space_id: &str,
+        data_source_id: &str,
+        table_id: &str,
+        row_id: &str,
+    ) -> Result<()> {
+        let url = self.endpoint(
+            &creds.workspace_id,
+            &[
+                "spaces",
+                space_id,
+                "data_sources",
+                data_source_id,
+                "tables",
+                table_id,
+                "rows",
+                row_id,
+            ],
+        )?;
+        let call = Call::new(
+            "delete a table row",
+            "/spaces/{spaceId}/data_sources/{dsId}/tables/{tId}/rows/{rId}",
+            Method::DELETE,
+            url,
+        );
         self.execute(creds, &call).await.map(drop)
     }
 }

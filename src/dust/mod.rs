@@ -180,4 +180,20 @@ dust_api! {
 
     /// `DELETE /spaces/{spaceId}/data_sources/{dsId}/documents/{documentId}`.
     fn delete_document(space_id: &str, data_source_id: &str, document_id: &str) -> ();
+
+    /// `GET /spaces/{spaceId}/data_sources/{dsId}/tables`.
+    fn list_tables(space_id: &str, data_source_id: &str) -> Vec<Table>;
+
+    /// `GET /spaces/{spaceId}/data_sources/{dsId}/tables/{tId}`.
+    fn get_table(space_id: &str, data_source_id: &str, table_id: &str) -> Table;
+
+    /// `GET /spaces/{spaceId}/data_sources/{dsId}/tables/{tId}/rows?limit&offset`.
+    fn list_table_rows(space_id: &str, data_source_id: &str, table_id: &str, limit: u32, offset: u32) -> TableRowPage;
+
+    /// `POST /spaces/{spaceId}/data_sources/{dsId}/tables/{tId}/rows`: adds or replaces rows
+    /// by `row_id`, answering the table with its new schema. Never retried.
+    fn upsert_table_rows(space_id: &str, data_source_id: &str, table_id: &str, rows: &UpsertTableRows) -> Table;
+
+    /// `DELETE /spaces/{spaceId}/data_sources/{dsId}/tables/{tId}/rows/{rId}`.
+    fn delete_table_row(space_id: &str, data_source_id: &str, table_id: &str, row_id: &str) -> ();
 }

@@ -391,6 +391,68 @@ pub struct NodeSearchResults {
     pub results_count: Option<u64>,
 }
 
+/// A table of a data source (`CoreAPITablePublicSchema`). The row upsert answers only `name`,
+/// `table_id`, `description` and `schema`: the rest defaults.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Table {
+    pub table_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    /// The columns; `null` until the table has rows.
+    #[serde(default)]
+    pub schema: Option<Vec<TableColumn>>,
+    #[serde(default)]
+    pub timestamp: Option<i64>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub parents: Vec<String>,
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    #[serde(default)]
+    pub mime_type: Option<String>,
+}
+
+/// One column of a table's schema.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TableColumn {
+    pub name: String,
+    /// `int`, `float`, `text`, `bool` or `datetime`.
+    pub value_type: String,
+    #[serde(default)]
+    pub possible_values: Option<Vec<String>>,
+}
+
+/// One row of a table: its id and its cells (`string`, `number`, `bool`,
+/// `{"type":"datetime","epoch"}` or `null`, by column name).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TableRow {
+    pub row_id: String,
+    pub value: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A page of `GET .../tables/{tId}/rows`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TableRowPage {
+    pub rows: Vec<TableRow>,
+    #[serde(default)]
+    pub offset: u64,
+    #[serde(default)]
+    pub limit: u64,
+    #[serde(default)]
+    pub total: u64,
+}
+
+/// The body of a row upsert (`POST .../tables/{tId}/rows`, `UpsertTableRowsRequestSchema`).
+/// `truncate` is never sent: this server only adds or replaces rows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UpsertTableRows {
+    pub rows: Vec<TableRow>,
+}
+
 /// The body of a document upsert (`POST .../documents/{documentId}`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct UpsertDocument {

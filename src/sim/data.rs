@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::world::{Agent, AgentKind, DataSource, DataSourceView, Document, Space, World};
+use super::world::{Agent, AgentKind, DataSource, DataSourceView, Document, Space, Table, World};
 
 /// sId of the global Dust agent.
 pub const DUST_AGENT_ID: &str = "dust";
@@ -338,7 +338,57 @@ fn data_source(
         connector_id: connector.map(|c| c.1),
         created_at: SEED_TIME_MS,
         documents,
+        tables: if s_id == HANDBOOK_DS_ID {
+            seeded_tables()
+        } else {
+            BTreeMap::new()
+        },
     }
+}
+
+/// The Employee Handbook folder's table: `offices` (city/text, seats/int, opened/datetime,
+/// remote/bool), three rows.
+fn seeded_tables() -> BTreeMap<String, Table> {
+    let row = |city: &str, seats: i64, opened: i64, remote: bool| {
+        let value = serde_json::json!({
+            "city": city,
+            "seats": seats,
+            "opened": {"type": "datetime", "epoch": opened},
+            "remote": remote,
+        });
+        match value {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        }
+    };
+    let rows = [
+        (
+            "paris",
+            row("Paris", 120, SEED_TIME_MS - 900 * DAY_MS, false),
+        ),
+        (
+            "lisbon",
+            row("Lisbon", 45, SEED_TIME_MS - 400 * DAY_MS, true),
+        ),
+        (
+            "new-york",
+            row("New York", 80, SEED_TIME_MS - 200 * DAY_MS, false),
+        ),
+    ];
+    let offices = Table {
+        table_id: "offices".to_owned(),
+        name: "offices".to_owned(),
+        title: "Offices".to_owned(),
+        description: "The company's offices: city, seats, opening date, remote-first.".to_owned(),
+        timestamp: SEED_TIME_MS,
+        tags: vec!["topic:facilities".to_owned()],
+        mime_type: "text/csv".to_owned(),
+        rows: rows
+            .into_iter()
+            .map(|(id, value)| (id.to_owned(), value))
+            .collect(),
+    };
+    BTreeMap::from([(offices.table_id.clone(), offices)])
 }
 
 const HANDBOOK: &[SeedDoc] = &[

@@ -42,7 +42,8 @@
 //!   records and their seed.
 //! - `auth`, `error`, `record`, `faults`: the layers every request crosses.
 //! - `agents`, `conversations` (+ `runner`, `event_log`, `render`, `validate`), `events` (SSE),
-//!   `data_sources` (+ `search`), `documents`, `node_search` (`POST /search`): the routes.
+//!   `data_sources` (+ `search`), `documents`, `tables`, `node_search` (`POST /search`): the
+//!   routes.
 //!
 //! Outside the Dust API, `GET /_sim/requests` returns the request log and `GET|POST
 //! /_sim/faults` reads or replaces the random faults, `GET|POST|DELETE /_sim/fault-plan` reads,
@@ -66,6 +67,7 @@ mod render;
 mod runner;
 mod search;
 mod state;
+mod tables;
 mod validate;
 mod world;
 
@@ -332,6 +334,16 @@ fn build_router(state: AppState) -> Router {
             get(documents::get_document)
                 .post(documents::upsert_document)
                 .delete(documents::delete_document),
+        )
+        .route(&format!("{DS}/tables"), get(tables::list_tables))
+        .route(&format!("{DS}/tables/{{tId}}"), get(tables::get_table))
+        .route(
+            &format!("{DS}/tables/{{tId}}/rows"),
+            get(tables::list_rows).post(tables::upsert_rows),
+        )
+        .route(
+            &format!("{DS}/tables/{{tId}}/rows/{{rId}}"),
+            axum::routing::delete(tables::delete_row),
         )
         .route_layer(from_fn_with_state(
             Arc::clone(&state),

@@ -117,6 +117,23 @@ pub(crate) struct DataSource {
     pub created_at: i64,
     /// Documents by id; a `BTreeMap` so listing order is stable.
     pub documents: BTreeMap<String, Document>,
+    /// Tables by id (folders only in the seed; connector-backed tables are not simulated).
+    pub tables: BTreeMap<String, Table>,
+}
+
+/// A table of a folder: its rows, and the schema inferred from them as Dust's core does.
+#[derive(Debug, Clone)]
+pub(crate) struct Table {
+    pub table_id: String,
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    pub timestamp: i64,
+    pub tags: Vec<String>,
+    pub mime_type: String,
+    /// Rows by id, each a map of column name to cell (`string`, `number`, `bool`,
+    /// `{type: "datetime", epoch}` or `null`).
+    pub rows: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A document stored in a data source.
