@@ -17,7 +17,8 @@ pub use crate::ops::args::{
 
 use crate::ops::args::{
     AgentIdArgs, AskAgentArgs, ConversationIdArgs, DocumentArgs, ListAgentsArgs, ListDocumentsArgs,
-    ListKnowledgeBasesArgs, NoArgs, SearchKnowledgeArgs, SearchWorkspaceArgs, UpsertDocumentArgs,
+    ListKnowledgeBasesArgs, ListTableRowsArgs, NoArgs, SearchKnowledgeArgs, SearchWorkspaceArgs,
+    TableRowIdArgs, UpsertDocumentArgs, UpsertTableRowsArgs,
 };
 use crate::{
     mcp::{
@@ -40,6 +41,9 @@ pub const TOOLS: &[&str] = &[
     "list_documents",
     "upsert_document",
     "delete_document",
+    "list_table_rows",
+    "upsert_table_rows",
+    "delete_table_row",
 ];
 
 /// Parses `arguments` as tool `tool`'s argument type, exactly as a `tools/call` does, and
@@ -114,6 +118,28 @@ pub fn parse_tool_arguments(
             ids([
                 ("knowledgeBaseId", Some(&a.knowledge_base_id)),
                 ("documentId", Some(&a.document_id)),
+            ])
+        }
+        "list_table_rows" => {
+            let a: ListTableRowsArgs = tools::parse(tool, arguments).map_err(e)?;
+            ids([
+                ("knowledgeBaseId", Some(&a.knowledge_base_id)),
+                ("tableId", Some(&a.table_id)),
+            ])
+        }
+        "upsert_table_rows" => {
+            let a: UpsertTableRowsArgs = tools::parse(tool, arguments).map_err(e)?;
+            ids([
+                ("knowledgeBaseId", Some(&a.knowledge_base_id)),
+                ("tableId", Some(&a.table_id)),
+            ])
+        }
+        "delete_table_row" => {
+            let a: TableRowIdArgs = tools::parse(tool, arguments).map_err(e)?;
+            ids([
+                ("knowledgeBaseId", Some(&a.knowledge_base_id)),
+                ("tableId", Some(&a.table_id)),
+                ("rowId", Some(&a.row_id)),
             ])
         }
         other => return Err(format!("unknown tool {other:?}")),

@@ -96,6 +96,9 @@ pub(super) fn run(data: &[u8]) {
         "title",
         "sourceUrl",
         "tags",
+        "tableId",
+        "rowId",
+        "rows",
     ];
     let has_unknown = arguments
         .as_ref()
@@ -106,7 +109,7 @@ pub(super) fn run(data: &[u8]) {
             // What the handlers then check before anything reaches Dust.
             for (field, value) in ids {
                 match field {
-                    "documentId" => check_identifier(field, &value),
+                    "documentId" | "tableId" | "rowId" => check_identifier(field, &value),
                     "sourceUrl" => {
                         let _ = check_source_url(&value);
                     }

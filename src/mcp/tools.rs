@@ -32,8 +32,11 @@ use crate::{
         self, Call, Caller, Context, Op, OpError, Surface, agents,
         args::*,
         catalog::Kind,
-        conversations, knowledge,
-        views::{AgentAnswer, AgentList, SearchResults, WorkspaceSearchResults},
+        conversations, knowledge, tables,
+        views::{
+            AgentAnswer, AgentList, DeletedRow, SearchResults, TableList, TableRowList, TableView,
+            UpsertedRows, WorkspaceSearchResults,
+        },
         workspace,
     },
 };
@@ -273,6 +276,41 @@ static CATALOGUE: LazyLock<Vec<ToolSpec>> = LazyLock::new(|| {
             DocumentArgs,
             "Deletes a document from a folder knowledge base. This cannot be undone.",
             |call, args, _request| knowledge::delete_document(&call.ctx, call.principal(), args)
+        ),
+        tool!(
+            tables::LIST_TABLES,
+            "List tables",
+            ListTablesArgs => TableList,
+            "Lists the tables of a folder knowledge base (documentsReadable: true), each with its columns and their types. Use it to find a tableId before reading or writing rows.",
+            |call, args, _request| tables::list_tables(&call.ctx, call.principal(), args)
+        ),
+        tool!(
+            tables::GET_TABLE,
+            "Get table",
+            TableArgs => TableView,
+            "Returns one table of a folder knowledge base with its description and columns (name and type: int, float, text, bool or datetime). Use it to learn a table's shape before writing rows.",
+            |call, args, _request| tables::get_table(&call.ctx, call.principal(), args)
+        ),
+        tool!(
+            tables::LIST_TABLE_ROWS,
+            "List table rows",
+            ListTableRowsArgs => TableRowList,
+            "Returns a page of a table's rows (rowId and cells by column), with the table's total row count. Use limit and offset to page; datetimes come as {type: datetime, epoch} in milliseconds.",
+            |call, args, _request| tables::list_table_rows(&call.ctx, call.principal(), args)
+        ),
+        tool!(
+            tables::UPSERT_TABLE_ROWS,
+            "Write table rows",
+            UpsertTableRowsArgs => UpsertedRows,
+            "Creates rows in a table of a folder knowledge base, or replaces the rows with the same rowId; other rows are kept. Up to 500 rows per call; each cell is a string, number, boolean, null or {type: datetime, epoch}. Returns the table's columns after the write.",
+            |call, args, _request| tables::upsert_table_rows(&call.ctx, call.principal(), args)
+        ),
+        tool!(
+            tables::DELETE_TABLE_ROW,
+            "Delete table row",
+            TableRowIdArgs => DeletedRow,
+            "Deletes one row of a table of a folder knowledge base. This cannot be undone.",
+            |call, args, _request| tables::delete_table_row(&call.ctx, call.principal(), args)
         ),
         tool!(
             knowledge::LIST_CONNECTORS,

@@ -50,6 +50,16 @@ pub(crate) const MAX_QUERY_BYTES: usize = 2048;
 /// Largest document text accepted for an upsert, in bytes.
 pub(crate) const MAX_DOCUMENT_BYTES: usize = 5 * 1024 * 1024;
 
+/// Most rows written by one `upsert_table_rows` call.
+pub(crate) const MAX_TABLE_ROWS: usize = 500;
+
+/// Largest set of rows written at once, in bytes of JSON (under the REST body limit, so the
+/// same rows pass both surfaces).
+pub(crate) const MAX_TABLE_ROWS_BYTES: usize = 1000 * 1000;
+
+/// Longest column name, in bytes.
+pub(crate) const MAX_COLUMN_NAME_LEN: usize = 256;
+
 /// A tool without arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -205,6 +215,95 @@ pub struct UpsertDocumentArgs {
     pub tags: Option<Vec<String>>,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListTablesArgs {
+    /// The knowledge base (`dts_...`); it must be a folder (`documentsReadable: true`).
+    pub knowledge_base_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TableArgs {
+    /// The knowledge base (`dts_...`).
+    pub knowledge_base_id: String,
+    /// The table's id within the knowledge base (`tableId` from `list_tables`).
+    pub table_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListTableRowsArgs {
+    /// The knowledge base (`dts_...`).
+    pub knowledge_base_id: String,
+    /// The table's id (`tableId` from `list_tables`).
+    pub table_id: String,
+    /// How many rows (1 to 100, default 10).
+    pub limit: Option<u32>,
+    /// How many to skip, for paging (default 0).
+    pub offset: Option<u32>,
+}
+
+/// One row to write: its id and its cells by column name.
+#[derive(Debug, Clone, Deserialize, JsonSchema, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TableRowArg {
+    /// The row's id; an existing row with this id is replaced.
+    pub row_id: String,
+    /// The cells by column name, e.g. `{"city": "Paris", "seats": 120, "opened": {"type":
+    /// "datetime", "epoch": 1735689600000}}`. Each is a string, a number, a boolean, null, or
+    /// `{"type": "datetime", "epoch": <milliseconds since the epoch>}`.
+    #[schemars(schema_with = "cells_schema")]
+    #[schema(value_type = Object)]
+    pub value: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The schema of a row's cells: what Dust's `UpsertTableRowsRequestSchema` accepts.
+fn cells_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "additionalProperties": {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "number"},
+                {"type": "boolean"},
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "type": {"const": "datetime"},
+                        "epoch": {"type": "number"}
+                    },
+                    "required": ["type", "epoch"],
+                    "additionalProperties": false
+                }
+            ]
+        }
+    })
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpsertTableRowsArgs {
+    /// The knowledge base (`dts_...`); it must be a folder, not a connector.
+    pub knowledge_base_id: String,
+    /// The table's id (`tableId` from `list_tables`).
+    pub table_id: String,
+    /// The rows to create or replace (1 to 500); other rows are kept.
+    pub rows: Vec<TableRowArg>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TableRowIdArgs {
+    /// The knowledge base (`dts_...`); it must be a folder, not a connector.
+    pub knowledge_base_id: String,
+    /// The table's id (`tableId` from `list_tables`).
+    pub table_id: String,
+    /// The id of the row to delete.
+    pub row_id: String,
+}
+
 /// Checks an identifier: 1 to [`MAX_ID_LEN`] ASCII letters, digits, `_` or `-` (Dust's sIds
 /// and prefixed ids), so it can never change a URL path.
 pub fn check_id(field: &str, value: &str) -> Result<(), InvalidArgument> {
@@ -302,6 +401,74 @@ pub fn check_source_url(value: &str) -> Result<(), InvalidArgument> {
     }
 }
 
+/// Checks rows to write: 1 to [`MAX_TABLE_ROWS`] of them, at most [`MAX_TABLE_ROWS_BYTES`] of
+/// JSON, each with a row id like a document id (unique in the call), at least one column,
+/// column names of 1 to [`MAX_COLUMN_NAME_LEN`] bytes without control characters, and cells of
+/// the kinds Dust takes (string, number, boolean, null, `{"type": "datetime", "epoch": n}`).
+/// The first problem is named with its place (`rows[2].value.opened`).
+pub fn check_table_rows(rows: &[TableRowArg]) -> Result<(), InvalidArgument> {
+    if rows.is_empty() || rows.len() > MAX_TABLE_ROWS {
+        return Err(invalid_params(format!(
+            "rows must hold 1 to {MAX_TABLE_ROWS} rows, got {}",
+            rows.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut bytes = 0;
+    for (i, row) in rows.iter().enumerate() {
+        check_document_id(&format!("rows[{i}].rowId"), &row.row_id)?;
+        if !seen.insert(row.row_id.as_str()) {
+            return Err(invalid_params(format!(
+                "rows[{i}].rowId repeats an earlier row's id; each row id may appear once"
+            )));
+        }
+        if row.value.is_empty() {
+            return Err(invalid_params(format!(
+                "rows[{i}].value must have at least one column"
+            )));
+        }
+        for (column, cell) in &row.value {
+            if column.is_empty()
+                || column.len() > MAX_COLUMN_NAME_LEN
+                || column.chars().any(char::is_control)
+            {
+                return Err(invalid_params(format!(
+                    "rows[{i}].value: each column name must be 1 to {MAX_COLUMN_NAME_LEN} bytes without control characters"
+                )));
+            }
+            if !is_cell(cell) {
+                return Err(invalid_params(format!(
+                    "rows[{i}].value.{column} must be a string, a number, a boolean, null or {{\"type\": \"datetime\", \"epoch\": <milliseconds>}}"
+                )));
+            }
+        }
+        bytes += row.row_id.len()
+            + serde_json::Value::Object(row.value.clone())
+                .to_string()
+                .len();
+        if bytes > MAX_TABLE_ROWS_BYTES {
+            return Err(invalid_params(format!(
+                "rows are more than {MAX_TABLE_ROWS_BYTES} bytes of JSON; write them in several calls"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a cell is of a kind Dust's row upsert takes.
+fn is_cell(cell: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match cell {
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => true,
+        Value::Object(map) => {
+            map.len() == 2
+                && map.get("type").and_then(Value::as_str) == Some("datetime")
+                && map.get("epoch").is_some_and(Value::is_number)
+        }
+        Value::Array(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,5 +540,63 @@ mod tests {
         assert!(check_source_url("https://example.com/a").is_ok());
         assert!(check_source_url("javascript:alert(1)").is_err());
         assert!(check_source_url("/relative").is_err());
+    }
+
+    fn row(id: &str, value: serde_json::Value) -> TableRowArg {
+        let serde_json::Value::Object(value) = value else {
+            panic!("a row's value is an object");
+        };
+        TableRowArg {
+            row_id: id.to_owned(),
+            value,
+        }
+    }
+
+    #[test]
+    fn table_rows_take_dusts_cells_and_name_the_first_problem() {
+        use serde_json::json;
+        let good = row(
+            "paris",
+            json!({"city": "Paris", "seats": 12, "ratio": 0.5, "open": true, "note": null,
+                   "opened": {"type": "datetime", "epoch": 1735689600000_i64}}),
+        );
+        assert!(check_table_rows(std::slice::from_ref(&good)).is_ok());
+        for (rows, needle) in [
+            (vec![], "1 to 500"),
+            (vec![good.clone(), good.clone()], "rows[1].rowId repeats"),
+            (vec![row("..", json!({"a": 1}))], "rows[0].rowId"),
+            (vec![row("a", json!({}))], "rows[0].value must have"),
+            (vec![row("a", json!({"x": [1]}))], "rows[0].value.x"),
+            (
+                vec![row("a", json!({"x": {"epoch": 1}}))],
+                "rows[0].value.x",
+            ),
+            (
+                vec![row("a", json!({"x": {"type": "datetime", "epoch": "1"}}))],
+                "rows[0].value.x",
+            ),
+            (vec![row("a", json!({"": 1}))], "column name"),
+        ] {
+            let error = check_table_rows(&rows).unwrap_err().message;
+            assert!(error.contains(needle), "{needle}: {error}");
+        }
+        let many: Vec<_> = (0..501)
+            .map(|i| row(&i.to_string(), json!({"a": 1})))
+            .collect();
+        assert!(
+            check_table_rows(&many)
+                .unwrap_err()
+                .message
+                .contains("1 to 500")
+        );
+        let big: Vec<_> = (0..3)
+            .map(|i| row(&i.to_string(), json!({"a": "x".repeat(400_000)})))
+            .collect();
+        assert!(
+            check_table_rows(&big)
+                .unwrap_err()
+                .message
+                .contains("bytes")
+        );
     }
 }

@@ -126,6 +126,21 @@ impl KnowledgeBase {
     }
 }
 
+impl KnowledgeBase {
+    /// The refusal for tables where Dust's table routes do not answer (a connector, or a
+    /// folder shared through a view): only the owning space reaches them.
+    pub(crate) fn tables_unreachable(&self, action: &str) -> OpError {
+        let what = match &self.source.connector_provider {
+            Some(provider) => format!("is content of the {provider} connector"),
+            None => format!("is shared with space {} through a view", self.space.name),
+        };
+        OpError::Failed(format!(
+            "Knowledge base {} {what}: Dust lets an API key {action} tables only in folders its own space holds. Use search_workspace with kind table to find tables you can reach, and list_knowledge_bases for folders (documentsReadable: true).",
+            self.source.s_id
+        ))
+    }
+}
+
 /// Per-principal cache of knowledge bases ([`super::cache`]).
 pub type KnowledgeCache = PrincipalCache<Vec<KnowledgeBase>>;
 

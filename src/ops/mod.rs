@@ -15,7 +15,7 @@
 //! Files: `catalog.rs` (the operation descriptors), `call.rs` (caller, permission and workspace
 //! checks, bulkhead, audit), `error.rs`, `args.rs` (argument types and validation), `views.rs`
 //! (the shapes returned), and the operations by noun: `workspace.rs`, `agents.rs`,
-//! `conversations.rs`, `knowledge.rs`, `ask.rs` (starting and following an agent run),
+//! `conversations.rs`, `knowledge.rs`, `tables.rs` (a folder's tables and rows), `ask.rs` (starting and following an agent run),
 //! `pause.rs` (a run paused on a person, sealed for the client to bring back), `waiting.rs`
 //! (what a person waiting on is shown, and their answers reaching Dust), `tasks.rs` and
 //! `task_slots.rs` (agent runs as tasks, and how many each principal has running);
@@ -32,6 +32,7 @@ pub mod conversations;
 mod error;
 pub mod knowledge;
 pub mod pause;
+pub mod tables;
 pub mod task_slots;
 pub mod tasks;
 pub mod views;

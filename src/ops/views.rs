@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::dust::{
     AgentConfiguration, ContentNode, ContentNodeType, Conversation, ConversationItem, DataSource,
-    Document, Space,
+    Document, Space, Table, TableRow,
 };
 
 #[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
@@ -72,6 +72,127 @@ pub struct DeletedDocument {
     pub deleted: bool,
     pub knowledge_base_id: String,
     pub document_id: String,
+}
+
+/// One column of a table.
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ColumnView {
+    pub name: String,
+    /// `int`, `float`, `text`, `bool` or `datetime`.
+    #[serde(rename = "type")]
+    pub value_type: String,
+    /// The values the column takes, when Dust knows them all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub possible_values: Option<Vec<String>>,
+}
+
+/// A table of a folder knowledge base and its schema.
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TableView {
+    pub knowledge_base_id: String,
+    /// Pass this as `tableId`.
+    pub table_id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub description: String,
+    /// The columns (empty until the table has rows).
+    pub columns: Vec<ColumnView>,
+    /// When it last changed (milliseconds since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+}
+
+impl TableView {
+    pub fn new(knowledge_base_id: &str, table: Table) -> Self {
+        Self {
+            knowledge_base_id: knowledge_base_id.to_owned(),
+            table_id: table.table_id,
+            name: table.name,
+            title: table.title,
+            description: table.description,
+            columns: table
+                .schema
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| ColumnView {
+                    name: c.name,
+                    value_type: c.value_type,
+                    possible_values: c.possible_values,
+                })
+                .collect(),
+            timestamp: table.timestamp,
+            tags: table.tags,
+            mime_type: table.mime_type,
+        }
+    }
+}
+
+/// `list_tables`.
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+pub struct TableList {
+    pub tables: Vec<TableView>,
+}
+
+/// One row of a table.
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RowView {
+    pub row_id: String,
+    /// The cells by column name: string, number, boolean, null or `{"type": "datetime",
+    /// "epoch": <milliseconds>}`.
+    #[schema(value_type = Object)]
+    pub value: serde_json::Map<String, serde_json::Value>,
+}
+
+impl From<TableRow> for RowView {
+    fn from(row: TableRow) -> Self {
+        Self {
+            row_id: row.row_id,
+            value: row.value,
+        }
+    }
+}
+
+/// One page of `list_table_rows`.
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TableRowList {
+    pub knowledge_base_id: String,
+    pub table_id: String,
+    pub rows: Vec<RowView>,
+    /// How many rows the table holds.
+    pub total: u64,
+    pub offset: u32,
+    pub limit: u32,
+}
+
+/// `upsert_table_rows`: how many rows were written and the table's schema after them.
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpsertedRows {
+    pub knowledge_base_id: String,
+    pub table_id: String,
+    /// How many rows were created or replaced.
+    pub upserted: usize,
+    /// The table's columns after the write.
+    pub columns: Vec<ColumnView>,
+}
+
+/// `delete_table_row`.
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedRow {
+    /// Always `true`.
+    pub deleted: bool,
+    pub knowledge_base_id: String,
+    pub table_id: String,
+    pub row_id: String,
 }
 
 /// A conversation this caller started through this server.

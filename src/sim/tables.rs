@@ -34,6 +34,9 @@ const DEFAULT_ROWS_LIMIT: usize = 10;
 
 type TablePath = Path<(String, String, String, String)>;
 
+/// Rows of an upsert body: `(row_id, cells)`.
+type Rows = Vec<(String, Map<String, Value>)>;
+
 /// A column's type, from one cell; `None` for `null`.
 fn cell_type(cell: &Value) -> Option<&'static str> {
     match cell {
@@ -200,7 +203,7 @@ fn check_cell(path: &str, cell: &Value) -> ApiResult<()> {
 }
 
 /// The rows of an upsert body, checked against `UpsertTableRowsRequestSchema`.
-fn parse_rows(body: &Value) -> ApiResult<(Vec<(String, Map<String, Value>)>, bool)> {
+fn parse_rows(body: &Value) -> ApiResult<(Rows, bool)> {
     let fields = Fields::of(body, "")?;
     let truncate = fields.opt_bool("truncate")?.unwrap_or(false);
     let mut rows = Vec::new();

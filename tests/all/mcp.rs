@@ -23,11 +23,12 @@ use rmcp::{
 };
 use serde_json::json;
 
-const READ_TOOLS: [&str; 13] = [
+const READ_TOOLS: [&str; 16] = [
     "ask_agent",
     "get_agent",
     "get_conversation",
     "get_document",
+    "get_table",
     "get_workspace",
     "list_agents",
     "list_connectors",
@@ -35,6 +36,8 @@ const READ_TOOLS: [&str; 13] = [
     "list_documents",
     "list_knowledge_bases",
     "list_spaces",
+    "list_table_rows",
+    "list_tables",
     "search_knowledge",
     "search_workspace",
 ];
@@ -89,12 +92,15 @@ async fn tools_list_shows_only_permitted_tools_with_strict_schemas() {
 
     let all = McpTest::start(PermissionSet::all()).await;
     let tools = all.client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 15);
-    let delete = tools.iter().find(|t| t.name == "delete_document").unwrap();
-    assert_eq!(
-        delete.annotations.as_ref().unwrap().destructive_hint,
-        Some(true)
-    );
+    assert_eq!(tools.len(), 20);
+    for name in ["delete_document", "delete_table_row"] {
+        let delete = tools.iter().find(|t| t.name == name).unwrap();
+        assert_eq!(
+            delete.annotations.as_ref().unwrap().destructive_hint,
+            Some(true),
+            "{name}"
+        );
+    }
 
     let nothing = McpTest::start(PermissionSet::EMPTY).await;
     assert!(nothing.client.list_all_tools().await.unwrap().is_empty());
@@ -171,6 +177,20 @@ async fn bad_arguments_are_invalid_params_and_reach_no_upstream() {
             json!({"agentId": ECHO_AGENT_ID, "message": "x", "conversationId": "a#b"}),
         ),
         ("get_conversation", json!({"conversationId": 42})),
+        ("list_tables", json!({})),
+        ("list_tables", json!({"knowledgeBaseId": "../x"})),
+        (
+            "get_table",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "tableId": ".."}),
+        ),
+        (
+            "list_table_rows",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "tableId": "offices", "limit": 0}),
+        ),
+        (
+            "list_table_rows",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "tableId": "offices", "limit": 101}),
+        ),
     ];
     for (tool, args) in cases {
         let err = t.call(tool, args.clone()).await.unwrap_err();
@@ -1159,4 +1179,239 @@ async fn search_workspace_finds_titles_across_every_space() {
     assert_eq!(body["limit"], 7);
     assert_eq!(body["includeDataSources"], false);
     assert_eq!(body["spaceIds"].as_array().unwrap().len(), 2);
+}
+
+/// Issue 24 item 2: a folder's tables end to end: listed with their columns, read, paged,
+/// rows written (the schema follows them) and one deleted.
+#[tokio::test]
+async fn folder_tables_are_listed_read_paged_written_and_deleted() {
+    let t = McpTest::start(writer()).await;
+    let kb = json!({"knowledgeBaseId": HANDBOOK_DS_ID});
+    let tables = structured(&t.call("list_tables", kb.clone()).await.unwrap());
+    let offices = &tables["tables"][0];
+    assert_eq!(offices["tableId"], "offices", "{tables}");
+    assert_eq!(offices["knowledgeBaseId"], HANDBOOK_DS_ID);
+    assert_eq!(offices["title"], "Offices");
+    let types: Vec<(String, String)> = offices["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().into(),
+                c["type"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for column in [
+        ("city", "text"),
+        ("seats", "int"),
+        ("opened", "datetime"),
+        ("remote", "bool"),
+    ] {
+        assert!(
+            types.contains(&(column.0.into(), column.1.into())),
+            "{column:?} in {types:?}"
+        );
+    }
+    // The same through its view id.
+    let table = structured(
+        &t.call(
+            "get_table",
+            json!({"knowledgeBaseId": HANDBOOK_VIEW_ID, "tableId": "offices"}),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(table["columns"], offices["columns"]);
+
+    let page = structured(
+        &t.call(
+            "list_table_rows",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "tableId": "offices", "limit": 2, "offset": 1}),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(page["total"], 3, "{page}");
+    assert_eq!(
+        (page["limit"].clone(), page["offset"].clone()),
+        (json!(2), json!(1))
+    );
+    let rows = page["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["rowId"], "new-york");
+    assert_eq!(rows[0]["value"]["city"], "New York");
+    assert_eq!(rows[0]["value"]["opened"]["type"], "datetime");
+    assert_eq!(t.upstream_calls("/tables/offices/rows").len(), 1);
+
+    let written = structured(
+        &t.call(
+            "upsert_table_rows",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "tableId": "offices", "rows": [
+                {"rowId": "berlin", "value": {"city": "Berlin", "seats": 60,
+                    "opened": {"type": "datetime", "epoch": 1767225600000_i64}, "remote": null,
+                    "floor": 2.5}},
+                {"rowId": "paris", "value": {"city": "Paris", "seats": 130,
+                    "opened": {"type": "datetime", "epoch": 1700000000000_i64}, "remote": false}}
+            ]}),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(written["upserted"], 2, "{written}");
+    assert!(
+        written["columns"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "floor", "type": "float"})),
+        "{written}"
+    );
+    let page = structured(
+        &t.call(
+            "list_table_rows",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "tableId": "offices", "limit": 100}),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(page["total"], 4, "{page}");
+    let paris = page["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rowId"] == "paris")
+        .unwrap();
+    assert_eq!(paris["value"]["seats"], 130);
+
+    let deleted = structured(
+        &t.call(
+            "delete_table_row",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "tableId": "offices", "rowId": "berlin"}),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(deleted["deleted"], true);
+    // Gone: deleting it again is Dust's 404, said to the model as a tool error.
+    let again = t
+        .call(
+            "delete_table_row",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "tableId": "offices", "rowId": "berlin"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.is_error, Some(true));
+    let missing = t
+        .call(
+            "get_table",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "tableId": "nope"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(missing.is_error, Some(true));
+    assert!(
+        text(&missing).contains("Not found while reading table nope"),
+        "{}",
+        text(&missing)
+    );
+}
+
+/// Tables of a connector (or of a folder reached only through a view) have no route for a key:
+/// reads are refused with a pointer, writes because a connector is managed; Dust's table routes
+/// are never asked. Bad rows are refused before anything reaches Dust, each naming its place.
+#[tokio::test]
+async fn table_writes_refuse_connectors_and_bad_rows_before_dust() {
+    let t = McpTest::start(writer()).await;
+    for (tool, args) in [
+        ("list_tables", json!({"knowledgeBaseId": NOTION_DS_ID})),
+        (
+            "upsert_table_rows",
+            json!({"knowledgeBaseId": NOTION_DS_ID, "tableId": "t",
+                   "rows": [{"rowId": "r", "value": {"a": 1}}]}),
+        ),
+        (
+            "delete_table_row",
+            json!({"knowledgeBaseId": SLACK_DS_ID, "tableId": "t", "rowId": "r"}),
+        ),
+    ] {
+        let refused = t.call(tool, args).await.unwrap();
+        assert_eq!(refused.is_error, Some(true), "{tool}");
+        let message = text(&refused);
+        assert!(message.contains("connector"), "{tool}: {message}");
+    }
+    assert!(t.upstream_calls("/tables").is_empty());
+
+    let before = t.sim.requests().len();
+    let row = |value: serde_json::Value| {
+        json!({"knowledgeBaseId": HANDBOOK_DS_ID, "tableId": "offices",
+               "rows": [{"rowId": "x", "value": value}]})
+    };
+    let many: Vec<_> = (0..501)
+        .map(|i| json!({"rowId": i.to_string(), "value": {"a": 1}}))
+        .collect();
+    for (args, needle) in [
+        (row(json!({"a": [1, 2]})), "rows[0].value.a"),
+        (
+            row(json!({"a": {"type": "date", "epoch": 1}})),
+            "rows[0].value.a",
+        ),
+        (row(json!({})), "at least one column"),
+        (
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "tableId": "offices", "rows": []}),
+            "1 to 500",
+        ),
+        (
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "tableId": "offices", "rows": many}),
+            "1 to 500",
+        ),
+        (
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "tableId": "offices",
+                   "rows": [{"rowId": "..", "value": {"a": 1}}]}),
+            "rows[0].rowId",
+        ),
+        (
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "tableId": "offices",
+                   "rows": [{"rowId": "a", "value": {"a": 1}}, {"rowId": "a", "value": {"a": 2}}]}),
+            "rows[1].rowId repeats",
+        ),
+        (
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "tableId": "offices",
+                   "rows": [{"row_id": "a", "value": {"a": 1}}]}),
+            "unknown field",
+        ),
+    ] {
+        let err = t.call("upsert_table_rows", args).await.unwrap_err();
+        assert_eq!(error_code(&err), -32602, "{needle}: {err}");
+        assert!(err.to_string().contains(needle), "{needle}: {err}");
+    }
+    assert_eq!(t.sim.requests().len(), before, "Dust was asked");
+
+    // A reader sees the read tools but may not write: refused before Dust.
+    let reader = McpTest::start(PermissionSet::DEFAULT).await;
+    let err = reader
+        .call(
+            "upsert_table_rows",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "tableId": "offices",
+                   "rows": [{"rowId": "x", "value": {"a": 1}}]}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&err), PERMISSION_DENIED.0);
+    assert!(
+        err.to_string().contains("needs write:knowledge-bases"),
+        "{err}"
+    );
+    let err = reader
+        .call(
+            "delete_table_row",
+            json!({"knowledgeBaseId": HANDBOOK_DS_ID, "tableId": "offices", "rowId": "paris"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("needs delete:knowledge-bases"),
+        "{err}"
+    );
+    assert!(reader.sim.requests().is_empty(), "Dust was called");
 }

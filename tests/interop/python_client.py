@@ -29,7 +29,7 @@ from mcp.client.stdio import StdioServerParameters
 READ_TOOLS = {
     "get_workspace", "list_agents", "get_agent", "list_conversations", "get_conversation",
     "list_spaces", "list_knowledge_bases", "search_knowledge", "search_workspace", "list_documents",
-    "get_document", "list_connectors",
+    "get_document", "list_connectors", "list_tables", "get_table", "list_table_rows",
 }
 
 # Free text that a naive "SQL injection / XSS" filter would mangle; it must reach Dust untouched.
