@@ -1186,3 +1186,95 @@ async fn z14_search_workspace_needs_read_knowledge_bases_in_both_eras() {
     assert_eq!(upstream(&srv), before, "Dust was called for invalid input");
     srv.shutdown().await;
 }
+
+/// The table tools over HTTP, in both MCP eras: `list_table_rows` needs
+/// `read:knowledge-bases` and `upsert_table_rows` `write:knowledge-bases`; without them the call
+/// is refused and nothing reaches Dust; with them they answer; bad rows are `-32602` and Dust is
+/// not asked.
+#[tokio::test]
+async fn z15_table_tools_need_their_permissions_in_both_eras() {
+    let srv = all_permissions_server().await;
+    let narrow = srv.token(Some(&["read:agents"])).await;
+    let reader = srv.token(Some(&["read:knowledge-bases"])).await;
+    let writer = srv
+        .token(Some(&["read:knowledge-bases", "write:knowledge-bases"]))
+        .await;
+    let read = json!({"knowledgeBaseId": HANDBOOK_DS_ID, "tableId": "offices", "limit": 2});
+    let write = json!({"knowledgeBaseId": HANDBOOK_DS_ID, "tableId": "offices",
+        "rows": [{"rowId": "z15", "value": {"city": "Zurich", "seats": 15}}]});
+    let before = upstream(&srv);
+    for (token, tool, args, needs) in [
+        (&narrow, "list_table_rows", &read, "read:knowledge-bases"),
+        (
+            &reader,
+            "upsert_table_rows",
+            &write,
+            "write:knowledge-bases",
+        ),
+    ] {
+        let (status, body) = srv.call_tool(token, tool, args.clone()).await;
+        assert_eq!(status, 403, "{tool}: {body}");
+        assert_eq!(error_code(&body), PERMISSION_DENIED, "{body}");
+        assert_eq!(
+            body["error"]["message"],
+            format!("permission denied: needs {needs}")
+        );
+        let (status, body) = mcp_2026(
+            &srv,
+            Some(token),
+            "tools/call",
+            json!({"name": tool, "arguments": args}),
+        )
+        .await;
+        assert_eq!(status, 403, "{tool}: {body}");
+        assert_eq!(error_code(&body), PERMISSION_DENIED, "{body}");
+    }
+    assert_eq!(upstream(&srv), before, "Dust was called for a denied call");
+
+    for (token, tool, args) in [
+        (&reader, "list_table_rows", &read),
+        (&writer, "upsert_table_rows", &write),
+    ] {
+        let (status, body) = srv.call_tool(token, tool, args.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["result"]["isError"] != json!(true), "{body}");
+        let (status, body) = mcp_2026(
+            &srv,
+            Some(token),
+            "tools/call",
+            json!({"name": tool, "arguments": args}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let content = &body["result"]["structuredContent"];
+        match tool {
+            "list_table_rows" => assert_eq!(content["rows"].as_array().unwrap().len(), 2),
+            _ => assert_eq!(content["upserted"], 1, "{body}"),
+        }
+    }
+
+    let before = upstream(&srv);
+    let bad = json!({"knowledgeBaseId": HANDBOOK_DS_ID, "tableId": "offices",
+        "rows": [{"rowId": "z", "value": {"when": {"type": "datetime"}}}]});
+    let (_, body) = srv
+        .call_tool(&writer, "upsert_table_rows", bad.clone())
+        .await;
+    assert_eq!(error_code(&body), INVALID_PARAMS, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rows[0].value.when must be"),
+        "{body}"
+    );
+    let (_, body) = mcp_2026(
+        &srv,
+        Some(&writer),
+        "tools/call",
+        json!({"name": "upsert_table_rows", "arguments": bad}),
+    )
+    .await;
+    assert_eq!(error_code(&body), INVALID_PARAMS, "{body}");
+    assert_eq!(upstream(&srv), before, "Dust was called for invalid input");
+    srv.shutdown().await;
+}

@@ -94,6 +94,36 @@ fn workspace_routes() -> Vec<(Method, String, Option<Value>, &'static str)> {
             Some(json!({"query": "handbook"})),
             "read:knowledge-bases",
         ),
+        (
+            Method::GET,
+            format!("/knowledge-bases/{HANDBOOK_DS_ID}/tables"),
+            None,
+            "read:knowledge-bases",
+        ),
+        (
+            Method::GET,
+            format!("/knowledge-bases/{HANDBOOK_DS_ID}/tables/offices"),
+            None,
+            "read:knowledge-bases",
+        ),
+        (
+            Method::GET,
+            format!("/knowledge-bases/{HANDBOOK_DS_ID}/tables/offices/rows?limit=2"),
+            None,
+            "read:knowledge-bases",
+        ),
+        (
+            Method::POST,
+            format!("/knowledge-bases/{HANDBOOK_DS_ID}/tables/offices/rows"),
+            Some(json!({"rows": [{"rowId": "x", "value": {"city": "X"}}]})),
+            "write:knowledge-bases",
+        ),
+        (
+            Method::DELETE,
+            format!("/knowledge-bases/{HANDBOOK_DS_ID}/tables/offices/rows/paris"),
+            None,
+            "delete:knowledge-bases",
+        ),
         (Method::GET, "/conversations".into(), None, "read:agents"),
         (
             Method::GET,
@@ -810,6 +840,10 @@ async fn the_openapi_document_is_public_and_describes_the_routes() {
         "/api/v1/workspaces/{workspaceId}/agents/{agentId}/execute",
         "/api/v1/workspaces/{workspaceId}/knowledge-bases/{knowledgeBaseId}/search",
         "/api/v1/workspaces/{workspaceId}/search",
+        "/api/v1/workspaces/{workspaceId}/knowledge-bases/{knowledgeBaseId}/tables",
+        "/api/v1/workspaces/{workspaceId}/knowledge-bases/{knowledgeBaseId}/tables/{tableId}",
+        "/api/v1/workspaces/{workspaceId}/knowledge-bases/{knowledgeBaseId}/tables/{tableId}/rows",
+        "/api/v1/workspaces/{workspaceId}/knowledge-bases/{knowledgeBaseId}/tables/{tableId}/rows/{rowId}",
         "/api/v1/auth/tokens/{tokenId}",
         "/api/v1/audit",
     ] {
@@ -1177,4 +1211,116 @@ async fn workspace_search_answers_nodes_and_refuses_bad_input_before_dust() {
         assert!(message.contains(field), "{field}: {message}");
     }
     assert_eq!(server.sim.requests().len(), before, "Dust was asked");
+}
+
+/// The tables of a folder over REST: listed, read, paged, rows written and one deleted; bad
+/// rows are a 400 naming the row, and a connector's tables a refusal; neither reaches Dust's
+/// table routes.
+#[tokio::test]
+async fn tables_over_rest_answer_and_refuse_bad_rows_before_dust() {
+    let server = server().await;
+    let token = server.token(None).await;
+    let ws = server.sim.workspace_id().to_owned();
+    let base = format!("/api/v1/workspaces/{ws}/knowledge-bases/{HANDBOOK_DS_ID}/tables");
+    let (status, _, body) = send(&server, Method::GET, &base, Some(&token), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tables"][0]["tableId"], "offices", "{body}");
+    let (status, _, body) = send(
+        &server,
+        Method::GET,
+        &format!("{base}/offices"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["columns"][0]["name"], "city", "{body}");
+    let (status, _, body) = send(
+        &server,
+        Method::GET,
+        &format!("{base}/offices/rows?limit=1&offset=2"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], 3);
+    assert_eq!(body["rows"][0]["rowId"], "paris", "{body}");
+
+    let rows = format!("{base}/offices/rows");
+    let (status, _, body) = send(
+        &server,
+        Method::POST,
+        &rows,
+        Some(&token),
+        Some(json!({"rows": [{"rowId": "oslo", "value": {"city": "Oslo", "seats": 9}}]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["upserted"], 1);
+    let (status, _, body) = send(
+        &server,
+        Method::DELETE,
+        &format!("{rows}/oslo"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["deleted"], true);
+
+    let before = server.sim.requests().len();
+    for (path, body, needle) in [
+        (rows.clone(), json!({"rows": []}), "1 to 500"),
+        (
+            rows.clone(),
+            json!({"rows": [{"rowId": "a", "value": {"a": [1]}}]}),
+            "rows[0].value.a",
+        ),
+        (
+            rows.clone(),
+            json!({"rows": [], "truncate": true}),
+            "truncate",
+        ),
+        (format!("{base}/offices/rows?limit=0"), Value::Null, "limit"),
+    ] {
+        let method = if body.is_null() {
+            Method::GET
+        } else {
+            Method::POST
+        };
+        let body = (!body.is_null()).then_some(body);
+        let (status, _, answer) = send(&server, method, &path, Some(&token), body).await;
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert_envelope(&answer, "invalid_request");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{needle}: {message}");
+    }
+    assert_eq!(server.sim.requests().len(), before, "Dust was asked");
+
+    // A connector: refused, and its tables are never asked of Dust.
+    let (status, _, body) = send(
+        &server,
+        Method::POST,
+        &format!("/api/v1/workspaces/{ws}/knowledge-bases/{NOTION_DS_ID}/tables/t/rows"),
+        Some(&token),
+        Some(json!({"rows": [{"rowId": "r", "value": {"a": 1}}]})),
+    )
+    .await;
+    assert!(status >= 400, "{status}: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("connector"),
+        "{body}"
+    );
+    assert!(
+        server
+            .sim
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains("/tables") || r.path.contains(HANDBOOK_DS_ID)),
+        "a connector's tables were asked of Dust"
+    );
 }

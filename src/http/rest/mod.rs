@@ -20,6 +20,7 @@ pub mod auth_docs;
 mod conversations;
 mod knowledge;
 pub mod openapi;
+mod tables;
 mod tasks;
 mod tokens;
 mod workspaces;
@@ -58,6 +59,7 @@ pub fn protected_routes() -> OpenApiRouter<AppState> {
         .merge(conversations::routes())
         .merge(tasks::routes())
         .merge(knowledge::routes())
+        .merge(tables::routes())
         .routes(routes!(tokens::list))
         .routes(routes!(tokens::revoke))
         .routes(routes!(tokens::grants))
