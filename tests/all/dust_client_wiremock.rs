@@ -12,8 +12,8 @@ use futures::StreamExt;
 use mcp_dust_server::dust::{
     ActionDecision, AgentEvent, AgentEventKind, BlockKind, ClientOptions, CreateConversation,
     DustApi, DustCredentials, DustError, DustErrorKind, HttpDustClient, Mention, MessageContext,
-    NodeSearch, NodeViewType, PostMessage, QuestionAnswer, SearchQuery, UpsertDocument,
-    follow_agent_message,
+    NodeSearch, NodeViewType, PostMessage, QuestionAnswer, SearchQuery, TableRow, UpsertDocument,
+    UpsertTableRows, follow_agent_message,
 };
 use serde_json::{Value, json};
 use tokio::{
@@ -1387,4 +1387,98 @@ async fn search_nodes_posts_the_sdk_body_and_reads_nodes() {
         found.nodes[1].node_type,
         mcp_dust_server::dust::ContentNodeType::Other
     );
+}
+
+/// Tables: ids travel as one encoded path segment each; rows are listed with `limit` and
+/// `offset`; an upsert posts exactly `{rows: [{row_id, value}]}` (never `truncate`) and reads
+/// the short table answer; a row delete is a DELETE of the row's path.
+#[tokio::test]
+async fn table_calls_use_dusts_routes_and_bodies() {
+    let server = MockServer::start().await;
+    let base = "/spaces/vlt_1/data_sources/dts_1/tables";
+    let table = json!({"table_id": "q3 sales", "name": "q3_sales", "description": "d",
+        "schema": [{"name": "city", "value_type": "text", "possible_values": null}],
+        "timestamp": 1, "tags": [], "parents": ["q3 sales"], "mime_type": "text/csv",
+        "title": "Q3 sales"});
+    Mock::given(method("GET"))
+        .and(path(api(base)))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tables": [table]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(api(&format!("{base}/q3%20sales"))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"table": table})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(api(&format!("{base}/q3%20sales/rows"))))
+        .and(query_param("limit", "5"))
+        .and(query_param("offset", "10"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "rows": [{"row_id": "r/1", "value": {"city": "Paris",
+                "opened": {"type": "datetime", "epoch": 2}}}],
+            "offset": 10, "limit": 5, "total": 11,
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let value = json!({"city": "Oslo", "seats": 3, "ok": true, "gone": null,
+        "opened": {"type": "datetime", "epoch": 1_700_000_000_000_i64}});
+    Mock::given(method("POST"))
+        .and(path(api(&format!("{base}/q3%20sales/rows"))))
+        .and(body_json(
+            json!({"rows": [{"row_id": "r/2", "value": value}]}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"table": {
+            "name": "q3_sales", "table_id": "q3 sales", "description": "d",
+            "schema": [{"name": "city", "value_type": "text"}],
+        }})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(api(&format!("{base}/q3%20sales/rows/r%2F2"))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = client(&server);
+    let tables = client
+        .list_tables(&creds(), "vlt_1", "dts_1")
+        .await
+        .unwrap();
+    assert_eq!(tables[0].title.as_deref(), Some("Q3 sales"));
+    let one = client
+        .get_table(&creds(), "vlt_1", "dts_1", "q3 sales")
+        .await
+        .unwrap();
+    assert_eq!(one.schema.unwrap()[0].value_type, "text");
+    let page = client
+        .list_table_rows(&creds(), "vlt_1", "dts_1", "q3 sales", 5, 10)
+        .await
+        .unwrap();
+    assert_eq!((page.total, page.rows[0].row_id.as_str()), (11, "r/1"));
+    let written = client
+        .upsert_table_rows(
+            &creds(),
+            "vlt_1",
+            "dts_1",
+            "q3 sales",
+            &UpsertTableRows {
+                rows: vec![TableRow {
+                    row_id: "r/2".into(),
+                    value: value.as_object().unwrap().clone(),
+                }],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(written.name, "q3_sales");
+    assert!(written.tags.is_empty());
+    client
+        .delete_table_row(&creds(), "vlt_1", "dts_1", "q3 sales", "r/2")
+        .await
+        .unwrap();
 }

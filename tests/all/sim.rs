@@ -1693,3 +1693,111 @@ async fn node_search_finds_titles_through_the_views_of_the_listed_spaces() {
         "Validation error: Required at \"limit\""
     );
 }
+
+/// Tables of a folder, as Dust answers them: the seeded Offices table with its inferred schema,
+/// rows paged with `offset`, `limit` and `total`, an upsert by `row_id` that answers the short
+/// table with the new schema, a row delete (`{success: true}`), and Dust's error shapes:
+/// `table_not_found`, an invalid body, a connector's system space out of reach.
+#[tokio::test]
+async fn tables_of_a_folder_list_page_upsert_and_delete_rows() {
+    let (h, c) = start(fast()).await;
+    let ds = format!(
+        "spaces/{}/data_sources/{}",
+        sim::COMPANY_SPACE_ID,
+        sim::HANDBOOK_DS_ID
+    );
+    let (status, body) = call(&c, &h, Method::GET, &format!("{ds}/tables"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let table = &body["tables"][0];
+    assert_eq!(table["table_id"], "offices");
+    assert_eq!(table["title"], "Offices");
+    assert_eq!(
+        table["schema"],
+        json!([
+            {"name": "city", "value_type": "text", "possible_values": null},
+            {"name": "opened", "value_type": "datetime", "possible_values": null},
+            {"name": "remote", "value_type": "bool", "possible_values": null},
+            {"name": "seats", "value_type": "int", "possible_values": null},
+        ])
+    );
+    let (status, body) = call(&c, &h, Method::GET, &format!("{ds}/tables/offices"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["table"]["name"], "offices");
+    let (status, body) = call(&c, &h, Method::GET, &format!("{ds}/tables/nope"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_type(&body), "table_not_found");
+
+    let rows = format!("{ds}/tables/offices/rows");
+    let (status, body) = call(
+        &c,
+        &h,
+        Method::GET,
+        &format!("{rows}?limit=2&offset=1"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (
+            body["offset"].clone(),
+            body["limit"].clone(),
+            body["total"].clone()
+        ),
+        (json!(1), json!(2), json!(3))
+    );
+    assert_eq!(body["rows"][0]["row_id"], "new-york");
+    assert_eq!(body["rows"][1]["value"]["opened"]["type"], "datetime");
+    let (status, body) = call(&c, &h, Method::GET, &format!("{rows}?limit=x"), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    let (status, body) = call(
+        &c,
+        &h,
+        Method::POST,
+        &rows,
+        Some(json!({"rows": [{"row_id": "rome", "value": {"city": "Rome", "seats": 7.5}}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["table"]["table_id"], "offices");
+    assert!(
+        body["table"]["schema"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "seats", "value_type": "float", "possible_values": null})),
+        "{body}"
+    );
+    for bad in [
+        json!({}),
+        json!({"rows": [{"row_id": 1, "value": {}}]}),
+        json!({"rows": [{"row_id": "a", "value": {"x": [1]}}]}),
+        json!({"rows": [{"row_id": "a", "value": {"x": {"type": "date", "epoch": 1}}}]}),
+    ] {
+        let (status, body) = call(&c, &h, Method::POST, &rows, Some(bad.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(error_type(&body), "invalid_request_error");
+    }
+    let (status, body) = call(&c, &h, Method::DELETE, &format!("{rows}/rome"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"success": true}));
+    let (status, body) = call(&c, &h, Method::DELETE, &format!("{rows}/rome"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_type(&body), "table_not_found");
+
+    let notion = format!(
+        "spaces/{}/data_sources/{}/tables/t/rows",
+        sim::SYSTEM_SPACE_ID,
+        sim::NOTION_DS_ID
+    );
+    let (status, body) = call(
+        &c,
+        &h,
+        Method::POST,
+        &notion,
+        Some(json!({"rows": [{"row_id": "a", "value": {"x": 1}}]})),
+    )
+    .await;
+    // A connector lives in the system space, which an ordinary key cannot reach at all.
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(error_type(&body), "space_not_found");
+}
