@@ -167,6 +167,7 @@ pub fn parse_resource_uri(uri: &str, workspace_id: &str) -> Result<Option<Resour
         Uri::KnowledgeBases => ("knowledge-bases", vec![]),
         Uri::KnowledgeBase(id) => ("knowledge-bases/{}", vec![id]),
         Uri::Document(kb, doc) => ("knowledge-bases/{}/documents/{}", vec![kb, doc]),
+        Uri::Table(kb, table) => ("knowledge-bases/{}/tables/{}", vec![kb, table]),
         Uri::Connectors => ("connectors", vec![]),
         Uri::Connector(id) => ("connectors/{}", vec![id]),
         Uri::Conversation(id) => ("conversations/{}", vec![id]),

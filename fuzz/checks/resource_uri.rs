@@ -52,7 +52,9 @@ pub(super) fn run(data: &[u8]) {
         "another workspace parsed"
     );
     for (i, id) in parsed.ids.iter().enumerate() {
-        let is_document = parsed.template.ends_with("documents/{}") && i == 1;
+        let is_document = (parsed.template.ends_with("documents/{}")
+            || parsed.template.ends_with("tables/{}"))
+            && i == 1;
         if is_document {
             assert!(check_document_id("documentId", id).is_ok());
         } else {

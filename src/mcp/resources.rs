@@ -6,9 +6,14 @@
 //!     /agents, /agents/{agentId}
 //!     /knowledge-bases, /knowledge-bases/{knowledgeBaseId}
 //!     /knowledge-bases/{knowledgeBaseId}/documents/{documentId}
+//!     /knowledge-bases/{knowledgeBaseId}/tables/{tableId}
 //!     /connectors, /connectors/{connectorId}
 //!     /conversations/{conversationId}
 //! ```
+//! A table resource is its schema and its first [`TABLE_PREVIEW_ROWS`] rows with the total: what
+//! a client attaching it as context needs to see the table's shape and sample data, without
+//! pulling a large table into a model's context (`list_table_rows` pages through the rest).
+//!
 //! Each URI needs the read permission of its resource kind (the resource level of the guide).
 //! The workspace in a URI must be the caller's own; any other answers "not found", exactly like
 //! a workspace that does not exist, so nothing is learnt by probing.
@@ -27,14 +32,17 @@ use crate::{
         Context, OpError, agents,
         args::{check_document_id, check_id},
         conversations::owned_conversation,
-        knowledge,
-        views::{AgentView, ConversationView},
+        knowledge, tables,
+        views::{AgentView, ConversationView, RowView, TableView},
         workspace,
     },
 };
 
 const ROOT: &str = "dust://workspaces";
 const JSON: &str = "application/json";
+
+/// Rows shown with a table resource's schema.
+pub(crate) const TABLE_PREVIEW_ROWS: u32 = 10;
 
 /// A parsed resource URI.
 #[derive(Debug, PartialEq)]
@@ -46,6 +54,7 @@ pub(crate) enum Uri {
     KnowledgeBases,
     KnowledgeBase(String),
     Document(String, String),
+    Table(String, String),
     Connectors,
     Connector(String),
     Conversation(String),
@@ -56,9 +65,10 @@ impl Uri {
         match self {
             Self::Workspaces | Self::Workspace => Permission::ReadWorkspaces,
             Self::Agents | Self::Agent(_) | Self::Conversation(_) => Permission::ReadAgents,
-            Self::KnowledgeBases | Self::KnowledgeBase(_) | Self::Document(..) => {
-                Permission::ReadKnowledgeBases
-            }
+            Self::KnowledgeBases
+            | Self::KnowledgeBase(_)
+            | Self::Document(..)
+            | Self::Table(..) => Permission::ReadKnowledgeBases,
             Self::Connectors | Self::Connector(_) => Permission::ReadConnectors,
         }
     }
@@ -111,6 +121,11 @@ pub(crate) fn parse(uri: &str, workspace_id: &str) -> Result<Uri, McpError> {
             check_id("knowledgeBaseId", id)?;
             check_document_id("documentId", doc)?;
             Uri::Document((*id).to_owned(), (*doc).to_owned())
+        }
+        ["knowledge-bases", id, "tables", table] => {
+            check_id("knowledgeBaseId", id)?;
+            check_document_id("tableId", table)?;
+            Uri::Table((*id).to_owned(), (*table).to_owned())
         }
         ["connectors"] => Uri::Connectors,
         ["connectors", id] => {
@@ -194,6 +209,12 @@ pub(crate) fn templates(principal: &Principal) -> Vec<ResourceTemplate> {
             Permission::ReadKnowledgeBases,
         ),
         (
+            format!("{ws}/knowledge-bases/{{knowledgeBaseId}}/tables/{{tableId}}"),
+            "table",
+            "One table of a folder: its columns, its first rows and its row count",
+            Permission::ReadKnowledgeBases,
+        ),
+        (
             format!("{ws}/connectors/{{connectorId}}"),
             "connector",
             "One connector-fed knowledge base (by knowledge base id)",
@@ -214,6 +235,17 @@ pub(crate) fn templates(principal: &Principal) -> Vec<ResourceTemplate> {
                 .with_mime_type(JSON)
         })
         .collect()
+}
+
+/// A table resource: the table and its columns, its first rows, how many rows it holds.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TableResource {
+    #[serde(flatten)]
+    table: TableView,
+    /// The first rows (at most [`TABLE_PREVIEW_ROWS`]); `list_table_rows` pages through all.
+    rows: Vec<RowView>,
+    total_rows: u64,
 }
 
 fn contents<T: Serialize>(uri: &str, value: &T) -> Result<ReadResourceResult, McpError> {
@@ -300,6 +332,41 @@ pub(crate) async fn read(
                 .await
                 .map_err(|e| dust_failure(uri, "reading the document", &e))?;
             contents(uri, &view)
+        }
+        Uri::Table(kb_id, table_id) => {
+            let list = knowledge::knowledge_bases(ctx, principal)
+                .await
+                .map_err(|e| dust_failure(uri, "listing knowledge bases", &e))?;
+            let kb = list
+                .iter()
+                .find(|kb| kb.is(&kb_id) && kb.owned)
+                .ok_or_else(|| not_found(uri))?;
+            let (table, rows) = futures::join!(
+                tables::fetch_table(ctx, principal, kb, &table_id),
+                ctx.dust.list_table_rows(
+                    creds,
+                    &kb.space.s_id,
+                    &kb.source.s_id,
+                    &table_id,
+                    TABLE_PREVIEW_ROWS,
+                    0
+                ),
+            );
+            let table = table.map_err(|e| dust_failure(uri, "reading the table", &e))?;
+            let rows = rows.map_err(|e| dust_failure(uri, "reading the table's rows", &e))?;
+            contents(
+                uri,
+                &TableResource {
+                    rows: rows
+                        .rows
+                        .into_iter()
+                        .take(TABLE_PREVIEW_ROWS as usize)
+                        .map(RowView::from)
+                        .collect(),
+                    total_rows: rows.total,
+                    table,
+                },
+            )
         }
         Uri::Conversation(id) => {
             match owned_conversation(ctx, principal, &id, info).await {

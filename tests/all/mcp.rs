@@ -1415,3 +1415,46 @@ async fn table_writes_refuse_connectors_and_bad_rows_before_dust() {
     );
     assert!(reader.sim.requests().is_empty(), "Dust was called");
 }
+
+/// A table as a resource: its columns, its first rows and its row count, read through the
+/// template; a connector's table and an unknown one are "not found".
+#[tokio::test]
+async fn a_table_resource_is_its_schema_and_first_rows() {
+    let t = McpTest::start(PermissionSet::DEFAULT).await;
+    let ws = t.sim.workspace_id().to_owned();
+    let templates = t.client.list_all_resource_templates().await.unwrap();
+    assert!(
+        templates
+            .iter()
+            .any(|r| r.uri_template.ends_with("/tables/{tableId}"))
+    );
+    let read = |uri: String| {
+        let client = &t.client;
+        async move {
+            client
+                .read_resource(ReadResourceRequestParams::new(uri))
+                .await
+        }
+    };
+    let table = read(format!(
+        "dust://workspaces/{ws}/knowledge-bases/{HANDBOOK_DS_ID}/tables/offices"
+    ))
+    .await
+    .unwrap();
+    let rmcp::model::ResourceContents::TextResourceContents { text, .. } = &table.contents[0]
+    else {
+        panic!("{table:?}")
+    };
+    let body: serde_json::Value = serde_json::from_str(text).unwrap();
+    assert_eq!(body["tableId"], "offices", "{body}");
+    assert_eq!(body["totalRows"], 3);
+    assert_eq!(body["rows"].as_array().unwrap().len(), 3);
+    assert!(!body["columns"].as_array().unwrap().is_empty());
+    for uri in [
+        format!("dust://workspaces/{ws}/knowledge-bases/{HANDBOOK_DS_ID}/tables/nope"),
+        format!("dust://workspaces/{ws}/knowledge-bases/{NOTION_DS_ID}/tables/offices"),
+    ] {
+        let err = read(uri.clone()).await.unwrap_err();
+        assert!(err.to_string().contains("not found"), "{uri}: {err}");
+    }
+}
