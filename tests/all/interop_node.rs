@@ -944,6 +944,11 @@ async fn the_dust_sdk_accepts_every_simulator_answer() {
         "get the upserted document",
         "delete the document",
         "get the deleted document (expected error)",
+        "list tables",
+        "get table",
+        "list table rows",
+        "upsert table rows",
+        "delete a table row",
     ] {
         assert!(names.contains(name), "step {name:?} did not run: {names:?}");
     }
@@ -1010,6 +1015,14 @@ async fn the_dust_sdk_accepts_every_simulator_answer() {
         ("POST", upserted.clone()),
         ("GET", upserted.clone()),
         ("DELETE", upserted.clone()),
+        ("GET", format!("{ds}/tables")),
+        ("GET", format!("{ds}/tables/offices")),
+        ("GET", format!("{ds}/tables/offices/rows")),
+        ("POST", format!("{ds}/tables/offices/rows")),
+        (
+            "DELETE",
+            format!("{ds}/tables/offices/rows/sdk%20check%2F1"),
+        ),
     ];
     let requests = sim.requests();
     let seen: Vec<String> = requests

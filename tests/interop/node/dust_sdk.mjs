@@ -23,7 +23,8 @@
 //   error result (a zod failure is `unexpected_response_format`) or an exception where success
 //   is expected fails the step, with the method and the full error.
 // - Where it has none (get or search agents, data sources of a space, data source and view
-//   search, documents, data source views of a space), the script goes through the SDK's own
+//   search, documents, tables and their rows, data source views of a space), the script goes
+//   through the SDK's own
 //   transport, `DustAPI.request` then `DustAPI._resultFromResponse(schema)`: the same code as
 //   every SDK method, with the schema Dust's SDK declares for that route in src/types.ts. Most of
 //   these schemas are not exported, so they are read from the SDK's bundle as it is (see
@@ -54,6 +55,7 @@ import {
   PublicPostConversationsRequestBodySchema,
   PublicPostMessagesRequestBodySchema,
   SearchRequestBodySchema,
+  UpsertTableRowsRequestSchema,
 } from "@dust-tt/client";
 
 const require = createRequire(import.meta.url);
@@ -91,6 +93,9 @@ const S = sdkInternals([
   "DeleteDocumentResponseSchema",
   "GetDocumentResponseSchema",
   "GetDocumentsResponseSchema",
+  "GetTableResponseSchema",
+  "ListTableRowsResponseSchema",
+  "ListTablesResponseSchema",
   "MCPApproveExecutionEventSchema",
   "MCPParamsEventSchema",
   "ToolAskUserQuestionEventSchema",
@@ -99,6 +104,7 @@ const S = sdkInternals([
   "ToolNotificationEventSchema",
   "ToolPersonalAuthRequiredEventSchema",
   "UpsertDocumentResponseSchema",
+  "UpsertTableRowsResponseSchema",
   "UserMessageErrorEventSchema",
 ]);
 
@@ -862,6 +868,82 @@ async function core() {
     async (saw) => {
       const error = mustFail(await raw("GET", documentRoute, S.GetDocumentResponseSchema), "get document");
       saw.error = error;
+    },
+  );
+
+  // Tables of the Employee Handbook folder, as the table tools call them. The SDK has no table
+  // methods; its schemas for these routes are used through its transport. A row delete has no
+  // schema in the SDK: its answer is checked to be Dust's `{success: true}`.
+  const tablesRoute = `${documentsRoute}/tables`;
+  await step(
+    "list tables",
+    `${viaRequest}(ListTablesResponseSchema)`,
+    "GET /spaces/{spaceId}/data_sources/{dsId}/tables",
+    async (saw) => {
+      const body = must(await raw("GET", tablesRoute, S.ListTablesResponseSchema), "list tables");
+      saw.tables = body.tables.map((t) => t.table_id);
+      check(saw.tables.includes("offices"), "offices listed");
+    },
+  );
+  await step(
+    "get table",
+    `${viaRequest}(GetTableResponseSchema)`,
+    "GET /spaces/{spaceId}/data_sources/{dsId}/tables/{tId}",
+    async (saw) => {
+      const body = must(await raw("GET", `${tablesRoute}/offices`, S.GetTableResponseSchema), "get table");
+      saw.columns = (body.table.schema ?? []).map((c) => `${c.name}:${c.value_type}`);
+      check(saw.columns.includes("opened:datetime"), "opened is a datetime column");
+    },
+  );
+  await step(
+    "list table rows",
+    `${viaRequest}(ListTableRowsResponseSchema)`,
+    "GET /spaces/{spaceId}/data_sources/{dsId}/tables/{tId}/rows",
+    async (saw) => {
+      const query = new URLSearchParams({ limit: "2", offset: "1" });
+      const body = must(
+        await raw("GET", `${tablesRoute}/offices/rows`, S.ListTableRowsResponseSchema, { query }),
+        "list table rows",
+      );
+      saw.rows = body.rows.map((r) => r.row_id);
+      saw.total = body.total;
+      check(body.rows.length === 2 && body.offset === 1 && body.limit === 2, "one page of two");
+    },
+  );
+  const rowsBody = {
+    rows: [
+      {
+        row_id: "sdk check/1",
+        value: { city: "Kyoto", seats: 12, remote: true, opened: { type: "datetime", epoch: Date.now() }, note: null },
+      },
+    ],
+  };
+  await step(
+    "upsert table rows",
+    `${viaRequest}(UpsertTableRowsResponseSchema)`,
+    "POST /spaces/{spaceId}/data_sources/{dsId}/tables/{tId}/rows",
+    async (saw) => {
+      const body = strict(UpsertTableRowsRequestSchema, rowsBody, "the request body");
+      const answer = must(
+        await raw("POST", `${tablesRoute}/offices/rows`, S.UpsertTableRowsResponseSchema, { body }),
+        "upsert table rows",
+      );
+      saw.columns = (answer.table.schema ?? []).map((c) => c.name);
+      check(answer.table.table_id === "offices", `table_id ${answer.table.table_id}`);
+    },
+  );
+  await step(
+    "delete a table row",
+    "DustAPI.request",
+    "DELETE /spaces/{spaceId}/data_sources/{dsId}/tables/{tId}/rows/{rId}",
+    async (saw) => {
+      const res = await api.request({ method: "DELETE", path: `${tablesRoute}/offices/rows/${enc("sdk check/1")}` });
+      check(res.isOk(), `the request failed: ${safeJson(res.isErr() ? res.error : null)}`);
+      const { response } = res.value;
+      const text = response.body;
+      saw.status = response.status;
+      saw.body = JSON.parse(text);
+      check(response.status === 200 && saw.body.success === true, `answer ${response.status} ${text}`);
     },
   );
 }
