@@ -51,7 +51,8 @@ pub use errors::{MissingScope, PERMISSION_DENIED, UNAUTHENTICATED};
 const INSTRUCTIONS: &str = "Gives access to a Dust workspace: its agents (list_agents, ask_agent), \
 its knowledge bases (list_knowledge_bases, search_knowledge, documents) and connectors. Ask an \
 agent when the question needs the company's knowledge or tools; search the knowledge bases to \
-quote sources directly, or search_workspace to find a page or table by its title.";
+quote sources directly, or search_workspace to find a page or table by its title; read and \
+write the rows of a folder's tables with list_tables, list_table_rows and upsert_table_rows.";
 
 /// The MCP server. Cheap to clone: rmcp builds one per HTTP request.
 #[derive(Debug, Clone)]
