@@ -134,7 +134,8 @@ impl KnowledgeBase {
             Some(provider) => format!("is content of the {provider} connector"),
             None => format!("is shared with space {} through a view", self.space.name),
         };
-        OpError::Failed(format!(
+        // Dust's table routes answer 404 for such a data source: so does this server.
+        OpError::NotFound(format!(
             "Knowledge base {} {what}: Dust lets an API key {action} tables only in folders its own space holds. Use search_workspace with kind table to find tables you can reach, and list_knowledge_bases for folders (documentsReadable: true).",
             self.source.s_id
         ))

@@ -63,7 +63,7 @@ async fn writable(
 ) -> Result<KnowledgeBase, OpError> {
     let kb = knowledge::find_knowledge_base(ctx, principal, id).await?;
     if let Some(provider) = &kb.source.connector_provider {
-        return Err(OpError::Failed(format!(
+        return Err(OpError::Forbidden(format!(
             "Knowledge base {} is fed by the {provider} connector; its tables cannot be {action} here. Write to a folder knowledge base instead.",
             kb.source.s_id
         )));

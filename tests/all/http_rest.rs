@@ -1307,7 +1307,17 @@ async fn tables_over_rest_answer_and_refuse_bad_rows_before_dust() {
         Some(json!({"rows": [{"rowId": "r", "value": {"a": 1}}]})),
     )
     .await;
-    assert!(status >= 400, "{status}: {body}");
+    assert_eq!(status, 403, "{body}");
+    // Reading a connector's tables: 404, as Dust answers for it (asked of nobody).
+    let (status, _, listed) = send(
+        &server,
+        Method::GET,
+        &format!("/api/v1/workspaces/{ws}/knowledge-bases/{NOTION_DS_ID}/tables"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "{listed}");
     assert!(
         body["error"]["message"]
             .as_str()
