@@ -2,8 +2,9 @@
 //! (Redis when `REDIS_URL` is set), a per-process secret. It prints the demo credentials, a login command, and client
 //! configurations with a freshly issued token, so a person can connect a client in a minute.
 //!
-//! The demo key belongs to the simulator only; printing it is the point. Audit records go to
-//! standard error (or `AUDIT_LOG_FILE`) so standard output stays readable.
+//! The demo key belongs to the simulator only; printing it is the point. Audit records go to a
+//! file (`AUDIT_LOG_FILE`, else one in the temporary directory, whose path is printed): the
+//! terminal keeps the instructions and one log line per event, not each event twice.
 
 use std::sync::Arc;
 
@@ -36,6 +37,10 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     if std::env::var_os("RATE_LIMIT_MAX").is_none() {
         config.rate_limit_max = DEMO_RATE_LIMIT_MAX;
     }
+    let audit_file = config.audit_log_file.clone().map_or_else(
+        || std::env::temp_dir().join("mcp-dust-server-demo-audit.jsonl"),
+        std::path::PathBuf::from,
+    );
     let addr = app::listen_addr(&config)?;
     let listener = TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr} (set MCP_SERVER_PORT to another port)")
@@ -43,7 +48,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let parts = Parts {
         dust: dust_for(&sim.base_url())?,
         stores: Stores::from_config(&config)?,
-        auditor: app::auditor(&config, AuditSink::Stderr)?,
+        auditor: app::auditor(&config, AuditSink::File(audit_file.clone()))?,
         clock: Arc::new(SystemClock),
     };
     let state = build_state(config, parts)?;
@@ -66,9 +71,11 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     println!(
         "mcp-dust-server demo: the server and a simulated Dust workspace are running.\n\n\
          MCP endpoint:   {base}/mcp\n\
+         Web console:    {base}/console (log in with the demo key)\n\
          Dust simulator: {sim_url}\n\
          Demo API key:   {key}\n\
-         Workspace id:   {ws}\n\n\
+         Workspace id:   {ws}\n\
+         Audit trail:    {audit} (JSON lines)\n\n\
          Log in (each person gets a short-lived token for their own key):\n{login}\n\n\
          A token for the demo key (valid {ttl} s):\n{token}\n\n\
          Cursor (~/.cursor/mcp.json):\n\
@@ -84,6 +91,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         key = sim.api_key(),
         ws = sim.workspace_id(),
         ttl = state.config.token_expiration.as_secs(),
+        audit = audit_file.display(),
         exe = std::env::current_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| "mcp-dust-server".into()),

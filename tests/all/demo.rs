@@ -1,5 +1,6 @@
 //! `mcp-dust-server demo` starts the simulator and the server in one process, and the login
-//! command it prints works: the answer is a token that lists tools on /mcp.
+//! command it prints works: the answer is a token that lists tools on /mcp. It names the web
+//! console, and keeps the audit trail in a file it names, not on the terminal.
 
 use std::{
     io::{BufRead, BufReader},
@@ -29,12 +30,17 @@ fn field(output: &str, label: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_prints_a_working_login_command() {
     let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    // By default the trail goes to a file in the temporary directory.
+    let audit_file = dir.path().join("mcp-dust-server-demo-audit.jsonl");
     let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-dust-server"))
         .arg("demo")
         .env("MCP_SERVER_PORT", port.to_string())
-        .env("LOG_LEVEL", "warn")
+        .env("LOG_LEVEL", "info")
+        .env("TMPDIR", dir.path())
+        .env_remove("AUDIT_LOG_FILE")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -56,6 +62,14 @@ async fn demo_prints_a_working_login_command() {
 
     let endpoint = field(&output, "MCP endpoint:");
     assert_eq!(endpoint, format!("http://127.0.0.1:{port}/mcp"));
+    assert!(
+        field(&output, "Web console:").starts_with(&format!("http://127.0.0.1:{port}/console")),
+        "{output}"
+    );
+    assert!(
+        field(&output, "Audit trail:").starts_with(&audit_file.display().to_string()),
+        "{output}"
+    );
     let key = field(&output, "Demo API key:");
     let workspace = field(&output, "Workspace id:");
     assert!(output.contains("curl -s -X POST"), "{output}");
@@ -94,6 +108,21 @@ async fn demo_prints_a_working_login_command() {
     let tools = listed["result"]["tools"].as_array().expect("tools");
     assert!(tools.iter().any(|t| t["name"] == "ask_agent"));
 
+    // The login was audited in the file, and the terminal shows no audit record as JSON.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let trail = std::fs::read_to_string(&audit_file).unwrap_or_default();
+        if trail.contains("\"event_type\":\"authn_login_success\"") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no login in the audit file: {trail}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     child.kill().unwrap();
-    child.wait().unwrap();
+    let finished = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&finished.stderr);
+    assert!(!stderr.contains("\"event_type\""), "{stderr}");
 }
