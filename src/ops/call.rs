@@ -163,6 +163,14 @@ impl Call {
 
     /// Records the outcome of a call whose result the adapter judged itself.
     pub fn audit_outcome(&self, target: Option<(&str, &str)>, outcome: AuditResult) {
+        // One series per operation and outcome: the operations are a fixed set.
+        let result = match outcome {
+            AuditResult::Success => "success",
+            AuditResult::Denied => "denied",
+            AuditResult::Failure => "failure",
+        };
+        metrics::counter!("tool_calls_total", "op" => self.op.name, "outcome" => result)
+            .increment(1);
         if self.ctx.auditor.is_none() {
             return;
         }

@@ -162,27 +162,76 @@ fn nginx_template_replaces_forwarded_for_and_redirects_plain_http() {
     }
 }
 
-#[test]
-fn every_metric_an_alert_names_exists_in_the_code() {
-    let rules = read("deploy/prometheus/alerts.yml");
+/// Checks that every `mcp_dust_server_*` metric `text` (a file of `deploy/`) names is one a
+/// `counter!`/`histogram!`/`gauge!` in `src` records; returns how many it names.
+fn metrics_named_are_recorded(file: &str, text: &str) -> usize {
     let metric = regex::Regex::new(r"mcp_dust_server_([a-z_]+)").unwrap();
     let mut sources = String::new();
     for entry in walk(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src"))) {
         sources.push_str(&std::fs::read_to_string(entry).unwrap());
     }
     let mut seen = 0;
-    for capture in metric.captures_iter(&rules) {
+    for capture in metric.captures_iter(text) {
         let name = capture[1]
             .trim_end_matches("_bucket")
             .trim_end_matches("_count")
             .trim_end_matches("_sum");
         assert!(
             sources.contains(&format!("!(\"{name}\"")),
-            "alerts.yml uses {name}, which no counter!/histogram!/gauge! in src records"
+            "{file} uses {name}, which no counter!/histogram!/gauge! in src records"
         );
         seen += 1;
     }
+    seen
+}
+
+#[test]
+fn every_metric_an_alert_names_exists_in_the_code() {
+    let rules = read("deploy/prometheus/alerts.yml");
+    let seen = metrics_named_are_recorded("alerts.yml", &rules);
     assert!(seen >= 5, "the rules name the server's metrics");
+}
+
+/// The Grafana dashboard (issue 21): valid JSON Grafana imports (a Prometheus datasource
+/// variable, panels with queries), and every query names metrics the server records, covering
+/// requests, latency, tool calls, Dust calls, the breaker, rate limiting and auth failures.
+#[test]
+fn the_dashboard_queries_the_metrics_the_server_records() {
+    let text = read("deploy/grafana/mcp-dust-server.json");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    assert_eq!(dashboard["uid"], "mcp-dust-server");
+    let variables = dashboard["templating"]["list"].as_array().unwrap();
+    assert!(
+        variables
+            .iter()
+            .any(|v| v["type"] == "datasource" && v["query"] == "prometheus")
+    );
+    let panels = dashboard["panels"].as_array().unwrap();
+    let mut exprs = String::new();
+    for panel in panels {
+        let targets = panel["targets"].as_array().expect("every panel queries");
+        assert!(!targets.is_empty(), "{}", panel["title"]);
+        for target in targets {
+            let expr = target["expr"].as_str().expect("a PromQL expression");
+            assert!(expr.contains("mcp_dust_server_"), "{expr}");
+            assert_eq!(target["datasource"]["uid"], "${datasource}");
+            exprs.push_str(expr);
+            exprs.push('\n');
+        }
+    }
+    let seen = metrics_named_are_recorded("the dashboard", &exprs);
+    assert!(seen >= 12, "{seen}");
+    for family in [
+        "http_requests_total",
+        "http_request_duration_seconds_bucket",
+        "tool_calls_total",
+        "dust_requests_total",
+        "dust_breaker_open_circuits",
+        "rate_limited_total",
+        "auth_failures_total",
+    ] {
+        assert!(exprs.contains(family), "no panel shows {family}");
+    }
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

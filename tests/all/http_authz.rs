@@ -628,9 +628,18 @@ async fn z9_metrics_and_other_verbs() {
     );
     assert!(!body.contains("http_requests_total"));
 
+    // A tool call counts in tool_calls_total (by operation and outcome).
+    let (status, _) = srv
+        .call_tool(&admin, "list_agents", serde_json::json!({}))
+        .await;
+    assert_eq!(status, 200);
     let (status, headers, body) =
         send(&srv, Method::GET, "/metrics", Some(&admin), &[], None).await;
     assert_eq!(status, 200);
+    assert!(
+        body.contains("mcp_dust_server_tool_calls_total{op=\"list_agents\",outcome=\"success\"}"),
+        "{body}"
+    );
     assert!(
         headers["content-type"]
             .to_str()
