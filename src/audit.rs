@@ -492,6 +492,12 @@ pub fn rfc3339_millis(at: SystemTime) -> String {
     )
 }
 
+/// [`rfc3339_millis`] of a time in milliseconds since the epoch (before it: the epoch).
+#[must_use]
+pub fn rfc3339_epoch_ms(ms: i64) -> String {
+    rfc3339_millis(UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+}
+
 /// Year, month (1–12) and day (1–31) of a day count since 1970-01-01.
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;

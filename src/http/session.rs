@@ -19,10 +19,7 @@
 //! `XSRF-TOKEN` is readable by the page and `SameSite=Strict`. In production both carry `Secure`
 //! and the `__Host-` prefix, which pins them to this host (no sibling domain can set them).
 
-use std::{
-    sync::Arc,
-    time::{Duration, UNIX_EPOCH},
-};
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Extension, Json,
@@ -163,9 +160,7 @@ pub fn session_key(state: &AppState, id: &str) -> SessionKey {
 
 pub use crate::state::epoch_ms as millis;
 
-fn rfc3339_ms(ms: i64) -> String {
-    crate::audit::rfc3339_millis(UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
-}
+use crate::audit::rfc3339_epoch_ms as rfc3339_ms;
 
 fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)

@@ -41,7 +41,7 @@ use crate::{
         views::AgentAnswer,
         waiting::{
             Question, agent_name, answer as ops_answer, approval_prompt, conversation_url, decide,
-            refused_unasked, reject_when_unanswered,
+            refused_unasked, reject, reject_when_unanswered,
         },
     },
 };
@@ -381,16 +381,7 @@ async fn approved(
     asked: Asked,
 ) -> Result<(), OpError> {
     let ctx = &call.ctx;
-    let reject = |by| {
-        decide(
-            ctx,
-            &call.caller,
-            answer,
-            blocked,
-            ActionDecision::Rejected,
-            by,
-        )
-    };
+    let reject = |by| reject(ctx, &call.caller, answer, blocked, by);
     match asked {
         Asked::Decided(Some((decision, by))) => {
             decide(ctx, &call.caller, answer, blocked, decision, by).await
@@ -418,17 +409,7 @@ async fn approved(
 /// Rejects an approval nobody could be asked about, and says which tool was refused and how to
 /// allow such tools.
 async fn refuse_unasked(call: &Call, answer: &AgentAnswer, blocked: &BlockedAction) -> OpError {
-    let rejected = ActionDecision::Rejected;
-    match decide(
-        &call.ctx,
-        &call.caller,
-        answer,
-        blocked,
-        rejected,
-        "unasked",
-    )
-    .await
-    {
+    match reject(&call.ctx, &call.caller, answer, blocked, "unasked").await {
         Ok(()) => OpError::Failed(refused_unasked(blocked, answer)),
         Err(e) => e,
     }

@@ -42,7 +42,7 @@ use rmcp::{
 use crate::{
     audit::{AuditEvent, RequestInfo},
     auth::Principal,
-    ops::Context,
+    ops::{Caller, Context},
 };
 
 pub use errors::{MissingScope, PERMISSION_DENIED, UNAUTHENTICATED};
@@ -138,9 +138,24 @@ impl DustMcp {
         op: &'static crate::ops::Op,
     ) -> Result<crate::ops::Call, McpError> {
         let principal = self.principal(context)?;
-        let caller = tasks::caller(principal, context);
+        let caller = caller(principal, context);
         crate::ops::Call::begin(&self.ctx, caller, op, crate::ops::Surface::Tool, None)
             .map_err(errors::rpc_error)
+    }
+}
+
+/// The caller of an MCP request: `principal`, what the audit log records of the request, and
+/// (over HTTP) how a long call rechecks its token.
+pub(crate) fn caller(principal: Arc<Principal>, request: &RequestContext<RoleServer>) -> Caller {
+    let revalidate = request
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<crate::ops::Revalidate>())
+        .cloned();
+    Caller {
+        principal,
+        info: request_info(request),
+        revalidate,
     }
 }
 

@@ -22,10 +22,10 @@ use super::{
     tools::Outcome,
 };
 use crate::{
-    audit::rfc3339_millis,
+    audit::rfc3339_epoch_ms as rfc3339,
     dust::BlockKind,
     ops::{
-        Call, Caller, OpError,
+        Call, OpError,
         args::AskAgentArgs,
         pause::TaskRef,
         tasks::{self, Reply, TaskState},
@@ -36,10 +36,6 @@ use crate::{
 
 /// How often a client is asked to poll, in milliseconds.
 const POLL_INTERVAL_MS: u64 = 2000;
-
-fn rfc3339(ms: i64) -> String {
-    rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64))
-}
 
 /// Whether this request asks for a task: a 2026-07-28 request that declares the extension in
 /// its own capabilities. A handshake-era client gets the answer in place even when it declared
@@ -177,16 +173,4 @@ pub(super) async fn update(
         })
     })
     .await
-}
-
-/// The caller of a `tasks/*` request.
-pub(super) fn caller(
-    principal: std::sync::Arc<crate::auth::Principal>,
-    request: &RequestContext<RoleServer>,
-) -> Caller {
-    Caller {
-        principal,
-        info: super::request_info(request),
-        revalidate: None,
-    }
 }

@@ -29,7 +29,7 @@ use super::errors;
 use crate::{
     auth::Principal,
     ops::{
-        self, Call, Caller, Context, Op, OpError, Surface, agents,
+        self, Call, Context, Op, OpError, Surface, agents,
         args::*,
         catalog::Kind,
         conversations, knowledge, tables,
@@ -373,16 +373,7 @@ pub(crate) async fn call(
         None if super::agent_tools::may_name(ctx, name) => &ops::ask::ASK_AGENT,
         None => return Err(unknown()),
     };
-    let revalidate = context
-        .extensions
-        .get::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<ops::Revalidate>())
-        .cloned();
-    let caller = Caller {
-        principal,
-        info: super::request_info(&context),
-        revalidate,
-    };
+    let caller = super::caller(principal, &context);
     let call = match Call::begin(ctx, caller, op, Surface::Tool, None) {
         Ok(call) => call,
         Err(refused) => return errors::tool_result(refused).map(CallToolResponse::from),

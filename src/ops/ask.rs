@@ -340,14 +340,12 @@ pub async fn post_question(
         }
     };
 
-    Ok(AgentAnswer {
-        answer: String::new(),
+    Ok(AgentAnswer::running(
         agent_id,
         conversation_id,
-        message_id: agent_message_id,
+        agent_message_id,
         conversation_url,
-        citations: Vec::new(),
-    })
+    ))
 }
 
 /// The run a client brings back (`paused`, opened by [`super::pause::Pauses::open`]): its

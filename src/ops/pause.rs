@@ -106,14 +106,12 @@ impl PausedRun {
     /// The run, as a run in progress (no answer yet).
     #[must_use]
     pub fn answer(&self) -> AgentAnswer {
-        AgentAnswer {
-            answer: String::new(),
-            agent_id: self.agent_id.clone(),
-            conversation_id: self.conversation_id.clone(),
-            message_id: self.message_id.clone(),
-            conversation_url: self.conversation_url.clone(),
-            citations: Vec::new(),
-        }
+        AgentAnswer::running(
+            self.agent_id.clone(),
+            self.conversation_id.clone(),
+            self.message_id.clone(),
+            self.conversation_url.clone(),
+        )
     }
 
     /// The action the run waits on, as the decision and answer calls take it.
@@ -165,14 +163,12 @@ impl TaskRef {
     /// The run, as a run in progress (no answer yet).
     #[must_use]
     pub fn answer(&self) -> AgentAnswer {
-        AgentAnswer {
-            answer: String::new(),
-            agent_id: self.agent_id.clone(),
-            conversation_id: self.conversation_id.clone(),
-            message_id: self.message_id.clone(),
-            conversation_url: self.conversation_url.clone(),
-            citations: Vec::new(),
-        }
+        AgentAnswer::running(
+            self.agent_id.clone(),
+            self.conversation_id.clone(),
+            self.message_id.clone(),
+            self.conversation_url.clone(),
+        )
     }
 }
 
@@ -256,12 +252,8 @@ impl Pauses {
         now: std::time::SystemTime,
     ) -> Result<bool, crate::store::StoreError> {
         // The window outlives the state: a count must not be forgotten while the state opens.
-        let window = self.ttl * 2;
-        let count = self
-            .used
-            .incr_with_ttl(&format!("pause:{}", paused.nonce), window, now)
-            .await?;
-        Ok(count.count == 1)
+        self.first_time(&format!("pause:{}", paused.nonce), self.ttl * 2, now)
+            .await
     }
 
     /// `paused` as an opaque state for `principal`'s call of `tool` with `arguments` (the digest
@@ -388,14 +380,7 @@ mod tests {
     }
 
     fn paused() -> PausedRun {
-        let answer = AgentAnswer {
-            answer: String::new(),
-            agent_id: "agent".into(),
-            conversation_id: "c1".into(),
-            message_id: "m1".into(),
-            conversation_url: None,
-            citations: Vec::new(),
-        };
+        let answer = AgentAnswer::running("agent".into(), "c1".into(), "m1".into(), None);
         let blocked = BlockedAction {
             kind: BlockKind::Approval,
             action_id: "a1".into(),

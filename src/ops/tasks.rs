@@ -23,7 +23,9 @@ use super::{
     pause::TaskRef,
     task_slots::MAX_TASKS_RUNNING,
     views::AgentAnswer,
-    waiting::{Question, answer as answer_question, conversation_url, decide, listed_actions},
+    waiting::{
+        Question, answer as answer_question, conversation_url, decide, listed_actions, reject,
+    },
 };
 use crate::{
     audit::{AuditEvent, AuditEventType, AuditResult, Severity},
@@ -283,26 +285,10 @@ async fn waiting_for(
         }
         match blocked.kind {
             BlockKind::Approval if ctx.settings.tool_approval == ToolApproval::Deny => {
-                decide(
-                    ctx,
-                    &call.caller,
-                    &answer,
-                    &blocked,
-                    ActionDecision::Rejected,
-                    "policy",
-                )
-                .await?;
+                reject(ctx, &call.caller, &answer, &blocked, "policy").await?;
             }
             BlockKind::Approval if !can_ask => {
-                decide(
-                    ctx,
-                    &call.caller,
-                    &answer,
-                    &blocked,
-                    ActionDecision::Rejected,
-                    "unasked",
-                )
-                .await?;
+                reject(ctx, &call.caller, &answer, &blocked, "unasked").await?;
                 notes.push(format!(
                     "{} ({}) was refused: this client cannot be asked (it did not declare form elicitation).",
                     blocked.tool_name, blocked.server_name

@@ -546,6 +546,26 @@ pub struct AgentAnswer {
     pub citations: Vec<Citation>,
 }
 
+impl AgentAnswer {
+    /// A run still going: its ids, no answer or citations yet.
+    #[must_use]
+    pub fn running(
+        agent_id: String,
+        conversation_id: String,
+        message_id: String,
+        conversation_url: Option<String>,
+    ) -> Self {
+        Self {
+            answer: String::new(),
+            agent_id,
+            conversation_id,
+            message_id,
+            conversation_url,
+            citations: Vec::new(),
+        }
+    }
+}
+
 /// A source an agent's answer cites: Dust's `:cite[ref]` marker in the text names a search
 /// result of the run by its `ref`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema, utoipa::ToSchema)]

@@ -43,14 +43,7 @@ pub fn reject_when_unanswered(ctx: &Arc<Context>, caller: &Caller, paused: Pause
         {
             Ok(true) => {
                 let (answer, blocked) = (paused.answer(), paused.blocked());
-                let rejected = decide(
-                    &ctx,
-                    &caller,
-                    &answer,
-                    &blocked,
-                    ActionDecision::Rejected,
-                    "timeout",
-                );
+                let rejected = reject(&ctx, &caller, &answer, &blocked, "timeout");
                 if let Err(e) = rejected.await {
                     tracing::warn!(error = ?e, "could not reject an approval nobody answered");
                 }
@@ -158,6 +151,22 @@ pub async fn decide(
             .extra("decided_by", by),
     );
     Ok(())
+}
+
+/// Rejects `blocked` in Dust ([`decide`] with `rejected`): `by` says why nobody approved it
+/// (`policy`, `unasked`, `timeout`, `cancelled`).
+///
+/// # Errors
+///
+/// Dust's refusal or failure.
+pub async fn reject(
+    ctx: &Context,
+    caller: &Caller,
+    answer: &AgentAnswer,
+    blocked: &BlockedAction,
+    by: &'static str,
+) -> Result<(), OpError> {
+    decide(ctx, caller, answer, blocked, ActionDecision::Rejected, by).await
 }
 
 /// A question an agent asks the person (`tool_ask_user_question`'s `question`): its text and
@@ -430,14 +439,12 @@ async fn waiting_action(
             "No {what} {action_id} is waiting for you in conversation {conversation_id}."
         )));
     };
-    let answer = AgentAnswer {
-        answer: String::new(),
-        agent_id: record.agent_id,
-        conversation_id: conversation_id.to_owned(),
+    let answer = AgentAnswer::running(
+        record.agent_id,
+        conversation_id.to_owned(),
         message_id,
-        conversation_url: None,
-        citations: Vec::new(),
-    };
+        None,
+    );
     Ok((answer, blocked))
 }
 

@@ -1070,11 +1070,16 @@ async fn the_dust_sdk_accepts_every_simulator_answer() {
 /// source views and searches through each (Dust's own schemas for both answers), follows a run
 /// to its terminal `tool_error`, and a run that pauses on `tool_approve_execution`: it lists the
 /// blocked action, approves it with `validateAction` and streams the run to its success; and one
-/// that pauses on `tool_ask_user_question`, answered with `answerUserQuestion`.
+/// that pauses on `tool_ask_user_question`, answered with `answerUserQuestion`; and a knowledge
+/// agent's answer whose `:cite[ref]` markers name its search results (`citations`).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_dust_sdk_accepts_views_tool_errors_and_approvals() {
     let bin = require_node!();
-    let (sim, report) = run_dust_sdk(&bin, &["views", "tool_error", "approval", "question"]).await;
+    let (sim, report) = run_dust_sdk(
+        &bin,
+        &["views", "tool_error", "approval", "question", "citations"],
+    )
+    .await;
     let step = |scenario: &str, name: &str| {
         report["scenarios"][scenario]["steps"]
             .as_array()
@@ -1096,6 +1101,9 @@ async fn the_dust_sdk_accepts_views_tool_errors_and_approvals() {
         step("question", "stream to the end")["saw"]["answer"],
         "I booked a meeting room in Berlin."
     );
+    // The knowledge agent cites a result of its search, as Dust does.
+    let cited = &step("citations", "stream the cited answer")["saw"];
+    assert_eq!(cited["cited"], serde_json::json!(["k7q"]), "{cited}");
     // Views of both visible spaces, a search through each of the six, and the approval.
     let requests = sim.requests();
     let searched: BTreeSet<&str> = requests

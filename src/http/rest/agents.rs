@@ -31,7 +31,7 @@ use super::{Call, Caller, Refusal, bad_path, bad_query};
 use crate::{
     auth::Principal,
     config::ToolApproval,
-    dust::{ActionDecision, BlockedAction},
+    dust::BlockedAction,
     http::{MAX_REST_BODY, read_json},
     ops::{
         Context, OpError, agents,
@@ -43,7 +43,7 @@ use crate::{
         call::CREDENTIALS_ENDED,
         views::{AgentAnswer, AgentList, AgentView},
         waiting::{
-            Question, approval_request, decide, question_request, refused_unasked, sign_in_request,
+            Question, approval_request, question_request, refused_unasked, reject, sign_in_request,
         },
     },
     state::AppState,
@@ -272,7 +272,7 @@ async fn follow(
                 guard.answer = None;
                 if let Some(blocked) = pending.take() {
                     let caller = &call.op_call().caller;
-                    decide(ctx, caller, &answer, &blocked, ActionDecision::Rejected, "timeout")
+                    reject(ctx, caller, &answer, &blocked, "timeout")
                         .await?;
                 }
                 return Err(OpError::Timeout(timeout_message(ctx, &answer)));
@@ -325,26 +325,10 @@ async fn follow(
                     continue;
                 }
                 if ctx.settings.tool_approval == ToolApproval::Deny {
-                    decide(
-                        ctx,
-                        &call.op_call().caller,
-                        &answer,
-                        &blocked,
-                        ActionDecision::Rejected,
-                        "policy",
-                    )
-                    .await?;
+                    reject(ctx, &call.op_call().caller, &answer, &blocked, "policy").await?;
                     continue;
                 }
-                decide(
-                    ctx,
-                    &call.op_call().caller,
-                    &answer,
-                    &blocked,
-                    ActionDecision::Rejected,
-                    "unasked",
-                )
-                .await?;
+                reject(ctx, &call.op_call().caller, &answer, &blocked, "unasked").await?;
                 guard.answer = None;
                 return Err(OpError::Failed(refused_unasked(&blocked, &answer)));
             }

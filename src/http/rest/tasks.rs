@@ -65,10 +65,7 @@ impl TaskView {
             task_id: id,
             status: "working",
             status_message: None,
-            created_at: crate::audit::rfc3339_millis(
-                std::time::UNIX_EPOCH
-                    + std::time::Duration::from_millis(task.created_at_ms.max(0) as u64),
-            ),
+            created_at: crate::audit::rfc3339_epoch_ms(task.created_at_ms),
             ttl_ms: task.ttl_ms,
             answer: None,
             error: None,

@@ -8,12 +8,14 @@
 //   tool_error  an agent whose tool fails: the stream ends with `tool_error`
 //   approval    an agent whose tool needs approval: blocked actions, validateAction, success
 //   question    an agent that asks the person a question: answerUserQuestion, success
+//   citations   a knowledge agent's answer: a search action whose results carry `ref`s, and
+//               `:cite[ref]` markers in the content naming them (mcp-dust-server's `citations`)
 //   --keep-going  record a failed step and go on (diagnosis); the exit status is still 1
 //
 // Environment (printed by `mcp-dust-server sim`): DUST_BASE_URL, DUST_WORKSPACE_ID,
 // DUST_API_KEY. Optional, defaulting to the simulator's seeded ids: ECHO_AGENT_ID,
-// SLOW_AGENT_ID, TOOL_ERROR_AGENT_ID, APPROVAL_AGENT_ID, QUESTION_AGENT_ID, COMPANY_SPACE_ID,
-// HANDBOOK_DS_ID;
+// SLOW_AGENT_ID, TOOL_ERROR_AGENT_ID, APPROVAL_AGENT_ID, QUESTION_AGENT_ID, HANDBOOK_AGENT_ID,
+// COMPANY_SPACE_ID, HANDBOOK_DS_ID;
 // DUST_SDK_EVENT_TIMEOUT_MS (longest wait for one stream event, default 30000).
 //
 // How each call is checked:
@@ -163,6 +165,7 @@ const SLOW = env("SLOW_AGENT_ID", "sl0wAg3ntX");
 const TOOL_ERROR = env("TOOL_ERROR_AGENT_ID", "t00lErr0rX");
 const APPROVAL = env("APPROVAL_AGENT_ID", "appr0valAg");
 const QUESTION = env("QUESTION_AGENT_ID", "qu3stionAg");
+const HANDBOOK_AGENT = env("HANDBOOK_AGENT_ID", "hRb00kAg3n");
 const COMPANY_SPACE = env("COMPANY_SPACE_ID", "vlt_c0mpanyDat4");
 const HANDBOOK = env("HANDBOOK_DS_ID", "dts_handb00kF0ld");
 const EVENT_TIMEOUT_MS = Number(env("DUST_SDK_EVENT_TIMEOUT_MS", "30000"));
@@ -1217,11 +1220,60 @@ async function question() {
   }
 }
 
-const ALL = { core, views, tool_error: toolError, approval, question };
+const ALL = { core, views, tool_error: toolError, approval, question, citations };
 
 function finish() {
   for (const failure of failures) process.stderr.write(`dust_sdk.mjs: ${failure}\n`);
   process.stdout.write(`${JSON.stringify(report)}\n`, () => process.exit(report.ok ? 0 : 1));
+}
+
+/// A knowledge agent's answer as Dust writes it: the SDK validates the stream and the
+/// conversation (the search action's output with its `ref`s), and every `:cite[ref]` marker in
+/// the content names a result of the run's search, which is what mcp-dust-server's `citations`
+/// are read from.
+async function citations() {
+  const created = await step(
+    "create conversation (knowledge agent)",
+    "DustAPI.createConversation",
+    "POST /assistant/conversations",
+    (saw) => createConversation(saw, HANDBOOK_AGENT, "How many days of PTO do full-time employees accrue?"),
+  );
+  await step(
+    "stream the cited answer",
+    "DustAPI.streamAgentAnswerEvents",
+    "GET /assistant/conversations/{cId}/messages/{mId}/events",
+    async (saw) => {
+      const { conversation, userMessage } = need(created, "create conversation (knowledge agent)");
+      const terminal = await streamAnswer(saw, conversation, userMessage.sId, "cited answer");
+      check(terminal.type === "agent_message_success", `terminal ${terminal.type}`);
+      const answer = terminal.message;
+      saw.refs = (answer.actions ?? [])
+        .flatMap((a) => a.output ?? [])
+        .map((o) => o?.resource?.ref)
+        .filter((r) => typeof r === "string");
+      saw.cited = [...(answer.content ?? "").matchAll(/:cite\[([^\]]+)\]/g)].flatMap((m) =>
+        m[1].split(",").map((r) => r.trim()),
+      );
+      check(saw.cited.length > 0, `no :cite marker in ${safeJson(answer.content)}`);
+      for (const ref of saw.cited) check(saw.refs.includes(ref), `:cite[${ref}] names no search result`);
+    },
+  );
+  await step(
+    "read the cited answer back",
+    "DustAPI.getConversation",
+    "GET /assistant/conversations/{cId}",
+    async (saw) => {
+      const { conversation } = need(created, "create conversation (knowledge agent)");
+      const read = must(
+        await api.getConversation({ conversationId: conversation.sId }),
+        "DustAPI.getConversation",
+      );
+      const reply = read.content.flat().find((m) => m.type === "agent_message" && m.status === "succeeded");
+      check(reply, "the agent message succeeded");
+      saw.content = reply.content;
+      check(/:cite\[/.test(reply.content), `no :cite marker in ${safeJson(reply.content)}`);
+    },
+  );
 }
 
 async function main() {
