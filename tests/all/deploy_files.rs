@@ -6,8 +6,18 @@
 //! the instances read-only; the systemd unit keeps its hardening; the nginx template replaces
 //! (never appends) `X-Forwarded-For` and only redirects on plain HTTP; every metric an alert
 //! rule names exists in the code.
+//!
+//! The Kubernetes manifests (`deploy/kubernetes`) are rendered by `kubectl kustomize` and every
+//! object is validated offline against the Kubernetes schemas (`kubernetes-validate`, strict);
+//! then what the schemas cannot know is checked: the hardening of every pod, probes on the routes
+//! the server serves, a kill timeout longer than the drain, only real settings, no secret in the
+//! manifests, and a Redis only the server reaches.
 
-use std::{collections::BTreeSet, path::Path, process::Command};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+    process::Command,
+};
 
 use crate::common::http::TestServer;
 
@@ -279,4 +289,479 @@ async fn probe_passes_on_a_ready_server_and_fails_on_a_closed_port() {
         .output()
         .unwrap();
     assert!(!missing.status.success(), "a 404 is not healthy");
+}
+
+// Kubernetes (issue 21): deploy/kubernetes/base and overlays/redis, rendered by `kubectl
+// kustomize` and validated against the Kubernetes schemas, both installed by
+// .ci/setup.d/60-kubernetes.sh in target/k8s-tools.
+
+/// The Kubernetes versions the rendered objects are validated against: 1.30 is the oldest the
+/// manifests support (the `preStop` sleep action is on by default from 1.30), 1.37 the newest
+/// the validator bundles.
+const KUBERNETES_VERSIONS: [&str; 2] = ["1.30.0", "1.37.0"];
+
+/// Seconds the drain needs past `SHUTDOWN_GRACE_PERIOD` (the 5 s abort window and the audit
+/// flush): what the setting's help asks the orchestrator's kill timeout to leave.
+const DRAIN_MARGIN_SECS: u64 = 15;
+
+/// The tools, as .ci/setup.d/60-kubernetes.sh installs them.
+struct K8sTools {
+    kubectl: std::path::PathBuf,
+    /// The virtual environment's Python, with `kubernetes_validate` and PyYAML.
+    python: std::path::PathBuf,
+}
+
+/// The tools, or `None` (the test skips) when they are missing outside CI; in CI a missing tool
+/// fails the test.
+fn k8s_tools(test: &str) -> Option<K8sTools> {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/k8s-tools/bin");
+    let tools = K8sTools {
+        kubectl: bin.join("kubectl"),
+        python: bin.join("python"),
+    };
+    let ready = tools.kubectl.exists()
+        && Command::new(&tools.python)
+            .args(["-c", "import kubernetes_validate, yaml"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ready {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "kubectl or kubernetes-validate is missing (CI runs .ci/setup.d/60-kubernetes.sh first)"
+        );
+        eprintln!("skipped: {test} needs bash .ci/setup.d/60-kubernetes.sh");
+        return None;
+    }
+    Some(tools)
+}
+
+/// `kubectl kustomize dir` (relative to the project root): the YAML and its objects as JSON.
+fn render(tools: &K8sTools, dir: &str) -> (String, Vec<serde_json::Value>) {
+    let out = Command::new(&tools.kubectl)
+        .arg("kustomize")
+        .arg(dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {dir}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    let mut python = Command::new(&tools.python)
+        .args([
+            "-c",
+            "import json, sys, yaml; json.dump([d for d in yaml.safe_load_all(sys.stdin) if d], sys.stdout)",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut python.stdin.take().unwrap(), yaml.as_bytes()).unwrap();
+    let json = python.wait_with_output().unwrap();
+    assert!(json.status.success());
+    let objects: Vec<serde_json::Value> = serde_json::from_slice(&json.stdout).unwrap();
+    (yaml, objects)
+}
+
+/// Validates every object of `yaml` strictly (unknown fields are errors) against each of
+/// [`KUBERNETES_VERSIONS`]; an object whose schema the validator lacks fails too (the tool
+/// itself only warns).
+fn validate(tools: &K8sTools, yaml: &str, objects: usize) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), yaml).unwrap();
+    for version in KUBERNETES_VERSIONS {
+        let out = Command::new(&tools.python)
+            .args(["-m", "kubernetes_validate", "--strict", "-k", version])
+            .arg(file.path())
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "Kubernetes {version}:\n{report}");
+        assert!(
+            !report.contains("WARN") && !report.contains("ERROR"),
+            "Kubernetes {version}:\n{report}"
+        );
+        assert_eq!(
+            report.matches(" passed for resource ").count(),
+            objects,
+            "every object is validated against Kubernetes {version}:\n{report}"
+        );
+    }
+}
+
+fn object<'a>(objects: &'a [serde_json::Value], kind: &str, name: &str) -> &'a serde_json::Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+/// The rendered ConfigMap the server's `envFrom` names (kustomize adds a hash to its name).
+fn server_settings(objects: &[serde_json::Value]) -> BTreeMap<String, String> {
+    let deployment = object(objects, "Deployment", "mcp-dust-server");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let config_map = container["envFrom"][0]["configMapRef"]["name"]
+        .as_str()
+        .expect("the server reads a ConfigMap");
+    object(objects, "ConfigMap", config_map)["data"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// Every workload's pod and containers: non-root, read-only root file system, no privilege
+/// escalation, no capabilities, the runtime's seccomp profile, resources bounded, no API token.
+fn assert_hardened(objects: &[serde_json::Value]) -> usize {
+    let mut workloads = 0;
+    for workload in objects
+        .iter()
+        .filter(|o| o["kind"] == "Deployment" || o["kind"] == "StatefulSet")
+    {
+        workloads += 1;
+        let name = &workload["metadata"]["name"];
+        let pod = &workload["spec"]["template"]["spec"];
+        assert_eq!(pod["automountServiceAccountToken"], false, "{name}");
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{name}");
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+            "{name}"
+        );
+        assert!(
+            pod["securityContext"]["runAsUser"].as_u64().unwrap() > 0,
+            "{name}"
+        );
+        for container in pod["containers"].as_array().unwrap() {
+            let context = &container["securityContext"];
+            assert_eq!(context["runAsNonRoot"], true, "{name}");
+            assert_eq!(context["readOnlyRootFilesystem"], true, "{name}");
+            assert_eq!(context["allowPrivilegeEscalation"], false, "{name}");
+            assert_eq!(
+                context["capabilities"]["drop"],
+                serde_json::json!(["ALL"]),
+                "{name}"
+            );
+            assert!(context["capabilities"]["add"].is_null(), "{name}");
+            assert_eq!(
+                context["seccompProfile"]["type"], "RuntimeDefault",
+                "{name}"
+            );
+            for bound in ["requests", "limits"] {
+                for resource in ["cpu", "memory"] {
+                    assert!(
+                        container["resources"][bound][resource].is_string(),
+                        "{name}: resources.{bound}.{resource}"
+                    );
+                }
+            }
+        }
+    }
+    workloads
+}
+
+/// The names a setting may be given by: its variable and its aliases.
+fn setting_names() -> BTreeSet<&'static str> {
+    mcp_dust_server::config::SETTINGS
+        .iter()
+        .flat_map(|s| std::iter::once(s.env).chain(s.aliases.iter().copied()))
+        .collect()
+}
+
+/// The server: probes on the routes the router serves at the port it listens on, the image's
+/// user, a kill timeout that leaves the drain its time, and only real settings, the secret ones
+/// from the operator's Secret (never in the manifests).
+fn assert_server(objects: &[serde_json::Value]) {
+    let settings = server_settings(objects);
+    let deployment = object(objects, "Deployment", "mcp-dust-server");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+
+    // Probes: readiness on /ready, liveness on /live, at the port named `http`, which is the
+    // port the settings make the server listen on, on every interface.
+    let router = read("src/http/mod.rs");
+    for (probe, path) in [("readinessProbe", "/ready"), ("livenessProbe", "/live")] {
+        assert_eq!(container[probe]["httpGet"]["path"], path, "{probe}");
+        assert_eq!(container[probe]["httpGet"]["port"], "http", "{probe}");
+        assert!(
+            router.contains(&format!(".route(\"{path}\"")),
+            "{path} is served"
+        );
+    }
+    let port = &container["ports"][0];
+    assert_eq!(port["name"], "http");
+    assert_eq!(
+        port["containerPort"].to_string(),
+        settings["MCP_SERVER_PORT"]
+    );
+    assert!(
+        read("deploy/Dockerfile").contains(&format!("EXPOSE {}", settings["MCP_SERVER_PORT"])),
+        "the image's port"
+    );
+    assert!(
+        !mcp_dust_server::config::is_loopback_host(Some(&settings["MCP_SERVER_HOST"])),
+        "the kubelet cannot probe a loopback address"
+    );
+    assert_eq!(settings["NODE_ENV"], "production");
+    // The Service reaches that port.
+    let service = object(objects, "Service", "mcp-dust-server");
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "http");
+    assert_eq!(
+        service["spec"]["selector"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+
+    // The image's non-root user (deploy/Dockerfile: USER 65532:65532).
+    let uid = pod["securityContext"]["runAsUser"].as_u64().unwrap();
+    assert!(
+        read("deploy/Dockerfile").contains(&format!("USER {uid}:")),
+        "{uid}"
+    );
+
+    // SIGKILL comes after the preStop sleep, the grace period and the drain's margin.
+    assert!(
+        mcp_dust_server::config::SETTINGS
+            .iter()
+            .any(|s| s.env == "SHUTDOWN_GRACE_PERIOD"
+                && s.help.contains(&format!("{DRAIN_MARGIN_SECS} s more"))),
+        "the setting's help still asks for {DRAIN_MARGIN_SECS} s"
+    );
+    let grace: u64 = settings["SHUTDOWN_GRACE_PERIOD"]
+        .parse()
+        .expect("SHUTDOWN_GRACE_PERIOD is set explicitly");
+    let pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_u64()
+        .expect("a preStop sleep lets endpoints drain first");
+    let kill_after = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(
+        kill_after > pre_stop + grace + DRAIN_MARGIN_SECS,
+        "terminationGracePeriodSeconds {kill_after} <= {pre_stop} + {grace} + {DRAIN_MARGIN_SECS}"
+    );
+
+    // Every variable set is a setting (or an OpenTelemetry SDK variable); secret settings come
+    // from the Secret, the others from the ConfigMap.
+    let known = setting_names();
+    let secret: BTreeSet<&str> = mcp_dust_server::config::SETTINGS
+        .iter()
+        .filter(|s| s.secret)
+        .map(|s| s.env)
+        .collect();
+    for name in settings.keys() {
+        assert!(
+            known.contains(name.as_str()) || name.starts_with("OTEL_"),
+            "the ConfigMap sets {name}, which is no setting (mcp-dust-server config-table)"
+        );
+        assert!(
+            !secret.contains(name.as_str()),
+            "{name} is secret: not in a ConfigMap"
+        );
+    }
+    for variable in container["env"].as_array().unwrap() {
+        let name = variable["name"].as_str().unwrap();
+        assert!(
+            known.contains(name) || name.starts_with("OTEL_"),
+            "the Deployment sets {name}, which is no setting"
+        );
+        if secret.contains(name) {
+            let reference = &variable["valueFrom"]["secretKeyRef"];
+            assert_eq!(reference["name"], "mcp-dust-server", "{name}");
+            assert_eq!(reference["key"], name);
+        }
+    }
+    assert!(
+        objects.iter().all(|o| o["kind"] != "Secret"),
+        "the operator creates the Secret; the manifests hold none"
+    );
+    // An HPA owns the replica count; a count in the Deployment would reset it on every apply.
+    assert!(deployment["spec"]["replicas"].is_null());
+    let hpa = object(objects, "HorizontalPodAutoscaler", "mcp-dust-server");
+    assert_eq!(hpa["apiVersion"], "autoscaling/v2");
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "mcp-dust-server");
+    let pdb = object(objects, "PodDisruptionBudget", "mcp-dust-server");
+    assert_eq!(pdb["spec"]["selector"], deployment["spec"]["selector"]);
+    // Out of the pod: DNS and HTTPS only.
+    let policy = object(objects, "NetworkPolicy", "mcp-dust-server");
+    assert_eq!(
+        policy["spec"]["podSelector"],
+        deployment["spec"]["selector"]
+    );
+    assert_eq!(
+        policy["spec"]["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
+    let mut egress_ports: Vec<u64> = policy["spec"]["egress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|rule| rule["ports"].as_array().unwrap().clone())
+        .map(|p| p["port"].as_u64().unwrap())
+        .collect();
+    egress_ports.dedup();
+    assert_eq!(egress_ports, [53, 443]);
+}
+
+/// The secret keys the objects read without `optional: true`: the operator's Secret must hold
+/// each of them.
+fn required_secret_keys(objects: &[serde_json::Value]) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    for workload in objects
+        .iter()
+        .filter(|o| o["kind"] == "Deployment" || o["kind"] == "StatefulSet")
+    {
+        for container in workload["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+        {
+            for variable in container["env"].as_array().into_iter().flatten() {
+                let reference = &variable["valueFrom"]["secretKeyRef"];
+                if reference.is_object() && reference["optional"] != true {
+                    keys.insert(reference["key"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// The base: one instance with its state in memory, hardened, valid for Kubernetes 1.30 and
+/// later, and its image replaceable by kustomize's `images:`.
+#[test]
+fn kubernetes_base_renders_valid_hardened_objects() {
+    let Some(tools) = k8s_tools("kubernetes_base_renders_valid_hardened_objects") else {
+        return;
+    };
+    let (yaml, objects) = render(&tools, "deploy/kubernetes/base");
+    let kinds: BTreeSet<&str> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "ConfigMap",
+            "Deployment",
+            "HorizontalPodAutoscaler",
+            "NetworkPolicy",
+            "PodDisruptionBudget",
+            "Service",
+        ])
+    );
+    validate(&tools, &yaml, objects.len());
+    assert_eq!(assert_hardened(&objects), 1);
+    assert_server(&objects);
+    // State in memory: one replica, and no Redis.
+    let hpa = object(&objects, "HorizontalPodAutoscaler", "mcp-dust-server");
+    assert_eq!(hpa["spec"]["maxReplicas"], 1);
+    assert!(!yaml.contains("REDIS_URL"));
+    assert_eq!(
+        required_secret_keys(&objects),
+        BTreeSet::from(["SECURITY_SECRET_KEY".to_owned()])
+    );
+
+    // An overlay's `images:` names the registry and tag.
+    let overlay =
+        tempfile::tempdir_in(Path::new(env!("CARGO_MANIFEST_DIR")).join("target")).unwrap();
+    std::fs::write(
+        overlay.path().join("kustomization.yaml"),
+        "resources: [../../deploy/kubernetes/base]\nimages:\n  - name: mcp-dust-server\n    \
+         newName: registry.example.com/team/mcp-dust-server\n    newTag: \"9.9.9\"\n",
+    )
+    .unwrap();
+    let dir = format!(
+        "target/{}",
+        overlay.path().file_name().unwrap().to_str().unwrap()
+    );
+    let (_, objects) = render(&tools, &dir);
+    let deployment = object(&objects, "Deployment", "mcp-dust-server");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example.com/team/mcp-dust-server:9.9.9"
+    );
+}
+
+/// The Redis overlay: several replicas sharing one Redis, which only the server's pods reach,
+/// and whose secrets the documented `kubectl create secret` command provides.
+#[test]
+fn kubernetes_redis_overlay_shares_state_and_fences_redis() {
+    let Some(tools) = k8s_tools("kubernetes_redis_overlay_shares_state_and_fences_redis") else {
+        return;
+    };
+    let (yaml, objects) = render(&tools, "deploy/kubernetes/overlays/redis");
+    validate(&tools, &yaml, objects.len());
+    assert_eq!(assert_hardened(&objects), 2);
+    assert_server(&objects);
+
+    let hpa = object(&objects, "HorizontalPodAutoscaler", "mcp-dust-server");
+    assert!(hpa["spec"]["minReplicas"].as_u64().unwrap() >= 2);
+    assert!(hpa["spec"]["maxReplicas"].as_u64().unwrap() > 2);
+
+    // REDIS_URL (it may hold the password) from the Secret, naming Redis's Service and port.
+    let deployment = object(&objects, "Deployment", "mcp-dust-server");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert!(
+        container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "REDIS_URL"
+                && v["valueFrom"]["secretKeyRef"]["key"] == "REDIS_URL")
+    );
+    let redis = object(&objects, "StatefulSet", "mcp-dust-server-redis");
+    let redis_labels = &redis["spec"]["template"]["metadata"]["labels"];
+    let service = object(&objects, "Service", "mcp-dust-server-redis");
+    assert_eq!(service["spec"]["ports"][0]["port"], 6379);
+    for (key, value) in service["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(&redis_labels[key], value, "the Service selects Redis");
+    }
+
+    // Only the server's pods reach Redis; the server may reach it.
+    let server_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    let fence = object(&objects, "NetworkPolicy", "mcp-dust-server-redis");
+    assert_eq!(
+        fence["spec"]["podSelector"]["matchLabels"],
+        redis["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(
+        fence["spec"]["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
+    let ingress = fence["spec"]["ingress"].as_array().unwrap();
+    assert_eq!(ingress.len(), 1);
+    let from = ingress[0]["from"].as_array().unwrap();
+    assert_eq!(from.len(), 1);
+    for (key, value) in from[0]["podSelector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(&server_labels[key], value, "only the server's pods");
+    }
+    assert_ne!(
+        from[0]["podSelector"]["matchLabels"],
+        redis["spec"]["selector"]["matchLabels"]
+    );
+    assert!(from[0]["namespaceSelector"].is_null() && from[0]["ipBlock"].is_null());
+    let out = object(&objects, "NetworkPolicy", "mcp-dust-server-to-redis");
+    assert_eq!(out["spec"]["podSelector"], deployment["spec"]["selector"]);
+    assert_eq!(out["spec"]["egress"][0]["ports"][0]["port"], 6379);
+
+    // The guide's `kubectl create secret` provides every key the pods need.
+    let guide = read("docs/DEPLOYMENT.md");
+    let create = guide
+        .split("kubectl create secret generic mcp-dust-server")
+        .nth(1)
+        .expect("the guide creates the Secret")
+        .split("\n\n")
+        .next()
+        .unwrap();
+    let keys = required_secret_keys(&objects);
+    assert_eq!(
+        keys,
+        BTreeSet::from(["REDIS_PASSWORD", "REDIS_URL", "SECURITY_SECRET_KEY"].map(String::from))
+    );
+    for key in keys {
+        assert!(
+            create.contains(&format!("--from-literal={key}=")),
+            "{key}:\n{create}"
+        );
+    }
+    assert!(guide.contains("kubectl apply -k deploy/kubernetes/overlays/redis"));
 }
