@@ -7,9 +7,15 @@
 //! `Cargo.lock` this binary was built from, and with `--url` a running server's answers. A
 //! failure anywhere makes the exit status non-zero, so the command can gate a deployment.
 //!
+//! Where the server runs and what it exports are read from the environment itself: a pod's
+//! `KUBERNETES_SERVICE_HOST` ([`kubernetes`]) and the OpenTelemetry SDK's `OTEL_*` variables
+//! ([`otel`]), which are standard names rather than settings of this server.
+//!
 //! No check prints a secret's value: a weak secret is described, never shown.
 
 mod advisories;
+mod kubernetes;
+mod otel;
 mod remote;
 mod settings;
 
@@ -34,6 +40,15 @@ pub const CHECKLIST: [&str; 14] = [
     "Monitoring and alerting are in place",
     "Incident response plan is in place",
 ];
+
+/// Reads one environment variable; an empty value counts as unset (as the OpenTelemetry
+/// specification says of its variables). Tests pass a map instead of the process environment.
+type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment as a [`Lookup`].
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
 
 /// What one check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +162,7 @@ pub async fn run(config: anyhow::Result<Config>, options: &Options) -> Report {
             ));
             items.extend(settings::check(config));
             items.push(settings::redis(config).await);
+            items.extend(kubernetes::check(config, &process_env));
         }
         Err(error) => {
             items.push(Item::new(
@@ -159,6 +175,7 @@ pub async fn run(config: anyhow::Result<Config>, options: &Options) -> Report {
             ));
         }
     }
+    items.extend(otel::check(&process_env));
     items.push(advisories::check(options.advisory_db.as_deref()));
     items.push(Item::new(
         10,
@@ -197,4 +214,27 @@ pub async fn run(config: anyhow::Result<Config>, options: &Options) -> Report {
     }
     items.sort_by_key(|i| i.line);
     Report { items }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::BTreeMap;
+
+    use crate::config::Config;
+
+    /// The configuration these settings load to (no file, no process environment).
+    pub(crate) fn config(settings: &[(&str, &str)]) -> Config {
+        let env = env_of(settings);
+        Config::from_sources(&BTreeMap::new(), env).unwrap()
+    }
+
+    /// A lookup over `vars`, empty values unset (as [`super::process_env`] reads them).
+    pub(crate) fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let vars: BTreeMap<String, String> = vars
+            .iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| vars.get(name).cloned()
+    }
 }

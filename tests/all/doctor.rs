@@ -1,5 +1,6 @@
 //! `mcp-dust-server doctor` passes on the production settings the guide describes, fails on weak
-//! ones naming the fix, and with `--url` probes a running server.
+//! ones naming the fix, and with `--url` probes a running server. In a Kubernetes pod it checks
+//! what the cluster needs, and it checks the OpenTelemetry export the `OTEL_*` variables set up.
 
 use std::process::{Command, Output};
 
@@ -197,4 +198,106 @@ fn a_policy_file_granting_by_username_fails() {
     let (output, stdout) = doctor(&env, &[]);
     assert!(output.status.success(), "{stdout}");
     assert!(stdout.contains("PASS  PERMISSIONS_POLICY_FILE"), "{stdout}");
+}
+
+/// In a pod (`KUBERNETES_SERVICE_HOST` set), doctor says so and checks what the cluster needs:
+/// the manifests' settings pass (advising Redis before scaling), a loopback listen address fails
+/// (the kubelet's probes could not reach it) and names the fix.
+#[test]
+fn in_kubernetes_the_pods_settings_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let mut env = production_env(audit.to_str().unwrap());
+    for (name, value) in &mut env {
+        match *name {
+            "MCP_PUBLIC_URL" => *value = "https://mcp.corp.test".into(),
+            "ALLOWED_HOSTS" => *value = "mcp.corp.test".into(),
+            "TRUSTED_PROXIES" => *value = "10.244.0.0/16".into(),
+            _ => {}
+        }
+    }
+    let (_, outside) = doctor(&env, &[]);
+    assert!(
+        outside.contains("N/A   Kubernetes: not in a pod"),
+        "{outside}"
+    );
+
+    env.push(("KUBERNETES_SERVICE_HOST", "10.96.0.1".into()));
+    let (output, stdout) = doctor(&env, &[]);
+    assert!(output.status.success(), "{stdout}");
+    for expected in [
+        "PASS  Kubernetes: in a pod",
+        "PASS  Kubernetes listen address: 0.0.0.0:5001",
+        "PASS  Kubernetes public host",
+        "PASS  Kubernetes ingress: X-Forwarded-For believed from 10.244.0.0/16",
+        "TODO  Kubernetes replicas: state is in memory",
+        "TODO  Kubernetes shutdown: keep terminationGracePeriodSeconds above",
+    ] {
+        assert!(stdout.contains(expected), "{expected} missing:\n{stdout}");
+    }
+
+    for (name, value) in &mut env {
+        if *name == "MCP_SERVER_HOST" {
+            *value = "127.0.0.1".into();
+        }
+    }
+    let (output, stdout) = doctor(&env, &[]);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  Kubernetes listen address: MCP_SERVER_HOST=127.0.0.1 is loopback"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("fix: set MCP_SERVER_HOST=0.0.0.0"),
+        "{stdout}"
+    );
+}
+
+/// OpenTelemetry export: none configured passes ("no traces exported"); a valid OTLP/HTTP setup
+/// passes without ever printing a header; another protocol fails and names the one supported.
+#[test]
+fn opentelemetry_export_is_checked_and_its_headers_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let mut env = production_env(audit.to_str().unwrap());
+    let (_, stdout) = doctor(&env, &[]);
+    assert!(
+        stdout.contains("PASS  OpenTelemetry: no OTEL_EXPORTER_OTLP_ENDPOINT: no traces exported"),
+        "{stdout}"
+    );
+
+    env.push((
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "https://otel.example.com:4318".into(),
+    ));
+    env.push(("OTEL_TRACES_SAMPLER", "parentbased_traceidratio".into()));
+    env.push(("OTEL_TRACES_SAMPLER_ARG", "0.1".into()));
+    env.push((
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "authorization=Bearer%20otel-canary-key".into(),
+    ));
+    let (output, stdout) = doctor(&env, &[]);
+    assert!(output.status.success(), "{stdout}");
+    for expected in [
+        "PASS  OTEL_EXPORTER_OTLP_ENDPOINT: traces exported over OTLP/HTTP to https://otel.example.com:4318/",
+        "PASS  OTEL_EXPORTER_OTLP_PROTOCOL: unset: http/protobuf",
+        "PASS  OTEL_TRACES_SAMPLER: parentbased_traceidratio with ratio 0.1",
+        "PASS  OTEL_EXPORTER_OTLP_HEADERS: set, 1 header(s)",
+    ] {
+        assert!(stdout.contains(expected), "{expected} missing:\n{stdout}");
+    }
+    assert!(!stdout.contains("otel-canary-key"), "{stdout}");
+
+    env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()));
+    let (output, stdout) = doctor(&env, &[]);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  OTEL_EXPORTER_OTLP_PROTOCOL: OTEL_EXPORTER_OTLP_PROTOCOL=grpc"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("fix: set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("otel-canary-key"), "{stdout}");
 }
