@@ -574,6 +574,19 @@ fn assert_server(objects: &[serde_json::Value]) {
         objects.iter().all(|o| o["kind"] != "Secret"),
         "the operator creates the Secret; the manifests hold none"
     );
+    // With the Secret's key added, the settings load and pass the production start-up checks.
+    let mut env = settings.clone();
+    env.insert(
+        "SECURITY_SECRET_KEY".to_owned(),
+        mcp_dust_server::secret::generate(),
+    );
+    let config = mcp_dust_server::config::Config::from_sources(&BTreeMap::new(), |name| {
+        env.get(name).cloned()
+    })
+    .expect("the ConfigMap's settings load");
+    assert!(config.is_production());
+    assert_eq!(config.production_problems(), Vec::<String>::new());
+    assert_eq!(config.shutdown_grace.as_secs(), grace);
     // An HPA owns the replica count; a count in the Deployment would reset it on every apply.
     assert!(deployment["spec"]["replicas"].is_null());
     let hpa = object(objects, "HorizontalPodAutoscaler", "mcp-dust-server");
@@ -659,6 +672,29 @@ fn kubernetes_base_renders_valid_hardened_objects() {
         required_secret_keys(&objects),
         BTreeSet::from(["SECURITY_SECRET_KEY".to_owned()])
     );
+
+    // doctor, run in a pod with these settings, passes every Kubernetes check but the host
+    // the operator must replace.
+    let mut doctor = Command::new(env!("CARGO_BIN_EXE_mcp-dust-server"));
+    doctor
+        .arg("doctor")
+        .env_clear()
+        .envs(server_settings(&objects))
+        .env("SECURITY_SECRET_KEY", mcp_dust_server::secret::generate())
+        .env("KUBERNETES_SERVICE_HOST", "10.96.0.1");
+    let report = String::from_utf8(doctor.output().unwrap().stdout).unwrap();
+    let kubernetes: Vec<&str> = report
+        .lines()
+        .filter(|l| l.contains(" Kubernetes"))
+        .collect();
+    assert_eq!(kubernetes.len(), 6, "{report}");
+    for line in kubernetes {
+        assert!(
+            !line.contains("FAIL") || line.contains("FAIL  Kubernetes public host"),
+            "{report}"
+        );
+    }
+    assert!(report.contains("FAIL  Kubernetes public host"), "{report}");
 
     // An overlay's `images:` names the registry and tag.
     let overlay =
