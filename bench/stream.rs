@@ -66,6 +66,7 @@ async fn direct(api: &Arc<dyn DustApi>, creds: &DustCredentials) -> Result<Timin
         },
         blocking: Some(false),
         skip_tools_validation: Some(true),
+        content_fragments: Vec::new(),
     };
     let created = api.create_conversation(creds, &request).await?;
     let conversation = created.conversation;

@@ -11,11 +11,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    ActionDecision, AgentConfiguration, Conversation, CreateConversation, CreatedConversation,
-    DataSource, DataSourceView, Document, DocumentPage, DustApi, DustCredentials, DustError,
-    DustErrorKind, EventStream, NodeSearch, NodeSearchResults, PendingAction, PostMessage,
-    PostedMessage, QuestionAnswer, Result, SearchQuery, Space, Table, TableRowPage, UpsertDocument,
-    UpsertTableRows,
+    ActionDecision, AgentConfiguration, ContentFragment, Conversation, CreateConversation,
+    CreatedConversation, DataSource, DataSourceView, Document, DocumentPage, DustApi,
+    DustCredentials, DustError, DustErrorKind, DustFile, EventStream, NewContentFragment, NewFile,
+    NodeSearch, NodeSearchResults, PendingAction, PostMessage, PostedMessage, QuestionAnswer,
+    Result, SearchQuery, Space, Table, TableRowPage, UpsertDocument, UpsertTableRows,
     client::{Call, HttpDustClient},
 };
 
@@ -34,6 +34,17 @@ struct AgentBody {
 #[derive(Deserialize)]
 struct ConversationBody {
     conversation: Conversation,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FragmentBody {
+    content_fragment: ContentFragment,
+}
+
+#[derive(Deserialize)]
+struct FileBody {
+    file: DustFile,
 }
 
 #[derive(Deserialize)]
@@ -228,6 +239,56 @@ impl DustApi for HttpDustClient {
         )
         .json(message)?;
         self.execute_json(creds, &call).await
+    }
+
+    async fn post_content_fragment(
+        &self,
+        creds: &DustCredentials,
+        conversation_id: &str,
+        fragment: &NewContentFragment,
+    ) -> Result<ContentFragment> {
+        let url = self.endpoint(
+            &creds.workspace_id,
+            &[
+                "assistant",
+                "conversations",
+                conversation_id,
+                "content_fragments",
+            ],
+        )?;
+        let call = Call::new(
+            "attach a content fragment",
+            "/assistant/conversations/{cId}/content_fragments",
+            Method::POST,
+            url,
+        )
+        .json(fragment)?;
+        let body: FragmentBody = self.execute_json(creds, &call).await?;
+        Ok(body.content_fragment)
+    }
+
+    async fn create_file(&self, creds: &DustCredentials, file: &NewFile) -> Result<DustFile> {
+        let url = self.endpoint(&creds.workspace_id, &["files"])?;
+        let call = Call::new("create a file", "/files", Method::POST, url).json(file)?;
+        let body: FileBody = self.execute_json(creds, &call).await?;
+        Ok(body.file)
+    }
+
+    async fn upload_file(
+        &self,
+        creds: &DustCredentials,
+        file: &DustFile,
+        data: &[u8],
+    ) -> Result<DustFile> {
+        let url = self.upload_endpoint(file.upload_url.as_deref())?;
+        let call = Call::new("upload a file", "/files/{fileId}", Method::POST, url).multipart_file(
+            "file",
+            &file.file_name,
+            &file.content_type,
+            data,
+        );
+        let body: FileBody = self.execute_json(creds, &call).await?;
+        Ok(body.file)
     }
 
     async fn cancel_messages(

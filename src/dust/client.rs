@@ -111,8 +111,8 @@ pub(super) struct Call {
     pub template: &'static str,
     pub method: Method,
     pub url: Url,
-    /// A JSON body, already serialised.
-    pub body: Option<Vec<u8>>,
+    /// The body, already serialised, and its content type.
+    pub body: Option<(Bytes, String)>,
 }
 
 impl Call {
@@ -134,8 +134,47 @@ impl Call {
                 format!("could not encode the request to {}: {error}", self.op),
             )
         })?;
-        self.body = Some(bytes);
+        self.body = Some((bytes.into(), "application/json".to_owned()));
         Ok(self)
+    }
+
+    /// Adds a `multipart/form-data` body of one file field, as Dust's upload route reads it.
+    /// Built here rather than with reqwest's form so that, like every body, it is bytes that
+    /// a retry could send again. `file_name` is a checked title; quotes, backslashes and
+    /// control characters are replaced all the same, since it sits in a part header.
+    pub(super) fn multipart_file(
+        mut self,
+        field: &str,
+        file_name: &str,
+        content_type: &str,
+        data: &[u8],
+    ) -> Self {
+        let boundary = format!("mcp-dust-server-{:032x}", rand::rng().random::<u128>());
+        let file_name: String = file_name
+            .chars()
+            .map(|c| {
+                if c == '"' || c == '\\' || c.is_control() {
+                    '_'
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let mut body = Vec::with_capacity(data.len() + 256);
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; \
+                 filename=\"{file_name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        self.body = Some((
+            body.into(),
+            format!("multipart/form-data; boundary={boundary}"),
+        ));
+        self
     }
 
     /// GET and DELETE may be sent twice without effect; nothing else is retried.
@@ -212,6 +251,28 @@ impl HttpDustClient {
     /// The options in use (base URL normalised).
     pub fn options(&self) -> &ClientOptions {
         &self.options
+    }
+
+    /// The `uploadUrl` Dust returned for a file, if it is on Dust's own origin: like a
+    /// redirect elsewhere, an upload URL on another host would take the key there.
+    pub(super) fn upload_endpoint(&self, upload_url: Option<&str>) -> Result<Url> {
+        let url = upload_url.and_then(|u| Url::parse(u).ok()).ok_or_else(|| {
+            DustError::new(
+                DustErrorKind::Protocol,
+                "Dust's answer to create a file has no usable uploadUrl",
+            )
+        })?;
+        if url.origin().ascii_serialization() != self.origin {
+            return Err(DustError::new(
+                DustErrorKind::Protocol,
+                format!(
+                    "Dust's uploadUrl points to {}, not to {}; the file was not sent",
+                    url.origin().ascii_serialization(),
+                    self.origin
+                ),
+            ));
+        }
+        Ok(url)
     }
 
     /// `{base}/api/v1/w/{wId}/{segments...}`, each segment percent-encoded on its own.
@@ -297,9 +358,9 @@ impl HttpDustClient {
                 .request(call.method.clone(), call.url.clone())
                 .header(header::AUTHORIZATION, authorization.clone())
                 .header(header::ACCEPT, accept);
-            if let Some(body) = &call.body {
+            if let Some((body, content_type)) = &call.body {
                 request = request
-                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::CONTENT_TYPE, content_type)
                     .body(body.clone());
             }
             let started = Instant::now();

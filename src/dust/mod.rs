@@ -120,6 +120,18 @@ dust_api! {
     /// `POST /assistant/conversations/{cId}/messages`. Never retried.
     fn post_message(conversation_id: &str, message: &PostMessage) -> PostedMessage;
 
+    /// `POST /assistant/conversations/{cId}/content_fragments`: attaches text or an uploaded
+    /// file to the conversation, before the next message. Never retried.
+    fn post_content_fragment(conversation_id: &str, fragment: &NewContentFragment) -> ContentFragment;
+
+    /// `POST /files`: the first step of an upload, a file for a conversation to put bytes in.
+    /// Never retried.
+    fn create_file(file: &NewFile) -> DustFile;
+
+    /// `POST {uploadUrl}` of `file` (on Dust's own origin only): its bytes as
+    /// `multipart/form-data`, field `file`. The answer is the file, `ready`. Never retried.
+    fn upload_file(file: &DustFile, data: &[u8]) -> DustFile;
+
     /// `POST /assistant/conversations/{cId}/cancel` for the given agent messages.
     fn cancel_messages(conversation_id: &str, message_ids: &[String]) -> ();
 

@@ -83,6 +83,73 @@ pub struct CreateConversation {
     pub blocking: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_tools_validation: Option<bool>,
+    /// Attached before the message, in order, so the agent reads them with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content_fragments: Vec<NewContentFragment>,
+}
+
+/// A content fragment to attach (`PublicPostContentFragmentRequestBodySchema`): inline text,
+/// which Dust turns into a file itself, or a file uploaded before.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum NewContentFragment {
+    Text {
+        title: String,
+        content: String,
+        #[serde(rename = "contentType")]
+        content_type: String,
+    },
+    File {
+        title: String,
+        #[serde(rename = "fileId")]
+        file_id: String,
+    },
+}
+
+/// A content fragment of a conversation (`ContentFragmentSchema`), as much as this server reads.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContentFragment {
+    pub s_id: String,
+    #[serde(default)]
+    pub created: i64,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub content_type: String,
+    #[serde(default)]
+    pub file_id: Option<String>,
+    #[serde(default)]
+    pub text_bytes: Option<u64>,
+}
+
+/// The body of `POST /files`: a file to be uploaded, for a conversation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NewFile {
+    pub content_type: String,
+    pub file_name: String,
+    pub file_size: u64,
+    /// `conversation`: the only use case Dust opens to API keys.
+    pub use_case: String,
+}
+
+/// A Dust file (`FileTypeSchema`): `uploadUrl` is where its bytes go.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DustFile {
+    pub s_id: String,
+    #[serde(default)]
+    pub content_type: String,
+    #[serde(default)]
+    pub file_name: String,
+    #[serde(default)]
+    pub file_size: u64,
+    /// `created` until the bytes are uploaded, then `ready` (or `failed`).
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub upload_url: Option<String>,
 }
 
 /// A user message (`UserMessageSchema`).
@@ -149,7 +216,7 @@ impl AgentMessage {
 pub enum ConversationItem {
     UserMessage(UserMessage),
     AgentMessage(AgentMessage),
-    ContentFragment(Value),
+    ContentFragment(ContentFragment),
     #[serde(other)]
     Other,
 }

@@ -64,23 +64,18 @@ pub(super) async fn ask_agent(
     let ctx = &call.ctx;
     let principal = call.principal();
     // What a paused run's state is bound to: the call the client makes again.
-    let arguments = serde_json::to_vec(&(&args.agent_id, &args.message, &args.conversation_id))
-        .map_err(|e| OpError::Internal(e.to_string()))?;
+    let arguments = serde_json::to_vec(&(
+        &args.agent_id,
+        &args.message,
+        &args.conversation_id,
+        args.attachments.digest(),
+    ))
+    .map_err(|e| OpError::Internal(e.to_string()))?;
     if retry.state.is_none() && super::tasks::wants_task(&request) {
         return super::tasks::start(call, args).await;
     }
     let Run { answer, mut events } = match &retry.state {
-        None => {
-            start_run(
-                ctx,
-                principal,
-                args.agent_id,
-                args.message,
-                args.conversation_id,
-                &call.caller.info,
-            )
-            .await?
-        }
+        None => start_run(ctx, principal, args, &call.caller.info).await?,
         Some(state) => {
             let paused = open_pause(call, &arguments, state).await?;
             let run = resume_run(ctx, principal, &paused);

@@ -56,7 +56,7 @@ pub(super) async fn start(
     call: &Call,
     args: AskAgentArgs,
 ) -> Result<Outcome<AgentAnswer>, OpError> {
-    let (id, task) = tasks::start(call, args.agent_id, args.message, args.conversation_id).await?;
+    let (id, task) = tasks::start(call, args).await?;
     let seed = seed(&id, &task, TaskStatus::Working, task.created_at_ms);
     Ok(Outcome::Task(CreateTaskResult::new(seed)))
 }

@@ -9,6 +9,8 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use super::attach::Attachments;
+
 /// An argument a check refused: which and why, never the value itself. The operations turn it
 /// into [`super::OpError::Invalid`], which MCP says as a JSON-RPC `-32602` and REST as a 400.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +90,11 @@ pub struct AskAgentArgs {
     pub message: String,
     /// Continue this conversation (from an earlier `ask_agent` result) instead of starting one.
     pub conversation_id: Option<String>,
+    /// Text or files the agent reads with the question: `{title, text, contentType?}` for a
+    /// note, `{title, contentType, data}` for a file (`data` in base64: PDF, Office, CSV,
+    /// images, ...; at most 5 MiB of files in all).
+    #[serde(default)]
+    pub attachments: Attachments,
 }
 
 /// The arguments of an agent's own tool (`ask_<name>`, `DUST_AGENT_TOOLS`): those of
@@ -99,6 +106,11 @@ pub struct AskNamedAgentArgs {
     pub message: String,
     /// Continue this conversation (from an earlier result of this tool or `ask_agent`) instead of starting one.
     pub conversation_id: Option<String>,
+    /// Text or files the agent reads with the question: `{title, text, contentType?}` for a
+    /// note, `{title, contentType, data}` for a file (`data` in base64: PDF, Office, CSV,
+    /// images, ...; at most 5 MiB of files in all).
+    #[serde(default)]
+    pub attachments: Attachments,
 }
 
 impl AskNamedAgentArgs {
@@ -109,6 +121,7 @@ impl AskNamedAgentArgs {
             agent_id: Some(agent_id),
             message: self.message,
             conversation_id: self.conversation_id,
+            attachments: self.attachments,
         }
     }
 }

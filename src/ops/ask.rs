@@ -27,7 +27,8 @@ use std::sync::Arc;
 
 use super::{
     Context, OpError,
-    args::{MAX_TEXT_BYTES, check_id, check_text},
+    args::{AskAgentArgs, MAX_TEXT_BYTES, check_id, check_text},
+    attach,
     catalog::{Kind, Op, op},
     conversations::owned_conversation,
     views::AgentAnswer,
@@ -213,17 +214,15 @@ pub fn timeout_message(ctx: &Context, answer: &AgentAnswer) -> String {
 }
 
 /// Validates the question, posts it to Dust (in a new conversation, recorded as the caller's,
-/// or in one of the caller's own), and returns the run that answers it. `message` is sent
-/// byte for byte.
+/// or in one of the caller's own, with its attachments), and returns the run that answers it.
+/// `message` is sent byte for byte.
 pub async fn start_run(
     ctx: &Arc<Context>,
     principal: &Principal,
-    agent_id: Option<String>,
-    message: String,
-    conversation_id: Option<String>,
+    question: AskAgentArgs,
     info: &RequestInfo,
 ) -> Result<Run, OpError> {
-    let answer = post_question(ctx, principal, agent_id, message, conversation_id, info).await?;
+    let answer = post_question(ctx, principal, question, info).await?;
     let events = follow_agent_message(
         ctx.dust.clone(),
         principal.credentials.clone(),
@@ -238,11 +237,15 @@ pub async fn start_run(
 pub async fn post_question(
     ctx: &Arc<Context>,
     principal: &Principal,
-    agent_id: Option<String>,
-    message: String,
-    conversation_id: Option<String>,
+    question: AskAgentArgs,
     info: &RequestInfo,
 ) -> Result<AgentAnswer, OpError> {
+    let AskAgentArgs {
+        agent_id,
+        message,
+        conversation_id,
+        attachments,
+    } = question;
     let Some(agent_id) = agent_id.or_else(|| ctx.settings.default_agent_id.clone()) else {
         return Err(OpError::Invalid(
             "agentId is required: this server has no default agent (DUST_AGENT_ID)".to_owned(),
@@ -256,6 +259,8 @@ pub async fn post_question(
     }
 
     let creds = &principal.credentials;
+    // Files are uploaded first: a refused upload leaves no message behind.
+    let fragments = attach::fragments(ctx.dust.as_ref(), creds, &attachments).await?;
     // Only `DUST_TOOL_APPROVAL=auto` lets Dust run tools unasked; otherwise every approval
     // pauses the run and comes to the adapter as `RunStep::Approval`.
     let skip = ctx.settings.tool_approval == ToolApproval::Auto;
@@ -278,6 +283,12 @@ pub async fn post_question(
                 skip_tools_validation: Some(skip),
                 ..message
             };
+            for fragment in &fragments {
+                ctx.dust
+                    .post_content_fragment(creds, conversation_id, fragment)
+                    .await
+                    .map_err(|e| OpError::dust("attaching to the conversation", e))?;
+            }
             let posted = ctx
                 .dust
                 .post_message(creds, conversation_id, &message)
@@ -304,6 +315,7 @@ pub async fn post_question(
                 blocking: Some(false),
                 // Unattended: a tool approval would stall the run with nobody to approve it.
                 skip_tools_validation: Some(skip),
+                content_fragments: fragments,
             };
             let created = ctx
                 .dust

@@ -24,6 +24,7 @@
 pub mod agents;
 pub mod args;
 pub mod ask;
+pub mod attach;
 mod bulkhead;
 mod cache;
 pub mod call;

@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use super::{
     Call, OpError,
+    args::AskAgentArgs,
     ask::post_question,
     catalog::{Kind, Op, op},
     pause::TaskRef,
@@ -78,24 +79,11 @@ fn now_ms() -> i64 {
 ///
 /// [`OpError::Busy`] when the caller has [`MAX_TASKS_RUNNING`] tasks running (nothing reaches
 /// Dust then); the question's and Dust's.
-pub async fn start(
-    call: &Call,
-    agent_id: Option<String>,
-    message: String,
-    conversation_id: Option<String>,
-) -> Result<(String, TaskRef), OpError> {
+pub async fn start(call: &Call, question: AskAgentArgs) -> Result<(String, TaskRef), OpError> {
     let ctx = &call.ctx;
     let principal = call.principal();
     make_room(call).await?;
-    let answer = post_question(
-        ctx,
-        principal,
-        agent_id,
-        message,
-        conversation_id,
-        &call.caller.info,
-    )
-    .await?;
+    let answer = post_question(ctx, principal, question, &call.caller.info).await?;
     let task = TaskRef::new(&answer, now_ms(), ctx.settings.task_ttl);
     // Room was made above; a race with another start of the same principal is lost here,
     // after posting: the run then goes on, as a task like the others.

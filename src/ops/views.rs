@@ -468,7 +468,7 @@ impl DocumentView {
 #[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageView {
-    /// `user` or `agent`.
+    /// `user`, `agent`, or `attachment` (a file or text attached before the next message).
     pub role: &'static str,
     pub id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -477,6 +477,12 @@ pub struct MessageView {
     pub content: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// An attachment's title (its file name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// An attachment's content type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
     pub created: i64,
 }
 
@@ -505,6 +511,8 @@ impl From<&Conversation> for ConversationView {
                     agent_id: None,
                     content: Some(m.content.clone()),
                     status: None,
+                    title: None,
+                    content_type: None,
                     created: m.created,
                 }),
                 ConversationItem::AgentMessage(m) => Some(MessageView {
@@ -513,9 +521,21 @@ impl From<&Conversation> for ConversationView {
                     agent_id: m.agent_id().map(str::to_owned),
                     content: m.content.clone(),
                     status: Some(m.status.clone()),
+                    title: None,
+                    content_type: None,
                     created: m.created,
                 }),
-                _ => None,
+                ConversationItem::ContentFragment(f) => Some(MessageView {
+                    role: "attachment",
+                    id: f.s_id.clone(),
+                    agent_id: None,
+                    content: None,
+                    status: None,
+                    title: Some(f.title.clone()),
+                    content_type: Some(f.content_type.clone()),
+                    created: f.created,
+                }),
+                ConversationItem::Other => None,
             })
             .collect();
         Self {

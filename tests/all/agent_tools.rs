@@ -70,7 +70,11 @@ async fn every_agent_is_a_tool_described_like_ask_agent_and_named_stably() {
     let properties = echo.input_schema["properties"].as_object().unwrap();
     let mut keys: Vec<_> = properties.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["conversationId", "message"]);
+    assert_eq!(keys, ["attachments", "conversationId", "message"]);
+    assert_eq!(
+        properties["attachments"], ask.input_schema["properties"]["attachments"],
+        "attached the same way as ask_agent"
+    );
     assert_eq!(echo.input_schema["required"], json!(["message"]));
     assert_eq!(echo.input_schema["additionalProperties"], json!(false));
     assert_eq!(echo.output_schema, ask.output_schema);

@@ -267,7 +267,7 @@ async fn the_console_works_end_to_end_in_chromium() {
     ] {
         assert_eq!(report[key], json!([]), "{key}: {report:#}");
     }
-    assert_eq!(report["steps"].as_array().unwrap().len(), 14, "{report:#}");
+    assert_eq!(report["steps"].as_array().unwrap().len(), 15, "{report:#}");
     for name in report["steps"].as_array().unwrap() {
         let png = artifacts.join(format!("{}.png", name.as_str().unwrap()));
         assert!(png.metadata().is_ok_and(|m| m.len() > 0), "{png:?}");

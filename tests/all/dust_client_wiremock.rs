@@ -280,6 +280,7 @@ async fn conversations_round_trip() {
                 message: message(),
                 blocking: None,
                 skip_tools_validation: None,
+                content_fragments: Vec::new(),
             },
         )
         .await
@@ -396,6 +397,7 @@ async fn posts_are_never_retried() {
         message: message(),
         blocking: None,
         skip_tools_validation: None,
+        content_fragments: Vec::new(),
     };
     let error = client
         .create_conversation(&creds(), &request)
@@ -1481,4 +1483,160 @@ async fn table_calls_use_dusts_routes_and_bodies() {
         .delete_table_row(&creds(), "vlt_1", "dts_1", "q3 sales", "r/2")
         .await
         .unwrap();
+}
+
+// --- files and content fragments --------------------------------------------------------------
+
+fn file_answer(server: &MockServer, upload_url: Option<String>) -> Value {
+    let upload_url =
+        upload_url.unwrap_or_else(|| format!("{}{}", server.uri(), api("/files/fil_1")));
+    json!({"file": {"id": "1", "sId": "fil_1", "contentType": "application/pdf",
+        "fileName": "Q3 \"report\".pdf", "fileSize": 9, "status": "created",
+        "useCase": "conversation", "uploadUrl": upload_url}})
+}
+
+#[tokio::test]
+async fn a_file_is_created_then_its_bytes_uploaded_as_one_multipart_field() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(api("/files")))
+        .and(body_json(
+            json!({"contentType": "application/pdf", "fileName": "Q3 \"report\".pdf",
+            "fileSize": 9, "useCase": "conversation"}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(file_answer(&server, None)))
+        .mount(&server)
+        .await;
+    let mut ready = file_answer(&server, None);
+    ready["file"]["status"] = json!("ready");
+    Mock::given(method("POST"))
+        .and(path(api("/files/fil_1")))
+        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(ready))
+        .mount(&server)
+        .await;
+    let client = client(&server);
+    let file = client
+        .create_file(
+            &creds(),
+            &mcp_dust_server::dust::NewFile {
+                content_type: "application/pdf".into(),
+                file_name: "Q3 \"report\".pdf".into(),
+                file_size: 9,
+                use_case: "conversation".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(file.status, "created");
+    let uploaded = client
+        .upload_file(&creds(), &file, b"%PDF-1.4\n")
+        .await
+        .unwrap();
+    assert_eq!(
+        (uploaded.s_id.as_str(), uploaded.status.as_str()),
+        ("fil_1", "ready")
+    );
+
+    let sent = requests(&server).await;
+    let upload = &sent[1];
+    let content_type = upload
+        .headers
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let boundary = content_type
+        .strip_prefix("multipart/form-data; boundary=")
+        .expect("a multipart body");
+    let body = String::from_utf8_lossy(&upload.body);
+    // One part, field `file`, the name's quote neutralised, the bytes as given.
+    assert_eq!(body.matches(&format!("--{boundary}")).count(), 2, "{body}");
+    assert!(
+        body.contains(
+            "Content-Disposition: form-data; name=\"file\"; filename=\"Q3 _report_.pdf\""
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("Content-Type: application/pdf\r\n\r\n%PDF-1.4\n\r\n"),
+        "{body}"
+    );
+    assert!(body.ends_with(&format!("--{boundary}--\r\n")));
+}
+
+#[tokio::test]
+async fn an_upload_url_on_another_origin_never_gets_the_key() {
+    let server = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .mount(&elsewhere)
+        .await;
+    let answer = file_answer(&server, Some(format!("{}/steal", elsewhere.uri())));
+    let file: mcp_dust_server::dust::DustFile =
+        serde_json::from_value(answer["file"].clone()).unwrap();
+    let error = client(&server)
+        .upload_file(&creds(), &file, b"data")
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, DustErrorKind::Protocol);
+    assert!(
+        error.message.contains("uploadUrl points to"),
+        "{}",
+        error.message
+    );
+    assert!(requests(&elsewhere).await.is_empty());
+    assert!(requests(&server).await.is_empty());
+}
+
+#[tokio::test]
+async fn content_fragments_go_to_the_conversation_and_in_a_new_one() {
+    use mcp_dust_server::dust::NewContentFragment;
+    let server = MockServer::start().await;
+    let fragment = json!({"contentFragment": {"type": "content_fragment", "id": 3, "sId": "cf_1",
+        "created": 1, "title": "notes.txt", "contentType": "text/plain", "fileId": "fil_2",
+        "textBytes": 5, "contentFragmentType": "file"}});
+    Mock::given(method("POST"))
+        .and(path(api("/assistant/conversations/c1/content_fragments")))
+        .and(body_json(
+            json!({"title": "notes.txt", "content": "hello", "contentType": "text/plain"}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fragment))
+        .mount(&server)
+        .await;
+    let client = client(&server);
+    let posted = client
+        .post_content_fragment(
+            &creds(),
+            "c1",
+            &NewContentFragment::Text {
+                title: "notes.txt".into(),
+                content: "hello".into(),
+                content_type: "text/plain".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (posted.s_id.as_str(), posted.file_id.as_deref()),
+        ("cf_1", Some("fil_2"))
+    );
+
+    // In a new conversation they ride along, in order, before the message.
+    let request = CreateConversation {
+        title: None,
+        visibility: None,
+        message: message(),
+        blocking: None,
+        skip_tools_validation: None,
+        content_fragments: vec![NewContentFragment::File {
+            title: "report.pdf".into(),
+            file_id: "fil_1".into(),
+        }],
+    };
+    assert_eq!(
+        serde_json::to_value(&request).unwrap()["contentFragments"],
+        json!([{"title": "report.pdf", "fileId": "fil_1"}])
+    );
 }

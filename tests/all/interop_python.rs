@@ -104,6 +104,14 @@ async fn run_script(sim: &sim::SimHandle, mode: &str, target: &str, extra_env: &
     let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     assert!(seen["progress_notifications"].as_u64().unwrap() > 0);
     assert!(seen["search_hits"].as_u64().unwrap() > 0);
+    assert_eq!(seen["attachments_read"], 2);
+    // The PDF went through Dust's two-step upload.
+    assert!(
+        sim.requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.path.ends_with("/files")),
+        "no file was created in Dust ({mode}, {target})"
+    );
     // The client gave up on the slow agent: its run in Dust was cancelled too.
     assert_eq!(seen["cancelled_after_progress"], 3);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -14,6 +14,7 @@ mod agent_tools;
 mod alerting;
 mod approval_rounds;
 mod approvals;
+mod attachments;
 mod browser;
 mod cluster;
 mod demo;

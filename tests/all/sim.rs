@@ -1472,6 +1472,7 @@ async fn the_client_answers_paused_runs() {
                     },
                     blocking: Some(false),
                     skip_tools_validation: Some(false),
+                    content_fragments: Vec::new(),
                 },
             )
             .await

@@ -310,6 +310,31 @@ async function main() {
       }
     });
 
+    await step("05g-attachment", page, async () => {
+      // A note and a PDF attached to a message: listed before sending, under the message once
+      // sent, and read by the agent (the simulated agents say what they read).
+      await page.locator('#agent-list button[data-agent-id="ech0Ag3ntX"]').click();
+      await page.getByLabel("Attach files").setInputFiles([
+        { name: "owners.txt", mimeType: "text/plain", buffer: Buffer.from("Budget owners: Ana and Bo\n") },
+        { name: "Q3 report.pdf", mimeType: "application/pdf", buffer: Buffer.from("%PDF-1.4\n%%EOF\n") },
+      ]);
+      assert.deepEqual(await page.locator("#chat-attachments li").allTextContents(), ["owners.txt (26 B)", "Q3 report.pdf (15 B)"]);
+      await page.getByLabel("Message").fill("who owns the budget?");
+      await page.getByRole("button", { name: "Send", exact: true }).click();
+      const text = await finalAnswer(STEP_TIMEOUT);
+      assert.match(text, /^You said: who owns the budget\?/);
+      assert.match(text, /"owners\.txt"/);
+      assert.match(text, /"Q3 report\.pdf" \(application\/pdf/);
+      assert.deepEqual(await page.locator("#chat-log li.user").last().locator(".attachments li").allTextContents(), ["owners.txt", "Q3 report.pdf"]);
+      assert.equal(await page.locator("#chat-attachments li").count(), 0, "the list is cleared once sent");
+      // A type Dust does not take is refused by the server with a clear message.
+      await page.getByLabel("Attach files").setInputFiles([{ name: "tool.exe", mimeType: "application/x-msdownload", buffer: Buffer.from("MZ") }]);
+      await page.getByLabel("Message").fill("run this");
+      await page.getByRole("button", { name: "Send", exact: true }).click();
+      await page.locator("#chat-log li.agent.failed").last().waitFor({ timeout: STEP_TIMEOUT });
+      assert.match(await page.locator("#error").textContent(), /Dust does not take files of type "application\/x-msdownload"/);
+    });
+
     await step("06-knowledge", page, async () => {
       await page.getByRole("link", { name: "Knowledge" }).click();
       const handbook = page.locator("#kb-select option", { hasText: "Employee Handbook" });

@@ -18,6 +18,7 @@ Expectations come from the environment, set by the Rust test that runs this scri
 Prints one JSON line with what it saw; exits non-zero on the first failed expectation.
 """
 
+import base64
 import json
 import os
 import sys
@@ -34,6 +35,15 @@ READ_TOOLS = {
 
 # Free text that a naive "SQL injection / XSS" filter would mangle; it must reach Dust untouched.
 QUESTION = "Héllo 👋 — SELECT * FROM users WHERE id=1 OR 1=1; -- <script>alert(1)</script>"
+
+# A small, valid one-page PDF and a text note, attached to a question.
+PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\n"
+    b"trailer<</Root 1 0 R>>\n%%EOF\n"
+)
+NOTE = "Budget owners: Ana (EMEA) and Bo (APAC).\nReviewed weekly."
 
 
 def check(condition, message):
@@ -106,6 +116,44 @@ async def main(mode, target):
         check(json.loads(answer.content[0].text) == out, "text content mirrors structuredContent")
         seen["progress_notifications"] = len(progress)
         check(len(progress) > 0, "no progress notification")
+
+        # Attachments: a text note and a PDF (base64) go with the question, and the agent reads
+        # both (the simulated agents name what they read).
+        attached = await c.call_tool(
+            "ask_agent",
+            {
+                "agentId": os.environ["EXPECT_AGENT_ID"],
+                "message": "Who owns the budget?",
+                "attachments": [
+                    {"title": "budget-note.txt", "text": NOTE},
+                    {
+                        "title": "budget.pdf",
+                        "contentType": "application/pdf",
+                        "data": base64.b64encode(PDF).decode(),
+                    },
+                ],
+            },
+        )
+        check(not attached.is_error, f"ask_agent with attachments failed: {attached.content}")
+        said = attached.structured_content["answer"]
+        check('"budget-note.txt"' in said and "Budget owners: Ana (EMEA) and Bo (APAC)." in said, f"note not read: {said!r}")
+        check('"budget.pdf" (application/pdf, %d bytes' % len(PDF) in said, f"PDF not read: {said!r}")
+        # A type Dust does not take is refused by name (a JSON-RPC invalid-params error).
+        try:
+            refused = await c.call_tool(
+                "ask_agent",
+                {
+                    "agentId": os.environ["EXPECT_AGENT_ID"],
+                    "message": "Run this",
+                    "attachments": [{"title": "tool.exe", "contentType": "application/x-msdownload", "data": "TVo="}],
+                },
+            )
+            check(False, f"an .exe was accepted: {refused.content}")
+        except AssertionError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the refusal is the expected outcome
+            check("does not take files of type" in str(e), f"unexpected refusal: {e}")
+        seen["attachments_read"] = 2
 
         # Cancellation: give up on the slow agent after three progress notifications. The SDK
         # sends notifications/cancelled (stdio, legacy HTTP) or closes the response stream

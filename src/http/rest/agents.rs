@@ -32,14 +32,15 @@ use crate::{
     auth::Principal,
     config::ToolApproval,
     dust::BlockedAction,
-    http::{MAX_REST_BODY, read_json},
+    http::{MAX_MCP_BODY, read_json},
     ops::{
         Context, OpError, agents,
-        args::{AgentIdArgs, ListAgentsArgs},
+        args::{AgentIdArgs, AskAgentArgs, Attachments, ListAgentsArgs},
         ask::{
             self, Run, RunStep, SHUTTING_DOWN, cancel_in_background, start_run, stream_failure,
             timeout_message,
         },
+        attach::AttachmentShape,
         call::CREDENTIALS_ENDED,
         views::{AgentAnswer, AgentList, AgentView},
         waiting::{
@@ -72,6 +73,23 @@ pub(super) struct ExecuteRequest {
     pub message: String,
     /// Continue this conversation (one of yours) instead of starting one.
     pub conversation_id: Option<String>,
+    /// Text or files the agent reads with the question (as `ask_agent` takes them): `{title,
+    /// text, contentType?}` for a note, `{title, contentType, data}` for a file in base64, at
+    /// most 10 of them and 5 MiB of files.
+    #[serde(default)]
+    #[schema(value_type = Vec<AttachmentShape>)]
+    pub attachments: Attachments,
+}
+
+impl ExecuteRequest {
+    fn question(self, agent_id: &str) -> AskAgentArgs {
+        AskAgentArgs {
+            agent_id: Some(agent_id.to_owned()),
+            message: self.message,
+            conversation_id: self.conversation_id,
+            attachments: self.attachments,
+        }
+    }
 }
 
 /// The agents of the workspace.
@@ -159,29 +177,16 @@ pub(super) async fn execute(
     let stream = wants_stream(request.headers());
     let as_task = super::tasks::wants_task(request.headers());
     let call = Call::begin(&state, caller, &ask::ASK_AGENT, Some(&workspace_id))?;
-    let body: ExecuteRequest = read_json(request, MAX_REST_BODY)
+    // Files travel in base64 inside the question: its body may be as large as an MCP call's.
+    let body: ExecuteRequest = read_json(request, MAX_MCP_BODY)
         .await
         .map_err(|e| call.invalid(e))?;
     call.op_call().note_suspicious("message", &body.message);
+    let question = body.question(&agent_id);
     if as_task {
-        return super::tasks::start(
-            &call,
-            &workspace_id,
-            agent_id,
-            body.message,
-            body.conversation_id,
-        )
-        .await;
+        return super::tasks::start(&call, &workspace_id, question).await;
     }
-    let run = start_run(
-        &call.ctx,
-        call.principal(),
-        Some(agent_id.clone()),
-        body.message,
-        body.conversation_id,
-        &call.caller.info,
-    )
-    .await;
+    let run = start_run(&call.ctx, call.principal(), question, &call.caller.info).await;
     let run = call.finish_start(run, &agent_id)?;
     if !stream {
         let answer = follow(&call, run, None).await;

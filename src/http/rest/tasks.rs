@@ -18,6 +18,7 @@ use super::{Call, Caller, Refusal, bad_path};
 use crate::{
     dust::BlockKind,
     ops::{
+        args::AskAgentArgs,
         pause::TaskRef,
         tasks::{self, TaskState},
         views::AgentAnswer,
@@ -115,17 +116,10 @@ pub(super) fn wants_task(headers: &HeaderMap) -> bool {
 pub(super) async fn start(
     call: &Call,
     workspace_id: &str,
-    agent_id: String,
-    message: String,
-    conversation_id: Option<String>,
+    question: AskAgentArgs,
 ) -> Result<Response, Refusal> {
-    let started = tasks::start(
-        call.op_call(),
-        Some(agent_id.clone()),
-        message,
-        conversation_id,
-    )
-    .await;
+    let agent_id = question.agent_id.clone().unwrap_or_default();
+    let started = tasks::start(call.op_call(), question).await;
     let (id, task) = call.finish(started, Some(("agentId", &agent_id)))?;
     let location = format!("/api/v1/workspaces/{workspace_id}/tasks/{id}");
     let view = TaskView::new(

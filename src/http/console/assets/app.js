@@ -199,6 +199,49 @@ $("chat-new").addEventListener("click", () => {
   if (state.agent) selectAgent(state.agent);
 });
 
+// Files to attach to the next message: read when it is sent, sent in base64 with it. The
+// server checks type and size (and says what is wrong); the sizes are checked here too, so a
+// huge file is never read into the page for nothing.
+const MAX_ATTACHMENTS = 10;
+const MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024;
+
+function attachedFiles() {
+  return [...$("chat-files").files];
+}
+
+function showAttachments() {
+  const list = $("chat-attachments");
+  list.replaceChildren(...attachedFiles().map((file) => el("li", { textContent: `${file.name} (${formatSize(file.size)})` })));
+}
+
+function formatSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+function base64Of(buffer) {
+  const bytes = new Uint8Array(buffer);
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+async function readAttachments(files) {
+  if (files.length > MAX_ATTACHMENTS) throw new Error(`Attach at most ${MAX_ATTACHMENTS} files.`);
+  const total = files.reduce((sum, file) => sum + file.size, 0);
+  if (total > MAX_ATTACHMENT_BYTES) throw new Error(`The attached files hold ${formatSize(total)}; at most 5 MiB in all can be sent.`);
+  return Promise.all(files.map(async (file) => ({
+    title: file.name,
+    contentType: file.type || "application/octet-stream",
+    data: base64Of(await file.arrayBuffer()),
+  })));
+}
+
+$("chat-files").addEventListener("change", showAttachments);
+
 $("chat-stop").addEventListener("click", () => {
   if (state.streaming) state.streaming.abort();
 });
@@ -215,9 +258,22 @@ $("chat-form").addEventListener("submit", async (event) => {
   const message = $("chat-message").value;
   if (!state.agent || !message.trim() || state.streaming) return;
   clearMessages();
+  const files = attachedFiles();
+  let attachments;
+  try {
+    attachments = await readAttachments(files);
+  } catch (error) {
+    showError(error);
+    return;
+  }
   $("chat-message").value = "";
+  $("chat-files").value = "";
+  showAttachments();
   const log = $("chat-log");
-  log.append(el("li", { className: "user" }, el("span", { className: "who", textContent: "You" }), el("p", { textContent: message })));
+  const sent = files.length
+    ? el("ul", { className: "attachments", "aria-label": "Attached files" }, ...files.map((file) => el("li", { textContent: file.name })))
+    : "";
+  log.append(el("li", { className: "user" }, el("span", { className: "who", textContent: "You" }), el("p", { textContent: message }), sent));
   // Plain text while it streams; Markdown once the final answer is in (`finish`).
   const answer = el("div", { className: "answer" });
   const item = el("li", { className: "agent streaming" }, el("span", { className: "who", textContent: state.agent.name }), answer);
@@ -231,6 +287,7 @@ $("chat-form").addEventListener("submit", async (event) => {
   try {
     const body = { message };
     if (state.conversationId) body.conversationId = state.conversationId;
+    if (attachments.length) body.attachments = attachments;
     const response = await request("POST", workspacePath(`/agents/${encodeURIComponent(state.agent.id)}/execute`), {
       body, accept: "text/event-stream", signal: controller.signal,
     });
