@@ -19,6 +19,11 @@
 //!   "Content node not found for content fragment node id: …"). Only documents: the
 //!   simulator's content nodes are its documents.
 //!
+//! A file fragment's `textUrl` is `{file route}?action=view` and its `sourceUrl` the given `url`,
+//! else `{file route}?action=download` (Dust gives a signed storage URL and its app's private
+//! file URL: neither is reachable with a key); `snippet` is the first 256 characters of a text
+//! file (null otherwise), `textBytes` its size in bytes (UTF-8 for inline content).
+//!
 //! A fragment takes a rank in the conversation like a message. Dust creates the conversation
 //! before it resolves the fragments of a create call, so a refused fragment leaves an empty
 //! conversation behind; the simulator checks every fragment first and stores nothing.

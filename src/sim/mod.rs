@@ -32,6 +32,10 @@
 //! | folder "Runbooks" (Engineering): `runbooks/deploy.md`, `on call rotation` | [`RUNBOOKS_DS_ID`] = `dts_runb00kF0ld1` |
 //! | Slack connector (System): `slack-incidents`, `slack-deploys` | [`SLACK_DS_ID`] = `dts_s1ackC0nn001` |
 //!
+//! Whatever its kind, an agent whose user message follows content fragments ends its answer
+//! with a paragraph naming them: `Attachments I read: "note.txt" (text/plain, 42 bytes: "first
+//! line"); "report.pdf" (application/pdf, 1234 bytes).` (see `fragments`).
+//!
 //! Views: each folder has a default view in its own space; Company Data sees the Notion pages
 //! under `notion-product` and `notion-company` ([`NOTION_VIEW_ID`]), Engineering sees all of Slack
 //! ([`SLACK_VIEW_ID`]) and the Notion pages under `notion-product`
