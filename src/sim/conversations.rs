@@ -1,6 +1,8 @@
 //! Conversations and messages (`/assistant/conversations/...`): create, get, post, cancel.
 //!
-//! Posting a message creates one agent message per mention and starts its runner
+//! A create call may carry content fragments (`contentFragments[]`, legacy `contentFragment`:
+//! [`super::fragments`]), which take their ranks before the message's. Posting a message
+//! creates one agent message per mention and starts its runner
 //! ([`super::runner`]). Non-blocking calls return at once with the agent messages in state
 //! `created`; blocking calls wait for every run to end, at most [`BLOCKING_WAIT_CAP`], as Dust's
 //! `waitForAgentCompletion` does, then read the conversation again.
@@ -17,8 +19,9 @@ use serde_json::{Value, json};
 
 use super::{
     agents::agent_not_found,
-    error::{ApiError, ApiResult, Fields, parse_json},
+    error::{ApiError, ApiResult, Fields, kind_name, parse_json},
     event_log::{DecideError, Decision, MessageLog},
+    fragments::{self, FragmentInput},
     now_ms, random_s_id,
     render::{agent_message_json, conversation_json, user_message_json},
     runner::{self, Job},
@@ -36,7 +39,7 @@ const VISIBILITIES: &[&str] = &["unlisted", "workspace", "deleted", "test"];
 
 type Wid = Path<String>;
 
-fn conversation_not_found() -> ApiError {
+pub(crate) fn conversation_not_found() -> ApiError {
     ApiError::not_found("conversation_not_found", "Conversation not found")
 }
 
@@ -66,12 +69,21 @@ pub(crate) async fn create_conversation(
         .get("message")
         .map(|m| parse_message(m, "message"))
         .transpose()?;
+    let inputs = parse_fragments(&root)?;
+    for input in &inputs {
+        fragments::check_input(input, "Invalid content fragment type.")?;
+    }
 
-    let (conversation_id, posted) = {
+    let (conversation_id, posted, fragment) = {
         let mut world = ws.world();
         if let Some(message) = &message {
             check_mentions(&world, message)?;
         }
+        let prepared = inputs
+            .into_iter()
+            .map(|input| fragments::prepare(&world, &state, &ws, input))
+            .collect::<ApiResult<Vec<_>>>()?;
+        fragments::ensure_room(&world, &prepared)?;
         let now = now_ms();
         let conversation = Conversation {
             id: world.next_id(),
@@ -84,8 +96,12 @@ pub(crate) async fn create_conversation(
         };
         let id = conversation.s_id.clone();
         world.conversations.insert(id.clone(), conversation);
+        let fragment = prepared
+            .into_iter()
+            .filter_map(|p| fragments::append(&mut world, &id, p))
+            .last();
         let posted = message.and_then(|m| add_message(&mut world, &id, m, skip_tools_validation));
-        (id, posted)
+        (id, posted, fragment)
     };
     let mut user_message = None;
     if let Some(posted) = posted {
@@ -103,7 +119,33 @@ pub(crate) async fn create_conversation(
     if let Some(m) = user_message {
         answer["message"] = user_message_json(&m);
     }
+    if let Some(f) = fragment {
+        answer["contentFragment"] = fragments::fragment_json(&f);
+    }
     Ok(Json(answer))
+}
+
+/// `contentFragments[]` then the legacy `contentFragment`, in the order Dust posts them.
+fn parse_fragments(root: &Fields<'_>) -> ApiResult<Vec<FragmentInput>> {
+    let mut inputs = Vec::new();
+    if let Some(list) = root.get("contentFragments") {
+        let Value::Array(items) = list else {
+            return Err(ApiError::invalid_body(
+                "contentFragments",
+                &format!("Expected array, received {}", kind_name(list)),
+            ));
+        };
+        for (i, item) in items.iter().enumerate() {
+            inputs.push(fragments::parse_fragment(
+                item,
+                &format!("contentFragments.{i}"),
+            )?);
+        }
+    }
+    if let Some(single) = root.get("contentFragment") {
+        inputs.push(fragments::parse_fragment(single, "contentFragment")?);
+    }
+    Ok(inputs)
 }
 
 /// `GET /assistant/conversations/{cId}`.
@@ -221,7 +263,7 @@ pub(crate) async fn blocked_actions(
         .iter()
         .filter_map(|slot| match slot {
             Slot::Agent(m) => world.message_logs.get(&m.s_id)?.blocked_action(),
-            Slot::User(_) => None,
+            Slot::User(_) | Slot::Fragment(_) => None,
         })
         .collect();
     Ok(Json(json!({ "blockedActions": actions })))

@@ -134,6 +134,7 @@ fn find_agent_log(ws: &Workspace, c_id: &str, m_id: &str) -> ApiResult<Arc<Messa
     let slot = conversation.slots.iter().find(|slot| match slot {
         Slot::User(m) => m.s_id == m_id,
         Slot::Agent(m) => m.s_id == m_id,
+        Slot::Fragment(f) => f.s_id == m_id,
     });
     match slot {
         Some(Slot::Agent(_)) => world
@@ -141,7 +142,7 @@ fn find_agent_log(ws: &Workspace, c_id: &str, m_id: &str) -> ApiResult<Arc<Messa
             .get(m_id)
             .cloned()
             .ok_or_else(message_not_found),
-        Some(Slot::User(_)) => Err(ApiError::invalid_request(
+        Some(Slot::User(_) | Slot::Fragment(_)) => Err(ApiError::invalid_request(
             "Events are only available for agent messages.",
         )),
         None => Err(message_not_found()),

@@ -3,7 +3,9 @@
 //! It serves `/api/v1/w/{wId}/...` the way Dust does (`shared/reference/dust-api.md`, §8 is the
 //! checklist), so the real HTTP client can be tested, demoed and load-tested without a Dust
 //! account: same auth errors, error envelope, validation 400s, conversation shapes, SSE redirect
-//! and framing, search quirks and upsert rules. Everything is in memory and lost at shutdown.
+//! and framing, search quirks and upsert rules, file upload and content fragments (which the
+//! agents read: their answers name the attachments). Everything is in memory and lost at
+//! shutdown; files are bounded per workspace ([`files`]).
 //!
 //! # Seeded workspace
 //!
@@ -30,6 +32,10 @@
 //! | folder "Runbooks" (Engineering): `runbooks/deploy.md`, `on call rotation` | [`RUNBOOKS_DS_ID`] = `dts_runb00kF0ld1` |
 //! | Slack connector (System): `slack-incidents`, `slack-deploys` | [`SLACK_DS_ID`] = `dts_s1ackC0nn001` |
 //!
+//! Whatever its kind, an agent whose user message follows content fragments ends its answer
+//! with a paragraph naming them: `Attachments I read: "note.txt" (text/plain, 42 bytes: "first
+//! line"); "report.pdf" (application/pdf, 1234 bytes).` (see `fragments`).
+//!
 //! Views: each folder has a default view in its own space; Company Data sees the Notion pages
 //! under `notion-product` and `notion-company` ([`NOTION_VIEW_ID`]), Engineering sees all of Slack
 //! ([`SLACK_VIEW_ID`]) and the Notion pages under `notion-product`
@@ -41,9 +47,30 @@
 //! - `config`: [`SimConfig`], the flags; `state`: the shared state; `world` and `data`: the
 //!   records and their seed.
 //! - `auth`, `error`, `record`, `faults`: the layers every request crosses.
-//! - `agents`, `conversations` (+ `runner`, `event_log`, `render`, `validate`), `events` (SSE),
+//! - `agents`, `conversations` (+ `runner`, `event_log`, `render`, `validate`), `fragments`
+//!   (content fragments, and what the agents read of them), `files` (upload), `events` (SSE),
 //!   `data_sources` (+ `search`), `documents`, `tables`, `node_search` (`POST /search`): the
 //!   routes.
+//!
+//! # Routes
+//!
+//! Under `/api/v1/w/{wId}`, every one behind the key check:
+//!
+//! | route | module |
+//! |---|---|
+//! | `GET /exists` | here |
+//! | `GET /assistant/agent_configurations[/search, /{sId}]` | `agents` |
+//! | `POST /assistant/conversations` (with `contentFragments`), `GET /assistant/conversations` (refused to keys), `GET /assistant/conversations/{cId}`, `POST .../{cId}/messages`, `POST .../{cId}/cancel` | `conversations` |
+//! | `POST /assistant/conversations/{cId}/content_fragments` | `fragments` |
+//! | `GET .../{cId}/actions/blocked`, `POST .../messages/{mId}/validate-action`, `POST .../messages/{mId}/answer-question` | `conversations` |
+//! | `GET .../messages/{mId}/events` (307 to `/api/sse/v1/...`) | `events` |
+//! | `POST /files`, `POST\|GET\|DELETE /files/{fileId}` (upload with `multipart/form-data`) | `files` |
+//! | `POST /search` | `node_search` |
+//! | `GET /spaces`, `GET /spaces/{spaceId}/data_sources`, `GET .../data_sources/{dsId}/search`, `GET /spaces/{spaceId}/data_source_views[/{dsvId}[/search]]` | `data_sources` |
+//! | `GET .../data_sources/{dsId}/documents`, `GET\|POST\|DELETE .../documents/{documentId}` | `documents` |
+//! | `GET .../data_sources/{dsId}/tables[/{tId}]`, `GET\|POST .../tables/{tId}/rows`, `DELETE .../rows/{rId}` | `tables` |
+//!
+//! `GET /api/v1/me` refuses keys by itself.
 //!
 //! Outside the Dust API, `GET /_sim/requests` returns the request log and `GET|POST
 //! /_sim/faults` reads or replaces the random faults, `GET|POST|DELETE /_sim/fault-plan` reads,
@@ -60,6 +87,8 @@ mod error;
 mod event_log;
 mod events;
 mod faults;
+mod files;
+mod fragments;
 mod node_search;
 mod query;
 mod record;
@@ -73,7 +102,10 @@ mod world;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::SystemTime};
 
-use axum::{Json, Router, http::StatusCode, middleware::from_fn_with_state, routing::get};
+use axum::{
+    Json, Router, extract::DefaultBodyLimit, http::StatusCode, middleware::from_fn_with_state,
+    routing::get,
+};
 use serde_json::json;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
@@ -189,6 +221,16 @@ impl SimHandle {
         self.state.requests.snapshot()
     }
 
+    /// How many files the seeded workspace holds (uploaded, being uploaded or failed).
+    pub fn file_count(&self) -> usize {
+        self.state.workspaces[0].world().files.len()
+    }
+
+    /// How many conversations the seeded workspace holds.
+    pub fn conversation_count(&self) -> usize {
+        self.state.workspaces[0].world().conversations.len()
+    }
+
     /// Replaces the injected faults.
     pub fn set_faults(&self, faults: Faults) {
         self.state.faults.set(faults);
@@ -291,6 +333,18 @@ fn build_router(state: AppState) -> Router {
         .route(
             &format!("{CONV}/cancel"),
             post(conversations::cancel_messages),
+        )
+        .route(
+            &format!("{CONV}/content_fragments"),
+            post(fragments::post_content_fragment),
+        )
+        .route(&format!("{W}/files"), post(files::create_file))
+        .route(
+            &format!("{W}/files/{{fileId}}"),
+            get(files::get_file)
+                .post(files::upload_file)
+                .delete(files::delete_file)
+                .layer(DefaultBodyLimit::max(files::MAX_UPLOAD_BODY)),
         )
         .route(
             &format!("{CONV}/actions/blocked"),

@@ -2,7 +2,8 @@
 //!
 //! Tests use it to prove a negative ("Dust was never called") and to check that a text reached
 //! Dust byte for byte, so the raw path, query and body are kept exactly as received. The
-//! `Authorization` header is reduced to a boolean: a key is never stored or echoed.
+//! `Authorization` header is reduced to a boolean: a key is never stored or echoed. A
+//! `multipart/form-data` body (a file upload) is recorded empty and passed on as a stream.
 
 use std::sync::Mutex;
 
@@ -31,7 +32,8 @@ pub struct RecordedRequest {
     pub query: Option<String>,
     /// Whether an `Authorization` header was present (its value is never kept).
     pub authorization: bool,
-    /// The body bytes as received (served as lossy UTF-8 over `/_sim/requests`).
+    /// The body bytes as received (served as lossy UTF-8 over `/_sim/requests`); empty for a
+    /// `multipart/form-data` upload.
     #[serde(serialize_with = "as_lossy_text")]
     pub body: Bytes,
 }
@@ -74,6 +76,23 @@ pub(crate) async fn record_request(
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();
+    // An upload's bytes are the file's (up to 100 MiB): they reach the handler unread and are
+    // not kept here.
+    let is_upload = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("multipart/form-data"));
+    if is_upload {
+        state.requests.push(RecordedRequest {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().map(str::to_owned),
+            authorization: parts.headers.contains_key(header::AUTHORIZATION),
+            body: Bytes::new(),
+        });
+        return next.run(Request::from_parts(parts, body)).await;
+    }
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
         return ApiError::new(
             axum::http::StatusCode::PAYLOAD_TOO_LARGE,

@@ -1,10 +1,12 @@
 //! The Dust JSON of conversations and messages (`ConversationSchema`, `UserMessageSchema`,
-//! `AgentMessageTypeSchema`), rendered from the simulator's records.
+//! `AgentMessageTypeSchema`, and `ContentFragmentSchema` through
+//! [`super::fragments::fragment_json`]), rendered from the simulator's records.
 
 use serde_json::{Value, json};
 
 use super::{
     agents::agent_json,
+    fragments::fragment_json,
     state::Workspace,
     world::{AgentMsg, Conversation, Slot, UserMsg, World},
 };
@@ -65,6 +67,7 @@ pub(crate) fn conversation_json(
         .map(|slot| match slot {
             Slot::User(m) => json!([user_message_json(m)]),
             Slot::Agent(m) => json!([agent_message_json(world, m)]),
+            Slot::Fragment(f) => json!([fragment_json(f)]),
         })
         .collect();
     json!({

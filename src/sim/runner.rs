@@ -6,6 +6,10 @@
 //! word with the configured delay, `agent_message_done`, and the terminal event. Cancellation
 //! is checked at every pause, so a cancelled run stops within one token delay.
 //!
+//! Every agent reads the content fragments posted before its user message: its answer ends
+//! with a paragraph naming them (`Attachments I read: ...`, see
+//! [`fragments::attachments_read`]), whatever the agent's kind.
+//!
 //! The tool agents reproduce what Dust's server does with tools: a failing tool ends the run
 //! with `tool_error` (terminal: the message is `failed`); a tool that needs approval emits
 //! `tool_approve_execution` and the run pauses until `validate-action` answers it (not at all
@@ -21,7 +25,7 @@ use serde_json::{Value, json};
 use super::{
     data::SLOW_AGENT_TOKEN_DELAY_MS,
     event_log::{Decision, MessageLog},
-    now_ms, random_s_id,
+    fragments, now_ms, random_s_id,
     render::agent_message_json,
     search,
     state::{AppState, Workspace},
@@ -63,6 +67,9 @@ struct Plan {
     fails: bool,
     token_delay: Duration,
     tool: Option<ToolScript>,
+    /// The sentence naming the conversation's attachments, appended to whatever the answer
+    /// turns out to be ([`fragments::attachments_read`]).
+    attachments: Option<String>,
 }
 
 /// Starts the run of `job` in the background.
@@ -90,6 +97,10 @@ fn plan(world: &World, job: &Job, default_delay: Duration) -> Plan {
         fails: false,
         token_delay: default_delay,
         tool: None,
+        attachments: world
+            .conversations
+            .get(&job.conversation_id)
+            .and_then(|c| fragments::attachments_read(c, &job.message_id)),
     };
     match &job.agent.kind {
         AgentKind::Dust | AgentKind::Knowledge { .. } => {
@@ -480,6 +491,9 @@ async fn run(ws: &Workspace, job: &Job, mut plan: Plan) {
             ToolOutcome::Answer(answer) => plan.answer = answer,
             ToolOutcome::Ended => return,
         }
+    }
+    if let Some(attachments) = &plan.attachments {
+        plan.answer = format!("{}\n\n{attachments}", plan.answer);
     }
     if let Some(action) = &plan.action {
         job.log.push(event(job, "tool_call_started", json!({

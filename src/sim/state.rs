@@ -22,6 +22,8 @@ pub(crate) struct Workspace {
     world: Mutex<World>,
     /// Instants of the upserts of the last minute (Dust's per-workspace upsert limit).
     pub upserts: Mutex<VecDeque<Instant>>,
+    /// Instants of the file creations of the last minute (Dust's per-workspace upload limit).
+    file_creations: Mutex<VecDeque<Instant>>,
 }
 
 impl Workspace {
@@ -33,12 +35,33 @@ impl Workspace {
             extra_keys: Vec::new(),
             world: Mutex::new(world),
             upserts: Mutex::default(),
+            file_creations: Mutex::default(),
         }
     }
 
     /// Locks the world. A poisoned lock is recovered: the simulator must keep answering.
     pub(crate) fn world(&self) -> MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a file creation; false when `per_minute` were made in the last minute.
+    pub(crate) fn allow_file_creation(&self, per_minute: usize) -> bool {
+        let mut recent = self
+            .file_creations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        while recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= std::time::Duration::from_secs(60))
+        {
+            recent.pop_front();
+        }
+        if recent.len() >= per_minute {
+            return false;
+        }
+        recent.push_back(now);
+        true
     }
 
     pub(crate) fn key_matches(&self, token: &str) -> bool {

@@ -7,8 +7,10 @@
 use std::{
     collections::{BTreeMap, HashMap},
     sync::Arc,
+    time::Instant,
 };
 
+use axum::body::Bytes;
 use serde_json::Value;
 
 use super::event_log::MessageLog;
@@ -210,11 +212,90 @@ pub(crate) struct AgentMsg {
     pub actions: Vec<Value>,
 }
 
+/// A content fragment of a conversation: an attachment posted before a user message.
+#[derive(Debug, Clone)]
+pub(crate) struct Fragment {
+    pub id: u64,
+    /// The message sId (`sId`); `contentFragmentId` is another one, as in Dust.
+    pub s_id: String,
+    pub content_fragment_id: String,
+    pub created: i64,
+    pub rank: usize,
+    pub title: String,
+    pub content_type: String,
+    pub source_url: Option<String>,
+    /// `{username, fullName, email, profilePictureUrl}`, each string or null.
+    pub context: Value,
+    pub source: FragmentSource,
+    /// What the agents read of it (copied when posted: deleting the file later does not change
+    /// the conversation).
+    pub size: u64,
+    /// The first line of a text attachment (`None` for binary content).
+    pub first_line: Option<String>,
+}
+
+/// What a fragment is made of.
+#[derive(Debug, Clone)]
+pub(crate) enum FragmentSource {
+    /// An uploaded file, or inline content Dust turned into one.
+    File {
+        file_id: String,
+        snippet: Option<String>,
+        text_url: String,
+        source_provider: Option<String>,
+        source_icon: Option<String>,
+    },
+    /// A document reached through a data source view.
+    Node {
+        node_id: String,
+        view_id: String,
+        provider: Option<String>,
+        space_name: String,
+    },
+}
+
 /// One message slot of a conversation (Dust keeps versions; the simulator has only v0).
 #[derive(Debug, Clone)]
 pub(crate) enum Slot {
     User(UserMsg),
     Agent(AgentMsg),
+    Fragment(Fragment),
+}
+
+/// Where an uploaded file stands (`created` until its bytes arrive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileStatus {
+    Created,
+    Ready,
+    Failed,
+}
+
+impl FileStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// A file of the workspace (`fil_` id), created by `POST /files` then uploaded, or made from
+/// a fragment's inline content.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredFile {
+    pub s_id: String,
+    pub content_type: String,
+    pub file_name: String,
+    /// The declared size, in bytes (what the upload may not exceed).
+    pub file_size: u64,
+    pub use_case: String,
+    pub use_case_metadata: Option<Value>,
+    pub status: FileStatus,
+    /// When it was created: the upload must follow within a minute.
+    pub created: Instant,
+    /// The uploaded bytes, once `ready`.
+    pub content: Option<Bytes>,
 }
 
 /// A conversation.
@@ -250,6 +331,8 @@ pub(crate) struct World {
     pub message_logs: HashMap<String, Arc<MessageLog>>,
     /// Tools answered `always_approved`: later runs use them without asking.
     pub always_approved: std::collections::HashSet<String>,
+    /// Files by sId (bounded: see `files`).
+    pub files: HashMap<String, StoredFile>,
     next_id: u64,
 }
 

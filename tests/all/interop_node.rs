@@ -1070,14 +1070,23 @@ async fn the_dust_sdk_accepts_every_simulator_answer() {
 /// source views and searches through each (Dust's own schemas for both answers), follows a run
 /// to its terminal `tool_error`, and a run that pauses on `tool_approve_execution`: it lists the
 /// blocked action, approves it with `validateAction` and streams the run to its success; and one
-/// that pauses on `tool_ask_user_question`, answered with `answerUserQuestion`; and a knowledge
-/// agent's answer whose `:cite[ref]` markers name its search results (`citations`).
+/// that pauses on `tool_ask_user_question`, answered with `answerUserQuestion`; a knowledge
+/// agent's answer whose `:cite[ref]` markers name its search results (`citations`); and
+/// `attachments`: a PDF through `uploadFile`, `postContentFragment` with inline text and with
+/// the uploaded file, `createConversation` with `contentFragments`, each answer named both.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_dust_sdk_accepts_views_tool_errors_and_approvals() {
     let bin = require_node!();
     let (sim, report) = run_dust_sdk(
         &bin,
-        &["views", "tool_error", "approval", "question", "citations"],
+        &[
+            "views",
+            "tool_error",
+            "approval",
+            "question",
+            "citations",
+            "attachments",
+        ],
     )
     .await;
     let step = |scenario: &str, name: &str| {
@@ -1119,4 +1128,26 @@ async fn the_dust_sdk_accepts_views_tool_errors_and_approvals() {
         .collect();
     assert_eq!(validated.len(), 1);
     assert_eq!(validated[0]["approved"], "approved");
+    // Both answers of the attachments scenario name the PDF and the note.
+    for name in [
+        "ask about the attachments",
+        "create a conversation with contentFragments",
+    ] {
+        let answer = step("attachments", name)["saw"]["answer"].clone();
+        let answer = answer.as_str().unwrap_or_default();
+        assert!(
+            answer.contains("Attachments I read: ")
+                && answer.contains("\"report.pdf\" (application/pdf, ")
+                && answer.contains("\"note.txt\" (text/plain, "),
+            "{name}: {answer}"
+        );
+    }
+    // The upload went to the `uploadUrl` the simulator gave: the file's own route.
+    let w = format!("/api/v1/w/{}", sim.workspace_id());
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "POST" && fits(&format!("{w}/files/*"), &r.path)),
+        "no upload reached the simulator"
+    );
 }

@@ -1802,3 +1802,651 @@ async fn tables_of_a_folder_list_page_upsert_and_delete_rows() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(error_type(&body), "space_not_found");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Files and content fragments
+
+/// A small but valid PDF (one empty page), as a client would upload it.
+const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n\
+2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n\
+3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\n\
+trailer<</Root 1 0 R>>\n%%EOF\n";
+
+const BOUNDARY: &str = "sim-test-boundary-7MA4YWxkTrZu0gW";
+
+/// One part of a multipart body: `(field name, file name, part type, bytes)`.
+type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
+
+/// A `multipart/form-data` body, written out by hand so that each refusal can be provoked.
+fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, file_name, content_type, bytes) in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        let mut disposition = format!("Content-Disposition: form-data; name=\"{name}\"");
+        if let Some(file_name) = file_name {
+            disposition.push_str(&format!("; filename=\"{file_name}\""));
+        }
+        body.extend_from_slice(format!("{disposition}\r\n").as_bytes());
+        if let Some(content_type) = content_type {
+            body.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+/// `POST {upload_url}` with `body` as `multipart/form-data`.
+async fn upload(c: &Client, h: &SimHandle, upload_url: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let resp = c
+        .post(upload_url)
+        .bearer_auth(h.api_key())
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("upload");
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Creates a `conversation` file of `size` declared bytes: its `File`.
+async fn new_file(c: &Client, h: &SimHandle, content_type: &str, name: &str, size: usize) -> Value {
+    let (status, body) = call(
+        c,
+        h,
+        Method::POST,
+        "files",
+        Some(json!({
+            "contentType": content_type, "fileName": name, "fileSize": size,
+            "useCase": "conversation",
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["file"].clone()
+}
+
+/// Creates a file and uploads `bytes` as its `file` part: its `fil_` id.
+async fn uploaded(
+    c: &Client,
+    h: &SimHandle,
+    content_type: &str,
+    name: &str,
+    bytes: &[u8],
+) -> String {
+    let file = new_file(c, h, content_type, name, bytes.len()).await;
+    let body = multipart(&[("file", Some(name), Some(content_type), bytes)]);
+    let (status, done) = upload(c, h, file["uploadUrl"].as_str().unwrap(), body).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    file["sId"].as_str().unwrap().to_owned()
+}
+
+/// An empty conversation: its id.
+async fn empty_conversation(c: &Client, h: &SimHandle) -> String {
+    let (status, body) = call(
+        c,
+        h,
+        Method::POST,
+        "assistant/conversations",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["conversation"]["sId"].as_str().unwrap().to_owned()
+}
+
+fn fragment_path(c_id: &str) -> String {
+    format!("assistant/conversations/{c_id}/content_fragments")
+}
+
+/// The types of a conversation's slots, in rank order (last version of each).
+fn slot_types(conversation: &Value) -> Vec<String> {
+    conversation["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|versions| versions[0]["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn uploads_and_fragments_reach_the_agents_answer() {
+    let (h, c) = start(fast()).await;
+    let c_id = empty_conversation(&c, &h).await;
+
+    // Step 1: the file is created, and uploaded where the answer says.
+    let file = new_file(&c, &h, "application/pdf", "report.pdf", PDF.len()).await;
+    let file_id = file["sId"].as_str().unwrap().to_owned();
+    assert!(file_id.starts_with("fil_"), "{file}");
+    assert_eq!(file["id"], file["sId"]);
+    assert_eq!(file["status"], "created");
+    assert_eq!(file["useCase"], "conversation");
+    assert_eq!(file["fileSize"], PDF.len());
+    assert_eq!(file["uploadUrl"], url(&h, &format!("files/{file_id}")));
+    // Step 2: the bytes, as the SDK sends them.
+    let body = multipart(&[("file", Some("report.pdf"), Some("application/pdf"), PDF)]);
+    let (status, done) = upload(&c, &h, file["uploadUrl"].as_str().unwrap(), body).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["file"]["status"], "ready");
+    assert_eq!(done["file"]["sId"], file_id.as_str());
+    assert!(done["file"].get("uploadUrl").is_none(), "{done}");
+    let served = c
+        .get(url(&h, &format!("files/{file_id}?action=view")))
+        .bearer_auth(h.api_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    assert_eq!(served.headers()["content-type"], "application/pdf");
+    assert_eq!(served.bytes().await.unwrap().as_ref(), PDF);
+
+    // The uploaded file, then an inline note, as fragments of the conversation.
+    let (status, pdf) = call(
+        &c,
+        &h,
+        Method::POST,
+        &fragment_path(&c_id),
+        Some(json!({ "title": "report.pdf", "fileId": file_id })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{pdf}");
+    let pdf = &pdf["contentFragment"];
+    for (key, want) in [
+        ("type", json!("content_fragment")),
+        ("contentFragmentType", json!("file")),
+        ("contentFragmentVersion", json!("latest")),
+        ("expiredReason", Value::Null),
+        ("fileId", json!(file_id)),
+        ("title", json!("report.pdf")),
+        ("contentType", json!("application/pdf")),
+        ("textBytes", json!(PDF.len())),
+        ("generatedTables", json!([])),
+        ("snippet", Value::Null),
+        ("visibility", json!("visible")),
+        ("rank", json!(0)),
+    ] {
+        assert_eq!(pdf[key], want, "{key}: {pdf}");
+    }
+    assert!(
+        pdf["textUrl"]
+            .as_str()
+            .is_some_and(|u| u.contains(&file_id))
+    );
+    let note = "first line of the note\nsecond line, never quoted\n";
+    let (status, inline) = call(
+        &c,
+        &h,
+        Method::POST,
+        &fragment_path(&c_id),
+        Some(json!({
+            "title": "note.txt", "content": note, "contentType": "text/plain",
+            "context": { "username": "tester", "email": "Tester@Example.com" },
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{inline}");
+    let inline = &inline["contentFragment"];
+    assert!(
+        inline["fileId"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("fil_"))
+    );
+    assert_eq!(inline["textBytes"], note.len());
+    assert_eq!(inline["context"]["email"], "tester@example.com");
+    assert_eq!(inline["context"]["fullName"], Value::Null);
+    assert_eq!(h.file_count(), 2);
+
+    let (status, posted) = call(
+        &c,
+        &h,
+        Method::POST,
+        &format!("assistant/conversations/{c_id}/messages"),
+        Some(json!({
+            "content": "What did I attach?",
+            "mentions": [{ "configurationId": sim::ECHO_AGENT_ID }],
+            "context": { "username": "tester", "timezone": "UTC" },
+            "blocking": true,
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{posted}");
+    let expected = format!(
+        "You said: What did I attach?\n\nAttachments I read: \"report.pdf\" (application/pdf, {} \
+         bytes); \"note.txt\" (text/plain, {} bytes: \"first line of the note\").",
+        PDF.len(),
+        note.len()
+    );
+    assert_eq!(posted["agentMessages"][0]["content"], expected.as_str());
+    let (_, read) = call(
+        &c,
+        &h,
+        Method::GET,
+        &format!("assistant/conversations/{c_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        slot_types(&read["conversation"]),
+        [
+            "content_fragment",
+            "content_fragment",
+            "user_message",
+            "agent_message"
+        ]
+    );
+    assert_eq!(read["conversation"]["content"][1][0]["rank"], 1);
+
+    // On create: the fragments come first, in order, the legacy one last; every agent kind
+    // names them (here the knowledge agent), a long first line cut at 80 characters.
+    let long_line = "x".repeat(100);
+    let (status, created) = call(
+        &c,
+        &h,
+        Method::POST,
+        "assistant/conversations",
+        Some(json!({
+            "message": message("How many PTO days do I get?", sim::HANDBOOK_AGENT_ID),
+            "contentFragments": [
+                { "title": "report.pdf", "fileId": file_id },
+                { "title": "long.md", "content": long_line, "contentType": "text/markdown" },
+            ],
+            "contentFragment": {
+                "title": "PTO Policy", "nodeId": "pto-policy",
+                "nodeDataSourceViewId": sim::HANDBOOK_VIEW_ID,
+            },
+            "blocking": true,
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(
+        slot_types(&created["conversation"]),
+        [
+            "content_fragment",
+            "content_fragment",
+            "content_fragment",
+            "user_message",
+            "agent_message"
+        ]
+    );
+    let node = &created["contentFragment"];
+    assert_eq!(node["contentFragmentType"], "content_node", "{node}");
+    assert_eq!(node["nodeId"], "pto-policy");
+    assert_eq!(node["contentNodeData"]["spaceName"], "Company Data");
+    let answer = agent_message(&created)["content"].as_str().unwrap();
+    let cut = format!(
+        "\"long.md\" (text/markdown, 100 bytes: \"{}…\")",
+        "x".repeat(80)
+    );
+    assert!(
+        answer.starts_with("According to \"PTO Policy\""),
+        "{answer}"
+    );
+    let attachments = format!(
+        "\n\nAttachments I read: \"report.pdf\" (application/pdf, {} bytes); {cut}; \"PTO \
+         Policy\" (",
+        PDF.len()
+    );
+    assert!(answer.contains(&attachments), "{answer}");
+    assert!(
+        answer.ends_with("\").") && answer.contains("bytes: \"Full-time employees accrue 25 days"),
+        "{answer}"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn file_creation_and_upload_refusals_follow_dust() {
+    let (h, c) = start(fast()).await;
+    const MIB: usize = 1024 * 1024;
+    let file = |content_type: &str, size: usize, use_case: &str| json!({ "contentType": content_type, "fileName": "f", "fileSize": size, "useCase": use_case });
+    let cases: Vec<(Value, &str, Option<&str>)> = vec![
+        (
+            json!({ "fileName": "f", "fileSize": 1, "useCase": "conversation" }),
+            "invalid_request_error",
+            None,
+        ),
+        (
+            json!({ "contentType": "text/plain", "fileName": "f", "fileSize": "1", "useCase": "conversation" }),
+            "invalid_request_error",
+            None,
+        ),
+        (
+            json!({ "contentType": "text/plain", "fileName": "n".repeat(4097), "fileSize": 1, "useCase": "conversation" }),
+            "invalid_request_error",
+            None,
+        ),
+        (
+            file("text/plain", 1, "avatar"),
+            "invalid_request_error",
+            None,
+        ),
+        (
+            file("text/plain", 1, "upsert_table"),
+            "invalid_request_error",
+            Some("The file use case is not supported by the API."),
+        ),
+        (
+            file("application/zip", 1, "conversation"),
+            "file_type_not_supported",
+            None,
+        ),
+        (
+            file("font/woff", 1, "conversation"),
+            "file_type_not_supported",
+            None,
+        ),
+        (
+            file("application/octet-stream", 1, "conversation"),
+            "file_type_not_supported",
+            None,
+        ),
+        (
+            file("image/png", 5 * MIB + 1, "conversation"),
+            "file_too_large",
+            None,
+        ),
+        (
+            file("application/pdf", 50 * MIB + 1, "conversation"),
+            "file_too_large",
+            None,
+        ),
+        (
+            file("text/csv", 50 * MIB + 1, "conversation"),
+            "file_too_large",
+            None,
+        ),
+        (
+            file("audio/mpeg", 100 * MIB + 1, "conversation"),
+            "file_too_large",
+            None,
+        ),
+    ];
+    for (body, kind, wanted) in cases {
+        let (status, answer) = call(&c, &h, Method::POST, "files", Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body} → {answer}");
+        assert_eq!(error_type(&answer), kind, "{body} → {answer}");
+        if let Some(wanted) = wanted {
+            assert_eq!(answer["error"]["message"], wanted);
+        }
+    }
+    assert_eq!(h.file_count(), 0, "a refused creation stored a file");
+    // The limits themselves are allowed.
+    for (content_type, size) in [("image/png", 5 * MIB), ("audio/mpeg", 60 * MIB)] {
+        new_file(&c, &h, content_type, "limit", size).await;
+    }
+
+    // Upload refusals: each leaves the file failed, with no byte kept.
+    let upload_cases: Vec<(Vec<u8>, Option<&str>, &str)> = vec![
+        (
+            multipart(&[("document", Some("a.txt"), Some("text/plain"), b"0123456789")]),
+            None,
+            "file_type_not_supported",
+        ),
+        (
+            multipart(&[("file", None, Some("text/plain"), b"0123456789")]),
+            None,
+            "file_type_not_supported",
+        ),
+        (
+            multipart(&[("file", Some("a.png"), Some("image/png"), b"0123456789")]),
+            None,
+            "file_type_not_supported",
+        ),
+        (
+            multipart(&[("file", Some("a.txt"), Some("text/plain"), b"0123456789+")]),
+            None,
+            "file_too_large",
+        ),
+        (
+            multipart(&[("file", Some("a.txt"), Some("text/plain"), b"")]),
+            None,
+            "file_is_empty",
+        ),
+        (
+            br#"{"file": "0123456789"}"#.to_vec(),
+            Some("application/json"),
+            "file_type_not_supported",
+        ),
+    ];
+    for (body, content_type, kind) in upload_cases {
+        let file = new_file(&c, &h, "text/plain", "a.txt", 10).await;
+        let upload_url = file["uploadUrl"].as_str().unwrap();
+        let (status, answer) = match content_type {
+            None => upload(&c, &h, upload_url, body).await,
+            Some(t) => {
+                let resp = c
+                    .post(upload_url)
+                    .bearer_auth(h.api_key())
+                    .header("content-type", t)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                (resp.status(), resp.json().await.unwrap())
+            }
+        };
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(error_type(&answer), kind, "{answer}");
+        // The file failed: a correct upload cannot revive it, and it has nothing to serve.
+        let retry = multipart(&[("file", Some("a.txt"), None, b"0123456789")]);
+        let (status, answer) = upload(&c, &h, upload_url, retry).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(
+            answer["error"]["message"],
+            "The file has already been uploaded or the upload has failed."
+        );
+        let (status, _) = call(
+            &c,
+            &h,
+            Method::GET,
+            &format!("files/{}", file["sId"].as_str().unwrap()),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    // A file is uploaded once; the upload needs the key; unknown files are 404.
+    let id = uploaded(&c, &h, "text/plain", "once.txt", b"once").await;
+    let again = multipart(&[("file", Some("once.txt"), Some("text/plain"), b"once")]);
+    let (status, answer) = upload(&c, &h, &url(&h, &format!("files/{id}")), again).await;
+    assert_eq!(
+        (status, error_type(&answer)),
+        (StatusCode::BAD_REQUEST, "invalid_request_error")
+    );
+    let pending = new_file(&c, &h, "text/plain", "p.txt", 4).await;
+    let anonymous = c
+        .post(pending["uploadUrl"].as_str().unwrap())
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(multipart(&[("file", Some("p.txt"), None, b"abcd")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let body = multipart(&[("file", Some("p.txt"), None, b"abcd")]);
+    let (status, answer) = upload(&c, &h, &url(&h, "files/fil_n0SuchF1le"), body).await;
+    assert_eq!(
+        (status, error_type(&answer)),
+        (StatusCode::NOT_FOUND, "file_not_found")
+    );
+
+    // Delete: 204, then gone.
+    let count = h.file_count();
+    let (status, _) = call(&c, &h, Method::DELETE, &format!("files/{id}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(h.file_count(), count - 1);
+    let (status, answer) = call(&c, &h, Method::DELETE, &format!("files/{id}"), None).await;
+    assert_eq!(
+        (status, error_type(&answer)),
+        (StatusCode::NOT_FOUND, "file_not_found")
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn file_creation_is_limited_to_forty_a_minute() {
+    let (h, c) = start(fast()).await;
+    for _ in 0..40 {
+        new_file(&c, &h, "text/plain", "n.txt", 1).await;
+    }
+    let body = json!({ "contentType": "text/plain", "fileName": "n.txt", "fileSize": 1, "useCase": "conversation" });
+    let (status, answer) = call(&c, &h, Method::POST, "files", Some(body)).await;
+    assert_eq!(
+        (status, error_type(&answer)),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error")
+    );
+    assert_eq!(h.file_count(), 40);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn fragment_refusals_follow_dust_and_store_nothing() {
+    let (h, c) = start(fast()).await;
+    let c_id = empty_conversation(&c, &h).await;
+    let pending = new_file(&c, &h, "text/plain", "p.txt", 4).await;
+    let pending_id = pending["sId"].as_str().unwrap();
+    let inline = |content: String, content_type: &str| json!({ "title": "t", "content": content, "contentType": content_type });
+    let too_long = "a".repeat(512 * 1024 + 1);
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({ "content": "x", "contentType": "text/plain" }),
+            "Invalid request body",
+        ),
+        (
+            json!({ "title": "t", "content": "x", "contentType": "text/plain", "fileId": pending_id }),
+            "Invalid request body",
+        ),
+        (
+            json!({ "title": "t", "nodeId": "pto-policy" }),
+            "Invalid request body",
+        ),
+        (
+            inline(String::new(), "text/plain"),
+            "The content must be a non-empty string of less than 512kB.",
+        ),
+        (
+            inline(too_long, "text/plain"),
+            "The content must be a non-empty string of less than 512kB.",
+        ),
+        (
+            inline("x".into(), "image/png"),
+            "Unsupported content fragment type.",
+        ),
+        (
+            inline("x".into(), "application/zip"),
+            "Unsupported content fragment type.",
+        ),
+        (
+            json!({ "title": "t", "fileId": "fil_n0SuchF1le" }),
+            "File not found.",
+        ),
+        (
+            json!({ "title": "t", "fileId": pending_id }),
+            "The file is not ready. Please re-upload the file to proceed.",
+        ),
+        (
+            json!({ "title": "t", "nodeId": "pto-policy", "nodeDataSourceViewId": "dsv_n0SuchV1ew" }),
+            "Unknown data source view for content fragment input",
+        ),
+        (
+            json!({ "title": "t", "nodeId": "notion-board-minutes", "nodeDataSourceViewId": sim::NOTION_VIEW_ID }),
+            "Content node not found for content fragment node id: notion-board-minutes",
+        ),
+    ];
+    for (body, wanted) in &cases {
+        let (status, answer) = call(
+            &c,
+            &h,
+            Method::POST,
+            &fragment_path(&c_id),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(error_type(&answer), "invalid_request_error", "{answer}");
+        let text = answer["error"]["message"].as_str().unwrap();
+        assert!(text.starts_with(wanted), "{body} → {answer}");
+    }
+    // The largest inline content is accepted (512 Ki UTF-16 units).
+    let (status, answer) = call(
+        &c,
+        &h,
+        Method::POST,
+        &fragment_path(&c_id),
+        Some(inline("é".repeat(512 * 1024), "text/markdown")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (_, read) = call(
+        &c,
+        &h,
+        Method::GET,
+        &format!("assistant/conversations/{c_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(slot_types(&read["conversation"]), ["content_fragment"]);
+    assert_eq!(h.file_count(), 2, "the pending file and the inline one");
+
+    // Unknown conversation.
+    let (status, answer) = call(
+        &c,
+        &h,
+        Method::POST,
+        &fragment_path("n0SuchC0nv"),
+        Some(inline("x".into(), "text/plain")),
+    )
+    .await;
+    assert_eq!(
+        (status, error_type(&answer)),
+        (StatusCode::NOT_FOUND, "conversation_not_found")
+    );
+
+    // On create, one bad fragment refuses the call: no conversation, no file.
+    let conversations = h.conversation_count();
+    for (fragments, wanted) in [
+        (
+            json!([inline("fine".into(), "text/plain"), { "title": "t", "fileId": pending_id }]),
+            "The file is not ready.",
+        ),
+        (
+            json!([inline("x".into(), "image/png")]),
+            "Invalid content fragment type.",
+        ),
+        (json!({ "title": "t" }), "Invalid request body"),
+    ] {
+        let (status, answer) = call(
+            &c,
+            &h,
+            Method::POST,
+            "assistant/conversations",
+            Some(json!({ "message": message("hi", sim::ECHO_AGENT_ID), "contentFragments": fragments })),
+        )
+        .await;
+        assert_eq!(
+            (status, error_type(&answer)),
+            (StatusCode::BAD_REQUEST, "invalid_request_error"),
+            "{answer}"
+        );
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(wanted),
+            "{answer}"
+        );
+    }
+    assert_eq!(h.conversation_count(), conversations);
+    assert_eq!(h.file_count(), 2);
+    h.shutdown().await;
+}

@@ -10,6 +10,8 @@
 //   question    an agent that asks the person a question: answerUserQuestion, success
 //   citations   a knowledge agent's answer: a search action whose results carry `ref`s, and
 //               `:cite[ref]` markers in the content naming them (mcp-dust-server's `citations`)
+//   attachments uploadFile (a PDF), postContentFragment (inline text, then the uploaded file),
+//               createConversation with contentFragments; the agent's answer names both
 //   --keep-going  record a failed step and go on (diagnosis); the exit status is still 1
 //
 // Environment (printed by `mcp-dust-server sim`): DUST_BASE_URL, DUST_WORKSPACE_ID,
@@ -49,6 +51,9 @@ import vm from "node:vm";
 import {
   AgentMessageEventDataSchema,
   DustAPI,
+  FileUploadedRequestResponseSchema,
+  FileUploadUrlRequestSchema,
+  PublicPostContentFragmentRequestBodySchema,
   GenerationTokensEventSchema,
   GetAgentConfigurationsResponseSchema,
   GetDataSourcesResponseSchema,
@@ -1220,7 +1225,7 @@ async function question() {
   }
 }
 
-const ALL = { core, views, tool_error: toolError, approval, question, citations };
+const ALL = { core, views, tool_error: toolError, approval, question, citations, attachments };
 
 function finish() {
   for (const failure of failures) process.stderr.write(`dust_sdk.mjs: ${failure}\n`);
@@ -1272,6 +1277,142 @@ async function citations() {
       check(reply, "the agent message succeeded");
       saw.content = reply.content;
       check(/:cite\[/.test(reply.content), `no :cite marker in ${safeJson(reply.content)}`);
+    },
+  );
+}
+
+/// A minimal valid PDF (one empty page), written out byte for byte.
+const PDF = new TextEncoder().encode(
+  "%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n" +
+    "2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n" +
+    "3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\n" +
+    "trailer<</Root 1 0 R>>\n%%EOF\n",
+);
+const NOTE = "Meeting notes: ship the attachments feature\nSecond line, not quoted.";
+
+/// Checks that an agent's answer names the PDF and the note as Dust's simulator reads them.
+function checkNamesBoth(answer, saw) {
+  saw.answer = answer;
+  check(
+    answer.includes(`"report.pdf" (application/pdf, ${PDF.length} bytes)`),
+    `the answer does not name the PDF: ${safeJson(answer)}`,
+  );
+  check(
+    answer.includes(`"note.txt" (text/plain, ${NOTE.length} bytes: "Meeting notes: ship the attachments feature")`),
+    `the answer does not name the note: ${safeJson(answer)}`,
+  );
+}
+
+/// Files and content fragments through the SDK's own methods: `uploadFile` (both steps; the
+/// SDK validates the first answer, the script the second with `FileUploadedRequestResponseSchema`),
+/// `postContentFragment` (validated with `PostContentFragmentResponseSchema`) with inline text
+/// and with the uploaded file, a follow-up whose answer names both, and `createConversation`
+/// with `contentFragments`, whose answer names both too.
+async function attachments() {
+  const fileId = await step("upload a PDF", "DustAPI.uploadFile", "POST /files, POST {uploadUrl}", async (saw) => {
+    const request = {
+      contentType: "application/pdf",
+      fileName: "report.pdf",
+      fileSize: PDF.length,
+      useCase: "conversation",
+    };
+    strict(FileUploadUrlRequestSchema, request, "the request body");
+    const file = must(
+      await api.uploadFile({
+        ...request,
+        fileObject: new File([PDF], "report.pdf", { type: "application/pdf" }),
+      }),
+      "DustAPI.uploadFile",
+    );
+    strict(FileUploadedRequestResponseSchema, { file }, "the upload's answer");
+    saw.file = file;
+    check(file.status === "ready", `status ${safeJson(file.status)}`);
+    check(file.fileSize === PDF.length, `fileSize ${safeJson(file.fileSize)}`);
+    return file.sId;
+  });
+
+  const conversation = await step(
+    "create an empty conversation",
+    "DustAPI.createConversation",
+    "POST /assistant/conversations",
+    async (saw) => {
+      const created = must(
+        await api.createConversation({ title: "SDK interop: attachments", visibility: "unlisted" }),
+        "DustAPI.createConversation",
+      );
+      saw.conversationId = created.conversation.sId;
+      return created.conversation;
+    },
+  );
+
+  const fragments = [
+    ["post an inline text fragment", { title: "note.txt", content: NOTE, contentType: "text/plain" }],
+    ["post the uploaded file as a fragment", () => ({ title: "report.pdf", fileId: need(fileId, "upload a PDF") })],
+  ];
+  for (const [name, body] of fragments) {
+    await step(name, "DustAPI.postContentFragment", "POST /assistant/conversations/{cId}/content_fragments", async (saw) => {
+      const c = need(conversation, "create an empty conversation");
+      const contentFragment = typeof body === "function" ? body() : body;
+      strict(PublicPostContentFragmentRequestBodySchema, contentFragment, "the request body");
+      const fragment = must(
+        await api.postContentFragment({ conversationId: c.sId, contentFragment }),
+        "DustAPI.postContentFragment",
+      );
+      saw.fragment = fragment;
+      check(fragment.contentFragmentType === "file", `contentFragmentType ${fragment.contentFragmentType}`);
+      check(fragment.title === contentFragment.title, `title ${safeJson(fragment.title)}`);
+      check(typeof fragment.fileId === "string" && fragment.fileId.startsWith("fil_"), `fileId ${fragment.fileId}`);
+      if (contentFragment.fileId) check(fragment.fileId === contentFragment.fileId, "the uploaded file");
+    });
+  }
+
+  await step(
+    "ask about the attachments",
+    "DustAPI.postUserMessage",
+    "POST /assistant/conversations/{cId}/messages",
+    async (saw) => {
+      const c = need(conversation, "create an empty conversation");
+      const body = { ...message("What did I attach?", ECHO), blocking: false };
+      strict(PublicPostMessagesRequestBodySchema, body, "the request body");
+      const userMessage = must(
+        await api.postUserMessage({ conversationId: c.sId, message: body }),
+        "DustAPI.postUserMessage",
+      );
+      const read = must(await api.getConversation({ conversationId: c.sId }), "DustAPI.getConversation");
+      saw.slots = read.content.map((versions) => versions[versions.length - 1]?.type);
+      check(
+        saw.slots.join() === "content_fragment,content_fragment,user_message,agent_message",
+        `slots ${safeJson(saw.slots)}`,
+      );
+      const terminal = await streamAnswer(saw, read, userMessage.sId, "answer about the attachments");
+      check(terminal.type === "agent_message_success", `terminal ${terminal.type}`);
+      checkNamesBoth(terminal.message.content, saw);
+    },
+  );
+
+  await step(
+    "create a conversation with contentFragments",
+    "DustAPI.createConversation",
+    "POST /assistant/conversations",
+    async (saw) => {
+      const body = {
+        title: "SDK interop: attachments on create",
+        visibility: "unlisted",
+        message: message("Read these.", ECHO),
+        contentFragments: [
+          { title: "report.pdf", fileId: need(fileId, "upload a PDF") },
+          { title: "note.txt", content: NOTE, contentType: "text/plain" },
+        ],
+        blocking: false,
+        skipToolsValidation: false,
+      };
+      strict(PublicPostConversationsRequestBodySchema, body, "the request body");
+      const created = must(await api.createConversation(body), "DustAPI.createConversation");
+      saw.slots = created.conversation.content.map((versions) => versions[versions.length - 1]?.type);
+      check(saw.slots[0] === "content_fragment" && saw.slots[1] === "content_fragment", `slots ${safeJson(saw.slots)}`);
+      const terminal = await streamAnswer(saw, created.conversation, created.message.sId, "answer on create");
+      check(terminal.type === "agent_message_success", `terminal ${terminal.type}`);
+      checkNamesBoth(terminal.message.content, saw);
     },
   );
 }
