@@ -267,6 +267,12 @@ async fn the_console_works_end_to_end_in_chromium() {
     ] {
         assert_eq!(report[key], json!([]), "{key}: {report:#}");
     }
+    // The one refusal the attachment step asks for (a file type Dust does not take).
+    assert_eq!(
+        report["expectedConsoleErrors"].as_array().map(Vec::len),
+        Some(1),
+        "{report:#}"
+    );
     assert_eq!(report["steps"].as_array().unwrap().len(), 15, "{report:#}");
     for name in report["steps"].as_array().unwrap() {
         let png = artifacts.join(format!("{}.png", name.as_str().unwrap()));

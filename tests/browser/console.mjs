@@ -327,12 +327,16 @@ async function main() {
       assert.match(text, /"Q3 report\.pdf" \(application\/pdf/);
       assert.deepEqual(await page.locator("#chat-log li.user").last().locator(".attachments li").allTextContents(), ["owners.txt", "Q3 report.pdf"]);
       assert.equal(await page.locator("#chat-attachments li").count(), 0, "the list is cleared once sent");
-      // A type Dust does not take is refused by the server with a clear message.
+      // A type Dust does not take is refused by the server with a clear message (the one 400
+      // the browser logs as a console error, set apart as expected).
+      const errorsBefore = report.consoleErrors.length;
       await page.getByLabel("Attach files").setInputFiles([{ name: "tool.exe", mimeType: "application/x-msdownload", buffer: Buffer.from("MZ") }]);
       await page.getByLabel("Message").fill("run this");
       await page.getByRole("button", { name: "Send", exact: true }).click();
       await page.locator("#chat-log li.agent.failed").last().waitFor({ timeout: STEP_TIMEOUT });
       assert.match(await page.locator("#error").textContent(), /Dust does not take files of type "application\/x-msdownload"/);
+      report.expectedConsoleErrors = report.consoleErrors.splice(errorsBefore);
+      assert.deepEqual(report.expectedConsoleErrors.map((e) => /status of 400/.test(e)), [true]);
     });
 
     await step("06-knowledge", page, async () => {

@@ -229,13 +229,28 @@ function base64Of(buffer) {
   return btoa(binary);
 }
 
+// Browsers leave `type` empty for files they do not know (Markdown, YAML, code on many
+// systems): the extension says it then, as Dust's own upload page reads it.
+const TYPES_BY_EXTENSION = {
+  md: "text/markdown", markdown: "text/markdown", txt: "text/plain", log: "text/plain", csv: "text/csv",
+  tsv: "text/tsv", json: "application/json", yaml: "text/yaml", yml: "text/yaml", xml: "text/xml",
+  html: "text/html", htm: "text/html", py: "text/x-python", rs: "text/x-rust", go: "text/x-go",
+  ts: "text/typescript", js: "text/javascript", sql: "text/x-sql", sh: "text/x-sh", eml: "message/rfc822",
+};
+
+function typeOf(file) {
+  if (file.type) return file.type;
+  const extension = file.name.includes(".") ? file.name.split(".").pop().toLowerCase() : "";
+  return TYPES_BY_EXTENSION[extension] || "application/octet-stream";
+}
+
 async function readAttachments(files) {
   if (files.length > MAX_ATTACHMENTS) throw new Error(`Attach at most ${MAX_ATTACHMENTS} files.`);
   const total = files.reduce((sum, file) => sum + file.size, 0);
   if (total > MAX_ATTACHMENT_BYTES) throw new Error(`The attached files hold ${formatSize(total)}; at most 5 MiB in all can be sent.`);
   return Promise.all(files.map(async (file) => ({
     title: file.name,
-    contentType: file.type || "application/octet-stream",
+    contentType: typeOf(file),
     data: base64Of(await file.arrayBuffer()),
   })));
 }
