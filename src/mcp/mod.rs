@@ -48,6 +48,17 @@ use crate::{
 pub use errors::{MissingScope, PERMISSION_DENIED, UNAUTHENTICATED};
 
 /// What the server tells clients about itself.
+/// How long a client may keep a list that depends only on the caller's permissions (which a
+/// token never changes) and on this server's version: a 2026-07-28 client lists once and calls
+/// many times, which saves more than any speed-up of the list itself. The permissions are
+/// checked on every call all the same, so a stale list costs a refusal, never an access.
+const PERMISSION_LIST_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `ttlMs` of a duration.
+fn millis(ttl: std::time::Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
+}
+
 const INSTRUCTIONS: &str = "Gives access to a Dust workspace: its agents (list_agents, ask_agent), \
 its knowledge bases (list_knowledge_bases, search_knowledge, documents) and connectors. Ask an \
 agent when the question needs the company's knowledge or tools; search the knowledge bases to \
@@ -201,8 +212,15 @@ impl ServerHandler for DustMcp {
             .map(|spec| spec.tool.clone())
             .collect();
         visible.extend(agent_tools::list(&self.ctx, &principal).await);
+        // With agents as tools the list is as fresh as the caller's agent list, which this
+        // server itself reuses for `AGENT_CACHE_TTL`.
+        let ttl = if self.ctx.settings.agent_tools.is_enabled() {
+            self.ctx.agents.ttl()
+        } else {
+            PERMISSION_LIST_TTL
+        };
         Ok(ListToolsResult::with_all_items(visible)
-            .with_ttl_ms(0)
+            .with_ttl_ms(millis(ttl))
             .with_cache_scope(CacheScope::Private))
     }
 
@@ -268,7 +286,7 @@ impl ServerHandler for DustMcp {
         let principal = self.principal(&context)?;
         Ok(
             ListResourcesResult::with_all_items(resources::list(&principal))
-                .with_ttl_ms(0)
+                .with_ttl_ms(millis(PERMISSION_LIST_TTL))
                 .with_cache_scope(CacheScope::Private),
         )
     }
@@ -281,7 +299,7 @@ impl ServerHandler for DustMcp {
         let principal = self.principal(&context)?;
         Ok(
             ListResourceTemplatesResult::with_all_items(resources::templates(&principal))
-                .with_ttl_ms(0)
+                .with_ttl_ms(millis(PERMISSION_LIST_TTL))
                 .with_cache_scope(CacheScope::Private),
         )
     }
@@ -310,7 +328,7 @@ impl ServerHandler for DustMcp {
     ) -> Result<ListPromptsResult, McpError> {
         let principal = self.principal(&context)?;
         Ok(ListPromptsResult::with_all_items(prompts::list(&principal))
-            .with_ttl_ms(0)
+            .with_ttl_ms(millis(PERMISSION_LIST_TTL))
             .with_cache_scope(CacheScope::Private))
     }
 

@@ -35,6 +35,12 @@ impl<T> PrincipalCache<T> {
         }
     }
 
+    /// How long a listing is reused.
+    #[must_use]
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// The listing of `user_id`, if one younger than the TTL is held.
     pub fn get(&self, user_id: &str) -> Option<Arc<T>> {
         if self.ttl.is_zero() {

@@ -811,6 +811,21 @@ async fn z9_the_2026_07_28_era_works_with_a_bearer_token_and_only_with_one() {
         names.contains(&"list_agents") && !names.contains(&"ask_agent"),
         "{names:?}"
     );
+    // The caller's own list, which a token never changes: a client may keep it five minutes
+    // (the agent tools' list is as fresh as the agent list, see agent_tools.rs). So may the
+    // other lists.
+    assert_eq!(body["result"]["ttlMs"], json!(300_000), "{body}");
+    assert_eq!(body["result"]["cacheScope"], json!("private"), "{body}");
+    for method in ["prompts/list", "resources/list", "resources/templates/list"] {
+        let (status, body) = mcp_2026(&srv, Some(&token), method, json!({})).await;
+        assert_eq!(status, 200, "{method}: {body}");
+        assert_eq!(body["result"]["ttlMs"], json!(300_000), "{method}: {body}");
+        assert_eq!(
+            body["result"]["cacheScope"],
+            json!("private"),
+            "{method}: {body}"
+        );
+    }
 
     let (status, body) = mcp_2026(
         &srv,
