@@ -48,15 +48,31 @@ use crate::{
 pub use errors::{MissingScope, PERMISSION_DENIED, UNAUTHENTICATED};
 
 /// What the server tells clients about itself.
-/// How long a client may keep a list that depends only on the caller's permissions (which a
-/// token never changes) and on this server's version: a 2026-07-28 client lists once and calls
-/// many times, which saves more than any speed-up of the list itself. The permissions are
-/// checked on every call all the same, so a stale list costs a refusal, never an access.
+/// How long a client may keep a list that depends only on the caller's permissions and on this
+/// server's version: a 2026-07-28 client lists once and calls many times, which saves more than
+/// any speed-up of the list itself. Only a caller who already holds every permission a tool
+/// needs gets it: anyone else may step up (a 403 `insufficient_scope`, a new token with more)
+/// within the same client, whose kept list would then hide what they just gained (the Python
+/// SDK keeps it). A list kept after a token with fewer permissions costs a refusal, never an
+/// access: every call is checked again.
 const PERMISSION_LIST_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// `ttlMs` of a duration.
 fn millis(ttl: std::time::Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// How long `principal` may keep the lists: [`PERMISSION_LIST_TTL`] when no tool is hidden from
+/// them, else zero.
+fn list_ttl(principal: &Principal) -> std::time::Duration {
+    let complete = tools::catalogue()
+        .iter()
+        .all(|spec| principal.can(spec.op.permission));
+    if complete {
+        PERMISSION_LIST_TTL
+    } else {
+        std::time::Duration::ZERO
+    }
 }
 
 const INSTRUCTIONS: &str = "Gives access to a Dust workspace: its agents (list_agents, ask_agent), \
@@ -215,9 +231,9 @@ impl ServerHandler for DustMcp {
         // With agents as tools the list is as fresh as the caller's agent list, which this
         // server itself reuses for `AGENT_CACHE_TTL`.
         let ttl = if self.ctx.settings.agent_tools.is_enabled() {
-            self.ctx.agents.ttl()
+            self.ctx.agents.ttl().min(list_ttl(&principal))
         } else {
-            PERMISSION_LIST_TTL
+            list_ttl(&principal)
         };
         Ok(ListToolsResult::with_all_items(visible)
             .with_ttl_ms(millis(ttl))
@@ -286,7 +302,7 @@ impl ServerHandler for DustMcp {
         let principal = self.principal(&context)?;
         Ok(
             ListResourcesResult::with_all_items(resources::list(&principal))
-                .with_ttl_ms(millis(PERMISSION_LIST_TTL))
+                .with_ttl_ms(millis(list_ttl(&principal)))
                 .with_cache_scope(CacheScope::Private),
         )
     }
@@ -299,7 +315,7 @@ impl ServerHandler for DustMcp {
         let principal = self.principal(&context)?;
         Ok(
             ListResourceTemplatesResult::with_all_items(resources::templates(&principal))
-                .with_ttl_ms(millis(PERMISSION_LIST_TTL))
+                .with_ttl_ms(millis(list_ttl(&principal)))
                 .with_cache_scope(CacheScope::Private),
         )
     }
@@ -328,7 +344,7 @@ impl ServerHandler for DustMcp {
     ) -> Result<ListPromptsResult, McpError> {
         let principal = self.principal(&context)?;
         Ok(ListPromptsResult::with_all_items(prompts::list(&principal))
-            .with_ttl_ms(millis(PERMISSION_LIST_TTL))
+            .with_ttl_ms(millis(list_ttl(&principal)))
             .with_cache_scope(CacheScope::Private))
     }
 

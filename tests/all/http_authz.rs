@@ -811,20 +811,18 @@ async fn z9_the_2026_07_28_era_works_with_a_bearer_token_and_only_with_one() {
         names.contains(&"list_agents") && !names.contains(&"ask_agent"),
         "{names:?}"
     );
-    // The caller's own list, which a token never changes: a client may keep it five minutes
-    // (the agent tools' list is as fresh as the agent list, see agent_tools.rs). So may the
-    // other lists.
-    assert_eq!(body["result"]["ttlMs"], json!(300_000), "{body}");
-    assert_eq!(body["result"]["cacheScope"], json!("private"), "{body}");
-    for method in ["prompts/list", "resources/list", "resources/templates/list"] {
+    // The caller's own lists, not to be kept: this caller may step up to more permissions
+    // within the same client (see `lists_are_kept_by_callers_who_cannot_step_up`).
+    for method in [
+        "tools/list",
+        "prompts/list",
+        "resources/list",
+        "resources/templates/list",
+    ] {
         let (status, body) = mcp_2026(&srv, Some(&token), method, json!({})).await;
         assert_eq!(status, 200, "{method}: {body}");
-        assert_eq!(body["result"]["ttlMs"], json!(300_000), "{method}: {body}");
-        assert_eq!(
-            body["result"]["cacheScope"],
-            json!("private"),
-            "{method}: {body}"
-        );
+        assert_eq!(body["result"]["ttlMs"], json!(0), "{method}");
+        assert_eq!(body["result"]["cacheScope"], json!("private"), "{method}");
     }
 
     let (status, body) = mcp_2026(
@@ -1300,5 +1298,38 @@ async fn z15_table_tools_need_their_permissions_in_both_eras() {
     .await;
     assert_eq!(error_code(&body), INVALID_PARAMS, "{body}");
     assert_eq!(upstream(&srv), before, "Dust was called for invalid input");
+    srv.shutdown().await;
+}
+
+/// A caller who holds every permission a tool needs cannot gain a tool by stepping up: their
+/// lists may be kept five minutes (`cacheScope: private`), so a 2026-07-28 client lists once
+/// and calls many times. A caller who may step up gets `ttlMs: 0` (the z9 test).
+#[tokio::test]
+async fn lists_are_kept_by_callers_who_cannot_step_up() {
+    let all = "read:workspaces,read:agents,execute:agents,read:knowledge-bases,\
+write:knowledge-bases,delete:knowledge-bases,read:connectors,admin:audit,admin:metrics,admin:tokens";
+    let srv = TestServer::start_with(&[("PERMISSIONS_DEFAULT", all)]).await;
+    let token = srv.token(None).await;
+    for method in [
+        "tools/list",
+        "prompts/list",
+        "resources/list",
+        "resources/templates/list",
+    ] {
+        let (status, body) = mcp_2026(&srv, Some(&token), method, json!({})).await;
+        assert_eq!(status, 200, "{method}: {body}");
+        assert_eq!(body["result"]["ttlMs"], json!(300_000), "{method}");
+        assert_eq!(body["result"]["cacheScope"], json!("private"), "{method}");
+    }
+    srv.shutdown().await;
+
+    // With agents as tools, the tool list is kept only as long as the agent list
+    // (`AGENT_CACHE_TTL`, 15 s by default): agents come and go in Dust.
+    let srv =
+        TestServer::start_with(&[("PERMISSIONS_DEFAULT", all), ("DUST_AGENT_TOOLS", "all")]).await;
+    let token = srv.token(None).await;
+    let (status, body) = mcp_2026(&srv, Some(&token), "tools/list", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["ttlMs"], json!(15_000));
     srv.shutdown().await;
 }
