@@ -26,7 +26,8 @@ const RMCP_MAX: LevelFilter = LevelFilter::INFO;
 /// The log filter of `LOG_LEVEL`. rmcp logs whole JSON-RPC messages (tool arguments, agent
 /// answers, document text) at debug: user data with no place in operational logs, so that
 /// target is held at info at most, and never above the default level (`LOG_LEVEL=warn` keeps
-/// rmcp's info lines out too). An unparsable level falls back to `info`.
+/// rmcp's info lines out too). The spans made for traces only ([`otel::SPANS`]) are never
+/// logged. An unparsable level falls back to `info`.
 pub fn filter(level: &str) -> EnvFilter {
     let default = level
         .split(',')
@@ -35,8 +36,9 @@ pub fn filter(level: &str) -> EnvFilter {
         .and_then(|part| part.parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::INFO);
     let rmcp = default.min(RMCP_MAX);
-    EnvFilter::try_new(format!("{level},rmcp={rmcp}"))
-        .unwrap_or_else(|_| EnvFilter::new(format!("info,rmcp={RMCP_MAX}")))
+    let traces = otel::SPANS;
+    EnvFilter::try_new(format!("{level},rmcp={rmcp},{traces}=off"))
+        .unwrap_or_else(|_| EnvFilter::new(format!("info,rmcp={RMCP_MAX},{traces}=off")))
 }
 
 /// Installs the global subscriber: the log output, and the trace exporter when the environment
@@ -80,5 +82,6 @@ mod tests {
         assert!(debug.contains("rmcp=info"), "{debug}");
         let trace = filter("trace,hyper=warn").to_string();
         assert!(trace.contains("rmcp=info"), "{trace}");
+        assert!(trace.contains("mcp_dust_server::traces=off"), "{trace}");
     }
 }

@@ -149,6 +149,7 @@ impl Call {
     /// the caller's, its query may carry anything) and never a header.
     fn span(&self) -> tracing::Span {
         tracing::info_span!(
+            target: crate::telemetry::otel::SPANS,
             "dust",
             otel.name = %format_args!("dust {}", self.op),
             dust.operation = self.op,
@@ -162,6 +163,7 @@ impl Call {
     /// `{method} {url.template}`, with `http.request.resend_count` on a retry.
     fn attempt_span(&self, retries: u32) -> tracing::Span {
         tracing::info_span!(
+            target: crate::telemetry::otel::SPANS,
             "dust.attempt",
             otel.name = %format_args!("{} {}", self.method, self.template),
             otel.kind = "client",
@@ -321,6 +323,7 @@ impl HttpDustClient {
         // The stream outlives the call that opened it: its span, a child of the call's, lasts
         // until the stream is dropped (the run ended, or its reader gave up).
         let reading = tracing::info_span!(
+            target: crate::telemetry::otel::SPANS,
             parent: &span,
             "dust.event_stream",
             otel.name = "dust event stream",

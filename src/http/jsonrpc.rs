@@ -303,29 +303,40 @@ struct Message {
 
 impl Message {
     /// The MCP method's span (`tools/call`, ...): `mcp.method.name`, `jsonrpc.request.id`
-    /// (masked and bounded: the client chooses it) and `mcp.protocol.version` (when the header
-    /// is a date-shaped version). No session id: the server is stateless, and a session id is a
-    /// credential wherever one is used.
+    /// (masked and bounded: the client chooses it), `mcp.protocol.version` (when the header
+    /// is a date-shaped version), and `error.type` when the answer is an HTTP error. No session
+    /// id: the server is stateless, and a session id is a credential wherever one is used. The
+    /// values are worked out only when traces are exported (the span is disabled otherwise).
     fn span(&self, headers: &axum::http::HeaderMap) -> Span {
         let method = self.method.as_deref().unwrap_or("_OTHER");
-        let id = match &self.id {
-            Value::Null => None,
-            Value::String(id) => Some(mask::sanitize_for_log(id, 64)),
-            other => Some(mask::sanitize_for_log(&other.to_string(), 64)),
-        };
-        let version = headers
-            .get("mcp-protocol-version")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| v.len() <= 16 && v.bytes().all(|b| b.is_ascii_digit() || b == b'-'));
         tracing::info_span!(
+            target: crate::telemetry::otel::SPANS,
             "mcp",
             otel.name = method,
             mcp.method.name = method,
-            jsonrpc.request.id = id.as_deref(),
-            mcp.protocol.version = version,
+            jsonrpc.request.id = self.request_id().as_deref(),
+            mcp.protocol.version = protocol_version(headers),
             error.type = Empty,
+            otel.status_code = Empty,
         )
     }
+
+    /// The `id`, masked and bounded; `None` for a notification.
+    fn request_id(&self) -> Option<String> {
+        match &self.id {
+            Value::Null => None,
+            Value::String(id) => Some(mask::sanitize_for_log(id, 64)),
+            other => Some(mask::sanitize_for_log(&other.to_string(), 64)),
+        }
+    }
+}
+
+/// The `MCP-Protocol-Version` header when it is shaped like a version (`2025-11-25`).
+fn protocol_version(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get("mcp-protocol-version")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 16 && v.bytes().all(|b| b.is_ascii_digit() || b == b'-'))
 }
 
 /// [`check_body`], keeping what the message's span needs.
@@ -411,9 +422,17 @@ pub(crate) async fn check_message(request: Request, next: Next) -> Response {
         Err(rejection) => return rpc_error(&rejection.id, rejection.code, rejection.message),
     };
     let span = message.span(&parts.headers);
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .instrument(span)
-        .await
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .instrument(span.clone())
+        .await;
+    // A refusal rmcp or a layer below answered with an HTTP error status (a tool's failure is
+    // a 200 and is the tool span's).
+    if !response.status().is_success() {
+        span.record("error.type", response.status().as_str());
+        span.record("otel.status_code", "error");
+    }
+    response
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //!
 //! Attributes: `http.request.method` (a standard method or `_OTHER`), `url.path` (masked and
 //! bounded, as in the logs), `url.scheme`, `server.address` and `server.port` (from a `Host`
-//! header, bounded), `http.route` (the route template, recorded once the router matched it:
+//! header, bounded; worked out only when traces are exported), `http.route` (the route template, recorded once the router matched it:
 //! `record_route`), `http.response.status_code`, and `error.type` with an error status for a 5xx.
 //! Never the query string (OAuth codes, states and tokens travel there), never a header value
 //! but `Host`: no `Authorization`, cookie or `Mcp-Session-Id`.
@@ -49,7 +49,12 @@ impl<B> MakeSpan<B> for HttpSpan {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         let method = method_name(request.method());
-        let (host, port) = server_address(request.headers());
+        // The address is parsed only for traces: the log lines have the request id.
+        let (host, port) = if otel::enabled() {
+            server_address(request.headers())
+        } else {
+            (None, None)
+        };
         let span = tracing::info_span!(
             "http",
             otel.name = method,

@@ -384,6 +384,7 @@ pub(crate) async fn call(
         None => Cow::Owned(crate::mask::sanitize_for_log(name, 128)),
     };
     let span = tracing::info_span!(
+        target: crate::telemetry::otel::SPANS,
         "tool",
         otel.name = %format_args!("execute_tool {tool_name}"),
         gen_ai.operation.name = "execute_tool",

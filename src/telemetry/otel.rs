@@ -45,6 +45,13 @@ const SERVICE_NAME: &str = "mcp-dust-server";
 /// The crate's targets: only its spans are exported.
 const TARGET: &str = "mcp_dust_server";
 
+/// The target of the spans that exist for traces only: the MCP method, the tool call, the Dust
+/// call, its attempts and event stream, the Redis round trip. The log output leaves them out
+/// (`telemetry::filter`), so without an exporter no layer wants them and they are disabled at
+/// their callsites: they cost a cached check, not a span. (The HTTP request's span is the log
+/// lines' context too, and stays in the logs.)
+pub const SPANS: &str = "mcp_dust_server::traces";
+
 /// Whether traces should be exported, given the environment (`var` reads one variable): an OTLP
 /// endpoint is set, and neither `OTEL_SDK_DISABLED=true` nor `OTEL_TRACES_EXPORTER=none` turns
 /// the SDK off.
@@ -181,6 +188,9 @@ mod tests {
         let metadata = |span: tracing::Span| span.metadata().expect("callsite metadata");
         assert!(exported(metadata(tracing::info_span!("ours"))));
         assert!(exported(metadata(tracing::warn_span!("ours"))));
+        assert!(exported(metadata(
+            tracing::info_span!(target: SPANS, "tool")
+        )));
         assert!(!exported(metadata(tracing::debug_span!("detail"))));
         assert!(!exported(metadata(
             tracing::info_span!(target: "rmcp::service", "serve_inner")

@@ -149,6 +149,7 @@ impl RedisStore {
         operation: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, StoreError> {
         let span = tracing::info_span!(
+            target: crate::telemetry::otel::SPANS,
             "redis",
             otel.kind = "client",
             db.system.name = "redis",
