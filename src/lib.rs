@@ -1,7 +1,7 @@
 //! mcp-dust-server: a Model Context Protocol server for Dust workspaces.
 //!
 //! Module map:
-//! - [`cli`], [`config`], [`telemetry`]: the command line, settings, logging.
+//! - [`cli`], [`config`], [`telemetry`]: the command line, settings, logging and traces.
 //! - [`dust`]: the upstream: the `DustApi` trait and its HTTP client.
 //! - [`sim`]: a Dust API simulator that follows the same contract, for demos and tests.
 //! - [`auth`]: who the caller is (`Principal`) and what it may do (policy file); derived keys,

@@ -32,6 +32,9 @@ fn main() -> ExitCode {
     // A blocking read of standard input (stdio, after SIGTERM) cannot be interrupted; everything
     // else has finished by now, so do not wait for it.
     runtime.shutdown_timeout(Duration::from_millis(100));
+    // The spans still queued (the last requests of a graceful stop among them) are exported
+    // now, outside the runtime: the exporter blocks on its own thread.
+    telemetry::shutdown();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -45,21 +48,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => {
             let config = Config::load(cli.config.as_deref())?;
-            telemetry::init(&config.log_level, config.log_format);
+            telemetry::init(&config.log_level, config.log_format)?;
             serve::run(config).await
         }
         Command::Demo => {
             let config = Config::load(cli.config.as_deref())?;
-            telemetry::init(&config.log_level, config.log_format);
+            telemetry::init(&config.log_level, config.log_format)?;
             demo::run(config).await
         }
         Command::Stdio => {
             let config = Config::load(cli.config.as_deref())?;
-            telemetry::init(&config.log_level, config.log_format);
+            telemetry::init(&config.log_level, config.log_format)?;
             stdio::run(config).await
         }
         Command::Sim(sim_config) => {
-            telemetry::init("info", LogFormat::Pretty);
+            telemetry::init("info", LogFormat::Pretty)?;
             sim::run_cli(*sim_config).await
         }
         Command::GenSecret => {

@@ -28,6 +28,7 @@ use reqwest::{
 };
 use secrecy::ExposeSecret;
 use serde::{Serialize, de::DeserializeOwned};
+use tracing::{Instrument, field::Empty};
 use url::Url;
 
 use super::{
@@ -181,6 +182,46 @@ impl Call {
     fn is_idempotent(&self) -> bool {
         matches!(self.method, Method::GET | Method::DELETE)
     }
+
+    /// The call's span, around its attempts (and the parent of an event stream's): the
+    /// operation ("create a conversation") and the route template, never the URL (its ids are
+    /// the caller's, its query may carry anything) and never a header.
+    fn span(&self) -> tracing::Span {
+        tracing::info_span!(
+            target: crate::telemetry::otel::SPANS,
+            "dust",
+            otel.name = %format_args!("dust {}", self.op),
+            dust.operation = self.op,
+            url.template = self.template,
+            error.type = Empty,
+            otel.status_code = Empty,
+        )
+    }
+
+    /// One attempt's span, an HTTP client span after the OpenTelemetry conventions:
+    /// `{method} {url.template}`, with `http.request.resend_count` on a retry.
+    fn attempt_span(&self, retries: u32) -> tracing::Span {
+        tracing::info_span!(
+            target: crate::telemetry::otel::SPANS,
+            "dust.attempt",
+            otel.name = %format_args!("{} {}", self.method, self.template),
+            otel.kind = "client",
+            http.request.method = %self.method,
+            url.template = self.template,
+            server.address = self.url.host_str(),
+            server.port = self.url.port_or_known_default(),
+            http.request.resend_count = (retries > 0).then_some(retries),
+            http.response.status_code = Empty,
+            error.type = Empty,
+            otel.status_code = Empty,
+        )
+    }
+}
+
+/// Marks `span` failed with the failure's kind (`error.type`), never its message.
+fn record_error(span: &tracing::Span, error: &DustError) {
+    span.record("error.type", error.kind.name());
+    span.record("otel.status_code", "error");
 }
 
 /// Installs the pure-Rust TLS provider (ring) for every `reqwest` client of the process.
@@ -300,10 +341,16 @@ impl HttpDustClient {
 
     /// Sends `call` (retrying idempotent calls) and returns its bounded, successful body.
     pub(super) async fn execute(&self, creds: &DustCredentials, call: &Call) -> Result<Bytes> {
-        let mut response = self.send(creds, call, false).await?;
-        read_limited(&mut response, MAX_RESPONSE_BYTES)
-            .await
-            .map_err(|failure| self.read_error(call, failure))
+        let span = call.span();
+        async {
+            let mut response = self.send(creds, call, false).await?;
+            read_limited(&mut response, MAX_RESPONSE_BYTES)
+                .await
+                .map_err(|failure| self.read_error(call, failure))
+        }
+        .instrument(span.clone())
+        .await
+        .inspect_err(|error| record_error(&span, error))
     }
 
     /// Like [`Self::execute`], decoding the JSON answer.
@@ -328,12 +375,32 @@ impl HttpDustClient {
         creds: &DustCredentials,
         call: &Call,
     ) -> Result<EventStream> {
-        let response = self.send(creds, call, true).await?;
-        Ok(agent_event_stream(
+        let span = call.span();
+        let response = self
+            .send(creds, call, true)
+            .instrument(span.clone())
+            .await
+            .inspect_err(|error| record_error(&span, error))?;
+        // The stream outlives the call that opened it: its span, a child of the call's, lasts
+        // until the stream is dropped (the run ended, or its reader gave up).
+        let reading = tracing::info_span!(
+            target: crate::telemetry::otel::SPANS,
+            parent: &span,
+            "dust.event_stream",
+            otel.name = "dust event stream",
+            dust.operation = call.op,
+        );
+        let events = agent_event_stream(
             response.bytes_stream().boxed(),
             self.options.stream_idle_timeout,
             self.origin.clone(),
-        ))
+        );
+        Ok(events
+            .map(move |event| {
+                let _open = &reading;
+                event
+            })
+            .boxed())
     }
 
     /// Sends a call, retrying it when it is idempotent (GET, DELETE) and Dust answered a
@@ -363,12 +430,14 @@ impl HttpDustClient {
                     .header(header::CONTENT_TYPE, content_type)
                     .body(body.clone());
             }
+            let attempt = call.attempt_span(retries);
             let started = Instant::now();
             let sent = if stream {
                 // No total timeout: a stream legitimately lasts a minute. Bound the wait for
                 // the headers instead; the body has its idle timeout.
                 let limit = self.options.stream_open_timeout;
-                match tokio::time::timeout(limit, request.send()).await {
+                match tokio::time::timeout(limit, request.send().instrument(attempt.clone())).await
+                {
                     Ok(sent) => sent.map_err(|error| self.transport_error(call, &error)),
                     Err(_) => Err(self.timeout_error(call, limit)),
                 }
@@ -376,9 +445,21 @@ impl HttpDustClient {
                 request
                     .timeout(self.options.timeout)
                     .send()
+                    .instrument(attempt.clone())
                     .await
                     .map_err(|error| self.transport_error(call, &error))
             };
+            match &sent {
+                Ok(response) => {
+                    attempt.record("http.response.status_code", response.status().as_u16());
+                    if !response.status().is_success() {
+                        attempt.record("error.type", response.status().as_str());
+                        attempt.record("otel.status_code", "error");
+                    }
+                }
+                Err(error) => record_error(&attempt, error),
+            }
+            drop(attempt);
             let elapsed = started.elapsed();
             let latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
             let outcome: &'static str = match &sent {

@@ -32,6 +32,24 @@ pub enum DustErrorKind {
     Unavailable,
 }
 
+impl DustErrorKind {
+    /// A stable snake-case name (the `error.type` of a trace span).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::InvalidRequest => "invalid_request",
+            Self::RateLimited => "rate_limited",
+            Self::Upstream => "upstream",
+            Self::Timeout => "timeout",
+            Self::Network => "network",
+            Self::Protocol => "protocol",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
 /// A failed Dust call.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]

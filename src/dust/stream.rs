@@ -11,6 +11,7 @@ use std::{sync::Arc, time::Duration};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tracing::Instrument;
 
 use super::{AgentEvent, DustApi, DustCredentials, DustError, DustErrorKind, EventStream};
 
@@ -46,7 +47,7 @@ pub fn follow_agent_message_after(
     after: Option<String>,
 ) -> EventStream {
     let (tx, rx) = mpsc::channel::<Result<AgentEvent, DustError>>(64);
-    tokio::spawn(async move {
+    let follow = async move {
         let mut last_event_id: Option<String> = after;
         let mut empty_connections = 0u32;
         let mut delay = FIRST_RECONNECT_DELAY;
@@ -126,6 +127,8 @@ pub fn follow_agent_message_after(
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(MAX_RECONNECT_DELAY);
         }
-    });
+    };
+    // The follower runs in the caller's span, so its connections are the caller's in a trace.
+    tokio::spawn(follow.in_current_span());
     ReceiverStream::new(rx).boxed()
 }

@@ -11,6 +11,11 @@
 //!
 //! Everything else, protocol semantics included, is left to rmcp. The body is read once, within
 //! the same limit rmcp applies, and handed on unchanged.
+//!
+//! Having read the message, the layer opens its span ([`Message::span`]): one per MCP method,
+//! inside the request's span and around rmcp's handling, so the tool call's span and what it
+//! calls are its descendants. It is here because this is the one place that reads the method
+//! before rmcp does; rmcp's handler trait has one method per request kind and no common entry.
 
 use std::{borrow::Cow, collections::HashSet, fmt};
 
@@ -27,8 +32,10 @@ use serde::{
     de::{self, Deserializer, MapAccess, SeqAccess, Visitor},
 };
 use serde_json::{Value, json};
+use tracing::{Instrument, Span, field::Empty};
 
 use super::MAX_MCP_BODY;
+use crate::mask;
 
 /// JSON-RPC error codes used here.
 const PARSE_ERROR: i64 = -32700;
@@ -58,6 +65,8 @@ enum Shape {
     Object {
         /// The message's `id` (the last one, as a `Value` parse would keep), or `null`.
         id: Value,
+        /// The message's `method` when it is a plausible method name ([`MethodName`]).
+        method: Option<String>,
         duplicate_key: bool,
         params_not_object: bool,
     },
@@ -85,11 +94,13 @@ impl<'de> Visitor<'de> for ShapeVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
         let mut seen: HashSet<Cow<'de, str>> = HashSet::new();
         let mut id = Value::Null;
+        let mut method = None;
         let mut duplicate_key = false;
         let mut params_not_object = false;
         while let Some(Key(key)) = map.next_key()? {
             match key.as_ref() {
                 "id" => id = map.next_value()?,
+                "method" => method = map.next_value::<MethodName>()?.0,
                 "params" => params_not_object = !map.next_value::<IsObject>()?.0,
                 _ => map.next_value::<Skip>().map(|_| ())?,
             }
@@ -98,6 +109,7 @@ impl<'de> Visitor<'de> for ShapeVisitor {
         }
         Ok(Shape::Object {
             id,
+            method,
             duplicate_key,
             params_not_object,
         })
@@ -158,6 +170,53 @@ struct Skip;
 impl<'de> Deserialize<'de> for Skip {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(SkipVisitor).map(|_| Skip)
+    }
+}
+
+/// A message's `method`, kept only when it looks like an MCP method name (`tools/call`,
+/// `notifications/roots/list_changed`): letters, `/` and `_`, at most 64 of them. It names a
+/// span, so a client cannot make it carry anything else (a key pasted there has digits or
+/// dashes); any other value is read and dropped, and rmcp answers it.
+struct MethodName(Option<String>);
+
+impl<'de> Deserialize<'de> for MethodName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MethodVisitor;
+        impl<'de> Visitor<'de> for MethodVisitor {
+            type Value = Option<String>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a method name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<String>, E> {
+                let plausible = !v.is_empty()
+                    && v.len() <= 64
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphabetic() || b == b'/' || b == b'_');
+                Ok(plausible.then(|| v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<String>, A::Error> {
+                SkipVisitor.visit_map(map).map(|_| None)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<String>, A::Error> {
+                SkipVisitor.visit_seq(seq).map(|_| None)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<String>, E> {
+                Ok(None)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Option<String>, E> {
+                Ok(None)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Option<String>, E> {
+                Ok(None)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<String>, E> {
+                Ok(None)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Option<String>, E> {
+                Ok(None)
+            }
+        }
+        deserializer.deserialize_any(MethodVisitor).map(MethodName)
     }
 }
 
@@ -232,12 +291,63 @@ impl Rejection {
 /// may have it. Pure, so the fuzz target `jsonrpc_envelope` drives it directly; one pass over
 /// the body ([`read_shape`]).
 pub fn check_body(bytes: &[u8]) -> Result<(), Rejection> {
-    let (id, duplicate_key, params_not_object) = match read_shape(bytes) {
+    read_message(bytes).map(|_| ())
+}
+
+/// What the span of a message that passed the checks records.
+#[derive(Debug)]
+struct Message {
+    id: Value,
+    method: Option<String>,
+}
+
+impl Message {
+    /// The MCP method's span (`tools/call`, ...): `mcp.method.name`, `jsonrpc.request.id`
+    /// (masked and bounded: the client chooses it), `mcp.protocol.version` (when the header
+    /// is a date-shaped version), and `error.type` when the answer is an HTTP error. No session
+    /// id: the server is stateless, and a session id is a credential wherever one is used. The
+    /// values are worked out only when traces are exported (the span is disabled otherwise).
+    fn span(&self, headers: &axum::http::HeaderMap) -> Span {
+        let method = self.method.as_deref().unwrap_or("_OTHER");
+        tracing::info_span!(
+            target: crate::telemetry::otel::SPANS,
+            "mcp",
+            otel.name = method,
+            mcp.method.name = method,
+            jsonrpc.request.id = self.request_id().as_deref(),
+            mcp.protocol.version = protocol_version(headers),
+            error.type = Empty,
+            otel.status_code = Empty,
+        )
+    }
+
+    /// The `id`, masked and bounded; `None` for a notification.
+    fn request_id(&self) -> Option<String> {
+        match &self.id {
+            Value::Null => None,
+            Value::String(id) => Some(mask::sanitize_for_log(id, 64)),
+            other => Some(mask::sanitize_for_log(&other.to_string(), 64)),
+        }
+    }
+}
+
+/// The `MCP-Protocol-Version` header when it is shaped like a version (`2025-11-25`).
+fn protocol_version(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get("mcp-protocol-version")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 16 && v.bytes().all(|b| b.is_ascii_digit() || b == b'-'))
+}
+
+/// [`check_body`], keeping what the message's span needs.
+fn read_message(bytes: &[u8]) -> Result<Message, Rejection> {
+    let (id, method, duplicate_key, params_not_object) = match read_shape(bytes) {
         Ok(Shape::Object {
             id,
+            method,
             duplicate_key,
             params_not_object,
-        }) => (id, duplicate_key, params_not_object),
+        }) => (id, method, duplicate_key, params_not_object),
         Ok(Shape::Array) => {
             return Err(Rejection::new(
                 Value::Null,
@@ -277,7 +387,7 @@ pub fn check_body(bytes: &[u8]) -> Result<(), Rejection> {
             "params must be an object",
         ));
     }
-    Ok(())
+    Ok(Message { id, method })
 }
 
 /// The middleware, on `/mcp`: checks POST bodies, passes everything else through.
@@ -307,20 +417,37 @@ pub(crate) async fn check_message(request: Request, next: Next) -> Response {
         )
             .into_response();
     };
-    if let Err(rejection) = check_body(&bytes) {
-        return rpc_error(&rejection.id, rejection.code, rejection.message);
+    let message = match read_message(&bytes) {
+        Ok(message) => message,
+        Err(rejection) => return rpc_error(&rejection.id, rejection.code, rejection.message),
+    };
+    let span = message.span(&parts.headers);
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .instrument(span.clone())
+        .await;
+    // A refusal rmcp or a layer below answered with an HTTP error status (a tool's failure is
+    // a 200 and is the tool span's).
+    if !response.status().is_success() {
+        span.record("error.type", response.status().as_str());
+        span.record("otel.status_code", "error");
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    response
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn object(id: Value, duplicate_key: bool, params_not_object: bool) -> Shape {
+    fn object(
+        id: Value,
+        method: Option<&str>,
+        duplicate_key: bool,
+        params_not_object: bool,
+    ) -> Shape {
         Shape::Object {
             id,
+            method: method.map(str::to_owned),
             duplicate_key,
             params_not_object,
         }
@@ -331,24 +458,44 @@ mod tests {
         let shape = |b: &[u8]| read_shape(b).expect("valid JSON");
         assert_eq!(
             shape(br#"{"jsonrpc":"2.0","id":1,"method":"a","params":{"x":[1,{"y":null}]}}"#),
-            object(json!(1), false, false)
+            object(json!(1), Some("a"), false, false)
         );
         assert_eq!(
             shape(br#"{"jsonrpc":"2.0","id":"a","method":"a","method":"b"}"#),
-            object(json!("a"), true, false)
+            object(json!("a"), Some("b"), true, false)
         );
         // An escaped key is the same key.
         assert_eq!(
             shape(br#"{"id":1,"\u0069d":2}"#),
-            object(json!(2), true, false)
+            object(json!(2), None, true, false)
         );
         assert_eq!(
             shape(br#"{"id":null,"params":[1]}"#),
-            object(Value::Null, false, true)
+            object(Value::Null, None, false, true)
         );
         assert_eq!(shape(br#" [{"id":1}] "#), Shape::Array);
         assert_eq!(shape(br#""tools/list""#), Shape::Other);
         assert_eq!(shape(b"12"), Shape::Other);
+    }
+
+    #[test]
+    fn only_plausible_method_names_are_kept_for_the_span() {
+        let method = |b: &[u8]| match read_shape(b).expect("valid JSON") {
+            Shape::Object { method, .. } => method,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            method(br#"{"method":"notifications/roots/list_changed"}"#).as_deref(),
+            Some("notifications/roots/list_changed")
+        );
+        assert_eq!(method(br#"{"method":"sk-live-0123456789"}"#), None);
+        assert_eq!(method(br#"{"method":"eyJhbGciOi.eyJzdWIi.c2ln"}"#), None);
+        assert_eq!(method(br#"{"method":{"tools":["call"]}}"#), None);
+        assert_eq!(method(br#"{"method":7}"#), None);
+        assert_eq!(
+            method(format!(r#"{{"method":"{}"}}"#, "a".repeat(65)).as_bytes()),
+            None
+        );
     }
 
     #[test]

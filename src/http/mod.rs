@@ -2,13 +2,13 @@
 //! ([`apply_middleware`]), and [`serve`], which takes a listener and a shutdown future.
 //!
 //! Connections are accepted by [`listener`] (timeouts, connection cap). Request path: security
-//! headers → request id → trace → CORS → catch-panic → deadlines (request and body,
+//! headers → request id → trace (the request's span, `trace`) → CORS → catch-panic → deadlines (request and body,
 //! `deadline`) → body limit → client IP → rate limit → `Host` allow-list ([`host`], every route
 //! but the probes) → (protected routes only) authentication (bearer only on `/mcp`;
 //! bearer or session cookie with CSRF checks elsewhere) → `/mcp` (rmcp's Streamable HTTP
 //! service, stateless, both protocol eras) or the REST handlers. Public routes (health,
 //! status, login, the web console's files) sit outside the authentication layer; everything
-//! else is inside it.
+//! else is inside it. On `/mcp`, the JSON-RPC check (`jsonrpc`) opens the MCP method's span.
 
 pub mod auth;
 pub mod client_ip;
@@ -27,6 +27,7 @@ mod ops;
 pub mod rate_limit;
 pub mod rest;
 pub mod session;
+mod trace;
 mod wire_log;
 
 use std::{future::Future, sync::Arc};
@@ -54,9 +55,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{
-    audit::RequestInfo, error::ApiError, error::REQUEST_ID, mask, mcp::DustMcp, state::AppState,
-};
+use crate::{audit::RequestInfo, error::ApiError, mask, mcp::DustMcp, state::AppState};
 
 /// Largest `/mcp` request body (a tool call with a document to upsert fits; 413 beyond).
 pub const MAX_MCP_BODY: usize = 8 * 1024 * 1024;
@@ -108,7 +107,8 @@ pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
         .with_state(state)
 }
 
-/// Counts requests and their latency per route template (never per raw path: bounded labels).
+/// Counts requests and their latency per route template, and names the request's span after it
+/// (`trace::record_route`) (never per raw path: bounded labels).
 /// The method label is one of the standard methods or `other`: a client inventing methods must
 /// not grow the series without bound. Labels are built without copying the route twice
 /// (finding 9).
@@ -116,12 +116,13 @@ async fn record_metrics(
     request: Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or(metrics::SharedString::const_str("unmatched"), |p| {
-            metrics::SharedString::from_shared(Arc::from(p.as_str()))
-        });
+    let matched = request.extensions().get::<axum::extract::MatchedPath>();
+    if let Some(path) = matched {
+        trace::record_route(request.method(), path.as_str());
+    }
+    let route = matched.map_or(metrics::SharedString::const_str("unmatched"), |p| {
+        metrics::SharedString::from_shared(Arc::from(p.as_str()))
+    });
     let method = method_label(request.method());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
@@ -278,19 +279,9 @@ pub fn apply_middleware(state: &AppState, router: Router) -> Router {
             header::PROXY_AUTHORIZATION,
         ]))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let request_id = request
-                    .headers()
-                    .get(REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                tracing::info_span!(
-                    "http",
-                    http.method = %request.method(),
-                    http.path = %mask::sanitize_for_log(request.uri().path(), 256),
-                    request.id = %request_id,
-                )
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(trace::HttpSpan)
+                .on_response(trace::HttpSpan),
         )
         .layer(cors::layer(state))
         .layer(MapResponseLayer::new(IntoResponse::into_response))

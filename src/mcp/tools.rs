@@ -9,7 +9,10 @@
 //! the arguments (`-32602` on anything wrong), runs the handler and closes the call with its
 //! audit record.
 
-use std::sync::{Arc, LazyLock};
+use std::{
+    borrow::Cow,
+    sync::{Arc, LazyLock},
+};
 
 use futures::future::BoxFuture;
 use rmcp::{
@@ -24,6 +27,7 @@ use rmcp::{
 use schemars::JsonSchema;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
+use tracing::{Instrument, field::Empty};
 
 use super::errors;
 use crate::{
@@ -373,10 +377,44 @@ pub(crate) async fn call(
         None if super::agent_tools::may_name(ctx, name) => &ops::ask::ASK_AGENT,
         None => return Err(unknown()),
     };
+    // The tool's span (OpenTelemetry GenAI conventions): the name is the table's, or an
+    // agent tool's as asked for (bounded and masked); never the arguments.
+    let tool_name = match spec {
+        Some(spec) => Cow::Borrowed(spec.op.name),
+        None => Cow::Owned(crate::mask::sanitize_for_log(name, 128)),
+    };
+    let span = tracing::info_span!(
+        target: crate::telemetry::otel::SPANS,
+        "tool",
+        otel.name = %format_args!("execute_tool {tool_name}"),
+        gen_ai.operation.name = "execute_tool",
+        gen_ai.tool.name = %tool_name,
+        error.type = Empty,
+        otel.status_code = Empty,
+    );
+    run(ctx, principal, spec, op, request, context)
+        .instrument(span)
+        .await
+}
+
+/// [`call`], once the tool is known, inside its span.
+async fn run(
+    ctx: &Arc<Context>,
+    principal: Arc<Principal>,
+    spec: Option<&ToolSpec>,
+    op: &'static Op,
+    request: CallToolRequestParams,
+    context: RequestContext<RoleServer>,
+) -> Result<CallToolResponse, McpError> {
+    let name = request.name.as_ref();
+    let unknown = || McpError::invalid_params(format!("unknown tool {name:?}"), None);
     let caller = super::caller(principal, &context);
     let call = match Call::begin(ctx, caller, op, Surface::Tool, None) {
         Ok(call) => call,
-        Err(refused) => return errors::tool_result(refused).map(CallToolResponse::from),
+        Err(refused) => {
+            record_error(&refused);
+            return errors::tool_result(refused).map(CallToolResponse::from);
+        }
     };
     let retry = Retry {
         responses: request.input_responses,
@@ -413,8 +451,18 @@ pub(crate) async fn call(
         Ok(Outcome::Done(value)) => Ok(CallToolResult::structured(value).into()),
         Ok(Outcome::Input(input)) => Ok(input.into()),
         Ok(Outcome::Task(task)) => Ok(task.into()),
-        Err(error) => errors::tool_result(error).map(CallToolResponse::from),
+        Err(error) => {
+            record_error(&error);
+            errors::tool_result(error).map(CallToolResponse::from)
+        }
     }
+}
+
+/// Marks the current tool span failed, with the failure's stable name.
+fn record_error(error: &OpError) {
+    let span = tracing::Span::current();
+    span.record("error.type", error.kind());
+    span.record("otel.status_code", "error");
 }
 
 #[cfg(test)]

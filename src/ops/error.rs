@@ -49,6 +49,34 @@ impl OpError {
             error,
         }
     }
+
+    /// A stable name of the failure (a trace span's `error.type`): the variant, or for Dust's
+    /// failures `dust_` and their kind. Never the message, which may quote the request.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_argument",
+            Self::Denied(_) => "permission_denied",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::Busy(_) => "busy",
+            Self::Dust { error, .. } => match error.kind {
+                DustErrorKind::Unauthorized => "dust_unauthorized",
+                DustErrorKind::Forbidden => "dust_forbidden",
+                DustErrorKind::NotFound => "dust_not_found",
+                DustErrorKind::InvalidRequest => "dust_invalid_request",
+                DustErrorKind::RateLimited => "dust_rate_limited",
+                DustErrorKind::Upstream => "dust_upstream",
+                DustErrorKind::Timeout => "dust_timeout",
+                DustErrorKind::Network => "dust_network",
+                DustErrorKind::Protocol => "dust_protocol",
+                DustErrorKind::Unavailable => "dust_unavailable",
+            },
+            Self::Failed(_) => "failed",
+            Self::Timeout(_) => "timeout",
+            Self::Internal(_) => "internal",
+            Self::ShuttingDown(_) => "shutting_down",
+        }
+    }
 }
 
 impl From<InvalidArgument> for OpError {

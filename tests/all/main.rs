@@ -46,5 +46,6 @@ mod sigterm;
 mod sim;
 mod stdio;
 mod tasks;
+mod traces;
 mod upstream_faults;
 mod wire_log;

@@ -48,6 +48,7 @@ use redis::{
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 use secrecy::{ExposeSecret, SecretString};
+use tracing::{Instrument, field::Empty};
 
 use super::StoreError;
 
@@ -139,18 +140,36 @@ impl RedisStore {
     }
 
     /// Runs one Redis operation under the deadline, mapping every failure to [`StoreError`].
+    ///
+    /// Each round trip has a trace span (`redis`, after the OpenTelemetry database conventions:
+    /// `db.system.name`, and `error.type` on a failure): never a key, an argument or the URL,
+    /// which may carry the password.
     async fn run<T>(
         &self,
         operation: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, operation).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(StoreError(format!("redis: {}", describe(&e)))),
-            Err(_) => Err(StoreError(format!(
-                "redis: no answer within {} ms",
-                self.timeout.as_millis()
-            ))),
-        }
+        let span = tracing::info_span!(
+            target: crate::telemetry::otel::SPANS,
+            "redis",
+            otel.kind = "client",
+            db.system.name = "redis",
+            error.type = Empty,
+            otel.status_code = Empty,
+        );
+        let outcome = tokio::time::timeout(self.timeout, operation)
+            .instrument(span.clone())
+            .await;
+        let (kind, error) = match outcome {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) => (e.category().to_owned(), format!("redis: {}", describe(&e))),
+            Err(_) => (
+                "timeout".to_owned(),
+                format!("redis: no answer within {} ms", self.timeout.as_millis()),
+            ),
+        };
+        span.record("error.type", kind.as_str());
+        span.record("otel.status_code", "error");
+        Err(StoreError(error))
     }
 }
 
