@@ -15,7 +15,7 @@ use std::{
 };
 
 /// Principals a cache holds at most: beyond it, the oldest entry makes room.
-pub(super) const CACHE_CAPACITY: usize = 10_000;
+pub const CACHE_CAPACITY: usize = 10_000;
 
 /// A per-principal cache of one listing, for `ttl`. A zero `ttl` turns it off.
 #[derive(Debug)]

@@ -25,7 +25,7 @@ pub mod agents;
 pub mod args;
 pub mod ask;
 mod bulkhead;
-mod cache;
+pub mod cache;
 pub mod call;
 pub mod catalog;
 pub mod conversations;

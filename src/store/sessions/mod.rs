@@ -130,6 +130,12 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// How many sessions are stored.
     async fn count(&self) -> Result<usize, StoreError>;
+
+    /// How many sessions this process holds, for the `store_entries` gauge; `None` when they
+    /// live elsewhere (Redis expires each with its session).
+    fn held(&self) -> Option<usize> {
+        None
+    }
 }
 
 #[cfg(test)]
