@@ -264,10 +264,10 @@ struct Sample {
 /// release build (docs/RELIABILITY.md, "Memory bounds"): what the report multiplies the entries
 /// by to account for the RSS.
 const BYTES_PER_ENTRY: &[(&str, u64)] = &[
-    ("conversations", 430),
-    ("tokens", 560),
-    ("sessions", 330),
-    ("recent_audit", 700),
+    ("conversations", 620),
+    ("tokens", 650),
+    ("sessions", 300),
+    ("recent_audit", 650),
     ("rate_limit_counters", 100),
     ("agent_cache", 20_000),
     ("knowledge_cache", 2_000),

@@ -265,8 +265,8 @@ pub const SETTINGS: &[Setting] = &[
     ),
     s(
         "CONVERSATION_MAX_RECORDS",
-        Some("200000"),
-        "conversation-ownership records kept in memory over all workspaces (about 0.5 KB each); past it the oldest is forgotten and its owner gets \"not found\" for it (with Redis, each record expires after 90 days instead)",
+        Some("100000"),
+        "conversation-ownership records kept in memory over all workspaces (about 0.7 KB each); past it the oldest is forgotten and its owner gets \"not found\" for it (with Redis, each record expires after 90 days instead)",
     ),
     s(
         "CONVERSATION_MAX_PER_WORKSPACE",
@@ -275,18 +275,18 @@ pub const SETTINGS: &[Setting] = &[
     ),
     s(
         "TOKEN_MAX_RECORDS",
-        Some("200000"),
-        "token records kept in memory (about 0.6 KB each; a record lives until its token expires); at the cap expired and revoked ones go first, then new logins are refused with 503 until some expire",
+        Some("100000"),
+        "token records kept in memory (about 0.65 KB each; a record lives until its token expires); at the cap expired and revoked ones go first, then new logins are refused with 503 until some expire",
     ),
     s(
         "SESSION_MAX_RECORDS",
         Some("100000"),
-        "browser sessions kept in memory; at the cap expired ones go first, then new sessions are refused until some expire",
+        "browser sessions kept in memory (about 0.3 KB each); at the cap expired ones go first, then new sessions are refused until some expire",
     ),
     s(
         "AUDIT_RECENT_RECORDS",
         Some("5000"),
-        "audit records kept in memory for `GET /api/v1/audit` and the console; the oldest go first",
+        "audit records (about 0.65 KB each) kept in memory for `GET /api/v1/audit` and the console; the oldest go first",
     ),
     Setting {
         secret: true,

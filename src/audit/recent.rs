@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::AuditEvent;
 use crate::store::StoreError;
 
-/// Records the memory buffer keeps; the oldest go first.
+/// Records the memory buffer keeps by default (`AUDIT_RECENT_RECORDS`); the oldest go first.
 pub const RECENT_AUDIT_CAPACITY: usize = 5_000;
 
 /// Most records one query returns.

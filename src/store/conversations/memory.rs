@@ -30,7 +30,7 @@ use crate::store::StoreError;
 pub const MAX_CONVERSATIONS_PER_WORKSPACE: usize = 100_000;
 
 /// Most conversations remembered over all workspaces, by default (`CONVERSATION_MAX_RECORDS`).
-pub const MAX_CONVERSATIONS: usize = 200_000;
+pub const MAX_CONVERSATIONS: usize = 100_000;
 
 /// How many conversation records the memory store keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

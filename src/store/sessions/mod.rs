@@ -28,7 +28,8 @@ pub use memory::MemorySessionStore;
 
 use super::StoreError;
 
-/// Most sessions the memory store holds (about 300 bytes each: ~30 MB at the cap). Past it,
+/// Most sessions the memory store holds by default (`SESSION_MAX_RECORDS`; about 300 bytes each:
+/// ~30 MB at the cap). Past it,
 /// expired sessions are purged; if none is, new sessions are refused ([`Inserted::Full`]) and
 /// existing ones keep working. Evicting the oldest instead would let anyone holding a few valid
 /// keys log everyone else out.

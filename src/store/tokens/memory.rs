@@ -123,7 +123,7 @@ pub struct MemoryTokenStore {
 }
 
 /// Token records held at most, by default (`TOKEN_MAX_RECORDS`).
-pub const MAX_TOKEN_RECORDS: usize = 200_000;
+pub const MAX_TOKEN_RECORDS: usize = 100_000;
 
 impl Default for MemoryTokenStore {
     fn default() -> Self {
