@@ -311,13 +311,15 @@ async fn store_gauges(ctx: &Ctx) -> Result<BTreeMap<String, (u64, u64)>> {
 /// When every structure has settled (see the module doc): the time of the first sample from
 /// which all of them stay settled, and the structure that settled last.
 fn settled_at(samples: &[Sample]) -> Option<(f64, String)> {
+    // A scrape that failed (the shared token expired at that instant) says nothing.
+    let samples: Vec<&Sample> = samples.iter().filter(|s| !s.stores.is_empty()).collect();
     let names: BTreeSet<&String> = samples.iter().flat_map(|s| s.stores.keys()).collect();
     if names.is_empty() {
         return None;
     }
     let mut at = (samples[0].t, String::from("none"));
     for name in names {
-        let entries = |s: &Sample| s.stores.get(name).map_or(0, |e| e.0);
+        let entries = |s: &&Sample| s.stores.get(name).map_or(0, |e| e.0);
         let most = samples.iter().map(entries).max().unwrap_or(0);
         let capacity = samples
             .iter()
