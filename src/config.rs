@@ -1096,6 +1096,38 @@ mod tests {
         assert_eq!(c.listener.max_connections, 1024);
         assert_eq!(c.listener.http2_max_streams, 32);
         assert!(load(&[("MAX_CONNECTIONS", "0")]).is_err());
+        // The global bounds of the memory stores (issue 25).
+        assert_eq!(c.memory_limits, MemoryLimits::default());
+        assert_eq!(c.memory_limits.conversations.total, 100_000);
+        let lowered = load(&[
+            ("CONVERSATION_MAX_RECORDS", "8000"),
+            ("CONVERSATION_MAX_PER_WORKSPACE", "500"),
+            ("TOKEN_MAX_RECORDS", "10"),
+            ("SESSION_MAX_RECORDS", "20"),
+            ("AUDIT_RECENT_RECORDS", "30"),
+        ])
+        .unwrap();
+        assert_eq!(
+            lowered.memory_limits,
+            MemoryLimits {
+                conversations: crate::store::ConversationLimits {
+                    total: 8000,
+                    per_workspace: 500,
+                },
+                tokens: 10,
+                sessions: 20,
+                recent_audit: 30,
+            }
+        );
+        for name in [
+            "CONVERSATION_MAX_RECORDS",
+            "CONVERSATION_MAX_PER_WORKSPACE",
+            "TOKEN_MAX_RECORDS",
+            "SESSION_MAX_RECORDS",
+            "AUDIT_RECENT_RECORDS",
+        ] {
+            assert!(load(&[(name, "0")]).is_err(), "{name}=0 accepted");
+        }
         assert!(c.dust_api_key.is_none());
     }
 
