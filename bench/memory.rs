@@ -7,14 +7,24 @@
 //! `tok_` id, `usr_` fingerprint, timestamps, as a session login stores them). A session also
 //! links one token record, so a browser user costs one of each.
 //!
+//! Conversation-ownership records (issue 25): N records spread over 1, 100 or 10,000 workspaces
+//! (one owner per 8 conversations, 36-character ids and a title, as `ask_agent` records them),
+//! in a store whose caps are N, so the figure includes the eviction order it keeps. And the
+//! recent-audit window: N `tool_call` records as the server keeps them (one JSON line each).
+//!
+//! The figures are the bytes per entry of docs/RELIABILITY.md ("Memory bounds"), which
+//! `bench/soak.rs` multiplies by the entries the server reports to account for its RSS.
+//!
 //! `cargo run --release --example memory -- 10000 100000`
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use mcp_dust_server::{
+    audit::{AuditEvent, AuditEventType, AuditResult, MemoryRecentAudit, RecentAudit, Severity},
     auth::{KeyCipher, Keys, PermissionSet, new_token_id},
     store::{
+        ConversationLimits, ConversationRecord, ConversationStore, MemoryConversationStore,
         MemorySessionStore, MemoryTokenStore, SessionKey, SessionRecord, SessionStore, TokenRecord,
         TokenStore,
     },
@@ -34,7 +44,7 @@ fn rss_kb() -> Result<u64> {
 async fn fill_tokens(n: usize) -> Result<(u64, MemoryTokenStore)> {
     let keys = Keys::ephemeral();
     let cipher = KeyCipher::new(&keys);
-    let store = MemoryTokenStore::new();
+    let store = MemoryTokenStore::with_capacity(n);
     let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())?;
     let permissions = PermissionSet::parse_list(
         "read:workspaces,read:agents,execute:agents,read:knowledge-bases,read:connectors",
@@ -84,6 +94,50 @@ async fn fill_sessions(n: usize) -> Result<(u64, MemorySessionStore)> {
     Ok((rss_kb()?.saturating_sub(before), store))
 }
 
+async fn fill_conversations(n: usize, workspaces: usize) -> Result<(u64, MemoryConversationStore)> {
+    let store = MemoryConversationStore::with_limits(ConversationLimits {
+        total: n,
+        per_workspace: n,
+    });
+    let now_ms = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
+    let before = rss_kb()?;
+    for i in 0..n {
+        let record = ConversationRecord {
+            conversation_id: format!("{:036x}", i as u128 * 0x9e37_79b9),
+            workspace_id: format!("w{:010}", i % workspaces),
+            owner: format!("usr_{:024x}", i / 8),
+            title: Some("MCP: summarise the expenses policy".to_owned()),
+            agent_id: "ech0Ag3ntX".to_owned(),
+            created_at: now_ms + i as i64,
+        };
+        store.record(record).await?;
+    }
+    Ok((rss_kb()?.saturating_sub(before), store))
+}
+
+fn fill_audit(n: usize) -> Result<(u64, MemoryRecentAudit)> {
+    let window = MemoryRecentAudit::new(n);
+    let before = rss_kb()?;
+    for i in 0..n {
+        let event = AuditEvent::new(AuditEventType::ResourceAccess, Severity::Info, "tool call")
+            .user(&format!("usr_{:024x}", i / 8), Some("soak"))
+            .workspace("w0123456789")
+            .action("ask_agent")
+            .resource("agent", "ech0Ag3ntX")
+            .result(AuditResult::Success);
+        window.push(&event);
+    }
+    Ok((rss_kb()?.saturating_sub(before), window))
+}
+
+fn row(store: &str, n: usize, added_kb: u64) {
+    println!(
+        "| {store} | {n} | {:.1} | {:.0} |",
+        added_kb as f64 / 1024.0,
+        added_kb as f64 * 1024.0 / n as f64
+    );
+}
+
 /// The server's allocator, so that the figures describe the server.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -125,6 +179,24 @@ async fn main() -> Result<()> {
             added_kb as f64 * 1024.0 / n as f64
         );
         sessions.push(store);
+    }
+    let mut conversations = Vec::new();
+    for &n in &counts {
+        for workspaces in [1, 100, 10_000] {
+            let (added_kb, store) = fill_conversations(n, workspaces).await?;
+            row(
+                &format!("conversations (memory), {workspaces} workspaces"),
+                n,
+                added_kb,
+            );
+            conversations.push(store);
+        }
+    }
+    let mut windows = Vec::new();
+    for &n in &counts {
+        let (added_kb, window) = fill_audit(n)?;
+        row("recent audit (memory)", n, added_kb);
+        windows.push(window);
     }
     Ok(())
 }

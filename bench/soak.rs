@@ -9,13 +9,27 @@
 //! `execute` as an SSE stream; login → refresh → logout churn on fresh connections (each
 //! iteration a new client: connections open and close all the time).
 //!
-//! Growth verdict: samples of the first `--warmup` seconds are left out (allocator arenas,
-//! caches and pools fill up); the rest is split in quarters, and the last quarter's median must
-//! not exceed the first's by more than max(8 MiB, 10 %) for RSS, nor by more than 8 for file
-//! descriptors. The least-squares slope (MiB per hour) is printed too.
+//! Growth verdict (issue 25): every structure that grows with use has a cap or an expiry
+//! (docs/RELIABILITY.md, "Memory bounds"), so the RSS of a sound server rises while they fill and
+//! is flat afterwards; growth before that point is no leak, growth after it is. The server tells
+//! how full each structure is (`store_entries{structure}` and `store_capacity{structure}` on
+//! `/metrics`, scraped at every sample with the soak's token, which needs `admin:metrics`), and
+//! the verdict window starts once every structure is *settled*: at its cap (98 %), or, for one
+//! bounded by expiry (token records), at 80 % of the most it held in the run, for good (no later
+//! sample below). Structures that never held 100 entries are not waited for. The window (never
+//! before `--warmup`) must leave at least a quarter of the run, otherwise the caps were not
+//! reached and the run proves nothing (`NOT SETTLED`: lower the caps, bench/soak.sh does). In
+//! the window, the last quarter's median must not exceed the first quarter's by more than
+//! max(8 MiB, 10 %) for RSS, nor by more than 8 for file descriptors; the least-squares slope
+//! (MiB per hour) is printed too.
+//!
+//! The report then accounts for the RSS the run ends with: the RSS before the load, plus each
+//! structure's entries times its bytes per entry (measured by `examples/memory.rs`,
+//! [`BYTES_PER_ENTRY`]), against the last RSS; the rest is the load's working set (connections,
+//! buffers, the allocator's caches), which the window shows to be flat.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -53,18 +67,17 @@ struct Args {
     /// Total seconds.
     #[arg(long, default_value_t = 600)]
     duration: u64,
-    /// Seconds left out of the growth verdict at the start: bounded buffers fill first (the
-    /// recent-audit window keeps 5,000 records: about four minutes at this load; token
-    /// records live until they expire). Default: half the duration.
-    #[arg(long)]
-    warmup: Option<u64>,
+    /// Seconds at least left out of the growth verdict at the start; the window starts later
+    /// when the server's structures are still filling (see the module doc).
+    #[arg(long, default_value_t = 60)]
+    warmup: u64,
     /// Seconds between two samples.
     #[arg(long, default_value_t = 5)]
     sample_every: u64,
     /// Requests per second of each worker.
     #[arg(long, default_value_t = 5.0)]
     worker_rate: f64,
-    /// Write the samples here as CSV (seconds, rss_kib, fds).
+    /// Write the samples here as CSV (seconds, rss_kib, fds, then the entries of each structure).
     #[arg(long)]
     csv: Option<String>,
 }
@@ -190,18 +203,25 @@ async fn run(args: Args) -> Result<()> {
     }
 
     let started = Instant::now();
-    let mut samples: Vec<(f64, u64, u64)> = Vec::new();
+    let mut samples: Vec<Sample> = Vec::new();
     let total = Duration::from_secs(ctx.args.duration);
     loop {
         let at = started.elapsed();
         let (rss, fds) = sample(ctx.args.pid).context("the server process is gone")?;
-        samples.push((at.as_secs_f64(), rss, fds));
+        let stores = store_gauges(&ctx).await.unwrap_or_default();
+        let conversations = stores.get("conversations").map_or(0, |e| e.0);
+        samples.push(Sample {
+            t: at.as_secs_f64(),
+            rss,
+            fds,
+            stores,
+        });
         if at >= total {
             break;
         }
         let done: u64 = ctx.tally.lock().unwrap().ok.values().sum();
         eprintln!(
-            "soak: {:>4}s  rss {:>7.1} MiB  fds {:>4}  requests {done}",
+            "soak: {:>4}s  rss {:>7.1} MiB  fds {:>4}  requests {done}  conversations held {conversations}",
             at.as_secs(),
             rss as f64 / 1024.0,
             fds
@@ -213,13 +233,117 @@ async fn run(args: Args) -> Result<()> {
         let _ = worker.await;
     }
     if let Some(path) = &ctx.args.csv {
-        let mut csv = String::from("seconds,rss_kib,fds\n");
-        for (t, rss, fds) in &samples {
-            csv.push_str(&format!("{t:.1},{rss},{fds}\n"));
+        let names: BTreeSet<&String> = samples.iter().flat_map(|s| s.stores.keys()).collect();
+        let mut csv = String::from("seconds,rss_kib,fds");
+        for name in &names {
+            csv.push_str(&format!(",{name}"));
+        }
+        csv.push('\n');
+        for s in &samples {
+            csv.push_str(&format!("{:.1},{},{}", s.t, s.rss, s.fds));
+            for name in &names {
+                csv.push_str(&format!(",{}", s.stores.get(*name).map_or(0, |e| e.0)));
+            }
+            csv.push('\n');
         }
         std::fs::write(path, csv)?;
     }
     report(&ctx, &samples)
+}
+
+/// One sample: seconds since the start, VmRSS (KiB), open fds, and each structure's
+/// `(entries, capacity)` as `/metrics` gave them.
+struct Sample {
+    t: f64,
+    rss: u64,
+    fds: u64,
+    stores: BTreeMap<String, (u64, u64)>,
+}
+
+/// Bytes per entry of each structure at its cap, measured with `examples/memory.rs` on the
+/// release build (docs/RELIABILITY.md, "Memory bounds"): what the report multiplies the entries
+/// by to account for the RSS.
+const BYTES_PER_ENTRY: &[(&str, u64)] = &[
+    ("conversations", 620),
+    ("tokens", 650),
+    ("sessions", 300),
+    ("recent_audit", 650),
+    ("rate_limit_counters", 100),
+    ("agent_cache", 20_000),
+    ("knowledge_cache", 2_000),
+    ("task_slots", 200),
+];
+
+/// `store_entries` and `store_capacity` per structure, from the server's `/metrics`.
+async fn store_gauges(ctx: &Ctx) -> Result<BTreeMap<String, (u64, u64)>> {
+    let token = ctx.token.lock().unwrap().clone();
+    let response = ctx
+        .http
+        .get(format!("{}/metrics", ctx.args.base))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        bail!("/metrics answered {}", response.status());
+    }
+    let text = response.text().await?;
+    let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((name, rest)) = line.split_once("{structure=\"") else {
+            continue;
+        };
+        let Some((structure, value)) = rest.split_once("\"}") else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let entry = out.entry(structure.to_owned()).or_default();
+        if name.ends_with("store_entries") {
+            entry.0 = value as u64;
+        } else if name.ends_with("store_capacity") {
+            entry.1 = value as u64;
+        }
+    }
+    Ok(out)
+}
+
+/// When every structure has settled (see the module doc): the time of the first sample from
+/// which all of them stay settled, and the structure that settled last.
+fn settled_at(samples: &[Sample]) -> Option<(f64, String)> {
+    // A scrape that failed (the shared token expired at that instant) says nothing.
+    let samples: Vec<&Sample> = samples.iter().filter(|s| !s.stores.is_empty()).collect();
+    let names: BTreeSet<&String> = samples.iter().flat_map(|s| s.stores.keys()).collect();
+    if names.is_empty() {
+        return None;
+    }
+    let mut at = (samples[0].t, String::from("none"));
+    for name in names {
+        let entries = |s: &&Sample| s.stores.get(name).map_or(0, |e| e.0);
+        let most = samples.iter().map(entries).max().unwrap_or(0);
+        let capacity = samples
+            .iter()
+            .filter_map(|s| s.stores.get(name).map(|e| e.1))
+            .max()
+            .unwrap_or(0);
+        if most < 100 {
+            continue;
+        }
+        let threshold = if most as f64 >= 0.98 * capacity as f64 {
+            0.98 * capacity as f64
+        } else {
+            0.8 * most as f64
+        };
+        let from = samples
+            .iter()
+            .rposition(|s| (entries(s) as f64) < threshold)
+            .map_or(0, |i| i + 1);
+        let t = samples.get(from).map_or(f64::INFINITY, |s| s.t);
+        if t > at.0 {
+            at = (t, name.clone());
+        }
+    }
+    Some(at)
 }
 
 /// `VmRSS` (KiB) and the number of open file descriptors of `pid`.
@@ -239,35 +363,42 @@ fn median(mut values: Vec<u64>) -> u64 {
     values.get(values.len() / 2).copied().unwrap_or(0)
 }
 
-fn report(ctx: &Ctx, samples: &[(f64, u64, u64)]) -> Result<()> {
+fn report(ctx: &Ctx, samples: &[Sample]) -> Result<()> {
     let tally = ctx.tally.lock().unwrap();
-    let warmup = ctx.args.warmup.unwrap_or(ctx.args.duration / 2);
+    let duration = ctx.args.duration as f64;
     let requests: u64 = tally.ok.values().sum();
     let errors: u64 = tally.errors.values().sum();
     let mib = |kib: u64| kib as f64 / 1024.0;
-    let (first, last) = (samples[0], samples[samples.len() - 1]);
-    let max_rss = samples.iter().map(|s| s.1).max().unwrap_or(0);
-    let max_fds = samples.iter().map(|s| s.2).max().unwrap_or(0);
-    let steady: Vec<_> = samples
-        .iter()
-        .filter(|s| s.0 >= warmup as f64)
-        .copied()
-        .collect();
+    let (first, last) = (&samples[0], &samples[samples.len() - 1]);
+    let max_rss = samples.iter().map(|s| s.rss).max().unwrap_or(0);
+    let max_fds = samples.iter().map(|s| s.fds).max().unwrap_or(0);
+    // The window of the verdict: from when every structure settled (never before --warmup).
+    let settled = settled_at(samples);
+    let start = settled
+        .as_ref()
+        .map_or(duration / 2.0, |(t, _)| *t)
+        .max(ctx.args.warmup as f64);
+    let steady: Vec<&Sample> = samples.iter().filter(|s| s.t >= start).collect();
+    let long_enough = duration - start >= duration / 4.0 && steady.len() >= 8;
     let quarter = (steady.len() / 4).max(1);
     let head = &steady[..quarter.min(steady.len())];
     let tail = &steady[steady.len().saturating_sub(quarter)..];
-    let rss_head = median(head.iter().map(|s| s.1).collect());
-    let rss_tail = median(tail.iter().map(|s| s.1).collect());
-    let fds_head = median(head.iter().map(|s| s.2).collect());
-    let fds_tail = median(tail.iter().map(|s| s.2).collect());
-    // Least-squares slope of RSS over the steady part, MiB per hour.
-    let n = steady.len() as f64;
-    let (mt, mr) = (
-        steady.iter().map(|s| s.0).sum::<f64>() / n,
-        steady.iter().map(|s| mib(s.1)).sum::<f64>() / n,
+    let rss_head = median(head.iter().map(|s| s.rss).collect());
+    let rss_tail = median(tail.iter().map(|s| s.rss).collect());
+    let fds_head = median(head.iter().map(|s| s.fds).collect());
+    let fds_tail = median(tail.iter().map(|s| s.fds).collect());
+    let (rss_low, rss_high) = (
+        steady.iter().map(|s| s.rss).min().unwrap_or(0),
+        steady.iter().map(|s| s.rss).max().unwrap_or(0),
     );
-    let cov: f64 = steady.iter().map(|s| (s.0 - mt) * (mib(s.1) - mr)).sum();
-    let var: f64 = steady.iter().map(|s| (s.0 - mt).powi(2)).sum();
+    // Least-squares slope of RSS over the window, MiB per hour.
+    let n = steady.len().max(1) as f64;
+    let (mt, mr) = (
+        steady.iter().map(|s| s.t).sum::<f64>() / n,
+        steady.iter().map(|s| mib(s.rss)).sum::<f64>() / n,
+    );
+    let cov: f64 = steady.iter().map(|s| (s.t - mt) * (mib(s.rss) - mr)).sum();
+    let var: f64 = steady.iter().map(|s| (s.t - mt).powi(2)).sum();
     let slope = if var > 0.0 { cov / var * 3600.0 } else { 0.0 };
     let rss_allowance = (8 * 1024).max(rss_head / 10);
     let rss_grew = rss_tail > rss_head + rss_allowance;
@@ -276,15 +407,25 @@ fn report(ctx: &Ctx, samples: &[(f64, u64, u64)]) -> Result<()> {
     println!("## Soak report");
     println!();
     println!(
-        "duration {} s, {} samples every {} s, warm-up {} s left out of the verdict",
+        "duration {} s, {} samples every {} s",
         ctx.args.duration,
         samples.len(),
         ctx.args.sample_every,
-        warmup
     );
+    match &settled {
+        Some((t, last_one)) => println!(
+            "every structure settled (at its cap, or steady under its expiry) at {t:.0} s \
+             ({last_one} last); verdict window {start:.0}–{} s",
+            ctx.args.duration
+        ),
+        None => println!(
+            "no structure gauges (the token lacks admin:metrics?): verdict window {start:.0}–{} s",
+            ctx.args.duration
+        ),
+    }
     println!(
         "requests answered: {requests} ({:.0}/s); errors: {errors}",
-        requests as f64 / ctx.args.duration as f64
+        requests as f64 / duration
     );
     for (op, count) in &tally.ok {
         println!(
@@ -297,34 +438,65 @@ fn report(ctx: &Ctx, samples: &[(f64, u64, u64)]) -> Result<()> {
     }
     println!();
     println!(
-        "| | first | last | max | steady first quarter (median) | steady last quarter (median) |"
+        "| | first | last | max | window first quarter (median) | window last quarter (median) | window min–max |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     println!(
-        "| RSS MiB | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
-        mib(first.1),
-        mib(last.1),
+        "| RSS MiB | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1}–{:.1} |",
+        mib(first.rss),
+        mib(last.rss),
         mib(max_rss),
         mib(rss_head),
-        mib(rss_tail)
+        mib(rss_tail),
+        mib(rss_low),
+        mib(rss_high)
     );
     println!(
-        "| open fds | {} | {} | {} | {} | {} |",
-        first.2, last.2, max_fds, fds_head, fds_tail
+        "| open fds | {} | {} | {} | {} | {} | |",
+        first.fds, last.fds, max_fds, fds_head, fds_tail
     );
     println!();
-    println!("RSS slope over the steady part: {slope:+.2} MiB/hour");
-    let verdict = match (rss_grew, fds_grew) {
-        (false, false) => "no growth beyond noise",
-        (true, false) => "RSS GROWTH",
-        (false, true) => "FD GROWTH",
-        (true, true) => "RSS AND FD GROWTH",
+    println!("RSS slope over the window: {slope:+.2} MiB/hour");
+    account(first, last);
+    let verdict = match (long_enough, rss_grew, fds_grew) {
+        (false, _, _) => "NOT SETTLED (the caps were not reached in time: lower them)",
+        (true, false, false) => "no growth beyond noise",
+        (true, true, false) => "RSS GROWTH",
+        (true, false, true) => "FD GROWTH",
+        (true, true, true) => "RSS AND FD GROWTH",
     };
     println!("verdict: {verdict}");
-    if errors > 0 || rss_grew || fds_grew {
+    if errors > 0 || !long_enough || rss_grew || fds_grew {
         bail!("soak failed: {errors} errors, {verdict}");
     }
     Ok(())
+}
+
+/// Prints what the last RSS is made of: the RSS before the load, and each structure's entries
+/// times its measured bytes per entry; the rest is the load's working set.
+fn account(first: &Sample, last: &Sample) {
+    if last.stores.is_empty() {
+        return;
+    }
+    println!();
+    println!("| structure | entries at the end | cap | bytes per entry | MiB |");
+    println!("|---|---|---|---|---|");
+    let mut held = 0.0;
+    for (name, (entries, capacity)) in &last.stores {
+        let per = BYTES_PER_ENTRY
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, b)| *b);
+        let bytes = (*entries * per) as f64 / 1_048_576.0;
+        held += bytes;
+        println!("| {name} | {entries} | {capacity} | {per} | {bytes:.1} |");
+    }
+    let (start, end) = (first.rss as f64 / 1024.0, last.rss as f64 / 1024.0);
+    println!(
+        "RSS at the end {end:.1} MiB = {start:.1} before the load + {held:.1} held by the \
+         structures + {:.1} working set of the load (connections, buffers, allocator caches)",
+        end - start - held
+    );
 }
 
 /// Logs in with the key; returns the bearer token.

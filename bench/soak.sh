@@ -2,17 +2,22 @@
 # Soak (docs/RELIABILITY.md, "Soak"): the simulator and the full server on loopback, a steady
 # mixed load for a bounded time (MCP tools/list, list_agents, search_knowledge, ask_agent
 # streamed; REST agents, knowledge bases, execute streamed; login/refresh/logout churn on fresh
-# connections), with the server's RSS and open file descriptors sampled from /proc. Prints the
-# report of bench/soak.rs; exits non-zero on any error or on growth beyond noise.
+# connections), with the server's RSS and open file descriptors sampled from /proc and the size
+# of each bounded structure read from /metrics. Prints the report of bench/soak.rs; exits
+# non-zero on any error, on growth beyond noise once every structure is full or steady, or when
+# they did not settle in time.
 #
 #   bench/soak.sh                        # release build, 10 minutes
 #   DURATION=120 PROFILE=debug bench/soak.sh
 #
-# Settings: DURATION (s, 600), SAMPLE (s between samples, 5), WARMUP (s out of the verdict,
-# half the duration: bounded buffers such as the 5,000-record recent-audit window fill first),
-# TOKEN_TTL (SECURITY_TOKEN_EXPIRATION, 120 s: churned token records expire and are purged
-# within the run, so the token store reaches its steady state), RATE (requests/s per worker,
-# 5; 9 workers), PROFILE (release), OUT (target/soak).
+# Settings: DURATION (s, 600), SAMPLE (s between samples, 5), WARMUP (s at least out of the
+# verdict, 60; it starts later while structures fill), TOKEN_TTL (SECURITY_TOKEN_EXPIRATION,
+# 120 s: churned token records expire and are purged within the run, so the token store reaches
+# its steady state), CONV_MAX (CONVERSATION_MAX_RECORDS and CONVERSATION_MAX_PER_WORKSPACE,
+# RATE × DURATION / 3: the soak records about 1.7 conversations per second per unit of RATE,
+# so the cap is full after about a fifth of the run, where the default 200,000 would take
+# hours), RATE (requests/s per worker, 5; 9 workers), PROFILE (release), OUT (target/soak).
+# The recent-audit window (AUDIT_RECENT_RECORDS, 5,000) fills within a minute at any RATE.
 # Needs curl and jq. Ports 18091 (simulator) and 5011 (server) must be free; everything it
 # starts is stopped on exit, and the server is then stopped with SIGTERM and must exit 0.
 set -euo pipefail
@@ -20,9 +25,10 @@ cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-600}
 SAMPLE=${SAMPLE:-5}
-WARMUP=${WARMUP:-$((DURATION / 2))}
+WARMUP=${WARMUP:-60}
 TOKEN_TTL=${TOKEN_TTL:-120}
 RATE=${RATE:-5}
+CONV_MAX=${CONV_MAX:-$((RATE * DURATION / 3))}
 OUT=${OUT:-target/soak}
 PROFILE=${PROFILE:-release}
 mkdir -p "$OUT"
@@ -47,6 +53,8 @@ pids+=($!)
 DUST_BASE_URL=http://127.0.0.1:$SIM_PORT MCP_SERVER_HOST=127.0.0.1 MCP_SERVER_PORT=$PORT \
   RATE_LIMIT_MAX=1000000000 RATE_LIMIT_LOGIN_MAX=1000000 LOG_LEVEL=warn \
   SECURITY_TOKEN_EXPIRATION=$TOKEN_TTL \
+  CONVERSATION_MAX_RECORDS=$CONV_MAX CONVERSATION_MAX_PER_WORKSPACE=$CONV_MAX \
+  PERMISSIONS_DEFAULT=read:workspaces,read:agents,execute:agents,read:knowledge-bases,read:connectors,admin:metrics \
   AUDIT_LOG_FILE="$OUT/audit.log" "$BIN" serve >"$OUT/serve.log" 2>&1 &
 SRV_PID=$!; pids+=("$SRV_PID")
 wait_for "http://127.0.0.1:$PORT/ready"
@@ -57,7 +65,7 @@ for _ in $(seq 1 100); do
 done
 DS=$(curl -sf -H "Authorization: Bearer $KEY" "$SIMAPI/spaces/$SPACE/data_sources" | jq -r '.data_sources[0].sId')
 
-echo "soak: ${DURATION}s, server pid $SRV_PID ($PROFILE), load $(uptime | sed 's/.*load/load/')" >&2
+echo "soak: ${DURATION}s at $RATE req/s per worker, conversations capped at $CONV_MAX, server pid $SRV_PID ($PROFILE), load $(uptime | sed 's/.*load/load/')" >&2
 status=0
 SOAK_API_KEY=$KEY "$SOAK" --base "http://127.0.0.1:$PORT" --workspace-id "$WS" \
   --data-source-id "$DS" --pid "$SRV_PID" --duration "$DURATION" --warmup "$WARMUP" \

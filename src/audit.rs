@@ -30,7 +30,7 @@ use serde_json::{Map, Value};
 use crate::mask;
 
 pub use detect::{SCRIPT_INJECTION, SQL_INJECTION, detect_suspicious};
-pub use recent::{AuditQuery, MemoryRecentAudit, RecentAudit};
+pub use recent::{AuditQuery, MemoryRecentAudit, RECENT_AUDIT_CAPACITY, RecentAudit};
 pub use writer::{
     AUDIT_QUEUE_CAPACITY, AuditError, AuditOptions, AuditSink, Auditor, MemoryAudit, Result,
 };

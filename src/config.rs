@@ -263,6 +263,31 @@ pub const SETTINGS: &[Setting] = &[
         None,
         "comma-separated CIDRs whose forwarded headers are believed",
     ),
+    s(
+        "CONVERSATION_MAX_RECORDS",
+        Some("100000"),
+        "conversation-ownership records kept in memory over all workspaces (about 0.7 KB each); past it the oldest is forgotten and its owner gets \"not found\" for it (with Redis, each record expires after 90 days instead)",
+    ),
+    s(
+        "CONVERSATION_MAX_PER_WORKSPACE",
+        Some("100000"),
+        "conversation-ownership records kept in memory for one workspace; past it the workspace's oldest is forgotten",
+    ),
+    s(
+        "TOKEN_MAX_RECORDS",
+        Some("100000"),
+        "token records kept in memory (about 0.65 KB each; a record lives until its token expires); at the cap expired and revoked ones go first, then new logins are refused with 503 until some expire",
+    ),
+    s(
+        "SESSION_MAX_RECORDS",
+        Some("100000"),
+        "browser sessions kept in memory (about 0.3 KB each); at the cap expired ones go first, then new sessions are refused until some expire",
+    ),
+    s(
+        "AUDIT_RECENT_RECORDS",
+        Some("5000"),
+        "audit records (about 0.65 KB each) kept in memory for `GET /api/v1/audit` and the console; the oldest go first",
+    ),
     Setting {
         secret: true,
         ..s(
@@ -395,6 +420,28 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// How many records each in-memory store keeps (`CONVERSATION_MAX_*`, `TOKEN_MAX_RECORDS`,
+/// `SESSION_MAX_RECORDS`, `AUDIT_RECENT_RECORDS`): the global bounds of docs/RELIABILITY.md,
+/// "Memory bounds". The Redis stores bound their records by expiry instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLimits {
+    pub conversations: crate::store::ConversationLimits,
+    pub tokens: usize,
+    pub sessions: usize,
+    pub recent_audit: usize,
+}
+
+impl Default for MemoryLimits {
+    fn default() -> Self {
+        Self {
+            conversations: crate::store::ConversationLimits::default(),
+            tokens: crate::store::MAX_TOKEN_RECORDS,
+            sessions: crate::store::sessions::MAX_SESSIONS,
+            recent_audit: crate::audit::RECENT_AUDIT_CAPACITY,
+        }
+    }
+}
+
 /// How the server treats a slow or failing Dust (`DUST_TIMEOUT`, `DUST_MAX_RETRIES`,
 /// `DUST_RETRY_AFTER_MAX`, `DUST_BREAKER_*`).
 #[derive(Debug, Clone, Copy)]
@@ -465,6 +512,8 @@ pub struct Config {
     pub redis_key_prefix: String,
     /// Deadline of each Redis connection attempt and command (`REDIS_TIMEOUT_MS`).
     pub redis_timeout: Duration,
+    /// Bounds of the in-memory stores.
+    pub memory_limits: MemoryLimits,
     pub audit_log_file: Option<String>,
     pub alert_webhook_url: Option<SecretString>,
     pub log_level: String,
@@ -897,6 +946,15 @@ impl Raw {
             redis_url: self.secret("REDIS_URL"),
             redis_key_prefix: self.text("REDIS_KEY_PREFIX").unwrap_or_default(),
             redis_timeout,
+            memory_limits: MemoryLimits {
+                conversations: crate::store::ConversationLimits {
+                    total: self.count("CONVERSATION_MAX_RECORDS", 100_000_000)?,
+                    per_workspace: self.count("CONVERSATION_MAX_PER_WORKSPACE", 100_000_000)?,
+                },
+                tokens: self.count("TOKEN_MAX_RECORDS", 100_000_000)?,
+                sessions: self.count("SESSION_MAX_RECORDS", 100_000_000)?,
+                recent_audit: self.count("AUDIT_RECENT_RECORDS", 10_000_000)?,
+            },
             audit_log_file: self.text("AUDIT_LOG_FILE"),
             alert_webhook_url: self.secret("ALERT_WEBHOOK_URL"),
             log_level: self.required("LOG_LEVEL")?,
@@ -1038,6 +1096,38 @@ mod tests {
         assert_eq!(c.listener.max_connections, 1024);
         assert_eq!(c.listener.http2_max_streams, 32);
         assert!(load(&[("MAX_CONNECTIONS", "0")]).is_err());
+        // The global bounds of the memory stores (issue 25).
+        assert_eq!(c.memory_limits, MemoryLimits::default());
+        assert_eq!(c.memory_limits.conversations.total, 100_000);
+        let lowered = load(&[
+            ("CONVERSATION_MAX_RECORDS", "8000"),
+            ("CONVERSATION_MAX_PER_WORKSPACE", "500"),
+            ("TOKEN_MAX_RECORDS", "10"),
+            ("SESSION_MAX_RECORDS", "20"),
+            ("AUDIT_RECENT_RECORDS", "30"),
+        ])
+        .unwrap();
+        assert_eq!(
+            lowered.memory_limits,
+            MemoryLimits {
+                conversations: crate::store::ConversationLimits {
+                    total: 8000,
+                    per_workspace: 500,
+                },
+                tokens: 10,
+                sessions: 20,
+                recent_audit: 30,
+            }
+        );
+        for name in [
+            "CONVERSATION_MAX_RECORDS",
+            "CONVERSATION_MAX_PER_WORKSPACE",
+            "TOKEN_MAX_RECORDS",
+            "SESSION_MAX_RECORDS",
+            "AUDIT_RECENT_RECORDS",
+        ] {
+            assert!(load(&[(name, "0")]).is_err(), "{name}=0 accepted");
+        }
         assert!(c.dust_api_key.is_none());
     }
 

@@ -69,7 +69,8 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
     if let Some(url) = &config.alert_webhook_url {
         parts.auditor = parts.auditor.with_alerts(Alerter::start(url.clone()));
     }
-    let recent_audit: Arc<dyn RecentAudit> = Arc::new(MemoryRecentAudit::default());
+    let recent_audit: Arc<dyn RecentAudit> =
+        Arc::new(MemoryRecentAudit::new(config.memory_limits.recent_audit));
     parts.auditor = parts.auditor.with_recent(recent_audit.clone());
     let keys = match &config.secret_key {
         Some(root) => Keys::derive(root),

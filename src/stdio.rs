@@ -130,7 +130,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let ctx = app::ops_context(
         &config,
         dust,
-        Arc::new(MemoryConversationStore::new()),
+        Arc::new(MemoryConversationStore::with_limits(
+            config.memory_limits.conversations,
+        )),
         &auditor,
         // One process, one client: a key of this process's own is enough.
         crate::ops::pause::Pauses::ephemeral(config.agent_timeout),

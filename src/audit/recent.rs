@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::AuditEvent;
 use crate::store::StoreError;
 
-/// Records the memory buffer keeps; the oldest go first.
+/// Records the memory buffer keeps by default (`AUDIT_RECENT_RECORDS`); the oldest go first.
 pub const RECENT_AUDIT_CAPACITY: usize = 5_000;
 
 /// Most records one query returns.
@@ -47,6 +47,12 @@ pub trait RecentAudit: Send + Sync + 'static {
 
     /// The records matching `query`, newest first, as they are logged.
     async fn query(&self, query: &AuditQuery) -> Result<Vec<Value>, StoreError>;
+
+    /// How many records this process holds, for the `store_entries` gauge; `None` when they
+    /// live elsewhere.
+    fn held(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// The in-memory window: the last `capacity` records of this process.
@@ -122,6 +128,10 @@ impl RecentAudit for MemoryRecentAudit {
             .filter_map(|k| serde_json::from_str(&k.record).ok())
             .take(query.limit.min(MAX_QUERY_LIMIT))
             .collect())
+    }
+
+    fn held(&self) -> Option<usize> {
+        Some(self.records.lock().map_or(0, |r| r.len()))
     }
 }
 

@@ -34,7 +34,9 @@ use std::{
 
 use super::{DustApi, DustCredentials, DustError, DustErrorKind, Intercepted, Interceptor, Result};
 
-/// Circuits kept at most; past it, closed circuits without failures are dropped first.
+/// Circuits kept at most; past it, closed circuits without failures are dropped first, then
+/// closed ones with failures (they lose their count), and only then the circuit that opened
+/// longest ago (its workspace's calls reach Dust again): a hard bound, whatever fails.
 const MAX_CIRCUITS: usize = 4096;
 
 /// When the breaker opens and for how long.
@@ -208,6 +210,17 @@ impl Circuits {
             let mut circuits = self.lock();
             if circuits.len() >= MAX_CIRCUITS && !circuits.contains_key(workspace_id) {
                 circuits.retain(|_, c| c.state != BreakerState::Closed || c.failures > 0);
+                if circuits.len() >= MAX_CIRCUITS {
+                    circuits.retain(|_, c| c.state != BreakerState::Closed);
+                }
+                if circuits.len() >= MAX_CIRCUITS
+                    && let Some(oldest) = circuits
+                        .iter()
+                        .min_by_key(|(_, c)| c.opened_at)
+                        .map(|(k, _)| k.clone())
+                {
+                    circuits.remove(&oldest);
+                }
             }
             let circuit = circuits
                 .entry(workspace_id.to_owned())
@@ -438,6 +451,22 @@ mod tests {
         assert!(refused.retry_after.unwrap() <= Duration::from_secs(60));
         // Another workspace is not affected.
         assert!(c.admit("other").is_ok());
+    }
+
+    /// Memory stays bounded even when every workspace's circuit is open: the one that opened
+    /// longest ago is forgotten for a new one.
+    #[test]
+    fn circuits_stay_bounded_when_all_are_open() {
+        let c = circuits(1, Duration::from_secs(600));
+        for i in 0..MAX_CIRCUITS + 10 {
+            fail(&c, &format!("w{i}"));
+        }
+        assert_eq!(c.lock().len(), MAX_CIRCUITS);
+        assert_eq!(
+            state(&c, &format!("w{}", MAX_CIRCUITS + 9)),
+            BreakerState::Open
+        );
+        assert!(!c.lock().contains_key("w0"), "the oldest open circuit went");
     }
 
     #[test]

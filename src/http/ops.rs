@@ -75,6 +75,52 @@ pub(super) async fn status(State(state): State<AppState>, headers: HeaderMap) ->
     }))
 }
 
+/// Sets `store_entries{structure}` and `store_capacity{structure}` for each in-memory structure
+/// that grows with use (docs/RELIABILITY.md, "Memory bounds"), read at the scrape: what an
+/// operator watches to tell a structure filling to its cap from a leak, and what the soak
+/// (`bench/soak.rs`) reads to know when every cap is reached. A store kept in Redis has no
+/// entries here (it bounds its records by expiry).
+fn set_store_gauges(state: &AppState) {
+    use crate::ops::{cache::CACHE_CAPACITY, task_slots::MAX_PRINCIPALS};
+    let limits = &state.config.memory_limits;
+    let structures: [(&'static str, Option<usize>, usize); 8] = [
+        (
+            "conversations",
+            state.ops.conversations.held(),
+            limits.conversations.total,
+        ),
+        ("tokens", state.tokens.held(), limits.tokens),
+        ("sessions", state.sessions.held(), limits.sessions),
+        (
+            "rate_limit_counters",
+            state.counters.held(),
+            crate::store::counters::MAX_TRACKED_COUNTERS,
+        ),
+        (
+            "recent_audit",
+            state.recent_audit.held(),
+            limits.recent_audit,
+        ),
+        ("agent_cache", Some(state.ops.agents.len()), CACHE_CAPACITY),
+        (
+            "knowledge_cache",
+            Some(state.ops.knowledge.len()),
+            CACHE_CAPACITY,
+        ),
+        (
+            "task_slots",
+            Some(state.ops.task_slots.principals()),
+            MAX_PRINCIPALS,
+        ),
+    ];
+    for (structure, held, capacity) in structures {
+        if let Some(held) = held {
+            metrics::gauge!("store_entries", "structure" => structure).set(held as f64);
+            metrics::gauge!("store_capacity", "structure" => structure).set(capacity as f64);
+        }
+    }
+}
+
 /// `GET /metrics`: Prometheus text format, for callers with `admin:metrics`.
 pub(super) async fn metrics(
     State(state): State<AppState>,
@@ -83,6 +129,7 @@ pub(super) async fn metrics(
     if !principal.can(Permission::AdminMetrics) {
         return ApiError::insufficient_scope(Permission::AdminMetrics.as_str()).into_response();
     }
+    set_store_gauges(&state);
     match &state.metrics {
         Some(handle) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -6,7 +6,10 @@
 //! keyed by the principal's `user_id`, the pseudonymous id of its Dust key and workspace
 //! ([`crate::auth::Principal::user_id_for_key`]): two keys never share an entry, because two
 //! keys may see different agents and spaces. Only successful listings are kept; the cache
-//! holds at most `capacity` principals (expired entries go first, then the oldest).
+//! holds at most `capacity` principals (expired entries go first, then the oldest), and expired
+//! entries are swept once per TTL as listings are stored: without the sweep, a listing stayed
+//! until the cache was full, so a server that had seen 10,000 principals held 10,000 stale
+//! listings (each as large as the workspace's agent list) however few were still in use.
 
 use std::{
     collections::HashMap,
@@ -15,14 +18,21 @@ use std::{
 };
 
 /// Principals a cache holds at most: beyond it, the oldest entry makes room.
-pub(super) const CACHE_CAPACITY: usize = 10_000;
+pub const CACHE_CAPACITY: usize = 10_000;
 
 /// A per-principal cache of one listing, for `ttl`. A zero `ttl` turns it off.
 #[derive(Debug)]
 pub struct PrincipalCache<T> {
     ttl: Duration,
     capacity: usize,
-    entries: Mutex<HashMap<String, (Instant, Arc<T>)>>,
+    entries: Mutex<Entries<T>>,
+}
+
+#[derive(Debug)]
+struct Entries<T> {
+    map: HashMap<String, (Instant, Arc<T>)>,
+    /// When expired entries were last swept out.
+    swept_at: Instant,
 }
 
 impl<T> PrincipalCache<T> {
@@ -31,7 +41,10 @@ impl<T> PrincipalCache<T> {
         Self {
             ttl,
             capacity: capacity.max(1),
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries {
+                map: HashMap::new(),
+                swept_at: Instant::now(),
+            }),
         }
     }
 
@@ -47,7 +60,7 @@ impl<T> PrincipalCache<T> {
             return None;
         }
         let entries = self.entries.lock().ok()?;
-        let (at, value) = entries.get(user_id)?;
+        let (at, value) = entries.map.get(user_id)?;
         (at.elapsed() < self.ttl).then(|| value.clone())
     }
 
@@ -59,8 +72,14 @@ impl<T> PrincipalCache<T> {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
+        let ttl = self.ttl;
+        if entries.swept_at.elapsed() >= ttl {
+            entries.map.retain(|_, (at, _)| at.elapsed() < ttl);
+            entries.swept_at = Instant::now();
+        }
+        let entries = &mut entries.map;
         if entries.len() >= self.capacity && !entries.contains_key(user_id) {
-            entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            entries.retain(|_, (at, _)| at.elapsed() < ttl);
             if entries.len() >= self.capacity
                 && let Some(oldest) = entries
                     .iter()
@@ -75,7 +94,7 @@ impl<T> PrincipalCache<T> {
 
     /// How many principals are held, expired entries not yet evicted included.
     pub fn len(&self) -> usize {
-        self.entries.lock().map_or(0, |e| e.len())
+        self.entries.lock().map_or(0, |e| e.map.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -104,6 +123,18 @@ mod tests {
         assert_eq!(cache.get("usr_a").as_deref(), Some(&1));
         std::thread::sleep(Duration::from_millis(60));
         assert!(cache.get("usr_a").is_none());
+    }
+
+    /// Expired listings leave as new ones are stored, even far below the capacity.
+    #[test]
+    fn expired_entries_are_swept_once_per_ttl() {
+        let cache = PrincipalCache::new(Duration::from_millis(40), 100);
+        cache.put("usr_a", Arc::new(1));
+        cache.put("usr_b", Arc::new(2));
+        std::thread::sleep(Duration::from_millis(60));
+        cache.put("usr_c", Arc::new(3));
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.get("usr_c").as_deref(), Some(&3));
     }
 
     #[test]

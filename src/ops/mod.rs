@@ -26,7 +26,7 @@ pub mod args;
 pub mod ask;
 pub mod attach;
 mod bulkhead;
-mod cache;
+pub mod cache;
 pub mod call;
 pub mod catalog;
 pub mod conversations;

@@ -88,6 +88,11 @@ impl TaskSlots {
         true
     }
 
+    /// How many principals are remembered (the `store_entries` gauge).
+    pub fn principals(&self) -> usize {
+        self.running.lock().map_or(0, |r| r.len())
+    }
+
     /// Forgets a run of `user_id` that ended (or was cancelled).
     pub fn ended(&self, user_id: &str, message_id: &str) {
         if let Ok(mut running) = self.running.lock()

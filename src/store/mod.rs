@@ -43,13 +43,15 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-pub use conversations::{ConversationRecord, ConversationStore, MemoryConversationStore};
+pub use conversations::{
+    ConversationLimits, ConversationRecord, ConversationStore, MemoryConversationStore,
+};
 pub use counters::{CounterStore, MemoryCounterStore, WindowCount};
 pub use failures::{FailureStore, MemoryFailureStore};
 pub use oauth::{MemoryOAuthStore, OAuthStore};
 pub use redis::RedisStore;
 pub use sessions::{MemorySessionStore, SessionKey, SessionRecord, SessionStore};
-pub use tokens::{MemoryTokenStore, TokenOrigin, TokenRecord, TokenStore};
+pub use tokens::{MAX_TOKEN_RECORDS, MemoryTokenStore, TokenOrigin, TokenRecord, TokenStore};
 
 use crate::config::Config;
 
@@ -81,14 +83,19 @@ impl std::fmt::Debug for Stores {
 }
 
 impl Stores {
-    /// Everything in this process (one instance; lost on restart).
+    /// Everything in this process (one instance; lost on restart), with the default bounds.
     pub fn memory() -> Self {
+        Self::memory_with(&crate::config::MemoryLimits::default())
+    }
+
+    /// Everything in this process, each store bounded by `limits`.
+    pub fn memory_with(limits: &crate::config::MemoryLimits) -> Self {
         Self {
-            tokens: Arc::new(MemoryTokenStore::new()),
+            tokens: Arc::new(MemoryTokenStore::with_capacity(limits.tokens)),
             counters: Arc::new(MemoryCounterStore::new()),
-            conversations: Arc::new(MemoryConversationStore::new()),
+            conversations: Arc::new(MemoryConversationStore::with_limits(limits.conversations)),
             failures: Arc::new(MemoryFailureStore::new()),
-            sessions: Arc::new(MemorySessionStore::new()),
+            sessions: Arc::new(MemorySessionStore::with_capacity(limits.sessions)),
             oauth: Arc::new(MemoryOAuthStore::new()),
             backend: "memory",
         }
@@ -120,7 +127,7 @@ impl Stores {
                     .context("cannot use REDIS_URL")?;
                 Ok(Self::redis(store))
             }
-            None => Ok(Self::memory()),
+            None => Ok(Self::memory_with(&config.memory_limits)),
         }
     }
 }

@@ -650,6 +650,22 @@ async fn z9_metrics_and_other_verbs() {
         body.contains("mcp_dust_server_http_requests_total"),
         "{body}"
     );
+    // Each bounded in-memory structure reports its size and cap (docs/RELIABILITY.md, "Memory
+    // bounds"): the two tokens above are held.
+    let gauge = |name: &str, structure: &str| -> f64 {
+        let prefix = format!("mcp_dust_server_{name}{{structure=\"{structure}\"}} ");
+        body.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {body}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(gauge("store_entries", "tokens") >= 2.0);
+    assert!(gauge("store_capacity", "tokens") >= 2.0);
+    for structure in ["conversations", "sessions", "recent_audit", "agent_cache"] {
+        assert!(gauge("store_capacity", structure) >= 1.0, "{structure}");
+    }
 
     // Verb tampering never bypasses authentication.
     for method in [

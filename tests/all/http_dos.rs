@@ -368,3 +368,46 @@ async fn http2_is_served_with_the_same_client_address_and_headers() {
     assert_eq!(response.status(), 200);
     server.shutdown().await;
 }
+
+/// Memory exhaustion through logins (issue 25): the token store holds at most
+/// `TOKEN_MAX_RECORDS` records over every user and workspace. At the cap a new login is refused
+/// with 503 and nothing is evicted (the tokens already issued keep working); a revoked record
+/// makes room again.
+#[tokio::test]
+async fn a_full_token_store_refuses_new_logins_and_keeps_the_issued_tokens() {
+    let sim = mcp_dust_server::sim::spawn(mcp_dust_server::sim::SimConfig::default())
+        .await
+        .unwrap();
+    let stores = mcp_dust_server::store::Stores {
+        tokens: Arc::new(mcp_dust_server::store::MemoryTokenStore::with_capacity(2)),
+        ..mcp_dust_server::store::Stores::memory()
+    };
+    let srv = TestServer::start_with_stores(sim, &[], None, stores).await;
+    let first = srv.token(None).await;
+    let _second = srv.token(None).await;
+    let body = serde_json::json!({
+        "apiKey": srv.sim.api_key(),
+        "workspaceId": srv.sim.workspace_id(),
+    });
+    let refused = srv.login_with(body.clone()).await;
+    assert_eq!(refused.status(), 503);
+    let (status, answer) = srv
+        .call_tool(&first, "list_agents", serde_json::json!({}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_ne!(
+        answer["result"]["isError"],
+        serde_json::json!(true),
+        "{answer}"
+    );
+    let logout = srv
+        .http
+        .post(srv.url("/api/v1/auth/logout"))
+        .bearer_auth(&first)
+        .send()
+        .await
+        .unwrap();
+    assert!(logout.status().is_success());
+    assert_eq!(srv.login_with(body).await.status(), 200);
+    srv.shutdown().await;
+}

@@ -4,7 +4,8 @@
 //! `CONVERSATION_RETENTION`. Both pass [`contract`].
 //!
 //! No clock is needed: a record carries its own creation time (`created_at`, from the caller),
-//! and the memory store forgets only by count, never by age.
+//! and the memory store forgets only by count (`CONVERSATION_MAX_RECORDS` over all workspaces,
+//! `CONVERSATION_MAX_PER_WORKSPACE` in one), never by age.
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod contract;
@@ -13,7 +14,7 @@ pub mod memory;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use memory::MemoryConversationStore;
+pub use memory::{Limits as ConversationLimits, MemoryConversationStore};
 
 use super::StoreError;
 
@@ -53,4 +54,10 @@ pub trait ConversationStore: Send + Sync + 'static {
         workspace_id: &str,
         owner: &str,
     ) -> Result<Vec<ConversationRecord>, StoreError>;
+
+    /// How many records this process holds, for the `store_entries` gauge; `None` when the
+    /// records live elsewhere (Redis bounds them by expiry).
+    fn held(&self) -> Option<usize> {
+        None
+    }
 }

@@ -130,6 +130,10 @@ impl CounterStore for MemoryCounterStore {
         counters.map.insert(key.to_owned(), fresh);
         Ok(fresh)
     }
+
+    fn held(&self) -> Option<usize> {
+        Some(self.len())
+    }
 }
 
 #[cfg(test)]

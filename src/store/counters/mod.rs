@@ -43,4 +43,10 @@ pub trait CounterStore: Send + Sync + 'static {
         window: Duration,
         now: SystemTime,
     ) -> Result<WindowCount, StoreError>;
+
+    /// How many counters this process holds, for the `store_entries` gauge; `None` when they
+    /// live elsewhere (Redis expires each with its window).
+    fn held(&self) -> Option<usize> {
+        None
+    }
 }

@@ -105,6 +105,10 @@ impl SessionStore for MemorySessionStore {
     async fn count(&self) -> Result<usize, StoreError> {
         Ok(self.map.read().map_err(poisoned)?.len())
     }
+
+    fn held(&self) -> Option<usize> {
+        Some(self.map.read().map_or(0, |m| m.len()))
+    }
 }
 
 #[cfg(test)]

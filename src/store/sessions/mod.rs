@@ -28,7 +28,8 @@ pub use memory::MemorySessionStore;
 
 use super::StoreError;
 
-/// Most sessions the memory store holds (about 300 bytes each: ~30 MB at the cap). Past it,
+/// Most sessions the memory store holds by default (`SESSION_MAX_RECORDS`; about 300 bytes each:
+/// ~30 MB at the cap). Past it,
 /// expired sessions are purged; if none is, new sessions are refused ([`Inserted::Full`]) and
 /// existing ones keep working. Evicting the oldest instead would let anyone holding a few valid
 /// keys log everyone else out.
@@ -130,6 +131,12 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// How many sessions are stored.
     async fn count(&self) -> Result<usize, StoreError>;
+
+    /// How many sessions this process holds, for the `store_entries` gauge; `None` when they
+    /// live elsewhere (Redis expires each with its session).
+    fn held(&self) -> Option<usize> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,13 @@
 //! O(live records) under the read lock (docs/PERFORMANCE.md).
 //!
 //! Every expiry is judged at the caller's `now`; the store reads no clock of its own.
+//!
+//! The store holds at most `TOKEN_MAX_RECORDS` records over all workspaces and users (the per-user
+//! cap of `auth::tokens` times an unbounded number of users is no bound). At the cap, expired
+//! records go first, then revoked ones (a missing record is refused like a revoked one, so
+//! forgetting it early changes no answer); if every record is still live, the new token is
+//! refused with a [`StoreError`] naming the cap, and the login answers 503. Evicting a live
+//! token instead would log someone else out without a word.
 
 use std::{
     collections::HashMap,
@@ -50,6 +57,23 @@ impl Records {
         }
     }
 
+    /// Drops the revoked records and their index entries.
+    fn drop_revoked(&mut self) {
+        let before = self.by_id.len();
+        self.by_id.retain(|_, r| r.revoked_at.is_none());
+        if self.by_id.len() != before {
+            self.reindex();
+        }
+    }
+
+    fn reindex(&mut self) {
+        let by_id = &self.by_id;
+        self.by_user.retain(|_, ids| {
+            ids.retain(|id| by_id.contains_key(id));
+            !ids.is_empty()
+        });
+    }
+
     fn unindex(&mut self, key: &UserKey, id: &str) {
         if let Some(ids) = self.by_user.get_mut(key) {
             ids.retain(|i| i != id);
@@ -64,11 +88,7 @@ impl Records {
         let before = self.by_id.len();
         self.by_id.retain(|_, r| r.expires_at > now);
         if self.by_id.len() != before {
-            let by_id = &self.by_id;
-            self.by_user.retain(|_, ids| {
-                ids.retain(|id| by_id.contains_key(id));
-                !ids.is_empty()
-            });
+            self.reindex();
         }
     }
 
@@ -93,16 +113,36 @@ impl Records {
 /// Token records in a map. Expired records are filtered on read and purged by the first write
 /// of each second: a sweep on every write made each login O(live records) under the write lock
 /// (100k live tokens took minutes to fill; see docs/PERFORMANCE.md).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryTokenStore {
     records: RwLock<Records>,
     /// The second (epoch) of the last sweep.
     swept_at: AtomicI64,
+    /// Most records held (`TOKEN_MAX_RECORDS`).
+    capacity: usize,
+}
+
+/// Token records held at most, by default (`TOKEN_MAX_RECORDS`).
+pub const MAX_TOKEN_RECORDS: usize = 100_000;
+
+impl Default for MemoryTokenStore {
+    fn default() -> Self {
+        Self::with_capacity(MAX_TOKEN_RECORDS)
+    }
 }
 
 impl MemoryTokenStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store holding at most `capacity` records (at least 1).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            records: RwLock::default(),
+            swept_at: AtomicI64::default(),
+            capacity: capacity.max(1),
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Records> {
@@ -144,6 +184,17 @@ impl TokenStore for MemoryTokenStore {
             let mut records = self.write(now);
             if let Some(old) = records.by_id.get(&record.token_id) {
                 record.revoked_at = old.revoked_at.or(record.revoked_at);
+            } else if records.by_id.len() >= self.capacity {
+                records.sweep(now);
+                if records.by_id.len() >= self.capacity {
+                    records.drop_revoked();
+                }
+                if records.by_id.len() >= self.capacity {
+                    return Err(StoreError(format!(
+                        "token store full: {} unexpired tokens held (TOKEN_MAX_RECORDS); new tokens are refused until some expire",
+                        self.capacity
+                    )));
+                }
             }
             records.insert(record);
         }
@@ -196,6 +247,10 @@ impl TokenStore for MemoryTokenStore {
             .filter(|r| r.is_live(now))
             .count())
     }
+
+    fn held(&self) -> Option<usize> {
+        Some(self.len())
+    }
 }
 
 #[cfg(test)]
@@ -236,6 +291,53 @@ mod tests {
                 .await
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    /// At its cap the store drops expired records, then revoked ones, and only then refuses a
+    /// new token with an error naming the setting; a record it holds can still be saved again.
+    #[tokio::test]
+    async fn memory_store_at_its_cap_makes_room_then_refuses() {
+        let store = MemoryTokenStore::with_capacity(3);
+        store.save(record("w1", "usr_a", 0, 1), NOW).await.unwrap();
+        let revoked = record("w1", "usr_b", 0, 3600);
+        store.save(revoked.clone(), NOW).await.unwrap();
+        store.revoke(&revoked.token_id, NOW).await.unwrap();
+        let live = record("w1", "usr_c", 0, 3600);
+        store.save(live.clone(), NOW).await.unwrap();
+        // Within the same second (no sweep yet): the expired record goes first.
+        let later = NOW + 2;
+        store
+            .save(record("w1", "usr_d", 0, 3600), later)
+            .await
+            .unwrap();
+        assert_eq!(store.len(), 3);
+        store
+            .save(record("w1", "usr_e", 0, 3600), later)
+            .await
+            .unwrap();
+        assert!(
+            store.get(&revoked.token_id, later).await.unwrap().is_none(),
+            "the revoked record made room"
+        );
+        let refused = store
+            .save(record("w1", "usr_f", 0, 3600), later)
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("TOKEN_MAX_RECORDS"),
+            "{refused}"
+        );
+        assert_eq!(store.len(), 3);
+        store.save(live.clone(), later).await.unwrap();
+        assert!(store.get(&live.token_id, later).await.unwrap().is_some());
+        assert_eq!(
+            store
+                .list_for_user("w1", "usr_b", later)
+                .await
+                .unwrap()
+                .len(),
+            0
         );
     }
 

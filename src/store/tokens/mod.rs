@@ -27,7 +27,7 @@ use std::{fmt, sync::Arc};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use memory::MemoryTokenStore;
+pub use memory::{MAX_TOKEN_RECORDS, MemoryTokenStore};
 
 use super::StoreError;
 use crate::{crypto::SealedKey, permissions::PermissionSet};
@@ -159,6 +159,12 @@ pub trait TokenStore: Send + Sync + 'static {
         user_id: &str,
         now: i64,
     ) -> Result<usize, StoreError>;
+
+    /// How many records this process holds, for the `store_entries` gauge; `None` when the
+    /// records live elsewhere (Redis expires each with its token).
+    fn held(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// `PermissionSet` as its list of names; an unknown name fails the read.
