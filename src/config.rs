@@ -268,7 +268,7 @@ pub const SETTINGS: &[Setting] = &[
         ..s(
             "REDIS_URL",
             None,
-            "when set (`redis://[:password@]host:6379[/db]`), tokens, revocations, rate and lockout counters and conversation ownership live in Redis, so several instances act as one",
+            "when set (`redis://[user:password@]host:6379[/db]`, or `rediss://` for TLS), tokens, revocations, rate and lockout counters and conversation ownership live in Redis, so several instances act as one",
         )
     },
     s(
@@ -280,6 +280,11 @@ pub const SETTINGS: &[Setting] = &[
         "REDIS_TIMEOUT_MS",
         Some("1000"),
         "longest wait for Redis (connect or command) before a request fails with 503",
+    ),
+    s(
+        "REDIS_TLS_CA_FILE",
+        None,
+        "with a `rediss://` REDIS_URL: PEM file of the CA certificates to trust for Redis instead of the system roots (a managed Redis with its own CA); the server certificate is always verified",
     ),
     s(
         "AUDIT_LOG_FILE",
@@ -465,6 +470,9 @@ pub struct Config {
     pub redis_key_prefix: String,
     /// Deadline of each Redis connection attempt and command (`REDIS_TIMEOUT_MS`).
     pub redis_timeout: Duration,
+    /// CA certificates (PEM file) trusted for a `rediss://` Redis instead of the system roots
+    /// (`REDIS_TLS_CA_FILE`).
+    pub redis_tls_ca_file: Option<String>,
     pub audit_log_file: Option<String>,
     pub alert_webhook_url: Option<SecretString>,
     pub log_level: String,
@@ -897,6 +905,7 @@ impl Raw {
             redis_url: self.secret("REDIS_URL"),
             redis_key_prefix: self.text("REDIS_KEY_PREFIX").unwrap_or_default(),
             redis_timeout,
+            redis_tls_ca_file: self.text("REDIS_TLS_CA_FILE"),
             audit_log_file: self.text("AUDIT_LOG_FILE"),
             alert_webhook_url: self.secret("ALERT_WEBHOOK_URL"),
             log_level: self.required("LOG_LEVEL")?,
