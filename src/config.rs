@@ -293,7 +293,7 @@ pub const SETTINGS: &[Setting] = &[
         ..s(
             "REDIS_URL",
             None,
-            "when set (`redis://[:password@]host:6379[/db]`), tokens, revocations, rate and lockout counters and conversation ownership live in Redis, so several instances act as one",
+            "when set (`redis://[user:password@]host:6379[/db]`, or `rediss://` for TLS), tokens, revocations, rate and lockout counters and conversation ownership live in Redis, so several instances act as one",
         )
     },
     s(
@@ -305,6 +305,11 @@ pub const SETTINGS: &[Setting] = &[
         "REDIS_TIMEOUT_MS",
         Some("1000"),
         "longest wait for Redis (connect or command) before a request fails with 503",
+    ),
+    s(
+        "REDIS_TLS_CA_FILE",
+        None,
+        "with a `rediss://` REDIS_URL: PEM file of the CA certificates to trust for Redis instead of the system roots (a managed Redis with its own CA); the server certificate is always verified",
     ),
     s(
         "AUDIT_LOG_FILE",
@@ -514,6 +519,9 @@ pub struct Config {
     pub redis_timeout: Duration,
     /// Bounds of the in-memory stores.
     pub memory_limits: MemoryLimits,
+    /// CA certificates (PEM file) trusted for a `rediss://` Redis instead of the system roots
+    /// (`REDIS_TLS_CA_FILE`).
+    pub redis_tls_ca_file: Option<String>,
     pub audit_log_file: Option<String>,
     pub alert_webhook_url: Option<SecretString>,
     pub log_level: String,
@@ -955,6 +963,7 @@ impl Raw {
                 sessions: self.count("SESSION_MAX_RECORDS", 100_000_000)?,
                 recent_audit: self.count("AUDIT_RECENT_RECORDS", 10_000_000)?,
             },
+            redis_tls_ca_file: self.text("REDIS_TLS_CA_FILE"),
             audit_log_file: self.text("AUDIT_LOG_FILE"),
             alert_webhook_url: self.secret("ALERT_WEBHOOK_URL"),
             log_level: self.required("LOG_LEVEL")?,

@@ -31,7 +31,7 @@ use crate::{
     dust::{DustApi, DustCredentials, HttpDustClient, KeyWatch, RejectedKeyHook},
     observe,
     state::{App, AppState, Clock, SystemClock},
-    store::Stores,
+    store::{RedisStore, Stores},
 };
 
 /// The parts of the state that tests and `demo` replace.
@@ -224,6 +224,7 @@ pub fn default_parts(config: &Config) -> anyhow::Result<Parts> {
 pub async fn run(config: Config) -> anyhow::Result<()> {
     check_config(&config)?;
     let addr = app::listen_addr(&config)?;
+    check_redis_tls(&config).await?;
     let parts = default_parts(&config)?;
     let state = build_state(config, parts)?;
     report_store(&state).await;
@@ -238,6 +239,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     crate::http::serve(listener, state.clone(), crate::shutdown_signal()).await?;
     app::finish(&state.ops, state.auditor.clone()).await;
+    Ok(())
+}
+
+/// Refuses to start when a `rediss://` Redis's certificate is not trusted (wrong or missing
+/// `REDIS_TLS_CA_FILE`): the mistake is told once, at start, instead of as a 503 on every
+/// request. An unreachable Redis does not stop the start (see [`report_store`]).
+async fn check_redis_tls(config: &Config) -> anyhow::Result<()> {
+    if let Some(store) = RedisStore::from_config(config).context("cannot use REDIS_URL")? {
+        store
+            .check_tls()
+            .await
+            .context("cannot connect to Redis over TLS")?;
+    }
     Ok(())
 }
 

@@ -379,26 +379,30 @@ fn webhook(config: &Config) -> Outcome {
 }
 
 /// `REDIS_URL`: when set, Redis must answer a `PING` within `REDIS_TIMEOUT_MS` (the server
-/// would otherwise answer 503 to everything that needs state). The URL, which may hold a
-/// password, is never printed.
+/// would otherwise answer 503 to everything that needs state); over `rediss://`, its
+/// certificate must be trusted (system roots, or `REDIS_TLS_CA_FILE`). The URL, which may hold
+/// a password, is never printed.
 pub(super) async fn redis(config: &Config) -> Item {
-    let outcome = match &config.redis_url {
-        None => pass("in-memory state: one instance; a restart logs everyone out"),
-        Some(url) => {
-            let store =
-                crate::store::RedisStore::open(url, &config.redis_key_prefix, config.redis_timeout);
-            match store {
-                Err(e) => fail(e.to_string(), "correct REDIS_URL (redis://host:port/db)"),
-                Ok(store) => match store.ping().await {
-                    Ok(()) => pass("shared state in Redis (it answers): instances behave as one"),
-                    Err(e) => fail(
-                        format!("Redis does not answer: {e}"),
-                        "start Redis or correct REDIS_URL (host, port, password); the server \
-                         answers 503 until Redis answers",
-                    ),
-                },
-            }
-        }
+    let outcome = match crate::store::RedisStore::from_config(config) {
+        Ok(None) => pass("in-memory state: one instance; a restart logs everyone out"),
+        Err(e) => fail(
+            e.to_string(),
+            "correct REDIS_URL (redis://[user:password@]host:port/db, rediss:// for TLS) and \
+             REDIS_TLS_CA_FILE (a PEM file of CA certificates, only with rediss://)",
+        ),
+        Ok(Some(store)) => match store.ping().await {
+            Ok(()) => pass("shared state in Redis (it answers): instances behave as one"),
+            Err(e) if e.0.contains("TLS handshake failed") => fail(
+                format!("Redis refuses the TLS connection: {e}"),
+                "set REDIS_TLS_CA_FILE to the CA that signed the Redis server's certificate \
+                 (the provider's CA bundle), and use the host name the certificate names",
+            ),
+            Err(e) => fail(
+                format!("Redis does not answer: {e}"),
+                "start Redis or correct REDIS_URL (host, port, user, password); the server \
+                 answers 503 until Redis answers",
+            ),
+        },
     };
     Item::new(0, "REDIS_URL", outcome)
 }

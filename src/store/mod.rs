@@ -121,12 +121,8 @@ impl Stores {
     /// # Errors
     /// An unusable `REDIS_URL` (the message never contains it).
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
-        match &config.redis_url {
-            Some(url) => {
-                let store = RedisStore::open(url, &config.redis_key_prefix, config.redis_timeout)
-                    .context("cannot use REDIS_URL")?;
-                Ok(Self::redis(store))
-            }
+        match RedisStore::from_config(config).context("cannot use REDIS_URL")? {
+            Some(store) => Ok(Self::redis(store)),
             None => Ok(Self::memory_with(&config.memory_limits)),
         }
     }

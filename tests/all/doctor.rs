@@ -168,6 +168,40 @@ async fn redis_url_is_checked_by_pinging_redis() {
     assert!(!stdout.contains("hunter2-canary"), "{stdout}");
 }
 
+/// A `rediss://` Redis with an ACL user: `REDIS_TLS_CA_FILE` set to its CA passes; another CA
+/// fails naming the CA setting, without the password.
+#[tokio::test]
+async fn a_tls_redis_is_checked_with_its_ca() {
+    use crate::common::redis_server::{PASSWORD, RedisServer, TestPki};
+    let Some(redis) = RedisServer::start_tls("doctor_redis_tls").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let mut env = production_env(audit.to_str().unwrap());
+    env.push(("REDIS_URL", redis.url()));
+    env.push((
+        "REDIS_TLS_CA_FILE",
+        redis.ca_file().to_str().unwrap().into(),
+    ));
+    let (_, stdout) = doctor(&env, &[]);
+    let line = stdout.lines().find(|l| l.contains("REDIS_URL")).unwrap();
+    assert!(line.contains("it answers"), "{stdout}");
+
+    let wrong = dir.path().join("wrong-ca.pem");
+    std::fs::write(&wrong, TestPki::new("some other CA").ca_pem).unwrap();
+    env.pop();
+    env.push(("REDIS_TLS_CA_FILE", wrong.to_str().unwrap().into()));
+    let (output, stdout) = doctor(&env, &[]);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("Redis refuses the TLS connection"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("set REDIS_TLS_CA_FILE"), "{stdout}");
+    assert!(!stdout.contains(PASSWORD), "{stdout}");
+}
+
 /// M5: a policy file with a `[usernames]` section (grants by an unverified name) fails the
 /// check, naming the entries and the `[users]` fix; one by fingerprint only passes.
 #[test]

@@ -2,6 +2,10 @@
 //! persistence (`--save '' --appendonly no`), killed when dropped. Tests can stop it and start
 //! it again on the same port to play an outage.
 //!
+//! [`RedisServer::start_tls`] starts the kind of Redis clouds sell instead: TLS only
+//! (`--port 0 --tls-port`), a certificate from a private CA made for the test (rcgen), the
+//! `default` user off and one ACL user with a password ([`ACL_USER`], [`PASSWORD`]).
+//!
 //! Without `redis-server` installed (`.ci/setup.d/20-redis.sh` installs it), [`RedisServer::start`]
 //! prints a "skipped" line and returns `None`; in CI (`CI` set) it panics instead, so a missing
 //! tool cannot pass for a green run.
@@ -19,11 +23,48 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BINARY: &str = "redis-server";
 
+/// The ACL user of a TLS server (the `default` user is off).
+pub(crate) const ACL_USER: &str = "mcp-app";
+/// Its password: a canary that no message, log line or `Debug` may show.
+pub(crate) const PASSWORD: &str = "pw-canary-7f3a9c";
+
 /// A running (or stopped) `redis-server`.
 pub(crate) struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// The CA (PEM) that signed a TLS server's certificate; `None` for a plain server.
+    ca_pem: Option<String>,
+}
+
+/// A CA and a certificate it signed for `127.0.0.1` and `localhost`, made at test time.
+pub(crate) struct TestPki {
+    pub(crate) ca_pem: String,
+    pub(crate) cert_pem: String,
+    pub(crate) key_pem: String,
+}
+
+impl TestPki {
+    pub(crate) fn new(ca_name: &str) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, ca_name);
+        let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let params =
+            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+        let cert_pem = params.signed_by(&key, &issuer).unwrap().pem();
+        Self {
+            ca_pem,
+            cert_pem,
+            key_pem: key.serialize_pem(),
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisServer {
@@ -37,6 +78,17 @@ impl std::fmt::Debug for RedisServer {
 impl RedisServer {
     /// Starts a server, or returns `None` when `redis-server` is missing outside CI.
     pub(crate) async fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, None).await
+    }
+
+    /// Starts a TLS-only server with an ACL user (see the module doc), or `None` as [`start`].
+    ///
+    /// [`start`]: RedisServer::start
+    pub(crate) async fn start_tls(test: &str) -> Option<Self> {
+        Self::start_with(test, Some(TestPki::new("mcp-dust test Redis CA"))).await
+    }
+
+    async fn start_with(test: &str, pki: Option<TestPki>) -> Option<Self> {
         if Command::new(BINARY)
             .arg("--version")
             .stdout(Stdio::null())
@@ -56,28 +108,73 @@ impl RedisServer {
             .local_addr()
             .unwrap()
             .port();
+        let dir = tempfile::tempdir().unwrap();
+        if let Some(pki) = &pki {
+            std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).unwrap();
+            std::fs::write(dir.path().join("server.pem"), &pki.cert_pem).unwrap();
+            std::fs::write(dir.path().join("server.key"), &pki.key_pem).unwrap();
+        }
         let mut server = Self {
             port,
-            dir: tempfile::tempdir().unwrap(),
+            dir,
             child: None,
+            ca_pem: pki.map(|pki| pki.ca_pem),
         };
         server.run().await;
         Some(server)
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>`, or for a TLS server
+    /// `rediss://<ACL_USER>:<PASSWORD>@127.0.0.1:<port>/0`.
     pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match self.ca_pem {
+            None => format!("redis://127.0.0.1:{}", self.port),
+            Some(_) => format!("rediss://{ACL_USER}:{PASSWORD}@127.0.0.1:{}/0", self.port),
+        }
     }
 
-    /// A store on this server under `prefix`, with a short deadline so outages show quickly.
+    /// The CA of a TLS server (PEM), `None` for a plain one.
+    pub(crate) fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// The CA file of a TLS server (for `REDIS_TLS_CA_FILE`).
+    pub(crate) fn ca_file(&self) -> PathBuf {
+        assert!(self.ca_pem.is_some(), "not a TLS server");
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A store on this server under `prefix`, with a short deadline so outages show quickly
+    /// (over TLS, trusting the server's CA).
     pub(crate) fn store(&self, prefix: &str) -> RedisStore {
-        RedisStore::open(
-            &SecretString::from(self.url()),
+        self.store_at(&self.url(), self.ca_pem().map(str::as_bytes), prefix)
+            .unwrap()
+    }
+
+    /// A store on `url` (this server with other credentials, say) trusting `ca_pem`. Over TLS
+    /// the deadline is longer: a handshake on a loaded 2-core CI machine can take a while.
+    pub(crate) fn store_at(
+        &self,
+        url: &str,
+        ca_pem: Option<&[u8]>,
+        prefix: &str,
+    ) -> Result<RedisStore, mcp_dust_server::store::StoreError> {
+        let deadline = if self.ca_pem.is_some() {
+            Duration::from_secs(3)
+        } else {
+            Duration::from_millis(500)
+        };
+        RedisStore::open_with_ca(
+            &SecretString::from(url.to_owned()),
             prefix,
-            Duration::from_millis(500),
+            deadline,
+            ca_pem,
         )
-        .unwrap()
+    }
+
+    /// This server's port.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
     }
 
     /// Kills the server (an outage: connections drop, the data is gone).
@@ -107,8 +204,35 @@ impl RedisServer {
 
     async fn run(&mut self) {
         let dir: PathBuf = self.dir.path().into();
-        let child = Command::new(BINARY)
-            .args(["--port", &self.port.to_string()])
+        let mut command = Command::new(BINARY);
+        if self.ca_pem.is_some() {
+            command
+                .args(["--port", "0"])
+                .args(["--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(dir.join("server.pem"))
+                .arg("--tls-key-file")
+                .arg(dir.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(dir.join("ca.pem"))
+                .args(["--tls-auth-clients", "no"])
+                // What a managed Redis gives an application: its own user, no `default`. Its
+                // rights are those docs/DEPLOYMENT.md tells operators to grant (keys under the
+                // tests' prefixes instead of `mcp-dust:`).
+                .args(["--user", "default", "off"])
+                .args(["--user", ACL_USER, "on", &format!(">{PASSWORD}")])
+                .args([
+                    "~test:*",
+                    "+@read",
+                    "+@write",
+                    "+@scripting",
+                    "+@transaction",
+                    "+ping",
+                ]);
+        } else {
+            command.args(["--port", &self.port.to_string()]);
+        }
+        let child = command
             .args(["--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(&dir)
@@ -134,6 +258,12 @@ impl RedisServer {
     }
 
     async fn answers_ping(&self) -> bool {
+        if self.ca_pem.is_some() {
+            // TLS: listening is enough here; the tests' own client does the handshake.
+            return tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok();
+        }
         let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
             return false;
         };

@@ -8,6 +8,14 @@
 //! callers then fail closed (503 `store_unavailable`, `/ready` 503) and nothing is served on a
 //! guess. When Redis is back, the next command reconnects: no restart of the server is needed.
 //!
+//! The Redis that clouds sell speaks TLS and gives the application an ACL user:
+//! `rediss://user:password@host:port/db` connects with rustls (the ring provider the Dust
+//! client installs; no OpenSSL), verifying the server's certificate against the system roots or
+//! the CA file of `REDIS_TLS_CA_FILE`, never not at all (`#insecure` is refused). The URL is a
+//! secret: no message or `Debug` here contains it. A refused certificate is a configuration
+//! mistake that waiting does not fix, so `serve` checks it once at start
+//! ([`RedisStore::check_tls`]) instead of answering 503 on every request.
+//!
 //! Every read-modify-write is one Lua script (atomic on the server, so N instances cannot race
 //! past a limit); scripts are sent by hash and re-loaded by the client after a Redis restart
 //! empties the script cache.
@@ -44,13 +52,15 @@ mod tokens;
 use std::{fmt, future::Future, time::Duration};
 
 use redis::{
-    Client, RedisResult,
+    Client, ErrorKind, RedisResult, TlsCertificates,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
+use rustls::pki_types::{CertificateDer, pem::PemObject};
 use secrecy::{ExposeSecret, SecretString};
 use tracing::{Instrument, field::Empty};
 
 use super::StoreError;
+use crate::config::Config;
 
 /// The default prefix of every key (`REDIS_KEY_PREFIX`).
 pub const DEFAULT_KEY_PREFIX: &str = "mcp-dust:";
@@ -63,6 +73,8 @@ pub const CONVERSATION_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600)
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
+    /// Whether the URL is `rediss://`.
+    tls: bool,
     prefix: String,
     timeout: Duration,
     /// Most browser sessions held (`with_session_capacity`).
@@ -76,27 +88,64 @@ impl fmt::Debug for RedisStore {
         // The URL may hold a password: never printed.
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
+            .field("tls", &self.tls)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl RedisStore {
-    /// A store on `url` (`redis://[user:password@]host:port[/db]`). Connects lazily: the server
-    /// starts even while Redis is down, and reports it on `/ready` until it is up.
+    /// A store on `url` (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS with
+    /// the system roots). Connects lazily: the server starts even while Redis is down, and
+    /// reports it on `/ready` until it is up.
     ///
     /// # Errors
-    /// An unparsable URL, or `rediss://` (this build has no TLS client for Redis). The message
-    /// never contains the URL, which may hold a password.
+    /// See [`RedisStore::open_with_ca`].
     pub fn open(url: &SecretString, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
+        Self::open_with_ca(url, prefix, timeout, None)
+    }
+
+    /// The store `config` asks for: `REDIS_URL`, its prefix and deadline, and the CA of
+    /// `REDIS_TLS_CA_FILE` when set. `None` when `REDIS_URL` is unset.
+    ///
+    /// # Errors
+    /// See [`RedisStore::open_with_ca`]; also an unreadable `REDIS_TLS_CA_FILE`.
+    pub fn from_config(config: &Config) -> Result<Option<Self>, StoreError> {
+        let Some(url) = &config.redis_url else {
+            return Ok(None);
+        };
+        let ca =
+            match &config.redis_tls_ca_file {
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    StoreError(format!("REDIS_TLS_CA_FILE: cannot read {path}: {e}"))
+                })?),
+                None => None,
+            };
+        Self::open_with_ca(
+            url,
+            &config.redis_key_prefix,
+            config.redis_timeout,
+            ca.as_deref(),
+        )
+        .map(Some)
+    }
+
+    /// A store on `url`; with `rediss://`, the server certificate is verified against `ca_pem`
+    /// (PEM CA certificates) when given, the system roots otherwise. Verification cannot be
+    /// turned off.
+    ///
+    /// # Errors
+    /// An unparsable URL; `rediss://…#insecure` (no verification); a CA that is not PEM
+    /// certificates, or a CA with a `redis://` URL (it would be ignored: plain text). The
+    /// message never contains the URL, which may hold a password.
+    pub fn open_with_ca(
+        url: &SecretString,
+        prefix: &str,
+        timeout: Duration,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, StoreError> {
         let url = url.expose_secret();
-        if url.starts_with("rediss://") {
-            return Err(StoreError(
-                "REDIS_URL: rediss:// (TLS) is not supported by this build; reach Redis over a private network or a local TLS tunnel with redis://".into(),
-            ));
-        }
-        let client = Client::open(url)
-            .map_err(|_| StoreError("REDIS_URL is not a valid redis:// or unix:// URL".into()))?;
+        let client = client(url, ca_pem)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -109,6 +158,7 @@ impl RedisStore {
             .map_err(|e| StoreError(format!("redis: {}", describe(&e))))?;
         Ok(Self {
             conn,
+            tls: url.starts_with("rediss://"),
             prefix: prefix.to_owned(),
             timeout,
             session_capacity: super::sessions::MAX_SESSIONS,
@@ -122,6 +172,28 @@ impl RedisStore {
         self.run(async move { redis::cmd("PING").query_async::<String>(&mut conn).await })
             .await
             .map(|_| ())
+    }
+
+    /// At start-up: a `PING` that fails only when Redis's TLS certificate is refused (a wrong
+    /// or missing `REDIS_TLS_CA_FILE`, a wrong host name), a mistake that no waiting fixes and
+    /// that would otherwise only show as 503s. An unreachable Redis passes: the server starts
+    /// and recovers when Redis is back. Without TLS, there is nothing to check: no wait.
+    ///
+    /// # Errors
+    /// The certificate refusal, in rustls's words (no URL).
+    pub async fn check_tls(&self) -> Result<(), StoreError> {
+        if !self.tls {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut conn);
+        match tokio::time::timeout(self.timeout, ping).await {
+            Ok(Err(e)) if tls_failure(&e).is_some() => {
+                Err(StoreError(format!("redis: {}", describe(&e))))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The full key of `kind` and its variable `parts`, each percent-encoded.
@@ -173,10 +245,64 @@ impl RedisStore {
     }
 }
 
+/// The client of `url`: plain for `redis://` and `unix://`, TLS (rustls, ring) for `rediss://`.
+fn client(url: &str, ca_pem: Option<&[u8]>) -> Result<Client, StoreError> {
+    let invalid =
+        || StoreError("REDIS_URL is not a valid redis://, rediss:// or unix:// URL".into());
+    if !url.starts_with("rediss://") {
+        if ca_pem.is_some() {
+            return Err(StoreError(
+                "REDIS_TLS_CA_FILE is set but REDIS_URL is not rediss://: the connection would not use TLS".into(),
+            ));
+        }
+        return Client::open(url).map_err(|_| invalid());
+    }
+    // `#insecure` is the redis crate's switch that skips certificate verification.
+    if url.contains('#') {
+        return Err(StoreError(
+            "REDIS_URL: a rediss:// URL takes no #fragment (#insecure would turn certificate verification off; trust a private CA with REDIS_TLS_CA_FILE instead)".into(),
+        ));
+    }
+    // rustls needs the process's provider (ring) before the first handshake.
+    crate::dust::install_crypto_provider();
+    let root_cert = match ca_pem {
+        None => None,
+        Some(pem) => {
+            let count = CertificateDer::pem_slice_iter(pem)
+                .try_fold(0usize, |n, cert| cert.map(|_| n + 1))
+                .map_err(|_| {
+                    StoreError("REDIS_TLS_CA_FILE is not a PEM file of certificates".into())
+                })?;
+            if count == 0 {
+                return Err(StoreError(
+                    "REDIS_TLS_CA_FILE holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+                        .into(),
+                ));
+            }
+            Some(pem.to_vec())
+        }
+    };
+    Client::build_with_tls(
+        url,
+        TlsCertificates {
+            client_tls: None,
+            root_cert,
+        },
+    )
+    .map_err(|e| match e.kind() {
+        ErrorKind::InvalidClientConfig if ca_pem.is_some() => {
+            StoreError("REDIS_TLS_CA_FILE: its certificates are not usable as trust anchors".into())
+        }
+        _ => invalid(),
+    })
+}
+
 /// A short description of a Redis error: its kind and, for I/O, the OS error. Server error
 /// texts are Redis's own (`WRONGPASS …`), never a value we sent.
 fn describe(e: &redis::RedisError) -> String {
-    if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
+    if let Some(tls) = tls_failure(e) {
+        format!("TLS handshake failed: {tls}")
+    } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
         format!("connection failed ({})", e.category())
     } else if e.is_timeout() {
         "timed out".into()
@@ -186,6 +312,27 @@ fn describe(e: &redis::RedisError) -> String {
             None => e.category().to_owned(),
         }
     }
+}
+
+/// rustls's words for a server certificate it refused (`rustls::Error::InvalidCertificate`).
+const CERTIFICATE_REFUSED: &str = "invalid peer certificate";
+
+/// The TLS failure behind `e`, if the server's certificate was refused (wrong or missing CA,
+/// wrong host name, expired), in rustls's words, which name no value we sent.
+///
+/// By its text: the redis crate keeps the `io::Error` that carries the `rustls::Error` behind an
+/// `Arc<dyn Error>` whose `source()` skips it, so no downcast reaches it. Its `Display` is the
+/// `io::Error`'s, which is rustls's.
+fn tls_failure(e: &redis::RedisError) -> Option<String> {
+    if !e.is_io_error() {
+        return None;
+    }
+    let text = e.to_string();
+    let start = text.find(CERTIFICATE_REFUSED)?;
+    Some(format!(
+        "{} (the Redis server's certificate is not trusted: set REDIS_TLS_CA_FILE to the CA that signed it, and check the host name)",
+        &text[start..]
+    ))
 }
 
 use crate::state::epoch_ms;
@@ -210,7 +357,7 @@ mod tests {
     #[tokio::test]
     async fn unusable_urls_are_refused_without_echoing_them() {
         for url in [
-            "rediss://:hunter2-canary@cache:6380/0",
+            "rediss://:hunter2-canary@cache:6380/0#insecure",
             "http://:hunter2-canary@cache:6379",
             "redis://:hunter2-canary@cache:notaport",
         ] {
