@@ -6,14 +6,19 @@
 //! human-readable output.
 //!
 //! Traces ([`otel`]) are a second layer beside the log output, installed only when an OTLP
-//! endpoint is configured; without one the subscriber is exactly the log output, with its
-//! filter global, as it always was. With one, each layer has its own filter: `LOG_LEVEL` decides
-//! what is logged, and the trace layer takes this crate's spans whatever the log level.
+//! endpoint is configured; without one the subscriber is the log output alone. Each layer has
+//! its own filter: `LOG_LEVEL` decides what is logged (less one rmcp line that is not an error,
+//! [`HUNG_UP_CALLSITE`]), and the trace layer takes this crate's spans whatever the log level.
+//! Both filters decide by callsite, so a disabled event or span costs a cached check.
 
 pub mod otel;
 
 use tracing_subscriber::{
-    EnvFilter, Layer, filter::LevelFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt,
+    EnvFilter, Layer,
+    filter::{FilterExt, LevelFilter, filter_fn},
+    fmt,
+    layer::SubscriberExt,
+    util::SubscriberInitExt,
 };
 
 use crate::config::LogFormat;
@@ -41,31 +46,35 @@ pub fn filter(level: &str) -> EnvFilter {
         .unwrap_or_else(|_| EnvFilter::new(format!("info,rmcp={RMCP_MAX},{traces}=off")))
 }
 
+/// rmcp's error line when a client hung up in the middle of a call (its drain cannot write the
+/// answer any more): normal for a server (a closed laptop, a cancelled request, whose run is
+/// cancelled in Dust), not an `ERROR`. Held back by its callsite: rmcp is pinned, and
+/// `sigterm::a_client_that_hangs_up_mid_call_leaves_no_error_in_the_log` notices if it moves.
+const HUNG_UP_CALLSITE: &str = "src/service.rs:1866";
+
+/// Whether an event is worth logging at all (everything but [`HUNG_UP_CALLSITE`]).
+fn worth_logging(meta: &tracing::Metadata<'_>) -> bool {
+    !(meta.is_event()
+        && *meta.level() == tracing::Level::ERROR
+        && meta.target() == "rmcp::service"
+        && meta.name().ends_with(HUNG_UP_CALLSITE))
+}
+
 /// Installs the global subscriber: the log output, and the trace exporter when the environment
 /// configures one ([`otel::wanted`]). Calling it twice is harmless (the second call is
 /// ignored). Fails only on a trace configuration the OpenTelemetry SDK refuses.
 pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
-    let filter = filter(level);
-    let Some(traces) = otel::layer()? else {
-        let builder = fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_target(true);
-        let _ = match format {
-            LogFormat::Json => builder.json().flatten_event(true).try_init(),
-            LogFormat::Pretty => builder.with_ansi(false).compact().try_init(),
-        };
-        return Ok(());
-    };
+    let filter = filter(level).and(filter_fn(worth_logging));
     let logs = fmt::layer().with_writer(std::io::stderr).with_target(true);
     let logs = match format {
         LogFormat::Json => logs.json().flatten_event(true).boxed(),
         LogFormat::Pretty => logs.with_ansi(false).compact().boxed(),
     };
-    let _ = tracing_subscriber::registry()
-        .with(logs.with_filter(filter))
-        .with(traces)
-        .try_init();
+    let registry = tracing_subscriber::registry().with(logs.with_filter(filter));
+    let _ = match otel::layer()? {
+        Some(traces) => registry.with(traces).try_init(),
+        None => registry.try_init(),
+    };
     Ok(())
 }
 

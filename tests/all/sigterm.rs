@@ -964,3 +964,60 @@ async fn ready_during_the_drain_is_refused_closed_or_503() {
     assert_ne!(body["result"]["isError"], json!(true), "{body}");
     sim.shutdown().await;
 }
+
+/// A client that hangs up in the middle of a call (a closed laptop, a cancelled request) is
+/// normal, not a server error: the server cancels the run and logs no `ERROR` (rmcp logs its
+/// failed write at error level; that line is held back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_mid_call_leaves_no_error_in_the_log() {
+    let sim = start_sim(200).await;
+    let server = Server::start(&sim, &[]).await;
+    let base = server.base.clone();
+    let token = login(&base, sim.api_key(), sim.workspace_id()).await;
+    for progress in [false, true] {
+        let mut params = json!({"name": "ask_agent",
+            "arguments": {"agentId": SLOW_AGENT_ID, "message": "take your time"}});
+        if progress {
+            params["_meta"] = json!({"progressToken": 1});
+        }
+        let call = client()
+            .post(format!("{base}/mcp"))
+            .bearer_auth(&token)
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2025-11-25")
+            .timeout(Duration::from_millis(1500))
+            .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}))
+            .send()
+            .await;
+        // The answer (or its stream) never completes within the client's patience.
+        let gave_up = match call {
+            Err(_) => true,
+            Ok(response) => response.text().await.is_err(),
+        };
+        assert!(gave_up, "the slow call answered within 1.5 s");
+    }
+    // The server notices (the runs are cancelled in Dust), then finishes its drain of the call.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/cancel"))
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "runs not cancelled:\n{}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stderr = server.stderr();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("\"level\":\"ERROR\""))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    sim.shutdown().await;
+}
