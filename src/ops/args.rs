@@ -24,7 +24,7 @@ impl std::fmt::Display for InvalidArgument {
     }
 }
 
-fn invalid_params(message: impl Into<String>) -> InvalidArgument {
+pub(super) fn invalid_params(message: impl Into<String>) -> InvalidArgument {
     InvalidArgument {
         message: message.into(),
     }

@@ -26,7 +26,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use super::{OpError, args::InvalidArgument};
+use super::{
+    OpError,
+    args::{InvalidArgument, invalid_params as invalid},
+};
 use crate::dust::{DustCredentials, DustFile, NewContentFragment, NewFile};
 
 /// Most attachments on one question.
@@ -159,12 +162,6 @@ impl std::fmt::Debug for Attachment {
 }
 
 impl Attachment {
-    pub fn title(&self) -> &str {
-        match self {
-            Self::Text { title, .. } | Self::File { title, .. } => title,
-        }
-    }
-
     /// A digest of the whole attachment: what a paused call is bound to.
     fn digest(&self, hasher: &mut Sha256) {
         let (kind, title, content_type, bytes): (&[u8], _, _, &[u8]) = match self {
@@ -250,10 +247,6 @@ impl TryFrom<Vec<Value>> for Attachments {
     }
 }
 
-fn invalid(message: String) -> InvalidArgument {
-    InvalidArgument { message }
-}
-
 fn parse(at: &str, value: &Value) -> Result<Attachment, InvalidArgument> {
     let Some(object) = value.as_object() else {
         return Err(invalid(format!("{at} must be an object")));
@@ -297,7 +290,8 @@ fn parse(at: &str, value: &Value) -> Result<Attachment, InvalidArgument> {
     check_title(at, title)?;
     match (string("text")?, string("data")?) {
         (Some(text), None) => {
-            let content_type = content_type(at, string("contentType")?.unwrap_or("text/plain"))?;
+            let content_type =
+                text_content_type(at, string("contentType")?.unwrap_or("text/plain"))?;
             text_attachment(at, title, content_type, text)
         }
         (None, Some(data)) => {
@@ -345,7 +339,7 @@ fn parse_resource(
     match (string("text")?, string("blob")?) {
         (Some(text), None) => {
             let content_type =
-                content_type(&at_resource, string("mimeType")?.unwrap_or("text/plain"))?;
+                text_content_type(&at_resource, string("mimeType")?.unwrap_or("text/plain"))?;
             text_attachment(&at_resource, &title, content_type, text)
         }
         (None, Some(blob)) => {
@@ -407,7 +401,7 @@ fn content_type_of(at: &str, given: &str) -> Result<String, InvalidArgument> {
 }
 
 /// A content type text may be sent as.
-fn content_type(at: &str, given: &str) -> Result<String, InvalidArgument> {
+fn text_content_type(at: &str, given: &str) -> Result<String, InvalidArgument> {
     let essence = content_type_of(at, given)?;
     if is_text_type(&essence) {
         Ok(essence)
