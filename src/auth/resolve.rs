@@ -13,7 +13,7 @@ use super::{JwtIssuer, KeyCipher, Policy, Principal, Refusal, jwt};
 use crate::{
     dust::DustCredentials,
     permissions::{Permission, PermissionSet},
-    store::{TokenRecord, TokenStore, oauth::Grant},
+    store::{StoreError, TokenRecord, TokenStore, oauth::Grant},
 };
 
 /// What resolving a token needs: the token profile, the at-rest key, the records, the policy.
@@ -42,12 +42,44 @@ impl Resolver<'_> {
         token: &str,
         now: SystemTime,
     ) -> Result<(Principal, Arc<TokenRecord>), Refusal> {
+        let claims = self.verify(token, now)?;
+        let found = self
+            .tokens
+            .get(&claims.jti, crate::state::epoch_secs(now))
+            .await;
+        self.accept(&claims, found, now)
+    }
+
+    /// The first half of [`token`](Self::token), which needs no store: the token is one of
+    /// ours (not a Dust key, a JWT that verifies at `now`), and its claims name the record to
+    /// look up. The HTTP layer looks it up beside the rate-limit counters
+    /// (`http::read_ahead`) and finishes with [`accept`](Self::accept).
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::DustKey`] or the JWT's [`Refusal::Token`].
+    pub fn verify(&self, token: &str, now: SystemTime) -> Result<jwt::Claims, Refusal> {
         if jwt::looks_like_dust_key(token) {
             return Err(Refusal::DustKey);
         }
-        let claims = self.jwt.verify(token, now).map_err(Refusal::Token)?;
+        self.jwt.verify(token, now).map_err(Refusal::Token)
+    }
+
+    /// The second half of [`token`](Self::token): `found` is what the token store answered for
+    /// `claims.jti` at `now`; the record must exist, be neither revoked nor expired, and be the
+    /// claims' identity's.
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`] that says why (the store down is [`Refusal::StoreUnavailable`]).
+    pub fn accept(
+        &self,
+        claims: &jwt::Claims,
+        found: Result<Option<Arc<TokenRecord>>, StoreError>,
+        now: SystemTime,
+    ) -> Result<(Principal, Arc<TokenRecord>), Refusal> {
         let now_secs = crate::state::epoch_secs(now);
-        let record = match self.tokens.get(&claims.jti, now_secs).await {
+        let record = match found {
             Ok(Some(record)) => record,
             // The store no longer shows a record once it has expired (at `now`, the app's
             // clock); the record of a token ends at the token's own `exp`, so a verified token

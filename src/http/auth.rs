@@ -34,7 +34,10 @@ use crate::{
     store::TokenRecord,
 };
 
-use super::request_info;
+use super::{
+    read_ahead::{PrincipalCount, ReadAhead, SessionAhead},
+    request_info,
+};
 
 /// Longest `Authorization` header read, in bytes (J13): anything longer is refused unparsed.
 pub const MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
@@ -73,17 +76,28 @@ pub async fn principal_from_token(
     state.resolver().token(token, state.now()).await
 }
 
-/// Authenticates a request or explains the refusal (and audits it).
-pub async fn authenticate(
+/// Authenticates a request or explains the refusal (and audits it). With a [`ReadAhead`] (the
+/// rate limiter verified the same header's token and read its record), only the checks on the
+/// record remain.
+pub(crate) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     info: &crate::audit::RequestInfo,
+    ahead: Option<&ReadAhead>,
 ) -> Result<(Principal, Arc<TokenRecord>), ApiError> {
     let failure = match bearer_token(headers) {
-        Ok(Some(token)) => match principal_from_token(state, token).await {
-            Ok(found) => return Ok(found),
-            Err(failure) => failure,
-        },
+        Ok(Some(token)) => {
+            let found = match ahead.and_then(|a| a.take_record().map(|record| (a, record))) {
+                Some((ahead, record)) => {
+                    state.resolver().accept(&ahead.claims, record, state.now())
+                }
+                None => principal_from_token(state, token).await,
+            };
+            match found {
+                Ok(found) => return Ok(found),
+                Err(failure) => failure,
+            }
+        }
         Ok(None) => Refusal::Missing,
         Err(failure) => failure,
     };
@@ -189,9 +203,19 @@ fn revalidate(state: &AppState, token_id: &str) -> crate::ops::Revalidate {
 async fn guard(state: &AppState, mut request: Request, next: Next, sessions: bool) -> Response {
     let info = request_info(&request);
     if sessions && !request.headers().contains_key(header::AUTHORIZATION) {
-        match from_session(state, request.method(), request.headers(), &info).await {
-            Ok(Some((principal, token, session))) => {
+        let ahead = request.extensions().get::<Arc<SessionAhead>>().cloned();
+        let found = from_session(
+            state,
+            request.method(),
+            request.headers(),
+            &info,
+            ahead.as_deref(),
+        )
+        .await;
+        match found {
+            Ok(Some((principal, token, session, count))) => {
                 let extensions = request.extensions_mut();
+                extensions.insert(count);
                 extensions.insert(Arc::new(principal));
                 extensions.insert(revalidate(state, &token.token_id));
                 extensions.insert(token);
@@ -203,7 +227,8 @@ async fn guard(state: &AppState, mut request: Request, next: Next, sessions: boo
             Err(refusal) => return refusal,
         }
     }
-    match authenticate(state, request.headers(), &info).await {
+    let ahead = request.extensions().get::<Arc<ReadAhead>>().cloned();
+    match authenticate(state, request.headers(), &info, ahead.as_deref()).await {
         Ok((principal, record)) => {
             let extensions = request.extensions_mut();
             extensions.insert(Arc::new(principal));
@@ -218,37 +243,68 @@ async fn guard(state: &AppState, mut request: Request, next: Next, sessions: boo
     }
 }
 
+/// A session request's identity once its session, token and principal's count are known.
+type FromSession = (
+    Principal,
+    Arc<TokenRecord>,
+    super::session::CurrentSession,
+    Arc<PrincipalCount>,
+);
+
 /// The session cookie's principal (`None`: no session cookie), or the refusal to send.
+///
+/// Two store round trips: the session record (read ahead beside the client address's count,
+/// `http::read_ahead`), then its token record, the sliding expiry and the principal's count
+/// together. The count is taken before the token is known to be live: a refusal gives it back.
 async fn from_session(
     state: &AppState,
     method: &axum::http::Method,
     headers: &HeaderMap,
     info: &crate::audit::RequestInfo,
-) -> Result<Option<(Principal, Arc<TokenRecord>, super::session::CurrentSession)>, Response> {
-    let resolved = match super::session::resolve(state, headers, info).await {
-        Ok(Some(resolved)) => resolved,
+    ahead: Option<&SessionAhead>,
+) -> Result<Option<FromSession>, Response> {
+    let found = ahead.and_then(|a| a.take().map(|found| (a.key.clone(), found)));
+    let mut session = match super::session::find(state, headers, info, found).await {
+        Ok(Some(session)) => session,
         Ok(None) => return Ok(None),
         Err(failure) => return Err(refuse(state, info, &failure, false).into_response()),
     };
-    let mut session = resolved.session;
     if let Err(reason) = super::csrf::check_request(state, method, headers, &session.key) {
         return Err(super::csrf::refuse(
             state,
             info,
-            &resolved.token.user_id,
+            &session.record.user_id,
             &session.key,
             reason,
         )
         .into_response());
     }
-    let principal = state
-        .resolver()
-        .record(&resolved.token)
-        .map_err(|failure| refuse(state, info, &failure, false).into_response())?;
-    if let Err(failure) = super::session::touch(state, &mut session).await {
-        return Err(refuse(state, info, &failure, false).into_response());
+    let now = state.now();
+    let now_secs = crate::state::epoch_secs(now);
+    let (token_id, user_id) = (
+        session.record.token_id.clone(),
+        session.record.user_id.clone(),
+    );
+    let (token, touched, counted) = tokio::join!(
+        state.tokens.get(&token_id, now_secs),
+        super::session::touch(state, &mut session),
+        super::rate_limit::count_principal(state, &user_id, now),
+    );
+    let count = Arc::new(PrincipalCount::new(&user_id, &token_id, counted));
+    let accepted = async {
+        let token = super::session::live_token(state, &session, token, now_secs, info).await?;
+        touched?;
+        let principal = state.resolver().record(&token)?;
+        Ok::<_, Refusal>((principal, token))
     }
-    Ok(Some((principal, resolved.token, session)))
+    .await;
+    match accepted {
+        Ok((principal, token)) => Ok(Some((principal, token, session, count))),
+        Err(failure) => {
+            super::rate_limit::give_back(state, Some(&count)).await;
+            Err(refuse(state, info, &failure, false).into_response())
+        }
+    }
 }
 
 /// The peer address, when the server was started with connect info.

@@ -25,6 +25,7 @@ mod mcp_errors;
 pub mod oauth;
 mod ops;
 pub mod rate_limit;
+mod read_ahead;
 pub mod rest;
 pub mod session;
 mod trace;
@@ -255,7 +256,9 @@ fn own_origins(allowed_hosts: &[String]) -> Vec<String> {
 ///
 /// The client IP is decided before the rate limit (both key on it, and so do the lockout and the
 /// audit); the rate limit runs before authentication (in `build_router`), so floods of bad
-/// tokens are cut for the price of one counter increment. Preflights are answered by CORS,
+/// tokens are cut for the price of one counter increment. It also reads ahead what
+/// authentication will need from the stores, beside its own count ([`read_ahead`]: one store
+/// round trip for a bearer request). Preflights are answered by CORS,
 /// outside the rate limit, so they are not counted.
 ///
 /// The `Host` allow-list ([`host`]) runs inside the rate limit and before any route: every

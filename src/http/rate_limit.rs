@@ -13,9 +13,11 @@
 //!   only). Each attempt costs a call to Dust, so this protects the Dust quota too.
 //! - `principal`: authenticated requests per principal (`user_id`), [`PRINCIPAL_QUOTA_FACTOR`]
 //!   × `RATE_LIMIT_MAX` per `RATE_LIMIT_WINDOW`, so one key cannot be spread over many
-//!   addresses, while people behind one NAT are not starved by a single abuser. It runs inside
-//!   the authentication layer ([`limit_principal`]), where the principal is known; it never
-//!   counts 401s, and only the principal itself sees its state.
+//!   addresses, while people behind one NAT are not starved by a single abuser. It is decided
+//!   inside the authentication layer ([`limit_principal`]), where the principal is known; it
+//!   never counts 401s, and only the principal itself sees its state. The count itself is
+//!   taken earlier, beside the token lookup, and given back when the request does not
+//!   authenticate (`read_ahead`: one store round trip per bearer request instead of three).
 //!
 //! - a handler's own bucket ([`count_client`]): keyed by client address like `default`, counted
 //!   and refused by the handler itself, so its refusal keeps the endpoint's own error shape and
@@ -53,7 +55,10 @@ use axum::{
 
 use ipnet::IpNet;
 
-use super::client_ip::{ClientIp, address_block};
+use super::{
+    client_ip::{ClientIp, address_block},
+    read_ahead::{PrincipalCount, ReadAhead, SessionAhead},
+};
 use crate::{
     audit::{AuditEvent, AuditEventType, AuditResult, Severity},
     auth::Principal,
@@ -162,6 +167,11 @@ fn request_ip(request: &Request) -> Option<IpAddr> {
         .or_else(|| super::auth::peer_ip(request))
 }
 
+/// The counter store's key of `policy`'s bucket `key`.
+fn bucket_key(policy: Policy, key: &str) -> String {
+    format!("rl:{}:{key}", policy.name)
+}
+
 /// Counts one request in `policy`'s bucket `key`.
 async fn count(
     state: &AppState,
@@ -169,15 +179,27 @@ async fn count(
     key: &str,
     now: SystemTime,
 ) -> Result<BucketState, ApiError> {
+    count_window(state, policy, key, now)
+        .await
+        .map(|(bucket, _)| bucket)
+}
+
+/// [`count`], with the end of the window the request was counted in (for a refund).
+async fn count_window(
+    state: &AppState,
+    policy: Policy,
+    key: &str,
+    now: SystemTime,
+) -> Result<(BucketState, SystemTime), ApiError> {
     let window = state
         .counters
-        .incr_with_ttl(&format!("rl:{}:{key}", policy.name), policy.window, now)
+        .incr_with_ttl(&bucket_key(policy, key), policy.window, now)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, bucket = policy.name, "rate-limit store unavailable; refusing the request");
             ApiError::store_unavailable("the service is unavailable right now; try again later")
         })?;
-    Ok(BucketState::of(policy, window, now))
+    Ok((BucketState::of(policy, window, now), window.resets_at))
 }
 
 /// The bucket key of `request`'s client address, as the `default` bucket keys it (IPv6 by
@@ -327,22 +349,122 @@ pub async fn limit_requests(
         });
     }
     let now = state.now();
-    let mut states = Vec::with_capacity(policies.len() + 1);
-    for policy in policies {
-        match count(&state, policy, &ip, now).await {
-            Ok(bucket) => states.push(bucket),
-            Err(error) => return error.into_response(),
+    // The address's buckets, and what the request will need next from the stores, all at
+    // once: one store round trip (`read_ahead`).
+    let ip_counts =
+        futures::future::try_join_all(policies.iter().map(|p| count(&state, *p, &ip, now)));
+    let mut principal = None;
+    let mut extensions = axum::http::Extensions::new();
+    let counted = match read_ahead_of(&state, &request, now) {
+        Ahead::Nothing => ip_counts.await,
+        Ahead::Bearer(claims) => {
+            let (counted, record, count) = tokio::join!(
+                ip_counts,
+                state.tokens.get(&claims.jti, crate::state::epoch_secs(now)),
+                count_principal(&state, &claims.user_id, now),
+            );
+            let count = Arc::new(PrincipalCount::new(&claims.user_id, &claims.jti, count));
+            extensions.insert(count.clone());
+            extensions.insert(Arc::new(ReadAhead::new(claims, record)));
+            principal = Some(count);
+            counted
         }
-    }
+        Ahead::Session(key) => {
+            let (counted, found) = tokio::join!(ip_counts, state.sessions.get(&key));
+            extensions.insert(Arc::new(SessionAhead::new(key, found)));
+            counted
+        }
+    };
+    let mut states = match counted {
+        Ok(states) => states,
+        Err(error) => {
+            give_back(&state, principal.as_deref()).await;
+            return error.into_response();
+        }
+    };
     let mut response = match exhausted(&states) {
         Some(bucket) => refuse(&state, &request, bucket, None),
-        None => next.run(request).await,
+        None => {
+            let mut request = request;
+            request.extensions_mut().extend(extensions);
+            next.run(request).await
+        }
     };
+    give_back(&state, principal.as_deref()).await;
     if let Some(inner) = response.extensions_mut().remove::<InnerBuckets>() {
         states.extend(inner.0);
     }
     set_headers(response.headers_mut(), &states);
     response
+}
+
+/// What a request will need from the stores after the rate limit, read ahead beside it.
+enum Ahead {
+    Nothing,
+    /// A bearer token that verifies: its record and its principal's count.
+    Bearer(crate::auth::jwt::Claims),
+    /// A session cookie on an API route, and no `Authorization` header: its session record.
+    Session(crate::store::SessionKey),
+}
+
+/// What to read ahead for `request` at `now`: for a bearer token, only one that verifies; for
+/// a session cookie, only a single well-formed one on `/api/` (the routes that take it: the
+/// console's files and pages get the cookie too, and need no session). Anything else is left
+/// to the authentication layer, which refuses it in its own words.
+fn read_ahead_of(state: &AppState, request: &Request, now: SystemTime) -> Ahead {
+    let headers = request.headers();
+    if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        return match super::auth::bearer_token(headers) {
+            Ok(Some(token)) => state
+                .resolver()
+                .verify(token, now)
+                .map_or(Ahead::Nothing, Ahead::Bearer),
+            _ => Ahead::Nothing,
+        };
+    }
+    if !request.uri().path().starts_with("/api/") {
+        return Ahead::Nothing;
+    }
+    match super::session::cookie_key(state, headers) {
+        Ok(Some(key)) => Ahead::Session(key),
+        _ => Ahead::Nothing,
+    }
+}
+
+/// Counts one authenticated request of `user_id` in the per-principal bucket, ahead of the
+/// per-principal layer ([`PrincipalCount`]); `None` when the store failed (that layer then
+/// counts again, and fails closed).
+pub(crate) async fn count_principal(
+    state: &AppState,
+    user_id: &str,
+    now: SystemTime,
+) -> Option<(BucketState, SystemTime)> {
+    count_window(state, principal_policy(state), user_id, now)
+        .await
+        .ok()
+}
+
+/// Gives back a principal's increment counted ahead that the request did not use (refused
+/// first, not authenticated, or a route that does not count principals). A failure only
+/// leaves the count one too high until its window ends: logged, not the request's problem.
+pub(crate) async fn give_back(state: &AppState, count: Option<&PrincipalCount>) {
+    let Some((user_id, resets_at)) = count.and_then(PrincipalCount::unused) else {
+        return;
+    };
+    let key = bucket_key(principal_policy(state), user_id);
+    if let Err(e) = state.counters.refund(&key, resets_at).await {
+        tracing::warn!(error = %e, "cannot give back a principal's rate-limit count");
+    }
+}
+
+/// The per-principal bucket: [`PRINCIPAL_QUOTA_FACTOR`] × `RATE_LIMIT_MAX` per
+/// `RATE_LIMIT_WINDOW`.
+fn principal_policy(state: &AppState) -> Policy {
+    Policy {
+        name: "principal",
+        quota: u64::from(state.config.rate_limit_max).saturating_mul(PRINCIPAL_QUOTA_FACTOR),
+        window: state.config.rate_limit_window,
+    }
 }
 
 /// Middleware inside the authentication layer: the per-principal bucket. Its state rides back
@@ -355,14 +477,24 @@ pub async fn limit_principal(
     let Some(principal) = request.extensions().get::<Arc<Principal>>().cloned() else {
         return next.run(request).await;
     };
-    let policy = Policy {
-        name: "principal",
-        quota: u64::from(state.config.rate_limit_max).saturating_mul(PRINCIPAL_QUOTA_FACTOR),
-        window: state.config.rate_limit_window,
-    };
-    let bucket = match count(&state, policy, &principal.user_id, state.now()).await {
-        Ok(bucket) => bucket,
-        Err(error) => return error.into_response(),
+    // Counted already, beside the token lookup (`read_ahead`).
+    let counted = request
+        .extensions()
+        .get::<Arc<PrincipalCount>>()
+        .and_then(|count| count.take(&principal.user_id, principal.token_id.as_deref()));
+    let bucket = match counted {
+        Some(bucket) => bucket,
+        None => match count(
+            &state,
+            principal_policy(&state),
+            &principal.user_id,
+            state.now(),
+        )
+        .await
+        {
+            Ok(bucket) => bucket,
+            Err(error) => return error.into_response(),
+        },
     };
     let mut response = if bucket.exceeded() {
         refuse(&state, &request, bucket, Some(&principal))

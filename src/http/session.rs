@@ -173,26 +173,15 @@ pub struct CurrentSession {
     pub record: SessionRecord,
 }
 
-/// A session found for a request: its record and the live token record behind it.
-#[derive(Debug)]
-pub struct Resolved {
-    pub session: CurrentSession,
-    pub token: Arc<TokenRecord>,
-}
-
 fn store_unavailable(e: &crate::store::StoreError) -> Refusal {
     tracing::error!(error = %e, "session store unavailable");
     Refusal::StoreUnavailable
 }
 
-/// The session named by the request's session cookie, if any. `Ok(None)`: no session cookie
-/// (the request is anonymous). An id the server never issued, one that has ended, or a tossed
-/// second cookie is refused, and nothing is created (S1).
-pub async fn resolve(
-    state: &AppState,
-    headers: &HeaderMap,
-    info: &RequestInfo,
-) -> Result<Option<Resolved>, Refusal> {
+/// The store key of the request's session cookie: `Ok(None)` without one (the request is
+/// anonymous); a second cookie or an id of a shape this server never issues is refused before
+/// the store is asked (S1).
+pub fn cookie_key(state: &AppState, headers: &HeaderMap) -> Result<Option<SessionKey>, Refusal> {
     let values = cookie_values(headers, session_cookie_name(state));
     let id = match values.as_slice() {
         [] => return Ok(None),
@@ -201,18 +190,36 @@ pub async fn resolve(
             return Err(Refusal::DuplicateSessionCookie);
         }
     };
-    let unknown = Refusal::UnknownSession;
     if !is_well_formed_id(id) {
-        return Err(unknown);
+        return Err(Refusal::UnknownSession);
     }
-    let key = session_key(state, id);
-    let Some(record) = state
-        .sessions
-        .get(&key)
-        .await
-        .map_err(|e| store_unavailable(&e))?
-    else {
-        return Err(unknown);
+    Ok(Some(session_key(state, id)))
+}
+
+/// The session named by the request's session cookie, if any. `Ok(None)`: no session cookie
+/// (the request is anonymous). An id the server never issued, one that has ended, or a tossed
+/// second cookie is refused, and nothing is created (S1). An expired session is ended.
+///
+/// `found` is the store's answer for the cookie's key when the rate limiter read it ahead
+/// (`http::read_ahead`); without it, the store is asked here.
+pub async fn find(
+    state: &AppState,
+    headers: &HeaderMap,
+    info: &RequestInfo,
+    found: Option<(
+        SessionKey,
+        Result<Option<SessionRecord>, crate::store::StoreError>,
+    )>,
+) -> Result<Option<CurrentSession>, Refusal> {
+    let Some(key) = cookie_key(state, headers)? else {
+        return Ok(None);
+    };
+    let found = match found {
+        Some((ahead_key, found)) if ahead_key == key => found,
+        _ => state.sessions.get(&key).await,
+    };
+    let Some(record) = found.map_err(|e| store_unavailable(&e))? else {
+        return Err(Refusal::UnknownSession);
     };
     let now_ms = millis(state.now());
     if record.is_expired(now_ms) {
@@ -226,22 +233,28 @@ pub async fn resolve(
             .map_err(|e| store_unavailable(&e))?;
         return Err(Refusal::SessionExpired);
     }
-    let now_secs = now_ms / 1000;
-    let token = state
-        .tokens
-        .get(&record.token_id, now_secs)
-        .await
-        .map_err(|e| store_unavailable(&e))?;
-    let Some(token) = token.filter(|t| t.is_live(now_secs)) else {
-        end(state, &key, "token_revoked", Some(info))
-            .await
-            .map_err(|e| store_unavailable(&e))?;
-        return Err(Refusal::SessionTokenRevoked);
-    };
-    Ok(Some(Resolved {
-        session: CurrentSession { key, record },
-        token,
-    }))
+    Ok(Some(CurrentSession { key, record }))
+}
+
+/// The session's token record, as the token store answered (`found`, at `now_secs`): live, or
+/// the session is ended (`token_revoked`) and refused.
+pub async fn live_token(
+    state: &AppState,
+    session: &CurrentSession,
+    found: Result<Option<Arc<TokenRecord>>, crate::store::StoreError>,
+    now_secs: i64,
+    info: &RequestInfo,
+) -> Result<Arc<TokenRecord>, Refusal> {
+    let token = found.map_err(|e| store_unavailable(&e))?;
+    match token.filter(|t| t.is_live(now_secs)) {
+        Some(token) => Ok(token),
+        None => {
+            end(state, &session.key, "token_revoked", Some(info))
+                .await
+                .map_err(|e| store_unavailable(&e))?;
+            Err(Refusal::SessionTokenRevoked)
+        }
+    }
 }
 
 /// Records the request's activity on the session (sliding idle deadline, never past the

@@ -486,6 +486,69 @@ async fn r7_a_principal_spread_over_addresses_hits_its_own_bucket() {
     assert_eq!(records[0]["ip"], "127.0.0.100");
 }
 
+/// The principal's bucket is counted beside the token lookup, before anyone knows whether the
+/// request will count (one store round trip, `http::read_ahead`): whatever does not pass
+/// authentication gives its increment back, so the bucket counts exactly the authenticated
+/// requests, as when it was counted after authentication.
+#[tokio::test]
+async fn r7_the_principal_bucket_counts_only_authenticated_requests() {
+    let s = TestServer::start_with(&[("RATE_LIMIT_MAX", "4")]).await;
+    let quota = 4 * PRINCIPAL_QUOTA_FACTOR;
+    let login = |c: reqwest::Client| {
+        let request = c
+            .post(s.url("/api/v1/auth/login"))
+            .json(&login_body(&s, s.sim.api_key()));
+        async move {
+            let body: Value = request.send().await.unwrap().json().await.unwrap();
+            body["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let token = login(client(2)).await;
+    // Four authenticated requests from one address, then three its own bucket refuses.
+    let c = client(3);
+    for used in 1..=4 {
+        let response = tools_list(&c, &s, &token).await;
+        assert_eq!(response.status(), 200);
+        let principal = member(response.headers(), "ratelimit", "principal").unwrap();
+        assert_eq!(principal["r"], quota - used);
+    }
+    for _ in 0..3 {
+        assert_429(tools_list(&c, &s, &token).await).await;
+    }
+    // The same person's second token, logged out (an authenticated request: it counts), then
+    // presented again: refused, not counted.
+    let other = login(client(4)).await;
+    let logout = client(4)
+        .post(s.url("/api/v1/auth/logout"))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert!(logout.status().is_success(), "{}", logout.status());
+    for _ in 0..2 {
+        let response = tools_list(&client(4), &s, &other).await;
+        assert_eq!(response.status(), 401);
+    }
+    // A valid token on a route that does not authenticate: not counted either.
+    for _ in 0..2 {
+        let response = client(6)
+            .get(s.url("/nowhere"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404);
+    }
+    let response = tools_list(&client(5), &s, &token).await;
+    assert_eq!(response.status(), 200);
+    let principal = member(response.headers(), "ratelimit", "principal").unwrap();
+    assert_eq!(
+        principal["r"],
+        quota - 6,
+        "4 calls, the logout and this one"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // R9: audit of refusals, sampled
 // ---------------------------------------------------------------------------------------------
@@ -542,6 +605,10 @@ impl CounterStore for BrokenCounters {
         _window: Duration,
         _now: SystemTime,
     ) -> Result<WindowCount, StoreError> {
+        Err(StoreError("connection refused".into()))
+    }
+
+    async fn refund(&self, _key: &str, _resets_at: SystemTime) -> Result<(), StoreError> {
         Err(StoreError("connection refused".into()))
     }
 }

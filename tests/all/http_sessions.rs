@@ -410,6 +410,43 @@ async fn revoking_the_linked_token_ends_the_session() {
     srv.shutdown().await;
 }
 
+/// A console request counts once in its principal's bucket (counted beside its token lookup
+/// and sliding expiry, `http::read_ahead`); one refused for its revoked token or for CSRF gives
+/// its count back or never takes one.
+#[tokio::test]
+async fn session_requests_count_once_in_the_principal_bucket() {
+    let srv = TestServer::start().await;
+    let (_, a) = login(&srv, false).await;
+    let (_, b) = login(&srv, false).await;
+    assert_eq!(a.user_id, b.user_id, "one person, two sessions");
+    let remaining = |reply: &Reply| -> u64 {
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let value = reply.headers["ratelimit"].to_str().unwrap();
+        let member = value
+            .split(", ")
+            .find(|m| m.starts_with("\"principal\""))
+            .unwrap_or_else(|| panic!("no principal member in {value}"));
+        let r = member
+            .split(';')
+            .find_map(|p| p.strip_prefix("r="))
+            .unwrap();
+        r.parse().unwrap()
+    };
+    let first = remaining(&a.whoami(&srv).await);
+    let second = remaining(&a.whoami(&srv).await);
+    assert_eq!(first - second, 1, "one count per request");
+    let token = linked_token(&srv, &b).await;
+    assert!(srv.state.tokens.revoke(&token, 0).await.unwrap());
+    assert_session_refused(&b.whoami(&srv).await);
+    let csrf = a
+        .send(&srv, Method::POST, "/api/v1/auth/refresh", false, &[])
+        .await;
+    assert_eq!(csrf.status, 403, "{}", csrf.text);
+    let third = remaining(&a.whoami(&srv).await);
+    assert_eq!(second - third, 1, "the refused requests did not count");
+    srv.shutdown().await;
+}
+
 /// S6: parallel logins get distinct ids; past the per-principal cap the oldest session ends
 /// (audited); a logout racing requests never revives the session; rotation never revives the
 /// old id.

@@ -90,6 +90,34 @@ pub async fn concurrent_increments_are_atomic(store: &dyn CounterStore) {
     assert_eq!(counts, (1..=N).collect::<Vec<_>>(), "atomic increments");
 }
 
+/// A refund takes back one increment of the window it names, and never reaches another
+/// window or goes below zero.
+pub async fn a_refund_takes_back_one_increment_of_its_window(store: &dyn CounterStore) {
+    let key = keys()("a");
+    store.incr_with_ttl(&key, WINDOW, t0()).await.unwrap();
+    let second = store.incr_with_ttl(&key, WINDOW, at(10)).await.unwrap();
+    assert_eq!(second.count, 2);
+    store.refund(&key, second.resets_at).await.unwrap();
+    let third = store.incr_with_ttl(&key, WINDOW, at(20)).await.unwrap();
+    assert_eq!(third.count, 2, "the refunded increment is taken back");
+    // A refund of an earlier window does nothing to the current one.
+    let next = store.incr_with_ttl(&key, WINDOW, at(60)).await.unwrap();
+    assert_eq!(next.count, 1, "new window");
+    store.refund(&key, third.resets_at).await.unwrap();
+    let after = store.incr_with_ttl(&key, WINDOW, at(61)).await.unwrap();
+    assert_eq!(after.count, 2, "a stale refund reaches no other window");
+    // Never below zero; a key never counted is left alone.
+    for _ in 0..3 {
+        store.refund(&key, after.resets_at).await.unwrap();
+    }
+    let again = store.incr_with_ttl(&key, WINDOW, at(62)).await.unwrap();
+    assert_eq!((again.count, again.resets_at), (1, after.resets_at));
+    store
+        .refund(&keys()("never"), after.resets_at)
+        .await
+        .unwrap();
+}
+
 /// One `#[tokio::test]` per case of this suite, for the [`CounterStore`] the argument builds
 /// (see [`store_contract_tests!`](crate::store_contract_tests) for the forms it takes).
 #[macro_export]
@@ -103,6 +131,7 @@ macro_rules! counter_store_contract_tests {
                 the_count_restarts_at_the_reset_time,
                 each_key_keeps_its_own_window,
                 concurrent_increments_are_atomic,
+                a_refund_takes_back_one_increment_of_its_window,
             ]
             $($backend)+
         );

@@ -131,6 +131,19 @@ impl CounterStore for MemoryCounterStore {
         Ok(fresh)
     }
 
+    async fn refund(&self, key: &str, resets_at: SystemTime) -> Result<(), StoreError> {
+        let mut counters = self
+            .inner
+            .lock()
+            .map_err(|_| StoreError("counter store lock poisoned".into()))?;
+        if let Some(current) = counters.map.get_mut(key)
+            && current.resets_at == resets_at
+        {
+            current.count = current.count.saturating_sub(1);
+        }
+        Ok(())
+    }
+
     fn held(&self) -> Option<usize> {
         Some(self.len())
     }

@@ -10,6 +10,12 @@
 //!
 //! Increments are atomic: N concurrent increments of one key see exactly the counts 1..=N, so
 //! a burst cannot slip past a limit through a read-modify-write race (catalogue R1).
+//!
+//! [`CounterStore::refund`] takes back one increment of a window that is still open: the
+//! per-principal bucket is counted alongside the token lookup, before the token is known to be
+//! good, so that a request waits for one store round trip instead of two
+//! (`http::rate_limit`, "read-ahead"); a request that then turns out not to count gives its
+//! increment back. A refund names the window it belongs to, so it never reaches into the next.
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod contract;
@@ -43,6 +49,12 @@ pub trait CounterStore: Send + Sync + 'static {
         window: Duration,
         now: SystemTime,
     ) -> Result<WindowCount, StoreError>;
+
+    /// Takes back one increment of `key` made in the window that ends at `resets_at` (as
+    /// [`incr_with_ttl`](Self::incr_with_ttl) reported it). Nothing happens when that window
+    /// is over or replaced, or its count is already zero: a refund never lowers another
+    /// window's count.
+    async fn refund(&self, key: &str, resets_at: SystemTime) -> Result<(), StoreError>;
 
     /// How many counters this process holds, for the `store_entries` gauge; `None` when they
     /// live elsewhere (Redis expires each with its window).

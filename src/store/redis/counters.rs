@@ -33,6 +33,20 @@ return {1, resets}
     )
 });
 
+/// Takes back one increment of the window ending at ARGV[1] (ms), if that window is still the
+/// key's and its count is above zero. KEYS: the counter.
+static REFUND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if tonumber(redis.call('HGET', KEYS[1], 'r') or '0') == tonumber(ARGV[1])
+  and tonumber(redis.call('HGET', KEYS[1], 'c') or '0') > 0 then
+  redis.call('HINCRBY', KEYS[1], 'c', -1)
+end
+return 1
+",
+    )
+});
+
 #[async_trait]
 impl CounterStore for RedisStore {
     async fn incr_with_ttl(
@@ -55,5 +69,16 @@ impl CounterStore for RedisStore {
             count,
             resets_at: from_epoch_ms(resets_at),
         })
+    }
+
+    async fn refund(&self, key: &str, resets_at: SystemTime) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let mut invocation = REFUND.prepare_invoke();
+        invocation
+            .key(self.key("rl", &[key]))
+            .arg(epoch_ms(resets_at));
+        self.run(async move { invocation.invoke_async::<i64>(&mut conn).await })
+            .await
+            .map(|_| ())
     }
 }
