@@ -13,11 +13,13 @@
 //! cargo run --release --example redis_rtt -- target/release/mcp-dust-server 127.0.0.1:6390
 //! ```
 //!
-//! Arguments: the server binary, Redis's address, the one-way delay in ms (default 5: large
-//! against tokio's 1 ms timer, so the estimate is within a few tenths), requests per kind
-//! (default 100). The simulator runs in process as the Dust upstream. The divisor is measured,
-//! not assumed: a `PING` through the proxy with the delay on and off (tokio's timer rounds each
-//! wait up to its 1 ms tick, so 5 ms each way adds about 12 ms, not 10).
+//! Arguments: the server binary, Redis's address, the one-way delay in ms (default 5, large
+//! against the noise, so the estimate is within a few tenths; fractions allowed: `0.5` puts
+//! Redis 1 ms away, and the delayed median is then what a request takes with such a Redis),
+//! requests per kind (default 100). The simulator runs in process as the Dust upstream. The
+//! proxy sleeps on tokio's timer to within 2 ms of each due time and yields the rest (the timer
+//! alone rounds every wait up to its 1 ms tick). The divisor is measured, not assumed: a `PING`
+//! through the proxy with the delay on and off.
 
 use std::{
     net::SocketAddr,
@@ -48,8 +50,14 @@ async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay_us: Arc<Ato
     let writer = tokio::spawn(async move {
         while let Some((due, bytes)) = rx.recv().await {
             // No timer when nothing is to wait for: tokio's 1 ms tick would add to the baseline.
-            if due > tokio::time::Instant::now() {
-                tokio::time::sleep_until(due).await;
+            // The timer sleeps to within 2 ms of the due time, the rest is spent yielding, so a
+            // sub-millisecond delay (Redis 1 ms away) is what it says, not a whole tick.
+            let now = tokio::time::Instant::now();
+            if due > now + Duration::from_millis(2) {
+                tokio::time::sleep_until(due - Duration::from_millis(2)).await;
+            }
+            while tokio::time::Instant::now() < due {
+                tokio::task::yield_now().await;
             }
             if to.write_all(&bytes).await.is_err() {
                 break;
@@ -264,15 +272,17 @@ async fn main() -> Result<()> {
     let usage = "usage: redis_rtt <server binary> <redis host:port> [one-way delay ms] [requests]";
     let binary = args.next().context(usage)?;
     let redis_addr: SocketAddr = args.next().context(usage)?.parse()?;
-    let delay_ms: u64 = args.next().map_or(Ok(5), |d| d.parse())?;
+    let delay_ms: f64 = args.next().map_or(Ok(5.0), |d| d.parse())?;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let delay_us = (delay_ms * 1000.0).round() as u64;
     let n: usize = args.next().map_or(Ok(100), |n| n.parse())?;
 
     mcp_dust_server::dust::install_crypto_provider();
     let sim = sim::spawn(SimConfig::default()).await?;
-    let delay_us = Arc::new(AtomicU64::new(0));
+    let delay_now = Arc::new(AtomicU64::new(0));
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let proxy_port = listener.local_addr()?.port();
-    tokio::spawn(proxy(listener, redis_addr, delay_us.clone()));
+    tokio::spawn(proxy(listener, redis_addr, delay_now.clone()));
 
     let mut redis = redis::Client::open(format!("redis://{redis_addr}"))?
         .get_multiplexed_async_connection()
@@ -339,13 +349,13 @@ async fn main() -> Result<()> {
         "| request | median, no delay | median, {delay_ms} ms each way | added | sequential round trips | Redis commands |"
     );
     println!("|---|---|---|---|---|---|");
-    // The round trip the delay really adds (tokio's timer rounds each wait up to its 1 ms
-    // tick): a `PING` through the proxy, timed with the delay off and on.
+    // The round trip the delay really adds: a `PING` through the proxy, timed with the delay
+    // off and on.
     let mut through = redis::Client::open(format!("redis://127.0.0.1:{proxy_port}"))?
         .get_multiplexed_async_connection()
         .await?;
     let mut ping = async |delay: u64| -> Result<Duration> {
-        delay_us.store(delay, Ordering::Relaxed);
+        delay_now.store(delay, Ordering::Relaxed);
         let mut took = Vec::new();
         for _ in 0..51 {
             let started = Instant::now();
@@ -355,18 +365,18 @@ async fn main() -> Result<()> {
         took.sort_unstable();
         Ok(took[25])
     };
-    let rtt = ping(delay_ms * 1000).await?.saturating_sub(ping(0).await?);
+    let rtt = ping(delay_us).await?.saturating_sub(ping(0).await?);
     eprintln!(
         "one round trip through the proxy adds {:.2} ms",
         rtt.as_secs_f64() * 1e3
     );
     for kind in Kind::ALL {
-        delay_us.store(0, Ordering::Relaxed);
+        delay_now.store(0, Ordering::Relaxed);
         target.median(kind, n / 5 + 1).await?; // warm-up (connections, caches)
         let before = commands(&mut redis).await?;
         let fast = target.median(kind, n).await?;
         let per_request = (commands(&mut redis).await? - before) as f64 / n as f64;
-        delay_us.store(delay_ms * 1000, Ordering::Relaxed);
+        delay_now.store(delay_us, Ordering::Relaxed);
         target.median(kind, 3).await?; // connections re-established under the delay
         let slow = target.median(kind, n).await?;
         let added = slow.saturating_sub(fast);
