@@ -52,8 +52,10 @@ mod tokens;
 use std::{fmt, future::Future, time::Duration};
 
 use redis::{
-    Client, ErrorKind, RedisResult, TlsCertificates,
-    aio::{ConnectionManager, ConnectionManagerConfig},
+    Client, Cmd, ErrorKind, Pipeline, RedisFuture, RedisResult, TlsCertificates, Value,
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
+    cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig},
+    cluster_async::ClusterConnection,
 };
 use rustls::pki_types::{CertificateDer, pem::PemObject};
 use secrecy::{ExposeSecret, SecretString};
@@ -69,10 +71,49 @@ pub const DEFAULT_KEY_PREFIX: &str = "mcp-dust:";
 /// gets "not found" like anyone else (the in-memory store forgets it at the next restart).
 pub const CONVERSATION_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 
-/// The state stores on one Redis server (or one logical database of it).
+/// The connection of a [`RedisStore`]: one server, or a Redis Cluster. Both are multiplexed
+/// (a clone shares the connections, commands from many tasks run concurrently) and reconnect
+/// by themselves; the cluster one also follows the slot map (`MOVED`, `ASK`, a failover).
+/// Being one [`ConnectionLike`], every command and script of the backend runs on either.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// The state stores on one Redis server (or one logical database of it), or on a Redis
+/// Cluster.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Connection,
     /// Whether the URL is `rediss://`.
     tls: bool,
     prefix: String,
@@ -89,6 +130,7 @@ impl fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
             .field("tls", &self.tls)
+            .field("cluster", &matches!(self.conn, Connection::Cluster(_)))
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -105,11 +147,13 @@ impl RedisStore {
         Self::open_with_ca(url, prefix, timeout, None)
     }
 
-    /// The store `config` asks for: `REDIS_URL`, its prefix and deadline, and the CA of
-    /// `REDIS_TLS_CA_FILE` when set. `None` when `REDIS_URL` is unset.
+    /// The store `config` asks for: `REDIS_URL` (Redis Cluster seed nodes with
+    /// `REDIS_CLUSTER=true`), its prefix and deadline, and the CA of `REDIS_TLS_CA_FILE` when
+    /// set. `None` when `REDIS_URL` is unset.
     ///
     /// # Errors
-    /// See [`RedisStore::open_with_ca`]; also an unreadable `REDIS_TLS_CA_FILE`.
+    /// See [`RedisStore::open_with_ca`] and [`RedisStore::open_cluster_with_ca`]; also an
+    /// unreadable `REDIS_TLS_CA_FILE`.
     pub fn from_config(config: &Config) -> Result<Option<Self>, StoreError> {
         let Some(url) = &config.redis_url else {
             return Ok(None);
@@ -121,7 +165,12 @@ impl RedisStore {
                 })?),
                 None => None,
             };
-        Self::open_with_ca(
+        let open = if config.redis_cluster {
+            Self::open_cluster_with_ca
+        } else {
+            Self::open_with_ca
+        };
+        open(
             url,
             &config.redis_key_prefix,
             config.redis_timeout,
@@ -156,14 +205,92 @@ impl RedisStore {
             .set_max_delay(timeout);
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| StoreError(format!("redis: {}", describe(&e))))?;
-        Ok(Self {
+        Ok(Self::on(
+            Connection::Single(conn),
+            url.starts_with("rediss://"),
+            prefix,
+            timeout,
+        ))
+    }
+
+    /// A store on the Redis Cluster that `urls` (comma-separated seed nodes: the same scheme
+    /// and credentials each, a comma inside a password percent-encoded as `%2C`) belong to. The
+    /// rest of the cluster is found from them (`CLUSTER SLOTS`), and followed as slots move.
+    /// TLS and its CA as in [`RedisStore::open_with_ca`], for every node. Connects lazily, like
+    /// the single-server store.
+    ///
+    /// # Errors
+    /// As [`RedisStore::open_with_ca`], for any seed; seeds that mix `redis://` and
+    /// `rediss://`, or differ in credentials; a `prefix` with `{` or `}` (it would take over the
+    /// hash tags that keep related keys in one slot). No message contains a URL.
+    pub fn open_cluster_with_ca(
+        urls: &SecretString,
+        prefix: &str,
+        timeout: Duration,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, StoreError> {
+        if prefix.contains(['{', '}']) {
+            return Err(StoreError(
+                "REDIS_KEY_PREFIX: with REDIS_CLUSTER, the prefix cannot contain { or } (Redis would hash it instead of the keys' own tags)".into(),
+            ));
+        }
+        let seeds: Vec<&str> = urls
+            .expose_secret()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let Some(first) = seeds.first() else {
+            return Err(StoreError("REDIS_URL names no Redis Cluster node".into()));
+        };
+        let tls = first.starts_with("rediss://");
+        for seed in &seeds {
+            if seed.starts_with("rediss://") != tls {
+                return Err(StoreError(
+                    "REDIS_URL: the Redis Cluster seed nodes mix redis:// and rediss://".into(),
+                ));
+            }
+            // The same checks as one server's URL (scheme, `#insecure`, the CA).
+            client(seed, ca_pem)?;
+        }
+        let mut builder = ClusterClientBuilder::new(seeds)
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            // A redirection (`MOVED`, `ASK`) or a lost node costs a retry; a few quick ones
+            // follow a failover, and the deadline of `run` bounds them all.
+            .retries(3)
+            .min_retry_wait(10)
+            .max_retry_wait(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+        if tls {
+            builder = builder.certs(TlsCertificates {
+                client_tls: None,
+                root_cert: ca_pem.map(<[u8]>::to_vec),
+            });
+        }
+        let client: ClusterClient = builder.build().map_err(|e| match e.kind() {
+            ErrorKind::InvalidClientConfig if ca_pem.is_some() => StoreError(
+                "REDIS_TLS_CA_FILE: its certificates are not usable as trust anchors".into(),
+            ),
+            _ => StoreError(
+                "REDIS_URL: the Redis Cluster seed nodes are not valid URLs with the same credentials".into(),
+            ),
+        })?;
+        let config = ClusterConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout);
+        let conn = client.get_pending_async_connection_with_config(config);
+        Ok(Self::on(Connection::Cluster(conn), tls, prefix, timeout))
+    }
+
+    fn on(conn: Connection, tls: bool, prefix: &str, timeout: Duration) -> Self {
+        Self {
             conn,
-            tls: url.starts_with("rediss://"),
+            tls,
             prefix: prefix.to_owned(),
             timeout,
             session_capacity: super::sessions::MAX_SESSIONS,
             oauth_unused_capacity: super::oauth::MAX_UNUSED_CLIENTS,
-        })
+        }
     }
 
     /// `PING`: whether Redis answers within the deadline.
@@ -196,18 +323,27 @@ impl RedisStore {
         }
     }
 
-    /// The full key of `kind` and its variable `parts`, each percent-encoded.
-    fn key(&self, kind: &str, parts: &[&str]) -> String {
-        let mut key = format!("{}{kind}", self.prefix);
-        for part in parts {
+    /// The full key `<prefix><kind>:{<tag>}[:<rest>…]`: the `tag` parts, joined by `:`, are the
+    /// hash tag (Redis Cluster hashes only what is between the braces, so keys with one tag
+    /// share a slot), then the `rest` parts. Every part is percent-encoded, so no id holds a
+    /// brace or a separator that would move it into another key or slot.
+    fn key(&self, kind: &str, tag: &[&str], rest: &[&str]) -> String {
+        let encoded = |parts: &[&str]| -> Vec<String> {
+            parts
+                .iter()
+                .map(|p| urlencoding::encode(p).into_owned())
+                .collect()
+        };
+        let mut key = format!("{}{kind}:{{{}}}", self.prefix, encoded(tag).join(":"));
+        for part in encoded(rest) {
             key.push(':');
-            key.push_str(&urlencoding::encode(part));
+            key.push_str(&part);
         }
         key
     }
 
     /// A connection handle (cheap: the multiplexed connection is shared).
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Connection {
         self.conn.clone()
     }
 
@@ -375,11 +511,20 @@ mod tests {
     #[tokio::test]
     async fn keys_carry_the_prefix_and_encode_their_parts() {
         let store = open("redis://127.0.0.1:1").unwrap();
-        assert_eq!(store.key("tok", &["tok_abc"]), "mcp-dust:tok:tok_abc");
+        assert_eq!(store.key("tok", &["tok_abc"], &[]), "mcp-dust:tok:{tok_abc}");
+        assert_eq!(
+            store.key("oauth-rt", &["oauth-refresh"], &["h"]),
+            "mcp-dust:oauth-rt:{oauth-refresh}:h"
+        );
         // A separator inside an id cannot make two different pairs collide.
         assert_ne!(
-            store.key("conv", &["a:b", "c"]),
-            store.key("conv", &["a", "b:c"])
+            store.key("conv", &["a:b", "c"], &[]),
+            store.key("conv", &["a", "b:c"], &[])
+        );
+        // Nor can a brace inside an id make its own hash tag.
+        assert_eq!(
+            store.key("user-sess", &["w}", "{u"], &[]),
+            "mcp-dust:user-sess:{w%7D:%7Bu}"
         );
     }
 }

@@ -1,0 +1,229 @@
+//! A real Redis Cluster for a test: three masters (no replicas) on free loopback ports, each
+//! with its cluster bus on port + 10000, made one cluster by `redis-cli --cluster create` (the
+//! slots split in three), no persistence, every process killed when dropped.
+//!
+//! Like [`RedisServer`](super::redis_server::RedisServer), without `redis-server` or
+//! `redis-cli` installed (`.ci/setup.d/20-redis.sh` installs both) [`RedisCluster::start`]
+//! prints a "skipped" line and returns `None`, and in CI (`CI` set) panics instead.
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use mcp_dust_server::store::RedisStore;
+use secrecy::SecretString;
+
+/// How many masters.
+const MASTERS: usize = 3;
+
+/// A running Redis Cluster.
+pub(crate) struct RedisCluster {
+    ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+    children: Vec<Child>,
+}
+
+impl std::fmt::Debug for RedisCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCluster")
+            .field("ports", &self.ports)
+            .finish()
+    }
+}
+
+/// Whether `binary` runs; outside CI a missing one skips the test (`false`), in CI it fails.
+fn installed(binary: &str, test: &str) -> bool {
+    let found = Command::new(binary)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{binary} is not installed (CI runs .ci/setup.d/20-redis.sh first)"
+        );
+        eprintln!("skipped: {test} needs {binary} (apt-get install redis-server redis-tools)");
+    }
+    found
+}
+
+/// A free loopback port whose cluster bus port (+ 10000) is free too. Both listeners are
+/// closed on return, so another process could take them meanwhile: `start` retries.
+fn free_port_pair() -> u16 {
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        if port <= 55_535 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl RedisCluster {
+    /// Starts a cluster and waits until it reports `cluster_state:ok` on every node, or
+    /// returns `None` when `redis-server` or `redis-cli` is missing outside CI.
+    pub(crate) async fn start(test: &str) -> Option<Self> {
+        if !installed("redis-server", test) || !installed("redis-cli", test) {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut cluster = Self {
+            ports: Vec::new(),
+            _dir: dir,
+            children: Vec::new(),
+        };
+        for _ in 0..MASTERS {
+            cluster.spawn_node().await;
+        }
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for port in &cluster.ports {
+            create.arg(format!("127.0.0.1:{port}"));
+        }
+        let output = tokio::task::spawn_blocking(move || {
+            create
+                .args(["--cluster-replicas", "0", "--cluster-yes"])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for port in cluster.ports.clone() {
+            loop {
+                let info = cluster.cluster_info(port).await.unwrap_or_default();
+                if info.contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster is not ok on port {port}: {info}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Some(cluster)
+    }
+
+    /// Starts one node on a fresh port pair (another try if the port was taken meanwhile).
+    async fn spawn_node(&mut self) {
+        for _ in 0..5 {
+            let port = free_port_pair();
+            let dir = self._dir.path();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string()])
+                .args(["--bind", "127.0.0.1"])
+                .args(["--cluster-enabled", "yes"])
+                .arg("--cluster-config-file")
+                .arg(dir.join(format!("nodes-{port}.conf")))
+                .args(["--cluster-node-timeout", "5000"])
+                .arg("--dir")
+                .arg(dir)
+                .args(["--save", ""])
+                .args(["--appendonly", "no"])
+                .args(["--daemonize", "no"])
+                .args(["--loglevel", "warning"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"));
+            self.children.push(child);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if self.node(port).await.is_ok() {
+                    self.ports.push(port);
+                    return;
+                }
+                let exited = self
+                    .children
+                    .last_mut()
+                    .unwrap()
+                    .try_wait()
+                    .unwrap()
+                    .is_some();
+                if exited || Instant::now() > deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            // Port taken (or a slow start): stop that one and try another pair.
+            let mut child = self.children.pop().unwrap();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("could not start a cluster node");
+    }
+
+    /// A plain connection to the node on `port` (answers only for its own slots: `MOVED`
+    /// otherwise), for looking at where keys are.
+    pub(crate) async fn node(
+        &self,
+        port: u16,
+    ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+        let mut conn = tokio::time::timeout(
+            Duration::from_secs(1),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "timeout")))??;
+        redis::cmd("PING").query_async::<String>(&mut conn).await?;
+        Ok(conn)
+    }
+
+    /// `CLUSTER INFO` of the node on `port`.
+    async fn cluster_info(&self, port: u16) -> redis::RedisResult<String> {
+        let mut conn = self.node(port).await?;
+        redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query_async(&mut conn)
+            .await
+    }
+
+    /// The nodes' ports.
+    pub(crate) fn ports(&self) -> &[u16] {
+        &self.ports
+    }
+
+    /// The seed nodes, as `REDIS_URL` takes them with `REDIS_CLUSTER=true`: the first two,
+    /// comma-separated (the third is found from them).
+    pub(crate) fn url(&self) -> String {
+        format!(
+            "redis://127.0.0.1:{},redis://127.0.0.1:{}",
+            self.ports[0], self.ports[1]
+        )
+    }
+
+    /// A store on this cluster under `prefix`, with a deadline that a slot-map refresh on a
+    /// loaded 2-core machine fits in.
+    pub(crate) fn store(&self, prefix: &str) -> RedisStore {
+        RedisStore::open_cluster_with_ca(
+            &SecretString::from(self.url()),
+            prefix,
+            Duration::from_secs(3),
+            None,
+        )
+        .unwrap()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
