@@ -198,7 +198,10 @@ async fn keys_spread_over_the_nodes_and_a_moved_slot_is_followed() {
         let user = format!("usr_{i}");
         let record = token("ws", &user, 0, 3600);
         tokens.save(record.clone(), NOW).await.unwrap();
-        assert_eq!(tokens.list_for_user("ws", &user, NOW).await.unwrap().len(), 1);
+        assert_eq!(
+            tokens.list_for_user("ws", &user, NOW).await.unwrap().len(),
+            1
+        );
         let key = SessionKey::from_hmac_hex(format!("s{i}"));
         let r = session("ws", &user, now_ms);
         assert_eq!(
@@ -221,7 +224,13 @@ async fn keys_spread_over_the_nodes_and_a_moved_slot_is_followed() {
     // A person whose slot moves once the store has used it.
     let user = "usr_mover";
     let index = format!("{p}user-tokens:{{ws:{user}}}");
-    assert!(tokens.list_for_user("ws", user, NOW).await.unwrap().is_empty());
+    assert!(
+        tokens
+            .list_for_user("ws", user, NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let from = owner(&cluster, &index).await;
     let to = *cluster.ports().iter().find(|&&port| port != from).unwrap();
     let slot: i64 = cluster_cmd(&cluster, from, &["KEYSLOT", &index]).await;
@@ -231,10 +240,12 @@ async fn keys_spread_over_the_nodes_and_a_moved_slot_is_followed() {
         0,
         "an empty slot moves without MIGRATE"
     );
-    for &port in [to, from]
-        .iter()
-        .chain(cluster.ports().iter().filter(|&&port| port != from && port != to))
-    {
+    for &port in [to, from].iter().chain(
+        cluster
+            .ports()
+            .iter()
+            .filter(|&&port| port != from && port != to),
+    ) {
         let _: String = cluster_cmd(
             &cluster,
             port,
@@ -271,5 +282,46 @@ async fn keys_spread_over_the_nodes_and_a_moved_slot_is_followed() {
     for kind in ["user-tokens", "user-sess", "user-convs"] {
         let key = format!("{p}{kind}:{{ws:{user}}}");
         assert!(on_target.contains(&key), "{key} on the new owner");
+    }
+}
+
+/// A cluster outage fails closed within the deadline, and the store comes back by itself when
+/// the cluster does: the store that was running, and one opened while the cluster was down
+/// (the connection is lazy, as to one server).
+#[tokio::test]
+async fn a_cluster_outage_fails_closed_and_the_store_recovers_without_a_restart() {
+    let Some(mut cluster) = RedisCluster::start("a_cluster_outage_fails_closed").await else {
+        return;
+    };
+    let p = prefix("outage");
+    let running = cluster.store(&p);
+    running.ping().await.unwrap();
+    cluster.stop();
+    let started = std::time::Instant::now();
+    let error = running.ping().await.unwrap_err().to_string();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "within the deadline"
+    );
+    assert!(
+        error.starts_with("state store unavailable: redis:"),
+        "{error}"
+    );
+    let opened_while_down = cluster.store(&p);
+    assert!(opened_while_down.ping().await.is_err());
+
+    cluster.restart().await;
+    for (store, user) in [(&running, "usr_a"), (&opened_while_down, "usr_b")] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while store.ping().await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "no recovery");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let tokens: &dyn TokenStore = store;
+        tokens.save(token("ws", user, 0, 3600), NOW).await.unwrap();
+        assert_eq!(
+            tokens.list_for_user("ws", user, NOW).await.unwrap().len(),
+            1
+        );
     }
 }

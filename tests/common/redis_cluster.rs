@@ -99,10 +99,78 @@ impl RedisCluster {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
+        cluster.wait_until_ok().await;
+        Some(cluster)
+    }
+
+    /// Starts one node on a fresh port pair (another try if the port was taken meanwhile).
+    async fn spawn_node(&mut self) {
+        for _ in 0..5 {
+            let port = free_port_pair();
+            self.children.push(self.spawn(port));
+            if self.wait_for(port).await {
+                self.ports.push(port);
+                return;
+            }
+            // Port taken (or a slow start): stop that one and try another pair.
+            let mut child = self.children.pop().unwrap();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("could not start a cluster node");
+    }
+
+    /// `redis-server` as a cluster node on `port`, its node file in the cluster's directory
+    /// (so a restarted node rejoins with its slots).
+    fn spawn(&self, port: u16) -> Child {
+        let dir = self._dir.path();
+        Command::new("redis-server")
+            .args(["--port", &port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--cluster-enabled", "yes"])
+            .arg("--cluster-config-file")
+            .arg(dir.join(format!("nodes-{port}.conf")))
+            .args(["--cluster-node-timeout", "5000"])
+            .arg("--dir")
+            .arg(dir)
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--daemonize", "no"])
+            .args(["--loglevel", "warning"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"))
+    }
+
+    /// Whether the last started node answers on `port` within 10 s (`false` if it exited).
+    async fn wait_for(&mut self, port: u16) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.node(port).await.is_ok() {
+                return true;
+            }
+            let exited = self
+                .children
+                .last_mut()
+                .unwrap()
+                .try_wait()
+                .unwrap()
+                .is_some();
+            if exited || Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until every node reports `cluster_state:ok`.
+    async fn wait_until_ok(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        for port in cluster.ports.clone() {
+        for &port in &self.ports {
             loop {
-                let info = cluster.cluster_info(port).await.unwrap_or_default();
+                let info = self.cluster_info(port).await.unwrap_or_default();
                 if info.contains("cluster_state:ok") {
                     break;
                 }
@@ -113,57 +181,26 @@ impl RedisCluster {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-        Some(cluster)
     }
 
-    /// Starts one node on a fresh port pair (another try if the port was taken meanwhile).
-    async fn spawn_node(&mut self) {
-        for _ in 0..5 {
-            let port = free_port_pair();
-            let dir = self._dir.path();
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string()])
-                .args(["--bind", "127.0.0.1"])
-                .args(["--cluster-enabled", "yes"])
-                .arg("--cluster-config-file")
-                .arg(dir.join(format!("nodes-{port}.conf")))
-                .args(["--cluster-node-timeout", "5000"])
-                .arg("--dir")
-                .arg(dir)
-                .args(["--save", ""])
-                .args(["--appendonly", "no"])
-                .args(["--daemonize", "no"])
-                .args(["--loglevel", "warning"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"));
-            self.children.push(child);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if self.node(port).await.is_ok() {
-                    self.ports.push(port);
-                    return;
-                }
-                let exited = self
-                    .children
-                    .last_mut()
-                    .unwrap()
-                    .try_wait()
-                    .unwrap()
-                    .is_some();
-                if exited || Instant::now() > deadline {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            // Port taken (or a slow start): stop that one and try another pair.
-            let mut child = self.children.pop().unwrap();
+    /// Kills every node (an outage of the whole cluster; the data is gone).
+    pub(crate) fn stop(&mut self) {
+        for child in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
         }
-        panic!("could not start a cluster node");
+        self.children.clear();
+    }
+
+    /// Starts every node again on its port, empty but with its slots (its node file), and waits
+    /// until the cluster is ok.
+    pub(crate) async fn restart(&mut self) {
+        self.stop();
+        for port in self.ports.clone() {
+            self.children.push(self.spawn(port));
+            assert!(self.wait_for(port).await, "node {port} did not restart");
+        }
+        self.wait_until_ok().await;
     }
 
     /// A plain connection to the node on `port` (answers only for its own slots: `MOVED`
@@ -221,9 +258,6 @@ impl RedisCluster {
 
 impl Drop for RedisCluster {
     fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.stop();
     }
 }

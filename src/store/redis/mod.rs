@@ -2,39 +2,74 @@
 //! as one (catalogue §6 decision 6): token records and revocations, rate-limit counters, login
 //! lockout counters, conversation ownership and browser sessions.
 //!
-//! One [`RedisStore`] implements each store trait over one [`ConnectionManager`] (a multiplexed
-//! connection that reconnects by itself). Every command runs under a deadline
-//! (`REDIS_TIMEOUT_MS`), so a stalled or stopped Redis turns into a [`StoreError`] within it;
-//! callers then fail closed (503 `store_unavailable`, `/ready` 503) and nothing is served on a
-//! guess. When Redis is back, the next command reconnects: no restart of the server is needed.
+//! One [`RedisStore`] implements each store trait over one connection: a [`ConnectionManager`]
+//! to one server, or with `REDIS_CLUSTER=true` the async [`ClusterConnection`] to a Redis
+//! Cluster (seeded by the nodes of `REDIS_URL`, it learns the slot map, follows `MOVED` and
+//! `ASK` and reconnects). Both are multiplexed and reconnect by themselves, and both are
+//! behind one [`ConnectionLike`] (`Connection`), so every command here runs on either. Every
+//! command runs under a deadline (`REDIS_TIMEOUT_MS`), so a stalled or stopped Redis turns
+//! into a [`StoreError`] within it; callers then fail closed (503 `store_unavailable`, `/ready`
+//! 503) and nothing is served on a guess. When Redis is back, the next command reconnects: no
+//! restart of the server is needed.
 //!
 //! The Redis that clouds sell speaks TLS and gives the application an ACL user:
 //! `rediss://user:password@host:port/db` connects with rustls (the ring provider the Dust
 //! client installs; no OpenSSL), verifying the server's certificate against the system roots or
-//! the CA file of `REDIS_TLS_CA_FILE`, never not at all (`#insecure` is refused). The URL is a
-//! secret: no message or `Debug` here contains it. A refused certificate is a configuration
-//! mistake that waiting does not fix, so `serve` checks it once at start
-//! ([`RedisStore::check_tls`]) instead of answering 503 on every request.
+//! the CA file of `REDIS_TLS_CA_FILE`, never not at all (`#insecure` is refused); the same for
+//! every node of a cluster. The URL is a secret: no message or `Debug` here contains it. A
+//! refused certificate is a configuration mistake that waiting does not fix, so `serve` checks
+//! it once at start ([`RedisStore::check_tls`]) instead of answering 503 on every request.
 //!
 //! Every read-modify-write is one Lua script (atomic on the server, so N instances cannot race
 //! past a limit); scripts are sent by hash and re-loaded by the client after a Redis restart
 //! empties the script cache.
 //!
-//! Key layout (all under `REDIS_KEY_PREFIX`, default `mcp-dust:`; variable parts are
-//! percent-encoded, so no id can reach into another key):
+//! # Slots
+//!
+//! A Redis Cluster splits keys into 16384 slots by a hash of the key name, or only of its hash
+//! tag (the part between the first `{` and the next `}`) when it has one; a script, an `MGET` or
+//! a `MULTI` may only touch keys of one slot. So every key here carries a tag
+//! (`<prefix><kind>:{<tag>}[:<rest>]`), chosen so that what one script touches is in one slot
+//! and the rest spreads:
+//!
+//! - per record (`{<token_id>}`, `{<session key>}`, `{<workspace>:<conversation_id>}`, a
+//!   counter's own key): a record found by its id alone is in a slot of its own, so the
+//!   per-request hot path (token, rate-limit and lockout counters, session) spreads over every
+//!   node;
+//! - per person (`{<workspace>:<user_id>}`): their token, conversation and session indexes and
+//!   OAuth grants, together;
+//! - the session cap's global set (`sess-all:{all}`), on one node, written by every session
+//!   insert, touch and removal (one `ZADD` each): a cap over all sessions is one key;
+//! - two OAuth groups in one slot each, `{oauth-clients}` and `{oauth-refresh}`, because their
+//!   scripts must find keys that are only known inside the script (the `oauth` module says
+//!   why); both are low-rate.
+//!
+//! Where a record and an index are in two slots (a token and its user's index, a session, its
+//! user's index and the cap), the operation is two or three single-slot commands sent together
+//! over the multiplexed connection (no extra round trip), in an order whose partial failure is
+//! harmless; each module says which. A single server gets the same keys and the same commands:
+//! hash tags mean nothing to it, so there is one layout and one code path.
+//!
+//! The tags came with Redis Cluster support: state written by an earlier version (whose keys had
+//! no tags) is not found after the upgrade, so people log in again; the old keys expire by
+//! their own TTLs.
+//!
+//! Key layout (all under `REDIS_KEY_PREFIX`, default `mcp-dust:`, which with `REDIS_CLUSTER`
+//! may not hold a brace; variable parts are percent-encoded, so no id can reach into another
+//! key or make a tag of its own):
 //!
 //! | key | type | lifetime |
 //! |---|---|---|
-//! | `tok:<token_id>` | hash `record` (JSON, Dust key sealed) + `revoked_at` | until the token expires |
-//! | `user-tokens:<workspace>:<user_id>` | sorted set of token ids by expiry | the newest token's expiry |
-//! | `rl:<bucket>:<key>` | hash `c` count, `r` window end (ms) | the window |
-//! | `lockout:ip:<ip>`, `lockout:key:<usr_…>` | hash `f` failures, `t` last failure (ms) | window or backoff after the last failure |
-//! | `conv:<workspace>:<conversation_id>` | JSON record | [`CONVERSATION_RETENTION`] |
-//! | `user-convs:<workspace>:<user_id>` | sorted set of conversation ids by creation | [`CONVERSATION_RETENTION`] |
-//! | `sess:<session key>` | hash of the session record (no id, no secret) | the session's idle expiry, never past its absolute one |
-//! | `user-sess:<workspace>:<user_id>` | sorted set of session keys by creation | the longest absolute session deadline |
-//! | `sess-all` | sorted set of every session key by expiry (the store-size cap) | the longest absolute session deadline |
-//! | `oauth-client:`, `oauth-unused`, `oauth-pending:`, `oauth-state:`, `oauth-code:`, `oauth-rt:`, `oauth-fam:`, `oauth-grants:` | the OAuth server's records (`oauth` module) | each record's own end |
+//! | `tok:{<token_id>}` | hash `record` (JSON, Dust key sealed) + `revoked_at` | until the token expires |
+//! | `user-tokens:{<workspace>:<user_id>}` | sorted set of token ids by expiry | the newest token's expiry |
+//! | `rl:{<bucket>:<key>}` | hash `c` count, `r` window end (ms) | the window |
+//! | `lockout:{ip:<ip>}`, `lockout:{key:<usr_…>}` | hash `f` failures, `t` last failure (ms) | window or backoff after the last failure |
+//! | `conv:{<workspace>:<conversation_id>}` | JSON record | [`CONVERSATION_RETENTION`] |
+//! | `user-convs:{<workspace>:<user_id>}` | sorted set of conversation ids by creation | [`CONVERSATION_RETENTION`] |
+//! | `sess:{<session key>}` | hash of the session record (no id, no secret) | the session's idle expiry, never past its absolute one |
+//! | `user-sess:{<workspace>:<user_id>}` | sorted set of session keys by creation | the longest absolute session deadline |
+//! | `sess-all:{all}` | sorted set of every session key by expiry (the store-size cap) | the longest absolute session deadline |
+//! | `oauth-client:{oauth-clients}:…`, `oauth-unused:{oauth-clients}`, `oauth-rt:{oauth-refresh}:…`, `oauth-fam:{oauth-refresh}:…`, `oauth-pending:{…}`, `oauth-state:{…}`, `oauth-code:{…}`, `oauth-grants:{<workspace>:<user_id>}` | the OAuth server's records (`oauth` module) | each record's own end |
 //!
 //! Nothing secret is stored in clear: the Dust key is in the token record only as AEAD
 //! ciphertext bound to the token id (`auth::tokens::KeyCipher`); no JWT is stored at all.
@@ -509,9 +544,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn unusable_cluster_settings_are_refused_without_echoing_them() {
+        let open = |urls: &str, prefix: &str| {
+            RedisStore::open_cluster_with_ca(
+                &SecretString::from(urls.to_owned()),
+                prefix,
+                Duration::from_secs(1),
+                None,
+            )
+        };
+        for (urls, prefix, expected) in [
+            (
+                "redis://:hunter2-canary@a:1,rediss://:hunter2-canary@b:1",
+                "p:",
+                "mix",
+            ),
+            ("rediss://:hunter2-canary@a:1#insecure", "p:", "#fragment"),
+            ("redis://:hunter2-canary@a:notaport", "p:", "REDIS_URL"),
+            (
+                "redis://:hunter2-canary@a:1,redis://:other@b:1",
+                "p:",
+                "same credentials",
+            ),
+            (" , ", "p:", "no Redis Cluster node"),
+            ("redis://:hunter2-canary@a:1", "mcp-{dust}:", "{ or }"),
+        ] {
+            let error = open(urls, prefix).expect_err(urls).to_string();
+            assert!(error.contains(expected), "{error}");
+            assert!(!error.contains("hunter2-canary"), "{error}");
+        }
+        // Lazy, like one server: valid seeds open with nothing behind them.
+        let store = open(
+            "redis://:hunter2-canary@127.0.0.1:1, redis://:hunter2-canary@127.0.0.1:2",
+            "p:",
+        )
+        .unwrap();
+        assert!(format!("{store:?}").contains("cluster: true"));
+        assert!(!format!("{store:?}").contains("hunter2-canary"));
+        let error = store.ping().await.unwrap_err().to_string();
+        assert!(!error.contains("hunter2-canary"), "{error}");
+    }
+
+    #[tokio::test]
     async fn keys_carry_the_prefix_and_encode_their_parts() {
         let store = open("redis://127.0.0.1:1").unwrap();
-        assert_eq!(store.key("tok", &["tok_abc"], &[]), "mcp-dust:tok:{tok_abc}");
+        assert_eq!(
+            store.key("tok", &["tok_abc"], &[]),
+            "mcp-dust:tok:{tok_abc}"
+        );
         assert_eq!(
             store.key("oauth-rt", &["oauth-refresh"], &["h"]),
             "mcp-dust:oauth-rt:{oauth-refresh}:h"
