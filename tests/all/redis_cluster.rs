@@ -325,3 +325,92 @@ async fn a_cluster_outage_fails_closed_and_the_store_recovers_without_a_restart(
         );
     }
 }
+
+/// The cluster that clouds sell: TLS between the server and every node (and between the
+/// nodes), a private CA (`REDIS_TLS_CA_FILE`), and an ACL user with only the rights
+/// docs/DEPLOYMENT.md lists for a cluster. Every store contract runs on it.
+mod tls {
+    use super::*;
+    use crate::common::redis_server::PASSWORD;
+
+    mod conversation_store_contract {
+        use super::*;
+        mcp_dust_server::conversation_store_contract_tests!({
+            let Some(cluster) = RedisCluster::start_tls("tls_cluster_conversation_store_contract").await else {
+                return;
+            };
+        } => cluster.store(&prefix("conversations")));
+    }
+
+    mod counter_store_contract {
+        use super::*;
+        mcp_dust_server::counter_store_contract_tests!({
+            let Some(cluster) = RedisCluster::start_tls("tls_cluster_counter_store_contract").await else {
+                return;
+            };
+        } => cluster.store(&prefix("counters")));
+    }
+
+    mod failure_store_contract {
+        use super::*;
+        mcp_dust_server::failure_store_contract_tests!({
+            let Some(cluster) = RedisCluster::start_tls("tls_cluster_failure_store_contract").await else {
+                return;
+            };
+        } => cluster.store(&prefix("failures")));
+    }
+
+    mod session_store_contract {
+        use super::*;
+        mcp_dust_server::session_store_contract_tests!({
+            let Some(cluster) = RedisCluster::start_tls("tls_cluster_session_store_contract").await else {
+                return;
+            };
+        } => cluster.store(&prefix("sessions")));
+    }
+
+    mod oauth_store_contract {
+        use super::*;
+        mcp_dust_server::oauth_store_contract_tests!({
+            let Some(cluster) = RedisCluster::start_tls("tls_cluster_oauth_store_contract").await else {
+                return;
+            };
+        } => cluster.store(&prefix("oauth")).with_unused_client_capacity(
+            mcp_dust_server::store::oauth::contract::UNUSED_CAPACITY,
+        ));
+    }
+
+    mod token_store_contract {
+        use super::*;
+        mcp_dust_server::token_store_contract_tests!({
+            let Some(cluster) = RedisCluster::start_tls("tls_cluster_token_store_contract").await else {
+                return;
+            };
+        } => cluster.store(&prefix("tokens")));
+    }
+
+    /// The store reaches every node as the ACL user over verified TLS (`check_tls` passes, the
+    /// `PING` goes to every primary), and shows no password; a store without the CA is refused
+    /// at the handshake, in rustls's words.
+    #[tokio::test]
+    async fn the_store_reaches_a_tls_cluster_as_its_acl_user() {
+        let Some(cluster) = RedisCluster::start_tls("tls_cluster_acl_user").await else {
+            return;
+        };
+        let store = cluster.store(&prefix("whoami"));
+        store.check_tls().await.unwrap();
+        store.ping().await.unwrap();
+        assert!(!format!("{store:?}").contains(PASSWORD));
+
+        let untrusting = mcp_dust_server::store::RedisStore::open_cluster_with_ca(
+            &secrecy::SecretString::from(cluster.url()),
+            "p:",
+            std::time::Duration::from_secs(3),
+            None,
+        )
+        .unwrap();
+        let error = untrusting.check_tls().await.unwrap_err().to_string();
+        assert!(error.contains("TLS handshake failed"), "{error}");
+        assert!(!error.contains(PASSWORD), "{error}");
+    }
+}

@@ -2,6 +2,11 @@
 //! with its cluster bus on port + 10000, made one cluster by `redis-cli --cluster create` (the
 //! slots split in three), no persistence, every process killed when dropped.
 //!
+//! [`RedisCluster::start_tls`] starts the kind that clouds sell instead: TLS only, between the
+//! nodes too (`--tls-cluster yes`), a certificate from a private CA made for the test, the
+//! `default` user off, an `admin` user for `redis-cli` and the application's ACL user with
+//! exactly the rights docs/DEPLOYMENT.md gives it for a cluster.
+//!
 //! Like [`RedisServer`](super::redis_server::RedisServer), without `redis-server` or
 //! `redis-cli` installed (`.ci/setup.d/20-redis.sh` installs both) [`RedisCluster::start`]
 //! prints a "skipped" line and returns `None`, and in CI (`CI` set) panics instead.
@@ -15,6 +20,12 @@ use std::{
 use mcp_dust_server::store::RedisStore;
 use secrecy::SecretString;
 
+use super::redis_server::{ACL_USER, PASSWORD, TestPki};
+
+/// The TLS cluster's administrator (for `redis-cli --cluster create` and the tests' looks).
+const ADMIN: &str = "admin";
+const ADMIN_PASSWORD: &str = "admin-pw-5b1e";
+
 /// How many masters.
 const MASTERS: usize = 3;
 
@@ -23,6 +34,8 @@ pub(crate) struct RedisCluster {
     ports: Vec<u16>,
     _dir: tempfile::TempDir,
     children: Vec<Child>,
+    /// The CA (PEM) of a TLS cluster; `None` for a plain one.
+    ca_pem: Option<String>,
 }
 
 impl std::fmt::Debug for RedisCluster {
@@ -67,19 +80,49 @@ impl RedisCluster {
     /// Starts a cluster and waits until it reports `cluster_state:ok` on every node, or
     /// returns `None` when `redis-server` or `redis-cli` is missing outside CI.
     pub(crate) async fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, None).await
+    }
+
+    /// Starts a TLS cluster with ACL users (see the module doc), or `None` as [`start`].
+    ///
+    /// [`start`]: RedisCluster::start
+    pub(crate) async fn start_tls(test: &str) -> Option<Self> {
+        Self::start_with(test, Some(TestPki::new("mcp-dust test Redis Cluster CA"))).await
+    }
+
+    async fn start_with(test: &str, pki: Option<TestPki>) -> Option<Self> {
         if !installed("redis-server", test) || !installed("redis-cli", test) {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
+        if let Some(pki) = &pki {
+            std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).unwrap();
+            std::fs::write(dir.path().join("server.pem"), &pki.cert_pem).unwrap();
+            std::fs::write(dir.path().join("server.key"), &pki.key_pem).unwrap();
+        }
         let mut cluster = Self {
             ports: Vec::new(),
             _dir: dir,
             children: Vec::new(),
+            ca_pem: pki.map(|pki| pki.ca_pem),
         };
         for _ in 0..MASTERS {
             cluster.spawn_node().await;
         }
         let mut create = Command::new("redis-cli");
+        if cluster.ca_pem.is_some() {
+            create
+                .arg("--tls")
+                .arg("--cacert")
+                .arg(cluster._dir.path().join("ca.pem"))
+                .args([
+                    "--user",
+                    ADMIN,
+                    "--pass",
+                    ADMIN_PASSWORD,
+                    "--no-auth-warning",
+                ]);
+        }
         create.arg("--cluster").arg("create");
         for port in &cluster.ports {
             create.arg(format!("127.0.0.1:{port}"));
@@ -124,8 +167,45 @@ impl RedisCluster {
     /// (so a restarted node rejoins with its slots).
     fn spawn(&self, port: u16) -> Child {
         let dir = self._dir.path();
-        Command::new("redis-server")
-            .args(["--port", &port.to_string()])
+        let mut command = Command::new("redis-server");
+        if self.ca_pem.is_some() {
+            command
+                .args(["--port", "0"])
+                .args(["--tls-port", &port.to_string()])
+                .args(["--tls-cluster", "yes"])
+                .arg("--tls-cert-file")
+                .arg(dir.join("server.pem"))
+                .arg("--tls-key-file")
+                .arg(dir.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(dir.join("ca.pem"))
+                .args(["--tls-auth-clients", "no"])
+                .args(["--user", "default", "off"])
+                .args([
+                    "--user",
+                    ADMIN,
+                    "on",
+                    &format!(">{ADMIN_PASSWORD}"),
+                    "~*",
+                    "&*",
+                ])
+                .args(["+@all"])
+                // docs/DEPLOYMENT.md's rights for a cluster (keys under the tests' prefixes).
+                .args(["--user", ACL_USER, "on", &format!(">{PASSWORD}")])
+                .args([
+                    "~test:*",
+                    "+@read",
+                    "+@write",
+                    "+@scripting",
+                    "+@transaction",
+                    "+ping",
+                    "+cluster|slots",
+                    "+asking",
+                ]);
+        } else {
+            command.args(["--port", &port.to_string()]);
+        }
+        command
             .args(["--bind", "127.0.0.1"])
             .args(["--cluster-enabled", "yes"])
             .arg("--cluster-config-file")
@@ -203,13 +283,25 @@ impl RedisCluster {
         self.wait_until_ok().await;
     }
 
-    /// A plain connection to the node on `port` (answers only for its own slots: `MOVED`
-    /// otherwise), for looking at where keys are.
+    /// A connection to the node on `port` (answers only for its own slots: `MOVED` otherwise),
+    /// for looking at where keys are; over TLS as the administrator for a TLS cluster.
     pub(crate) async fn node(
         &self,
         port: u16,
     ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+        let client = match &self.ca_pem {
+            None => redis::Client::open(format!("redis://127.0.0.1:{port}"))?,
+            Some(ca) => {
+                mcp_dust_server::dust::install_crypto_provider();
+                redis::Client::build_with_tls(
+                    format!("rediss://{ADMIN}:{ADMIN_PASSWORD}@127.0.0.1:{port}"),
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(ca.clone().into_bytes()),
+                    },
+                )?
+            }
+        };
         let mut conn = tokio::time::timeout(
             Duration::from_secs(1),
             client.get_multiplexed_async_connection(),
@@ -235,22 +327,24 @@ impl RedisCluster {
     }
 
     /// The seed nodes, as `REDIS_URL` takes them with `REDIS_CLUSTER=true`: the first two,
-    /// comma-separated (the third is found from them).
+    /// comma-separated (the third is found from them); `rediss://` with the ACL user's
+    /// credentials for a TLS cluster.
     pub(crate) fn url(&self) -> String {
-        format!(
-            "redis://127.0.0.1:{},redis://127.0.0.1:{}",
-            self.ports[0], self.ports[1]
-        )
+        let seed = |port: u16| match self.ca_pem {
+            None => format!("redis://127.0.0.1:{port}"),
+            Some(_) => format!("rediss://{ACL_USER}:{PASSWORD}@127.0.0.1:{port}"),
+        };
+        format!("{},{}", seed(self.ports[0]), seed(self.ports[1]))
     }
 
-    /// A store on this cluster under `prefix`, with a deadline that a slot-map refresh on a
-    /// loaded 2-core machine fits in.
+    /// A store on this cluster under `prefix` (over TLS as the ACL user, trusting the CA), with
+    /// a deadline that a slot-map refresh on a loaded 2-core machine fits in.
     pub(crate) fn store(&self, prefix: &str) -> RedisStore {
         RedisStore::open_cluster_with_ca(
             &SecretString::from(self.url()),
             prefix,
             Duration::from_secs(3),
-            None,
+            self.ca_pem.as_deref().map(str::as_bytes),
         )
         .unwrap()
     }

@@ -151,6 +151,9 @@ pub struct RedisStore {
     conn: Connection,
     /// Whether the URL is `rediss://`.
     tls: bool,
+    /// A cluster's seed nodes, each as one server, for [`RedisStore::check_tls`]: the cluster
+    /// connection reports a refused certificate only as "no connection to the node".
+    seeds: Vec<Client>,
     prefix: String,
     timeout: Duration,
     /// Most browser sessions held (`with_session_capacity`).
@@ -285,9 +288,12 @@ impl RedisStore {
                     "REDIS_URL: the Redis Cluster seed nodes mix redis:// and rediss://".into(),
                 ));
             }
-            // The same checks as one server's URL (scheme, `#insecure`, the CA).
-            client(seed, ca_pem)?;
         }
+        // The same checks as one server's URL (scheme, `#insecure`, the CA).
+        let probes = seeds
+            .iter()
+            .map(|seed| client(seed, ca_pem))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut builder = ClusterClientBuilder::new(seeds)
             .connection_timeout(timeout)
             .response_timeout(timeout)
@@ -314,13 +320,16 @@ impl RedisStore {
             .set_connection_timeout(timeout)
             .set_response_timeout(timeout);
         let conn = client.get_pending_async_connection_with_config(config);
-        Ok(Self::on(Connection::Cluster(conn), tls, prefix, timeout))
+        let mut store = Self::on(Connection::Cluster(conn), tls, prefix, timeout);
+        store.seeds = probes;
+        Ok(store)
     }
 
     fn on(conn: Connection, tls: bool, prefix: &str, timeout: Duration) -> Self {
         Self {
             conn,
             tls,
+            seeds: Vec::new(),
             prefix: prefix.to_owned(),
             timeout,
             session_capacity: super::sessions::MAX_SESSIONS,
@@ -341,21 +350,36 @@ impl RedisStore {
     /// that would otherwise only show as 503s. An unreachable Redis passes: the server starts
     /// and recovers when Redis is back. Without TLS, there is nothing to check: no wait.
     ///
+    /// A cluster's seed nodes are each checked as one server (the cluster connection does not
+    /// say why it has no connection to a node); the nodes found from them are reached at the
+    /// addresses the cluster announces, which this cannot check before they are known.
+    ///
     /// # Errors
     /// The certificate refusal, in rustls's words (no URL).
     pub async fn check_tls(&self) -> Result<(), StoreError> {
         if !self.tls {
             return Ok(());
         }
-        let mut conn = self.conn.clone();
-        let cmd = redis::cmd("PING");
-        let ping = cmd.query_async::<String>(&mut conn);
-        match tokio::time::timeout(self.timeout, ping).await {
+        let refused = |outcome: Result<RedisResult<String>, _>| match outcome {
             Ok(Err(e)) if tls_failure(&e).is_some() => {
                 Err(StoreError(format!("redis: {}", describe(&e))))
             }
             _ => Ok(()),
+        };
+        if self.seeds.is_empty() {
+            let mut conn = self.conn.clone();
+            let cmd = redis::cmd("PING");
+            let ping = cmd.query_async::<String>(&mut conn);
+            return refused(tokio::time::timeout(self.timeout, ping).await);
         }
+        for seed in &self.seeds {
+            let ping = async {
+                let mut conn = seed.get_multiplexed_async_connection().await?;
+                redis::cmd("PING").query_async::<String>(&mut conn).await
+            };
+            refused(tokio::time::timeout(self.timeout, ping).await)?;
+        }
+        Ok(())
     }
 
     /// The full key `<prefix><kind>:{<tag>}[:<rest>…]`: the `tag` parts, joined by `:`, are the
