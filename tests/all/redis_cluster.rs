@@ -3,12 +3,13 @@
 //! `REDIS_CLUSTER=true`. A multi-key script whose keys are not in one slot fails there with
 //! `CROSSSLOT`, so these runs are what proves the hash tags (src/store/redis/mod.rs).
 //!
-//! Then what a cluster adds: the keys of different people land on different nodes, and a slot
-//! that moves after the server learned the slot map (a resharding) is followed (`MOVED`), the
-//! multi-key operations still whole.
+//! Then what a cluster adds: the keys of different people land on different nodes, a slot that
+//! moves after the server learned the slot map (a resharding) is followed (`MOVED`), the
+//! multi-key operations still whole, and an outage of the whole cluster fails closed and heals
+//! by itself. The contracts run again on a TLS-only cluster with an ACL user (`tls`).
 //!
-//! Each case starts its own cluster (about a second); without `redis-server` and `redis-cli`
-//! installed these print "skipped" (and fail in CI).
+//! Each case starts its own cluster (one to two seconds); without `redis-server` and
+//! `redis-cli` installed these print "skipped" (and fail in CI).
 
 use std::{collections::BTreeSet, sync::Arc};
 
