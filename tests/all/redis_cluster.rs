@@ -415,3 +415,80 @@ mod tls {
         assert!(!error.contains(PASSWORD), "{error}");
     }
 }
+
+/// Two server instances on one cluster act as one (what the deployment is for): a token issued
+/// by one works on the other and its revocation is seen there at once, and a browser session
+/// opened on one is served and ended on the other.
+#[tokio::test]
+async fn two_instances_on_one_cluster_act_as_one() {
+    use crate::common::http::TestServer;
+    use mcp_dust_server::{
+        sim::{self, SimConfig},
+        store::Stores,
+    };
+    let Some(cluster) = RedisCluster::start("two_instances_on_one_cluster_act_as_one").await else {
+        return;
+    };
+    let p = prefix("twins");
+    let env = [("MCP_PUBLIC_URL", "http://mcp.cluster.test")];
+    let sim = || async {
+        sim::spawn(SimConfig {
+            token_delay_ms: 1,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap()
+    };
+    let a =
+        TestServer::start_with_stores(sim().await, &env, None, Stores::redis(cluster.store(&p)))
+            .await;
+    let b = TestServer::start_with_stores(
+        sim().await,
+        &env,
+        Some(&a.sim.base_url()),
+        Stores::redis(cluster.store(&p)),
+    )
+    .await;
+    let call = |s: &TestServer, token: &str| {
+        s.http
+            .post(s.url("/mcp"))
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2025-11-25")
+            .bearer_auth(token)
+            .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+            .send()
+    };
+
+    let token = a.token(None).await;
+    assert_eq!(
+        call(&b, &token).await.unwrap().status(),
+        200,
+        "issued on A, used on B"
+    );
+    let logout = a
+        .http
+        .post(a.url("/api/v1/auth/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 200);
+    assert_eq!(
+        call(&b, &token).await.unwrap().status(),
+        401,
+        "revoked on A"
+    );
+
+    let (_, browser) = crate::common::browser::login(&a, false).await;
+    assert_eq!(
+        browser.whoami(&b).await.status,
+        200,
+        "a session from A on B"
+    );
+    assert_eq!(browser.logout(&b).await.status, 200);
+    assert_eq!(
+        browser.whoami(&a).await.status,
+        401,
+        "ended on B, gone on A"
+    );
+}
