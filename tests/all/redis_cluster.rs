@@ -492,3 +492,43 @@ async fn two_instances_on_one_cluster_act_as_one() {
         "ended on B, gone on A"
     );
 }
+
+/// A master lost, its replica promoted (a failover, as a cloud does it): the store follows the
+/// new slot map by itself. Requests for that master's slots fail closed meanwhile (no answer
+/// on a guess), and work again once the replica has taken over, without a restart.
+#[tokio::test]
+async fn a_failover_is_followed_without_a_restart() {
+    let Some(mut cluster) =
+        RedisCluster::start_with_replicas("a_failover_is_followed_without_a_restart").await
+    else {
+        return;
+    };
+    let p = prefix("failover");
+    let redis = cluster.store(&p);
+    let tokens: &dyn TokenStore = &redis;
+    tokens
+        .save(token("ws", "usr_f", 0, 3600), NOW)
+        .await
+        .unwrap();
+    let index = format!("{p}user-tokens:{{ws:usr_f}}");
+    let master = owner(&cluster, &index).await;
+    cluster.kill(master);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match tokens.save(token("ws", "usr_f", 0, 3600), NOW).await {
+            Ok(()) => break,
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "no failover: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    }
+    assert!(
+        !tokens
+            .list_for_user("ws", "usr_f", NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -1,6 +1,7 @@
-//! A real Redis Cluster for a test: three masters (no replicas) on free loopback ports, each
-//! with its cluster bus on port + 10000, made one cluster by `redis-cli --cluster create` (the
-//! slots split in three), no persistence, every process killed when dropped.
+//! A real Redis Cluster for a test: three masters (no replicas, or one each with
+//! [`RedisCluster::start_with_replicas`]) on free loopback ports, each with its cluster bus on
+//! port + 10000, made one cluster by `redis-cli --cluster create` (the slots split in three), no
+//! persistence, every process killed when dropped.
 //!
 //! [`RedisCluster::start_tls`] starts the kind that clouds sell instead: TLS only, between the
 //! nodes too (`--tls-cluster yes`), a certificate from a private CA made for the test, the
@@ -29,13 +30,22 @@ const ADMIN_PASSWORD: &str = "admin-pw-5b1e";
 /// How many masters.
 const MASTERS: usize = 3;
 
+/// How long a node may be unreachable before the others mark it failed
+/// (`cluster-node-timeout`): long enough that a loaded machine does not fail a node by mistake,
+/// but with replicas short, so that a failover test waits seconds, not tens of them.
+const NODE_TIMEOUT_MS: u64 = 5000;
+const NODE_TIMEOUT_WITH_REPLICAS_MS: u64 = 1000;
+
 /// A running Redis Cluster.
 pub(crate) struct RedisCluster {
     ports: Vec<u16>,
     _dir: tempfile::TempDir,
+    /// The processes, in the order of `ports`.
     children: Vec<Child>,
     /// The CA (PEM) of a TLS cluster; `None` for a plain one.
     ca_pem: Option<String>,
+    /// `cluster-node-timeout` (ms).
+    node_timeout_ms: u64,
 }
 
 impl std::fmt::Debug for RedisCluster {
@@ -80,17 +90,27 @@ impl RedisCluster {
     /// Starts a cluster and waits until it reports `cluster_state:ok` on every node, or
     /// returns `None` when `redis-server` or `redis-cli` is missing outside CI.
     pub(crate) async fn start(test: &str) -> Option<Self> {
-        Self::start_with(test, None).await
+        Self::start_with(test, None, 0).await
+    }
+
+    /// Starts a cluster whose masters have one replica each (six nodes), for failovers.
+    pub(crate) async fn start_with_replicas(test: &str) -> Option<Self> {
+        Self::start_with(test, None, 1).await
     }
 
     /// Starts a TLS cluster with ACL users (see the module doc), or `None` as [`start`].
     ///
     /// [`start`]: RedisCluster::start
     pub(crate) async fn start_tls(test: &str) -> Option<Self> {
-        Self::start_with(test, Some(TestPki::new("mcp-dust test Redis Cluster CA"))).await
+        Self::start_with(
+            test,
+            Some(TestPki::new("mcp-dust test Redis Cluster CA")),
+            0,
+        )
+        .await
     }
 
-    async fn start_with(test: &str, pki: Option<TestPki>) -> Option<Self> {
+    async fn start_with(test: &str, pki: Option<TestPki>, replicas: usize) -> Option<Self> {
         if !installed("redis-server", test) || !installed("redis-cli", test) {
             return None;
         }
@@ -105,8 +125,13 @@ impl RedisCluster {
             _dir: dir,
             children: Vec::new(),
             ca_pem: pki.map(|pki| pki.ca_pem),
+            node_timeout_ms: if replicas > 0 {
+                NODE_TIMEOUT_WITH_REPLICAS_MS
+            } else {
+                NODE_TIMEOUT_MS
+            },
         };
-        for _ in 0..MASTERS {
+        for _ in 0..MASTERS * (1 + replicas) {
             cluster.spawn_node().await;
         }
         let mut create = Command::new("redis-cli");
@@ -129,7 +154,7 @@ impl RedisCluster {
         }
         let output = tokio::task::spawn_blocking(move || {
             create
-                .args(["--cluster-replicas", "0", "--cluster-yes"])
+                .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
                 .stdin(Stdio::null())
                 .output()
                 .unwrap()
@@ -143,6 +168,9 @@ impl RedisCluster {
             String::from_utf8_lossy(&output.stderr)
         );
         cluster.wait_until_ok().await;
+        if replicas > 0 {
+            cluster.wait_until_replicas_synced().await;
+        }
         Some(cluster)
     }
 
@@ -210,7 +238,11 @@ impl RedisCluster {
             .args(["--cluster-enabled", "yes"])
             .arg("--cluster-config-file")
             .arg(dir.join(format!("nodes-{port}.conf")))
-            .args(["--cluster-node-timeout", "5000"])
+            .args(["--cluster-node-timeout", &self.node_timeout_ms.to_string()])
+            // A replica syncs at once (not after 5 s waiting for others) and may always take
+            // over: a test kills a master seconds after the cluster was made.
+            .args(["--repl-diskless-sync-delay", "0"])
+            .args(["--cluster-replica-validity-factor", "0"])
             .arg("--dir")
             .arg(dir)
             .args(["--save", ""])
@@ -261,6 +293,37 @@ impl RedisCluster {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+
+    /// Waits until every replica has its master's data (`master_link_status:up`): before its
+    /// first sync, a replica may not take over.
+    async fn wait_until_replicas_synced(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for &port in &self.ports {
+            loop {
+                let mut conn = self.node(port).await.unwrap();
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                if info.contains("role:master") || info.contains("master_link_status:up") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "replica {port} not synced: {info}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// Kills the node on `port` (its replica, if any, takes over after the node timeout).
+    pub(crate) fn kill(&mut self, port: u16) {
+        let index = self.ports.iter().position(|&p| p == port).expect("a node");
+        let _ = self.children[index].kill();
+        let _ = self.children[index].wait();
     }
 
     /// Kills every node (an outage of the whole cluster; the data is gone).
