@@ -5,8 +5,8 @@
 //!
 //! Then what a cluster adds: the keys of different people land on different nodes, a slot that
 //! moves after the server learned the slot map (a resharding) is followed (`MOVED`), the
-//! multi-key operations still whole, and an outage of the whole cluster fails closed and heals
-//! by itself. The contracts run again on a TLS-only cluster with an ACL user (`tls`).
+//! multi-key operations still whole, a failover is followed, an outage of the whole cluster
+//! fails closed and heals by itself, and two server instances on one cluster act as one. The contracts run again on a TLS-only cluster with an ACL user (`tls`).
 //!
 //! Each case starts its own cluster (one to two seconds); without `redis-server` and
 //! `redis-cli` installed these print "skipped" (and fail in CI).
