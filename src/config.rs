@@ -312,6 +312,11 @@ pub const SETTINGS: &[Setting] = &[
         "with a `rediss://` REDIS_URL: PEM file of the CA certificates to trust for Redis instead of the system roots (a managed Redis with its own CA); the server certificate is always verified",
     ),
     s(
+        "REDIS_CLUSTER",
+        Some("false"),
+        "`true`: REDIS_URL is a Redis Cluster (seed nodes, comma-separated, same scheme and user), whose slot map the server follows; keys are hash-tagged either way (docs/DEPLOYMENT.md, Redis Cluster)",
+    ),
+    s(
         "AUDIT_LOG_FILE",
         None,
         "where security audit events go (default: stdout), one JSON object a line",
@@ -522,6 +527,8 @@ pub struct Config {
     /// CA certificates (PEM file) trusted for a `rediss://` Redis instead of the system roots
     /// (`REDIS_TLS_CA_FILE`).
     pub redis_tls_ca_file: Option<String>,
+    /// Whether `REDIS_URL` names Redis Cluster seed nodes (`REDIS_CLUSTER`).
+    pub redis_cluster: bool,
     pub audit_log_file: Option<String>,
     pub alert_webhook_url: Option<SecretString>,
     pub log_level: String,
@@ -964,6 +971,7 @@ impl Raw {
                 recent_audit: self.count("AUDIT_RECENT_RECORDS", 10_000_000)?,
             },
             redis_tls_ca_file: self.text("REDIS_TLS_CA_FILE"),
+            redis_cluster: self.flag("REDIS_CLUSTER")?,
             audit_log_file: self.text("AUDIT_LOG_FILE"),
             alert_webhook_url: self.secret("ALERT_WEBHOOK_URL"),
             log_level: self.required("LOG_LEVEL")?,

@@ -387,8 +387,9 @@ pub(super) async fn redis(config: &Config) -> Item {
         Ok(None) => pass("in-memory state: one instance; a restart logs everyone out"),
         Err(e) => fail(
             e.to_string(),
-            "correct REDIS_URL (redis://[user:password@]host:port/db, rediss:// for TLS) and \
-             REDIS_TLS_CA_FILE (a PEM file of CA certificates, only with rediss://)",
+            "correct REDIS_URL (redis://[user:password@]host:port/db, rediss:// for TLS; with \
+             REDIS_CLUSTER=true, comma-separated seed nodes), REDIS_TLS_CA_FILE (a PEM file of \
+             CA certificates, only with rediss://) and REDIS_KEY_PREFIX (no braces in a cluster)",
         ),
         Ok(Some(store)) => match store.ping().await {
             Ok(()) => pass("shared state in Redis (it answers): instances behave as one"),

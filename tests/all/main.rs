@@ -40,6 +40,7 @@ mod lifecycle;
 mod mcp;
 mod oauth;
 mod properties;
+mod redis_cluster;
 mod redis_tls;
 mod rest_schemathesis;
 mod shared_state;

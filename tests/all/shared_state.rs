@@ -281,6 +281,12 @@ async fn keys_sit_under_the_prefix_expire_and_hold_no_secret_in_clear() {
             .unwrap();
         assert!(ttl > 0, "{key} has no expiry ({ttl})");
         let kind = key.trim_start_matches(&p);
+        // Every key names its Redis Cluster slot by a hash tag (src/store/redis/mod.rs).
+        let tag = kind.find('{').zip(kind.find('}'));
+        assert!(
+            matches!(tag, Some((a, b)) if b > a + 1),
+            "{key} has no hash tag"
+        );
         if ["tok:", "user-tokens:", "user-sess:", "sess-all"]
             .iter()
             .any(|k| kind.starts_with(k))
@@ -296,8 +302,8 @@ async fn keys_sit_under_the_prefix_expire_and_hold_no_secret_in_clear() {
         "tok:",
         "user-tokens:",
         "rl:",
-        "lockout:ip:",
-        "lockout:key:",
+        "lockout:{ip:",
+        "lockout:{key:",
         "sess:",
         "user-sess:",
         "sess-all",

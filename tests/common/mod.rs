@@ -5,6 +5,7 @@
 
 pub(crate) mod browser;
 pub(crate) mod http;
+pub(crate) mod redis_cluster;
 pub(crate) mod redis_server;
 pub(crate) mod token_proxy;
 

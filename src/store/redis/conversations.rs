@@ -1,6 +1,11 @@
-//! Conversation ownership in Redis: the record under `conv:<workspace>:<id>`, written only if
+//! Conversation ownership in Redis: the record under `conv:{<workspace>:<id>}`, written only if
 //! absent (the first owner stays), and a sorted set of each owner's conversation ids by creation
 //! time for `list`. Both expire after [`CONVERSATION_RETENTION`].
+//!
+//! The record is found by its id, the index by its owner: two slots (hash tags), so recording
+//! is the record's `SET NX` and then, for the owner who won it, the index entry (in a Redis
+//! Cluster no one script may touch both). If the second step fails the caller gets an error;
+//! the record stays owned, the only loss is its place in `list`.
 
 use std::sync::LazyLock;
 
@@ -10,13 +15,12 @@ use redis::Script;
 use super::{CONVERSATION_RETENTION, RedisStore};
 use crate::store::{ConversationRecord, ConversationStore, StoreError};
 
-/// KEYS: record, owner's index. ARGV: JSON, retention (s), created_at, conversation id.
-static RECORD: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS: owner's index. ARGV: retention (s), created_at, conversation id.
+static INDEX: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 ",
     )
@@ -24,11 +28,11 @@ return 1
 
 impl RedisStore {
     fn conversation_key(&self, workspace_id: &str, conversation_id: &str) -> String {
-        self.key("conv", &[workspace_id, conversation_id])
+        self.key("conv", &[workspace_id, conversation_id], &[])
     }
 
     fn owner_index_key(&self, workspace_id: &str, owner: &str) -> String {
-        self.key("user-convs", &[workspace_id, owner])
+        self.key("user-convs", &[workspace_id, owner], &[])
     }
 }
 
@@ -42,13 +46,29 @@ impl ConversationStore for RedisStore {
     async fn record(&self, record: ConversationRecord) -> Result<(), StoreError> {
         let json = serde_json::to_string(&record)
             .map_err(|_| StoreError("cannot encode a conversation record".into()))?;
+        let retention = CONVERSATION_RETENTION.as_secs();
         let mut conn = self.conn();
-        let mut invocation = RECORD.prepare_invoke();
+        let key = self.conversation_key(&record.workspace_id, &record.conversation_id);
+        let stored: Option<String> = self
+            .run(async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(json)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(retention)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        if stored.is_none() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let mut invocation = INDEX.prepare_invoke();
         invocation
-            .key(self.conversation_key(&record.workspace_id, &record.conversation_id))
             .key(self.owner_index_key(&record.workspace_id, &record.owner))
-            .arg(json)
-            .arg(CONVERSATION_RETENTION.as_secs())
+            .arg(retention)
             .arg(record.created_at)
             .arg(&record.conversation_id);
         self.run(async move { invocation.invoke_async::<i64>(&mut conn).await })
@@ -90,14 +110,18 @@ impl ConversationStore for RedisStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = ids
-            .iter()
-            .map(|id| self.conversation_key(workspace_id, id))
-            .collect();
-        let mut conn = self.conn();
-        let rows: Vec<Option<String>> = self
-            .run(async move { redis::cmd("MGET").arg(keys).query_async(&mut conn).await })
-            .await?;
+        // One `GET` per record (each in a slot of its own), sent together.
+        let reads = ids.iter().map(|id| {
+            let mut conn = self.conn();
+            let key = self.conversation_key(workspace_id, id);
+            async move {
+                redis::cmd("GET")
+                    .arg(key)
+                    .query_async::<Option<String>>(&mut conn)
+                    .await
+            }
+        });
+        let rows = self.run(futures::future::try_join_all(reads)).await?;
         let mut records = Vec::with_capacity(rows.len());
         for json in rows.iter().flatten() {
             let record = decode(json)?;

@@ -59,7 +59,7 @@ impl CounterStore for RedisStore {
         let mut conn = self.conn();
         let mut invocation = INCR.prepare_invoke();
         invocation
-            .key(self.key("rl", &[key]))
+            .key(self.key("rl", &[key], &[]))
             .arg(epoch_ms(now))
             .arg(window_ms);
         let (count, resets_at): (u64, i64) = self

@@ -35,8 +35,8 @@ return {failures, now}
 impl RedisStore {
     fn lockout_key(&self, subject: Subject<'_>) -> String {
         match subject {
-            Subject::Ip(ip) => self.key("lockout", &["ip", &ip.to_string()]),
-            Subject::Key(fp) => self.key("lockout", &["key", fp]),
+            Subject::Ip(ip) => self.key("lockout", &["ip", &ip.to_string()], &[]),
+            Subject::Key(fp) => self.key("lockout", &["key", fp], &[]),
         }
     }
 }

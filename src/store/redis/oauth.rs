@@ -4,13 +4,30 @@
 //!
 //! | key | type | lifetime |
 //! |---|---|---|
-//! | `oauth-client:<client_id>` | JSON client | the client's `expires_at_ms` |
-//! | `oauth-unused` | sorted set of unused client ids by `created_at_ms` (the cap) | the longest unused client's life |
-//! | `oauth-pending:<hash>` | JSON pending consent | its `expires_at_ms` |
-//! | `oauth-state:<client hash>:<state hash>` | `1` | the claim's end |
-//! | `oauth-code:<hash>` | hash `record` (JSON), `issued` (JSON, once spent) | the replay window |
-//! | `oauth-rt:<hash>` | hash `record` (JSON), `spent` | the token's expiry |
-//! | `oauth-fam:<family>` | hash `revoked`, `t:<token_id>` per access token | the family's longest expiry |
+//! | `oauth-client:{oauth-clients}:<client_id>` | JSON client | the client's `expires_at_ms` |
+//! | `oauth-unused:{oauth-clients}` | sorted set of unused client ids by `created_at_ms` (the cap) | the longest unused client's life |
+//! | `oauth-pending:{<hash>}` | JSON pending consent | its `expires_at_ms` |
+//! | `oauth-state:{<client hash>:<state hash>}` | `1` | the claim's end |
+//! | `oauth-code:{<hash>}` | hash `record` (JSON), `issued` (JSON, once spent) | the replay window |
+//! | `oauth-rt:{oauth-refresh}:<hash>` | hash `record` (JSON), `spent` | the token's expiry |
+//! | `oauth-fam:{oauth-refresh}:<family>` | hash `revoked`, `t:<token_id>` per access token | the family's longest expiry |
+//! | `oauth-grants:{<workspace>:<user_id>}` | JSON list of the person's grant summaries | the longest grant |
+//!
+//! The `{…}` are Redis Cluster hash tags: keys with one tag share a slot. Consents, states and
+//! codes are used one key at a time, so each is in a slot of its own. Two groups cannot be
+//! split, and each is one slot (the documented exception to per-record tags):
+//!
+//! - `{oauth-clients}`: the unused-client cap evicts the oldest clients' records in the same
+//!   script that pops them from the global set, so instances racing cannot overshoot the cap
+//!   and a client being approved cannot be evicted half-way ([`PUT_CLIENT`], [`MARK_USED`]);
+//!   the evicted clients' keys come from the set, so they must be in its slot.
+//! - `{oauth-refresh}`: a rotation spends the old token, checks its family and writes the new
+//!   token in one script ([`ROTATE`]), and a refresh token is found by its hash alone, which
+//!   does not name its family; so tokens and families share one slot.
+//!
+//! Both are low-rate (a registration, a token exchange or refresh per client every few
+//! minutes at most, against one `ZADD`/`HGET` each), unlike the per-request hot path (tokens,
+//! counters, sessions), which is spread.
 //!
 //! Hashes are SHA-256 of the secret values (`store::oauth::secret_hash`); every single-use step
 //! is one Lua script, atomic across instances.
@@ -151,6 +168,12 @@ return out
     )
 });
 
+/// The hash tag of the clients and their unused-client cap (see the module doc).
+const CLIENTS: &str = "oauth-clients";
+
+/// The hash tag of the refresh tokens and their families (see the module doc).
+const REFRESH: &str = "oauth-refresh";
+
 fn ttl(until_ms: i64, now_ms: i64) -> i64 {
     (until_ms - now_ms).max(1)
 }
@@ -173,19 +196,19 @@ impl RedisStore {
     }
 
     fn client_key(&self, client_id: &str) -> String {
-        self.key("oauth-client", &[client_id])
+        self.key("oauth-client", &[CLIENTS], &[client_id])
     }
 
     fn unused_clients_key(&self) -> String {
-        self.key("oauth-unused", &[])
+        self.key("oauth-unused", &[CLIENTS], &[])
     }
 
     fn family_key(&self, family_id: &str) -> String {
-        self.key("oauth-fam", &[family_id])
+        self.key("oauth-fam", &[REFRESH], &[family_id])
     }
 
     fn grants_key(&self, workspace_id: &str, user_id: &str) -> String {
-        self.key("oauth-grants", &[workspace_id, user_id])
+        self.key("oauth-grants", &[workspace_id, user_id], &[])
     }
 
     /// The person's stored grant summaries, as written (expired and revoked ones included).
@@ -260,7 +283,7 @@ impl OAuthStore for RedisStore {
             .arg(if client.used { "1" } else { "0" })
             .arg(client.created_at_ms)
             .arg(self.oauth_unused_capacity)
-            .arg(format!("{}oauth-client:", self.prefix));
+            .arg(format!("{}oauth-client:{{{CLIENTS}}}:", self.prefix));
         self.run(async move { invocation.invoke_async::<i64>(&mut conn).await })
             .await
             .map(|_| ())
@@ -311,7 +334,7 @@ impl OAuthStore for RedisStore {
         pending: &PendingAuthorization,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let key = self.key("oauth-pending", &[id_hash]);
+        let key = self.key("oauth-pending", &[id_hash], &[]);
         self.put_json(key, pending, pending.expires_at_ms, now_ms)
             .await
     }
@@ -323,7 +346,7 @@ impl OAuthStore for RedisStore {
     ) -> Result<Option<PendingAuthorization>, StoreError> {
         let mut conn = self.conn();
         let mut invocation = TAKE.prepare_invoke();
-        invocation.key(self.key("oauth-pending", &[id_hash]));
+        invocation.key(self.key("oauth-pending", &[id_hash], &[]));
         let json: Option<String> = self
             .run(async move { invocation.invoke_async(&mut conn).await })
             .await?;
@@ -342,6 +365,7 @@ impl OAuthStore for RedisStore {
         let key = self.key(
             "oauth-state",
             &[&secret_hash(client_id), &secret_hash(state)],
+            &[],
         );
         let px = ttl(until_ms, now_ms);
         let set: Option<String> = self
@@ -369,6 +393,7 @@ impl OAuthStore for RedisStore {
         let key = self.key(
             "oauth-state",
             &[&secret_hash(client_id), &secret_hash(state)],
+            &[],
         );
         let found: i64 = self
             .run(async move { redis::cmd("EXISTS").arg(key).query_async(&mut conn).await })
@@ -384,7 +409,7 @@ impl OAuthStore for RedisStore {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let key = self.key("oauth-code", &[code_hash]);
+        let key = self.key("oauth-code", &[code_hash], &[]);
         let json = encode(code)?;
         let px = ttl(keep_until_ms, now_ms);
         self.run(async move {
@@ -417,7 +442,7 @@ impl OAuthStore for RedisStore {
         let mut conn = self.conn();
         let mut invocation = REDEEM.prepare_invoke();
         invocation
-            .key(self.key("oauth-code", &[code_hash]))
+            .key(self.key("oauth-code", &[code_hash], &[]))
             .arg(encode(issued)?);
         let answer: Vec<String> = self
             .run(async move { invocation.invoke_async(&mut conn).await })
@@ -441,7 +466,7 @@ impl OAuthStore for RedisStore {
         let mut conn = self.conn();
         let mut invocation = PUT_REFRESH.prepare_invoke();
         invocation
-            .key(self.key("oauth-rt", &[token_hash]))
+            .key(self.key("oauth-rt", &[REFRESH], &[token_hash]))
             .key(self.family_key(&record.grant.family_id))
             .arg(encode(record)?)
             .arg(ttl(record.expires_at_ms, now_ms));
@@ -461,7 +486,7 @@ impl OAuthStore for RedisStore {
         now_ms: i64,
     ) -> Result<Option<RefreshRecord>, StoreError> {
         let mut conn = self.conn();
-        let key = self.key("oauth-rt", &[token_hash]);
+        let key = self.key("oauth-rt", &[REFRESH], &[token_hash]);
         let json: Option<String> = self
             .run(async move {
                 redis::cmd("HGET")
@@ -487,8 +512,8 @@ impl OAuthStore for RedisStore {
         let mut conn = self.conn();
         let mut invocation = ROTATE.prepare_invoke();
         invocation
-            .key(self.key("oauth-rt", &[old_hash]))
-            .key(self.key("oauth-rt", &[new_hash]))
+            .key(self.key("oauth-rt", &[REFRESH], &[old_hash]))
+            .key(self.key("oauth-rt", &[REFRESH], &[new_hash]))
             .key(self.family_key(&new.grant.family_id))
             .arg(encode(new)?)
             .arg(ttl(new.expires_at_ms, now_ms));

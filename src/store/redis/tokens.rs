@@ -7,6 +7,11 @@
 //!
 //! Expiry is judged at the caller's `now` (`store::tokens`), never by a clock of this process;
 //! the keys' Redis TTLs (the rest of each token's life at `now`) only let Redis forget them.
+//!
+//! The hash is tagged by the token id (it is found by the id alone), the index by its user: two
+//! slots, so a save is two scripts sent together rather than one (in a Redis Cluster a script
+//! touches one slot). Neither order of failure is unsafe: a save that fails is an error and its
+//! token is never handed out, and an index member whose hash is gone is skipped when listed.
 
 use std::sync::{Arc, LazyLock};
 
@@ -19,20 +24,28 @@ use crate::store::{
     tokens::{TokenRecord, TokenStore},
 };
 
-/// Saves a record: the hash and its expiry, then the user's index (expired ids pruned, its own
-/// expiry stretched to the newest token's).
-/// KEYS: token hash, user index. ARGV: record JSON, ttl secs, expires_at, token id, now,
-/// revoked_at or "".
+/// Saves a record: the hash and its expiry (a revocation kept). KEYS: token hash. ARGV: record
+/// JSON, ttl secs, revoked_at or "".
 static SAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 redis.call('HSET', KEYS[1], 'record', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-if ARGV[6] ~= '' then redis.call('HSETNX', KEYS[1], 'revoked_at', ARGV[6]) end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then
-  redis.call('EXPIRE', KEYS[2], ARGV[2])
+if ARGV[3] ~= '' then redis.call('HSETNX', KEYS[1], 'revoked_at', ARGV[3]) end
+return 1
+",
+    )
+});
+
+/// Adds a token to its user's index: expired ids pruned, the index's own expiry stretched to
+/// the newest token's. KEYS: user index. ARGV: ttl secs, expires_at, token id, now.
+static INDEX: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
 end
 return 1
 ",
@@ -55,11 +68,11 @@ return 1
 
 impl RedisStore {
     fn token_key(&self, token_id: &str) -> String {
-        self.key("tok", &[token_id])
+        self.key("tok", &[token_id], &[])
     }
 
     fn user_tokens_key(&self, workspace_id: &str, user_id: &str) -> String {
-        self.key("user-tokens", &[workspace_id, user_id])
+        self.key("user-tokens", &[workspace_id, user_id], &[])
     }
 
     /// The records of `token_ids` that still exist and are unexpired at `now`, in no particular
@@ -72,17 +85,20 @@ impl RedisStore {
         if token_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for id in token_ids {
-            pipe.cmd("HMGET")
-                .arg(self.token_key(id))
-                .arg("record")
-                .arg("revoked_at");
-        }
-        let mut conn = self.conn();
-        let rows: Vec<(Option<String>, Option<i64>)> = self
-            .run(async move { pipe.query_async(&mut conn).await })
-            .await?;
+        // One command per token (each hash is in a slot of its own), sent together.
+        let reads = token_ids.iter().map(|id| {
+            let mut conn = self.conn();
+            let key = self.token_key(id);
+            async move {
+                redis::cmd("HMGET")
+                    .arg(key)
+                    .arg("record")
+                    .arg("revoked_at")
+                    .query_async::<(Option<String>, Option<i64>)>(&mut conn)
+                    .await
+            }
+        });
+        let rows = self.run(futures::future::try_join_all(reads)).await?;
         let mut records = Vec::with_capacity(rows.len());
         for row in rows {
             if let Some(record) = decode(row)?.filter(|r| r.expires_at > now) {
@@ -119,20 +135,27 @@ impl TokenStore for RedisStore {
         let json = serde_json::to_string(&record)
             .map_err(|_| StoreError("cannot encode a token record".into()))?;
         let revoked = record.revoked_at.map(|t| t.to_string()).unwrap_or_default();
-        let mut conn = self.conn();
-        let mut invocation = SAVE.prepare_invoke();
-        invocation
-            .key(self.token_key(&record.token_id))
-            .key(self.user_tokens_key(&record.workspace_id, &record.user_id))
+        let mut save = SAVE.prepare_invoke();
+        save.key(self.token_key(&record.token_id))
             .arg(json)
+            .arg(ttl)
+            .arg(revoked);
+        let mut index = INDEX.prepare_invoke();
+        index
+            .key(self.user_tokens_key(&record.workspace_id, &record.user_id))
             .arg(ttl)
             .arg(record.expires_at)
             .arg(&record.token_id)
-            .arg(now)
-            .arg(revoked);
-        self.run(async move { invocation.invoke_async::<i64>(&mut conn).await })
-            .await
-            .map(|_| ())
+            .arg(now);
+        let (mut a, mut b) = (self.conn(), self.conn());
+        self.run(async move {
+            futures::try_join!(
+                save.invoke_async::<i64>(&mut a),
+                index.invoke_async::<i64>(&mut b)
+            )
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn get(&self, token_id: &str, now: i64) -> Result<Option<Arc<TokenRecord>>, StoreError> {
