@@ -75,7 +75,7 @@ impl CounterStore for RedisStore {
         let mut conn = self.conn();
         let mut invocation = REFUND.prepare_invoke();
         invocation
-            .key(self.key("rl", &[key]))
+            .key(self.key("rl", &[key], &[]))
             .arg(epoch_ms(resets_at));
         self.run(async move { invocation.invoke_async::<i64>(&mut conn).await })
             .await
