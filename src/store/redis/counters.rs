@@ -33,7 +33,7 @@ return {1, resets}
     )
 });
 
-/// Takes back one increment of the window ending at ARGV[1] (ms), if that window is still the
+/// Takes back one increment of the window ending at `ARGV[1]` (ms), if that window is still the
 /// key's and its count is above zero. KEYS: the counter.
 static REFUND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
