@@ -6,7 +6,8 @@
 # with ONE instance behind a second nginx built from the same template (both upstream lines point
 # at instance A). The two setups alternate, request kind by request kind, in the same run. Each
 # row also gives the Redis commands per request (`INFO commandstats`, summed over commands
-# except INFO, over the measured window, divided by the requests answered in it).
+# except INFO, over the measured window, divided by the requests answered in it) and the CPU
+# time a request costs Redis (`INFO cpu`) and the instances (/proc/PID/stat).
 #
 # Then the sizing step: SIZING_USERS distinct callers (one simulator key each) each log in once
 # with a bearer token, once with a browser session, and (the first GRANTS of them) complete the
@@ -132,15 +133,25 @@ export LOADGEN_TOKEN
 
 # `calls` of every command but INFO (which this script sends), one "name calls" line each.
 # Commands run inside a Lua script are counted as well as the EVALSHA that ran them.
-redis_calls() { rcli INFO commandstats | tr -d '\r' | awk -F'[=,:]' '/^cmdstat_/ && $1 != "cmdstat_info" { sub("cmdstat_", "", $1); print $1, $3 }' >"$1"; }
+# Also the CPU time so far, in µs, of Redis (`_redis_cpu`) and of both instances (`_serve_cpu`).
+redis_calls() {
+  {
+    rcli INFO commandstats | tr -d '\r' | awk -F'[=,:]' '/^cmdstat_/ && $1 != "cmdstat_info" { sub("cmdstat_", "", $1); print $1, $3 }'
+    rcli INFO cpu | tr -d '\r' | awk -F: '/^used_cpu_(sys|user):/ { s += $2 } END { printf "_redis_cpu %d\n", s * 1e6 }'
+    # utime and stime (fields 14 and 15 of /proc/PID/stat, in clock ticks of 10 ms).
+    cat "/proc/$PID_A/stat" "/proc/$PID_B/stat" | awk '{ s += $14 + $15 } END { printf "_serve_cpu %d\n", s * 10000 }'
+  } >"$1"
+}
 RAW=$OUT/raw.md
 CMDS=$OUT/commands.md
 : >"$RAW"
 : >"$CMDS"
 # One measurement: loadgen through the proxy at $1 labelled $2; the Redis command counts are
 # read once the warm-up is over and again at the end, and divided by the requests measured.
-# Appends two columns to loadgen's row: every command per request, and scripts (EVALSHA/EVAL,
-# one round trip each) per request; the per-command breakdown goes to $CMDS.
+# Appends four columns to loadgen's row: every command per request, scripts (EVALSHA/EVAL) per
+# request, and the CPU time per request of Redis and of the two instances together (the
+# instance not behind the single-instance proxy is idle then); the per-command breakdown goes
+# to $CMDS.
 measure() {
   local base=$1 label=$2; shift 2
   "$LOADGEN" --url "$base/mcp" --ca-file "$CA" --mode mcp2026 --concurrency "$CONC" \
@@ -159,9 +170,11 @@ def load(path):
 before, after = load(sys.argv[1]), load(sys.argv[2])
 requests, label = max(int(sys.argv[3]), 1), sys.argv[4]
 delta = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0) > 0}
+redis_cpu, serve_cpu = delta.pop("_redis_cpu", 0), delta.pop("_serve_cpu", 0)
 total = sum(delta.values())
 scripts = delta.get("evalsha", 0) + delta.get("eval", 0)
-print(f"{open(sys.argv[5]).read().rstrip()} {total / requests:.2f} | {scripts / requests:.2f} |")
+print(f"{open(sys.argv[5]).read().rstrip()} {total / requests:.2f} | {scripts / requests:.2f} "
+      f"| {redis_cpu / requests:.1f} | {serve_cpu / requests:.0f} |")
 with open(sys.argv[6], "a") as out:
     top = sorted(delta.items(), key=lambda kv: -kv[1])
     out.write(f"| {label} | " + ", ".join(f"{k} {v / requests:.2f}" for k, v in top) + " |\n")
@@ -169,8 +182,8 @@ PY
 }
 LIST_AGENTS=(--method tools/call --tool list_agents)
 echo "cluster load: c=$CONC, ${DURATION} s measured after ${WARMUP} s, $PRINCIPALS principals; load $(uptime | sed 's/.*load/load/')" >&2
-echo "| scenario | load | ok | errors | req/s | p50 ms | p90 ms | p99 ms | max ms | instance A RSS MB | Redis commands/req | of which scripts/req |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| scenario | load | ok | errors | req/s | p50 ms | p90 ms | p99 ms | max ms | instance A RSS MB | Redis commands/req | of which scripts/req | Redis CPU µs/req | instances' CPU µs/req |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for r in $(seq 1 "$ROUNDS"); do
   echo "## round $r ($(uptime | sed 's/.*load/load/'))" >&2
   measure "$CLUSTER" "tools/list, 2 instances" --method tools/list
