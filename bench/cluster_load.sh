@@ -260,8 +260,16 @@ REDIRECT=http://127.0.0.1:33418/callback
 oauth_grant() {
   local key=$1 jar client verifier challenge page consent csrf location code
   jar=$(mktemp "$OUT/jar.XXXXXX")
-  client=$(curl -sf --cacert "$CA" -X POST "$CLUSTER/oauth/register" -H 'Content-Type: application/json' \
-    -d "{\"client_name\":\"sizing\",\"redirect_uris\":[\"$REDIRECT\"],\"token_endpoint_auth_method\":\"none\",\"grant_types\":[\"authorization_code\",\"refresh_token\"]}" | jq -r .client_id)
+  # Registration is limited to REGISTRATION_QUOTA (60) an hour per address, and through nginx
+  # every caller here is 127.0.0.1: each registers directly with an instance instead, from an
+  # address of its own (X-Forwarded-For, trusted from 127.0.0.1 by TRUSTED_PROXIES), as
+  # connectors on their users' machines would.
+  local n=$((16#${key#sk-}))
+  client=$(curl -sf -X POST "http://127.0.0.1:$PORT_A/oauth/register" -H 'Content-Type: application/json' \
+    -H "X-Forwarded-For: 10.$((n / 65536 % 256)).$((n / 256 % 256)).$((n % 256))" \
+    -d "{\"client_name\":\"sizing\",\"redirect_uris\":[\"$REDIRECT\"],\"token_endpoint_auth_method\":\"none\",\"grant_types\":[\"authorization_code\",\"refresh_token\"]}" \
+    | jq -r '.client_id // empty')
+  [ -n "$client" ] || { echo "an OAuth registration failed (caller $key)" >&2; return 1; }
   verifier=$(head -c 48 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
   challenge=$(printf '%s' "$verifier" | openssl dgst -sha256 -binary | base64 | tr '+/' '-_' | tr -d '=\n')
   page=$(curl -sf --cacert "$CA" -c "$jar" -G "$CLUSTER/oauth/authorize" \
@@ -282,21 +290,22 @@ oauth_grant() {
     --data-urlencode grant_type=authorization_code --data-urlencode "code=$code" \
     --data-urlencode "redirect_uri=$REDIRECT" --data-urlencode "client_id=$client" \
     --data-urlencode "code_verifier=$verifier" --data-urlencode "resource=$CLUSTER/mcp" \
-    | jq -er .refresh_token >"$OUT/grants/$key" || { echo "an OAuth grant failed (caller $key)" >&2; return 1; }
+    | jq -r '.refresh_token // empty' >"$OUT/grants/$key"
+  [ -s "$OUT/grants/$key" ] || { echo "an OAuth grant failed (caller $key)" >&2; return 1; }
   printf '%s\n' "$client" >>"$OUT/grants/$key"
 }
 # One refresh of the grant of the caller with key $1 (a new access token and refresh token; the
 # spent one is kept until its own expiry, to catch a replay).
 oauth_refresh() {
-  local rt client
+  local rt client next
   { read -r rt; read -r client; } <"$OUT/grants/$1"
-  curl -sf --cacert "$CA" -X POST "$CLUSTER/oauth/token" --data-urlencode grant_type=refresh_token \
+  next=$(curl -sf --cacert "$CA" -X POST "$CLUSTER/oauth/token" --data-urlencode grant_type=refresh_token \
     --data-urlencode "refresh_token=$rt" --data-urlencode "client_id=$client" \
-    --data-urlencode "resource=$CLUSTER/mcp" | jq -e .refresh_token >/dev/null \
-    || { echo "an OAuth refresh failed (caller $1)" >&2; return 1; }
+    --data-urlencode "resource=$CLUSTER/mcp" | jq -r '.refresh_token // empty')
+  [ -n "$next" ] || { echo "an OAuth refresh failed (caller $1)" >&2; return 1; }
 }
 export -f oauth_grant oauth_refresh
-export CA CLUSTER OUT WS REDIRECT
+export CA CLUSTER OUT WS REDIRECT PORT_A
 if [ "$GRANTS" -gt 0 ]; then
   mkdir -p "$OUT/grants"
   printf '%s\n' "${SIZING[@]:0:$GRANTS}" | xargs -P 8 -I{} bash -c 'oauth_grant {}'
