@@ -317,6 +317,6 @@ if [ "$GRANTS" -gt 0 ]; then
 fi
 echo
 echo "Rate-limit counters now held (per address and per principal, each one hash):"
-rcli --scan --pattern 'mcp-dust:rl:*' | head -200 | sed 's/^/MEMORY USAGE /' | rcli \
-  | awk '{ s += $1; n++ } END { if (n) printf "%d keys sampled, %.0f bytes each on average\n", n, s / n }'
+rcli --scan --pattern 'mcp-dust:rl:*' | sed 's/^/MEMORY USAGE /' | rcli \
+  | awk '{ s += $1; n++ } END { if (n) printf "%d keys, %.0f bytes each on average (MEMORY USAGE)\n", n, s / n }'
 rcli INFO memory | tr -d '\r' | grep -E '^(used_memory|used_memory_dataset|mem_fragmentation_ratio):'
