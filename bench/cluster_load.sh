@@ -11,9 +11,10 @@
 #
 # Then the sizing step: SIZING_USERS distinct callers (one simulator key each) each log in once
 # with a bearer token, once with a browser session, and (the first GRANTS of them) complete the
-# OAuth flow once (registration, consent, code exchange with PKCE), all through nginx; after
-# each step the bytes Redis holds per key family (`MEMORY USAGE` of every key) and `used_memory`
-# are compared with the step before. The figures are the ones of docs/SIZING.md.
+# OAuth flow once (registration, consent, code exchange with PKCE) and refresh once, all through
+# nginx but the registration (see oauth_grant); after each step the bytes Redis holds per key
+# family (`MEMORY USAGE` of every key) and `used_memory` are compared with the step before. The
+# figures are the ones of docs/SIZING.md.
 #
 #   bench/cluster_load.sh                          # 60 s per measurement, c=16
 #   DURATION=10 SIZING_USERS=100 GRANTS=20 bench/cluster_load.sh   # a quick check
