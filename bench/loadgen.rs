@@ -91,6 +91,10 @@ struct Args {
     /// Print the header row of the table first.
     #[arg(long)]
     header: bool,
+    /// A PEM certificate to trust besides the system roots: a TLS proxy's self-signed one
+    /// (`bench/cluster_load.sh`).
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 /// Everything a worker needs to send one request.
@@ -106,10 +110,15 @@ struct Target {
 
 impl Target {
     async fn new(args: &Args) -> Result<Self> {
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder()
             .pool_max_idle_per_host(4096)
-            .timeout(Duration::from_secs(30))
-            .build()?;
+            .timeout(Duration::from_secs(30));
+        if let Some(path) = &args.ca_file {
+            let pem =
+                std::fs::read(path).with_context(|| format!("--ca-file {}", path.display()))?;
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+        }
+        let client = client.build()?;
         let mut headers = HeaderMap::new();
         let body = match args.mode {
             Mode::Http => None,

@@ -44,11 +44,24 @@ fn have(tool: &str, args: &[&str]) -> bool {
         .is_ok()
 }
 
-/// A child process killed when dropped.
+/// A child process stopped when dropped: SIGTERM first, so that nginx's master stops its
+/// workers (a SIGKILL of the master alone leaves them running, orphaned), then SIGKILL if it is
+/// still there after a few seconds.
 struct Process(Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
