@@ -6,7 +6,8 @@
 //! `deadline`) → body limit → client IP → rate limit → `Host` allow-list ([`host`], every route
 //! but the probes) → (protected routes only) authentication (bearer only on `/mcp`;
 //! bearer or session cookie with CSRF checks elsewhere) → `/mcp` (rmcp's Streamable HTTP
-//! service, stateless, both protocol eras) or the REST handlers. Public routes (health,
+//! service, stateless, both protocol eras; the list methods answered from rmcp's own earlier
+//! answer when nothing it depends on differs, [`mcp_fast`]) or the REST handlers. Public routes (health,
 //! status, login, the web console's files) sit outside the authentication layer; everything
 //! else is inside it. On `/mcp`, the JSON-RPC check (`jsonrpc`) opens the MCP method's span.
 
