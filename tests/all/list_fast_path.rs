@@ -301,3 +301,38 @@ async fn agent_tools_lists_are_left_to_rmcp() {
     assert_eq!(srv.state.mcp_lists.stats(), (1, 1));
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn requests_written_as_a_json_library_writes_them_are_served_from_the_cache() {
+    let srv = TestServer::start().await;
+    let token = srv.token(None).await;
+    // `bench/loadgen.rs`'s requests: keys in serde_json's order, the same id every time.
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "loadgen", "version": "1.0"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    for (version, params) in [
+        ("2026-07-28", json!({"_meta": meta})),
+        ("2025-11-25", json!({})),
+    ] {
+        let (hits_before, _) = srv.state.mcp_lists.stats();
+        for _ in 0..3 {
+            let response = srv
+                .http
+                .post(srv.url("/mcp"))
+                .header("Accept", "application/json, text/event-stream")
+                .header("MCP-Protocol-Version", version)
+                .header("Mcp-Method", "tools/list")
+                .bearer_auth(&token)
+                .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": params}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        }
+        let (hits_after, _) = srv.state.mcp_lists.stats();
+        assert_eq!(hits_after - hits_before, 2, "{version}");
+    }
+    srv.shutdown().await;
+}
