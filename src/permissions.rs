@@ -153,6 +153,12 @@ impl PermissionSet {
         Self::of(&Permission::ALL)
     }
 
+    /// The set as its bits (one per permission): a compact key for what depends on the set.
+    #[must_use]
+    pub const fn bits(self) -> u16 {
+        self.0
+    }
+
     #[must_use]
     pub const fn contains(self, permission: Permission) -> bool {
         self.0 & permission.bit() != 0

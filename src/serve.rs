@@ -146,6 +146,7 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
         recent_audit,
         metrics,
         clock: parts.clock,
+        mcp_lists: Arc::new(crate::http::mcp_fast::ListAnswers::new()),
         config,
     })))
 }

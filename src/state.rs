@@ -77,6 +77,8 @@ pub struct App {
     pub recent_audit: Arc<dyn RecentAudit>,
     pub metrics: Option<PrometheusHandle>,
     pub clock: Arc<dyn Clock>,
+    /// rmcp's answers to the list methods on `/mcp`, kept per key (`http::mcp_fast`).
+    pub mcp_lists: Arc<crate::http::mcp_fast::ListAnswers>,
 }
 
 impl std::fmt::Debug for App {

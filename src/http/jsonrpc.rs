@@ -422,6 +422,10 @@ pub(crate) async fn check_message(request: Request, next: Next) -> Response {
         Err(rejection) => return rpc_error(&rejection.id, rejection.code, rejection.message),
     };
     let span = message.span(&parts.headers);
+    let mut parts = parts;
+    parts
+        .extensions
+        .insert(super::mcp_fast::CheckedBody(bytes.clone()));
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .instrument(span.clone())

@@ -6,7 +6,8 @@
 //! `deadline`) → body limit → client IP → rate limit → `Host` allow-list ([`host`], every route
 //! but the probes) → (protected routes only) authentication (bearer only on `/mcp`;
 //! bearer or session cookie with CSRF checks elsewhere) → `/mcp` (rmcp's Streamable HTTP
-//! service, stateless, both protocol eras) or the REST handlers. Public routes (health,
+//! service, stateless, both protocol eras; the list methods answered from rmcp's own earlier
+//! answer when nothing it depends on differs, [`mcp_fast`]) or the REST handlers. Public routes (health,
 //! status, login, the web console's files) sit outside the authentication layer; everything
 //! else is inside it. On `/mcp`, the JSON-RPC check (`jsonrpc`) opens the MCP method's span.
 
@@ -22,6 +23,7 @@ pub(crate) mod jsonrpc;
 pub mod listener;
 mod login;
 mod mcp_errors;
+pub mod mcp_fast;
 pub mod oauth;
 mod ops;
 pub mod rate_limit;
@@ -155,7 +157,8 @@ fn method_label(method: &axum::http::Method) -> &'static str {
         .map_or("other", |&(_, name)| name)
 }
 
-/// rmcp's service behind an `Arc`, so that cloning it is one reference count.
+/// rmcp's service behind an `Arc`, so that cloning it is one reference count, with the list
+/// answers it has already given ([`mcp_fast`]) in front of it.
 ///
 /// axum's `from_fn` middleware clones the service below it on every request, and so does the
 /// route, so the `/mcp` service is cloned once per layer above it per request (about fifteen
@@ -164,7 +167,15 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 /// each) and a cancellation token, whose clone and drop take a lock. The profile of
 /// `tools/list` showed those clones and drops (docs/PERFORMANCE.md, finding 6).
 #[derive(Clone)]
-struct SharedMcpService(Arc<StreamableHttpService<DustMcp, NeverSessionManager>>);
+struct SharedMcpService(Arc<McpEndpoint>);
+
+struct McpEndpoint {
+    rmcp: StreamableHttpService<DustMcp, NeverSessionManager>,
+    /// The list methods' answers, kept per caller's permissions and request (finding 15).
+    lists: Arc<mcp_fast::ListAnswers>,
+    /// `DUST_AGENT_TOOLS` is set: `tools/list` follows each caller's agents and is not kept.
+    agent_tools: bool,
+}
 
 impl tower::Service<Request> for SharedMcpService {
     type Response = axum::response::Response;
@@ -179,8 +190,16 @@ impl tower::Service<Request> for SharedMcpService {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let service = self.0.clone();
-        Box::pin(async move { Ok(service.handle(request).await.map(axum::body::Body::new)) })
+        let endpoint = self.0.clone();
+        Box::pin(async move {
+            let rmcp = &endpoint.rmcp;
+            Ok(endpoint
+                .lists
+                .answer(request, endpoint.agent_tools, |request| {
+                    rmcp.handle(request)
+                })
+                .await)
+        })
     }
 }
 
@@ -204,11 +223,16 @@ fn mcp_service(state: &AppState, shutdown: CancellationToken) -> SharedMcpServic
         .with_allowed_origins(origins)
         .enforce_origin_validation();
     let ctx = state.ops.clone();
-    SharedMcpService(Arc::new(StreamableHttpService::new(
+    let rmcp = StreamableHttpService::new(
         move || Ok(DustMcp::new(ctx.clone())),
         Arc::new(NeverSessionManager::default()),
         config,
-    )))
+    );
+    SharedMcpService(Arc::new(McpEndpoint {
+        rmcp,
+        lists: state.mcp_lists.clone(),
+        agent_tools: state.ops.settings.agent_tools.is_enabled(),
+    }))
 }
 
 /// The origins of the hosts the server answers as (`ALLOWED_HOSTS`), for rmcp's Origin check.

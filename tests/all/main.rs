@@ -37,6 +37,7 @@ mod http_shutdown;
 mod interop_node;
 mod interop_python;
 mod lifecycle;
+mod list_fast_path;
 mod mcp;
 mod oauth;
 mod properties;
