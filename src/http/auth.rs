@@ -87,10 +87,8 @@ pub(crate) async fn authenticate(
 ) -> Result<(Principal, Arc<TokenRecord>), ApiError> {
     let failure = match bearer_token(headers) {
         Ok(Some(token)) => {
-            let found = match ahead.and_then(|a| a.take_record().map(|record| (a, record))) {
-                Some((ahead, record)) => {
-                    state.resolver().accept(&ahead.claims, record, state.now())
-                }
+            let found = match ahead.and_then(|a| a.take().map(|record| (a, record))) {
+                Some((ahead, record)) => state.resolver().accept(&ahead.key, record, state.now()),
                 None => principal_from_token(state, token).await,
             };
             match found {
@@ -290,7 +288,7 @@ async fn from_session(
         super::session::touch(state, &mut session),
         super::rate_limit::count_principal(state, &user_id, now),
     );
-    let count = Arc::new(PrincipalCount::new(&user_id, &token_id, counted));
+    let count = Arc::new(PrincipalCount::new(user_id, token_id, counted));
     let accepted = async {
         let token = super::session::live_token(state, &session, token, now_secs, info).await?;
         touched?;

@@ -363,7 +363,11 @@ pub async fn limit_requests(
                 state.tokens.get(&claims.jti, crate::state::epoch_secs(now)),
                 count_principal(&state, &claims.user_id, now),
             );
-            let count = Arc::new(PrincipalCount::new(&claims.user_id, &claims.jti, count));
+            let count = Arc::new(PrincipalCount::new(
+                claims.user_id.clone(),
+                claims.jti.clone(),
+                count,
+            ));
             extensions.insert(count.clone());
             extensions.insert(Arc::new(ReadAhead::new(claims, record)));
             principal = Some(count);

@@ -56,62 +56,41 @@ pub(crate) type FoundRecord = Result<Option<Arc<TokenRecord>>, StoreError>;
 /// What the session store answered for a session cookie's key.
 pub(crate) type FoundSession = Result<Option<SessionRecord>, StoreError>;
 
-/// A bearer request's verified claims and the token store's answer for them (request
-/// extension, as `Arc<ReadAhead>`), beside its [`PrincipalCount`].
-pub(crate) struct ReadAhead {
-    /// The verified claims of the request's bearer token.
-    pub(crate) claims: Claims,
-    /// The token store's answer for `claims.jti`, until authentication takes it.
-    record: Mutex<Option<FoundRecord>>,
+/// A store's answer read ahead for a request (request extension, as `Arc<Ahead<..>>`): what
+/// it was asked about (`key`) and its answer, which the layer that needs it takes once (a
+/// second take gets `None` and asks the store itself).
+pub(crate) struct Ahead<K, T> {
+    /// What the store was asked about.
+    pub(crate) key: K,
+    found: Mutex<Option<T>>,
 }
 
-impl std::fmt::Debug for ReadAhead {
+/// A bearer request's verified claims and the token store's answer for their `jti`, beside its
+/// [`PrincipalCount`].
+pub(crate) type ReadAhead = Ahead<Claims, FoundRecord>;
+
+/// A session-cookie request's session key and record, read beside the client address's count.
+/// Its token and its principal's count are read together in the second and last round trip,
+/// once the session is known (`http::auth`).
+pub(crate) type SessionAhead = Ahead<SessionKey, FoundSession>;
+
+impl<K, T> std::fmt::Debug for Ahead<K, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The claims name the token id and the user: not secret, but nothing to print either.
-        f.debug_struct("ReadAhead").finish_non_exhaustive()
+        // The key names a token id and a user, or a session: nothing to print.
+        f.debug_struct("Ahead").finish_non_exhaustive()
     }
 }
 
-impl ReadAhead {
-    pub(crate) fn new(claims: Claims, record: FoundRecord) -> Self {
-        Self {
-            claims,
-            record: Mutex::new(Some(record)),
-        }
-    }
-
-    /// The token store's answer, once (authentication takes it; a second call gets `None` and
-    /// asks the store itself).
-    pub(crate) fn take_record(&self) -> Option<FoundRecord> {
-        self.record.lock().ok().and_then(|mut r| r.take())
-    }
-}
-
-/// A session-cookie request's session record, read beside the client address's count
-/// (request extension, as `Arc<SessionAhead>`). Its token and its principal's count are read
-/// together in the second and last round trip, once the session is known (`http::auth`).
-pub(crate) struct SessionAhead {
-    /// The store key of the request's one well-formed session cookie.
-    pub(crate) key: SessionKey,
-    found: Mutex<Option<FoundSession>>,
-}
-
-impl std::fmt::Debug for SessionAhead {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionAhead").finish_non_exhaustive()
-    }
-}
-
-impl SessionAhead {
-    pub(crate) fn new(key: SessionKey, found: FoundSession) -> Self {
+impl<K, T> Ahead<K, T> {
+    pub(crate) fn new(key: K, found: T) -> Self {
         Self {
             key,
             found: Mutex::new(Some(found)),
         }
     }
 
-    /// The session store's answer for `key`, once.
-    pub(crate) fn take(&self) -> Option<FoundSession> {
+    /// The store's answer, once.
+    pub(crate) fn take(&self) -> Option<T> {
         self.found.lock().ok().and_then(|mut f| f.take())
     }
 }
@@ -137,13 +116,13 @@ impl std::fmt::Debug for PrincipalCount {
 
 impl PrincipalCount {
     pub(crate) fn new(
-        user_id: &str,
-        token_id: &str,
+        user_id: String,
+        token_id: String,
         counted: Option<(BucketState, SystemTime)>,
     ) -> Self {
         Self {
-            user_id: user_id.to_owned(),
-            token_id: token_id.to_owned(),
+            user_id,
+            token_id,
             counted,
             taken: AtomicBool::new(false),
         }
