@@ -7,8 +7,8 @@
 //!
 //! Traces ([`otel`]) are a second layer beside the log output, installed only when an OTLP
 //! endpoint is configured; without one the subscriber is the log output alone. Each layer has
-//! its own filter: `LOG_LEVEL` decides what is logged (less one rmcp line that is not an error,
-//! [`HUNG_UP_CALLSITE`]), and the trace layer takes this crate's spans whatever the log level.
+//! its own filter: `LOG_LEVEL` decides what is logged (less two rmcp lines that are not errors,
+//! [`HUNG_UP_CALLSITES`]), and the trace layer takes this crate's spans whatever the log level.
 //! Both filters decide by callsite, so a disabled event or span costs a cached check.
 
 pub mod otel;
@@ -46,18 +46,24 @@ pub fn filter(level: &str) -> EnvFilter {
         .unwrap_or_else(|_| EnvFilter::new(format!("info,rmcp={RMCP_MAX},{traces}=off")))
 }
 
-/// rmcp's error line when a client hung up in the middle of a call (its drain cannot write the
-/// answer any more): normal for a server (a closed laptop, a cancelled request, whose run is
-/// cancelled in Dust), not an `ERROR`. Held back by its callsite: rmcp is pinned, and
-/// `sigterm::a_client_that_hangs_up_mid_call_leaves_no_error_in_the_log` notices if it moves.
-const HUNG_UP_CALLSITE: &str = "src/service.rs:1866";
+/// rmcp's error lines when a client hung up in the middle of a call, at their callsites: the
+/// answer's send finds the response channel closed (`fail to response message`), or the drain
+/// cannot write it any more (`failed to send pending response during drain`); which of the two
+/// fires depends on when the hang-up lands. Normal for a server (a closed laptop, a cancelled
+/// request, whose run is cancelled in Dust), not an `ERROR`. In this server's stateless
+/// Streamable HTTP transport both sends go to the HTTP answer's channel, which only closes when
+/// the client is gone. Held back by callsite: rmcp is pinned, and
+/// `sigterm::a_client_that_hangs_up_mid_call_leaves_no_error_in_the_log` notices if they move.
+const HUNG_UP_CALLSITES: [&str; 2] = ["src/service.rs:1578", "src/service.rs:1866"];
 
-/// Whether an event is worth logging at all (everything but [`HUNG_UP_CALLSITE`]).
+/// Whether an event is worth logging at all (everything but [`HUNG_UP_CALLSITES`]).
 fn worth_logging(meta: &tracing::Metadata<'_>) -> bool {
     !(meta.is_event()
         && *meta.level() == tracing::Level::ERROR
         && meta.target() == "rmcp::service"
-        && meta.name().ends_with(HUNG_UP_CALLSITE))
+        && HUNG_UP_CALLSITES
+            .iter()
+            .any(|callsite| meta.name().ends_with(callsite)))
 }
 
 /// Installs the global subscriber: the log output, and the trace exporter when the environment
