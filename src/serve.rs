@@ -29,6 +29,7 @@ use crate::{
     },
     config::Config,
     dust::{DustApi, DustCredentials, HttpDustClient, KeyWatch, RejectedKeyHook},
+    http::read_ahead::{MAX_SESSION_HINTS, SessionHints},
     observe,
     state::{App, AppState, Clock, SystemClock},
     store::{RedisStore, Stores},
@@ -127,6 +128,8 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
             "LOG_LEVEL is debug in production",
         ));
     }
+    // In memory a store answers at once: nothing to read ahead (`http::read_ahead`).
+    let read_ahead = parts.stores.backend != "memory";
     Ok(AppState(Arc::new(App {
         started_at: Instant::now(),
         public_url,
@@ -147,6 +150,8 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
         metrics,
         clock: parts.clock,
         mcp_lists: Arc::new(crate::http::mcp_fast::ListAnswers::new()),
+        read_ahead,
+        session_hints: SessionHints::new(if read_ahead { MAX_SESSION_HINTS } else { 0 }),
         config,
     })))
 }

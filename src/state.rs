@@ -79,6 +79,13 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// rmcp's answers to the list methods on `/mcp`, kept per key (`http::mcp_fast`).
     pub mcp_lists: Arc<crate::http::mcp_fast::ListAnswers>,
+    /// Whether the rate limiter reads ahead what authentication needs (`http::read_ahead`):
+    /// with the stores in Redis, where it saves round trips; not in memory, where there are
+    /// none to save.
+    pub read_ahead: bool,
+    /// Where the sessions this instance has seen lead (`http::read_ahead`; kept with
+    /// `read_ahead` only).
+    pub session_hints: crate::http::read_ahead::SessionHints,
 }
 
 impl std::fmt::Debug for App {

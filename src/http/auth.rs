@@ -35,7 +35,7 @@ use crate::{
 };
 
 use super::{
-    read_ahead::{PrincipalCount, ReadAhead, SessionAhead},
+    read_ahead::{PrincipalCount, ReadAhead, SessionAhead, SessionFound},
     request_info,
 };
 
@@ -213,7 +213,9 @@ async fn guard(state: &AppState, mut request: Request, next: Next, sessions: boo
         match found {
             Ok(Some((principal, token, session, count))) => {
                 let extensions = request.extensions_mut();
-                extensions.insert(count);
+                if let Some(count) = count {
+                    extensions.insert(count);
+                }
                 extensions.insert(Arc::new(principal));
                 extensions.insert(revalidate(state, &token.token_id));
                 extensions.insert(token);
@@ -241,19 +243,25 @@ async fn guard(state: &AppState, mut request: Request, next: Next, sessions: boo
     }
 }
 
-/// A session request's identity once its session, token and principal's count are known.
+/// A session request's identity once its session and token are known, with the principal's
+/// count when it was taken here (a session this instance had not seen); otherwise the rate
+/// limiter took it beside the session (`http::read_ahead`).
 type FromSession = (
     Principal,
     Arc<TokenRecord>,
     super::session::CurrentSession,
-    Arc<PrincipalCount>,
+    Option<Arc<PrincipalCount>>,
 );
 
 /// The session cookie's principal (`None`: no session cookie), or the refusal to send.
 ///
-/// Two store round trips: the session record (read ahead beside the client address's count,
-/// `http::read_ahead`), then its token record, the sliding expiry and the principal's count
-/// together. The count is taken before the token is known to be live: a refusal gives it back.
+/// A session this instance has seen ([`super::read_ahead::SessionHints`]) had its record, its
+/// token record and its principal's count read together by the rate limiter: one store round
+/// trip, and the sliding expiry is written without the request waiting. Any other: its record
+/// (read ahead beside the client address's count), then its token record, the sliding expiry
+/// and the principal's count together, two round trips, and the session is remembered. A count
+/// taken here before the token is known to be live is given back on a refusal (the rate
+/// limiter gives back its own).
 async fn from_session(
     state: &AppState,
     method: &axum::http::Method,
@@ -261,7 +269,10 @@ async fn from_session(
     info: &crate::audit::RequestInfo,
     ahead: Option<&SessionAhead>,
 ) -> Result<Option<FromSession>, Response> {
-    let found = ahead.and_then(|a| a.take().map(|found| (a.key.clone(), found)));
+    let (found, token_ahead) = match ahead.and_then(|a| a.take().map(|f| (a.key.clone(), f))) {
+        Some((key, SessionFound { session, token })) => (Some((key, session)), token),
+        None => (None, None),
+    };
     let mut session = match super::session::find(state, headers, info, found).await {
         Ok(Some(session)) => session,
         Ok(None) => return Ok(None),
@@ -279,6 +290,23 @@ async fn from_session(
     }
     let now = state.now();
     let now_secs = crate::state::epoch_secs(now);
+    // The token the session was known to lead to, read beside it: if the record still names
+    // it, nothing is left to ask.
+    if let Some((_, token)) = token_ahead.filter(|(id, _)| *id == session.record.token_id) {
+        let accepted = async {
+            let token = super::session::live_token(state, &session, token, now_secs, info).await?;
+            let principal = state.resolver().record(&token)?;
+            Ok::<_, Refusal>((principal, token))
+        }
+        .await;
+        return match accepted {
+            Ok((principal, token)) => {
+                super::session::touch_later(state, &mut session);
+                Ok(Some((principal, token, session, None)))
+            }
+            Err(failure) => Err(refuse(state, info, &failure, false).into_response()),
+        };
+    }
     let (token_id, user_id) = (
         session.record.token_id.clone(),
         session.record.user_id.clone(),
@@ -297,7 +325,14 @@ async fn from_session(
     }
     .await;
     match accepted {
-        Ok((principal, token)) => Ok(Some((principal, token, session, count))),
+        Ok((principal, token)) => {
+            state.session_hints.remember(
+                &session.key,
+                &session.record.token_id,
+                &session.record.user_id,
+            );
+            Ok(Some((principal, token, session, Some(count))))
+        }
         Err(failure) => {
             super::rate_limit::give_back(state, Some(&count)).await;
             Err(refuse(state, info, &failure, false).into_response())

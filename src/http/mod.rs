@@ -27,7 +27,7 @@ pub mod mcp_fast;
 pub mod oauth;
 mod ops;
 pub mod rate_limit;
-mod read_ahead;
+pub mod read_ahead;
 pub mod rest;
 pub mod session;
 mod trace;

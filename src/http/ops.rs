@@ -83,7 +83,7 @@ pub(super) async fn status(State(state): State<AppState>, headers: HeaderMap) ->
 fn set_store_gauges(state: &AppState) {
     use crate::ops::{cache::CACHE_CAPACITY, task_slots::MAX_PRINCIPALS};
     let limits = &state.config.memory_limits;
-    let structures: [(&'static str, Option<usize>, usize); 8] = [
+    let structures: [(&'static str, Option<usize>, usize); 9] = [
         (
             "conversations",
             state.ops.conversations.held(),
@@ -111,6 +111,11 @@ fn set_store_gauges(state: &AppState) {
             "task_slots",
             Some(state.ops.task_slots.principals()),
             MAX_PRINCIPALS,
+        ),
+        (
+            "session_hints",
+            state.session_hints.held(),
+            state.session_hints.capacity(),
         ),
     ];
     for (structure, held, capacity) in structures {

@@ -57,7 +57,7 @@ use ipnet::IpNet;
 
 use super::{
     client_ip::{ClientIp, address_block},
-    read_ahead::{PrincipalCount, ReadAhead, SessionAhead},
+    read_ahead::{PrincipalCount, ReadAhead, SessionAhead, SessionFound},
 };
 use crate::{
     audit::{AuditEvent, AuditEventType, AuditResult, Severity},
@@ -351,8 +351,15 @@ pub async fn limit_requests(
     let now = state.now();
     // The address's buckets, and what the request will need next from the stores, all at
     // once: one store round trip (`read_ahead`).
-    let ip_counts =
-        futures::future::try_join_all(policies.iter().map(|p| count(&state, *p, &ip, now)));
+    let ip_counts = async {
+        match policies.as_slice() {
+            [policy] => count(&state, *policy, &ip, now).await.map(|b| vec![b]),
+            _ => {
+                futures::future::try_join_all(policies.iter().map(|p| count(&state, *p, &ip, now)))
+                    .await
+            }
+        }
+    };
     let mut principal = None;
     let mut extensions = axum::http::Extensions::new();
     let counted = match read_ahead_of(&state, &request, now) {
@@ -373,11 +380,42 @@ pub async fn limit_requests(
             principal = Some(count);
             counted
         }
-        Ahead::Session(key) => {
-            let (counted, found) = tokio::join!(ip_counts, state.sessions.get(&key));
-            extensions.insert(Arc::new(SessionAhead::new(key, found)));
-            counted
-        }
+        Ahead::Session(key) => match state.session_hints.get(&key) {
+            // A session this instance has seen: its token and principal's count beside its
+            // record.
+            Some(hint) => {
+                let (counted, session, token, count) = tokio::join!(
+                    ip_counts,
+                    state.sessions.get(&key),
+                    state
+                        .tokens
+                        .get(&hint.token_id, crate::state::epoch_secs(now)),
+                    count_principal(&state, &hint.user_id, now),
+                );
+                let count = Arc::new(PrincipalCount::new(
+                    hint.user_id.clone(),
+                    hint.token_id.clone(),
+                    count,
+                ));
+                extensions.insert(count.clone());
+                let found = SessionFound {
+                    session,
+                    token: Some((hint.token_id.clone(), token)),
+                };
+                extensions.insert(Arc::new(SessionAhead::new(key, found)));
+                principal = Some(count);
+                counted
+            }
+            None => {
+                let (counted, session) = tokio::join!(ip_counts, state.sessions.get(&key));
+                let found = SessionFound {
+                    session,
+                    token: None,
+                };
+                extensions.insert(Arc::new(SessionAhead::new(key, found)));
+                counted
+            }
+        },
     };
     let mut states = match counted {
         Ok(states) => states,
@@ -407,15 +445,20 @@ enum Ahead {
     Nothing,
     /// A bearer token that verifies: its record and its principal's count.
     Bearer(crate::auth::jwt::Claims),
-    /// A session cookie on an API route, and no `Authorization` header: its session record.
+    /// A session cookie on an API route, and no `Authorization` header: its session record,
+    /// and its token's and principal's count when this instance knows the session.
     Session(crate::store::SessionKey),
 }
 
-/// What to read ahead for `request` at `now`: for a bearer token, only one that verifies; for
-/// a session cookie, only a single well-formed one on `/api/` (the routes that take it: the
-/// console's files and pages get the cookie too, and need no session). Anything else is left
-/// to the authentication layer, which refuses it in its own words.
+/// What to read ahead for `request` at `now`: nothing with the stores in memory (no round
+/// trip to save); for a bearer token, only one that verifies; for a session cookie, only a
+/// single well-formed one on `/api/` (the routes that take it: the console's files and pages
+/// get the cookie too, and need no session). Anything else is left to the authentication
+/// layer, which refuses it in its own words.
 fn read_ahead_of(state: &AppState, request: &Request, now: SystemTime) -> Ahead {
+    if !state.read_ahead {
+        return Ahead::Nothing;
+    }
     let headers = request.headers();
     if headers.contains_key(axum::http::header::AUTHORIZATION) {
         return match super::auth::bearer_token(headers) {

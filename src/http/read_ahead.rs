@@ -15,10 +15,19 @@
 //!   counts, sends the address's count, the record's read and the principal's count at once:
 //!   **one round trip**. The answers ride to the layers that use them in [`ReadAhead`] and
 //!   [`PrincipalCount`] request extensions.
-//! - **A session cookie:** the cookie names only the session; its token is known once the
-//!   session record is read. The rate limiter reads the record beside the address's count
-//!   ([`SessionAhead`]); authentication then reads the token, slides the expiry and counts the
-//!   principal at once: **two round trips**.
+//! - **A session cookie:** the cookie names only the session (its id is random and carries
+//!   nothing of the user, catalogue S7); its token and principal are in the session record.
+//!   But a session's token and principal never change in its life (a login or a refresh starts
+//!   a new session), so once an instance has seen a session it remembers where it leads
+//!   ([`SessionHints`]): the rate limiter then reads the session record, its token record and
+//!   the principal's count beside the address's count, **one round trip**, and authentication
+//!   checks that the record still names that token and principal. The sliding expiry is written
+//!   once the request is accepted, without the request waiting for it. A session this instance
+//!   has not seen yet (started on another instance, or forgotten when the hints were full)
+//!   takes **two** round trips once: its record beside the address's count, then its token,
+//!   the sliding expiry and the principal's count together; then it is remembered. A hint is
+//!   only a pointer: nothing is decided on it, and a revoked token or ended session is refused
+//!   on every instance at its next request exactly as before.
 //!
 //! The principal's count is taken before anyone knows whether the request will count: the
 //! address may be over its limit, the token revoked, the CSRF check failed or the route not one
@@ -29,6 +38,10 @@
 //! count is one too high: a request of the same principal at the very edge of its quota may be
 //! refused one early.
 //!
+//! With the stores in memory there is no round trip to save, and none of this runs: each layer
+//! asks the store itself, as it would without this module (the read-ahead's own bookkeeping
+//! cost `tools/list` about a sixth of its throughput there, docs/PERFORMANCE.md "Ceiling").
+//!
 //! Only a syntactically valid bearer token whose JWT verifies, or a single well-formed session
 //! cookie on an `/api/` route without an `Authorization` header, gets a read-ahead; anything
 //! else takes the layers' own path, unchanged. What to check and how to refuse stays with the
@@ -37,8 +50,9 @@
 //! costs its record's read and a count given back besides.
 
 use std::{
+    collections::HashMap,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, PoisonError, RwLock,
         atomic::{AtomicBool, Ordering},
     },
     time::SystemTime,
@@ -69,10 +83,19 @@ pub(crate) struct Ahead<K, T> {
 /// [`PrincipalCount`].
 pub(crate) type ReadAhead = Ahead<Claims, FoundRecord>;
 
-/// A session-cookie request's session key and record, read beside the client address's count.
-/// Its token and its principal's count are read together in the second and last round trip,
-/// once the session is known (`http::auth`).
-pub(crate) type SessionAhead = Ahead<SessionKey, FoundSession>;
+/// A session-cookie request's session key and what was read for it beside the client
+/// address's count: its record, and its token's when the session was known ([`SessionHints`]).
+pub(crate) type SessionAhead = Ahead<SessionKey, SessionFound>;
+
+/// The answers read ahead for a session cookie.
+pub(crate) struct SessionFound {
+    /// The session store's answer.
+    pub(crate) session: FoundSession,
+    /// The token the session was known to lead to, and the token store's answer for it;
+    /// `None` for a session this instance had not seen (its token is read once the session
+    /// is).
+    pub(crate) token: Option<(String, FoundRecord)>,
+}
 
 impl<K, T> std::fmt::Debug for Ahead<K, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -144,5 +167,141 @@ impl PrincipalCount {
     pub(crate) fn unused(&self) -> Option<(&str, SystemTime)> {
         let (_, resets_at) = self.counted?;
         (!self.taken.load(Ordering::Acquire)).then_some((self.user_id.as_str(), resets_at))
+    }
+}
+
+/// Where the sessions this instance has seen lead: for each session key, its token and its
+/// principal, which never change in a session's life. Lets a console request read its session,
+/// token and principal's count in one round trip (module docs). Only with the stores in Redis
+/// (capacity 0 otherwise: nothing is kept).
+///
+/// A hint decides nothing: the session record read beside it must name the same token and
+/// principal, or the request takes the two-round-trip path and the hint is replaced. Bounded at
+/// [`MAX_SESSION_HINTS`]: when full it is emptied, and the sessions still in use are
+/// remembered again at their next request, each paying one more round trip once.
+#[derive(Debug, Default)]
+pub struct SessionHints {
+    hints: RwLock<HashMap<SessionKey, Arc<SessionHint>>>,
+    capacity: usize,
+}
+
+/// Where a session leads: its token and principal.
+pub(crate) struct SessionHint {
+    pub(crate) token_id: String,
+    pub(crate) user_id: String,
+}
+
+impl std::fmt::Debug for SessionHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionHint").finish_non_exhaustive()
+    }
+}
+
+/// The most session hints an instance keeps: about 250 bytes each, 5 MB at the cap.
+pub const MAX_SESSION_HINTS: usize = 20_000;
+
+impl SessionHints {
+    /// Hints for at most `capacity` sessions (0: none are kept).
+    #[must_use]
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            hints: RwLock::default(),
+            capacity,
+        }
+    }
+
+    /// Where the session under `key` was seen to lead, if this instance remembers it.
+    pub(crate) fn get(&self, key: &SessionKey) -> Option<Arc<SessionHint>> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let hints = self.hints.read().unwrap_or_else(PoisonError::into_inner);
+        hints.get(key).cloned()
+    }
+
+    /// Remembers that the session under `key` leads to `token_id` and `user_id`.
+    pub(crate) fn remember(&self, key: &SessionKey, token_id: &str, user_id: &str) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut hints = self.hints.write().unwrap_or_else(PoisonError::into_inner);
+        if hints.len() >= self.capacity && !hints.contains_key(key) {
+            hints.clear();
+        }
+        hints.insert(
+            key.clone(),
+            Arc::new(SessionHint {
+                token_id: token_id.to_owned(),
+                user_id: user_id.to_owned(),
+            }),
+        );
+    }
+
+    /// Forgets the session under `key` (it ended).
+    pub(crate) fn forget(&self, key: &SessionKey) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut hints = self.hints.write().unwrap_or_else(PoisonError::into_inner);
+        hints.remove(key);
+    }
+
+    /// How many sessions are remembered, for the `store_entries` gauge; `None` when none are
+    /// kept.
+    #[must_use]
+    pub fn held(&self) -> Option<usize> {
+        (self.capacity > 0).then(|| {
+            self.hints
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len()
+        })
+    }
+
+    /// The most sessions remembered.
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: usize) -> SessionKey {
+        SessionKey::from_hmac_hex(format!("{n:064x}"))
+    }
+
+    #[test]
+    fn hints_are_bounded_and_forgotten() {
+        let hints = SessionHints::new(3);
+        for n in 0..3 {
+            hints.remember(&key(n), &format!("tok_{n}"), &format!("usr_{n}"));
+        }
+        assert_eq!(hints.held(), Some(3));
+        assert_eq!(hints.get(&key(1)).unwrap().token_id, "tok_1");
+        // Full: the next new session empties the hints, then is remembered alone.
+        hints.remember(&key(3), "tok_3", "usr_3");
+        assert_eq!(hints.held(), Some(1));
+        assert!(hints.get(&key(0)).is_none());
+        assert_eq!(hints.get(&key(3)).unwrap().user_id, "usr_3");
+        // A session already remembered is replaced in place, never clearing the others.
+        hints.remember(&key(4), "tok_4", "usr_4");
+        hints.remember(&key(5), "tok_5", "usr_5");
+        hints.remember(&key(5), "tok_5b", "usr_5");
+        assert_eq!(hints.held(), Some(3));
+        assert_eq!(hints.get(&key(5)).unwrap().token_id, "tok_5b");
+        hints.forget(&key(5));
+        assert!(hints.get(&key(5)).is_none());
+        assert_eq!(hints.held(), Some(2));
+    }
+
+    #[test]
+    fn no_capacity_keeps_nothing() {
+        let hints = SessionHints::new(0);
+        hints.remember(&key(0), "tok_0", "usr_0");
+        assert!(hints.get(&key(0)).is_none());
+        assert_eq!(hints.held(), None);
     }
 }

@@ -261,9 +261,7 @@ pub async fn live_token(
 /// absolute one). Fails when the session ended meanwhile (a racing logout): the request is then
 /// refused, and the session is not revived (S6).
 pub async fn touch(state: &AppState, session: &mut CurrentSession) -> Result<(), Refusal> {
-    let now_ms = millis(state.now());
-    let expires_at_ms = (now_ms.saturating_add(duration_ms(state.config.session_ttl)))
-        .min(session.record.absolute_expires_at_ms);
+    let (now_ms, expires_at_ms) = slide(state, session);
     let still_there = state
         .sessions
         .touch(&session.key, now_ms, expires_at_ms)
@@ -277,6 +275,33 @@ pub async fn touch(state: &AppState, session: &mut CurrentSession) -> Result<(),
     Ok(())
 }
 
+/// The session's activity now: `(now_ms, new expiry)`, the idle deadline slid from now and
+/// never past the absolute one.
+fn slide(state: &AppState, session: &CurrentSession) -> (i64, i64) {
+    let now_ms = millis(state.now());
+    let expires_at_ms = (now_ms.saturating_add(duration_ms(state.config.session_ttl)))
+        .min(session.record.absolute_expires_at_ms);
+    (now_ms, expires_at_ms)
+}
+
+/// [`touch`] without the request waiting for it: for a request accepted on a session, token
+/// and count read in one round trip (`http::read_ahead`). The write leaves at once on the
+/// store's connection; the request goes on. A session ended meanwhile stays ended (the store
+/// never revives one, S6): the request read it live before the end, as a request that
+/// completes before a racing logout. A store failure is logged: the session then expires at
+/// its previous idle deadline unless a later request slides it.
+pub fn touch_later(state: &AppState, session: &mut CurrentSession) {
+    let (now_ms, expires_at_ms) = slide(state, session);
+    session.record.last_seen_ms = now_ms;
+    session.record.expires_at_ms = expires_at_ms;
+    let (state, key) = (state.clone(), session.key.clone());
+    tokio::spawn(async move {
+        if let Err(e) = state.sessions.touch(&key, now_ms, expires_at_ms).await {
+            tracing::warn!(error = %e, "cannot slide a session's idle deadline");
+        }
+    });
+}
+
 /// Ends the session under `key`: deletes it and revokes its token (unless the token is what
 /// ended it), audited `session_ended` with `reason`. Ending a session twice is a no-op.
 pub async fn end(
@@ -285,6 +310,7 @@ pub async fn end(
     reason: &'static str,
     info: Option<&RequestInfo>,
 ) -> Result<Option<SessionRecord>, crate::store::StoreError> {
+    state.session_hints.forget(key);
     let Some(record) = state.sessions.remove(key).await? else {
         return Ok(None);
     };
@@ -402,11 +428,14 @@ pub async fn start(
             .await
             .map_err(unavailable)?;
     }
+    // Its first request on this instance then takes one store round trip (`http::read_ahead`).
+    state.session_hints.remember(&key, token_id, user_id);
     Ok(Started { id, key, record })
 }
 
 /// Undoes [`start`] when the rest of the login failed (the token could not be saved).
 pub async fn discard(state: &AppState, started: &Started) {
+    state.session_hints.forget(&started.key);
     if let Err(e) = state.sessions.remove(&started.key).await {
         tracing::error!(error = %e, "could not discard a session after a failed login");
     }

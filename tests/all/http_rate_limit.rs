@@ -11,14 +11,17 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use crate::common::http::TestServer;
+use crate::common::{
+    http::TestServer,
+    redis_server::{RedisServer, prefix},
+};
 use async_trait::async_trait;
 use futures::StreamExt;
 use mcp_dust_server::{
     audit::AuditEventType,
     http::rate_limit::{LOGIN_WINDOW, PRINCIPAL_QUOTA_FACTOR},
     sim::{self, SimConfig},
-    store::{CounterStore, StoreError, WindowCount},
+    store::{CounterStore, StoreError, Stores, WindowCount},
 };
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -486,18 +489,35 @@ async fn r7_a_principal_spread_over_addresses_hits_its_own_bucket() {
     assert_eq!(records[0]["ip"], "127.0.0.100");
 }
 
-/// The principal's bucket is counted beside the token lookup, before anyone knows whether the
-/// request will count (one store round trip, `http::read_ahead`): whatever does not pass
-/// authentication gives its increment back, so the bucket counts exactly the authenticated
-/// requests, as when it was counted after authentication.
+/// The principal's bucket counts exactly the authenticated requests: 401s, a revoked token
+/// presented again and a route that does not authenticate are not counted. In memory each
+/// layer counts for itself.
 #[tokio::test]
 async fn r7_the_principal_bucket_counts_only_authenticated_requests() {
     let s = TestServer::start_with(&[("RATE_LIMIT_MAX", "4")]).await;
+    principal_bucket_counts_only_authenticated_requests(&s).await;
+}
+
+/// The same over Redis, where the principal's bucket is counted beside the token lookup,
+/// before anyone knows whether the request will count (one store round trip,
+/// `http::read_ahead`): whatever does not pass authentication gives its increment back.
+#[tokio::test]
+async fn r7_the_principal_bucket_counts_only_authenticated_requests_over_redis() {
+    let Some(redis) = RedisServer::start("r7_principal_bucket").await else {
+        return;
+    };
+    let sim = sim::spawn(SimConfig::default()).await.unwrap();
+    let stores = Stores::redis(redis.store(&prefix("r7")));
+    let s = TestServer::start_with_stores(sim, &[("RATE_LIMIT_MAX", "4")], None, stores).await;
+    principal_bucket_counts_only_authenticated_requests(&s).await;
+}
+
+async fn principal_bucket_counts_only_authenticated_requests(s: &TestServer) {
     let quota = 4 * PRINCIPAL_QUOTA_FACTOR;
     let login = |c: reqwest::Client| {
         let request = c
             .post(s.url("/api/v1/auth/login"))
-            .json(&login_body(&s, s.sim.api_key()));
+            .json(&login_body(s, s.sim.api_key()));
         async move {
             let body: Value = request.send().await.unwrap().json().await.unwrap();
             body["token"].as_str().unwrap().to_owned()
@@ -507,13 +527,13 @@ async fn r7_the_principal_bucket_counts_only_authenticated_requests() {
     // Four authenticated requests from one address, then three its own bucket refuses.
     let c = client(3);
     for used in 1..=4 {
-        let response = tools_list(&c, &s, &token).await;
+        let response = tools_list(&c, s, &token).await;
         assert_eq!(response.status(), 200);
         let principal = member(response.headers(), "ratelimit", "principal").unwrap();
         assert_eq!(principal["r"], quota - used);
     }
     for _ in 0..3 {
-        assert_429(tools_list(&c, &s, &token).await).await;
+        assert_429(tools_list(&c, s, &token).await).await;
     }
     // The same person's second token, logged out (an authenticated request: it counts), then
     // presented again: refused, not counted.
@@ -526,7 +546,7 @@ async fn r7_the_principal_bucket_counts_only_authenticated_requests() {
         .unwrap();
     assert!(logout.status().is_success(), "{}", logout.status());
     for _ in 0..2 {
-        let response = tools_list(&client(4), &s, &other).await;
+        let response = tools_list(&client(4), s, &other).await;
         assert_eq!(response.status(), 401);
     }
     // A valid token on a route that does not authenticate: not counted either.
@@ -539,7 +559,7 @@ async fn r7_the_principal_bucket_counts_only_authenticated_requests() {
             .unwrap();
         assert_eq!(response.status(), 404);
     }
-    let response = tools_list(&client(5), &s, &token).await;
+    let response = tools_list(&client(5), s, &token).await;
     assert_eq!(response.status(), 200);
     let principal = member(response.headers(), "ratelimit", "principal").unwrap();
     assert_eq!(

@@ -10,13 +10,15 @@ use crate::common::{
         self, Browser, Reply, SetCookie, audited, login, login_with_cookie, names, send_raw,
     },
     http::TestServer,
+    redis_server::{RedisServer, prefix},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use futures::StreamExt;
 use mcp_dust_server::{
     audit::AuditEventType,
     http::session::{MAX_SESSIONS_PER_USER, new_session_id, session_key},
-    store::{MemorySessionStore, SessionKey},
+    sim::{self, SimConfig},
+    store::{MemorySessionStore, SessionKey, Stores},
 };
 use reqwest::Method;
 use secrecy::ExposeSecret;
@@ -410,14 +412,32 @@ async fn revoking_the_linked_token_ends_the_session() {
     srv.shutdown().await;
 }
 
-/// A console request counts once in its principal's bucket (counted beside its token lookup
-/// and sliding expiry, `http::read_ahead`); one refused for its revoked token or for CSRF gives
-/// its count back or never takes one.
+/// A console request counts once in its principal's bucket; one refused for its revoked token
+/// or for CSRF gives its count back or never takes one. In memory each layer counts for itself.
 #[tokio::test]
 async fn session_requests_count_once_in_the_principal_bucket() {
     let srv = TestServer::start().await;
-    let (_, a) = login(&srv, false).await;
-    let (_, b) = login(&srv, false).await;
+    session_requests_count_once(&srv).await;
+    srv.shutdown().await;
+}
+
+/// The same over Redis, where the count is taken beside the session and its token, before the
+/// request is known to authenticate (`http::read_ahead`), and given back when it does not.
+#[tokio::test]
+async fn session_requests_count_once_in_the_principal_bucket_over_redis() {
+    let Some(redis) = RedisServer::start("session_requests_count_once").await else {
+        return;
+    };
+    let sim = sim::spawn(SimConfig::default()).await.unwrap();
+    let stores = Stores::redis(redis.store(&prefix("session-count")));
+    let srv = TestServer::start_with_stores(sim, &[], None, stores).await;
+    session_requests_count_once(&srv).await;
+    srv.shutdown().await;
+}
+
+async fn session_requests_count_once(srv: &TestServer) {
+    let (_, a) = login(srv, false).await;
+    let (_, b) = login(srv, false).await;
     assert_eq!(a.user_id, b.user_id, "one person, two sessions");
     let remaining = |reply: &Reply| -> u64 {
         assert_eq!(reply.status, 200, "{}", reply.text);
@@ -432,19 +452,18 @@ async fn session_requests_count_once_in_the_principal_bucket() {
             .unwrap();
         r.parse().unwrap()
     };
-    let first = remaining(&a.whoami(&srv).await);
-    let second = remaining(&a.whoami(&srv).await);
+    let first = remaining(&a.whoami(srv).await);
+    let second = remaining(&a.whoami(srv).await);
     assert_eq!(first - second, 1, "one count per request");
-    let token = linked_token(&srv, &b).await;
+    let token = linked_token(srv, &b).await;
     assert!(srv.state.tokens.revoke(&token, 0).await.unwrap());
-    assert_session_refused(&b.whoami(&srv).await);
+    assert_session_refused(&b.whoami(srv).await);
     let csrf = a
-        .send(&srv, Method::POST, "/api/v1/auth/refresh", false, &[])
+        .send(srv, Method::POST, "/api/v1/auth/refresh", false, &[])
         .await;
     assert_eq!(csrf.status, 403, "{}", csrf.text);
-    let third = remaining(&a.whoami(&srv).await);
+    let third = remaining(&a.whoami(srv).await);
     assert_eq!(second - third, 1, "the refused requests did not count");
-    srv.shutdown().await;
 }
 
 /// S6: parallel logins get distinct ids; past the per-principal cap the oldest session ends

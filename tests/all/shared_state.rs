@@ -9,12 +9,14 @@
 use std::{sync::Arc, time::Duration};
 
 use crate::common::{
+    browser,
     http::TestServer,
     redis_server::{RedisServer, prefix},
 };
 use mcp_dust_server::{
     audit::AuditEventType,
     auth::{lockout, tokens},
+    http::session::session_key,
     sim::{self, SimConfig},
     store::{
         SessionKey, SessionStore, Stores,
@@ -489,6 +491,73 @@ async fn a_token_from_one_instance_works_on_the_other_and_its_revocation_at_once
     let third = refreshed["token"].as_str().unwrap();
     assert_eq!(call_status(&a, &second).await, 401);
     assert_eq!(call_status(&a, third).await, 200);
+}
+
+/// A console session on two instances (`http::read_ahead`): the instance that started it knows
+/// where it leads and reads its session, token and count in one round trip, sliding its idle
+/// deadline without the request waiting; the other learns it at its first request. Either way
+/// an end on one instance (logout, a revoked token) is refused by the other at its next request.
+#[tokio::test]
+async fn a_console_session_works_on_both_instances_and_its_end_reaches_both_at_once() {
+    let Some(redis) = RedisServer::start("two_instances_sessions").await else {
+        return;
+    };
+    let p = prefix("twin-sessions");
+    let a = server_on(&redis, &p, &[CLUSTER]).await;
+    let b = twin_of(&a, &redis, &p, &[CLUSTER]).await;
+
+    let (_, x) = browser::login(&a, false).await;
+    assert_eq!(a.state.session_hints.held(), Some(1), "A started it");
+    assert_eq!(b.state.session_hints.held(), Some(0));
+    let key = session_key(&a.state, &x.sid);
+    let started = a.state.sessions.get(&key).await.unwrap().unwrap();
+    // A: one round trip; the idle deadline slides once the answer is on its way.
+    a.clock.advance(Duration::from_secs(1));
+    assert_eq!(x.whoami(&a).await.status, 200);
+    let mut slid = false;
+    for _ in 0..200 {
+        let now = a.state.sessions.get(&key).await.unwrap().unwrap();
+        if now.last_seen_ms == started.last_seen_ms + 1000 {
+            assert_eq!(now.expires_at_ms, started.expires_at_ms + 1000);
+            slid = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        slid,
+        "the idle deadline slid after a one-round-trip request"
+    );
+    // B: two round trips the first time, then it knows the session too.
+    for _ in 0..2 {
+        let reply = x.whoami(&b).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    assert_eq!(b.state.session_hints.held(), Some(1), "B learned it");
+    // Logout on A: B refuses the cookie at once.
+    assert_eq!(x.logout(&a).await.status, 200);
+    let refused = x.whoami(&b).await;
+    refused.assert_error(401, "unauthorized");
+
+    // A token revoked on B ends the session A knows, at A's next request.
+    let (_, y) = browser::login(&a, false).await;
+    assert_eq!(y.whoami(&b).await.status, 200);
+    let token = a
+        .state
+        .sessions
+        .get(&session_key(&a.state, &y.sid))
+        .await
+        .unwrap()
+        .unwrap()
+        .token_id;
+    assert!(b.state.tokens.revoke(&token, 0).await.unwrap());
+    y.whoami(&a).await.assert_error(401, "unauthorized");
+    assert!(
+        !browser::audited(&a, AuditEventType::SessionEnded, "token_revoked")
+            .await
+            .is_empty()
+    );
+    y.whoami(&b).await.assert_error(401, "unauthorized");
 }
 
 #[tokio::test]
