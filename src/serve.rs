@@ -152,6 +152,7 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
         mcp_lists: Arc::new(crate::http::mcp_fast::ListAnswers::new()),
         read_ahead,
         session_hints: SessionHints::new(if read_ahead { MAX_SESSION_HINTS } else { 0 }),
+        http_metrics: observe::HttpMetrics::default(),
         config,
     })))
 }

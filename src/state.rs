@@ -86,6 +86,8 @@ pub struct App {
     /// Where the sessions this instance has seen lead (`http::read_ahead`; kept with
     /// `read_ahead` only).
     pub session_hints: crate::http::read_ahead::SessionHints,
+    /// The per-request HTTP metrics' handles, kept once registered (`observe::HttpMetrics`).
+    pub http_metrics: crate::observe::HttpMetrics,
 }
 
 impl std::fmt::Debug for App {

@@ -82,7 +82,7 @@ pub async fn principal_from_token(
 pub(crate) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
-    info: &crate::audit::RequestInfo,
+    info: impl FnOnce() -> crate::audit::RequestInfo,
     ahead: Option<&ReadAhead>,
 ) -> Result<(Principal, Arc<TokenRecord>), ApiError> {
     let failure = match bearer_token(headers) {
@@ -99,7 +99,7 @@ pub(crate) async fn authenticate(
         Ok(None) => Refusal::Missing,
         Err(failure) => failure,
     };
-    Err(refuse(state, info, &failure, true))
+    Err(refuse(state, &info(), &failure, true))
 }
 
 /// The 401 (or 503) of a failed authentication, audited unless nothing was presented.
@@ -199,8 +199,8 @@ fn revalidate(state: &AppState, token_id: &str) -> crate::ops::Revalidate {
 }
 
 async fn guard(state: &AppState, mut request: Request, next: Next, sessions: bool) -> Response {
-    let info = request_info(&request);
     if sessions && !request.headers().contains_key(header::AUTHORIZATION) {
+        let info = request_info(&request);
         let ahead = request.extensions().get::<Arc<SessionAhead>>().cloned();
         let found = from_session(
             state,
@@ -228,7 +228,16 @@ async fn guard(state: &AppState, mut request: Request, next: Next, sessions: boo
         }
     }
     let ahead = request.extensions().get::<Arc<ReadAhead>>().cloned();
-    match authenticate(state, request.headers(), &info, ahead.as_deref()).await {
+    // What the audit record of a refusal says about the request, built only for a refusal.
+    // (The request's parts, not the request: its body is not `Sync`.)
+    let (method, uri, headers, extensions) = (
+        request.method(),
+        request.uri(),
+        request.headers(),
+        request.extensions(),
+    );
+    let info = || crate::audit::RequestInfo::from_http(method, uri, headers, extensions);
+    match authenticate(state, headers, info, ahead.as_deref()).await {
         Ok((principal, record)) => {
             let extensions = request.extensions_mut();
             extensions.insert(Arc::new(principal));

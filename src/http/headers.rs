@@ -228,6 +228,27 @@ pub async fn screen_request_id(mut request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// Mints the `X-Request-Id` of a request that came without an acceptable one: a random
+/// (version 4) UUID from the thread's CSPRNG (`rand::random`, reseeded from the OS), where
+/// tower-http's `MakeRequestUuid` asks the OS for 16 bytes on every request (a system call
+/// per request, docs/PERFORMANCE.md). Same shape as before: 36 lowercase characters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomRequestId;
+
+impl tower_http::request_id::MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(
+        &mut self,
+        _: &axum::http::Request<B>,
+    ) -> Option<tower_http::request_id::RequestId> {
+        let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let text = id.hyphenated().encode_lower(&mut text);
+        HeaderValue::from_str(text)
+            .ok()
+            .map(tower_http::request_id::RequestId::new)
+    }
+}
+
 fn request_id_is_acceptable(headers: &HeaderMap) -> bool {
     let mut values = headers.get_all(REQUEST_ID).iter();
     match (values.next(), values.next()) {
@@ -240,6 +261,25 @@ fn request_id_is_acceptable(headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn minted_request_ids_are_fresh_version_4_uuids() {
+        use tower_http::request_id::MakeRequestId as _;
+        let request = axum::http::Request::new(());
+        let mut make = RandomRequestId;
+        let ids: std::collections::HashSet<String> = (0..1000)
+            .map(|_| {
+                let id = make.make_request_id(&request).unwrap();
+                let text = id.header_value().to_str().unwrap().to_owned();
+                let uuid = uuid::Uuid::parse_str(&text).unwrap();
+                assert_eq!(uuid.get_version_num(), 4);
+                assert_eq!(text, uuid.hyphenated().to_string());
+                assert!(is_plain_request_id(text.as_bytes()));
+                text
+            })
+            .collect();
+        assert_eq!(ids.len(), 1000);
+    }
 
     #[test]
     fn request_ids_are_plain_tokens_only() {

@@ -38,7 +38,7 @@ use std::{future::Future, sync::Arc};
 use axum::{
     Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, Request},
+    extract::{DefaultBodyLimit, Request, State},
     http::{StatusCode, header},
     middleware::from_fn_with_state,
     response::IntoResponse,
@@ -53,7 +53,7 @@ use tokio_util::sync::CancellationToken;
 use tower::{ServiceBuilder, util::MapResponseLayer};
 use tower_http::{
     catch_panic::CatchPanicLayer,
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    request_id::{PropagateRequestIdLayer, SetRequestIdLayer},
     sensitive_headers::SetSensitiveRequestHeadersLayer,
     trace::TraceLayer,
 };
@@ -105,7 +105,7 @@ pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
     Router::new()
         .merge(public)
         .merge(protected)
-        .layer(axum::middleware::from_fn(record_metrics))
+        .layer(from_fn_with_state(state.clone(), record_metrics))
         .fallback(not_found)
         .with_state(state)
 }
@@ -116,24 +116,27 @@ pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
 /// not grow the series without bound. Labels are built without copying the route twice
 /// (finding 9).
 async fn record_metrics(
+    State(state): State<AppState>,
     request: Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let matched = request.extensions().get::<axum::extract::MatchedPath>();
-    if let Some(path) = matched {
+    // A clone of the matched path is a reference count (axum keeps it in an `Arc`).
+    let matched = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .cloned();
+    if let Some(path) = &matched {
         trace::record_route(request.method(), path.as_str());
     }
-    let route = matched.map_or(metrics::SharedString::const_str("unmatched"), |p| {
-        metrics::SharedString::from_shared(Arc::from(p.as_str()))
-    });
     let method = method_label(request.method());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    state.http_metrics.record(
+        matched.as_ref().map_or("unmatched", |p| p.as_str()),
+        method,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     response
 }
 
@@ -296,7 +299,7 @@ fn own_origins(allowed_hosts: &[String]) -> Vec<String> {
 pub fn apply_middleware(state: &AppState, router: Router) -> Router {
     let stack = ServiceBuilder::new()
         .layer(headers::layer(&state.config))
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(headers::RandomRequestId))
         // Error envelopes get the id the response leaves with (set just inside).
         .layer(MapResponseLayer::new(crate::error::stamp_request_id))
         .layer(PropagateRequestIdLayer::x_request_id())
