@@ -24,7 +24,6 @@ use axum::{
     body::Body,
     extract::Request,
     http::{Method, StatusCode},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde::{
@@ -32,7 +31,7 @@ use serde::{
     de::{self, Deserializer, MapAccess, SeqAccess, Visitor},
 };
 use serde_json::{Value, json};
-use tracing::{Instrument, Span, field::Empty};
+use tracing::{Span, field::Empty};
 
 use super::MAX_MCP_BODY;
 use crate::mask;
@@ -390,8 +389,14 @@ fn read_message(bytes: &[u8]) -> Result<Message, Rejection> {
     Ok(Message { id, method })
 }
 
-/// The middleware, on `/mcp`: checks POST bodies, passes everything else through.
-pub(crate) async fn check_message(request: Request, next: Next) -> Response {
+/// The first of `/mcp`'s own steps (`http::mcp_message`): a POST of JSON must be one JSON-RPC
+/// message of a shape this server answers; anything else passes (other methods and content
+/// types are rmcp's to refuse: 405, 415). A checked body rides on as [`CheckedBody`] (the list
+/// fast path reads it without reading the body again), with the message's span to run the rest
+/// in. `Err` is the refusal to send.
+///
+/// [`CheckedBody`]: super::mcp_fast::CheckedBody
+pub(crate) async fn check(request: Request) -> Result<(Request, Option<Span>), Response> {
     let is_json = request
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
@@ -401,13 +406,12 @@ pub(crate) async fn check_message(request: Request, next: Next) -> Response {
                 .to_ascii_lowercase()
                 .starts_with("application/json")
         });
-    // Other methods and content types are rmcp's to refuse (405, 415).
     if request.method() != Method::POST || !is_json {
-        return next.run(request).await;
+        return Ok((request, None));
     }
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_MCP_BODY).await else {
-        return (
+        return Err((
             StatusCode::PAYLOAD_TOO_LARGE,
             Json(json!({
                 "jsonrpc": "2.0", "id": null,
@@ -415,28 +419,26 @@ pub(crate) async fn check_message(request: Request, next: Next) -> Response {
                            "message": format!("the body must be at most {MAX_MCP_BODY} bytes") },
             })),
         )
-            .into_response();
+            .into_response());
     };
     let message = match read_message(&bytes) {
         Ok(message) => message,
-        Err(rejection) => return rpc_error(&rejection.id, rejection.code, rejection.message),
+        Err(rejection) => return Err(rpc_error(&rejection.id, rejection.code, rejection.message)),
     };
     let span = message.span(&parts.headers);
-    let mut parts = parts;
     parts
         .extensions
         .insert(super::mcp_fast::CheckedBody(bytes.clone()));
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .instrument(span.clone())
-        .await;
-    // A refusal rmcp or a layer below answered with an HTTP error status (a tool's failure is
-    // a 200 and is the tool span's).
+    Ok((Request::from_parts(parts, Body::from(bytes)), Some(span)))
+}
+
+/// Marks the message's span failed when the answer is an HTTP error status (a refusal rmcp or
+/// a step below answered; a tool's failure is a 200 and is the tool span's).
+pub(crate) fn record_outcome(span: &Span, response: &Response) {
     if !response.status().is_success() {
         span.record("error.type", response.status().as_str());
         span.record("otel.status_code", "error");
     }
-    response
 }
 
 #[cfg(test)]

@@ -11,9 +11,7 @@
 use axum::response::IntoResponse as _;
 use axum::{
     body::to_bytes,
-    extract::Request,
     http::{StatusCode, header},
-    middleware::Next,
     response::Response,
 };
 
@@ -22,9 +20,9 @@ use crate::{error::ApiError, mask};
 /// rmcp's refusals are one sentence; anything longer is cut.
 const MAX_MESSAGE: usize = 200;
 
-/// Wraps rmcp's non-JSON error answers into [`ApiError`]'s envelope.
-pub(super) async fn envelope(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+/// Wraps rmcp's non-JSON error answers into [`ApiError`]'s envelope (a step of
+/// `http::mcp_message`).
+pub(super) async fn envelope(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()

@@ -107,7 +107,7 @@ const KEY_HEADERS: [&str; 7] = [
 const ANSWER_START: &[u8] = br#"{"jsonrpc":"2.0","id":"#;
 const AFTER_ID: &[u8] = br#","result":"#;
 
-/// The body of a `POST /mcp` as [`super::jsonrpc::check_message`] read and accepted it (request
+/// The body of a `POST /mcp` as [`super::jsonrpc::check`] read and accepted it (request
 /// extension), so the fast path reads it without reading the body a second time.
 #[derive(Clone)]
 pub(crate) struct CheckedBody(pub(crate) Bytes);

@@ -80,9 +80,7 @@ pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
             state.clone(),
             rate_limit::limit_principal,
         ))
-        .layer(axum::middleware::from_fn(jsonrpc::check_message))
-        .layer(from_fn_with_state(state.clone(), oauth::scope_challenge))
-        .layer(axum::middleware::from_fn(mcp_errors::envelope))
+        .layer(from_fn_with_state(state.clone(), mcp_message))
         .service(mcp_service(&state, shutdown));
     let mcp = Router::new().route_service("/mcp", mcp);
     let protected = Router::new()
@@ -108,6 +106,35 @@ pub fn build_router(state: AppState, shutdown: CancellationToken) -> Router {
         .layer(from_fn_with_state(state.clone(), record_metrics))
         .fallback(not_found)
         .with_state(state)
+}
+
+/// `/mcp`'s own steps around rmcp, outermost first: the JSON-RPC shape of a POST body
+/// ([`jsonrpc::check`]), the step-up challenge of a refusal for a missing permission
+/// ([`oauth::scope_challenge`]), and rmcp's plain-text refusals put into the error envelope
+/// ([`mcp_errors::envelope`]). One layer rather than three: each `from_fn` layer boxes its
+/// future and the service below it on every request (docs/PERFORMANCE.md, "Instructions per
+/// request").
+async fn mcp_message(
+    State(state): State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument as _;
+    let (mut request, span) = match jsonrpc::check(request).await {
+        Ok(checked) => checked,
+        Err(refusal) => return refusal,
+    };
+    let slot = oauth::expect_scope(&mut request);
+    let response = match &span {
+        Some(span) => next.run(request).instrument(span.clone()).await,
+        None => next.run(request).await,
+    };
+    let response = mcp_errors::envelope(response).await;
+    let response = oauth::scope_challenge(&state, &slot, response);
+    if let Some(span) = &span {
+        jsonrpc::record_outcome(span, &response);
+    }
+    response
 }
 
 /// Counts requests and their latency per route template, and names the request's span after it

@@ -5,9 +5,8 @@
 
 use axum::{
     Json,
-    extract::{Request, State},
+    extract::State,
     http::{HeaderValue, StatusCode, header},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde_json::json;
@@ -104,21 +103,24 @@ pub fn challenge(state: &AppState, mut error: ApiError) -> ApiError {
     error
 }
 
-/// `/mcp` layer: a request the MCP handlers refused for a missing permission (a JSON-RPC
-/// `-32003`, which stays the body) is answered 403 with `WWW-Authenticate: Bearer
-/// error="insufficient_scope", scope="<permission>", resource_metadata="…"` (MCP authorization,
-/// RFC 6750 §3.1), so an OAuth client can ask the person for that permission and retry (step-up).
+/// `/mcp` step (`http::mcp_message`): a request the MCP handlers refused for a missing
+/// permission (a JSON-RPC `-32003`, which stays the body) is answered 403 with
+/// `WWW-Authenticate: Bearer error="insufficient_scope", scope="<permission>",
+/// resource_metadata="…"` (MCP authorization, RFC 6750 §3.1), so an OAuth client can ask the
+/// person for that permission and retry (step-up).
 ///
 /// `scope` names only what this operation needs: the 2026-07-28 spec has clients add it to the
 /// scopes they already hold. A client without OAuth support still reads the JSON-RPC error.
-pub async fn scope_challenge(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+///
+/// Before the request goes on: the slot the handlers name the missing permission in.
+pub fn expect_scope(request: &mut axum::extract::Request) -> MissingScope {
     let slot = MissingScope::default();
     request.extensions_mut().insert(slot.clone());
-    let mut response = next.run(request).await;
+    slot
+}
+
+/// After: the answer, turned into the challenge when the slot names a permission.
+pub fn scope_challenge(state: &AppState, slot: &MissingScope, mut response: Response) -> Response {
     let Some(permission) = slot.get() else {
         return response;
     };
@@ -129,7 +131,7 @@ pub async fn scope_challenge(
     let value = format!(
         "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{permission}\", \
          resource_metadata=\"{}\", error_description=\"permission denied: needs {permission}\"",
-        resource_metadata_url(&state)
+        resource_metadata_url(state)
     );
     if let Ok(value) = HeaderValue::from_str(&value) {
         response

@@ -51,7 +51,7 @@ use serde_json::json;
 
 use crate::{audit::AuditEventType, error::ApiError, state::AppState};
 
-pub use metadata::{challenge, refuse_mcp, scope_challenge};
+pub use metadata::{challenge, expect_scope, refuse_mcp, scope_challenge};
 
 /// How long a code may be exchanged after it was issued.
 pub const CODE_TTL: Duration = Duration::from_secs(60);
