@@ -128,8 +128,6 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
             "LOG_LEVEL is debug in production",
         ));
     }
-    // In memory a store answers at once: nothing to read ahead (`http::read_ahead`).
-    let read_ahead = parts.stores.backend != "memory";
     Ok(AppState(Arc::new(App {
         started_at: Instant::now(),
         public_url,
@@ -150,8 +148,11 @@ pub fn build_state(config: Config, mut parts: Parts) -> anyhow::Result<AppState>
         metrics,
         clock: parts.clock,
         mcp_lists: Arc::new(crate::http::mcp_fast::ListAnswers::new()),
-        read_ahead,
-        session_hints: SessionHints::new(if read_ahead { MAX_SESSION_HINTS } else { 0 }),
+        session_hints: SessionHints::new(if crate::state::reads_ahead(parts.stores.backend) {
+            MAX_SESSION_HINTS
+        } else {
+            0
+        }),
         http_metrics: observe::HttpMetrics::default(),
         config,
     })))

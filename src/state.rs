@@ -40,6 +40,14 @@ pub fn epoch_ms(at: SystemTime) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Whether the rate limiter reads ahead what authentication needs (`http::read_ahead`) with
+/// the stores of `backend` (`store::Stores::backend`): in Redis, where it saves round trips;
+/// not in memory, where a store answers at once and there are none to save.
+#[must_use]
+pub fn reads_ahead(backend: &str) -> bool {
+    backend != "memory"
+}
+
 /// The real clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
@@ -79,12 +87,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// rmcp's answers to the list methods on `/mcp`, kept per key (`http::mcp_fast`).
     pub mcp_lists: Arc<crate::http::mcp_fast::ListAnswers>,
-    /// Whether the rate limiter reads ahead what authentication needs (`http::read_ahead`):
-    /// with the stores in Redis, where it saves round trips; not in memory, where there are
-    /// none to save.
-    pub read_ahead: bool,
-    /// Where the sessions this instance has seen lead (`http::read_ahead`; kept with
-    /// `read_ahead` only).
+    /// Where the sessions this instance has seen lead (`http::read_ahead`; kept only when
+    /// [`App::read_ahead`]).
     pub session_hints: crate::http::read_ahead::SessionHints,
     /// The per-request HTTP metrics' handles, kept once registered (`observe::HttpMetrics`).
     pub http_metrics: crate::observe::HttpMetrics,
@@ -107,6 +111,11 @@ impl App {
 
     pub fn now(&self) -> SystemTime {
         self.clock.now()
+    }
+
+    /// Whether the rate limiter reads ahead what authentication needs ([`reads_ahead`]).
+    pub fn read_ahead(&self) -> bool {
+        reads_ahead(self.store_backend)
     }
 
     /// What writes token records and signs tokens ([`crate::auth::Issuer`]).

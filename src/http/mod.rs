@@ -140,8 +140,8 @@ async fn mcp_message(
 /// Counts requests and their latency per route template, and names the request's span after it
 /// (`trace::record_route`) (never per raw path: bounded labels).
 /// The method label is one of the standard methods or `other`: a client inventing methods must
-/// not grow the series without bound. Labels are built without copying the route twice
-/// (finding 9).
+/// not grow the series without bound. The handles are kept per route, method and status
+/// ([`crate::observe::HttpMetrics`], finding 16).
 async fn record_metrics(
     State(state): State<AppState>,
     request: Request,

@@ -348,15 +348,8 @@ pub async fn limit_requests(
     let now = state.now();
     // The address's buckets, and what the request will need next from the stores, all at
     // once: one store round trip (`read_ahead`).
-    let ip_counts = async {
-        match policies.as_slice() {
-            [policy] => count(&state, *policy, &ip, now).await.map(|b| vec![b]),
-            _ => {
-                futures::future::try_join_all(policies.iter().map(|p| count(&state, *p, &ip, now)))
-                    .await
-            }
-        }
-    };
+    let ip_counts =
+        futures::future::try_join_all(policies.iter().map(|p| count(&state, *p, &ip, now)));
     let mut principal = None;
     let mut extensions = axum::http::Extensions::new();
     let counted = match read_ahead_of(&state, &request, now) {
@@ -453,7 +446,7 @@ enum Ahead {
 /// get the cookie too, and need no session). Anything else is left to the authentication
 /// layer, which refuses it in its own words.
 fn read_ahead_of(state: &AppState, request: &Request, now: SystemTime) -> Ahead {
-    if !state.read_ahead {
+    if !state.read_ahead() {
         return Ahead::Nothing;
     }
     let headers = request.headers();
